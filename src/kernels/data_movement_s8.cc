@@ -1,0 +1,67 @@
+// Portable int8 data movement: PAD, TRANSPOSE, CONCATENATION.
+#include "tinyengine_kernels.h"
+
+extern "C" void te_pad_s8(const te_pad_params* p, const int8_t* input,
+                          int8_t* output) {
+  const int32_t* in = p->input_dims;
+  int32_t od[4];
+  for (int i = 0; i < 4; ++i) od[i] = p->before[i] + in[i] + p->after[i];
+  const int8_t fill = static_cast<int8_t>(p->pad_value);
+  for (int32_t i0 = 0; i0 < od[0]; ++i0) {
+    const int32_t s0 = i0 - p->before[0];
+    for (int32_t i1 = 0; i1 < od[1]; ++i1) {
+      const int32_t s1 = i1 - p->before[1];
+      for (int32_t i2 = 0; i2 < od[2]; ++i2) {
+        const int32_t s2 = i2 - p->before[2];
+        const bool row_inside = s0 >= 0 && s0 < in[0] && s1 >= 0 &&
+                                s1 < in[1] && s2 >= 0 && s2 < in[2];
+        const int8_t* src =
+            input + ((s0 * in[1] + s1) * in[2] + s2) * in[3];
+        for (int32_t i3 = 0; i3 < od[3]; ++i3) {
+          const int32_t s3 = i3 - p->before[3];
+          *output++ = (row_inside && s3 >= 0 && s3 < in[3]) ? src[s3] : fill;
+        }
+      }
+    }
+  }
+}
+
+extern "C" void te_transpose_s8(const te_transpose_params* p,
+                                const int8_t* input, int8_t* output) {
+  // Pad to 6-D so one loop nest serves every rank.
+  int32_t in_dims[6], in_strides[6], out_dims[6], src_stride[6];
+  const int32_t lead = 6 - p->rank;
+  for (int i = 0; i < 6; ++i) in_dims[i] = 1;
+  for (int i = 0; i < p->rank; ++i) in_dims[lead + i] = p->input_dims[i];
+  in_strides[5] = 1;
+  for (int i = 4; i >= 0; --i) in_strides[i] = in_strides[i + 1] * in_dims[i + 1];
+  for (int i = 0; i < 6; ++i) {
+    const int src = i < lead ? i : lead + p->perm[i - lead];
+    out_dims[i] = in_dims[src];
+    src_stride[i] = in_strides[src];
+  }
+  for (int32_t a = 0; a < out_dims[0]; ++a)
+    for (int32_t b = 0; b < out_dims[1]; ++b)
+      for (int32_t c = 0; c < out_dims[2]; ++c)
+        for (int32_t d = 0; d < out_dims[3]; ++d)
+          for (int32_t e = 0; e < out_dims[4]; ++e) {
+            const int32_t base = a * src_stride[0] + b * src_stride[1] +
+                                 c * src_stride[2] + d * src_stride[3] +
+                                 e * src_stride[4];
+            for (int32_t f = 0; f < out_dims[5]; ++f) {
+              *output++ = input[base + f * src_stride[5]];
+            }
+          }
+}
+
+extern "C" void te_concat_s8(const int8_t* const* inputs,
+                             const int32_t* axis_sizes, int32_t n_inputs,
+                             int32_t outer, int32_t inner, int8_t* output) {
+  for (int32_t o = 0; o < outer; ++o) {
+    for (int32_t i = 0; i < n_inputs; ++i) {
+      const int32_t chunk = axis_sizes[i] * inner;
+      const int8_t* src = inputs[i] + o * chunk;
+      for (int32_t k = 0; k < chunk; ++k) *output++ = src[k];
+    }
+  }
+}

@@ -1,0 +1,61 @@
+// Portable int8 ADD and MUL with 4-D broadcasting, TFLM-exact.
+#include "fixed_point.h"
+#include "tinyengine_kernels.h"
+
+namespace {
+
+inline int8_t add_one(const te_elementwise_params* p, int32_t a, int32_t b) {
+  const int32_t shifted_a = (a + p->input1_offset) * (1 << p->left_shift);
+  const int32_t shifted_b = (b + p->input2_offset) * (1 << p->left_shift);
+  const int32_t scaled_a = te::multiply_by_quantized_multiplier(
+      shifted_a, p->input1_multiplier, p->input1_shift);
+  const int32_t scaled_b = te::multiply_by_quantized_multiplier(
+      shifted_b, p->input2_multiplier, p->input2_shift);
+  const int32_t out =
+      te::multiply_by_quantized_multiplier(scaled_a + scaled_b,
+                                           p->output_multiplier,
+                                           p->output_shift) +
+      p->output_offset;
+  return static_cast<int8_t>(te::clamp_i32(out, p->act_min, p->act_max));
+}
+
+inline int8_t mul_one(const te_elementwise_params* p, int32_t a, int32_t b) {
+  const int32_t product = (a + p->input1_offset) * (b + p->input2_offset);
+  const int32_t out = te::multiply_by_quantized_multiplier(
+                          product, p->output_multiplier, p->output_shift) +
+                      p->output_offset;
+  return static_cast<int8_t>(te::clamp_i32(out, p->act_min, p->act_max));
+}
+
+// Walks the output in order; each element reads both inputs through their
+// (possibly zero) strides, which covers every broadcast pattern of rank <= 4.
+template <int8_t (*Op)(const te_elementwise_params*, int32_t, int32_t)>
+void broadcast_apply(const te_elementwise_params* p, const int8_t* in1,
+                     const int8_t* in2, int8_t* out) {
+  const int32_t* d = p->dims;
+  const int32_t* s1 = p->input1_strides;
+  const int32_t* s2 = p->input2_strides;
+  for (int32_t i0 = 0; i0 < d[0]; ++i0) {
+    for (int32_t i1 = 0; i1 < d[1]; ++i1) {
+      for (int32_t i2 = 0; i2 < d[2]; ++i2) {
+        const int32_t base1 = i0 * s1[0] + i1 * s1[1] + i2 * s1[2];
+        const int32_t base2 = i0 * s2[0] + i1 * s2[1] + i2 * s2[2];
+        for (int32_t i3 = 0; i3 < d[3]; ++i3) {
+          *out++ = Op(p, in1[base1 + i3 * s1[3]], in2[base2 + i3 * s2[3]]);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+extern "C" void te_add_s8(const te_elementwise_params* p, const int8_t* input1,
+                          const int8_t* input2, int8_t* output) {
+  broadcast_apply<add_one>(p, input1, input2, output);
+}
+
+extern "C" void te_mul_s8(const te_elementwise_params* p, const int8_t* input1,
+                          const int8_t* input2, int8_t* output) {
+  broadcast_apply<mul_one>(p, input1, input2, output);
+}

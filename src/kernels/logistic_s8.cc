@@ -1,0 +1,37 @@
+// LOGISTIC, int8 -> int8 (output scale 1/256, zero point -128).
+//
+// Integer algorithm of TFLM's reference_integer_ops::Logistic for int8:
+// inputs whose distance from the zero point reaches input_range_radius
+// saturate to 0 or 1; the others are rescaled into Q4.27, passed through the
+// gemmlowp fixed-point logistic (result in Q0.31) and rounded to steps of
+// 1/256.
+#include "tinyengine_kernels.h"
+
+#include "fixed_point.h"
+
+namespace {
+constexpr int kInputIntegerBits = 4;   // logistic() input format Q4.27
+constexpr int kOutputIntegerBits = 8;  // int8 output holds Q0.31 >> 23
+}  // namespace
+
+extern "C" void te_logistic_s8(const int8_t* input, int8_t* output,
+                               int32_t size, int32_t input_zero_point,
+                               int32_t input_range_radius,
+                               int32_t input_multiplier,
+                               int32_t input_left_shift) {
+  for (int32_t i = 0; i < size; ++i) {
+    const int32_t x = static_cast<int32_t>(input[i]) - input_zero_point;
+    if (x <= -input_range_radius) {
+      output[i] = INT8_MIN;
+    } else if (x >= input_range_radius) {
+      output[i] = INT8_MAX;
+    } else {
+      const int32_t x_q4 = te::multiply_by_quantized_multiplier(
+          x, input_multiplier, input_left_shift);
+      const int32_t y_q0 = te::logistic(x_q4, kInputIntegerBits);
+      const int32_t y = te::rounding_divide_by_pot(y_q0, 31 - kOutputIntegerBits);
+      output[i] = static_cast<int8_t>(
+          te::clamp_i32(y + INT8_MIN, INT8_MIN, INT8_MAX));
+    }
+  }
+}

@@ -1,0 +1,65 @@
+// MEAN, int8 -> int8, over the contiguous middle block of a tensor viewed as
+// [outer, reduced, inner].
+//
+// Integer algorithm of TFLM's MEAN for int8 (reference_ops::
+// QuantizedMeanOrSum with compute_sum = false), used by TFLM for every axis
+// set, keep_dims value and pair of input/output quantizations:
+//   sum   = sum of the raw int8 inputs of one output (int32);
+//   x     = sum - input_zero_point * count;
+//   the requantization (multiplier, shift) for input_scale / output_scale is
+//   folded with 1 / count: with s = min(floor(log2(count)), 32, 31 + shift),
+//   multiplier' = (multiplier * 2^s) / count (truncated), shift' = shift - s;
+//   out   = clamp(MultiplyByQuantizedMultiplier(x, multiplier', shift') +
+//                 output_zero_point).
+#include "tinyengine_kernels.h"
+
+#include "fixed_point.h"
+
+extern "C" void te_mean_s8(const te_mean_params* p, const int8_t* input,
+                           int8_t* output) {
+  const int32_t outer = p->outer;
+  const int32_t reduced = p->reduced;
+  const int32_t inner = p->inner;
+  const int64_t count = reduced;
+
+  if (count <= 0) {
+    // TFLM leaves the zero-initialised output untouched for an empty
+    // reduction.
+    for (int64_t i = 0; i < static_cast<int64_t>(outer) * inner; ++i) {
+      output[i] = 0;
+    }
+    return;
+  }
+
+  // Fold the division by the element count into the requantization.
+  int s = 0;  // floor(log2(count))
+  for (uint64_t c = static_cast<uint64_t>(count); c > 1; c >>= 1) ++s;
+  if (s > 32) s = 32;
+  if (s > 31 + p->shift) s = 31 + p->shift;
+  if (s < 0) s = 0;  // only for shifts below -31, which QuantizeMultiplier
+                     // never produces
+  const int32_t multiplier = static_cast<int32_t>(
+      (static_cast<int64_t>(p->multiplier) * (int64_t{1} << s)) / count);
+  const int shift = p->shift - s;
+
+  // input_offset is -input_zero_point.
+  const int64_t zero_point_total = -static_cast<int64_t>(p->input_offset) * count;
+
+  for (int32_t o = 0; o < outer; ++o) {
+    const int8_t* block = input + static_cast<int64_t>(o) * reduced * inner;
+    int8_t* out = output + static_cast<int64_t>(o) * inner;
+    for (int32_t i = 0; i < inner; ++i) {
+      int32_t sum = 0;
+      const int8_t* v = block + i;
+      for (int32_t r = 0; r < reduced; ++r) {
+        sum = te::wrapping_add(sum, v[static_cast<int64_t>(r) * inner]);
+      }
+      const int32_t centred = static_cast<int32_t>(static_cast<uint32_t>(
+          static_cast<uint64_t>(static_cast<int64_t>(sum) - zero_point_total)));
+      const int32_t y =
+          te::multiply_by_quantized_multiplier(centred, multiplier, shift) +
+          p->output_offset;
+      out[i] = static_cast<int8_t>(te::clamp_i32(y, INT8_MIN, INT8_MAX));
+    }
+  }
+}
