@@ -1,0 +1,90 @@
+"""What the C writer needs to know about each kernel of src/.
+
+One entry per kernel symbol: the source file that defines it, the TFLite-style
+operator type it implements (for reports), its parameter struct and fields (or
+the scalar arguments it takes), and how to count its multiply-accumulates.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Dict, List, Optional
+
+_CONV_FIELDS = [
+    "batch", "input_h", "input_w", "input_c", "output_h", "output_w", "output_c",
+    "kernel_h", "kernel_w", "stride_h", "stride_w", "dilation_h", "dilation_w",
+    "pad_top", "pad_left", "depth_multiplier", "input_offset", "output_offset",
+    "act_min", "act_max",
+]
+_ELEMENTWISE_FIELDS = [
+    "dims", "input1_strides", "input2_strides", "input1_offset", "input2_offset",
+    "output_offset", "left_shift", "input1_multiplier", "input1_shift",
+    "input2_multiplier", "input2_shift", "output_multiplier", "output_shift",
+    "act_min", "act_max",
+]
+_POOL_FIELDS = [
+    "batch", "input_h", "input_w", "channels", "output_h", "output_w", "filter_h",
+    "filter_w", "stride_h", "stride_w", "pad_top", "pad_left", "act_min", "act_max",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelSpec:
+    """How to call one kernel.
+
+    ``args`` is the C argument list: "p" is the address of the parameter
+    struct, "inN" the N-th tensor argument, "out" the output, any other word
+    an attribute printed as a literal.
+    """
+
+    op_type: str
+    source: str
+    args: List[str]
+    struct: Optional[str] = None
+    fields: List[str] = dataclasses.field(default_factory=list)
+    macs: Callable[[Dict], int] = lambda a: 0
+
+
+def _conv_macs(a):
+    return a["batch"] * a["output_h"] * a["output_w"] * a["output_c"] * a["kernel_h"] * a["kernel_w"] * a["input_c"]
+
+
+def _dw_macs(a):
+    return a["batch"] * a["output_h"] * a["output_w"] * a["output_c"] * a["kernel_h"] * a["kernel_w"]
+
+
+_P5 = ["p", "in0", "in1", "in2", "in3", "in4", "out"]
+
+KERNELS: Dict[str, KernelSpec] = {
+    "te_conv2d_s8": KernelSpec("CONV_2D", "conv2d_s8.cc", _P5, "te_conv_params", _CONV_FIELDS, _conv_macs),
+    "te_depthwise_conv2d_s8": KernelSpec("DEPTHWISE_CONV_2D", "conv2d_s8.cc", _P5, "te_conv_params", _CONV_FIELDS, _dw_macs),
+    "te_fully_connected_s8": KernelSpec(
+        "FULLY_CONNECTED", "fully_connected_s8.cc", _P5, "te_fc_params",
+        ["batch", "input_depth", "output_depth", "input_offset", "filter_offset", "output_offset", "act_min", "act_max"],
+        lambda a: a["batch"] * a["input_depth"] * a["output_depth"]),
+    "te_add_s8": KernelSpec("ADD", "elementwise_s8.cc", ["p", "in0", "in1", "out"], "te_elementwise_params", _ELEMENTWISE_FIELDS),
+    "te_mul_s8": KernelSpec("MUL", "elementwise_s8.cc", ["p", "in0", "in1", "out"], "te_elementwise_params", _ELEMENTWISE_FIELDS),
+    "te_avg_pool_s8": KernelSpec("AVERAGE_POOL_2D", "pooling_s8.cc", ["p", "in0", "out"], "te_pool_params", _POOL_FIELDS),
+    "te_max_pool_s8": KernelSpec("MAX_POOL_2D", "pooling_s8.cc", ["p", "in0", "out"], "te_pool_params", _POOL_FIELDS),
+    "te_mean_s8": KernelSpec("MEAN", "mean_s8.cc", ["p", "in0", "out"], "te_mean_params",
+                             ["outer", "reduced", "inner", "input_offset", "output_offset", "multiplier", "shift"]),
+    "te_pad_s8": KernelSpec("PAD", "data_movement_s8.cc", ["p", "in0", "out"], "te_pad_params",
+                            ["input_dims", "before", "after", "pad_value"]),
+    "te_transpose_s8": KernelSpec("TRANSPOSE", "data_movement_s8.cc", ["p", "in0", "out"], "te_transpose_params",
+                                  ["rank", "input_dims", "perm"]),
+    "te_resize_nearest_s8": KernelSpec("RESIZE_NEAREST_NEIGHBOR", "resize_nearest_s8.cc", ["p", "in0", "out"], "te_resize_params",
+                                       ["batch", "input_h", "input_w", "channels", "output_h", "output_w", "align_corners", "half_pixel_centers"]),
+    "te_requantize_s8": KernelSpec("QUANTIZE", "quantize_s8.cc",
+                                   ["in0", "out", "size", "input_offset", "output_offset", "multiplier", "shift", "act_min", "act_max"]),
+    "te_quantize_f32_s8": KernelSpec("QUANTIZE", "quantize_s8.cc", ["in0", "out", "size", "scale", "zero_point"]),
+    "te_dequantize_s8_f32": KernelSpec("DEQUANTIZE", "quantize_s8.cc", ["in0", "out", "size", "scale", "zero_point"]),
+    "te_softmax_s8": KernelSpec("SOFTMAX", "softmax_s8.cc",
+                                ["in0", "out", "rows", "depth", "input_beta_multiplier", "input_beta_left_shift", "diff_min"]),
+    "te_logistic_s8": KernelSpec("LOGISTIC", "logistic_s8.cc",
+                                 ["in0", "out", "size", "input_zero_point", "input_range_radius", "input_multiplier", "input_left_shift"]),
+    "te_hard_swish_s8": KernelSpec("HARD_SWISH", "hard_swish_s8.cc", ["p", "in0", "out", "size"], "te_hard_swish_params",
+                                   ["input_zero_point", "output_zero_point", "reluish_multiplier_fixedpoint_int16",
+                                    "reluish_multiplier_exponent", "output_multiplier_fixedpoint_int16", "output_multiplier_exponent"]),
+    "te_concat_s8": KernelSpec("CONCATENATION", "data_movement_s8.cc", ["inputs", "axis_sizes", "n_inputs", "outer", "inner", "out"]),
+}
+
+COMMON_SOURCES = ["fixed_point.h"]

@@ -1,0 +1,31 @@
+"""Locate the C++ kernel library and pick the files a model needs."""
+from __future__ import annotations
+
+import os
+from typing import Iterable, List
+
+from ..errors import TinyEngineError
+from .kernel_specs import COMMON_SOURCES, KERNELS
+
+
+def kernel_dir() -> str:
+    """Directory holding ``include/tinyengine_kernels.h`` and ``kernels/*.cc``.
+
+    ``TINYENGINE_KERNEL_DIR`` overrides it; otherwise the ``src/`` of the
+    checkout this package was installed from (editable install), or the copy
+    shipped inside the package.
+    """
+    candidates = [os.environ.get("TINYENGINE_KERNEL_DIR", "")]
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    candidates.append(os.path.join(here, "_kernels"))
+    candidates.append(os.path.normpath(os.path.join(here, "..", "..", "src")))
+    for c in candidates:
+        if c and os.path.isfile(os.path.join(c, "include", "tinyengine_kernels.h")):
+            return c
+    raise TinyEngineError("cannot find the kernel sources (src/); set TINYENGINE_KERNEL_DIR")
+
+
+def kernel_sources_for(kernels: Iterable[str]) -> List[str]:
+    """Sorted kernel source files (relative to kernels/) that define ``kernels``."""
+    files = {KERNELS[k].source for k in kernels}
+    return sorted(files) + list(COMMON_SOURCES)

@@ -1,0 +1,160 @@
+"""compile(): model file (or Relax IRModule) -> planned, generated C, in memory.
+
+Nothing touches the file system until :meth:`CompiledModel.export`, so a model
+that fails anywhere in import, lowering or planning leaves no partial output.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from typing import Dict, List, Optional, Union
+
+import numpy as np
+import tvm
+
+from .codegen import CWriter, KERNELS, kernel_dir, kernel_sources_for
+from .errors import TinyEngineError
+from .frontend import ImportedModel, TensorDesc, load_model
+from .kernel_graph import KernelGraph
+from .planner import plan_arena
+from .transform import LowerToIntegerKernels
+
+
+class CompiledModel:
+    """A compiled model: its generated files (text), metadata and host runner."""
+
+    def __init__(self, name: str, files: Dict[str, str], metadata: dict, lowered: tvm.IRModule):
+        self.name = name
+        self.files = files
+        self.metadata = metadata
+        self.lowered = lowered
+        self.compile_seconds = 0.0
+        self._host = None
+
+    def export(self, path: str) -> str:
+        """Write the project to a directory, or to a tarball when ``path`` ends in .tar."""
+        if path.endswith(".tar"):
+            parent = os.path.dirname(os.path.abspath(path))
+            os.makedirs(parent, exist_ok=True)
+            tmp = path + ".partial"
+            with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+                for rel in sorted(self.files):
+                    data = self.files[rel].encode()
+                    info = tarfile.TarInfo(rel)
+                    info.size, info.mtime, info.mode = len(data), 0, 0o644
+                    tar.addfile(info, io.BytesIO(data))
+            os.replace(tmp, path)
+            return path
+        parent = os.path.dirname(os.path.abspath(path)) or "."
+        os.makedirs(parent, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".tinyengine-", dir=parent)
+        try:
+            for rel, text in self.files.items():
+                full = os.path.join(staging, rel)
+                os.makedirs(os.path.dirname(full), exist_ok=True)
+                with open(full, "w") as f:
+                    f.write(text)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            os.replace(staging, path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return path
+
+    def run(self, inputs, **kwargs) -> Dict[str, np.ndarray]:
+        """Run the generated C on this host (built once with gcc) and return the outputs."""
+        from .runtime.host import HostModel
+
+        if self._host is None:
+            build_dir = tempfile.mkdtemp(prefix=f"tinyengine-{self.name}-")
+            self.export(os.path.join(build_dir, "project"))
+            self._host = HostModel(os.path.join(build_dir, "project"), **kwargs)
+        return self._host.run(inputs)
+
+
+def _imported_from_irmodule(mod: tvm.IRModule, name: str) -> ImportedModel:
+    func = mod["main"]
+    inputs = [TensorDesc(p.name, [int(d) for d in p.ty.shape], str(p.ty.dtype)) for p in func.params]
+    ret = func.ret_ty if hasattr(func, "ret_ty") else func.body.body.ty
+    rets = list(ret.fields) if hasattr(ret, "fields") else [ret]
+    outputs = [TensorDesc(f"output_{i}", [int(d) for d in r.shape], str(r.dtype)) for i, r in enumerate(rets)]
+    return ImportedModel(name=name, format="relax", mod=mod, inputs=inputs, outputs=outputs)
+
+
+def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None,
+            passes: Optional[List[tvm.transform.Pass]] = None) -> CompiledModel:  # noqa: A001
+    """Compile an int8 TFLite/ONNX model (path or bytes) or a QDQ Relax IRModule to C.
+
+    ``passes`` are extra ``tvm.transform`` passes run after integer lowering.
+    Raises ModelFormatError / UnsupportedModelError before producing anything.
+    """
+    t0 = time.perf_counter()
+    if isinstance(model, tvm.IRModule):
+        imported = _imported_from_irmodule(model, name or "model")
+    else:
+        imported = load_model(model, name)
+    pipeline = [LowerToIntegerKernels(imported.side_info)] + list(passes or [])
+    lowered = tvm.transform.Sequential(pipeline, name="tinyengine")(imported.mod)
+    graph = KernelGraph.from_relax(lowered["main"])
+    _fill_io_from_graph(imported, graph)
+    plan = plan_arena(graph)
+    writer = CWriter(imported.name, graph, plan, imported.inputs, imported.outputs)
+    files = {
+        f"include/{imported.name}.h": writer.header(),
+        f"src/{imported.name}.c": writer.source(),
+        f"src/{imported.name}_weights.c": writer.weights(),
+    }
+    kdir = kernel_dir()
+    files["include/tinyengine_kernels.h"] = _read(os.path.join(kdir, "include", "tinyengine_kernels.h"))
+    for src in kernel_sources_for(s.kernel for s in graph.steps):
+        files[f"src/kernels/{src}"] = _read(os.path.join(kdir, "kernels", src))
+    metadata = _metadata(imported, graph, plan)
+    files["metadata.json"] = json.dumps(metadata, indent=2, sort_keys=False) + "\n"
+    compiled = CompiledModel(imported.name, files, metadata, lowered)
+    compiled.compile_seconds = time.perf_counter() - t0
+    return compiled
+
+
+def _fill_io_from_graph(imported: ImportedModel, graph: KernelGraph) -> None:
+    if len(imported.inputs) != len(graph.inputs) or len(imported.outputs) != len(graph.outputs):
+        raise TinyEngineError("the lowered model's inputs/outputs do not match the model file's")
+    for desc, idx in zip(imported.inputs + imported.outputs, graph.inputs + graph.outputs):
+        t = graph.tensors[idx]
+        if list(t.shape) != list(desc.shape) or t.dtype != desc.dtype:
+            raise TinyEngineError(f"tensor '{desc.name}': lowered as {t.dtype}{t.shape}, model says {desc.dtype}{desc.shape}")
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _metadata(imported: ImportedModel, graph: KernelGraph, plan) -> dict:
+    ops = []
+    for step in graph.steps:
+        spec = KERNELS[step.kernel]
+        ops.append({"name": step.name, "type": step.attrs.get("_op_type", spec.op_type), "kernel": step.kernel, "macs": int(spec.macs(step.attrs))})
+    weights = sum(t.nbytes for t in graph.constants)
+    io_bytes = sum(d.nbytes for d in imported.inputs + imported.outputs)
+    timeline = plan.live_bytes_timeline(len(graph.steps))
+    return {
+        "model": imported.name,
+        "format": imported.format,
+        "inputs": [d.to_json() for d in imported.inputs],
+        "outputs": [d.to_json() for d in imported.outputs],
+        "memory": {
+            "arena_bytes": int(plan.arena_bytes),
+            "scratch_bytes": 0,
+            "weights_bytes": int(weights),
+            "io_bytes": int(io_bytes),
+            "peak_live_bytes": int(max(timeline, default=0)),
+        },
+        "ops": ops,
+        "total_macs": int(sum(o["macs"] for o in ops)),
+    }

@@ -1,0 +1,28 @@
+"""Errors raised by tinyengine-tvm; all derive from :class:`TinyEngineError`."""
+
+
+class TinyEngineError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ModelFormatError(TinyEngineError):
+    """The file is not a readable TFLite or ONNX model (truncated, wrong type)."""
+
+
+class UnsupportedModelError(TinyEngineError):
+    """The model uses operators, dtypes or attributes the compiler cannot lower.
+
+    ``problems`` lists one ``(op_type, node_name, reason)`` tuple per offending node.
+    """
+
+    def __init__(self, problems, model_name=""):
+        self.problems = list(problems)
+        where = f" in {model_name}" if model_name else ""
+        lines = [f"{len(self.problems)} unsupported node(s){where}:"]
+        for op_type, node, reason in self.problems:
+            lines.append(f"  - {op_type} (node '{node}'): {reason}")
+        super().__init__("\n".join(lines))
+
+
+class MemoryBudgetError(TinyEngineError):
+    """The memory plan does not fit the SRAM budget of the target."""

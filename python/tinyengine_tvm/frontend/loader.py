@@ -1,0 +1,92 @@
+"""Detect a model file's format and import it into a Relax IRModule."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Dict, List, Optional, Union
+
+import numpy as np
+
+from ..errors import ModelFormatError
+
+
+@dataclasses.dataclass
+class TensorDesc:
+    """A model input or output as the generated C API exposes it."""
+
+    name: str
+    shape: List[int]
+    dtype: str
+    scale: Optional[float] = None
+    zero_point: Optional[int] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        """The metadata.json form of this tensor."""
+        return dataclasses.asdict(self)
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the tensor in bytes."""
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+
+@dataclasses.dataclass
+class ImportedModel:
+    """A model imported by TVM's frontend, plus what the frontend does not keep.
+
+    ``side_info`` carries attributes that TVM's importer drops but TFLM uses
+    (e.g. SOFTMAX beta), in the order the ops appear in the model.
+    """
+
+    name: str
+    format: str
+    mod: Any
+    inputs: List[TensorDesc]
+    outputs: List[TensorDesc]
+    side_info: Dict[str, list] = dataclasses.field(default_factory=dict)
+
+
+def _sanitize_name(name: str) -> str:
+    out = "".join(c if c.isalnum() else "_" for c in name).strip("_").lower()
+    if not out or out[0].isdigit():
+        out = "model_" + out
+    return out
+
+
+def detect_format(data: bytes) -> str:
+    """Return "tflite" or "onnx" for a model's bytes, or raise ModelFormatError."""
+    if len(data) >= 8 and data[4:8] == b"TFL3":
+        return "tflite"
+    if len(data) > 0 and data[:1] == b"\x08":
+        # ONNX ModelProto starts with field 1 (ir_version, varint).
+        return "onnx"
+    raise ModelFormatError(
+        "not a TFLite flatbuffer (no 'TFL3' identifier) nor an ONNX model"
+    )
+
+
+def load_model(model: Union[str, os.PathLike, bytes], name: Optional[str] = None) -> ImportedModel:
+    """Read a .tflite or .onnx model (path or bytes), check it and import it.
+
+    Raises ModelFormatError for unreadable files and UnsupportedModelError
+    (listing every offending node) before anything is written.
+    """
+    if isinstance(model, (bytes, bytearray)):
+        data = bytes(model)
+        default_name = "model"
+    else:
+        path = os.fspath(model)
+        if not os.path.isfile(path):
+            raise ModelFormatError(f"{path}: no such file")
+        with open(path, "rb") as f:
+            data = f.read()
+        default_name = os.path.splitext(os.path.basename(path))[0]
+    model_name = _sanitize_name(name or default_name)
+    fmt = detect_format(data)
+    if fmt == "tflite":
+        from .tflite import import_tflite
+
+        return import_tflite(data, model_name)
+    from .onnx import import_onnx
+
+    return import_onnx(data, model_name)

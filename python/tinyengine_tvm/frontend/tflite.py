@@ -1,0 +1,226 @@
+"""TFLite int8 import: validate the flatbuffer, then run TVM's TFLite frontend."""
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from ..errors import ModelFormatError, UnsupportedModelError
+from .loader import ImportedModel, TensorDesc
+
+# TFLite TensorType enum values used here.
+_FLOAT32, _INT32, _INT8, _INT64 = 0, 2, 9, 4
+_TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string",
+               6: "bool", 7: "int16", 9: "int8", 10: "float64"}
+
+# Operators the integer lowering handles.  Value: which inputs are activations
+# (the rest are constants such as weights, bias, shapes or axes).
+SUPPORTED_OPS: Dict[str, Tuple[int, ...]] = {
+    "CONV_2D": (0,),
+    "DEPTHWISE_CONV_2D": (0,),
+    "FULLY_CONNECTED": (0,),
+    "ADD": (0, 1),
+    "MUL": (0, 1),
+    "AVERAGE_POOL_2D": (0,),
+    "MAX_POOL_2D": (0,),
+    "MEAN": (0,),
+    "PAD": (0,),
+    "RESHAPE": (0,),
+    "SQUEEZE": (0,),
+    "TRANSPOSE": (0,),
+    "CONCATENATION": (),  # every input is an activation, checked below
+    "SOFTMAX": (0,),
+    "LOGISTIC": (0,),
+    "HARD_SWISH": (0,),
+    "RESIZE_NEAREST_NEIGHBOR": (0,),
+    "QUANTIZE": (0,),
+    "DEQUANTIZE": (0,),
+    "RELU": (0,),
+    "RELU6": (0,),
+}
+_FUSED_ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
+# Operators that move int8 values without rescaling them.
+_SAME_QUANTIZATION = {"AVERAGE_POOL_2D", "MAX_POOL_2D", "PAD", "RESHAPE", "SQUEEZE", "TRANSPOSE",
+                      "RESIZE_NEAREST_NEIGHBOR"}
+
+
+def _op_names():
+    import tflite
+
+    return {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def _parse(data: bytes):
+    import tflite
+
+    try:
+        model = tflite.Model.GetRootAsModel(data, 0)
+        if model.SubgraphsLength() < 1:
+            raise ModelFormatError("TFLite model has no subgraph")
+        sg = model.Subgraphs(0)
+        # Touch every table once: a truncated buffer fails here, not later.
+        for i in range(sg.TensorsLength()):
+            t = sg.Tensors(i)
+            t.Name(), t.ShapeAsNumpy(), t.Type(), t.Quantization()
+        for i in range(sg.OperatorsLength()):
+            op = sg.Operators(i)
+            model.OperatorCodes(op.OpcodeIndex())
+            op.InputsAsNumpy(), op.OutputsAsNumpy()
+        for i in range(model.BuffersLength()):
+            model.Buffers(i).DataAsNumpy()
+    except ModelFormatError:
+        raise
+    except Exception as exc:  # flatbuffers raises assorted errors on bad data
+        raise ModelFormatError(f"malformed or truncated TFLite file: {exc!r}") from exc
+    return model
+
+
+def _tensor_name(sg, idx: int) -> str:
+    name = sg.Tensors(idx).Name()
+    return name.decode("utf-8", "replace") if name else f"tensor_{idx}"
+
+
+def _quant(tensor) -> Tuple[np.ndarray, np.ndarray]:
+    q = tensor.Quantization()
+    if q is None or q.ScaleLength() == 0:
+        return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    return q.ScaleAsNumpy().astype(np.float32), q.ZeroPointAsNumpy().astype(np.int64)
+
+
+def _is_const(model, tensor) -> bool:
+    buf = model.Buffers(tensor.Buffer())
+    return buf is not None and buf.DataLength() > 0
+
+
+def _check_operator(model, sg, op, names) -> List[str]:
+    """Reasons why one operator cannot be lowered (empty when it can)."""
+    oc = model.OperatorCodes(op.OpcodeIndex())
+    code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+    op_type = names.get(code, f"CUSTOM({code})")
+    if op_type not in SUPPORTED_OPS:
+        return [f"operator {op_type} is not supported"]
+    reasons = []
+    inputs = [i for i in op.InputsAsNumpy() if i >= 0]
+    outputs = list(op.OutputsAsNumpy())
+    acts_in = inputs if op_type == "CONCATENATION" else [inputs[i] for i in SUPPORTED_OPS[op_type] if i < len(inputs)]
+    for idx in acts_in + outputs:
+        t = sg.Tensors(idx)
+        dtype = t.Type()
+        allowed = {_INT8}
+        if op_type == "QUANTIZE" and idx in acts_in:
+            allowed = {_INT8, _FLOAT32}
+        if op_type == "DEQUANTIZE" and idx in outputs:
+            allowed = {_FLOAT32}
+        if dtype not in allowed:
+            reasons.append(
+                f"tensor '{_tensor_name(sg, idx)}' is {_TYPE_NAMES.get(dtype, dtype)}; "
+                f"only int8 activations are supported"
+                + (" (float models must be quantized to int8 first)" if dtype == _FLOAT32 else "")
+            )
+            continue
+        if dtype == _INT8:
+            scales, _ = _quant(t)
+            if scales.size == 0:
+                reasons.append(f"tensor '{_tensor_name(sg, idx)}' is int8 without quantization parameters")
+            elif scales.size > 1:
+                reasons.append(f"tensor '{_tensor_name(sg, idx)}' has per-channel activation quantization")
+    if op_type in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and len(inputs) > 1:
+        w = sg.Tensors(inputs[1])
+        if w.Type() != _INT8:
+            reasons.append(f"weights '{_tensor_name(sg, inputs[1])}' are {_TYPE_NAMES.get(w.Type(), w.Type())}, not int8")
+        if not _is_const(model, w):
+            reasons.append(f"weights '{_tensor_name(sg, inputs[1])}' are not constant")
+        if len(inputs) > 2 and sg.Tensors(inputs[2]).Type() != _INT32:
+            reasons.append(f"bias '{_tensor_name(sg, inputs[2])}' is not int32")
+    if op_type in _SAME_QUANTIZATION and not reasons and outputs:
+        qi, qo = _quant(sg.Tensors(inputs[0])), _quant(sg.Tensors(outputs[0]))
+        if not (np.array_equal(qi[0], qo[0]) and np.array_equal(qi[1], qo[1])):
+            reasons.append("input and output quantization differ; TFLM requires them equal for this operator")
+    opts_act = _fused_activation(op, op_type)
+    if opts_act is not None and opts_act not in _FUSED_ACTIVATIONS:
+        reasons.append(f"fused activation {opts_act} is not supported (NONE, RELU, RELU6 are)")
+    return reasons
+
+
+def _fused_activation(op, op_type):
+    import tflite
+
+    opts_cls = {
+        "CONV_2D": tflite.Conv2DOptions, "DEPTHWISE_CONV_2D": tflite.DepthwiseConv2DOptions,
+        "FULLY_CONNECTED": tflite.FullyConnectedOptions, "ADD": tflite.AddOptions,
+        "MUL": tflite.MulOptions, "AVERAGE_POOL_2D": tflite.Pool2DOptions,
+        "MAX_POOL_2D": tflite.Pool2DOptions, "CONCATENATION": tflite.ConcatenationOptions,
+    }.get(op_type)
+    if opts_cls is None or op.BuiltinOptions() is None:
+        return None
+    opts = opts_cls()
+    opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+    return opts.FusedActivationFunction()
+
+
+def _softmax_betas(model, sg, names) -> List[float]:
+    import tflite
+
+    betas = []
+    for i in range(sg.OperatorsLength()):
+        op = sg.Operators(i)
+        oc = model.OperatorCodes(op.OpcodeIndex())
+        if names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())) == "SOFTMAX":
+            beta = 1.0
+            if op.BuiltinOptions() is not None:
+                opts = tflite.SoftmaxOptions()
+                opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+                beta = float(opts.Beta())
+            betas.append(beta)
+    return betas
+
+
+def _describe(sg, idx: int) -> TensorDesc:
+    t = sg.Tensors(idx)
+    scales, zps = _quant(t)
+    dtype = _TYPE_NAMES.get(t.Type(), str(t.Type()))
+    return TensorDesc(
+        name=_tensor_name(sg, idx),
+        shape=[int(d) for d in t.ShapeAsNumpy()],
+        dtype=dtype,
+        scale=float(scales[0]) if scales.size else None,
+        zero_point=int(zps[0]) if zps.size else None,
+    )
+
+
+def import_tflite(data: bytes, name: str) -> ImportedModel:
+    """Validate a TFLite flatbuffer and import it with tvm.relax.frontend.tflite."""
+    model = _parse(data)
+    names = _op_names()
+    sg = model.Subgraphs(0)
+    if model.SubgraphsLength() > 1:
+        raise UnsupportedModelError([("SUBGRAPH", "subgraph 1", "models with control flow (several subgraphs) are not supported")], name)
+    problems = []
+    for i in range(sg.OperatorsLength()):
+        op = sg.Operators(i)
+        oc = model.OperatorCodes(op.OpcodeIndex())
+        op_type = names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "CUSTOM")
+        outs = op.OutputsAsNumpy()
+        node = _tensor_name(sg, outs[0]) if len(outs) else f"op_{i}"
+        for reason in _check_operator(model, sg, op, names):
+            problems.append((op_type, f"#{i} {node}", reason))
+    if problems:
+        raise UnsupportedModelError(problems, name)
+
+    import tflite
+    from tvm.relax.frontend.tflite import from_tflite
+
+    inputs = [_describe(sg, sg.Inputs(i)) for i in range(sg.InputsLength())]
+    outputs = [_describe(sg, sg.Outputs(i)) for i in range(sg.OutputsLength())]
+    from .tflite_fixups import clamp_bias_quantized_dimension, patched_importer
+
+    fixed = clamp_bias_quantized_dimension(data)
+    try:
+        with patched_importer():
+            mod = from_tflite(tflite.Model.GetRootAsModel(fixed, 0))
+    except Exception as exc:
+        raise UnsupportedModelError([("MODEL", name, f"TVM's TFLite frontend failed: {exc}")], name) from exc
+    return ImportedModel(
+        name=name, format="tflite", mod=mod, inputs=inputs, outputs=outputs,
+        side_info={"softmax_beta": _softmax_betas(model, sg, names)},
+    )

@@ -1,0 +1,91 @@
+"""Work around TVM 0.27 TFLite-importer bugs on valid TFLM models.
+
+Two defects of ``tvm.relax.frontend.tflite`` stop real models from importing:
+
+* FULLY_CONNECTED with an input of rank > 2 (TFLite flattens it to
+  ``[-1, input_depth]``; TVM's importer multiplies the unflattened tensor and
+  fails), e.g. micro_speech_quantized.
+* 1-D bias tensors whose ``quantized_dimension`` is out of range (TFLM ignores
+  it; TVM's dequantize rejects it), e.g. person_detect.
+
+* int8 PAD, TRANSPOSE, SQUEEZE and RESIZE_NEAREST_NEIGHBOR are refused by
+  the importer's list of quantized operators although its converters handle
+  them exactly (pure data movement; PAD fills with the zero point).
+
+The first and third are handled while importing (the input is reshaped
+first; the list is extended); the second by rewriting the field in a copy of
+the flatbuffer.  All keep the model's semantics exactly.
+"""
+from __future__ import annotations
+
+import contextlib
+import struct
+
+import flatbuffers
+
+
+def clamp_bias_quantized_dimension(data: bytes) -> bytes:
+    """Copy of a TFLite flatbuffer where every rank-1 tensor's quantized_dimension is 0."""
+    import tflite
+
+    buf = bytearray(data)
+    model = tflite.Model.GetRootAsModel(data, 0)
+    for s in range(model.SubgraphsLength()):
+        sg = model.Subgraphs(s)
+        for i in range(sg.TensorsLength()):
+            t = sg.Tensors(i)
+            q = t.Quantization()
+            if q is None or t.ShapeLength() > 1:
+                continue
+            off = flatbuffers.number_types.UOffsetTFlags.py_type(q._tab.Offset(16))
+            if off and q.QuantizedDimension() != 0:
+                struct.pack_into("<i", buf, q._tab.Pos + off, 0)
+    return bytes(buf)
+
+
+# Data-movement operators whose int8 conversion in TVM's importer is exact.
+EXACT_INT8_DATA_MOVEMENT = frozenset({"PAD", "PADV2", "TRANSPOSE", "SQUEEZE", "RESIZE_NEAREST_NEIGHBOR"})
+
+
+@contextlib.contextmanager
+def patched_importer():
+    """While active, TVM's TFLite importer accepts the models described above."""
+    from tvm.relax.frontend.tflite import tflite_frontend as tf
+
+    supported = tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS
+    tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS = supported | EXACT_INT8_DATA_MOVEMENT
+    try:
+        with _flatten_fully_connected_inputs():
+            yield
+    finally:
+        tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS = supported
+
+
+@contextlib.contextmanager
+def _flatten_fully_connected_inputs():
+    """While active, TVM's importer reshapes rank>2 FULLY_CONNECTED inputs to 2-D."""
+    from tvm import relax
+    from tvm.relax.frontend.tflite import tflite_frontend as tf
+
+    original = tf.OperatorConverter.convert_fully_connected
+
+    def convert(self, op):
+        input_tensor, weight_tensor = self.get_input_tensors(op)[:2]
+        in_shape = [int(d) for d in self.get_tensor_shape(input_tensor)]
+        depth = int(self.get_tensor_shape(weight_tensor)[1])
+        if len(in_shape) <= 2 or self.has_expr(input_tensor.tensor_idx) is False:
+            return original(self, op)
+        name = tf.get_tensor_name(self.subgraph, input_tensor.tensor_idx)
+        unflattened = self.exp_tab.get_expr(name)
+        flat = self.bb.normalize(relax.op.reshape(unflattened, [-1, depth]))
+        self.exp_tab.set_expr(name, flat, force_override=True)
+        try:
+            return original(self, op)
+        finally:
+            self.exp_tab.set_expr(name, unflattened, force_override=True)
+
+    tf.OperatorConverter.convert_fully_connected = convert
+    try:
+        yield
+    finally:
+        tf.OperatorConverter.convert_fully_connected = original

@@ -1,0 +1,116 @@
+"""KernelGraph: the lowered Relax function read back as steps over buffers.
+
+After integer lowering, ``main`` is a straight line of kernel calls and
+reshapes.  The planner and the C writer both need the same facts about it
+(which tensor each step reads and writes, which tensors are views of others,
+which are constants), so this module extracts them once.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from .errors import TinyEngineError
+from .transform.kernel_call import parse_kernel_call
+
+_VIEW_OPS = ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.flatten")
+
+
+@dataclasses.dataclass
+class Tensor:
+    """A value of the graph.  ``kind``: input, activation or constant."""
+
+    index: int
+    name: str
+    shape: List[int]
+    dtype: str
+    kind: str
+    data: Optional[np.ndarray] = None
+    view_of: Optional[int] = None  # a reshape shares its source's memory
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the tensor occupies."""
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+
+@dataclasses.dataclass
+class Step:
+    """One kernel invocation: reads ``inputs`` (tensor indices), writes ``output``."""
+
+    kernel: str
+    inputs: List[int]
+    output: int
+    attrs: Dict[str, Any]
+    name: str
+
+
+@dataclasses.dataclass
+class KernelGraph:
+    """Tensors and steps of a lowered model, in execution order."""
+
+    tensors: List[Tensor]
+    steps: List[Step]
+    inputs: List[int]
+    outputs: List[int]
+
+    def root(self, index: int) -> int:
+        """The tensor that owns the memory of ``index`` (follows views)."""
+        while self.tensors[index].view_of is not None:
+            index = self.tensors[index].view_of
+        return index
+
+    @property
+    def constants(self) -> List[Tensor]:
+        """Constant tensors (weights, bias, requantization tables)."""
+        return [t for t in self.tensors if t.kind == "constant"]
+
+    @staticmethod
+    def from_relax(func: relax.Function) -> "KernelGraph":
+        """Read a lowered ``main`` function (see LowerToIntegerKernels)."""
+        tensors: List[Tensor] = []
+        index_of: Dict[Any, int] = {}
+
+        def add(key, name, ty, kind, data=None, view_of=None):
+            t = Tensor(len(tensors), name, [int(d) for d in ty.shape], str(ty.dtype), kind, data, view_of)
+            tensors.append(t)
+            index_of[key] = t.index
+            return t.index
+
+        def tensor_of(expr) -> int:
+            if isinstance(expr, tvm.ir.Constant):
+                for k, v in index_of.items():
+                    if isinstance(k, tvm.ir.Constant) and k.same_as(expr):
+                        return v
+                return add(expr, f"c{len([t for t in tensors if t.kind == 'constant'])}", expr.ty, "constant", expr.value.numpy())
+            if expr in index_of:
+                return index_of[expr]
+            raise TinyEngineError(f"value {expr} is used before it is defined")
+
+        inputs = [add(p, p.name, p.ty, "input") for p in func.params]
+        steps: List[Step] = []
+        body = func.body
+        for block in body.blocks:
+            for binding in block.bindings:
+                var, value = binding.var, binding.value
+                call = parse_kernel_call(value)
+                if call is not None:
+                    ins = [tensor_of(a) for a in call.tensors]
+                    out = add(var, var.name, var.ty, "activation")
+                    steps.append(Step(call.kernel, ins, out, call.attrs, var.name))
+                elif isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and value.op.name in _VIEW_OPS:
+                    add(var, var.name, var.ty, "activation", view_of=tensor_of(value.args[0]))
+                elif isinstance(value, relax.Var):
+                    index_of[var] = tensor_of(value)
+                elif isinstance(value, tvm.ir.Tuple):
+                    index_of[var] = [tensor_of(f) for f in value.fields]
+                else:
+                    raise TinyEngineError(f"unexpected binding in lowered function: {var.name} = {value}")
+        ret = body.body
+        out_idx = index_of[ret] if isinstance(ret, relax.Var) else tensor_of(ret)
+        outputs = out_idx if isinstance(out_idx, list) else [out_idx]
+        return KernelGraph(tensors, steps, inputs, outputs)

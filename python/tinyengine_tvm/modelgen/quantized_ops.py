@@ -1,0 +1,901 @@
+"""Builders of small, realistically quantized int8 TFLite models for tests.
+
+Every model is produced by :class:`QuantizedGraph`, which runs a float
+calibration pass in numpy alongside emitting the TFLite graph: each activation
+carries a batch of float calibration samples (already fake-quantized to the
+tensor's int8 grid), and an op's output scale/zero point are derived from the
+range its float result actually takes. That keeps outputs off the saturation
+rails, which is what makes these models useful for numerical comparisons.
+
+Weights are symmetric int8 (zero point 0), per output channel or per tensor;
+biases are int32 with scale ``input_scale * weight_scale``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .tflite_writer import TFLiteWriter
+
+__all__ = [
+    "QTensor",
+    "QuantizedGraph",
+    "conv2d_model",
+    "depthwise_conv2d_model",
+    "fully_connected_model",
+    "add_model",
+    "mul_model",
+    "avg_pool_model",
+    "max_pool_model",
+    "mean_model",
+    "pad_model",
+    "reshape_model",
+    "squeeze_model",
+    "transpose_model",
+    "concat_model",
+    "softmax_model",
+    "logistic_model",
+    "hard_swish_model",
+    "resize_nearest_model",
+    "quantize_dequantize_model",
+    "relu_model",
+    "relu6_model",
+    "float_model",
+    "two_op_model",
+    "residual_model",
+    "MODEL_BUILDERS",
+]
+
+_QMIN, _QMAX = -128, 127
+
+
+def _pair(v):
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
+def choose_qparams(lo: float, hi: float) -> tuple[float, int]:
+    """Asymmetric int8 scale/zero point covering ``[lo, hi]`` (always including 0)."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi - lo < 1e-6:
+        # A constant-zero tensor still needs a usable, non-zero scale.
+        hi = lo + 1e-3
+    scale = (hi - lo) / float(_QMAX - _QMIN)
+    zp = int(np.clip(round(_QMIN - lo / scale), _QMIN, _QMAX))
+    return scale, zp
+
+
+def fake_quant(v, scale: float, zp: int):
+    """Round float values onto the int8 grid of ``(scale, zp)`` and back."""
+    q = np.clip(np.round(np.asarray(v) / scale) + zp, _QMIN, _QMAX)
+    return (q - zp) * scale
+
+
+def quantize(v, scale: float, zp: int) -> np.ndarray:
+    """Quantize float values to int8 with ``(scale, zp)``."""
+    return np.clip(np.round(np.asarray(v) / scale) + zp, _QMIN, _QMAX).astype(np.int8)
+
+
+def _apply_activation(y, activation):
+    act = (activation or "NONE").upper()
+    if act == "NONE":
+        return y
+    if act == "RELU":
+        return np.maximum(y, 0.0)
+    if act == "RELU6":
+        return np.clip(y, 0.0, 6.0)
+    if act == "RELU_N1_TO_1":
+        return np.clip(y, -1.0, 1.0)
+    raise ValueError(f"unsupported fused activation {activation!r}")
+
+
+def _same_or_valid_pads(in_size, k, stride, dilation, padding):
+    """Output size and (before, after) padding with TensorFlow's SAME/VALID rules."""
+    eff_k = (k - 1) * dilation + 1
+    if padding.upper() == "SAME":
+        out = -(-in_size // stride)
+        total = max((out - 1) * stride + eff_k - in_size, 0)
+        return out, total // 2, total - total // 2
+    out = (in_size - eff_k) // stride + 1
+    if out <= 0:
+        raise ValueError(f"VALID padding: kernel {eff_k} larger than input {in_size}")
+    return out, 0, 0
+
+
+def _windows(x, kernel, stride, dilation, padding, pad_value=0.0):
+    """Yield (kh, kw, strided slice of the padded NHWC input) for every kernel tap."""
+    n, h, w, c = x.shape
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    oh, pt, pb = _same_or_valid_pads(h, kh, sh, dh, padding)
+    ow, pl, pr = _same_or_valid_pads(w, kw, sw, dw, padding)
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=pad_value)
+    for i in range(kh):
+        for j in range(kw):
+            r0, c0 = i * dh, j * dw
+            yield i, j, xp[:, r0 : r0 + (oh - 1) * sh + 1 : sh, c0 : c0 + (ow - 1) * sw + 1 : sw, :]
+
+
+def conv2d_ref(x, w, b, stride, dilation, padding):
+    """Float NHWC conv; ``w`` is OHWI like TFLite."""
+    out = None
+    for i, j, win in _windows(x, w.shape[1:3], stride, dilation, padding):
+        term = np.einsum("nhwc,oc->nhwo", win, w[:, i, j, :])
+        out = term if out is None else out + term
+    return out + b
+
+
+def depthwise_conv2d_ref(x, w, b, stride, dilation, padding, depth_multiplier):
+    """Float NHWC depthwise conv; ``w`` is 1HW(I*M) like TFLite."""
+    xr = np.repeat(x, depth_multiplier, axis=-1)
+    out = None
+    for i, j, win in _windows(xr, w.shape[1:3], stride, dilation, padding):
+        term = win * w[0, i, j, :]
+        out = term if out is None else out + term
+    return out + b
+
+
+def pool2d_ref(x, kind, filt, stride, padding):
+    """Float NHWC pooling; SAME-padded average pools divide by the valid count only."""
+    if kind == "max":
+        out = None
+        for _, _, win in _windows(x, filt, stride, (1, 1), padding, pad_value=-np.inf):
+            out = win if out is None else np.maximum(out, win)
+        return out
+    ones = np.ones(x.shape[:3] + (1,), dtype=x.dtype)
+    total = count = None
+    for (_, _, win), (_, _, cwin) in zip(
+        _windows(x, filt, stride, (1, 1), padding), _windows(ones, filt, stride, (1, 1), padding)
+    ):
+        total = win if total is None else total + win
+        count = cwin if count is None else count + cwin
+    return total / count
+
+
+def resize_nearest_ref(x, size, align_corners, half_pixel_centers):
+    """Float NHWC nearest-neighbour resize following TFLite's index rule."""
+
+    def index_map(in_size, out_size):
+        if align_corners and out_size > 1:
+            scale = (in_size - 1) / (out_size - 1)
+        else:
+            scale = in_size / out_size
+        offset = 0.5 if half_pixel_centers else 0.0
+        idx = []
+        for o in range(out_size):
+            v = (o + offset) * scale
+            i = int(round(v)) if align_corners else int(math.floor(v))
+            idx.append(max(0, min(i, in_size - 1)))
+        return idx
+
+    rows = index_map(x.shape[1], size[0])
+    cols = index_map(x.shape[2], size[1])
+    return x[:, rows][:, :, cols]
+
+
+class QTensor:
+    """An activation in a :class:`QuantizedGraph`.
+
+    ``values`` holds float calibration samples with shape ``(samples, *shape)``;
+    ``scale``/``zero_point`` are None for float32 tensors.
+    """
+
+    def __init__(self, index, shape, dtype, scale, zero_point, values):
+        self.index = index
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = dtype
+        self.scale = scale
+        self.zero_point = zero_point
+        self.values = values
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale is not None
+
+
+class QuantizedGraph:
+    """Emit an int8 TFLite graph while calibrating activations in float.
+
+    Each op method takes and returns :class:`QTensor` handles. Samples are
+    carried on an extra leading axis, so the model's own batch dimension is
+    independent of the calibration batch.
+    """
+
+    def __init__(self, seed: int = 0, samples: int = 16, description: str | None = None):
+        self.rng = np.random.default_rng(seed)
+        self.samples = samples
+        self.writer = TFLiteWriter(description or "tinyengine-tvm modelgen")
+        self._inputs: list[QTensor] = []
+        self._count = 0
+
+    # ---------------------------------------------------------------- helpers
+    def _name(self, prefix):
+        self._count += 1
+        return f"{prefix}_{self._count}"
+
+    def _per_sample(self, fn, *tensors):
+        """Apply an NHWC/plain float function to every calibration sample at once."""
+        flat = [t.values.reshape((-1,) + t.shape[1:]) for t in tensors]
+        return fn(*flat)
+
+    def _emit_act(self, prefix, values, shape, activation=None, qparams=None, dtype="int8"):
+        """Quantize calibration ``values`` (computed in float) into a new activation tensor."""
+        values = np.asarray(values, dtype=np.float64).reshape((self.samples,) + tuple(shape))
+        if dtype == "float32":
+            idx = self.writer.tensor(self._name(prefix), shape, dtype="float32")
+            return QTensor(idx, shape, "float32", None, None, values)
+        if qparams is None:
+            lo, hi = float(values.min()), float(values.max())
+            act = (activation or "NONE").upper()
+            # Keep the whole clamp interval representable, as the converter does.
+            if act == "RELU6":
+                lo, hi = 0.0, min(hi, 6.0)
+            elif act == "RELU":
+                lo = 0.0
+            qparams = choose_qparams(lo, hi)
+        scale, zp = qparams
+        idx = self.writer.tensor(self._name(prefix), shape, scale=scale, zero_point=zp)
+        return QTensor(idx, shape, "int8", scale, zp, fake_quant(values, scale, zp))
+
+    def _weights(self, w, per_channel, axis):
+        """Symmetric int8 weights; returns (int8 array, scales list)."""
+        moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+        if per_channel:
+            amax = np.abs(moved).max(axis=1)
+        else:
+            amax = np.full(w.shape[axis], np.abs(moved).max())
+        scales = np.maximum(amax, 1e-8) / 127.0
+        shape = [1] * w.ndim
+        shape[axis] = -1
+        q = np.clip(np.round(w / scales.reshape(shape)), -127, 127).astype(np.int8)
+        return q, (scales if per_channel else scales[:1])
+
+    def _bias(self, prefix, b, x_scale, w_scales, n):
+        """int32 bias quantized with input_scale * weight_scale (per channel if needed)."""
+        ws = np.broadcast_to(np.asarray(w_scales, dtype=np.float64), (n,))
+        bscale = x_scale * ws
+        bq = np.round(b / bscale).astype(np.int32)
+        scale_arg = bscale if len(w_scales) > 1 else float(bscale[0])
+        idx = self.writer.tensor(self._name(prefix), [n], dtype="int32", scale=scale_arg, data=bq)
+        return idx, bq * bscale
+
+    def _maybe_bias(self, prefix, use_bias, x_scale, w_scales, n):
+        """Bias input for conv/depthwise/FC: returns (tensor index or -1, dequantized bias).
+
+        ``use_bias`` is True (random bias), False (an all-zero int32 bias, which
+        is what the TFLite converter emits for a bias-free layer), or
+        ``"absent"`` (the optional input marked -1).
+        """
+        if isinstance(use_bias, str):
+            if use_bias != "absent":
+                raise ValueError(f"use_bias must be True, False or 'absent', got {use_bias!r}")
+            return -1, np.zeros(n)
+        b = self.rng.normal(0.0, 0.1, size=n) if use_bias else np.zeros(n)
+        return self._bias(prefix + "_b", b, x_scale, w_scales, n)
+
+    # ---------------------------------------------------------------- graph IO
+    def input(self, shape, low=-1.0, high=1.0, dtype="int8", name="input") -> QTensor:
+        """A model input whose calibration data is uniform in ``[low, high]``."""
+        shape = tuple(int(d) for d in shape)
+        values = self.rng.uniform(low, high, size=(self.samples,) + shape)
+        if dtype == "float32":
+            idx = self.writer.tensor(name, shape, dtype="float32")
+            t = QTensor(idx, shape, "float32", None, None, values)
+        else:
+            scale, zp = choose_qparams(low, high)
+            idx = self.writer.tensor(name, shape, scale=scale, zero_point=zp)
+            t = QTensor(idx, shape, "int8", scale, zp, fake_quant(values, scale, zp))
+        self._inputs.append(t)
+        return t
+
+    def constant(self, values, name="const") -> QTensor:
+        """An int8 constant operand (e.g. the right-hand side of ADD/MUL)."""
+        values = np.asarray(values, dtype=np.float64)
+        scale, zp = choose_qparams(values.min(), values.max())
+        q = quantize(values, scale, zp)
+        idx = self.writer.tensor(
+            self._name(name), values.shape, scale=scale, zero_point=zp, data=q
+        )
+        deq = (q.astype(np.float64) - zp) * scale
+        samples = np.broadcast_to(deq, (self.samples,) + values.shape)
+        return QTensor(idx, values.shape, "int8", scale, zp, samples)
+
+    def finish(self, outputs) -> bytes:
+        """Declare outputs (a QTensor or list) and serialize the model."""
+        if isinstance(outputs, QTensor):
+            outputs = [outputs]
+        self.writer.inputs([t.index for t in self._inputs])
+        self.writer.outputs([t.index for t in outputs])
+        return self.writer.finish()
+
+    # ---------------------------------------------------------------- conv ops
+    def conv2d(
+        self,
+        x,
+        out_channels,
+        kernel=(3, 3),
+        stride=(1, 1),
+        dilation=(1, 1),
+        padding="SAME",
+        activation="NONE",
+        per_channel=True,
+        use_bias=True,
+        prefix="conv",
+    ) -> QTensor:
+        """CONV_2D with He-initialised weights whose magnitude varies per channel."""
+        kh, kw = _pair(kernel)
+        cin = x.shape[3]
+        fan_in = kh * kw * cin
+        w = self.rng.normal(0.0, math.sqrt(2.0 / fan_in), size=(out_channels, kh, kw, cin))
+        # Uneven channel magnitudes give per-channel quantization something to do.
+        w *= self.rng.uniform(0.3, 1.5, size=(out_channels, 1, 1, 1))
+        wq, wscales = self._weights(w, per_channel, axis=0)
+        widx = self.writer.tensor(
+            self._name(prefix + "_w"),
+            wq.shape,
+            data=wq,
+            scale=wscales if per_channel else float(wscales[0]),
+            zero_point=0,
+            quantized_dimension=0,
+        )
+        wdeq = wq * np.broadcast_to(wscales, (out_channels,)).reshape(-1, 1, 1, 1)
+        bidx, bdeq = self._maybe_bias(prefix, use_bias, x.scale, wscales, out_channels)
+        s, d = _pair(stride), _pair(dilation)
+        y = self._per_sample(lambda v: conv2d_ref(v, wdeq, bdeq, s, d, padding), x)
+        y = _apply_activation(y, activation)
+        out_shape = (x.shape[0],) + y.shape[1:]
+        out = self._emit_act(prefix, y, out_shape, activation)
+        self.writer.op(
+            "CONV_2D",
+            [x.index, widx, bidx],
+            [out.index],
+            padding=padding,
+            stride=s,
+            dilation=d,
+            fused_activation=activation,
+        )
+        return out
+
+    def depthwise_conv2d(
+        self,
+        x,
+        kernel=(3, 3),
+        stride=(1, 1),
+        dilation=(1, 1),
+        padding="SAME",
+        depth_multiplier=1,
+        activation="NONE",
+        per_channel=True,
+        use_bias=True,
+        prefix="dwconv",
+    ) -> QTensor:
+        """DEPTHWISE_CONV_2D; weights are 1 x KH x KW x (C*M), quantized along dim 3."""
+        kh, kw = _pair(kernel)
+        cout = x.shape[3] * depth_multiplier
+        w = self.rng.normal(0.0, math.sqrt(2.0 / (kh * kw)), size=(1, kh, kw, cout))
+        w *= self.rng.uniform(0.3, 1.5, size=(1, 1, 1, cout))
+        wq, wscales = self._weights(w, per_channel, axis=3)
+        widx = self.writer.tensor(
+            self._name(prefix + "_w"),
+            wq.shape,
+            data=wq,
+            scale=wscales if per_channel else float(wscales[0]),
+            zero_point=0,
+            quantized_dimension=3,
+        )
+        wdeq = wq.astype(np.float64) * np.broadcast_to(wscales, (cout,))
+        bidx, bdeq = self._maybe_bias(prefix, use_bias, x.scale, wscales, cout)
+        s, d = _pair(stride), _pair(dilation)
+        y = self._per_sample(
+            lambda v: depthwise_conv2d_ref(v, wdeq, bdeq, s, d, padding, depth_multiplier), x
+        )
+        y = _apply_activation(y, activation)
+        out = self._emit_act(prefix, y, (x.shape[0],) + y.shape[1:], activation)
+        self.writer.op(
+            "DEPTHWISE_CONV_2D",
+            [x.index, widx, bidx],
+            [out.index],
+            padding=padding,
+            stride=s,
+            dilation=d,
+            depth_multiplier=depth_multiplier,
+            fused_activation=activation,
+        )
+        return out
+
+    def fully_connected(
+        self,
+        x,
+        units,
+        activation="NONE",
+        per_channel=False,
+        use_bias=True,
+        keep_num_dims=False,
+        prefix="fc",
+    ) -> QTensor:
+        """FULLY_CONNECTED over the last axis; weights are (units, in_features)."""
+        fin = x.shape[-1]
+        w = self.rng.normal(0.0, math.sqrt(2.0 / fin), size=(units, fin))
+        w *= self.rng.uniform(0.3, 1.5, size=(units, 1))
+        wq, wscales = self._weights(w, per_channel, axis=0)
+        widx = self.writer.tensor(
+            self._name(prefix + "_w"),
+            wq.shape,
+            data=wq,
+            scale=wscales if per_channel else float(wscales[0]),
+            zero_point=0,
+            quantized_dimension=0,
+        )
+        wdeq = wq.astype(np.float64) * np.broadcast_to(wscales, (units,)).reshape(-1, 1)
+        bidx, bdeq = self._maybe_bias(prefix, use_bias, x.scale, wscales, units)
+        flat = x.values.reshape(self.samples, -1, fin)
+        y = _apply_activation(flat @ wdeq.T + bdeq, activation)
+        if keep_num_dims:
+            out_shape = x.shape[:-1] + (units,)
+        else:
+            out_shape = (int(np.prod(x.shape[:-1])), units)
+        out = self._emit_act(prefix, y, out_shape, activation)
+        self.writer.op(
+            "FULLY_CONNECTED",
+            [x.index, widx, bidx],
+            [out.index],
+            fused_activation=activation,
+            keep_num_dims=keep_num_dims,
+        )
+        return out
+
+    # ----------------------------------------------------------- elementwise
+    def _binary(self, opname, fn, a, b, activation, prefix):
+        # Right-align both operands' model dims behind the samples axis so numpy
+        # broadcasts them the way TFLite does.
+        rank = max(len(a.shape), len(b.shape))
+        av = a.values.reshape((self.samples,) + (1,) * (rank - len(a.shape)) + a.shape)
+        bv = b.values.reshape((self.samples,) + (1,) * (rank - len(b.shape)) + b.shape)
+        y = _apply_activation(fn(av, bv), activation)
+        out = self._emit_act(prefix, y, y.shape[1:], activation)
+        self.writer.op(opname, [a.index, b.index], [out.index], fused_activation=activation)
+        return out
+
+    def add(self, a, b, activation="NONE", prefix="add") -> QTensor:
+        """Broadcasting ADD with its own calibrated output scale."""
+        return self._binary("ADD", np.add, a, b, activation, prefix)
+
+    def mul(self, a, b, activation="NONE", prefix="mul") -> QTensor:
+        """Broadcasting MUL with its own calibrated output scale."""
+        return self._binary("MUL", np.multiply, a, b, activation, prefix)
+
+    def _unary(self, opname, fn, x, prefix, qparams=None, **options):
+        y = fn(x.values)
+        out = self._emit_act(prefix, y, x.shape, qparams=qparams)
+        self.writer.op(opname, [x.index], [out.index], **options)
+        return out
+
+    def relu(self, x, prefix="relu") -> QTensor:
+        """Standalone RELU (requantizing to a calibrated output scale)."""
+        return self._unary("RELU", lambda v: np.maximum(v, 0.0), x, prefix)
+
+    def relu6(self, x, requantize=False, prefix="relu6") -> QTensor:
+        """Standalone RELU6; the output shares the input's quantization by default.
+
+        TFLite Micro's int8 RELU6 clamps in the input's integer domain and never
+        rescales, so ``requantize=True`` (a calibrated output scale, which
+        LiteRT honours) gives a model TFLite Micro silently computes wrongly.
+        """
+        qparams = None if requantize else (x.scale, x.zero_point)
+        return self._unary("RELU6", lambda v: np.clip(v, 0.0, 6.0), x, prefix, qparams=qparams)
+
+    def logistic(self, x, prefix="logistic") -> QTensor:
+        """LOGISTIC; int8 output is fixed at scale 1/256, zero point -128 by TFLite."""
+        return self._unary(
+            "LOGISTIC", lambda v: 1.0 / (1.0 + np.exp(-v)), x, prefix, qparams=(1.0 / 256, -128)
+        )
+
+    def hard_swish(self, x, prefix="hard_swish") -> QTensor:
+        """HARD_SWISH x * relu6(x + 3) / 6 with a calibrated output scale."""
+        return self._unary(
+            "HARD_SWISH", lambda v: v * np.clip(v + 3.0, 0.0, 6.0) / 6.0, x, prefix
+        )
+
+    def softmax(self, x, beta=1.0, prefix="softmax") -> QTensor:
+        """SOFTMAX over the last axis; int8 output is fixed at 1/256, -128 by TFLite."""
+
+        def fn(v):
+            z = beta * (v - v.max(axis=-1, keepdims=True))
+            e = np.exp(z)
+            return e / e.sum(axis=-1, keepdims=True)
+
+        return self._unary("SOFTMAX", fn, x, prefix, qparams=(1.0 / 256, -128), beta=beta)
+
+    # ------------------------------------------------------------- pooling
+    def _pool(self, opname, kind, x, filt, stride, padding, activation, prefix):
+        f, s = _pair(filt), _pair(stride)
+        y = self._per_sample(lambda v: pool2d_ref(v, kind, f, s, padding), x)
+        y = _apply_activation(y, activation)
+        # int8 pooling kernels do not rescale, so the output shares the input's grid.
+        out = self._emit_act(
+            prefix, y, (x.shape[0],) + y.shape[1:], qparams=(x.scale, x.zero_point)
+        )
+        self.writer.op(
+            opname,
+            [x.index],
+            [out.index],
+            padding=padding,
+            stride=s,
+            filter=f,
+            fused_activation=activation,
+        )
+        return out
+
+    def avg_pool(self, x, filter=(2, 2), stride=(2, 2), padding="VALID", activation="NONE",
+                 prefix="avgpool") -> QTensor:  # noqa: A002 - mirrors the TFLite option name
+        """AVERAGE_POOL_2D; output quantization equals the input's."""
+        return self._pool("AVERAGE_POOL_2D", "avg", x, filter, stride, padding, activation, prefix)
+
+    def max_pool(self, x, filter=(2, 2), stride=(2, 2), padding="VALID", activation="NONE",
+                 prefix="maxpool") -> QTensor:  # noqa: A002
+        """MAX_POOL_2D; output quantization equals the input's."""
+        return self._pool("MAX_POOL_2D", "max", x, filter, stride, padding, activation, prefix)
+
+    def mean(self, x, axis=(1, 2), keep_dims=True, prefix="mean") -> QTensor:
+        """MEAN over ``axis`` (given as a constant int32 tensor) with calibrated output."""
+        axis = [int(a) % len(x.shape) for a in np.atleast_1d(axis)]
+        y = x.values.mean(axis=tuple(a + 1 for a in axis), keepdims=keep_dims)
+        aidx = self.writer.tensor(
+            self._name(prefix + "_axis"), [len(axis)], dtype="int32", data=np.array(axis)
+        )
+        out = self._emit_act(prefix, y, y.shape[1:])
+        self.writer.op("MEAN", [x.index, aidx], [out.index], keep_dims=keep_dims)
+        return out
+
+    # ------------------------------------------------------------ data movement
+    def _same_q(self, x, y, prefix):
+        return self._emit_act(prefix, y, y.shape[1:], qparams=(x.scale, x.zero_point))
+
+    def pad(self, x, paddings, prefix="pad") -> QTensor:
+        """PAD with zeros (the zero point in int8); quantization is unchanged."""
+        paddings = np.asarray(paddings, dtype=np.int32).reshape(len(x.shape), 2)
+        y = np.pad(x.values, [(0, 0)] + [tuple(p) for p in paddings])
+        pidx = self.writer.tensor(
+            self._name(prefix + "_paddings"), paddings.shape, dtype="int32", data=paddings
+        )
+        out = self._same_q(x, y, prefix)
+        self.writer.op("PAD", [x.index, pidx], [out.index])
+        return out
+
+    def reshape(self, x, new_shape, shape_as_tensor=True, prefix="reshape") -> QTensor:
+        """RESHAPE (shape given both as an int32 tensor and in the options, like the converter)."""
+        new_shape = [int(d) for d in new_shape]
+        y = x.values.reshape((self.samples,) + tuple(new_shape))
+        out = self._same_q(x, y, prefix)
+        inputs = [x.index]
+        if shape_as_tensor:
+            inputs.append(
+                self.writer.tensor(
+                    self._name(prefix + "_shape"),
+                    [len(new_shape)],
+                    dtype="int32",
+                    data=np.array(new_shape),
+                )
+            )
+        self.writer.op("RESHAPE", inputs, [out.index], new_shape=new_shape)
+        return out
+
+    def squeeze(self, x, squeeze_dims, prefix="squeeze") -> QTensor:
+        """SQUEEZE the listed size-1 dims (all of them when ``squeeze_dims`` is empty)."""
+        dims = [int(d) for d in squeeze_dims]
+        axes = [d % len(x.shape) for d in dims] or [i for i, n in enumerate(x.shape) if n == 1]
+        y = np.squeeze(x.values, axis=tuple(a + 1 for a in axes))
+        out = self._same_q(x, y, prefix)
+        self.writer.op("SQUEEZE", [x.index], [out.index], squeeze_dims=dims)
+        return out
+
+    def transpose(self, x, perm, prefix="transpose") -> QTensor:
+        """TRANSPOSE with a constant int32 permutation tensor."""
+        perm = [int(p) for p in perm]
+        y = np.transpose(x.values, [0] + [p + 1 for p in perm])
+        pidx = self.writer.tensor(
+            self._name(prefix + "_perm"), [len(perm)], dtype="int32", data=np.array(perm)
+        )
+        out = self._same_q(x, y, prefix)
+        self.writer.op("TRANSPOSE", [x.index, pidx], [out.index])
+        return out
+
+    def concat(self, xs, axis=-1, activation="NONE", prefix="concat") -> QTensor:
+        """CONCATENATION; shares the inputs' quantization when they all agree."""
+        rank = len(xs[0].shape)
+        ax = int(axis) % rank
+        y = _apply_activation(np.concatenate([t.values for t in xs], axis=ax + 1), activation)
+        qs = {(t.scale, t.zero_point) for t in xs}
+        if len(qs) == 1 and (activation or "NONE").upper() == "NONE":
+            out = self._emit_act(prefix, y, y.shape[1:], qparams=qs.pop())
+        else:
+            out = self._emit_act(prefix, y, y.shape[1:], activation)
+        self.writer.op(
+            "CONCATENATION", [t.index for t in xs], [out.index], axis=axis,
+            fused_activation=activation,
+        )
+        return out
+
+    def resize_nearest(self, x, size, align_corners=False, half_pixel_centers=False,
+                       prefix="resize") -> QTensor:
+        """RESIZE_NEAREST_NEIGHBOR to ``size`` (constant int32 tensor); quantization unchanged."""
+        size = _pair(size)
+        y = self._per_sample(
+            lambda v: resize_nearest_ref(v, size, align_corners, half_pixel_centers), x
+        )
+        sidx = self.writer.tensor(
+            self._name(prefix + "_size"), [2], dtype="int32", data=np.array(size)
+        )
+        out = self._emit_act(
+            prefix, y, (x.shape[0],) + y.shape[1:], qparams=(x.scale, x.zero_point)
+        )
+        self.writer.op(
+            "RESIZE_NEAREST_NEIGHBOR",
+            [x.index, sidx],
+            [out.index],
+            align_corners=align_corners,
+            half_pixel_centers=half_pixel_centers,
+        )
+        return out
+
+    # ------------------------------------------------------------ (de)quantize
+    def quantize(self, x, prefix="quantize", qparams=None) -> QTensor:
+        """QUANTIZE float32 -> int8, or requantize int8 -> int8 to new ``qparams``."""
+        out = self._emit_act(prefix, x.values, x.shape, qparams=qparams)
+        self.writer.op("QUANTIZE", [x.index], [out.index])
+        return out
+
+    def dequantize(self, x, prefix="dequantize") -> QTensor:
+        """DEQUANTIZE int8 -> float32."""
+        out = self._emit_act(prefix, x.values, x.shape, dtype="float32")
+        self.writer.op("DEQUANTIZE", [x.index], [out.index])
+        return out
+
+
+# ====================================================================== models
+def conv2d_model(input_shape=(1, 9, 9, 3), out_channels=5, kernel=(3, 3), stride=(2, 2),
+                 dilation=(1, 1), padding="SAME", activation="RELU6", per_channel=True,
+                 use_bias=True, seed=0) -> bytes:
+    """Single CONV_2D int8 model."""
+    g = QuantizedGraph(seed)
+    x = g.input(input_shape)
+    y = g.conv2d(x, out_channels, kernel, stride, dilation, padding, activation, per_channel,
+                 use_bias)
+    return g.finish(y)
+
+
+def depthwise_conv2d_model(input_shape=(1, 9, 9, 4), kernel=(3, 3), stride=(1, 1),
+                           dilation=(1, 1), padding="SAME", depth_multiplier=2,
+                           activation="RELU6", per_channel=True, use_bias=True,
+                           seed=0) -> bytes:
+    """Single DEPTHWISE_CONV_2D int8 model."""
+    g = QuantizedGraph(seed)
+    x = g.input(input_shape)
+    y = g.depthwise_conv2d(x, kernel, stride, dilation, padding, depth_multiplier, activation,
+                           per_channel, use_bias)
+    return g.finish(y)
+
+
+def fully_connected_model(input_shape=(1, 16), units=10, activation="NONE", per_channel=False,
+                          use_bias=True, keep_num_dims=False, seed=0) -> bytes:
+    """Single FULLY_CONNECTED int8 model (per-tensor weights by default, like the converter)."""
+    g = QuantizedGraph(seed)
+    x = g.input(input_shape)
+    y = g.fully_connected(x, units, activation, per_channel, use_bias, keep_num_dims)
+    return g.finish(y)
+
+
+def _binary_model(kind, shape_a, shape_b, range_a, range_b, activation, const_b, seed):
+    g = QuantizedGraph(seed)
+    a = g.input(shape_a, *range_a, name="input_a")
+    if const_b:
+        b = g.constant(g.rng.uniform(range_b[0], range_b[1], size=shape_b), name="rhs")
+    else:
+        b = g.input(shape_b, *range_b, name="input_b")
+    y = g.add(a, b, activation) if kind == "add" else g.mul(a, b, activation)
+    return g.finish(y)
+
+
+def add_model(shape_a=(1, 4, 4, 8), shape_b=(1, 4, 4, 8), range_a=(-1.0, 1.0),
+              range_b=(-3.0, 2.0), activation="NONE", const_b=False, seed=0) -> bytes:
+    """Single ADD; shapes may broadcast and the two inputs have different scales."""
+    return _binary_model("add", shape_a, shape_b, range_a, range_b, activation, const_b, seed)
+
+
+def mul_model(shape_a=(1, 4, 4, 8), shape_b=(1, 4, 4, 8), range_a=(-1.0, 1.0),
+              range_b=(-3.0, 2.0), activation="NONE", const_b=False, seed=0) -> bytes:
+    """Single MUL; shapes may broadcast and the two inputs have different scales."""
+    return _binary_model("mul", shape_a, shape_b, range_a, range_b, activation, const_b, seed)
+
+
+def avg_pool_model(input_shape=(1, 8, 8, 4), filter=(2, 2), stride=(2, 2),  # noqa: A002
+                   padding="VALID", activation="NONE", seed=0) -> bytes:
+    """Single AVERAGE_POOL_2D int8 model."""
+    g = QuantizedGraph(seed)
+    x = g.input(input_shape)
+    return g.finish(g.avg_pool(x, filter, stride, padding, activation))
+
+
+def max_pool_model(input_shape=(1, 8, 8, 4), filter=(2, 2), stride=(2, 2),  # noqa: A002
+                   padding="VALID", activation="NONE", seed=0) -> bytes:
+    """Single MAX_POOL_2D int8 model."""
+    g = QuantizedGraph(seed)
+    x = g.input(input_shape)
+    return g.finish(g.max_pool(x, filter, stride, padding, activation))
+
+
+def mean_model(input_shape=(1, 6, 6, 8), axis=(1, 2), keep_dims=True, seed=0) -> bytes:
+    """Single MEAN int8 model (output requantized to its own calibrated scale)."""
+    g = QuantizedGraph(seed)
+    x = g.input(input_shape)
+    return g.finish(g.mean(x, axis, keep_dims))
+
+
+def pad_model(input_shape=(1, 5, 5, 3), paddings=((0, 0), (1, 1), (2, 1), (0, 0)),
+              seed=0) -> bytes:
+    """Single PAD int8 model."""
+    g = QuantizedGraph(seed)
+    x = g.input(input_shape)
+    return g.finish(g.pad(x, paddings))
+
+
+def reshape_model(input_shape=(1, 4, 4, 8), new_shape=(1, 16, 8), shape_as_tensor=True,
+                  seed=0) -> bytes:
+    """Single RESHAPE int8 model."""
+    g = QuantizedGraph(seed)
+    x = g.input(input_shape)
+    return g.finish(g.reshape(x, new_shape, shape_as_tensor))
+
+
+def squeeze_model(input_shape=(1, 1, 1, 10), squeeze_dims=(1, 2), seed=0) -> bytes:
+    """Single SQUEEZE int8 model."""
+    g = QuantizedGraph(seed)
+    x = g.input(input_shape)
+    return g.finish(g.squeeze(x, squeeze_dims))
+
+
+def transpose_model(input_shape=(1, 4, 6, 8), perm=(0, 3, 1, 2), seed=0) -> bytes:
+    """Single TRANSPOSE int8 model."""
+    g = QuantizedGraph(seed)
+    x = g.input(input_shape)
+    return g.finish(g.transpose(x, perm))
+
+
+def concat_model(input_shapes=((1, 4, 4, 3), (1, 4, 4, 5)), axis=3, activation="NONE",
+                 same_qparams=True, seed=0) -> bytes:
+    """Single CONCATENATION int8 model.
+
+    With ``same_qparams=False`` each input gets its own range and the output a
+    calibrated union range (TFLite Micro's int8 kernel rejects that).
+    """
+    g = QuantizedGraph(seed)
+    xs = []
+    for i, shp in enumerate(input_shapes):
+        rng = (-1.0, 1.0) if same_qparams else (-1.0 - i, 1.0 + 0.5 * i)
+        xs.append(g.input(shp, *rng, name=f"input_{i}"))
+    return g.finish(g.concat(xs, axis, activation))
+
+
+def softmax_model(input_shape=(1, 10), beta=1.0, seed=0) -> bytes:
+    """Single SOFTMAX int8 model."""
+    g = QuantizedGraph(seed)
+    x = g.input(input_shape, -4.0, 4.0)
+    return g.finish(g.softmax(x, beta))
+
+
+def logistic_model(input_shape=(1, 16), seed=0) -> bytes:
+    """Single LOGISTIC int8 model."""
+    g = QuantizedGraph(seed)
+    x = g.input(input_shape, -6.0, 6.0)
+    return g.finish(g.logistic(x))
+
+
+def hard_swish_model(input_shape=(1, 4, 4, 8), seed=0) -> bytes:
+    """Single HARD_SWISH int8 model."""
+    g = QuantizedGraph(seed)
+    x = g.input(input_shape, -5.0, 5.0)
+    return g.finish(g.hard_swish(x))
+
+
+def resize_nearest_model(input_shape=(1, 4, 4, 3), size=(8, 8), align_corners=False,
+                         half_pixel_centers=False, seed=0) -> bytes:
+    """Single RESIZE_NEAREST_NEIGHBOR int8 model."""
+    g = QuantizedGraph(seed)
+    x = g.input(input_shape)
+    return g.finish(g.resize_nearest(x, size, align_corners, half_pixel_centers))
+
+
+def quantize_dequantize_model(input_shape=(1, 8, 8, 3), out_channels=4, requantize=False,
+                              seed=0) -> bytes:
+    """float32 -> QUANTIZE -> CONV_2D (int8) [-> QUANTIZE int8->int8] -> DEQUANTIZE -> float32."""
+    g = QuantizedGraph(seed)
+    x = g.input(input_shape, -2.0, 2.0, dtype="float32")
+    q = g.quantize(x)
+    y = g.conv2d(q, out_channels, (3, 3), (1, 1), (1, 1), "SAME", "NONE", True)
+    if requantize:
+        lo, hi = float(y.values.min()), float(y.values.max())
+        y = g.quantize(y, prefix="requantize", qparams=choose_qparams(1.5 * lo, 1.5 * hi))
+    return g.finish(g.dequantize(y))
+
+
+def relu_model(input_shape=(1, 4, 4, 8), seed=0) -> bytes:
+    """Standalone RELU int8 model."""
+    g = QuantizedGraph(seed)
+    x = g.input(input_shape, -2.0, 3.0)
+    return g.finish(g.relu(x))
+
+
+def relu6_model(input_shape=(1, 4, 4, 8), requantize=False, seed=0) -> bytes:
+    """Standalone RELU6 int8 model (input range exceeds 6 so the clamp matters).
+
+    See :meth:`QuantizedGraph.relu6` for why ``requantize`` defaults to False.
+    """
+    g = QuantizedGraph(seed)
+    x = g.input(input_shape, -4.0, 9.0)
+    return g.finish(g.relu6(x, requantize=requantize))
+
+
+def float_model(input_shape=(1, 8, 8, 3), out_channels=4, seed=0) -> bytes:
+    """A plain float32 CONV_2D model (for checking that float models are rejected)."""
+    rng = np.random.default_rng(seed)
+    kh = kw = 3
+    cin = input_shape[3]
+    w = rng.normal(0.0, math.sqrt(2.0 / (kh * kw * cin)), size=(out_channels, kh, kw, cin))
+    b = rng.normal(0.0, 0.1, size=out_channels)
+    tw = TFLiteWriter()
+    x = tw.tensor("input", input_shape, dtype="float32")
+    widx = tw.tensor("conv_w", w.shape, dtype="float32", data=w)
+    bidx = tw.tensor("conv_b", b.shape, dtype="float32", data=b)
+    y = conv2d_ref(np.zeros((1,) + tuple(input_shape[1:])), w, b, (1, 1), (1, 1), "SAME")
+    out = tw.tensor("output", y.shape, dtype="float32")
+    tw.op("CONV_2D", [x, widx, bidx], [out], padding="SAME", stride=1, activation="RELU")
+    tw.inputs([x])
+    tw.outputs([out])
+    return tw.finish()
+
+
+def two_op_model(input_shape=(1, 8, 8, 3), out_channels=6, seed=0) -> bytes:
+    """CONV_2D (ReLU) followed by MAX_POOL_2D: the smallest multi-op chain."""
+    g = QuantizedGraph(seed)
+    x = g.input(input_shape)
+    y = g.conv2d(x, out_channels, (3, 3), (1, 1), (1, 1), "SAME", "RELU", True)
+    return g.finish(g.max_pool(y, (2, 2), (2, 2), "VALID"))
+
+
+def residual_model(input_shape=(1, 8, 8, 8), expand=2, seed=0) -> bytes:
+    """Inverted-residual block: the input branches into 1x1 expand -> 3x3 depthwise ->
+    1x1 project, and a residual ADD joins it back with the input."""
+    g = QuantizedGraph(seed)
+    x = g.input(input_shape)
+    c = input_shape[3]
+    h = g.conv2d(x, c * expand, (1, 1), (1, 1), (1, 1), "SAME", "RELU6", True, prefix="expand")
+    h = g.depthwise_conv2d(h, (3, 3), (1, 1), (1, 1), "SAME", 1, "RELU6", True, prefix="dw")
+    h = g.conv2d(h, c, (1, 1), (1, 1), (1, 1), "SAME", "NONE", True, prefix="project")
+    return g.finish(g.add(x, h))
+
+
+# Zero-argument builders for every default model, keyed by a short name.
+MODEL_BUILDERS = {
+    "conv2d": conv2d_model,
+    "depthwise_conv2d": depthwise_conv2d_model,
+    "fully_connected": fully_connected_model,
+    "add": add_model,
+    "mul": mul_model,
+    "avg_pool": avg_pool_model,
+    "max_pool": max_pool_model,
+    "mean": mean_model,
+    "pad": pad_model,
+    "reshape": reshape_model,
+    "squeeze": squeeze_model,
+    "transpose": transpose_model,
+    "concat": concat_model,
+    "softmax": softmax_model,
+    "logistic": logistic_model,
+    "hard_swish": hard_swish_model,
+    "resize_nearest": resize_nearest_model,
+    "quantize_dequantize": quantize_dequantize_model,
+    "relu": relu_model,
+    "relu6": relu6_model,
+    "two_op": two_op_model,
+    "residual": residual_model,
+}

@@ -1,0 +1,1 @@
+"""Quantization parameter derivation (bit-exact with TFLM Prepare)."""

@@ -1,0 +1,113 @@
+"""Build a generated project with the host compiler and run it through ctypes."""
+from __future__ import annotations
+
+import ctypes
+import glob
+import json
+import os
+import subprocess
+import time
+from typing import Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from ..errors import TinyEngineError
+
+WARNING_FLAGS = ["-Wall", "-Wextra", "-Werror"]
+
+
+def _run(cmd: List[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise TinyEngineError(f"host build failed: {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
+
+
+def build_host_library(project: str, out_dir: Optional[str] = None, cc: str = "gcc", cxx: str = "g++",
+                       extra_flags: Sequence[str] = ()) -> str:
+    """Compile a generated project into a shared library; returns its path.
+
+    C is built with -std=c11 and C++ kernels with -std=c++17 -fno-exceptions
+    -fno-rtti, all with -Wall -Wextra -Werror.
+    """
+    meta = _metadata(project)
+    name = meta["model"]
+    out_dir = out_dir or os.path.join(project, "build", "host")
+    os.makedirs(out_dir, exist_ok=True)
+    inc = ["-I", os.path.join(project, "include"), "-I", os.path.join(project, "src", "kernels")]
+    common = ["-O2", "-fPIC", *WARNING_FLAGS, *extra_flags]
+    objects = []
+    for src in sorted(glob.glob(os.path.join(project, "src", "*.c"))):
+        obj = os.path.join(out_dir, os.path.basename(src) + ".o")
+        _run([cc, "-std=c11", *common, *inc, "-c", src, "-o", obj])
+        objects.append(obj)
+    for src in sorted(glob.glob(os.path.join(project, "src", "kernels", "*.cc"))):
+        obj = os.path.join(out_dir, os.path.basename(src) + ".o")
+        _run([cxx, "-std=c++17", "-fno-exceptions", "-fno-rtti", *common, *inc, "-c", src, "-o", obj])
+        objects.append(obj)
+    lib = os.path.join(out_dir, f"lib{name}.so")
+    _run([cxx, "-shared", *extra_flags, "-o", lib, *objects])
+    return lib
+
+
+def _metadata(project: str) -> dict:
+    path = os.path.join(project, "metadata.json")
+    if not os.path.isfile(path):
+        raise TinyEngineError(f"{project}: not a compiled tinyengine project (no metadata.json)")
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_npz_inputs(path: str, inputs_meta: List[dict]) -> Dict[str, np.ndarray]:
+    """Read an .npz of inputs keyed by tensor name (a lone unnamed array is accepted
+    for a one-input model)."""
+    data = dict(np.load(path))
+    return _match_inputs(data, inputs_meta)
+
+
+def _match_inputs(data: Mapping[str, np.ndarray], inputs_meta: List[dict]) -> Dict[str, np.ndarray]:
+    names = [m["name"] for m in inputs_meta]
+    if len(names) == 1 and names[0] not in data and len(data) == 1:
+        data = {names[0]: next(iter(data.values()))}
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise TinyEngineError(f"missing input(s) {missing}; the model's inputs are {names}")
+    out = {}
+    for m in inputs_meta:
+        arr = np.asarray(data[m["name"]])
+        want = tuple(m["shape"])
+        if arr.size != int(np.prod(want)):
+            raise TinyEngineError(f"input '{m['name']}': expected shape {list(want)}, got {list(arr.shape)}")
+        if arr.dtype != np.dtype(m["dtype"]):
+            raise TinyEngineError(f"input '{m['name']}': expected dtype {m['dtype']}, got {arr.dtype}")
+        out[m["name"]] = np.ascontiguousarray(arr.reshape(want))
+    return out
+
+
+class HostModel:
+    """A generated project built for this host, callable with numpy arrays."""
+
+    def __init__(self, project: str, build_dir: Optional[str] = None, extra_flags: Sequence[str] = ()):
+        self.meta = _metadata(project)
+        self.lib_path = build_host_library(project, build_dir, extra_flags=extra_flags)
+        self._lib = ctypes.CDLL(self.lib_path)
+        self._fn = getattr(self._lib, f"{self.meta['model']}_run")
+        self._fn.restype = ctypes.c_int
+        self.last_seconds = 0.0
+
+    def run(self, inputs: Union[Mapping[str, np.ndarray], Sequence[np.ndarray], np.ndarray]) -> Dict[str, np.ndarray]:
+        """One inference; inputs by tensor name (or positionally); outputs by name."""
+        metas = self.meta["inputs"]
+        if isinstance(inputs, np.ndarray):
+            inputs = [inputs]
+        if not isinstance(inputs, Mapping):
+            inputs = {m["name"]: a for m, a in zip(metas, inputs)}
+        arrays = _match_inputs(inputs, metas)
+        outs = {m["name"]: np.zeros(m["shape"], dtype=m["dtype"]) for m in self.meta["outputs"]}
+        args = [arrays[m["name"]].ctypes.data_as(ctypes.c_void_p) for m in metas]
+        args += [o.ctypes.data_as(ctypes.c_void_p) for o in outs.values()]
+        t0 = time.perf_counter()
+        rc = self._fn(*args)
+        self.last_seconds = time.perf_counter() - t0
+        if rc != 0:
+            raise TinyEngineError(f"{self.meta['model']}_run returned {rc}")
+        return outs

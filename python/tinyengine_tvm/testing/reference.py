@@ -1,0 +1,71 @@
+"""TensorFlow Lite Micro as the bit-exact reference (PyPI ``tflite-micro``)."""
+from __future__ import annotations
+
+import re
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+
+def _runtime():
+    try:
+        from tflite_micro import runtime
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("the TFLM reference needs `pip install --pre tflite-micro`") from exc
+    return runtime
+
+
+def _num_outputs(model: bytes) -> int:
+    import tflite
+
+    return tflite.Model.GetRootAsModel(model, 0).Subgraphs(0).OutputsLength()
+
+
+def tflm_run(model: bytes, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """Run one inference in TFLM's Python interpreter; outputs in model order."""
+    runtime = _runtime()
+    interp = runtime.Interpreter.from_bytes(model)
+    for i, x in enumerate(inputs):
+        interp.set_input(np.ascontiguousarray(x), i)
+    interp.invoke()
+    return [np.array(interp.get_output(i)) for i in range(_num_outputs(model))]
+
+
+def random_inputs(descs: Sequence[dict], seed: int) -> List[np.ndarray]:
+    """Inputs for a model's input descriptions: int8 over the full range, float in [-1, 1)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for d in descs:
+        if d["dtype"] == "int8":
+            out.append(rng.integers(-128, 128, size=d["shape"], dtype=np.int8))
+        else:
+            out.append(rng.uniform(-1.0, 1.0, size=d["shape"]).astype(d["dtype"]))
+    return out
+
+
+def tflm_arena_head(model: bytes) -> Optional[int]:
+    """Bytes TFLM's planner gives the activations (the arena "head"), or None.
+
+    Read from TFLM's allocation report, which its C++ side prints on the
+    process's stdout/stderr, so both file descriptors are captured.
+    """
+    import os
+    import tempfile
+
+    runtime = _runtime()
+    interp = runtime.Interpreter.from_bytes(model)
+    with tempfile.TemporaryFile(mode="w+") as tmp:
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            os.dup2(tmp.fileno(), 1)
+            os.dup2(tmp.fileno(), 2)
+            interp.print_allocations()
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+        tmp.seek(0)
+        text = tmp.read()
+    m = re.search(r"allocation head (\d+) bytes", text)
+    return int(m.group(1)) if m else None

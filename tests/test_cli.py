@@ -1,0 +1,67 @@
+"""The tvmc command: compile to a directory or tarball, run on the host with npz I/O."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tinyengine_tvm import cli
+from tinyengine_tvm.modelgen.default_model import default_model_path
+
+DEFAULT = str(default_model_path())
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("cli") / "out")
+    assert cli.main(["compile", "--target=tinyengine", DEFAULT, "-o", out]) == 0
+    return out
+
+
+def test_compile_prints_report(tmp_path, capsys):
+    assert cli.main(["compile", "--target=tinyengine", DEFAULT, "-o", str(tmp_path / "o")]) == 0
+    text = capsys.readouterr().out
+    for word in ("arena", "weights", "ops", "MACs", "CONV_2D"):
+        assert word in text
+
+
+def test_unknown_target_is_an_error(tmp_path, capsys):
+    assert cli.main(["compile", "--target=llvm", DEFAULT, "-o", str(tmp_path / "o")]) == 2
+    assert "unknown target" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_npz_roundtrip(project, tmp_path, capsys):
+    import json
+
+    meta = json.load(open(os.path.join(project, "metadata.json")))
+    desc = meta["inputs"][0]
+    x = np.random.default_rng(3).integers(-128, 128, size=desc["shape"], dtype=np.int8)
+    np.savez(tmp_path / "in.npz", **{desc["name"]: x})
+    assert cli.main(["run", project, "--device=host", "--inputs", str(tmp_path / "in.npz"),
+                     "--outputs", str(tmp_path / "out.npz"), "--print-top", "3", "--print-time"]) == 0
+    printed = capsys.readouterr().out
+    assert "top-3" in printed and "execution time" in printed
+    out = np.load(tmp_path / "out.npz")
+    assert list(out.keys()) == [m["name"] for m in meta["outputs"]]
+    # An unnamed single array is accepted for a one-input model.
+    np.savez(tmp_path / "in2.npz", x)
+    assert cli.main(["run", project, "--inputs", str(tmp_path / "in2.npz"), "--outputs", str(tmp_path / "out2.npz")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "out2.npz")[meta["outputs"][0]["name"]], out[meta["outputs"][0]["name"]])
+
+
+def test_run_rejects_wrong_input(project, tmp_path, capsys):
+    np.savez(tmp_path / "bad.npz", wrong=np.zeros((2, 2), np.int8), other=np.zeros(3, np.int8))
+    assert cli.main(["run", project, "--inputs", str(tmp_path / "bad.npz")]) == 2
+    assert "missing input" in capsys.readouterr().err
+
+
+def test_tarball_and_module_entry_point(tmp_path):
+    tar = str(tmp_path / "m.tar")
+    env = dict(os.environ)
+    subprocess.run([sys.executable, "-m", "tinyengine_tvm", "compile", "--target=tinyengine", DEFAULT, "-o", tar],
+                   check=True, capture_output=True, env=env)
+    proc = subprocess.run([sys.executable, "-m", "tinyengine_tvm", "run", tar, "--print-top", "1"],
+                          check=True, capture_output=True, text=True, env=env)
+    assert "top-1" in proc.stdout
