@@ -5,11 +5,10 @@ Each model runs on 5 random inputs (int8 over the full range, float in
 """
 import os
 
-import numpy as np
 import pytest
 
 import tinyengine_tvm as te
-from tinyengine_tvm.testing import SHARED_MODELS, random_inputs, shipped_inputs, tflm_run
+from tinyengine_tvm.testing import SHARED_MODELS, assert_matches_tflm, random_inputs, shipped_inputs
 
 NUM_RANDOM = 5
 
@@ -24,13 +23,7 @@ def test_bit_exact_with_tflm(model, shared_dir, tflm):
     cases += [[x] for x in shipped_inputs(model, in_desc[0])]
     if model in ("kws_ref_model", "vww_96_int8", "person_detect", "ad01_int8", "pretrainedResnet_quant"):
         assert len(cases) > NUM_RANDOM, "the published test inputs were not found"
-    for case in cases:
-        expected = tflm_run(data, case)
-        got = list(compiled.run(case).values())
-        assert len(got) == len(expected)
-        for e, g in zip(expected, got):
-            assert e.dtype == g.dtype and e.shape == g.shape
-            np.testing.assert_array_equal(g, e)
+    assert_matches_tflm(compiled, data, cases)
 
 
 @pytest.mark.parametrize("model", ["vww_96_int8", "pretrainedResnet_quant"])

@@ -6,11 +6,10 @@ several random inputs.  The cases sweep the attribute corners: SAME/VALID
 padding, stride 2, dilation, depth multiplier > 1, per-channel vs per-tensor
 weights, fused NONE/RELU/RELU6, odd channel counts, 1x1 spatial, broadcasting.
 """
-import numpy as np
 import pytest
 
 import tinyengine_tvm as te
-from tinyengine_tvm.testing import random_inputs, tflm_run
+from tinyengine_tvm.testing import assert_matches_tflm, random_inputs
 
 pytest.importorskip("tflite_micro", reason="tflite-micro is not installed (pip install --pre tflite-micro)")
 from tinyengine_tvm.modelgen import quantized_ops as Q  # noqa: E402
@@ -89,11 +88,4 @@ CASES = {
 def test_op_bit_exact_with_tflm(case):
     model = CASES[case]()
     compiled = te.compile(model, name=case)
-    for seed in SEEDS:
-        inputs = random_inputs(compiled.metadata["inputs"], seed)
-        expected = tflm_run(model, inputs)
-        got = list(compiled.run(inputs).values())
-        assert len(got) == len(expected)
-        for e, g in zip(expected, got):
-            assert g.dtype == e.dtype and g.shape == e.shape
-            np.testing.assert_array_equal(g, e)
+    assert_matches_tflm(compiled, model, [random_inputs(compiled.metadata["inputs"], s) for s in SEEDS])

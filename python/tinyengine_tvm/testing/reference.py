@@ -69,3 +69,18 @@ def tflm_arena_head(model: bytes) -> Optional[int]:
         text = tmp.read()
     m = re.search(r"allocation head (\d+) bytes", text)
     return int(m.group(1)) if m else None
+
+
+def assert_matches_tflm(compiled, model: bytes, cases: Sequence[Sequence[np.ndarray]], run=None) -> None:
+    """Assert ``compiled`` gives TFLM's outputs, as equal arrays, for every input case.
+
+    ``run`` maps an input list to outputs (default: the host build of ``compiled``).
+    """
+    run = run or (lambda xs: list(compiled.run(xs).values()))
+    for case in cases:
+        expected = tflm_run(model, case)
+        got = run(case)
+        assert len(got) == len(expected), f"{len(got)} outputs, TFLM has {len(expected)}"
+        for e, g in zip(expected, got):
+            assert g.dtype == e.dtype and g.shape == e.shape, f"{g.dtype}{g.shape} vs TFLM {e.dtype}{e.shape}"
+            np.testing.assert_array_equal(g, e)
