@@ -2,9 +2,7 @@
 """Peak SRAM of every model in ../shared/models, next to TFLM's and the layer-wise bound.
 
 Columns:
-  arena      bytes of this project's static arena (activations + scratch, no caller I/O)
-  arena+io   arena plus the caller-owned input/output buffers (comparable to TFLM's head,
-             which holds the input and output tensors too)
+  arena      bytes of this project's static arena: inputs, activations, outputs and scratch
   tflm head  TFLM's planned activation bytes, measured with tflite-micro's allocation report
   layerwise  max over ops of (non-constant inputs + output): the least a layer-by-layer
              schedule needs without in-place or patch-based execution
@@ -30,7 +28,7 @@ def main(argv=None) -> int:
     if d is None:
         print("../shared/models not found (set TINYENGINE_SHARED_MODELS)", file=sys.stderr)
         return 1
-    header = f"{'model':<24}{'arena':>10}{'arena+io':>10}{'tflm head':>11}{'layerwise':>11}{'weights':>10}{'compile s':>11}"
+    header = f"{'model':<24}{'arena':>10}{'tflm head':>11}{'layerwise':>11}{'weights':>10}{'compile s':>11}"
     print(header)
     print("-" * len(header))
     for name in args.models:
@@ -41,7 +39,7 @@ def main(argv=None) -> int:
         mem = compiled.metadata["memory"]
         bound = layerwise_lower_bound(KernelGraph.from_relax(compiled.lowered["main"]))
         head = tflm_arena_head(open(path, "rb").read())
-        print(f"{name:<24}{mem['arena_bytes']:>10,}{mem['arena_bytes'] + mem['io_bytes']:>10,}"
+        print(f"{name:<24}{mem['arena_bytes']:>10,}"
               f"{head if head is not None else 'n/a':>11,}{bound:>11,}{mem['weights_bytes']:>10,}{seconds:>11.2f}")
     return 0
 

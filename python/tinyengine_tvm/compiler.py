@@ -103,7 +103,7 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None,
     lowered = tvm.transform.Sequential(pipeline, name="tinyengine")(imported.mod)
     graph = KernelGraph.from_relax(lowered["main"])
     _fill_io_from_graph(imported, graph)
-    plan = plan_arena(graph)
+    plan = plan_arena(graph, lambda s: KERNELS[graph.steps[s].kernel].scratch(graph.steps[s].attrs))
     writer = CWriter(imported.name, graph, plan, imported.inputs, imported.outputs)
     files = {
         f"include/{imported.name}.h": writer.header(),
@@ -141,8 +141,6 @@ def _metadata(imported: ImportedModel, graph: KernelGraph, plan) -> dict:
         spec = KERNELS[step.kernel]
         ops.append({"name": step.name, "type": step.attrs.get("_op_type", spec.op_type), "kernel": step.kernel, "macs": int(spec.macs(step.attrs))})
     weights = sum(t.nbytes for t in graph.constants)
-    io_bytes = sum(d.nbytes for d in imported.inputs + imported.outputs)
-    timeline = plan.live_bytes_timeline(len(graph.steps))
     return {
         "model": imported.name,
         "format": imported.format,
@@ -150,10 +148,12 @@ def _metadata(imported: ImportedModel, graph: KernelGraph, plan) -> dict:
         "outputs": [d.to_json() for d in imported.outputs],
         "memory": {
             "arena_bytes": int(plan.arena_bytes),
-            "scratch_bytes": 0,
+            "scratch_bytes": int(plan.scratch_bytes),
             "weights_bytes": int(weights),
-            "io_bytes": int(io_bytes),
-            "peak_live_bytes": int(max(timeline, default=0)),
+            # Inputs and outputs live in the arena (written/read through
+            # <name>_input()/<name>_output()); no caller-owned buffer is needed.
+            "io_bytes": 0,
+            "live_peak_bytes": int(plan.live_peak),
         },
         "ops": ops,
         "total_macs": int(sum(o["macs"] for o in ops)),

@@ -15,6 +15,7 @@ import numpy as np
 from ..frontend.loader import TensorDesc
 from ..kernel_graph import KernelGraph
 from ..planner import ArenaPlan
+from ..planner.lifetime_planner import ALIGNMENT
 from .kernel_specs import KERNELS
 
 _C_TYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "uint8": "uint8_t", "int16": "int16_t"}
@@ -76,7 +77,13 @@ class CWriter:
                     out.append(f"#define {p}_ZERO_POINT {int(d.zero_point)}\n")
                 out.append("\n")
         out.append("#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n")
-        out.append(f"/**\n * Run one inference of '{n}'. Buffers are caller-owned, one per tensor:\n")
+        out.append(f"/** Where input i must be written before {n}_invoke() (inside the arena), or NULL. */\n"
+                   f"void* {n}_input(int32_t index);\n\n")
+        out.append(f"/** Where output i is after {n}_invoke() (inside the arena), or NULL. */\n"
+                   f"const void* {n}_output(int32_t index);\n\n")
+        out.append(f"/** Run one inference on the inputs already written at {n}_input(). Returns 0. */\n"
+                   f"int {n}_invoke(void);\n\n")
+        out.append(f"/**\n * Copy the inputs in, run one inference and copy the outputs out:\n")
         for i, d in enumerate(self.inputs):
             out.append(f" * @param input_{i}  '{d.name}', {d.dtype}{d.shape}\n")
         for i, d in enumerate(self.outputs):
@@ -104,17 +111,25 @@ class CWriter:
                f"#include \"{n}.h\"\n#include \"tinyengine_kernels.h\"\n\n"]
         for t in self.graph.constants:
             out.append(f"extern const {_C_TYPES[t.dtype]} {self.const_names[t.index]}[{max(t.data.size, 1)}];\n")
-        if self.plan.buffers:
-            out.append(f"\nstatic uint8_t {n}_arena[{self.plan.arena_bytes}] __attribute__((aligned(16)));\n")
-        out.append("\n")
-        out.append(f"int {n}_run({self._signature()}) {{\n")
+        out.append(f"\n/* Activations, inputs, outputs and scratch: {self.plan.arena_bytes} bytes. */\n"
+                   f"static uint8_t {n}_arena[{max(self.plan.arena_bytes, ALIGNMENT)}] __attribute__((aligned({ALIGNMENT})));\n\n")
+        for kind, tensors in (("input", self.graph.inputs), ("output", self.graph.outputs)):
+            const = "const " if kind == "output" else ""
+            out.append(f"{const}void* {n}_{kind}(int32_t index) {{\n  switch (index) {{\n")
+            for i, t in enumerate(tensors):
+                out.append(f"    case {i}: return {n}_arena + {self.plan.offset_of(self.graph.root(t))};\n")
+            out.append("    default: return 0;\n  }\n}\n\n")
+        out.append(f"int {n}_invoke(void) {{\n")
         for s, step in enumerate(self.graph.steps):
             out.append(self._step(s, step))
-        for root, j in self.plan.copies:
-            src = self._pointer(root, "const int8_t*")
-            nbytes = self.graph.tensors[root].nbytes
-            out.append(f"  memcpy(output_{j}, {src}, {nbytes});\n")
-        out.append("  return 0;\n}\n")
+        out.append("  return 0;\n}\n\n")
+        out.append(f"int {n}_run({self._signature()}) {{\n")
+        for i, t in enumerate(self.graph.inputs):
+            out.append(f"  memcpy({n}_input({i}), input_{i}, {self.graph.tensors[t].nbytes});\n")
+        out.append(f"  const int status = {n}_invoke();\n")
+        for j, t in enumerate(self.graph.outputs):
+            out.append(f"  memcpy(output_{j}, {n}_output({j}), {self.graph.tensors[t].nbytes});\n")
+        out.append("  return status;\n}\n")
         return "".join(out)
 
     # -------------------------------------------------------------- helpers
@@ -124,14 +139,9 @@ class CWriter:
         return ", ".join(args) if args else "void"
 
     def _pointer(self, index: int, ctype: str) -> str:
-        t = self.graph.tensors[index]
-        if t.kind == "constant":
+        if self.graph.tensors[index].kind == "constant":
             return self.const_names[index]
-        root = self.graph.root(index)
-        if root in self.plan.io:
-            kind, i = self.plan.io[root]
-            return f"{kind}_{i}" if kind == "output" or ctype.startswith("const") else f"({ctype}){kind}_{i}"
-        return f"({ctype})({self.name}_arena + {self.plan.buffers[root].offset})"
+        return f"({ctype})({self.name}_arena + {self.plan.offset_of(self.graph.root(index))})"
 
     def _step(self, s: int, step) -> str:
         spec = KERNELS[step.kernel]
@@ -157,6 +167,8 @@ class CWriter:
                 args.append(self._pointer(step.inputs[k], f"const {in_types[k]}*"))
             elif word in ("inputs", "axis_sizes"):
                 args.append(word)
+            elif word == "scratch":
+                args.append(f"(int8_t*)({self.name}_arena + {self.plan.offset_of(('scratch', s))})")
             elif word == "n_inputs":
                 args.append(str(len(step.inputs)))
             elif word == "scale" and step.kernel == "te_quantize_f32_s8":

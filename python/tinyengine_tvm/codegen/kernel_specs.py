@@ -32,8 +32,8 @@ class KernelSpec:
     """How to call one kernel.
 
     ``args`` is the C argument list: "p" is the address of the parameter
-    struct, "inN" the N-th tensor argument, "out" the output, any other word
-    an attribute printed as a literal.
+    struct, "inN" the N-th tensor argument, "out" the output, "scratch" the
+    step's arena scratch, any other word an attribute printed as a literal.
     """
 
     op_type: str
@@ -42,6 +42,7 @@ class KernelSpec:
     struct: Optional[str] = None
     fields: List[str] = dataclasses.field(default_factory=list)
     macs: Callable[[Dict], int] = lambda a: 0
+    scratch: Callable[[Dict], int] = lambda a: 0  # bytes of arena scratch per call
 
 
 def _conv_macs(a):

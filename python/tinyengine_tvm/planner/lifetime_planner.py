@@ -1,100 +1,148 @@
-"""Lifetime-based static arena planner.
+"""Static arena planning from buffer lifetimes.
 
-Every activation that is neither a model input nor a model output gets an
-offset in a single arena.  Two buffers may share bytes only when their
-lifetimes (first write to last read, in step order) are disjoint.  Buffers are
-placed largest first at the lowest offset that does not collide with an
-already placed, simultaneously live buffer (greedy best-fit by offset).
+Every buffer the generated code touches lives in one arena: model inputs
+(written by the caller before the run), intermediate activations, outputs
+(read by the caller after it) and per-step kernel scratch.  Two buffers may
+share bytes only when their lifetimes (inclusive step ranges) are disjoint.
+
+The live-set peak (the largest sum of sizes of buffers alive at one step) is a
+lower bound for any placement.  The planner tries several placement orders
+with a best-fit-by-offset rule and keeps the smallest arena; the result says
+how far it is from the live-set peak.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, Hashable, List, Optional, Sequence
 
 from ..kernel_graph import KernelGraph
 
 ALIGNMENT = 16
 
 
+def align(n: int) -> int:
+    """Round ``n`` up to the arena alignment."""
+    return (n + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
+
+
 @dataclasses.dataclass
 class BufferPlacement:
-    """One arena buffer: the root tensor it holds, its bytes, lifetime and offset."""
+    """One arena buffer.  ``key`` is a root tensor index, or ("scratch", step)."""
 
-    tensor: int
+    key: Hashable
     size: int
-    first: int  # index of the step that writes it
-    last: int  # index of the last step that reads it
+    first: int  # first step during which it is live (-1: before the run)
+    last: int  # last step during which it is live (num_steps: after the run)
     offset: int = -1
+
+    def overlaps(self, other: "BufferPlacement") -> bool:
+        """Whether the two lifetimes share a step."""
+        return not (self.last < other.first or other.last < self.first)
 
 
 @dataclasses.dataclass
 class ArenaPlan:
-    """Where every arena-resident tensor lives; ``io`` maps a root tensor to
-    ("input", i) or ("output", j) when the caller's buffer holds it."""
+    """Offsets of every buffer, the arena size and the live-set figures."""
 
-    buffers: Dict[int, BufferPlacement]
-    io: Dict[int, Tuple[str, int]]
+    buffers: Dict[Hashable, BufferPlacement]
     arena_bytes: int
-    copies: List[Tuple[int, int]]  # (source root, output index) needing memcpy
+    num_steps: int
+    strategy: str = ""
 
-    def live_bytes_timeline(self, num_steps: int) -> List[int]:
-        """Arena bytes live during each step."""
-        out = []
-        for s in range(num_steps):
-            out.append(sum(b.size for b in self.buffers.values() if b.first <= s <= b.last))
-        return out
+    def live_bytes(self, step: int) -> int:
+        """Bytes of the buffers alive during ``step`` (aligned sizes)."""
+        return sum(align(b.size) for b in self.buffers.values() if b.first <= step <= b.last)
+
+    def live_buffers(self, step: int) -> List[Hashable]:
+        """Keys of the buffers alive during ``step``."""
+        return [k for k, b in self.buffers.items() if b.first <= step <= b.last]
+
+    @property
+    def live_peak(self) -> int:
+        """The live-set peak: a lower bound of any arena for this schedule."""
+        return max((self.live_bytes(s) for s in range(-1, self.num_steps + 1)), default=0)
+
+    @property
+    def scratch_bytes(self) -> int:
+        """Largest scratch buffer of any step."""
+        return max((b.size for k, b in self.buffers.items() if isinstance(k, tuple)), default=0)
+
+    def offset_of(self, key: Hashable) -> int:
+        """Arena offset of a root tensor or scratch buffer."""
+        return self.buffers[key].offset
 
 
-def _align(n: int) -> int:
-    return (n + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
-
-
-def plan_arena(graph: KernelGraph) -> ArenaPlan:
-    """Assign caller-owned I/O buffers and arena offsets for a KernelGraph."""
-    io: Dict[int, Tuple[str, int]] = {}
-    for i, t in enumerate(graph.inputs):
-        io[graph.root(t)] = ("input", i)
-    copies: List[Tuple[int, int]] = []
-    for j, t in enumerate(graph.outputs):
-        root = graph.root(t)
-        if root in io:
-            # An output that is (a view of) an input or of another output.
-            copies.append((root, j))
-        else:
-            io[root] = ("output", j)
-
-    first: Dict[int, int] = {}
-    last: Dict[int, int] = {}
+def collect_buffers(graph: KernelGraph, scratch: Callable[[int], int]) -> Dict[Hashable, BufferPlacement]:
+    """Lifetimes of the arena buffers of a graph; ``scratch(step)`` gives scratch bytes."""
+    n = len(graph.steps)
+    first: Dict[Hashable, int] = {}
+    last: Dict[Hashable, int] = {}
+    for t in graph.inputs:
+        r = graph.root(t)
+        first[r] = -1
+        last[r] = -1
     for s, step in enumerate(graph.steps):
-        root = graph.root(step.output)
-        first.setdefault(root, s)
-        last[root] = max(last.get(root, s), s)
         for i in step.inputs:
             if graph.tensors[i].kind == "constant":
                 continue
             r = graph.root(i)
             last[r] = max(last.get(r, s), s)
-    buffers = {
-        r: BufferPlacement(r, graph.tensors[r].nbytes, first[r], last[r])
-        for r in first
-        if r not in io
+        r = graph.root(step.output)
+        first.setdefault(r, s)
+        last[r] = max(last.get(r, s), s)
+    for t in graph.outputs:
+        last[graph.root(t)] = n
+    buffers: Dict[Hashable, BufferPlacement] = {
+        r: BufferPlacement(r, graph.tensors[r].nbytes, first[r], last[r]) for r in first
     }
-    for r, _ in copies:
-        if r in buffers:
-            buffers[r].last = len(graph.steps)  # read by the final copies
+    for s in range(n):
+        size = scratch(s)
+        if size > 0:
+            buffers[("scratch", s)] = BufferPlacement(("scratch", s), size, s, s)
+    return buffers
 
+
+def _place(order: Sequence[BufferPlacement]) -> int:
+    """Best-fit by offset in the given order; returns the arena size."""
     placed: List[BufferPlacement] = []
-    for buf in sorted(buffers.values(), key=lambda b: (-b.size, b.first, b.tensor)):
-        conflicts = sorted(
-            (p for p in placed if not (p.last < buf.first or buf.last < p.first)),
-            key=lambda p: p.offset,
-        )
-        offset = 0
-        for p in conflicts:
-            if offset + buf.size <= p.offset:
-                break
-            offset = max(offset, _align(p.offset + p.size))
-        buf.offset = offset
+    for buf in order:
+        conflicts = sorted((p for p in placed if p.overlaps(buf)), key=lambda p: p.offset)
+        best: Optional[int] = None
+        best_gap = None
+        cursor = 0
+        # Candidate gaps between conflicting buffers; pick the tightest that fits.
+        for p in conflicts + [None]:
+            end = p.offset if p is not None else None
+            if end is None or end - cursor >= buf.size:
+                gap = (end - cursor) if end is not None else float("inf")
+                if best is None or gap < best_gap:
+                    best, best_gap = cursor, gap
+                if end is None:
+                    break
+            if p is not None:
+                cursor = max(cursor, align(p.offset + p.size))
+        buf.offset = best
         placed.append(buf)
-    arena = max((_align(b.offset + b.size) for b in placed), default=0)
-    return ArenaPlan(buffers, io, arena, copies)
+    return max((align(b.offset + b.size) for b in placed), default=0)
+
+
+_ORDERS = {
+    "size": lambda b: (-b.size, b.first, str(b.key)),
+    "size*lifetime": lambda b: (-b.size * (b.last - b.first + 1), -b.size, str(b.key)),
+    "first-use": lambda b: (b.first, -b.size, str(b.key)),
+    "lifetime": lambda b: (-(b.last - b.first), -b.size, str(b.key)),
+}
+
+
+def plan_arena(graph: KernelGraph, scratch: Optional[Callable[[int], int]] = None) -> ArenaPlan:
+    """Place every buffer of ``graph`` in one arena, trying several orders."""
+    template = collect_buffers(graph, scratch or (lambda s: 0))
+    best: Optional[ArenaPlan] = None
+    for name, key in _ORDERS.items():
+        bufs = {k: dataclasses.replace(b) for k, b in template.items()}
+        size = _place(sorted(bufs.values(), key=key))
+        if best is None or size < best.arena_bytes:
+            best = ArenaPlan(bufs, size, len(graph.steps), strategy=name)
+        if best.arena_bytes == best.live_peak:
+            break
+    return best
