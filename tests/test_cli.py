@@ -65,3 +65,22 @@ def test_tarball_and_module_entry_point(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tinyengine_tvm", "run", tar, "--print-top", "1"],
                           check=True, capture_output=True, text=True, env=env)
     assert "top-1" in proc.stdout
+
+
+def test_memory_flags(tmp_path, capsys):
+    out = str(tmp_path / "o")
+    plot = str(tmp_path / "mem.png")
+    assert cli.main(["compile", DEFAULT, "-o", out, "--memory-plot", plot, "--disable-pass", "InplaceDepthwise",
+                     "--pass-config", "MemoryAwareSchedule.max_states=100"]) == 0
+    text = capsys.readouterr().out
+    assert "peak at" in text and "InplaceDepthwise" not in text and "MemoryAwareSchedule" in text
+    assert open(plot, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    import json
+
+    arena = json.load(open(os.path.join(out, "metadata.json")))["memory"]["arena_bytes"]
+    assert cli.main(["compile", DEFAULT, "-o", str(tmp_path / "small"), "--sram-budget", str(arena - 1)]) == 2
+    err = capsys.readouterr().err
+    assert "1 B over the SRAM budget" in err and "peak is at op" in err
+    assert not (tmp_path / "small").exists()
+    assert cli.main(["compile", DEFAULT, "-o", str(tmp_path / "x"), "--disable-pass", "NoSuchPass"]) == 2
+    assert "unknown pass" in capsys.readouterr().err

@@ -57,7 +57,7 @@ def test_layout_and_metadata(default_compiled, tmp_path):
     for key in ("name", "shape", "dtype", "scale", "zero_point"):
         assert key in meta["inputs"][0] and key in meta["outputs"][0]
     mem = meta["memory"]
-    assert mem["arena_bytes"] > 0 and mem["weights_bytes"] > 0 and mem["scratch_bytes"] == 0
+    assert mem["arena_bytes"] > 0 and mem["weights_bytes"] > 0 and 0 <= mem["scratch_bytes"] < mem["arena_bytes"]
     assert all({"name", "type", "macs"} <= set(op) for op in meta["ops"])
     assert sum(op["macs"] for op in meta["ops"]) == meta["total_macs"] > 0
     header = open(os.path.join(out, "include", f"{name}.h")).read()

@@ -31,9 +31,16 @@ def format_report(meta: dict, seconds: Optional[float] = None) -> str:
         for t in meta[kind]:
             q = f" scale={t['scale']:.6g} zp={t['zero_point']}" if t.get("scale") is not None else ""
             lines.append(f"{kind[:-1]:<12} {t['name']}: {t['dtype']}{t['shape']}{q}")
-    lines.append(f"arena        {_format_bytes(mem['arena_bytes'])} (scratch {mem['scratch_bytes']:,} B)")
+    lines.append(f"arena        {_format_bytes(mem['arena_bytes'])}: inputs, activations, outputs, "
+                 f"scratch ({mem['scratch_bytes']:,} B); live-set peak {mem['live_peak_bytes']:,} B")
+    if mem.get("peak_op_index") is not None:
+        peak = meta["ops"][mem["peak_op_index"]]
+        lines.append(f"peak at      op #{mem['peak_op_index']} {peak['type']} '{peak['name']}': "
+                     + ", ".join(peak["live_buffers"]))
     lines.append(f"weights      {_format_bytes(mem['weights_bytes'])}")
-    lines.append(f"io buffers   {_format_bytes(mem['io_bytes'])} (caller-owned)")
+    for p in meta.get("passes", []):
+        details = ", ".join(f"{k}={v}" for k, v in p.items() if k != "name")
+        lines.append(f"pass         {p['name']}" + (f": {details}" if details else ""))
     counts = {}
     for op in meta["ops"]:
         counts[op["type"]] = counts.get(op["type"], 0) + 1
@@ -49,9 +56,20 @@ def _cmd_compile(args) -> int:
 
     if args.target not in TARGETS:
         raise TinyEngineError(f"unknown target '{args.target}'; available: {', '.join(TARGETS)}")
-    compiled = compile_model(args.model, name=args.model_name)
+    from .transform.pipeline import parse_pass_config
+
+    kwargs = dict(name=args.model_name, disabled_passes=args.disable_pass,
+                  pass_config=parse_pass_config(args.pass_config), sram_budget=args.sram_budget)
+    compiled = compile_model(args.model, **kwargs)
+    if args.memory_plot:
+        from .report import plot_memory_timeline
+
+        baseline = compile_model(args.model, name=args.model_name, optimize=False)
+        plot_memory_timeline(compiled.metadata, baseline.metadata, args.memory_plot)
     out = compiled.export(args.output)
     print(format_report(compiled.metadata, compiled.compile_seconds))
+    if args.memory_plot:
+        print(f"memory plot  {args.memory_plot}")
     print(f"written      {out}")
     return 0
 
@@ -117,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target", default="tinyengine", help="code generator (only 'tinyengine')")
     c.add_argument("-o", "--output", required=True, help="output directory, or OUT.tar for a tarball")
     c.add_argument("--model-name", default=None, help="C identifier prefix (default: file name)")
+    c.add_argument("--disable-pass", action="append", default=[], metavar="PASS",
+                   help="turn off one optimization pass (repeatable): FoldPadIntoConv, InplaceDepthwise, "
+                        "MemoryAwareSchedule")
+    c.add_argument("--pass-config", action="append", default=[], metavar="PASS.OPTION=VALUE",
+                   help="set a pass option, e.g. MemoryAwareSchedule.max_states=5000 (repeatable)")
+    c.add_argument("--sram-budget", type=int, default=None, metavar="BYTES",
+                   help="fail when the arena needs more than BYTES")
+    c.add_argument("--memory-plot", default=None, metavar="FILE.png",
+                   help="draw live bytes per operator with and without the optimizations (matplotlib)")
     c.set_defaults(func=_cmd_compile)
 
     r = sub.add_parser("run", help="run a compiled project")

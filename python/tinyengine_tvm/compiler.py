@@ -12,17 +12,18 @@ import shutil
 import tarfile
 import tempfile
 import time
-from typing import Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import tvm
 
 from .codegen import CWriter, KERNELS, kernel_dir, kernel_sources_for
-from .errors import TinyEngineError
+from .errors import MemoryBudgetError, TinyEngineError
 from .frontend import ImportedModel, TensorDesc, load_model
 from .kernel_graph import KernelGraph
 from .planner import plan_arena
 from .transform import LowerToIntegerKernels
+from .transform.pipeline import optimization_passes
 
 
 class CompiledModel:
@@ -87,11 +88,17 @@ def _imported_from_irmodule(mod: tvm.IRModule, name: str) -> ImportedModel:
     return ImportedModel(name=name, format="relax", mod=mod, inputs=inputs, outputs=outputs)
 
 
-def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None,
-            passes: Optional[List[tvm.transform.Pass]] = None) -> CompiledModel:  # noqa: A001
+def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None,  # noqa: A001
+            passes: Optional[List[tvm.transform.Pass]] = None, optimize: bool = True,
+            disabled_passes: Sequence[str] = (), pass_config: Optional[Dict[str, Any]] = None,
+            sram_budget: Optional[int] = None) -> CompiledModel:
     """Compile an int8 TFLite/ONNX model (path or bytes) or a QDQ Relax IRModule to C.
 
-    ``passes`` are extra ``tvm.transform`` passes run after integer lowering.
+    After integer lowering the default memory passes run (see
+    ``transform.pipeline``) unless ``optimize`` is False; ``disabled_passes``
+    and ``pass_config`` adjust them, and ``passes`` are extra
+    ``tvm.transform`` passes run last.  With ``sram_budget`` a plan whose arena
+    exceeds it raises MemoryBudgetError naming the peak operator.
     Raises ModelFormatError / UnsupportedModelError before producing anything.
     """
     t0 = time.perf_counter()
@@ -99,8 +106,15 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None,
         imported = _imported_from_irmodule(model, name or "model")
     else:
         imported = load_model(model, name)
-    pipeline = [LowerToIntegerKernels(imported.side_info)] + list(passes or [])
-    lowered = tvm.transform.Sequential(pipeline, name="tinyengine")(imported.mod)
+    optimizations = optimization_passes(disabled_passes, pass_config) if optimize else []
+    lowering = LowerToIntegerKernels(imported.side_info)
+    try:
+        lowered = lowering(imported.mod)
+    except Exception:
+        if getattr(lowering, "last_error", None) is not None:
+            raise lowering.last_error from None
+        raise
+    lowered = tvm.transform.Sequential(optimizations + list(passes or []), name="tinyengine")(lowered)
     graph = KernelGraph.from_relax(lowered["main"])
     _fill_io_from_graph(imported, graph)
     plan = plan_arena(graph, lambda s: KERNELS[graph.steps[s].kernel].scratch(graph.steps[s].attrs))
@@ -114,9 +128,12 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None,
     files["include/tinyengine_kernels.h"] = _read(os.path.join(kdir, "include", "tinyengine_kernels.h"))
     for src in kernel_sources_for(s.kernel for s in graph.steps):
         files[f"src/kernels/{src}"] = _read(os.path.join(kdir, "kernels", src))
-    metadata = _metadata(imported, graph, plan)
+    metadata = _metadata(imported, graph, plan, optimizations)
+    if sram_budget is not None and plan.arena_bytes > sram_budget:
+        raise MemoryBudgetError(_budget_message(metadata, sram_budget))
     files["metadata.json"] = json.dumps(metadata, indent=2, sort_keys=False) + "\n"
     compiled = CompiledModel(imported.name, files, metadata, lowered)
+    compiled.graph, compiled.plan = graph, plan
     compiled.compile_seconds = time.perf_counter() - t0
     return compiled
 
@@ -135,11 +152,18 @@ def _read(path: str) -> str:
         return f.read()
 
 
-def _metadata(imported: ImportedModel, graph: KernelGraph, plan) -> dict:
+def _metadata(imported: ImportedModel, graph: KernelGraph, plan, passes) -> dict:
     ops = []
-    for step in graph.steps:
+    names = {k: graph.tensors[k].name if not isinstance(k, tuple) else f"scratch@{k[1]}" for k in plan.buffers}
+    for s, step in enumerate(graph.steps):
         spec = KERNELS[step.kernel]
-        ops.append({"name": step.name, "type": step.attrs.get("_op_type", spec.op_type), "kernel": step.kernel, "macs": int(spec.macs(step.attrs))})
+        ops.append({
+            "name": step.name, "type": step.attrs.get("_op_type", spec.op_type), "kernel": step.kernel,
+            "macs": int(spec.macs(step.attrs)),
+            "live_bytes": int(plan.live_bytes(s)),
+            "live_buffers": sorted(names[k] for k in plan.live_buffers(s)),
+        })
+    peak_step = max(range(len(ops)), key=lambda s: ops[s]["live_bytes"], default=None)
     weights = sum(t.nbytes for t in graph.constants)
     return {
         "model": imported.name,
@@ -154,7 +178,22 @@ def _metadata(imported: ImportedModel, graph: KernelGraph, plan) -> dict:
             # <name>_input()/<name>_output()); no caller-owned buffer is needed.
             "io_bytes": 0,
             "live_peak_bytes": int(plan.live_peak),
+            "peak_op": ops[peak_step]["name"] if peak_step is not None else None,
+            "peak_op_index": peak_step,
+            "planner": plan.strategy,
         },
+        "passes": [{"name": p.info.name if hasattr(p, "info") else type(p).__name__, **getattr(p, "report", {})}
+                   for p in passes],
         "ops": ops,
         "total_macs": int(sum(o["macs"] for o in ops)),
     }
+
+
+def _budget_message(meta: dict, budget: int) -> str:
+    mem = meta["memory"]
+    over = mem["arena_bytes"] - budget
+    peak = meta["ops"][mem["peak_op_index"]] if mem["peak_op_index"] is not None else None
+    where = (f"; the peak is at op #{mem['peak_op_index']} {peak['type']} '{peak['name']}' with "
+             f"{peak['live_bytes']:,} B live ({', '.join(peak['live_buffers'])})") if peak else ""
+    return (f"{meta['model']} needs an arena of {mem['arena_bytes']:,} B, {over:,} B over the SRAM budget "
+            f"of {budget:,} B{where}")

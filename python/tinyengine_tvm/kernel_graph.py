@@ -30,7 +30,7 @@ class Tensor:
     dtype: str
     kind: str
     data: Optional[np.ndarray] = None
-    view_of: Optional[int] = None  # a reshape shares its source's memory
+    view_of: Optional[int] = None  # shares the memory of this tensor (reshape, in-place op)
 
     @property
     def nbytes(self) -> int:
@@ -91,6 +91,9 @@ class KernelGraph:
                 return index_of[expr]
             raise TinyEngineError(f"value {expr} is used before it is defined")
 
+        from .codegen.kernel_specs import KERNELS
+
+        inplace_kernels = {k for k, spec in KERNELS.items() if spec.inplace}
         inputs = [add(p, p.name, p.ty, "input") for p in func.params]
         steps: List[Step] = []
         body = func.body
@@ -100,7 +103,9 @@ class KernelGraph:
                 call = parse_kernel_call(value)
                 if call is not None:
                     ins = [tensor_of(a) for a in call.tensors]
-                    out = add(var, var.name, var.ty, "activation")
+                    # An in-place kernel's output occupies its input's memory.
+                    alias = ins[0] if call.kernel in inplace_kernels else None
+                    out = add(var, var.name, var.ty, "activation", view_of=alias)
                     steps.append(Step(call.kernel, ins, out, call.attrs, var.name))
                 elif isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and value.op.name in _VIEW_OPS:
                     add(var, var.name, var.ty, "activation", view_of=tensor_of(value.args[0]))

@@ -89,6 +89,31 @@ void te_depthwise_conv2d_s8(const te_conv_params* p, const int8_t* input,
                             const int32_t* multiplier, const int32_t* shift,
                             int8_t* output);
 
+/**
+ * In-place depthwise convolution (depth_multiplier 1): the output is written
+ * over the input, so one buffer of max(input, output) bytes holds both.
+ *
+ * Contract: buffer holds the input [batch, input_h, input_w, input_c] on
+ * entry and the output [batch, output_h, output_w, output_c] (packed from the
+ * start of the buffer) on return; output_c == input_c; output_h * output_w
+ * <= input_h * input_w (any stride, padding and kernel size that satisfies
+ * this).  Channels are processed one at a time: channel c of the input is
+ * first copied to scratch, and writing output channel c only overwrites
+ * channel-c elements of the input (the same channel, already in scratch) or
+ * elements of earlier batches.  Results equal te_depthwise_conv2d_s8's.
+ * @param p          geometry and quantization (depth_multiplier must be 1).
+ * @param buffer     input on entry, output on return.
+ * @param filter     [1, kernel_h, kernel_w, output_c].
+ * @param bias       [output_c] int32, or NULL.
+ * @param multiplier [output_c] requantization multipliers.
+ * @param shift      [output_c] requantization shifts.
+ * @param scratch    input_h * input_w bytes (one input channel).
+ */
+void te_depthwise_conv2d_inplace_s8(const te_conv_params* p, int8_t* buffer,
+                                    const int8_t* filter, const int32_t* bias,
+                                    const int32_t* multiplier,
+                                    const int32_t* shift, int8_t* scratch);
+
 /** Shape and quantization of a fully connected layer. */
 typedef struct {
   int32_t batch;         /**< Rows of the input. */
@@ -247,6 +272,14 @@ typedef struct {
   int32_t align_corners;      /**< TFLite align_corners flag. */
   int32_t half_pixel_centers; /**< TFLite half_pixel_centers flag. */
 } te_resize_params;
+
+/**
+ * Copy a 2-D block of bytes between strided layouts: rows of row_bytes each,
+ * from src (rows src_stride bytes apart) to dst (rows dst_stride bytes apart).
+ * Cuts a spatial window out of an NHWC tensor, or pastes one into it.
+ */
+void te_copy_2d_s8(const int8_t* src, int32_t src_stride, int8_t* dst,
+                   int32_t dst_stride, int32_t rows, int32_t row_bytes);
 
 /** Nearest-neighbour resize, TFLite index rounding. */
 void te_resize_nearest_s8(const te_resize_params* p, const int8_t* input,

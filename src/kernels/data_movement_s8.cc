@@ -65,3 +65,13 @@ extern "C" void te_concat_s8(const int8_t* const* inputs,
     }
   }
 }
+
+extern "C" void te_copy_2d_s8(const int8_t* src, int32_t src_stride,
+                              int8_t* dst, int32_t dst_stride, int32_t rows,
+                              int32_t row_bytes) {
+  for (int32_t r = 0; r < rows; ++r) {
+    const int8_t* s = src + r * src_stride;
+    int8_t* d = dst + r * dst_stride;
+    for (int32_t k = 0; k < row_bytes; ++k) d[k] = s[k];
+  }
+}

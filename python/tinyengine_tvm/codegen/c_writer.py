@@ -167,6 +167,8 @@ class CWriter:
                 args.append(self._pointer(step.inputs[k], f"const {in_types[k]}*"))
             elif word in ("inputs", "axis_sizes"):
                 args.append(word)
+            elif word == "inout":
+                args.append(self._pointer(step.inputs[0], "int8_t*"))
             elif word == "scratch":
                 args.append(f"(int8_t*)({self.name}_arena + {self.plan.offset_of(('scratch', s))})")
             elif word == "n_inputs":

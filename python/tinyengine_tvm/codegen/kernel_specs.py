@@ -33,7 +33,8 @@ class KernelSpec:
 
     ``args`` is the C argument list: "p" is the address of the parameter
     struct, "inN" the N-th tensor argument, "out" the output, "scratch" the
-    step's arena scratch, any other word an attribute printed as a literal.
+    step's arena scratch, "inout" input 0 as a writable buffer (in-place
+    kernels), any other word an attribute printed as a literal.
     """
 
     op_type: str
@@ -43,6 +44,7 @@ class KernelSpec:
     fields: List[str] = dataclasses.field(default_factory=list)
     macs: Callable[[Dict], int] = lambda a: 0
     scratch: Callable[[Dict], int] = lambda a: 0  # bytes of arena scratch per call
+    inplace: bool = False  # the output is written over input 0 (same arena bytes)
 
 
 def _conv_macs(a):
@@ -58,6 +60,9 @@ _P5 = ["p", "in0", "in1", "in2", "in3", "in4", "out"]
 KERNELS: Dict[str, KernelSpec] = {
     "te_conv2d_s8": KernelSpec("CONV_2D", "conv2d_s8.cc", _P5, "te_conv_params", _CONV_FIELDS, _conv_macs),
     "te_depthwise_conv2d_s8": KernelSpec("DEPTHWISE_CONV_2D", "conv2d_s8.cc", _P5, "te_conv_params", _CONV_FIELDS, _dw_macs),
+    "te_depthwise_conv2d_inplace_s8": KernelSpec(
+        "DEPTHWISE_CONV_2D", "conv2d_s8.cc", ["p", "inout", "in1", "in2", "in3", "in4", "scratch"], "te_conv_params",
+        _CONV_FIELDS, _dw_macs, scratch=lambda a: a["input_h"] * a["input_w"], inplace=True),
     "te_fully_connected_s8": KernelSpec(
         "FULLY_CONNECTED", "fully_connected_s8.cc", _P5, "te_fc_params",
         ["batch", "input_depth", "output_depth", "input_offset", "filter_offset", "output_offset", "act_min", "act_max"],

@@ -26,7 +26,7 @@ from ..quantization.activation_params import (
     softmax_params,
 )
 from ..quantization.fixed_point import quantize_multiplier
-from .kernel_call import make_kernel_call
+from .kernel_call import make_kernel_call, parse_kernel_call
 
 _INT8_MIN, _INT8_MAX = -128, 127
 _VIEW_OPS = ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.flatten")
@@ -167,6 +167,14 @@ class _Lowering:
 
     def _visit(self, var, value):
         if not isinstance(var.ty, relax.TensorType):
+            return
+        if parse_kernel_call(value) is not None:
+            # Already lowered (the pass is idempotent): keep it, on lowered inputs.
+            args = [self._int8_value(a) if isinstance(a, relax.Var) else a for a in value.args[1].fields]
+            if any(a is None for a in args):
+                self._unsupported(var, value, "kernel call on a value that could not be lowered")
+                return
+            self.lowered[var] = relax.Call(value.op, [value.args[0], tvm.ir.Tuple(args)], value.attrs, value.ty_args)
             return
         dtype = _dtype(var)
         name = _op_name(value)
@@ -752,6 +760,12 @@ class LowerToIntegerKernels:
         self.side_info = side_info or {}
 
     def transform_module(self, mod: tvm.IRModule, ctx) -> tvm.IRModule:
-        func = _Lowering(mod["main"], self.side_info).run()
-        new_mod = tvm.IRModule({"main": func})
-        return new_mod
+        self.last_error = None
+        try:
+            func = _Lowering(mod["main"], self.side_info).run()
+        except UnsupportedModelError as exc:
+            # TVM's pass machinery turns Python exceptions into RuntimeError;
+            # keep the original so callers can re-raise it unchanged.
+            self.last_error = exc
+            raise
+        return tvm.IRModule({"main": func})
