@@ -85,13 +85,15 @@ def test_inplace_depthwise(kernel, stride, padding, channels):
     if padding == "VALID" and kernel == 7 and stride == 2:
         pytest.skip("7x7 VALID on 11x10 leaves a 3x2 map; covered by the stride-1 case")
     model = _dw_chain(kernel, stride, padding, channels)
-    compiled = te.compile(model, disabled_passes=["MemoryAwareSchedule", "FoldPadIntoConv"])
+    forced = {"InplaceDepthwise.only_if_smaller": False}
+    compiled = te.compile(model, disabled_passes=["MemoryAwareSchedule", "FoldPadIntoConv", "PatchBasedInference"],
+                          pass_config=forced)
     steps = compiled.graph.steps
     dw = [s for s in steps if s.kernel == "te_depthwise_conv2d_inplace_s8"]
     assert len(dw) == 1
     # The output shares the input's arena bytes.
     assert compiled.graph.root(dw[0].output) == compiled.graph.root(dw[0].inputs[0])
-    _compare_variants(model, [dict(optimize=False), dict(disabled_passes=["MemoryAwareSchedule"])])
+    _compare_variants(model, [dict(optimize=False), dict(disabled_passes=["MemoryAwareSchedule"], pass_config=forced)])
 
 
 def test_fold_pad_removes_the_padded_tensor():

@@ -138,17 +138,20 @@ class CWriter:
         args += [f"{_C_TYPES[d.dtype]}* output_{i}" for i, d in enumerate(self.outputs)]
         return ", ".join(args) if args else "void"
 
-    def _pointer(self, index: int, ctype: str) -> str:
+    def _pointer(self, index: int, ctype: str, extra: int = 0) -> str:
         if self.graph.tensors[index].kind == "constant":
             return self.const_names[index]
-        return f"({ctype})({self.name}_arena + {self.plan.offset_of(self.graph.root(index))})"
+        return f"({ctype})({self.name}_arena + {self.plan.offset_of(self.graph.root(index)) + extra})"
 
     def _step(self, s: int, step) -> str:
         spec = KERNELS[step.kernel]
         a = step.attrs
         in_types = [_C_TYPES[self.graph.tensors[i].dtype] for i in step.inputs]
         out_type = _C_TYPES[self.graph.tensors[step.output].dtype]
-        lines = [f"  /* step {s}: {spec.op_type} -> {step.name} */\n  {{\n"]
+        if spec.function == "":
+            return f"  /* step {s}: {spec.op_type} {step.name}: arena bytes for a tensor filled by later steps */\n"
+        in_offsets = a.get("_in_offsets", [0] * len(step.inputs))
+        lines = [f"  /* step {s}: {step.attrs.get('_op_type', spec.op_type)} -> {step.name} */\n  {{\n"]
         if spec.struct:
             inits = ", ".join(f".{f} = {_c_literal(a[f])}" for f in spec.fields)
             lines.append(f"    static const {spec.struct} p = {{{inits}}};\n")
@@ -164,11 +167,11 @@ class CWriter:
                 args.append(self._pointer(step.output, f"{out_type}*"))
             elif word.startswith("in") and word[2:].isdigit():
                 k = int(word[2:])
-                args.append(self._pointer(step.inputs[k], f"const {in_types[k]}*"))
+                args.append(self._pointer(step.inputs[k], f"const {in_types[k]}*", in_offsets[k]))
             elif word in ("inputs", "axis_sizes"):
                 args.append(word)
             elif word == "inout":
-                args.append(self._pointer(step.inputs[0], "int8_t*"))
+                args.append(self._pointer(step.inputs[0], "int8_t*", a.get("_inout_offset", 0)))
             elif word == "scratch":
                 args.append(f"(int8_t*)({self.name}_arena + {self.plan.offset_of(('scratch', s))})")
             elif word == "n_inputs":
@@ -177,5 +180,5 @@ class CWriter:
                 args.append(f"{float(np.float32(a[word]))!r}f")
             else:
                 args.append(_c_literal(a[word]))
-        lines.append(f"    {step.kernel}({', '.join(args)});\n  }}\n")
+        lines.append(f"    {spec.function or step.kernel}({', '.join(args)});\n  }}\n")
         return "".join(lines)

@@ -34,7 +34,9 @@ class KernelSpec:
     ``args`` is the C argument list: "p" is the address of the parameter
     struct, "inN" the N-th tensor argument, "out" the output, "scratch" the
     step's arena scratch, "inout" input 0 as a writable buffer (in-place
-    kernels), any other word an attribute printed as a literal.
+    kernels), any other word an attribute printed as a literal.  Pointer
+    arguments honour the byte offsets in the attributes ``_in_offsets`` (per
+    tensor input) and ``_inout_offset``.
     """
 
     op_type: str
@@ -45,6 +47,7 @@ class KernelSpec:
     macs: Callable[[Dict], int] = lambda a: 0
     scratch: Callable[[Dict], int] = lambda a: 0  # bytes of arena scratch per call
     inplace: bool = False  # the output is written over input 0 (same arena bytes)
+    function: Optional[str] = None  # C function when it differs from the key; "" for no call
 
 
 def _conv_macs(a):
@@ -90,6 +93,13 @@ KERNELS: Dict[str, KernelSpec] = {
     "te_hard_swish_s8": KernelSpec("HARD_SWISH", "hard_swish_s8.cc", ["p", "in0", "out", "size"], "te_hard_swish_params",
                                    ["input_zero_point", "output_zero_point", "reluish_multiplier_fixedpoint_int16",
                                     "reluish_multiplier_exponent", "output_multiplier_fixedpoint_int16", "output_multiplier_exponent"]),
+    # Patch-based execution (transform.patch_inference): the stage output
+    # buffer is declared once, patches are cut from the input and pasted in.
+    "te_buffer": KernelSpec("BUFFER", "data_movement_s8.cc", [], function=""),
+    "te_crop_s8": KernelSpec("CROP", "data_movement_s8.cc", ["in0", "src_stride", "out", "row_bytes", "rows", "row_bytes"],
+                             function="te_copy_2d_s8"),
+    "te_paste_s8": KernelSpec("PASTE", "data_movement_s8.cc", ["in1", "row_bytes", "inout", "dst_stride", "rows", "row_bytes"],
+                              function="te_copy_2d_s8", inplace=True),
     "te_concat_s8": KernelSpec("CONCATENATION", "data_movement_s8.cc", ["inputs", "axis_sizes", "n_inputs", "outer", "inner", "out"]),
 }
 

@@ -26,11 +26,25 @@ def _bytes(expr) -> int:
     return int(np.prod([int(d) for d in expr.ty.shape])) * np.dtype(str(expr.ty.dtype)).itemsize
 
 
+def _arena(mod: tvm.IRModule) -> int:
+    from ..codegen.kernel_specs import KERNELS
+    from ..kernel_graph import KernelGraph
+    from ..planner import plan_arena
+
+    graph = KernelGraph.from_relax(mod["main"])
+    return plan_arena(graph, lambda s: KERNELS[graph.steps[s].kernel].scratch(graph.steps[s].attrs)).arena_bytes
+
+
 @tvm.transform.module_pass(opt_level=0, name="InplaceDepthwise")
 class InplaceDepthwise:
-    """Rewrite eligible ``te_depthwise_conv2d_s8`` calls into their in-place variant."""
+    """Rewrite eligible ``te_depthwise_conv2d_s8`` calls into their in-place variant.
 
-    def __init__(self):
+    With ``only_if_smaller`` (default) the rewrite is kept only when the
+    planned arena does not grow.
+    """
+
+    def __init__(self, only_if_smaller: bool = True):
+        self.only_if_smaller = bool(only_if_smaller)
         self.report = {"inplace": 0}
 
     def transform_module(self, mod: tvm.IRModule, ctx) -> tvm.IRModule:
@@ -53,7 +67,18 @@ class InplaceDepthwise:
                     continue
                 replaced[binding.var] = make_kernel_call(
                     INPLACE_KERNEL, call.tensors, a, [int(d) for d in binding.var.ty.shape], "int8")
-        self.report = {"inplace": len(replaced)}
         if not replaced:
+            self.report = {"inplace": 0}
             return mod
-        return tvm.IRModule({"main": rebuild_main(func, lambda var, value: replaced.get(var, value))})
+        new = tvm.IRModule({"main": rebuild_main(func, lambda var, value: replaced.get(var, value))})
+        # In-place kernels trade an output buffer for one channel of scratch;
+        # the planner's packing can still come out worse, so keep the better.
+        if not self.only_if_smaller:
+            self.report = {"inplace": len(replaced)}
+            return new
+        before, after = _arena(mod), _arena(new)
+        if after > before:
+            self.report = {"inplace": 0, "reason": f"in-place plan {after:,} B > {before:,} B"}
+            return mod
+        self.report = {"inplace": len(replaced)}
+        return new

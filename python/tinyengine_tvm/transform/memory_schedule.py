@@ -72,6 +72,12 @@ class _Problem:
                 i = graph.tensors[i].view_of
             return out_step.get(i)
 
+        # A patched stage (te_buffer ... last te_paste) keeps its order: its
+        # patches are independent chains whose interleavings would only blow
+        # up the search, and running them one after another is what keeps
+        # one patch alive at a time.
+        pinned = [s for s, step in enumerate(graph.steps) if step.kernel in ("te_buffer", "te_paste_s8")]
+        serial = range(pinned[0] + 1, pinned[-1] + 1) if pinned else range(0)
         self.deps: List[int] = []
         for s, step in enumerate(graph.steps):
             mask = 0
@@ -79,6 +85,8 @@ class _Problem:
                 p = producing_step(i) if graph.tensors[i].kind != "constant" else None
                 if p is not None:
                     mask |= 1 << p
+            if s in serial:
+                mask |= 1 << (s - 1)
             self.deps.append(mask)
         self.producer = producer
 

@@ -1,7 +1,7 @@
 """The default optimization pipeline and its options (what ``tvmc compile`` runs).
 
 Passes run after integer lowering, in this order: FoldPadIntoConv,
-InplaceDepthwise, MemoryAwareSchedule.  Each can be disabled by name, and
+PatchBasedInference, InplaceDepthwise, MemoryAwareSchedule.  Each can be disabled by name, and
 options are given as ``{"PassName.option": value}`` (``--pass-config``).
 """
 from __future__ import annotations
@@ -14,9 +14,11 @@ from ..errors import TinyEngineError
 from .fold_pad import FoldPadIntoConv
 from .inplace_depthwise import InplaceDepthwise
 from .memory_schedule import MemoryAwareSchedule
+from .patch_inference import PatchBasedInference
 
 PASS_FACTORIES = {
     "FoldPadIntoConv": FoldPadIntoConv,
+    "PatchBasedInference": PatchBasedInference,
     "InplaceDepthwise": InplaceDepthwise,
     "MemoryAwareSchedule": MemoryAwareSchedule,
 }
