@@ -227,3 +227,61 @@ def small_cnns(draw):
 @given(model=small_cnns())
 def test_random_cnns_equal_with_and_without_passes(model):
     _compare_variants(model, [dict(optimize=False), dict()], seeds=range(2))
+
+
+# ------------------------------------------------------------------ patches
+def _mbv2_like(h=41, w=37, seed=7):
+    """MobileNetV2-style: stride-2 stem, inverted residuals, 5x5 stride-2 depthwise, odd sizes."""
+    g = QuantizedGraph(seed)
+    x = g.input((1, h, w, 3))
+    x = g.conv2d(x, 8, (3, 3), (2, 2), activation="RELU6")
+    y = g.conv2d(x, 16, (1, 1), activation="RELU6")
+    y = g.depthwise_conv2d(y, (3, 3), (1, 1), activation="RELU6")
+    y = g.conv2d(y, 8, (1, 1))
+    x = g.add(x, y)
+    x = g.depthwise_conv2d(x, (5, 5), (2, 2), activation="RELU6")
+    x = g.conv2d(x, 12, (1, 1), activation="RELU6")
+    x = g.avg_pool(x, (x.shape[1], x.shape[2]), (1, 1))
+    return g.finish(g.fully_connected(g.reshape(x, (1, 12)), 5))
+
+
+@pytest.mark.parametrize("patches", [2, 3, 5])
+def test_patch_grid_uneven_with_residual_stage(patches):
+    model = _mbv2_like()
+    cfg = {"PatchBasedInference.patches": patches, "PatchBasedInference.split": 4,
+           "PatchBasedInference.max_mac_overhead": 10.0}
+    compiled = te.compile(model, pass_config=cfg, disabled_passes=["InplaceDepthwise"])
+    report = {p["name"]: p for p in compiled.metadata["passes"]}["PatchBasedInference"]
+    if report["applied"]:
+        assert report["patches"] == patches and report["split_index"] == 4
+        assert sum(o["type"] == "PASTE" for o in compiled.metadata["ops"]) == patches * patches
+    else:  # forced configurations may not pay off; the reason must say so
+        assert "not smaller" in report["reason"]
+    _compare_variants(model, [dict(optimize=False), dict(pass_config=cfg)])
+
+
+def test_patch_search_lowers_the_arena_within_the_mac_budget():
+    model = _mbv2_like(h=64, w=64)
+    plain = te.compile(model, optimize=False)
+    patched = te.compile(model)
+    report = {p["name"]: p for p in patched.metadata["passes"]}["PatchBasedInference"]
+    assert report["applied"] and 0 < report["mac_overhead"] <= 0.1
+    assert patched.metadata["memory"]["arena_bytes"] < plain.metadata["memory"]["arena_bytes"]
+    # MACs in the metadata include the halo recomputation.
+    extra = patched.metadata["total_macs"] - plain.metadata["total_macs"]
+    assert extra == pytest.approx(report["mac_overhead"] * plain.metadata["total_macs"], rel=1e-6)
+    _compare_variants(model, [dict(optimize=False), dict()])
+
+
+def test_patching_refuses_when_it_cannot_help():
+    g = QuantizedGraph(2)
+    x = g.input((1, 4, 4, 3))
+    x = g.conv2d(x, 4, (3, 3), (1, 1))
+    x = g.conv2d(x, 4, (3, 3), (1, 1))
+    model = g.finish(x)
+    compiled = te.compile(model)
+    report = {p["name"]: p for p in compiled.metadata["passes"]}["PatchBasedInference"]
+    assert not report["applied"] and report["reason"]
+    none = te.compile(_mbv2_like(h=64, w=64), pass_config={"PatchBasedInference.max_mac_overhead": 0.0})
+    report = {p["name"]: p for p in none.metadata["passes"]}["PatchBasedInference"]
+    assert not report["applied"] and "extra MACs" in report["reason"], report

@@ -336,6 +336,7 @@ class PatchBasedInference:
             stages = [s for s in stages if s.steps[-1] == self.split]
         best = None
         tried = 0
+        least_overhead = None
         for stage in stages:
             # Input and stage output are both alive while the stage runs, and
             # the steps after it are unchanged: no n can beat this bound.
@@ -349,6 +350,7 @@ class PatchBasedInference:
                 new_func, stage_macs, patched_macs = _build_patched(func, graph, stage, n)
                 overhead = (patched_macs - stage_macs) / total_macs
                 tried += 1
+                least_overhead = overhead if least_overhead is None else min(least_overhead, overhead)
                 if overhead > self.max_mac_overhead + 1e-12:
                     continue
                 new_graph = KernelGraph.from_relax(new_func)
@@ -358,8 +360,9 @@ class PatchBasedInference:
                     best = (key, new_func, stage, n, overhead)
         if best is None or best[0][0] >= baseline:
             why = ("no prefix of the graph can run patch by patch" if not stages else
-                   f"no split within {self.max_mac_overhead:.0%} extra MACs lowers the arena below "
-                   f"{baseline:,} B" if best is None else
+                   f"every split needs more than {self.max_mac_overhead:.0%} extra MACs "
+                   f"(the least is {least_overhead:.1%})" if best is None and least_overhead is not None else
+                   "no split was tried" if best is None else
                    f"the best patched plan ({best[0][0]:,} B) is not smaller than the unpatched one ({baseline:,} B)")
             self.result = PatchPlanResult(False, why, baseline, baseline, candidates=tried)
         else:
