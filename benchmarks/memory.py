@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""Peak SRAM of every model in ../shared/models, next to TFLM's and the layer-wise bound.
+"""Peak SRAM of every model in ../shared/models: TFLM, bounds, and each optimization step.
 
-Columns:
-  arena      bytes of this project's static arena: inputs, activations, outputs and scratch
-  tflm head  TFLM's planned activation bytes, measured with tflite-micro's allocation report
-  layerwise  max over ops of (non-constant inputs + output): the least a layer-by-layer
-             schedule needs without in-place or patch-based execution
-  weights    constant bytes (weights, bias, requantization tables)
+Every figure is an arena in bytes (inputs, activations, outputs and scratch,
+the int8 input image held in SRAM while it is needed):
+  tflm head   TFLM's planned activations, measured with tflite-micro's allocation report
+  layerwise   max over ops of (non-constant inputs + output) after PAD folding, reshapes as
+              views: the least a layer-by-layer schedule needs without in-place or patches
+  none        this project, integer lowering only
+  +sched      + FoldPadIntoConv + MemoryAwareSchedule (and the planner's best packing)
+  +inplace    + InplaceDepthwise + InplaceElementwise
+  +patch      + PatchBasedInference (all passes on; split op index, n x n, extra MACs)
+  streamed    +patch with the input image outside the arena (a caller that supplies each
+              patch's window, e.g. from a camera line buffer): what streaming would save
 Usage: python benchmarks/memory.py [MODEL ...]
 """
 import argparse
@@ -17,7 +22,33 @@ import time
 import tinyengine_tvm as te
 from tinyengine_tvm.kernel_graph import KernelGraph
 from tinyengine_tvm.planner.bounds import layerwise_lower_bound
+from tinyengine_tvm.planner.lifetime_planner import collect_buffers, plan_arena
 from tinyengine_tvm.testing import SHARED_MODELS, shared_models_dir, tflm_arena_head
+from tinyengine_tvm.transform.fold_pad import FoldPadIntoConv
+
+VARIANTS = {
+    "none": dict(optimize=False),
+    "+sched": dict(disabled_passes=["InplaceDepthwise", "InplaceElementwise", "PatchBasedInference"]),
+    "+inplace": dict(disabled_passes=["PatchBasedInference"]),
+    "+patch": dict(),
+}
+
+
+def streamed_arena(compiled) -> int:
+    """Arena of the compiled plan when the model input lives outside it."""
+    from tinyengine_tvm.codegen.kernel_specs import KERNELS
+
+    graph = compiled.graph
+    scratch = lambda s: KERNELS[graph.steps[s].kernel].scratch(graph.steps[s].attrs)  # noqa: E731
+    inputs = {graph.root(t) for t in graph.inputs}
+    # Re-plan with the input's lifetime emptied: its bytes are the caller's.
+    for t in inputs:
+        graph.tensors[t].shape = [0]
+    try:
+        return plan_arena(graph, scratch).arena_bytes
+    finally:
+        for t, desc in zip(sorted(inputs), compiled.metadata["inputs"]):
+            graph.tensors[t].shape = list(desc["shape"])
 
 
 def main(argv=None) -> int:
@@ -28,19 +59,30 @@ def main(argv=None) -> int:
     if d is None:
         print("../shared/models not found (set TINYENGINE_SHARED_MODELS)", file=sys.stderr)
         return 1
-    header = f"{'model':<24}{'arena':>10}{'tflm head':>11}{'layerwise':>11}{'weights':>10}{'compile s':>11}"
+    cols = ["tflm head", "layerwise"] + list(VARIANTS) + ["streamed"]
+    header = f"{'model':<24}" + "".join(f"{c:>11}" for c in cols) + "  patch (split, n, +MACs)   weights  compile s"
     print(header)
     print("-" * len(header))
     for name in args.models:
         path = os.path.join(d, f"{name}.tflite")
-        t0 = time.perf_counter()
-        compiled = te.compile(path)
-        seconds = time.perf_counter() - t0
-        mem = compiled.metadata["memory"]
-        bound = layerwise_lower_bound(KernelGraph.from_relax(compiled.lowered["main"]))
-        head = tflm_arena_head(open(path, "rb").read())
-        print(f"{name:<24}{mem['arena_bytes']:>10,}"
-              f"{head if head is not None else 'n/a':>11,}{bound:>11,}{mem['weights_bytes']:>10,}{seconds:>11.2f}")
+        row = {"tflm head": tflm_arena_head(open(path, "rb").read())}
+        compiled = {}
+        for label, kwargs in VARIANTS.items():
+            t0 = time.perf_counter()
+            compiled[label] = te.compile(path, **kwargs)
+            seconds = time.perf_counter() - t0
+            row[label] = compiled[label].metadata["memory"]["arena_bytes"]
+        folded = FoldPadIntoConv()(compiled["none"].lowered)
+        row["layerwise"] = layerwise_lower_bound(KernelGraph.from_relax(folded["main"]))
+        row["streamed"] = streamed_arena(compiled["+patch"])
+        patch = {p["name"]: p for p in compiled["+patch"].metadata["passes"]}["PatchBasedInference"]
+        how = (f"op {patch['split_index']}, {patch['patches']}x{patch['patches']}, {patch['mac_overhead']:+.1%}"
+               if patch["applied"] else "not applied")
+        weights = compiled["none"].metadata["memory"]["weights_bytes"]
+        print(f"{name:<24}" + "".join(f"{row[c]:>11,}" if row[c] is not None else f"{'n/a':>11}" for c in cols)
+              + f"  {how:<24}{weights:>9,}{seconds:>11.2f}")
+    print("\nArena figures include the int8 input image while it is needed; 'compile s' is the "
+          "all-passes compile time.")
     return 0
 
 

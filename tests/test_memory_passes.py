@@ -285,3 +285,12 @@ def test_patching_refuses_when_it_cannot_help():
     none = te.compile(_mbv2_like(h=64, w=64), pass_config={"PatchBasedInference.max_mac_overhead": 0.0})
     report = {p["name"]: p for p in none.metadata["passes"]}["PatchBasedInference"]
     assert not report["applied"] and "extra MACs" in report["reason"], report
+
+
+def test_inplace_add_over_the_dying_operand():
+    """The dying operand is the second one: inputs and their parameters are swapped."""
+    model = _mbv2_like()
+    cfg = {"InplaceElementwise.only_if_smaller": False}
+    compiled = te.compile(model, pass_config=cfg, disabled_passes=["PatchBasedInference"])
+    assert [s.kernel for s in compiled.graph.steps].count("te_add_inplace_s8") == 1
+    _compare_variants(model, [dict(optimize=False), dict(pass_config=cfg, disabled_passes=["PatchBasedInference"])])

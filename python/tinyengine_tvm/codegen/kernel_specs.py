@@ -71,6 +71,11 @@ KERNELS: Dict[str, KernelSpec] = {
         ["batch", "input_depth", "output_depth", "input_offset", "filter_offset", "output_offset", "act_min", "act_max"],
         lambda a: a["batch"] * a["input_depth"] * a["output_depth"]),
     "te_add_s8": KernelSpec("ADD", "elementwise_s8.cc", ["p", "in0", "in1", "out"], "te_elementwise_params", _ELEMENTWISE_FIELDS),
+    # ADD/MUL writing over input 0, which dies there (transform.inplace_elementwise).
+    "te_add_inplace_s8": KernelSpec("ADD", "elementwise_s8.cc", ["p", "in0", "in1", "inout"], "te_elementwise_params",
+                                    _ELEMENTWISE_FIELDS, inplace=True, function="te_add_s8"),
+    "te_mul_inplace_s8": KernelSpec("MUL", "elementwise_s8.cc", ["p", "in0", "in1", "inout"], "te_elementwise_params",
+                                    _ELEMENTWISE_FIELDS, inplace=True, function="te_mul_s8"),
     "te_mul_s8": KernelSpec("MUL", "elementwise_s8.cc", ["p", "in0", "in1", "out"], "te_elementwise_params", _ELEMENTWISE_FIELDS),
     "te_avg_pool_s8": KernelSpec("AVERAGE_POOL_2D", "pooling_s8.cc", ["p", "in0", "out"], "te_pool_params", _POOL_FIELDS),
     "te_max_pool_s8": KernelSpec("MAX_POOL_2D", "pooling_s8.cc", ["p", "in0", "out"], "te_pool_params", _POOL_FIELDS),

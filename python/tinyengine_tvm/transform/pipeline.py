@@ -1,7 +1,7 @@
 """The default optimization pipeline and its options (what ``tvmc compile`` runs).
 
 Passes run after integer lowering, in this order: FoldPadIntoConv,
-PatchBasedInference, InplaceDepthwise, MemoryAwareSchedule.  Each can be disabled by name, and
+PatchBasedInference, InplaceDepthwise, InplaceElementwise, MemoryAwareSchedule.  Each can be disabled by name, and
 options are given as ``{"PassName.option": value}`` (``--pass-config``).
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ import tvm
 from ..errors import TinyEngineError
 from .fold_pad import FoldPadIntoConv
 from .inplace_depthwise import InplaceDepthwise
+from .inplace_elementwise import InplaceElementwise
 from .memory_schedule import MemoryAwareSchedule
 from .patch_inference import PatchBasedInference
 
@@ -20,6 +21,7 @@ PASS_FACTORIES = {
     "FoldPadIntoConv": FoldPadIntoConv,
     "PatchBasedInference": PatchBasedInference,
     "InplaceDepthwise": InplaceDepthwise,
+    "InplaceElementwise": InplaceElementwise,
     "MemoryAwareSchedule": MemoryAwareSchedule,
 }
 
