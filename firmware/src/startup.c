@@ -60,40 +60,43 @@ __attribute__((noreturn, used)) void Reset_Handler(void) {
 static const char* const te_fault_names[] = {
     "HardFault", "MemManage", "BusFault", "UsageFault", "NMI", "unexpected interrupt", "SecureFault"};
 
+/* Static, not on the stack: the fault may be a stack overflow. */
+static char te_fault_line[256];
+
 __attribute__((noreturn, used)) void te_fault_report(const uint32_t* frame, uint32_t status, uint32_t ipsr) {
-  char line[256];
+  char* const line = te_fault_line;
   size_t pos = 0;
   const uint32_t idx = status - TE_EXIT_HARDFAULT;
-  te_fmt_str(line, sizeof line, &pos, "tinyengine-fault: ");
-  te_fmt_str(line, sizeof line, &pos, idx < 7u ? te_fault_names[idx] : "fault");
-  te_fmt_str(line, sizeof line, &pos, " exception=");
-  te_fmt_u64(line, sizeof line, &pos, ipsr & 0x1FFu);
+  te_fmt_str(line, sizeof te_fault_line, &pos, "tinyengine-fault: ");
+  te_fmt_str(line, sizeof te_fault_line, &pos, idx < 7u ? te_fault_names[idx] : "fault");
+  te_fmt_str(line, sizeof te_fault_line, &pos, " exception=");
+  te_fmt_u64(line, sizeof te_fault_line, &pos, ipsr & 0x1FFu);
   const uintptr_t f = (uintptr_t)frame;
   if (f >= (uintptr_t)__stack_limit__ && f + 32u <= (uintptr_t)__stack_top__ && (f & 3u) == 0u) {
-    te_fmt_str(line, sizeof line, &pos, " pc=");
-    te_fmt_hex32(line, sizeof line, &pos, frame[6]);
-    te_fmt_str(line, sizeof line, &pos, " lr=");
-    te_fmt_hex32(line, sizeof line, &pos, frame[5]);
+    te_fmt_str(line, sizeof te_fault_line, &pos, " pc=");
+    te_fmt_hex32(line, sizeof te_fault_line, &pos, frame[6]);
+    te_fmt_str(line, sizeof te_fault_line, &pos, " lr=");
+    te_fmt_hex32(line, sizeof te_fault_line, &pos, frame[5]);
   } else {
-    te_fmt_str(line, sizeof line, &pos, " sp=");
-    te_fmt_hex32(line, sizeof line, &pos, (uint32_t)f);
-    te_fmt_str(line, sizeof line, &pos, " (outside the stack: overflow?)");
+    te_fmt_str(line, sizeof te_fault_line, &pos, " sp=");
+    te_fmt_hex32(line, sizeof te_fault_line, &pos, (uint32_t)f);
+    te_fmt_str(line, sizeof te_fault_line, &pos, " (outside the stack: overflow?)");
   }
-  te_fmt_str(line, sizeof line, &pos, " cfsr=");
-  te_fmt_hex32(line, sizeof line, &pos, SCB_CFSR);
-  te_fmt_str(line, sizeof line, &pos, " hfsr=");
-  te_fmt_hex32(line, sizeof line, &pos, SCB_HFSR);
-  te_fmt_str(line, sizeof line, &pos, " mmfar=");
-  te_fmt_hex32(line, sizeof line, &pos, SCB_MMFAR);
-  te_fmt_str(line, sizeof line, &pos, " bfar=");
-  te_fmt_hex32(line, sizeof line, &pos, SCB_BFAR);
+  te_fmt_str(line, sizeof te_fault_line, &pos, " cfsr=");
+  te_fmt_hex32(line, sizeof te_fault_line, &pos, SCB_CFSR);
+  te_fmt_str(line, sizeof te_fault_line, &pos, " hfsr=");
+  te_fmt_hex32(line, sizeof te_fault_line, &pos, SCB_HFSR);
+  te_fmt_str(line, sizeof te_fault_line, &pos, " mmfar=");
+  te_fmt_hex32(line, sizeof te_fault_line, &pos, SCB_MMFAR);
+  te_fmt_str(line, sizeof te_fault_line, &pos, " bfar=");
+  te_fmt_hex32(line, sizeof te_fault_line, &pos, SCB_BFAR);
 #if TE_ARMV8M
   if (status == TE_EXIT_SECUREFAULT) {
-    te_fmt_str(line, sizeof line, &pos, " sfsr=");
-    te_fmt_hex32(line, sizeof line, &pos, SAU_SFSR);
+    te_fmt_str(line, sizeof te_fault_line, &pos, " sfsr=");
+    te_fmt_hex32(line, sizeof te_fault_line, &pos, SAU_SFSR);
   }
 #endif
-  te_fmt_str(line, sizeof line, &pos, "\n");
+  te_fmt_str(line, sizeof te_fault_line, &pos, "\n");
   te_sh_puts(line);
   te_sh_exit((int32_t)status);
 }

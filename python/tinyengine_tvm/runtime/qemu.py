@@ -8,8 +8,8 @@ once, writes the outputs back and prints one report line. A small
 ``model_glue.c`` generated here binds it to the model's header.
 
 QEMU runs with ``-icount shift=6``: every guest instruction advances virtual
-time by 64 ns, so the SysTick count converts exactly to executed instructions
-(identical from run to run). Instructions are not cycles: compare ratios
+time by 64 ns, so the SysTick count converts to executed instructions
+(within one instruction, and identical from run to run). Instructions are not cycles: compare ratios
 between builds on the same emulator, not absolute times.
 
     from tinyengine_tvm.runtime.qemu import run_on_qemu
@@ -29,6 +29,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -61,6 +62,26 @@ EXIT_STATUSES = {
     101: "NMI",
     102: "unexpected interrupt",
     103: "SecureFault",
+}
+
+#: Configurable Fault Status Register bits (ARMv7-M/ARMv8-M), for readable fault messages.
+_CFSR_BITS = {
+    0: "IACCVIOL: instruction fetch from a protected/non-executable address",
+    1: "DACCVIOL: data access violation",
+    3: "MUNSTKERR: fault unstacking an exception return",
+    4: "MSTKERR: fault stacking an exception entry (stack overflow?)",
+    8: "IBUSERR: bus error on instruction fetch",
+    9: "PRECISERR: precise data bus error",
+    10: "IMPRECISERR: imprecise data bus error",
+    11: "UNSTKERR: bus error unstacking an exception return",
+    12: "STKERR: bus error stacking an exception entry (stack overflow?)",
+    16: "UNDEFINSTR: undefined instruction",
+    17: "INVSTATE: invalid execution state (corrupted return address? stack overflow?)",
+    18: "INVPC: invalid exception return",
+    19: "NOCP: coprocessor/FPU access while disabled",
+    20: "STKOF: stack overflow (SP went below MSPLIM)",
+    24: "UNALIGNED: unaligned access trap",
+    25: "DIVBYZERO: integer division by zero",
 }
 
 _C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t", "float32": "float"}
@@ -177,12 +198,12 @@ def _file_bytes(path: str) -> bytes:
         return f.read()
 
 
-def _headers_digest(dirs: Sequence[str]) -> str:
+def _headers_digest(dirs: Sequence[str], exclude: Sequence[str] = ()) -> str:
     parts = []
     for d in dirs:
         if os.path.isdir(d):
             for f in sorted(os.listdir(d)):
-                if f.endswith((".h", ".hpp")):
+                if f.endswith((".h", ".hpp")) and f not in exclude:
                     parts += [f, _file_bytes(os.path.join(d, f))]
     return _sha(*parts)
 
@@ -194,14 +215,16 @@ def _run_tool(cmd: List[str], what: str, cwd: Optional[str] = None) -> subproces
     return proc
 
 
-def _compile_cached(src: str, compiler: str, flags: List[str], headers: str, obj_dir: str) -> str:
-    """Compile ``src`` unless an object for the same source, headers, compiler and
-    flags exists in ``obj_dir`` (shared by models and boards)."""
+def _compile_cached(src: str, compiler: str, flags: List[str], includes: List[str], headers: str,
+                    obj_dir: str) -> str:
+    """Compile ``src`` unless an object for the same source text, header texts,
+    compiler and flags exists in ``obj_dir``. Include paths are not part of the
+    key (the headers' contents are), so projects share their kernel objects."""
     key = _sha(compiler, *flags, headers, _file_bytes(src))[:20]
     obj = os.path.join(obj_dir, f"{os.path.basename(src)}.{key}.o")
     if not os.path.isfile(obj):
-        tmp = f"{obj}.{os.getpid()}.{id(src)}.tmp"
-        _run_tool([compiler, *flags, "-c", src, "-o", tmp], f"compiling {os.path.basename(src)}")
+        tmp = f"{obj}.{os.getpid()}.{threading.get_ident()}.tmp"
+        _run_tool([compiler, *flags, *includes, "-c", src, "-o", tmp], f"compiling {os.path.basename(src)}")
         os.replace(tmp, obj)
     return obj
 
@@ -219,9 +242,11 @@ def _linker_script(board: Board, fw: str, out_dir: str) -> str:
     return path
 
 
-def _variant_dir(build_dir: str, name: str, board: Board, variant: str) -> str:
+def _variant_dir(build_dir: str, project_dir: str, name: str, board: Board, variant: str) -> str:
+    """<build>/<model>-<board>-<project path hash>[-<variant>]: one build_dir may
+    serve several projects, even of the same model name."""
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{name}-{board.name}")
-    return os.path.join(build_dir, safe + (f"-{variant}" if variant else ""))
+    return os.path.join(build_dir, f"{safe}-{_sha(project_dir)[:6]}" + (f"-{variant}" if variant else ""))
 
 
 def build_firmware(project_dir: str, board: Union[str, Board] = DEFAULT_BOARD, build_dir: Optional[str] = None,
@@ -247,7 +272,7 @@ def build_firmware(project_dir: str, board: Union[str, Board] = DEFAULT_BOARD, b
     build_dir = os.path.abspath(build_dir or os.path.join(project_dir, "build", "arm"))
     obj_dir = os.path.join(build_dir, "objects")
     variant = _sha(*extra_cflags, stack_bytes)[:8] if (extra_cflags or stack_bytes != DEFAULT_STACK_BYTES) else ""
-    out_dir = _variant_dir(build_dir, name, board, variant)
+    out_dir = _variant_dir(build_dir, project_dir, name, board, variant)
     os.makedirs(obj_dir, exist_ok=True)
     os.makedirs(out_dir, exist_ok=True)
     glue = write_glue(project_dir, out_dir)
@@ -260,39 +285,50 @@ def build_firmware(project_dir: str, board: Union[str, Board] = DEFAULT_BOARD, b
     common = [*arch, *OPT_FLAGS, *WARNING_FLAGS, *LIBC_SPECS]
     fw_defs = [f"-DTE_SYSTICK_HZ={board.systick_clock_hz}u", f"-DTE_ICOUNT_SHIFT={ICOUNT_SHIFT}",
                f"-DTE_BOARD=\"{board.name}\"", f"-DTE_UART_BASE={board.uart_base:#x}u", *extra_cflags]
-    headers = _headers_digest([os.path.join(project_dir, "include"), os.path.join(project_dir, "src", "kernels"),
-                               os.path.join(fw, "include")])
+    fw_inc_dir, p_inc_dir, k_inc_dir = (os.path.join(fw, "include"), os.path.join(project_dir, "include"),
+                                        os.path.join(project_dir, "src", "kernels"))
+    # The kernels never include the model's own header: leaving it out of their
+    # key lets every model share them.
+    kernel_headers = _headers_digest([p_inc_dir, k_inc_dir], exclude=(f"{name}.h",))
+    model_headers = _headers_digest([p_inc_dir, k_inc_dir])
+    fw_headers = _headers_digest([fw_inc_dir])
+    glue_headers = _sha(fw_headers, model_headers)
 
     jobs_list = []
     model_c = sorted(os.path.join(project_dir, "src", f) for f in os.listdir(os.path.join(project_dir, "src"))
                      if f.endswith(".c"))
-    kdir = os.path.join(project_dir, "src", "kernels")
-    kernels = sorted(os.path.join(kdir, f) for f in os.listdir(kdir) if f.endswith(".cc")) if os.path.isdir(kdir) else []
+    kernels = sorted(os.path.join(k_inc_dir, f) for f in os.listdir(k_inc_dir)
+                     if f.endswith(".cc")) if os.path.isdir(k_inc_dir) else []
     for src in model_c:
-        jobs_list.append((src, cc, [*C_FLAGS, *common, *inc_project], "model"))
+        jobs_list.append((src, cc, [*C_FLAGS, *common], inc_project, model_headers, "model"))
     for src in kernels:
-        jobs_list.append((src, cxx, [*CXX_FLAGS, *common, *inc_project], "model"))
+        jobs_list.append((src, cxx, [*CXX_FLAGS, *common], inc_project, kernel_headers, "model"))
     fw_src = os.path.join(fw, "src")
     for f in sorted(os.listdir(fw_src)):
         if f.endswith(".c"):
-            jobs_list.append((os.path.join(fw_src, f), cc, [*C_FLAGS, *common, *fw_defs, *inc_fw], "firmware"))
-    jobs_list.append((glue, cc, [*C_FLAGS, *common, *fw_defs, *inc_fw, *inc_project], "firmware"))
+            jobs_list.append((os.path.join(fw_src, f), cc, [*C_FLAGS, *common, *fw_defs], inc_fw, fw_headers,
+                              "firmware"))
+    jobs_list.append((glue, cc, [*C_FLAGS, *common, *fw_defs], inc_fw + inc_project, glue_headers, "firmware"))
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 2) as pool:
-        futures = [pool.submit(_compile_cached, s, c, fl, headers, obj_dir) for s, c, fl, _ in jobs_list]
+        futures = [pool.submit(_compile_cached, *job[:5], obj_dir) for job in jobs_list]
         objects = [f.result() for f in futures]
-    model_objects = [o for o, j in zip(objects, jobs_list) if j[3] == "model"]
+    model_objects = [o for o, j in zip(objects, jobs_list) if j[5] == "model"]
 
     ld = _linker_script(board, fw, out_dir)
     elf = os.path.join(out_dir, "firmware.elf")
+    tmp_elf = f"{elf}.{os.getpid()}.tmp"  # linked aside, then renamed: concurrent builds stay safe
     link = [cc, *arch, "-nostartfiles", *LINK_SPECS, "-T", ld, "-L", os.path.join(fw, "ld"),
-            "-Wl,--gc-sections", f"-Wl,--defsym=__stack_size__={int(stack_bytes)}",
-            f"-Wl,-Map={elf}.map", *objects, "-lm", "-o", elf]
+            "-Wl,--gc-sections", f"-Wl,--defsym=__stack_size__={int(stack_bytes)}", *objects, "-lm"]
     stamp = os.path.join(out_dir, "link.stamp")
-    key = _sha(*link, _file_bytes(ld), _file_bytes(os.path.join(fw, "ld", "common.ld")))
+    key = _sha(*link, elf, _file_bytes(ld), _file_bytes(os.path.join(fw, "ld", "common.ld")))
+    link += [f"-Wl,-Map={tmp_elf}.map", "-o", tmp_elf]
     if not (os.path.isfile(elf) and os.path.isfile(stamp) and _file_bytes(stamp).decode() == key):
         proc = subprocess.run(link, capture_output=True, text=True)
         if proc.returncode != 0:
+            for f in (tmp_elf, tmp_elf + ".map"):
+                if os.path.exists(f):
+                    os.remove(f)
             overflow = re.findall(r"region `(\w+)' overflowed by (\d+) bytes", proc.stderr)
             if overflow:
                 raise MemoryBudgetError(
@@ -303,6 +339,8 @@ def build_firmware(project_dir: str, board: Union[str, Board] = DEFAULT_BOARD, b
                                   f"  {' '.join(link)}\n{proc.stdout}{proc.stderr}")
         with open(os.path.join(out_dir, "objects.json"), "w") as f:
             json.dump({"model": model_objects, "all": objects}, f, indent=1)
+        os.replace(tmp_elf + ".map", elf + ".map")
+        os.replace(tmp_elf, elf)
         _write_if_changed(stamp, key)
     return elf
 
@@ -379,12 +417,31 @@ def _parse_report(text: str) -> Optional[Dict[str, Union[int, str]]]:
     return out
 
 
-def qemu_command(elf: str, board: Union[str, Board]) -> List[str]:
-    """The qemu-system-arm command line that runs ``elf`` on ``board``."""
+def _explain_fault(text: str) -> str:
+    m = re.search(r"tinyengine-fault: .*cfsr=0x([0-9a-f]+)", text)
+    if not m:
+        return ""
+    cfsr = int(m.group(1), 16)
+    lines = [f"  {desc}" for bit, desc in _CFSR_BITS.items() if cfsr >> bit & 1]
+    if "outside the stack" in text:
+        lines.append("  the stacked SP is outside the stack region: stack overflow (raise stack_bytes)")
+    return ("\n" + "\n".join(lines)) if lines else ""
+
+
+def _emulated(board: Union[str, Board]) -> Board:
     b = get_board(board)
     if not b.emulated:
-        raise TinyEngineError(f"board {b.name} cannot be emulated by QEMU; use one of the QEMU boards "
-                              f"(mps2-an386 for Cortex-M4, mps2-an500 for M7, mps3-an547 for M55)")
+        from ..targets.boards import qemu_board_for
+
+        raise TinyEngineError(f"board {b.name} cannot be emulated by QEMU; run its core ({b.core}) on "
+                              f"{qemu_board_for(b).name} (QEMU boards: mps2-an386 = Cortex-M4, "
+                              f"mps2-an500 = M7, mps3-an547 = M55)")
+    return b
+
+
+def qemu_command(elf: str, board: Union[str, Board]) -> List[str]:
+    """The qemu-system-arm command line that runs ``elf`` on ``board``."""
+    b = _emulated(board)
     return [_qemu(), "-M", b.qemu_machine, "-nographic", "-monitor", "none", "-serial", "none",
             "-semihosting-config", "enable=on,target=native", "-icount", f"shift={ICOUNT_SHIFT}",
             "-kernel", os.path.abspath(elf)]
@@ -416,7 +473,10 @@ def run_firmware(elf: str, input_blobs: Sequence[bytes], board: Union[str, Board
         text = proc.stdout + proc.stderr
         if proc.returncode != 0:
             what = EXIT_STATUSES.get(proc.returncode, "QEMU or firmware failure")
+            if "Lockup" in text:
+                what = "CPU lockup: a fault while handling a fault, typically a stack overflow"
             detail = "\n".join(l for l in text.splitlines() if l.startswith(("tinyengine-", "qemu"))) or text[-2000:]
+            detail += _explain_fault(text)
             raise TinyEngineError(f"firmware {os.path.basename(os.path.dirname(elf))} on {get_board(board).name} "
                                   f"exited with status {proc.returncode} ({what}):\n{detail}")
         report = _parse_report(text)
@@ -457,9 +517,7 @@ class QemuModel:
     def __init__(self, project_dir: str, board: Union[str, Board] = DEFAULT_BOARD,
                  build_dir: Optional[str] = None, timeout: float = 60, **build_kwargs):
         self.project_dir = os.path.abspath(project_dir)
-        self.board = get_board(board)
-        if not self.board.emulated:
-            qemu_command("", self.board)  # raises with the list of QEMU boards
+        self.board = _emulated(board)
         self.meta = _metadata(self.project_dir)
         self.timeout = timeout
         self.elf = build_firmware(self.project_dir, self.board, build_dir, **build_kwargs)
