@@ -84,3 +84,46 @@ def test_memory_flags(tmp_path, capsys):
     assert not (tmp_path / "small").exists()
     assert cli.main(["compile", DEFAULT, "-o", str(tmp_path / "x"), "--disable-pass", "NoSuchPass"]) == 2
     assert "unknown pass" in capsys.readouterr().err
+
+
+def test_board_check_refuses_with_numbers(tmp_path, capsys):
+    from tinyengine_tvm.errors import MemoryBudgetError
+    from tinyengine_tvm.targets import get_board
+    from tinyengine_tvm.targets.fit import check_fits
+    import dataclasses
+
+    import tinyengine_tvm as te
+
+    meta = te.compile(DEFAULT).metadata
+    small = dataclasses.replace(get_board("NUCLEO-F412ZG"), sram_bytes=10_000, ram_region_bytes=10_000,
+                                flash_bytes=50_000)
+    with pytest.raises(MemoryBudgetError) as err:
+        check_fits(meta, small)
+    msg = str(err.value)
+    assert "SRAM" in msg and "B over the 10,000 B RAM region" in msg and "peak is at op" in msg
+    assert "flash" in msg and "over the 50,000 B flash" in msg
+    out = tmp_path / "o"
+    assert cli.main(["compile", DEFAULT, "-o", str(out), "--target-tinyengine-board", "NUCLEO-F746ZG"]) == 0
+    assert cli.main(["compile", DEFAULT, "-o", str(tmp_path / "x"), "--target-tinyengine-board", "NO-SUCH"]) == 2
+    assert "NO-SUCH" in capsys.readouterr().err
+
+
+def test_run_on_qemu_matches_host(project, tmp_path, capsys):
+    from tinyengine_tvm.runtime.qemu import missing_tools
+
+    if missing_tools():
+        pytest.skip(f"Cortex-M tools missing: {missing_tools()} (bash scripts/install_arm_toolchain.sh)")
+    import json
+
+    meta = json.load(open(os.path.join(project, "metadata.json")))
+    x = np.random.default_rng(5).integers(-128, 128, size=meta["inputs"][0]["shape"], dtype=np.int8)
+    np.savez(tmp_path / "in.npz", x)
+    assert cli.main(["run", project, "--inputs", str(tmp_path / "in.npz"), "--outputs", str(tmp_path / "host.npz")]) == 0
+    assert cli.main(["run", project, "--device=qemu", "--board", "mps2-an386", "--inputs", str(tmp_path / "in.npz"),
+                     "--outputs", str(tmp_path / "qemu.npz"), "--print-time", "--report", str(tmp_path / "r.json")]) == 0
+    assert "instructions per inference" in capsys.readouterr().out
+    name = meta["outputs"][0]["name"]
+    np.testing.assert_array_equal(np.load(tmp_path / "host.npz")[name], np.load(tmp_path / "qemu.npz")[name])
+    report = json.load(open(tmp_path / "r.json"))
+    for key in ("instructions", "stack_peak_bytes", "flash_bytes", "sram_bytes"):
+        assert report[key] > 0

@@ -60,7 +60,16 @@ def _cmd_compile(args) -> int:
 
     kwargs = dict(name=args.model_name, disabled_passes=args.disable_pass,
                   pass_config=parse_pass_config(args.pass_config), sram_budget=args.sram_budget)
+    board = None
+    if args.target_tinyengine_board:
+        from .targets import get_board
+
+        board = get_board(args.target_tinyengine_board)
     compiled = compile_model(args.model, **kwargs)
+    if board is not None:
+        from .targets.fit import check_fits
+
+        check_fits(compiled.metadata, board)
     if args.memory_plot:
         from .report import plot_memory_timeline
 
@@ -84,44 +93,75 @@ def _open_project(path: str, tmp: str) -> str:
     return path
 
 
+def _random_inputs(meta: dict, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    inputs = {}
+    for m in meta["inputs"]:
+        if m["dtype"] == "int8":
+            inputs[m["name"]] = rng.integers(-128, 128, size=m["shape"], dtype=np.int8)
+        else:
+            inputs[m["name"]] = rng.uniform(-1, 1, size=m["shape"]).astype(m["dtype"])
+    return inputs
+
+
 def _cmd_run(args) -> int:
     from .runtime.host import HostModel, load_npz_inputs
 
-    if args.device != "host":
-        raise TinyEngineError(f"device '{args.device}' is not available; use --device=host")
+    if args.device not in ("host", "qemu"):
+        raise TinyEngineError(f"unknown device '{args.device}'; use --device=host or --device=qemu")
     with tempfile.TemporaryDirectory(prefix="tvmc-run-") as tmp:
         project = _open_project(args.project, os.path.join(tmp, "project"))
-        model = HostModel(project, build_dir=os.path.join(tmp, "build"))
-        meta = model.meta
-        if args.inputs:
-            inputs = load_npz_inputs(args.inputs, meta["inputs"])
+        if args.device == "host":
+            model = HostModel(project, build_dir=os.path.join(tmp, "build"))
         else:
-            rng = np.random.default_rng(args.seed)
-            inputs = {}
-            for m in meta["inputs"]:
-                if m["dtype"] == "int8":
-                    inputs[m["name"]] = rng.integers(-128, 128, size=m["shape"], dtype=np.int8)
-                else:
-                    inputs[m["name"]] = rng.uniform(-1, 1, size=m["shape"]).astype(m["dtype"])
-        times = []
-        outputs = None
+            from .runtime.qemu import QemuModel
+
+            model = QemuModel(project, board=args.board, build_dir=os.path.join(tmp, "build"), timeout=args.timeout)
+        meta = model.meta
+        inputs = load_npz_inputs(args.inputs, meta["inputs"]) if args.inputs else _random_inputs(meta, args.seed)
+        times, reports, outputs = [], [], None
         for _ in range(max(1, args.repeat)):
-            outputs = model.run(inputs)
-            times.append(model.last_seconds)
+            if args.device == "host":
+                outputs = model.run(inputs)
+                times.append(model.last_seconds * 1e3)
+            else:
+                outputs, report = model.run(inputs)
+                reports.append(report)
     if args.outputs:
         np.savez(args.outputs, **outputs)
     if args.print_time:
-        t = np.array(times) * 1e3
-        print(f"host execution time (ms, {len(t)} runs): mean {t.mean():.3f} median {np.median(t):.3f} "
-              f"min {t.min():.3f} max {t.max():.3f}")
+        if args.device == "host":
+            t = np.array(times)
+            print(f"host execution time (ms, {len(t)} runs): mean {t.mean():.3f} median {np.median(t):.3f} "
+                  f"min {t.min():.3f} max {t.max():.3f}")
+        else:
+            r = reports[-1]
+            print(f"{r['board']} ({r['core']}): {r['instructions']:,} instructions per inference "
+                  f"(QEMU -icount: instructions, not cycles); stack peak {r['stack_peak_bytes']:,} B; "
+                  f"flash {r['flash_bytes']:,} B; SRAM {r['sram_bytes']:,} B")
+    if args.report:
+        import json
+
+        with open(args.report, "w") as f:
+            json.dump(reports[-1] if reports else {"device": "host", "milliseconds": times}, f, indent=2, default=str)
     if args.print_top:
         for name, arr in outputs.items():
             flat = arr.reshape(-1)
             top = np.argsort(-flat.astype(np.float64), kind="stable")[: args.print_top]
             print(f"{name}: top-{len(top)} indices {top.tolist()} values {flat[top].tolist()}")
-    if not (args.outputs or args.print_top or args.print_time):
+    if not (args.outputs or args.print_top or args.print_time or args.report):
         for name, arr in outputs.items():
             print(f"{name}: {arr.tolist()}")
+    return 0
+
+
+def _cmd_boards(args) -> int:
+    from .targets import BOARDS
+
+    print(f"{'board':<18}{'core':<12}{'clock MHz':>10}{'SRAM KiB':>10}{'flash KiB':>10}  qemu")
+    for b in BOARDS.values():
+        print(f"{b.name:<18}{b.core:<12}{b.clock_hz / 1e6:>10.0f}{b.sram_bytes // 1024:>10}"
+              f"{b.flash_bytes // 1024:>10}  {b.qemu_machine or '-'}")
     return 0
 
 
@@ -135,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target", default="tinyengine", help="code generator (only 'tinyengine')")
     c.add_argument("-o", "--output", required=True, help="output directory, or OUT.tar for a tarball")
     c.add_argument("--model-name", default=None, help="C identifier prefix (default: file name)")
+    c.add_argument("--target-tinyengine-board", default=None, metavar="BOARD",
+                   help="check the plan against a board's SRAM and flash (see 'tvmc boards')")
     c.add_argument("--disable-pass", action="append", default=[], metavar="PASS",
                    help="turn off one optimization pass (repeatable): FoldPadIntoConv, InplaceDepthwise, "
                         "MemoryAwareSchedule")
@@ -148,7 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a compiled project")
     r.add_argument("project", help="directory or .tar written by 'tvmc compile'")
-    r.add_argument("--device", default="host", help="where to run: host")
+    r.add_argument("--device", default="host", choices=["host", "qemu"],
+                   help="host: build with gcc and run here; qemu: build firmware and run on an emulated Cortex-M")
+    r.add_argument("--board", default="mps2-an500", help="emulated board for --device=qemu "
+                   "(mps2-an386 Cortex-M4, mps2-an500 Cortex-M7, mps3-an547 Cortex-M55)")
+    r.add_argument("--timeout", type=float, default=60.0, help="seconds before a hung emulator is stopped")
+    r.add_argument("--report", default=None, metavar="FILE.json",
+                   help="write the run's figures (instructions, stack_peak_bytes, flash_bytes, sram_bytes)")
     r.add_argument("--inputs", help=".npz of inputs keyed by tensor name (random if omitted)")
     r.add_argument("--outputs", help="write outputs to this .npz")
     r.add_argument("--print-time", action="store_true", help="print execution time")
@@ -156,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--repeat", type=int, default=1, help="number of inferences to time")
     r.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     r.set_defaults(func=_cmd_run)
+
+    b = sub.add_parser("boards", help="list the boards and emulated boards")
+    b.set_defaults(func=_cmd_boards)
     return parser
 
 
