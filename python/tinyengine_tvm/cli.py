@@ -23,6 +23,19 @@ def _format_bytes(n: int) -> str:
     return f"{n:,} B ({n / 1024:.1f} KiB)"
 
 
+def _pass_summary(p: dict) -> str:
+    if "applied" in p:  # PatchBasedInference
+        if not p["applied"]:
+            return f"not applied ({p['reason']})"
+        return (f"{p['patches']}x{p['patches']} patches up to op #{p['split_index']} '{p['split_op']}', "
+                f"+{p['mac_overhead']:.1%} MACs, arena {p['baseline_arena_bytes']:,} -> {p['arena_bytes']:,} B")
+    if "peak_bytes" in p:  # MemoryAwareSchedule
+        how = "exact" if p["exact"] else "heuristic"
+        return (f"peak {p['original_peak_bytes']:,} -> {p['peak_bytes']:,} B ({how}, {p['states']} states"
+                f"{', reordered' if p['reordered'] else ''})")
+    return ", ".join(f"{k}={v}" for k, v in p.items() if k != "name")
+
+
 def format_report(meta: dict, seconds: Optional[float] = None) -> str:
     """Human-readable summary of a compiled model's metadata."""
     mem = meta["memory"]
@@ -39,8 +52,7 @@ def format_report(meta: dict, seconds: Optional[float] = None) -> str:
                      + ", ".join(peak["live_buffers"]))
     lines.append(f"weights      {_format_bytes(mem['weights_bytes'])}")
     for p in meta.get("passes", []):
-        details = ", ".join(f"{k}={v}" for k, v in p.items() if k != "name")
-        lines.append(f"pass         {p['name']}" + (f": {details}" if details else ""))
+        lines.append(f"pass         {p['name']}: {_pass_summary(p)}")
     counts = {}
     for op in meta["ops"]:
         counts[op["type"]] = counts.get(op["type"], 0) + 1

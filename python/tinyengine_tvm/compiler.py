@@ -171,6 +171,7 @@ def _metadata(imported: ImportedModel, graph: KernelGraph, plan, passes) -> dict
         "inputs": [d.to_json() for d in imported.inputs],
         "outputs": [d.to_json() for d in imported.outputs],
         "memory": {
+            "arena_contents": "model inputs while needed, activations, outputs, kernel scratch",
             "arena_bytes": int(plan.arena_bytes),
             "scratch_bytes": int(plan.scratch_bytes),
             "weights_bytes": int(weights),
