@@ -294,3 +294,40 @@ def test_inplace_add_over_the_dying_operand():
     compiled = te.compile(model, pass_config=cfg, disabled_passes=["PatchBasedInference"])
     assert [s.kernel for s in compiled.graph.steps].count("te_add_inplace_s8") == 1
     _compare_variants(model, [dict(optimize=False), dict(pass_config=cfg, disabled_passes=["PatchBasedInference"])])
+
+
+def test_two_outputs_and_user_pipeline():
+    """A two-headed model through the passes composed by the user in tvm.transform.Sequential."""
+    import tvm
+
+    from tinyengine_tvm.frontend import load_model
+    from tinyengine_tvm.transform import (InplaceDepthwise, LowerToIntegerKernels, MemoryAwareSchedule,
+                                          PatchBasedInference)
+
+    g = QuantizedGraph(11)
+    x = g.input((1, 24, 24, 3))
+    x = g.conv2d(x, 8, (3, 3), (2, 2), activation="RELU6")
+    y = g.depthwise_conv2d(x, (3, 3), (1, 1), activation="RELU6")
+    head_a = g.conv2d(y, 4, (1, 1), prefix="head_a")
+    head_b = g.max_pool(g.conv2d(x, 6, (1, 1), prefix="head_b"), (2, 2), (2, 2))
+    model = g.finish([head_a, head_b])
+    imported = load_model(model)
+    seq = tvm.transform.Sequential([LowerToIntegerKernels(imported.side_info), PatchBasedInference(),
+                                    InplaceDepthwise(), MemoryAwareSchedule()])
+    lowered = seq(imported.mod)
+    compiled = te.compile(lowered, name="two_heads", optimize=False)
+    reference = te.compile(model, optimize=False)
+    assert len(compiled.metadata["outputs"]) == 2
+    check_plan_valid(compiled)
+    for seed in range(3):
+        xs = random_inputs(reference.metadata["inputs"], seed)
+        for a, b in zip(compiled.run(xs).values(), reference.run(xs).values()):
+            np.testing.assert_array_equal(a, b)
+    _compare_variants(model, [dict(optimize=False), dict()])
+
+
+@pytest.mark.parametrize("model", SHARED_MODELS)
+def test_planner_reaches_the_live_set_peak(model, shared_dir):
+    compiled = te.compile(os.path.join(shared_dir, f"{model}.tflite"))
+    mem = compiled.metadata["memory"]
+    assert mem["arena_bytes"] == mem["live_peak_bytes"], mem

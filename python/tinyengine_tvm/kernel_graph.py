@@ -15,7 +15,7 @@ import tvm
 from tvm import relax
 
 from .errors import TinyEngineError
-from .transform.kernel_call import parse_kernel_call
+from .kernel_call import parse_kernel_call
 
 _VIEW_OPS = ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.flatten")
 

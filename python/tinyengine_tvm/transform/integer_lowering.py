@@ -668,10 +668,11 @@ class _Lowering:
     # ---------------------------------------------------------------- output
     def _outputs(self) -> List[relax.Expr]:
         ret = self.func.body.body
-        rets = list(ret.fields) if isinstance(ret, (relax.Tuple if hasattr(relax, "Tuple") else tvm.ir.Tuple, tvm.ir.Tuple)) else [ret]
+        if isinstance(ret, relax.Var) and isinstance(self.defs.get(ret), tvm.ir.Tuple):
+            ret = self.defs[ret]
+        rets = list(ret.fields) if isinstance(ret, tvm.ir.Tuple) else [ret]
         outs = []
         for r in rets:
-            r_val = self._resolve(r) if isinstance(r, relax.Var) else r
             if isinstance(r, relax.Var) and r in self.lowered:
                 outs.append(self.lowered[r])
                 continue
@@ -742,7 +743,7 @@ class _Lowering:
                     return out
 
                 outs = [emit(o) for o in outputs]
-                result = outs[0] if len(outs) == 1 else relax.Tuple(outs) if hasattr(relax, "Tuple") else tvm.ir.Tuple(outs)
+                result = outs[0] if len(outs) == 1 else tvm.ir.Tuple(outs)
                 gv = bb.emit_output(result)
             bb.emit_func_output(gv)
         return bb.get()["main"]

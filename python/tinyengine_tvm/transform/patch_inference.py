@@ -144,6 +144,10 @@ class PatchPlanResult:
     patches: int = 0
     mac_overhead: float = 0.0
     candidates: int = 0
+    # Estimates, not generated code: extra MACs and cache bytes if halo columns
+    # were cached between horizontally adjacent patches (StreamNet-style).
+    halo_cache_mac_overhead: Optional[float] = None
+    halo_cache_bytes: Optional[int] = None
 
 
 class _PatchedBuilder:
@@ -173,6 +177,38 @@ class _PatchedBuilder:
                 _, h, w, _ = self._shape(i)
                 need[i] = input_window(step.kernel, step.attrs, need[step.output], h, w).union(need.get(i))
         return need
+
+    def halo_cache_estimate(self) -> Tuple[int, int]:
+        """(stage MACs, cache bytes) if halo columns were cached between horizontally
+        adjacent patches (StreamNet-style) instead of recomputed.
+
+        Within one row of patches every stage tensor's windows would then be
+        computed once over their union; rows still recompute their vertical
+        halo.  The cache holds, per tensor, the overlap columns of one patch
+        row.  An estimate from the windows: the generated code recomputes.
+        """
+        from ..codegen.kernel_specs import KERNELS
+
+        g = self.graph
+        _, H, W, _ = self._shape(self.stage.output)
+        grid = _grid(H, W, self.n)
+        macs, cache = 0, 0
+        for r in range(self.n):
+            row = [self.windows(p) for p in grid[r * self.n:(r + 1) * self.n]]
+            for s in self.stage.steps:
+                step = g.steps[s]
+                wins = [need[step.output] for need in row if step.output in need]
+                if not wins:
+                    continue
+                union = wins[0]
+                for w in wins[1:]:
+                    union = union.union(w)
+                _, oh, ow, oc = self._shape(step.output)
+                per_pixel = KERNELS[step.kernel].macs(step.attrs) / (oh * ow)
+                macs += per_pixel * union.h * union.w
+                overlap = sum(w.w for w in wins) - union.w
+                cache = max(cache, overlap * union.h * oc)
+        return int(macs), int(cache)
 
     def emit(self, const_of) -> List[Tuple[str, List, Dict, List[int]]]:
         """Kernel calls (kernel, tensor args, attrs, out shape) of the whole patched stage.
@@ -296,7 +332,7 @@ def _build_patched(func: relax.Function, graph: KernelGraph, stage: _Stage, n: i
                 remap[b.var] = new
             ret = substitute(func.body.body, remap)
         bb.emit_func_output(ret)
-    return bb.get()["main"], stage_macs, builder.extra_macs
+    return bb.get()["main"], stage_macs, builder.extra_macs, builder
 
 
 def _scratch_of(graph: KernelGraph):
@@ -347,7 +383,7 @@ class PatchBasedInference:
             H, W = graph.tensors[stage.output].shape[1:3]
             ns = [self.patches] if self.patches else range(2, min(self.max_patches, H, W) + 1)
             for n in ns:
-                new_func, stage_macs, patched_macs = _build_patched(func, graph, stage, n)
+                new_func, stage_macs, patched_macs, builder = _build_patched(func, graph, stage, n)
                 overhead = (patched_macs - stage_macs) / total_macs
                 tried += 1
                 least_overhead = overhead if least_overhead is None else min(least_overhead, overhead)
@@ -357,7 +393,7 @@ class PatchBasedInference:
                 arena = plan_arena(new_graph, _scratch_of(new_graph)).arena_bytes
                 key = (arena, overhead)
                 if best is None or key < best[0]:
-                    best = (key, new_func, stage, n, overhead)
+                    best = (key, new_func, stage, n, overhead, builder, stage_macs)
         if best is None or best[0][0] >= baseline:
             why = ("no prefix of the graph can run patch by patch" if not stages else
                    f"every split needs more than {self.max_mac_overhead:.0%} extra MACs "
@@ -366,9 +402,11 @@ class PatchBasedInference:
                    f"the best patched plan ({best[0][0]:,} B) is not smaller than the unpatched one ({baseline:,} B)")
             self.result = PatchPlanResult(False, why, baseline, baseline, candidates=tried)
         else:
-            (arena, overhead), new_func, stage, n, _ = best
+            (arena, overhead), new_func, stage, n, _, builder, stage_macs = best
+            cached_macs, cache_bytes = builder.halo_cache_estimate()
             self.result = PatchPlanResult(True, "", arena, baseline, graph.steps[stage.steps[-1]].name,
-                                          stage.steps[-1], n, overhead, tried)
+                                          stage.steps[-1], n, overhead, tried,
+                                          (cached_macs - stage_macs) / total_macs, cache_bytes)
             mod = tvm.IRModule({"main": new_func})
         self.report = dataclasses.asdict(self.result)
         return mod
