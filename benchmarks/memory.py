@@ -12,6 +12,8 @@ the int8 input image held in SRAM while it is needed):
   +patch      + PatchBasedInference (all passes on; split op index, n x n, extra MACs)
   streamed    +patch with the input image outside the arena (a caller that supplies each
               patch's window, e.g. from a camera line buffer): what streaming would save
+A second table gives the patch configuration and an estimate (from the patch windows; the
+generated code recomputes halos) of caching halo columns between horizontally adjacent patches.
 Usage: python benchmarks/memory.py [MODEL ...]
 """
 import argparse
@@ -60,9 +62,10 @@ def main(argv=None) -> int:
         print("../shared/models not found (set TINYENGINE_SHARED_MODELS)", file=sys.stderr)
         return 1
     cols = ["tflm head", "layerwise"] + list(VARIANTS) + ["streamed"]
-    header = f"{'model':<24}" + "".join(f"{c:>11}" for c in cols) + "  patch (split, n, +MACs)   weights  compile s"
+    header = f"{'model':<24}" + "".join(f"{c:>11}" for c in cols) + f"{'weights':>10}{'compile s':>11}"
     print(header)
     print("-" * len(header))
+    patches = {}
     for name in args.models:
         path = os.path.join(d, f"{name}.tflite")
         row = {"tflm head": tflm_arena_head(open(path, "rb").read())}
@@ -75,14 +78,19 @@ def main(argv=None) -> int:
         folded = FoldPadIntoConv()(compiled["none"].lowered)
         row["layerwise"] = layerwise_lower_bound(KernelGraph.from_relax(folded["main"]))
         row["streamed"] = streamed_arena(compiled["+patch"])
-        patch = {p["name"]: p for p in compiled["+patch"].metadata["passes"]}["PatchBasedInference"]
-        how = (f"op {patch['split_index']}, {patch['patches']}x{patch['patches']}, {patch['mac_overhead']:+.1%}"
-               if patch["applied"] else "not applied")
+        patches[name] = {p["name"]: p for p in compiled["+patch"].metadata["passes"]}["PatchBasedInference"]
         weights = compiled["none"].metadata["memory"]["weights_bytes"]
         print(f"{name:<24}" + "".join(f"{row[c]:>11,}" if row[c] is not None else f"{'n/a':>11}" for c in cols)
-              + f"  {how:<24}{weights:>9,}{seconds:>11.2f}")
+              + f"{weights:>10,}{seconds:>11.2f}")
     print("\nArena figures include the int8 input image while it is needed; 'compile s' is the "
-          "all-passes compile time.")
+          "all-passes compile time.\n")
+    print(f"{'model':<24}{'split op':>9}{'grid':>6}{'+MACs':>8}{'+MACs, halo cache (est.)':>26}{'cache B':>9}")
+    for name, p in patches.items():
+        if not p["applied"]:
+            print(f"{name:<24}  not applied: {p['reason']}")
+            continue
+        print(f"{name:<24}{p['split_index']:>9}{p['patches']:>4}x{p['patches']}{p['mac_overhead']:>8.1%}"
+              f"{p['halo_cache_mac_overhead']:>26.1%}{p['halo_cache_bytes']:>9,}")
     return 0
 
 
