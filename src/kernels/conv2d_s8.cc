@@ -91,35 +91,14 @@ extern "C" void te_depthwise_conv2d_s8(const te_conv_params* p,
                                        const int32_t* shift, int8_t* output) {
   const int32_t ic = p->input_c;
   const int32_t oc_total = p->output_c;
-  const int32_t dm = p->depth_multiplier;
   for (int32_t b = 0; b < p->batch; ++b) {
     const int8_t* in_b = input + b * p->input_h * p->input_w * ic;
-    for (int32_t oy = 0; oy < p->output_h; ++oy) {
-      const int32_t in_y0 = oy * p->stride_h - p->pad_top;
-      for (int32_t ox = 0; ox < p->output_w; ++ox) {
-        const int32_t in_x0 = ox * p->stride_w - p->pad_left;
-        int8_t* out = output + ((b * p->output_h + oy) * p->output_w + ox) *
-                                   oc_total;
-        for (int32_t c = 0; c < ic; ++c) {
-          for (int32_t m = 0; m < dm; ++m) {
-            const int32_t oc = c * dm + m;
-            int32_t acc = 0;
-            for (int32_t ky = 0; ky < p->kernel_h; ++ky) {
-              const int32_t iy = in_y0 + ky * p->dilation_h;
-              if (iy < 0 || iy >= p->input_h) continue;
-              for (int32_t kx = 0; kx < p->kernel_w; ++kx) {
-                const int32_t ix = in_x0 + kx * p->dilation_w;
-                if (ix < 0 || ix >= p->input_w) continue;
-                const int32_t v = in_b[(iy * p->input_w + ix) * ic + c];
-                const int32_t w =
-                    filter[(ky * p->kernel_w + kx) * oc_total + oc];
-                acc += (v + p->input_offset) * w;
-              }
-            }
-            if (bias) acc += bias[oc];
-            out[oc] = requantize_acc(acc, p, multiplier[oc], shift[oc]);
-          }
-        }
+    int8_t* out_b = output + b * p->output_h * p->output_w * oc_total;
+    for (int32_t c = 0; c < ic; ++c) {
+      for (int32_t m = 0; m < p->depth_multiplier; ++m) {
+        const int32_t oc = c * p->depth_multiplier + m;
+        depthwise_channel(p, in_b + c, ic, filter, bias, multiplier, shift, oc,
+                          out_b + oc, oc_total);
       }
     }
   }
