@@ -217,7 +217,8 @@ def small_cnns(draw):
         elif kind == "pool" and min(x.shape[1:3]) >= 2:
             x = g.max_pool(x, (2, 2), (2, 2)) if draw(st.booleans()) else g.avg_pool(x, (2, 2), (2, 2))
         elif kind == "pad_conv":
-            p = draw(st.integers(0, 2))
+            # At least 3 x 3 after padding, so the VALID 3x3 conv has an output.
+            p = max(draw(st.integers(0, 2)), 2 - min(x.shape[1:3]))
             x = g.pad(x, ((0, 0), (p, 1), (1, p), (0, 0)))
             x = g.conv2d(x, draw(st.integers(1, 8)), (3, 3), (1, 1), padding="VALID", activation=act)
     return g.finish(x)

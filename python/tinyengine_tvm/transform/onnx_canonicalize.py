@@ -1,0 +1,818 @@
+"""CanonicalizeONNXQDQ: TVM's NCHW ONNX QDQ Relax -> the NHWC QDQ form of the integer lowering.
+
+``tvm.relax.frontend.onnx.from_onnx`` imports an ONNX QDQ model as NCHW float
+operators between ``R.dequantize`` and ``R.quantize`` (conv2d NCHW/OIHW with the
+bias reshaped to ``[1, O, 1, 1]``, Gemm weights permuted after their
+dequantize, Clip as ``call_tir`` maximum/minimum, Pad as a ``call_tir`` whose
+widths only exist inside the TIR, ...).  :class:`LowerToIntegerKernels`
+understands the form TVM's *TFLite* importer produces, whose kernels are all
+NHWC.  This pass does the one job of rewriting the former into the latter.
+
+It rebuilds ``main`` quantized value by quantized value.  Every int8 value (a
+``QuantizeLinear`` result or an int8 input) is kept in a *layout*: a
+permutation ``p`` such that the stored tensor is ``transpose(onnx_tensor, p)``.
+Inputs start in ONNX's own layout; convolutions, pools and resizes produce
+NHWC (``p = (0, 2, 3, 1)``); element-wise operators, concat, mean, pad and
+softmax work in whatever layout their input already has (attributes and axes
+are mapped); Reshape/Flatten read the ONNX layout so the flattening order stays
+ONNX's; Transpose only changes the layout, moving no data.  A value needed in
+another layout is converted with an int8 ``permute_dims`` (``te_transpose_s8``)
+or, when only size-1 axes move, a reshape.  The model's inputs and outputs keep
+their ONNX (NCHW) shapes, so conversions appear at the boundary.
+
+Operator by operator (q = quantize, dq = dequantize, all per-tensor int8):
+
+* Conv: ``conv2d`` NHWC with the OIHW weights (grouped convolutions become
+  block-diagonal dense weights, exact), bias as a 1-D ``dq(int32)``.
+* Gemm/MatMul: the weight ``permute_dims`` is folded into the constant.
+* Relu/Clip after an operator: an int8 ``clip`` after its ``quantize`` (the
+  TFLite importer's fused activation), bounds rounded as onnxruntime does.
+* AveragePool: when no padding is excluded from the divisor (no pads or
+  ``count_include_pad=1``) a depthwise ``conv2d`` with equal weights (64, of
+  scale ``1/(64*kh*kw)``: one rounding); otherwise TFLite's int8
+  ``avg_pool2d`` form in the input quantization followed by a requantization.
+* GlobalAveragePool: ``mean`` over the spatial axes (TFLM's MEAN).
+* MaxPool, Pad, Resize (nearest), Reshape, Transpose: int8 data movement (plus
+  a requantization when the output quantization differs; Pad's float value is
+  quantized with the output parameters).  Pad widths/value and Resize scales
+  come from ``side_info`` (TVM's Relax loses them), in model order; Resize
+  picks the TFLite index rule (asymmetric / align_corners / half_pixel) whose
+  source pixels equal ONNX's for the model's sizes, or is refused.
+* Concat: inputs requantized to the output's parameters, axis mapped.
+* Softmax/Sigmoid: quantized at the kernels' ``(1/256, -128)``, then
+  requantized if the model asks for other parameters.
+* Requantizations by a ratio below 1/2 are written as a multiplication by 1.0
+  (int8 64 at scale 1/64) so TFLM's fixed point rounds once.
+
+The float graph is never evaluated: the result only feeds the integer lowering.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from ..errors import UnsupportedModelError
+
+NHWC = (0, 2, 3, 1)
+_SOFTMAX_SCALE, _SOFTMAX_ZP = float(np.float32(1.0 / 256.0)), -128
+_Tuple = relax.Tuple if hasattr(relax, "Tuple") else tvm.ir.Tuple
+
+
+def _op_name(expr) -> Optional[str]:
+    if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
+        return expr.op.name
+    return None
+
+
+def _shape(expr) -> List[int]:
+    return [int(d) for d in expr.ty.shape]
+
+
+def _dtype(expr) -> str:
+    return str(expr.ty.dtype)
+
+
+def _ident(rank: int) -> Tuple[int, ...]:
+    return tuple(range(rank))
+
+
+@dataclasses.dataclass
+class _Int8:
+    """An int8 value of the rebuilt function: the ONNX tensor ``transpose(x, layout)``."""
+
+    expr: relax.Expr
+    layout: Tuple[int, ...]
+    shape: List[int]          # ONNX shape
+    scale: float
+    zero_point: int
+    data: Optional[np.ndarray] = None  # set for constants (in ONNX layout)
+
+    @property
+    def physical_shape(self) -> List[int]:
+        return [self.shape[a] for a in self.layout]
+
+
+def _round_half_even_f32(x, scale) -> float:
+    """onnxruntime's QuantizeLinear rounding: nearbyint(float32(x) / float32(scale))."""
+    return float(np.rint(np.float32(x) / np.float32(scale)))
+
+
+# ----------------------------------------------------------------- resize maps
+def _onnx_nearest_map(out_size: int, in_size: int, scale: float, coord: str, nearest: str) -> Optional[List[int]]:
+    """Source index of every output index under ONNX Resize(nearest), float32 like onnxruntime."""
+    f = np.float32
+    res = []
+    for x in range(out_size):
+        xr = f(x)
+        if coord == "half_pixel":
+            xo = (xr + f(0.5)) / f(scale) - f(0.5)
+        elif coord == "pytorch_half_pixel":
+            xo = (xr + f(0.5)) / f(scale) - f(0.5) if out_size > 1 else f(0.0)
+        elif coord == "align_corners":
+            xo = f(0.0) if out_size == 1 else xr * f(in_size - 1) / f(out_size - 1)
+        elif coord == "asymmetric":
+            xo = xr / f(scale)
+        elif coord == "tf_half_pixel_for_nn":
+            xo = (xr + f(0.5)) / f(scale)
+        else:
+            return None
+        fl = np.floor(xo)
+        if nearest == "round_prefer_floor":
+            idx = fl if xo == fl + f(0.5) else np.sign(xo) * np.floor(np.abs(xo) + f(0.5))
+        elif nearest == "round_prefer_ceil":
+            idx = np.sign(xo) * np.floor(np.abs(xo) + f(0.5))
+        elif nearest == "floor":
+            idx = fl
+        elif nearest == "ceil":
+            idx = np.ceil(xo)
+        else:
+            return None
+        res.append(int(min(max(int(idx), 0), in_size - 1)))
+    return res
+
+
+def _tflite_nearest_map(out_size: int, in_size: int, align: bool, half: bool) -> List[int]:
+    """te_resize_nearest_s8's (TFLite's) source index rule, float32."""
+    f = np.float32
+    scale = f(in_size - 1) / f(out_size - 1) if align and out_size > 1 else f(in_size) / f(out_size)
+    off = f(0.5) if half else f(0.0)
+    res = []
+    for x in range(out_size):
+        pos = (f(x) + off) * scale
+        src = int(np.sign(pos) * np.floor(np.abs(pos) + f(0.5))) if align else int(np.floor(pos))
+        src = min(src, in_size - 1)
+        if half:
+            src = max(src, 0)
+        res.append(src)
+    return res
+
+
+# (coordinate_transformation_mode, rounding_method) that name each TFLite flag combination.
+_TFLITE_RESIZE_MODES = (((False, False), "asymmetric", "floor"),
+                        ((True, False), "align_corners", "round_prefer_ceil"),
+                        ((False, True), "half_pixel", "round_prefer_ceil"))
+
+
+class _Canonicalizer:
+    """Rebuilds one NCHW ONNX QDQ ``main`` in the NHWC QDQ form."""
+
+    def __init__(self, func: relax.Function, side_info: Dict[str, list]):
+        self.func = func
+        self.pads = list(side_info.get("onnx_pad", []))
+        self.resizes = list(side_info.get("onnx_resize", []))
+        self.defs: Dict[relax.Var, relax.Expr] = {}
+        self.bindings = []
+        for block in func.body.blocks:
+            for b in block.bindings:
+                self.bindings.append(b)
+                self.defs[b.var] = b.value
+        self.params = list(func.params)
+        self.values: Dict[relax.Var, _Int8] = {}
+        self._layout_cache: Dict[tuple, _Int8] = {}
+        self._dq_cache: Dict[tuple, relax.Expr] = {}
+        self.problems: List[Tuple[str, str, str]] = []
+        self.failed: set = set()  # int8 values that could not be rebuilt (already reported)
+        self.bb: Optional[relax.BlockBuilder] = None
+
+    # ------------------------------------------------------------ helpers
+    def _resolve(self, expr):
+        while isinstance(expr, relax.Var) and expr in self.defs:
+            expr = self.defs[expr]
+        return expr
+
+    def _const(self, expr) -> Optional[np.ndarray]:
+        e = self._resolve(expr)
+        if isinstance(e, tvm.ir.Constant):
+            return e.value.numpy()
+        if _op_name(e) == "relax.where":  # Clip bounds: where(isnan(c), inf, c)
+            return self._const(e.args[2])
+        return None
+
+    def _problem(self, op, where, reason):
+        self.problems.append((op, where, reason))
+
+    def _reads_failed(self, expr) -> bool:
+        """Whether ``expr`` depends on an int8 value that already failed (no second report)."""
+        stack, seen = [expr], set()
+        while stack:
+            e = stack.pop()
+            for v in relax.analysis.free_vars(e) if not isinstance(e, relax.Var) else [e]:
+                if v in seen:
+                    continue
+                seen.add(v)
+                if v in self.failed:
+                    return True
+                if v in self.defs and v not in self.values:
+                    stack.append(self.defs[v])
+        return False
+
+    def _emit(self, expr, name=None) -> relax.Expr:
+        return self.bb.emit(expr, name_hint=name) if name else self.bb.emit(expr)
+
+    @staticmethod
+    def _qparam_consts(scale: float, zp: int):
+        return relax.const(np.float32(scale), "float32"), relax.const(int(zp), "int8")
+
+    def _quantize(self, f, scale, zp, name="q") -> relax.Expr:
+        s, z = self._qparam_consts(scale, zp)
+        return self._emit(relax.op.quantize(f, s, z, axis=-1, out_dtype="int8"), name)
+
+    def _dequantize(self, v: _Int8) -> relax.Expr:
+        key = (v.expr, v.scale, v.zero_point)
+        if key in self._dq_cache:
+            return self._dq_cache[key]
+        s, z = self._qparam_consts(v.scale, v.zero_point)
+        out = self._emit(relax.op.dequantize(v.expr, s, z, axis=-1, out_dtype="float32"), "dq")
+        self._dq_cache[key] = out
+        return out
+
+    def _requantize(self, v: _Int8, scale: float, zp: int) -> _Int8:
+        """``v`` in the quantization (scale, zp): itself when equal, else quantize(dequantize(v))."""
+        if np.float32(v.scale) == np.float32(scale) and v.zero_point == zp:
+            return v
+        if v.scale / scale >= 0.5:
+            q = self._quantize(self._dequantize(v), scale, zp, "requantize")
+        else:
+            # A ratio below 1/2 makes TFLM's requantization round twice (a
+            # rounding doubling multiply, then a rounding right shift of 1 or
+            # more).  Multiplying by 1.0 written as int8 64 at scale 1/64 gives
+            # the multiply 64 times more headroom, so the result rounds once, as
+            # onnxruntime's float requantization does.
+            one = self._dequantize(_Int8(relax.const(np.full([1] * len(v.shape), 64, np.int8)),
+                                         _ident(len(v.shape)), [1] * len(v.shape), 1.0 / 64.0, 0))
+            q = self._quantize(self._emit(relax.op.multiply(self._dequantize(v), one), "rescale"),
+                               scale, zp, "requantize")
+        return _Int8(q, v.layout, v.shape, float(np.float32(scale)), zp)
+
+    def _to_layout(self, v: _Int8, layout: Sequence[int]) -> _Int8:
+        layout = tuple(layout)
+        if v.layout == layout:
+            return v
+        key = (v.expr, layout, v.scale, v.zero_point)
+        if key in self._layout_cache:
+            return self._layout_cache[key]
+        phys = [v.shape[a] for a in layout]
+        if v.data is not None:
+            data = np.ascontiguousarray(np.transpose(v.data, layout))
+            out = _Int8(relax.const(data), layout, v.shape, v.scale, v.zero_point, v.data)
+        else:
+            moved = [a for a in v.layout if v.shape[a] != 1] != [a for a in layout if v.shape[a] != 1]
+            if moved:
+                perm = [v.layout.index(layout[i]) for i in range(len(layout))]
+                expr = self._emit(relax.op.permute_dims(v.expr, perm), "transpose")
+            else:  # only size-1 axes move: the bytes are already in order
+                expr = self._emit(relax.op.reshape(v.expr, phys), "view")
+            out = _Int8(expr, layout, v.shape, v.scale, v.zero_point)
+        self._layout_cache[key] = out
+        return out
+
+    def _available(self, v: _Int8, layout) -> bool:
+        return v.layout == tuple(layout) or (v.expr, tuple(layout), v.scale, v.zero_point) in self._layout_cache
+
+    def _pick_layout(self, vals: Sequence[_Int8], rank: int) -> Tuple[int, ...]:
+        """The layout of a multi-input operator: the one needing the fewest new transposes
+        (NHWC first for 4-D, then the first input's)."""
+        acts = [v for v in vals if v.data is None and len(v.shape) == rank]
+        candidates = ([NHWC] if rank == 4 else []) + [v.layout for v in acts] + [_ident(rank)]
+        return min(candidates, key=lambda lay: sum(not self._available(v, lay) for v in acts))
+
+    def _int8_of(self, x) -> Optional[_Int8]:
+        """The rebuilt int8 value of an old int8 expression (Var, param or constant)."""
+        if isinstance(x, relax.Var) and x in self.values:
+            return self.values[x]
+        while isinstance(x, relax.Var) and x in self.defs and isinstance(self.defs[x], relax.Var):
+            x = self.defs[x]
+            if x in self.values:
+                return self.values[x]
+        return None
+
+    def _operand(self, float_expr, layout: Optional[Sequence[int]] = None) -> Optional[_Int8]:
+        """The int8 value behind ``dequantize(x)`` (per-tensor), optionally in ``layout``."""
+        e = self._resolve(float_expr)
+        if _op_name(e) != "relax.dequantize":
+            return None
+        scale, zp = self._const(e.args[1]), self._const(e.args[2])
+        if scale is None or zp is None or np.size(scale) != 1:
+            return None
+        scale, zp = float(np.float32(np.ravel(scale)[0])), int(np.ravel(zp)[0])
+        data = self._const(e.args[0])
+        if data is not None:
+            if data.dtype != np.int8:
+                return None
+            v = _Int8(relax.const(data), _ident(data.ndim), list(data.shape), scale, zp, data)
+        else:
+            src = self._int8_of(e.args[0])
+            if src is None:
+                return None
+            if (np.float32(src.scale), src.zero_point) != (np.float32(scale), zp):
+                # The model dequantizes with other parameters than it quantized with.
+                v = _Int8(src.expr, src.layout, src.shape, scale, zp)
+            else:
+                v = src
+        return v if layout is None else self._to_layout(v, layout)
+
+    # --------------------------------------------------------------- walk
+    def run(self) -> relax.Function:
+        ret = self.func.body.body
+        if isinstance(ret, relax.Var) and isinstance(self.defs.get(ret), _Tuple):
+            ret = self.defs[ret]
+        rets = list(ret.fields) if isinstance(ret, _Tuple) else [ret]
+        needed = self._needed(rets)
+        self.bb = relax.BlockBuilder()
+        with self.bb.function("main", self.params, attrs={"num_input": len(self.params)}):
+            with self.bb.dataflow():
+                for p in self.params:
+                    if _dtype(p) == "int8":
+                        self.values[p] = _Int8(p, _ident(len(_shape(p))), _shape(p), 0.0, 0)
+                for b in self.bindings:
+                    if b.var not in needed or not isinstance(b.var.ty, relax.TensorType):
+                        continue
+                    if _dtype(b.var) != "int8":
+                        continue
+                    if isinstance(b.value, relax.Var):
+                        if b.value in self.values:
+                            self.values[b.var] = self.values[b.value]
+                        continue
+                    if _op_name(b.value) == "relax.quantize":
+                        self._anchor(b.var, b.value)
+                    elif self._const(b.var) is None:
+                        self._problem(_op_name(b.value) or type(b.value).__name__, b.var.name,
+                                      "int8 operation outside a QuantizeLinear/DequantizeLinear pattern")
+                outs = [self._output(r) for r in rets]
+                if self.problems:  # close the function cleanly, then report
+                    outs = [relax.const(0, "int8")]
+                gvs = [self.bb.emit_output(o) for o in outs]
+            self.bb.emit_func_output(gvs[0] if len(gvs) == 1 else _Tuple(gvs))
+        if self.problems:
+            raise UnsupportedModelError(self.problems)
+        return self.bb.get()["main"]
+
+    def _needed(self, rets) -> set:
+        needed, stack = set(), [r for r in rets if isinstance(r, relax.Var)]
+        while stack:
+            v = stack.pop()
+            if v in needed:
+                continue
+            needed.add(v)
+            if v in self.defs:
+                stack.extend(relax.analysis.free_vars(self.defs[v]))
+        return needed
+
+    def _output(self, r):
+        v = self._int8_of(r) if isinstance(r, relax.Var) else None
+        if v is not None:
+            return self._to_layout(v, _ident(len(v.shape))).expr
+        if isinstance(r, relax.Var) and r in self.params:
+            return r
+        e = self._resolve(r)
+        if _op_name(e) == "relax.dequantize":
+            src = self._operand(r)
+            if src is not None:
+                src = self._to_layout(src, _ident(len(src.shape)))
+                s, z = self._qparam_consts(src.scale, src.zero_point)
+                return relax.op.dequantize(src.expr, s, z, axis=-1, out_dtype="float32")
+        if not self._reads_failed(r):
+            self._problem(_op_name(e) or "output", getattr(r, "name", str(r)),
+                          "a model output must be the result of QuantizeLinear or DequantizeLinear")
+        return r
+
+    # ------------------------------------------------------------- anchors
+    def _anchor(self, var, q):
+        s_out, zp_out = self._const(q.args[1]), self._const(q.args[2])
+        if s_out is None or zp_out is None or np.size(s_out) != 1:
+            self._problem("relax.quantize", var.name, "output quantization must be per-tensor and constant")
+            self.failed.add(var)
+            return
+        s_out, zp_out = float(np.float32(np.ravel(s_out)[0])), int(np.ravel(zp_out)[0])
+        body, lo, hi, act = q.args[0], -np.inf, np.inf, False
+        e = self._resolve(body)
+        while True:  # activations between the operator and its quantize
+            name = _op_name(e)
+            if name == "relax.nn.relu":
+                lo, act, body = max(lo, 0.0), True, e.args[0]
+            elif name == "relax.call_tir" and str(e.args[0].name_hint).rstrip("0123456789") in ("maximum", "minimum"):
+                fields = list(e.args[1].fields)
+                bound = self._const(fields[1]) if len(fields) > 1 else None
+                if bound is None:
+                    self._problem("Clip", var.name, "Clip bounds must be constant")
+                    self.failed.add(var)
+                    return
+                b = float(np.ravel(bound)[0])
+                if str(e.args[0].name_hint).startswith("maximum"):
+                    lo = max(lo, b)
+                else:
+                    hi = min(hi, b)
+                act, body = True, fields[0]
+            elif name == "relax.clip" and _dtype(e) == "float32":
+                lo, hi = max(lo, float(e.args[1].value)), min(hi, float(e.args[2].value))
+                act, body = True, e.args[0]
+            else:
+                break
+            e = self._resolve(body)
+        ctx = dict(var=var, s_out=s_out, zp_out=zp_out)
+        if isinstance(body, relax.Var) and body in self.params and _dtype(body) == "float32":
+            out = _Int8(self._quantize(body, s_out, zp_out, "quantize_input"), _ident(len(_shape(body))),
+                        _shape(body), s_out, zp_out)
+        else:
+            handler = {
+                "relax.dequantize": self._requantize_op,
+                "relax.add": self._add,
+                "relax.nn.conv2d": self._conv,
+                "relax.matmul": self._matmul,
+                "relax.multiply": self._binary,
+                "relax.nn.avg_pool2d": self._avg_pool,
+                "relax.nn.max_pool2d": self._max_pool,
+                "relax.mean": self._mean,
+                "relax.call_tir": self._pad,
+                "relax.reshape": self._reshape,
+                "relax.permute_dims": self._transpose,
+                "relax.concat": self._concat,
+                "relax.nn.softmax": self._softmax,
+                "relax.sigmoid": self._sigmoid,
+                "relax.image.resize2d": self._resize,
+            }.get(_op_name(e))
+            reported = len(self.problems)
+            out = handler(e, ctx) if handler is not None else None
+            if out is None:
+                self.failed.add(var)
+                if len(self.problems) == reported and not self._reads_failed(q):
+                    self._problem(_op_name(e) or type(e).__name__, var.name,
+                                  "no integer lowering for this quantized pattern")
+                return
+        if act:
+            qlo = -128 if lo == -np.inf else int(np.clip(zp_out + _round_half_even_f32(lo, s_out), -128, 127))
+            qhi = 127 if hi == np.inf else int(np.clip(zp_out + _round_half_even_f32(hi, s_out), -128, 127))
+            if (qlo, qhi) != (-128, 127):
+                out = dataclasses.replace(out, expr=self._emit(relax.op.clip(out.expr, float(qlo), float(qhi)), "act"),
+                                          data=None)
+        self.values[var] = out
+
+    # ------------------------------------------------------------ operators
+    def _requantize_op(self, dq, ctx) -> Optional[_Int8]:
+        v = self._operand(dq)
+        if v is None:
+            return None
+        return self._requantize(v, ctx["s_out"], ctx["zp_out"])
+
+    def _add(self, add, ctx):
+        lhs = self._resolve(add.args[0])
+        if _op_name(lhs) == "relax.nn.conv2d":
+            return self._conv(lhs, ctx, bias=add.args[1])
+        if _op_name(lhs) == "relax.matmul":
+            return self._matmul(lhs, ctx, bias=add.args[1])
+        return self._binary(add, ctx)
+
+    def _weights(self, w_expr):
+        """(int8 array, scale array, zp array, axis) of ``dequantize(const)``."""
+        e = self._resolve(w_expr)
+        if _op_name(e) != "relax.dequantize":
+            return None
+        w, s, z = self._const(e.args[0]), self._const(e.args[1]), self._const(e.args[2])
+        if w is None or s is None or z is None:
+            return None
+        return w, np.atleast_1d(s).astype(np.float32), np.atleast_1d(z), int(e.attrs.axis)
+
+    def _bias(self, bias_expr):
+        """1-D ``dequantize(int32 const)`` of a bias given as dq or reshape(dq)."""
+        e = self._resolve(bias_expr)
+        if _op_name(e) == "relax.reshape":
+            e = self._resolve(e.args[0])
+        b = self._weights(e)
+        if b is None or b[0].dtype != np.int32:
+            return None
+        data, s, z, _ = b
+        scale = relax.const(s if s.size > 1 else np.float32(s[0]))
+        zp = relax.const(z.astype(np.int32) if z.size > 1 else np.int32(z[0]))
+        return self._emit(relax.op.dequantize(relax.const(data.reshape(-1)), scale, zp, axis=0,
+                                              out_dtype="float32"), "bias")
+
+    def _conv(self, conv, ctx, bias=None):
+        a = conv.attrs
+        if str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "OIHW":
+            return None
+        x = self._operand(conv.args[0], NHWC)
+        w = self._weights(conv.args[1])
+        if x is None or w is None or w[0].dtype != np.int8:
+            return None
+        wq, ws, wz, axis = w
+        groups, cin = int(a.groups), x.shape[1]
+        if 1 < groups and not (groups == cin and wq.shape[1] == 1):
+            # Grouped convolution: block-diagonal dense weights give the same sums.
+            o, cg = wq.shape[0], wq.shape[1]
+            full = np.zeros((o, cin) + wq.shape[2:], np.int8)
+            per_group = o // groups
+            for oc in range(o):
+                g = oc // per_group
+                full[oc, g * cg:(g + 1) * cg] = wq[oc]
+            wq, groups = full, 1
+        scale = relax.const(ws if ws.size > 1 else np.float32(ws[0]))
+        zp = relax.const(wz.astype(np.int8) if wz.size > 1 else np.int8(wz[0]))
+        wdq = self._emit(relax.op.dequantize(relax.const(wq), scale, zp, axis=0, out_dtype="float32"), "weights")
+        y = self._emit(relax.op.nn.conv2d(
+            self._dequantize(x), wdq, strides=[int(s) for s in a.strides], padding=[int(p) for p in a.padding],
+            dilation=[int(d) for d in a.dilation], groups=groups, data_layout="NHWC", kernel_layout="OIHW",
+            out_layout="NHWC"), "conv")
+        if bias is not None:
+            b = self._bias(bias)
+            if b is None:
+                return None
+            y = self._emit(relax.op.add(y, b), "conv_bias")
+        out_shape = _shape(conv)
+        return _Int8(self._quantize(y, ctx["s_out"], ctx["zp_out"]), NHWC, out_shape, ctx["s_out"], ctx["zp_out"])
+
+    def _matmul(self, mm, ctx, bias=None):
+        x = self._operand(mm.args[0])
+        if x is None:
+            return None
+        x = self._to_layout(x, _ident(len(x.shape)))
+        e = self._resolve(mm.args[1])
+        transposed = _op_name(e) == "relax.permute_dims"
+        if transposed:
+            axes = [int(v) for v in e.attrs.axes] if e.attrs.axes is not None else [1, 0]
+            if axes != [1, 0]:
+                return None
+            e = e.args[0]
+        w = self._weights(e)
+        if w is None or w[0].dtype != np.int8 or w[0].ndim != 2:
+            return None
+        wq, ws, wz, axis = w
+        if transposed:
+            wq, axis = np.ascontiguousarray(wq.T), 1 - axis
+        if ws.size > 1:
+            if np.any(wz != 0) or axis != 1:
+                return None
+            zp = relax.const(np.int8(0))
+            scale = relax.const(ws)
+        else:
+            zp, scale = relax.const(np.int8(wz[0])), relax.const(np.float32(ws[0]))
+        wdq = self._emit(relax.op.dequantize(relax.const(wq), scale, zp, axis=1, out_dtype="float32"), "weights")
+        y = self._emit(relax.op.matmul(self._dequantize(x), wdq), "matmul")
+        if bias is not None:
+            b = self._bias(bias)
+            if b is None:
+                return None
+            y = self._emit(relax.op.add(y, b), "matmul_bias")
+        out_shape = _shape(mm)
+        return _Int8(self._quantize(y, ctx["s_out"], ctx["zp_out"]), _ident(len(out_shape)), out_shape,
+                     ctx["s_out"], ctx["zp_out"])
+
+    def _binary(self, e, ctx):
+        a, b = self._operand(e.args[0]), self._operand(e.args[1])
+        if a is None or b is None:
+            return None
+        out_shape = _shape(e)
+        rank = len(out_shape)
+        layout = self._pick_layout([a, b], rank)
+        ops = []
+        for v in (a, b):
+            if len(v.shape) < rank:
+                full = [1] * (rank - len(v.shape)) + list(v.shape)
+                if v.data is not None:
+                    data = v.data.reshape(full)
+                    v = _Int8(relax.const(data), _ident(rank), full, v.scale, v.zero_point, data)
+                else:
+                    flat = self._to_layout(v, _ident(len(v.shape)))
+                    v = _Int8(self._emit(relax.op.reshape(flat.expr, full), "view"), _ident(rank), full,
+                              v.scale, v.zero_point)
+            ops.append(self._dequantize(self._to_layout(v, layout)))
+        fn = relax.op.add if _op_name(e) == "relax.add" else relax.op.multiply
+        y = self._emit(fn(ops[0], ops[1]), "add" if fn is relax.op.add else "mul")
+        return _Int8(self._quantize(y, ctx["s_out"], ctx["zp_out"]), layout, out_shape, ctx["s_out"], ctx["zp_out"])
+
+    def _pool_common(self, pool):
+        a = pool.attrs
+        if str(a.layout) != "NCHW" or any(int(d) != 1 for d in a.dilation):
+            return None
+        return ([int(k) for k in a.pool_size], [int(s) for s in a.strides], [int(p) for p in a.padding])
+
+    def _avg_pool(self, pool, ctx):
+        common = self._pool_common(pool)
+        x = self._operand(pool.args[0], NHWC)
+        if common is None or x is None:
+            return None
+        (kh, kw), strides, padding = common
+        out_shape = _shape(pool)
+        c = x.shape[1]
+        if bool(pool.attrs.count_include_pad) or not any(padding):
+            # Every window divides by kh*kw: a depthwise convolution with equal
+            # weights computes it with one rounding.  The weights are 64 with scale
+            # 1/(64*kh*kw) rather than 1 with 1/(kh*kw): the larger accumulator
+            # gives the fixed-point requantization a larger right shift, so its
+            # intermediate rounding (TFLM's MultiplyByQuantizedMultiplier) is
+            # negligible and the result rounds like onnxruntime's float division.
+            wdq = self._emit(relax.op.dequantize(
+                relax.const(np.full((c, 1, kh, kw), 64, np.int8)), relax.const(np.float32(1.0 / (64 * kh * kw))),
+                relax.const(np.int8(0)), axis=0, out_dtype="float32"), "avg_weights")
+            y = self._emit(relax.op.nn.conv2d(
+                self._dequantize(x), wdq, strides=strides, padding=padding, groups=c,
+                data_layout="NHWC", kernel_layout="OIHW", out_layout="NHWC"), "avg_pool")
+            if _shape(y) != [out_shape[i] for i in NHWC]:
+                self._problem("AveragePool", ctx["var"].name, "ceil_mode windows past the input edge are not supported")
+                return None
+            return _Int8(self._quantize(y, ctx["s_out"], ctx["zp_out"]), NHWC, out_shape,
+                         ctx["s_out"], ctx["zp_out"])
+        # Padding excluded from the divisor: TFLite's AVERAGE_POOL_2D (int8, same
+        # quantization), then a requantization to the output's parameters.
+        wide = self._emit(relax.op.astype(x.expr, "int32"), "widen")
+        pooled = self._emit(relax.op.nn.avg_pool2d(
+            wide, [kh, kw], strides, padding, ceil_mode=bool(pool.attrs.ceil_mode), count_include_pad=False,
+            layout="NHWC", out_layout="NHWC"), "avg_pool")
+        y = self._emit(relax.op.astype(pooled, "int8"), "avg_pool_s8")
+        return self._requantize(_Int8(y, NHWC, out_shape, x.scale, x.zero_point), ctx["s_out"], ctx["zp_out"])
+
+    def _max_pool(self, pool, ctx):
+        common = self._pool_common(pool)
+        x = self._operand(pool.args[0], NHWC)
+        if common is None or x is None:
+            return None
+        kernel, strides, padding = common
+        y = self._emit(relax.op.nn.max_pool2d(x.expr, kernel, strides, padding, ceil_mode=bool(pool.attrs.ceil_mode),
+                                              layout="NHWC", out_layout="NHWC"), "max_pool")
+        out_shape = _shape(pool)
+        if _shape(y) != [out_shape[i] for i in NHWC]:
+            return None
+        return self._requantize(_Int8(y, NHWC, out_shape, x.scale, x.zero_point), ctx["s_out"], ctx["zp_out"])
+
+    def _mean(self, mean, ctx):
+        x = self._operand(mean.args[0])
+        if x is None or not bool(mean.attrs.keepdims):
+            return None
+        rank = len(x.shape)
+        axes = sorted(int(a) % rank for a in mean.attrs.axis)
+        phys = sorted(x.layout.index(a) for a in axes)
+        if phys != list(range(phys[0], phys[-1] + 1)):
+            x = self._to_layout(x, NHWC if rank == 4 else _ident(rank))
+            phys = sorted(x.layout.index(a) for a in axes)
+        y = self._emit(relax.op.mean(self._dequantize(x), axis=phys, keepdims=True), "mean")
+        out_shape = _shape(mean)
+        return _Int8(self._quantize(y, ctx["s_out"], ctx["zp_out"]), x.layout, out_shape, ctx["s_out"], ctx["zp_out"])
+
+    def _pad(self, call, ctx):
+        gv = call.args[0]
+        if not str(gv.name_hint).startswith("pad"):
+            return None
+        fields = list(call.args[1].fields)
+        x = self._operand(fields[0])
+        if x is None:
+            return None
+        out_shape = _shape(call)
+        if not self.pads:
+            self._problem("Pad", ctx["var"].name, "no Pad attributes recorded for this pad")
+            return None
+        entry = self.pads.pop(0)
+        before, after = list(entry["before"]), list(entry["after"])
+        if len(before) != len(x.shape) or any(i + b + a != o for i, b, a, o in zip(x.shape, before, after, out_shape)):
+            self._problem("Pad", entry["node"], f"recorded pads {before}+{after} do not match the shapes "
+                                               f"{x.shape} -> {out_shape}")
+            return None
+        if len(x.shape) > 4:
+            self._problem("Pad", entry["node"], "Pad is supported up to 4-D")
+            return None
+        v = self._requantize(x, ctx["s_out"], ctx["zp_out"])
+        widths = []
+        for a in v.layout:
+            widths += [before[a], after[a]]
+        value = int(np.clip(ctx["zp_out"] + _round_half_even_f32(entry["value"], ctx["s_out"]), -128, 127))
+        y = self._emit(relax.op.nn.pad(v.expr, widths, "constant", float(value)), "pad")
+        return _Int8(y, v.layout, out_shape, v.scale, v.zero_point)
+
+    def _reshape(self, reshape, ctx):
+        inner = self._resolve(reshape.args[0])
+        if _op_name(inner) == "relax.nn.softmax":
+            return self._legacy_softmax(reshape, inner, ctx)
+        x = self._operand(reshape.args[0])
+        if x is None:
+            return None
+        x = self._to_layout(x, _ident(len(x.shape)))
+        out_shape = _shape(reshape)
+        y = self._emit(relax.op.reshape(x.expr, out_shape), "reshape")
+        return self._requantize(_Int8(y, _ident(len(out_shape)), out_shape, x.scale, x.zero_point),
+                                ctx["s_out"], ctx["zp_out"])
+
+    def _transpose(self, perm_op, ctx):
+        x = self._operand(perm_op.args[0])
+        if x is None or x.data is not None:
+            return None
+        rank = len(x.shape)
+        perm = [int(a) for a in perm_op.attrs.axes] if perm_op.attrs.axes is not None else list(range(rank))[::-1]
+        # Choose the output's layout so that its bytes are exactly the input's.
+        layout = tuple(perm.index(x.layout[k]) for k in range(rank))
+        return self._requantize(_Int8(x.expr, layout, _shape(perm_op), x.scale, x.zero_point),
+                                ctx["s_out"], ctx["zp_out"])
+
+    def _concat(self, cat, ctx):
+        parts = [self._operand(f) for f in cat.args[0].fields]
+        if any(p is None for p in parts):
+            return None
+        out_shape = _shape(cat)
+        rank = len(out_shape)
+        layout = self._pick_layout(parts, rank)
+        axis = layout.index(int(cat.attrs.axis) % rank)
+        # Inputs quantized differently from the output are requantized first.
+        fs = [self._dequantize(self._requantize(self._to_layout(p, layout), ctx["s_out"], ctx["zp_out"]))
+              for p in parts]
+        y = self._emit(relax.op.concat(fs, axis=axis), "concat")
+        return _Int8(self._quantize(y, ctx["s_out"], ctx["zp_out"]), layout, out_shape, ctx["s_out"], ctx["zp_out"])
+
+    def _fixed_output(self, y, layout, out_shape, ctx) -> _Int8:
+        """Quantize at the kernels' (1/256, -128), then requantize to the model's parameters."""
+        q = _Int8(self._quantize(y, _SOFTMAX_SCALE, _SOFTMAX_ZP), layout, out_shape, _SOFTMAX_SCALE, _SOFTMAX_ZP)
+        return self._requantize(q, ctx["s_out"], ctx["zp_out"])
+
+    def _softmax(self, sm, ctx):
+        x = self._operand(sm.args[0])
+        if x is None:
+            return None
+        rank = len(x.shape)
+        axis = int(sm.attrs.axis) % rank
+        if x.layout[-1] != axis:
+            if rank == 4 and NHWC[-1] == axis:
+                layout = NHWC
+            elif axis == rank - 1:
+                layout = _ident(rank)
+            else:
+                layout = tuple(a for a in range(rank) if a != axis) + (axis,)
+            x = self._to_layout(x, layout)
+        y = self._emit(relax.op.nn.softmax(self._dequantize(x), axis=-1), "softmax")
+        return self._fixed_output(y, x.layout, _shape(sm), ctx)
+
+    def _legacy_softmax(self, reshape, sm, ctx):
+        """Softmax before opset 13: reshape(softmax(reshape(x), -1)) over the last axis only."""
+        pre = self._resolve(sm.args[0])
+        if _op_name(pre) != "relax.reshape" or int(sm.attrs.axis) not in (-1, len(_shape(sm)) - 1):
+            return None
+        x = self._operand(pre.args[0])
+        if x is None or _shape(reshape) != x.shape or x.shape[-1] != _shape(sm)[-1]:
+            return None
+        x = self._to_layout(x, _ident(len(x.shape)))
+        y = self._emit(relax.op.nn.softmax(self._dequantize(x), axis=-1), "softmax")
+        return self._fixed_output(y, x.layout, x.shape, ctx)
+
+    def _sigmoid(self, sg, ctx):
+        x = self._operand(sg.args[0])
+        if x is None:
+            return None
+        y = self._emit(relax.op.sigmoid(self._dequantize(x)), "sigmoid")
+        return self._fixed_output(y, x.layout, _shape(sg), ctx)
+
+    def _resize(self, rs, ctx):
+        a = rs.attrs
+        x = self._operand(rs.args[0], NHWC)
+        if x is None or str(a.layout) != "NCHW" or str(a.method) != "nearest_neighbor":
+            return None
+        entry = self.resizes.pop(0) if self.resizes else {
+            "node": ctx["var"].name, "scales": None,
+            "coordinate_transformation_mode": str(a.coordinate_transformation_mode),
+            "nearest_mode": str(a.rounding_method)}
+        out_shape = _shape(rs)
+        maps = []
+        for d in (2, 3):
+            scale = entry["scales"][d - 2] if entry.get("scales") else out_shape[d] / x.shape[d]
+            maps.append(_onnx_nearest_map(out_shape[d], x.shape[d], scale, entry["coordinate_transformation_mode"],
+                                          entry["nearest_mode"]))
+        choice = None
+        for (align, half), mode, rounding in _TFLITE_RESIZE_MODES:
+            if all(m is not None and m == _tflite_nearest_map(out_shape[d], x.shape[d], align, half)
+                   for d, m in zip((2, 3), maps)):
+                choice = (mode, rounding)
+                break
+        if choice is None:
+            self._problem("Resize", entry["node"],
+                          f"coordinate_transformation_mode='{entry['coordinate_transformation_mode']}' with "
+                          f"nearest_mode='{entry['nearest_mode']}' picks source pixels "
+                          f"({x.shape[2]}x{x.shape[3]} -> {out_shape[2]}x{out_shape[3]}) that no int8 resize "
+                          "kernel mode (TFLite asymmetric/align_corners/half_pixel) reproduces")
+            return None
+        y = self._emit(relax.op.image.resize2d(
+            x.expr, relax.ShapeExpr([out_shape[2], out_shape[3]]), roi=[0.0, 0.0, 0.0, 0.0], layout="NHWC",
+            method="nearest_neighbor", coordinate_transformation_mode=choice[0], rounding_method=choice[1]),
+            "resize")
+        return self._requantize(_Int8(y, NHWC, out_shape, x.scale, x.zero_point), ctx["s_out"], ctx["zp_out"])
+
+
+@tvm.transform.module_pass(opt_level=0, name="CanonicalizeONNXQDQ")
+class CanonicalizeONNXQDQ:
+    """Rewrite TVM's NCHW ONNX QDQ import of ``main`` into the NHWC QDQ form of LowerToIntegerKernels.
+
+    ``side_info`` is the ONNX frontend's record of what Relax loses
+    (``onnx_pad``: Pad widths and value; ``onnx_resize``: Resize scales and
+    modes), in model order.  Raises UnsupportedModelError for quantized
+    patterns it cannot express with the int8 kernels.
+    """
+
+    def __init__(self, side_info: Optional[Dict[str, list]] = None):
+        self.side_info = side_info or {}
+        self.last_error = None
+
+    def transform_module(self, mod: tvm.IRModule, ctx) -> tvm.IRModule:
+        self.last_error = None
+        try:
+            func = _Canonicalizer(mod["main"], self.side_info).run()
+        except UnsupportedModelError as exc:
+            self.last_error = exc
+            raise
+        return tvm.IRModule({"main": func})

@@ -1,0 +1,535 @@
+"""ONNX QDQ models compiled to C and compared with onnxruntime, operator by operator.
+
+Each case builds a small ONNX QDQ model with ``tinyengine_tvm.modelgen.onnx_qdq``
+(NCHW, the format ``onnxruntime.quantization.quantize_static(..., QuantFormat.QDQ)``
+writes), compiles it from a ``.onnx`` file, runs the generated C on this host and
+runs the model in onnxruntime on several random inputs
+(``modelgen.onnx_qdq.random_inputs``).  The cases sweep the corners: stride,
+explicit/asymmetric/auto pads, dilation, groups (depthwise, depth multiplier,
+grouped), per-channel vs per-tensor weights, fused/folded Relu and Clip,
+broadcasting, constant operands, pooling options, resize modes, layouts that
+force boundary transposes, several inputs and outputs, opsets 13/19/21, and
+float32 as well as int8 model I/O.
+
+Tolerance: onnxruntime requantizes in float (round half to even of
+``x * scale_ratio``) while the kernels use TFLite Micro's fixed point
+(``MultiplyByQuantizedMultiplier``, round half away from zero; its own softmax
+and logistic approximations), so an int8 result may differ by one step.  Every
+element must be within 1 LSB of int8 (for float outputs: within one output
+quantization step); the share of exactly equal elements is reported
+(``pytest -s`` prints a table) and must stay high.  Only the integer kernels
+compute: the compiled graph contains nothing but ``te_*`` kernel calls.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install onnx)")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install onnxruntime)")
+
+import tinyengine_tvm as te  # noqa: E402
+from tinyengine_tvm import cli  # noqa: E402
+from tinyengine_tvm.errors import ModelFormatError, UnsupportedModelError  # noqa: E402
+from tinyengine_tvm.modelgen import onnx_qdq as q  # noqa: E402
+
+SEEDS = range(4)
+
+
+# ------------------------------------------------------------ composite models
+def _transpose_reshape_gemm(int8_io=False, seed=0):
+    """conv+Relu -> Transpose(NCHW->NHWC) -> Reshape -> Gemm: the layout of a Transpose output."""
+    g = q.QDQGraph(seed, 13, int8_io)
+    x = g.input((1, 3, 6, 6))
+    c = g.conv(x, 4, kernel=3, stride=1, activation="Relu")
+    t = g.unary("Transpose", c, dict(perm=[0, 2, 3, 1]), same_qparams=True)
+    shape = g.int64_const((1, -1), "shape")
+    r = g.unary("Reshape", t, same_qparams=True, extra=[shape])
+    return g.finish(g.gemm(r, 5))
+
+
+def _mixed_layout_concat(int8_io=False, seed=0):
+    """Concat of the NCHW input with an NHWC conv result, then MaxPool and Flatten+Gemm."""
+    g = q.QDQGraph(seed, 13, int8_io)
+    x = g.input((1, 3, 6, 6))
+    c = g.conv(x, 4, kernel=3, stride=1, prefix="conv")
+    name, values = g.float_op("Concat", [x, c], dict(axis=1), prefix="concat")
+    cat = g.quantize(name, values, prefix="concat")
+    p = g.unary("MaxPool", cat, dict(kernel_shape=[2, 2], strides=[2, 2]), same_qparams=True)
+    f = g.unary("Flatten", p, dict(axis=1), same_qparams=True)
+    return g.finish(g.gemm(f, 6, per_channel=True))
+
+
+def _two_outputs(int8_io=False, seed=0):
+    """One input, two outputs of different layouts (conv result and its pooled, flattened form)."""
+    g = q.QDQGraph(seed, 13, int8_io)
+    x = g.input((1, 2, 8, 8))
+    c = g.conv(x, 6, kernel=3, stride=2, activation="Clip6")
+    p = g.unary("GlobalAveragePool", c)
+    f = g.unary("Flatten", p, dict(axis=1), same_qparams=True)
+    return g.finish([c, f])
+
+
+def _resize_conv_sigmoid(int8_io=False, seed=0):
+    """Resize (PyTorch nearest upsample) -> conv -> Sigmoid."""
+    g = q.QDQGraph(seed, 13, int8_io)
+    x = g.input((1, 3, 4, 4))
+    r = g.unary("Resize", x, dict(mode="nearest", coordinate_transformation_mode="asymmetric",
+                                  nearest_mode="floor"), same_qparams=True,
+                extra=[None, g.float_const((1.0, 1.0, 2.0, 2.0), "scales")])
+    c = g.conv(r, 4, kernel=3, stride=1)
+    return g.finish(g.unary("Sigmoid", c, qparams=(1.0 / 256.0, -128)))
+
+
+def _pad_conv_add(int8_io=False, seed=0):
+    """Pad -> valid conv, plus a residual Add with broadcasting over H, W."""
+    g = q.QDQGraph(seed, 13, int8_io)
+    x = g.input((1, 4, 6, 6))
+    p = g.unary("Pad", x, dict(mode="constant"), same_qparams=True,
+                extra=[g.int64_const((0, 0, 1, 1, 0, 0, 1, 1), "pads")])
+    c = g.conv(p, 4, kernel=3, stride=1, pads=0, activation="Relu")
+    s = g.conv(x, 4, kernel=1, stride=1, prefix="shortcut")
+    return g.finish(g.binary("Add", c, s))
+
+
+def _dynamic_batch(int8_io=False, seed=0):
+    """A conv model whose input/output batch dimension is symbolic ('N'): compiled as 1."""
+    m = onnx.load_from_string(q.conv_model(int8_io=int8_io, seed=seed))
+    for vi in list(m.graph.input) + list(m.graph.output):
+        d = vi.type.tensor_type.shape.dim[0]
+        d.ClearField("dim_value")
+        d.dim_param = "N"
+    return m.SerializeToString()
+
+
+def _pytorch_view_flatten(int8_io=False, seed=0):
+    """conv -> x.view(x.size(0), -1) as PyTorch exports it (Shape/Gather/Unsqueeze/Concat
+    computing the Reshape target) -> Gemm: the shape helpers are folded into a constant."""
+    g = q.QDQGraph(seed, 13, int8_io)
+    x = g.input((1, 3, 6, 6))
+    c = g.conv(x, 4, kernel=3, stride=2, activation="Relu")
+    dq = g.dq(c)
+    g._node("Shape", [dq], ["shape_of_x"])
+    g._node("Gather", ["shape_of_x", g._init("zero", np.array(0, np.int64))], ["batch"], axis=0)
+    g._node("Unsqueeze", ["batch", g._init("axes0", np.array([0], np.int64))], ["batch_1d"])
+    g._node("Concat", ["batch_1d", g._init("minus_one", np.array([-1], np.int64))], ["view_shape"], axis=0)
+    g._node("Reshape", [dq, "view_shape"], ["flat"])
+    flat = g.quantize("flat", c.values.reshape(c.values.shape[0], 1, -1), share=c, prefix="flat")
+    return g.finish(g.gemm(flat, 5))
+
+
+# (id, builder, kwargs); every case runs with float32 and with int8 model I/O.
+CASES = [
+    # Conv
+    ("conv", q.conv_model, {}),
+    ("conv_relu", q.conv_model, dict(activation="Relu")),
+    ("conv_clip6", q.conv_model, dict(activation="Clip6")),
+    ("conv_relu_folded", q.conv_model, dict(activation="Relu", fold_activation=True)),
+    ("conv_clip6_folded", q.conv_model, dict(activation="Clip6", fold_activation=True)),
+    ("conv_pertensor_nobias", q.conv_model, dict(per_channel=False, bias=False)),
+    ("conv_depthwise", q.conv_model, dict(input_shape=(1, 4, 8, 8), out_channels=4, group=4, stride=1)),
+    ("conv_depthwise_mult2_s2", q.conv_model, dict(input_shape=(1, 4, 8, 8), out_channels=8, group=4)),
+    ("conv_depthwise_relu_pertensor", q.conv_model, dict(input_shape=(1, 3, 7, 7), out_channels=3, group=3,
+                                                         stride=1, activation="Relu", per_channel=False)),
+    ("conv_grouped", q.conv_model, dict(input_shape=(1, 4, 8, 8), out_channels=6, group=2)),
+    ("conv_1x1", q.conv_model, dict(kernel=1, stride=1)),
+    ("conv_5x3_asym_pads_dil2", q.conv_model, dict(kernel=(5, 3), pads=(0, 1, 2, 1), dilation=2, stride=1,
+                                                   input_shape=(1, 3, 11, 9))),
+    ("conv_auto_pad_same_upper", q.conv_model, dict(auto_pad="SAME_UPPER")),
+    ("conv_auto_pad_same_lower_s2", q.conv_model, dict(auto_pad="SAME_LOWER", input_shape=(1, 3, 8, 8))),
+    ("conv_auto_pad_valid", q.conv_model, dict(auto_pad="VALID")),
+    ("conv_batch2", q.conv_model, dict(input_shape=(2, 3, 6, 6))),
+    ("conv_1x1_spatial", q.conv_model, dict(input_shape=(1, 16, 1, 1), out_channels=8, kernel=1, stride=1)),
+    # Gemm / MatMul
+    ("gemm", q.gemm_model, {}),
+    ("gemm_perchannel_relu", q.gemm_model, dict(per_channel=True, activation="Relu")),
+    ("gemm_relu_folded", q.gemm_model, dict(activation="Relu", fold_activation=True)),
+    ("gemm_transb0_perchannel", q.gemm_model, dict(trans_b=False, per_channel=True)),
+    ("gemm_nobias_batch3", q.gemm_model, dict(bias=False, input_shape=(3, 16))),
+    ("matmul", q.matmul_model, {}),
+    ("matmul_perchannel_3d", q.matmul_model, dict(input_shape=(1, 4, 16), per_channel=True)),
+    # Add / Mul
+    ("add", q.add_model, {}),
+    ("add_broadcast_c11", q.add_model, dict(shape_b=(1, 4, 1, 1))),
+    ("add_broadcast_1hw_relu", q.add_model, dict(shape_b=(1, 1, 5, 5), activation="Relu")),
+    ("add_broadcast_rank1", q.add_model, dict(shape_b=(5,))),
+    ("add_const_b", q.add_model, dict(b_constant=True, shape_b=(1, 4, 1, 1))),
+    ("add_2d", q.add_model, dict(shape_a=(3, 7), shape_b=(3, 7))),
+    ("mul", q.mul_model, {}),
+    ("mul_broadcast", q.mul_model, dict(shape_b=(1, 1, 5, 5))),
+    ("mul_const_b", q.mul_model, dict(b_constant=True, shape_b=(1, 4, 1, 1))),
+    ("mul_const_rank1_relu", q.mul_model, dict(b_constant=True, shape_b=(5,), activation="Relu")),
+    # pooling
+    ("avgpool_pads_exclude", q.avgpool_model, {}),
+    ("avgpool_count_include_pad", q.avgpool_model, dict(count_include_pad=1)),
+    ("avgpool_2x2_valid", q.avgpool_model, dict(kernel=2, stride=2, pads=0)),
+    ("avgpool_3x2_s1_asym", q.avgpool_model, dict(kernel=(3, 2), stride=1, pads=(1, 0, 1, 1),
+                                                  count_include_pad=1)),
+    ("avgpool_ceil_noop", q.avgpool_model, dict(kernel=2, stride=2, pads=0, ceil_mode=1)),
+    ("maxpool", q.maxpool_model, {}),
+    ("maxpool_ceil", q.maxpool_model, dict(pads=0, ceil_mode=1)),
+    ("maxpool_2x2", q.maxpool_model, dict(kernel=2, stride=2, pads=0)),
+    ("global_avgpool", q.global_avgpool_model, {}),
+    ("global_avgpool_7x3", q.global_avgpool_model, dict(input_shape=(1, 5, 7, 3))),
+    # data movement
+    ("pad", q.pad_model, {}),
+    ("pad_value", q.pad_model, dict(constant_value=0.5)),
+    ("pad_channels", q.pad_model, dict(pads=(0, 1, 0, 0, 0, 2, 0, 0))),
+    ("pad_opset21", q.pad_model, dict(opset=21)),
+    ("reshape", q.reshape_model, {}),
+    ("reshape_zero_dim", q.reshape_model, dict(shape=(0, 4, 9))),
+    ("flatten", q.flatten_model, {}),
+    ("flatten_axis2", q.flatten_model, dict(axis=2)),
+    ("transpose", q.transpose_model, {}),
+    ("transpose_hw", q.transpose_model, dict(perm=(0, 1, 3, 2))),
+    ("concat", q.concat_model, {}),
+    ("concat3_axis2", q.concat_model, dict(shapes=((1, 2, 3, 4), (1, 2, 5, 4), (1, 2, 1, 4)), axis=2)),
+    ("concat_2d_axis1", q.concat_model, dict(shapes=((2, 3), (2, 5)), axis=1)),
+    ("resize_nearest", q.resize_nearest_model, {}),
+    ("resize_sizes_half_pixel", q.resize_nearest_model,
+     dict(sizes=(1, 3, 8, 8), coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_floor")),
+    ("resize_align_corners", q.resize_nearest_model,
+     dict(scales=(1.0, 1.0, 2.0, 3.0), coordinate_transformation_mode="align_corners",
+          nearest_mode="round_prefer_ceil")),
+    ("resize_down_sizes", q.resize_nearest_model,
+     dict(input_shape=(1, 2, 9, 8), sizes=(1, 2, 4, 3), coordinate_transformation_mode="asymmetric",
+          nearest_mode="floor")),
+    ("resize_nearest_opset19", q.resize_nearest_model, dict(opset=19)),
+    # activations
+    ("softmax", q.softmax_model, {}),
+    ("softmax_4d_axis1", q.softmax_model, dict(input_shape=(1, 5, 2, 2), axis=1)),
+    ("softmax_4d_axis2", q.softmax_model, dict(input_shape=(1, 3, 4, 2), axis=2)),
+    ("softmax_ort_qparams", q.softmax_model, dict(output_qparams=(1.0 / 255.0, -128))),
+    ("softmax_calibrated", q.softmax_model, dict(output_qparams=None)),
+    ("softmax_opset11_3d", q.softmax_model, dict(opset=11, input_shape=(2, 3, 7))),
+    ("sigmoid", q.sigmoid_model, {}),
+    ("clip", q.clip_model, {}),
+    ("clip_min_only", q.clip_model, dict(max=None)),
+    ("clip_max_only", q.clip_model, dict(min=None, max=1.0)),
+    ("relu", q.relu_model, {}),
+    # graphs
+    ("small_cnn", q.small_cnn_model, {}),
+    ("small_cnn_opset19", q.small_cnn_model, dict(opset=19)),
+    ("small_cnn_opset21", q.small_cnn_model, dict(opset=21)),
+    ("conv_clip6_opset21", q.conv_model, dict(activation="Clip6", opset=21)),
+    ("transpose_reshape_gemm", _transpose_reshape_gemm, {}),
+    ("mixed_layout_concat", _mixed_layout_concat, {}),
+    ("two_outputs", _two_outputs, {}),
+    ("resize_conv_sigmoid", _resize_conv_sigmoid, {}),
+    ("pad_conv_add", _pad_conv_add, {}),
+    ("dynamic_batch", _dynamic_batch, {}),
+    ("pytorch_view_flatten", _pytorch_view_flatten, {}),
+]
+PARAMS = [pytest.param(cid, builder, kwargs, int8_io, id=f"{cid}-{'int8io' if int8_io else 'floatio'}")
+          for cid, builder, kwargs in CASES for int8_io in (False, True)]
+# Minimum share of exactly equal elements; every case must also be within one step.
+MIN_EQUAL_SHARE = 0.5
+RESULTS: dict = {}
+
+
+def _random_inputs(model_bytes, seed):
+    """modelgen.onnx_qdq.random_inputs, with a symbolic (batch) dimension fed as 1."""
+    feeds = q.random_inputs(model_bytes, seed)
+    rng = np.random.default_rng(seed)
+    for name, arr in feeds.items():
+        if arr.size == 0:
+            shape = [d or 1 for d in arr.shape]
+            feeds[name] = (rng.integers(-128, 128, size=shape, dtype=np.int8) if arr.dtype == np.int8
+                           else rng.uniform(-1.0, 1.0, size=shape).astype(arr.dtype))
+    return feeds
+
+
+def compare_with_onnxruntime(compiled, model_bytes, seeds=SEEDS):
+    """(share of exactly equal elements, largest difference in output steps) over ``seeds``."""
+    sess = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    equal = total = 0
+    worst = 0.0
+    for seed in seeds:
+        feeds = _random_inputs(model_bytes, seed)
+        expected = sess.run(None, feeds)
+        got = compiled.run(feeds)
+        for desc, ref in zip(compiled.metadata["outputs"], expected):
+            out = got[desc["name"]]
+            assert out.shape == ref.shape and out.dtype == ref.dtype, (desc["name"], out.shape, ref.shape)
+            if ref.dtype == np.float32:
+                steps = np.abs(out.astype(np.float64) - ref.astype(np.float64)) / desc["scale"]
+            else:
+                steps = np.abs(out.astype(np.int32) - ref.astype(np.int32)).astype(np.float64)
+            equal += int(np.count_nonzero(steps < 0.5))
+            total += steps.size
+            worst = max(worst, float(steps.max()))
+    return equal / total, worst
+
+
+@pytest.mark.parametrize("cid,builder,kwargs,int8_io", PARAMS)
+def test_matches_onnxruntime_within_one_step(cid, builder, kwargs, int8_io, tmp_path):
+    buf = builder(int8_io=int8_io, **kwargs)
+    path = tmp_path / f"{cid}.onnx"
+    path.write_bytes(buf)
+    compiled = te.compile(str(path))
+    assert all(s.kernel.startswith("te_") for s in compiled.graph.steps)
+    model = onnx.load_from_string(buf)
+    # The C API keeps the model's (NCHW) names, shapes and dtypes.
+    io_dtype = "int8" if int8_io else "float32"
+    assert [d["name"] for d in compiled.metadata["inputs"]] == [i.name for i in model.graph.input]
+    assert [d["name"] for d in compiled.metadata["outputs"]] == [o.name for o in model.graph.output]
+    assert all(d["dtype"] == io_dtype and d["scale"] is not None for d in
+               compiled.metadata["inputs"] + compiled.metadata["outputs"])
+    share, worst = compare_with_onnxruntime(compiled, buf)
+    RESULTS[(cid, int8_io)] = (share, worst)
+    assert worst <= 1.0 + 1e-3, f"{cid}: differs from onnxruntime by {worst:.3f} steps"
+    assert share >= MIN_EQUAL_SHARE, f"{cid}: only {share:.1%} of the elements equal onnxruntime's"
+
+
+def test_transposes_only_at_the_boundary():
+    """Activations stay NHWC inside: small_cnn has one transpose (at the input) and none after."""
+    compiled = te.compile(q.small_cnn_model(int8_io=True))
+    kernels = [s.kernel for s in compiled.graph.steps]
+    assert kernels.count("te_transpose_s8") == 1 and kernels[0] == "te_transpose_s8"
+    conv = te.compile(q.conv_model(int8_io=True))
+    assert [s.kernel for s in conv.graph.steps] == ["te_transpose_s8", "te_conv2d_s8", "te_transpose_s8"]
+
+
+def test_float_input_quantization_is_recorded():
+    compiled = te.compile(q.conv_model())
+    (inp,), (out,) = compiled.metadata["inputs"], compiled.metadata["outputs"]
+    assert inp["dtype"] == "float32" and inp["shape"] == [1, 3, 9, 9]
+    assert inp["scale"] == pytest.approx(2.0 / 255.0) and inp["zero_point"] == 0
+    assert out["dtype"] == "float32" and out["shape"] == [1, 5, 5, 5] and out["scale"] > 0
+
+
+def test_canonicalize_pass_is_usable_alone():
+    """CanonicalizeONNXQDQ on TVM's own import gives what LowerToIntegerKernels lowers."""
+    import warnings
+
+    from tvm.relax.frontend.onnx import from_onnx
+
+    from tinyengine_tvm.transform import LowerToIntegerKernels
+    from tinyengine_tvm.transform.onnx_canonicalize import CanonicalizeONNXQDQ
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mod = from_onnx(onnx.load_from_string(q.small_cnn_model(int8_io=True)))
+    canonical = CanonicalizeONNXQDQ()(mod)
+    text = canonical.script(show_meta=False)
+    assert 'data_layout="NHWC"' in text and 'data_layout="NCHW"' not in text
+    lowered = LowerToIntegerKernels()(canonical)
+    assert "R.nn.conv2d" not in lowered.script(show_meta=False)
+
+
+def _float_cnn(path):
+    """A float model for onnxruntime's own quantizer: the operators of a small CNN classifier."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+
+    def init(name, shape, std=0.3):
+        return numpy_helper.from_array(rng.normal(0.0, std, size=shape).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], group=8),
+        helper.make_node("Clip", ["c2", "lo", "hi"], ["r2"]),
+        helper.make_node("MaxPool", ["r2"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("AveragePool", ["p1"], ["p2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["p1", "p2"], ["a1"]),
+        helper.make_node("GlobalAveragePool", ["a1"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", ["f", "w3", "b3"], ["logits"], transB=1),
+        helper.make_node("Softmax", ["logits"], ["y"]),
+    ]
+    inits = [init("w1", (8, 3, 3, 3)), init("b1", (8,), 0.1), init("w2", (8, 1, 3, 3)), init("b2", (8,), 0.1),
+             numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+             numpy_helper.from_array(np.array(6.0, np.float32), "hi"),
+             init("w3", (10, 8)), init("b3", (10,), 0.1)]
+    graph = helper.make_graph(nodes, "cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def test_onnxruntime_quantize_static_model(tmp_path):
+    """A model quantized by onnxruntime itself (Relu/Clip folded into the output
+    quantization, shared initializers, Softmax output (1/255, -128))."""
+    quantization = pytest.importorskip("onnxruntime.quantization")
+
+    class Reader(quantization.CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(1)
+            self.data = iter([{"x": rng.uniform(-1, 1, (1, 3, 16, 16)).astype(np.float32)} for _ in range(16)])
+
+        def get_next(self):
+            return next(self.data, None)
+
+    _float_cnn(str(tmp_path / "f32.onnx"))
+    quantization.quantize_static(str(tmp_path / "f32.onnx"), str(tmp_path / "q.onnx"), Reader(),
+                                 quant_format=quantization.QuantFormat.QDQ, per_channel=True,
+                                 activation_type=quantization.QuantType.QInt8,
+                                 weight_type=quantization.QuantType.QInt8)
+    buf = (tmp_path / "q.onnx").read_bytes()
+    compiled = te.compile(buf)
+    kernels = [s.kernel for s in compiled.graph.steps]
+    assert "te_softmax_s8" in kernels and "te_fully_connected_s8" in kernels
+    assert kernels.count("te_transpose_s8") == 1
+    share, worst = compare_with_onnxruntime(compiled, buf, seeds=range(8))
+    RESULTS[("onnxruntime_quantize_static", False)] = (share, worst)
+    assert worst <= 1.0 + 1e-3 and share >= MIN_EQUAL_SHARE
+
+
+def test_side_info_keeps_pad_and_resize_attributes():
+    from tinyengine_tvm.frontend import load_model
+
+    buf = q.pad_model(constant_value=0.5)
+    node = next(n.name for n in onnx.load_from_string(buf).graph.node if n.op_type == "Pad")
+    assert load_model(buf).side_info["onnx_pad"] == [
+        dict(node=node, before=[0, 0, 1, 2], after=[0, 0, 2, 1], value=0.5)]
+    resize = load_model(q.resize_nearest_model())
+    (entry,) = resize.side_info["onnx_resize"]
+    assert entry["scales"] == [2.0, 2.0] and entry["coordinate_transformation_mode"] == "asymmetric"
+    assert entry["nearest_mode"] == "floor"
+
+
+# --------------------------------------------------------------- CLI
+@pytest.mark.parametrize("int8_io", [False, True], ids=["floatio", "int8io"])
+def test_tvmc_compile_and_run_onnx(tmp_path, capsys, int8_io):
+    buf = q.small_cnn_model(int8_io=int8_io)
+    src = tmp_path / "small_cnn.onnx"
+    src.write_bytes(buf)
+    out = tmp_path / "out"
+    assert cli.main(["compile", "--target=tinyengine", str(src), "-o", str(out)]) == 0
+    report = capsys.readouterr().out
+    assert "(onnx)" in report and "CONV_2D" in report and "input" in report
+    feeds = q.random_inputs(buf, 0)
+    np.savez(tmp_path / "in.npz", **feeds)
+    assert cli.main(["run", str(out), "--inputs", str(tmp_path / "in.npz"),
+                     "--outputs", str(tmp_path / "out.npz")]) == 0
+    got = np.load(tmp_path / "out.npz")["output"]
+    ref = ort.InferenceSession(buf, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    assert got.shape == ref.shape == (1, 10)
+
+
+# --------------------------------------------------------------- refusals
+def _tvmc_refuses(tmp_path, capsys, model_bytes, *words):
+    src = tmp_path / "model.onnx"
+    src.write_bytes(model_bytes)
+    out = tmp_path / "out"
+    assert cli.main(["compile", "--target=tinyengine", str(src), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    for w in words:
+        assert w in err, (w, err)
+    assert not out.exists() and os.listdir(tmp_path) == ["model.onnx"]
+
+
+def test_qlinearconv_operator_form_is_refused(tmp_path, capsys):
+    buf = q.qlinearconv_model()
+    node = next(n.name for n in onnx.load_from_string(buf).graph.node if n.op_type == "QLinearConv")
+    with pytest.raises(UnsupportedModelError) as err:
+        te.compile(buf)
+    msg = str(err.value)
+    assert "QLinearConv" in msg and f"'{node}'" in msg and "QDQ format" in msg
+    assert err.value.problems == [("QLinearConv", node, err.value.problems[0][2])]
+    _tvmc_refuses(tmp_path, capsys, buf, "QLinearConv", node, "QDQ format")
+
+
+def test_truncated_onnx_file(tmp_path, capsys):
+    data = q.small_cnn_model()
+    for cut in (len(data) - 1, len(data) // 2, 100, 20, 3):
+        with pytest.raises(ModelFormatError, match="malformed or truncated ONNX"):
+            te.compile(data[:cut])
+    _tvmc_refuses(tmp_path, capsys, data[: len(data) // 2], "malformed or truncated ONNX")
+
+
+def _float_only_model() -> bytes:
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv0", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"], name="relu0")]
+    graph = helper.make_graph(nodes, "float", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    return model.SerializeToString()
+
+
+def test_float_only_model_is_refused(tmp_path, capsys):
+    with pytest.raises(UnsupportedModelError) as err:
+        te.compile(_float_only_model())
+    assert {(p[0], p[1]) for p in err.value.problems} == {("Conv", "conv0"), ("Relu", "relu0")}
+    assert "not quantized" in str(err.value)
+    _tvmc_refuses(tmp_path, capsys, _float_only_model(), "conv0", "not quantized")
+
+
+def _with_zero_point_dtype(model_bytes: bytes, dtype) -> bytes:
+    """Rewrite every activation zero point (and the int8 graph I/O) to another integer type."""
+    from onnx import helper, numpy_helper
+
+    m = onnx.load_from_string(model_bytes)
+    zps = {n.input[2] for n in m.graph.node if n.op_type == "QuantizeLinear"}
+    for i, t in enumerate(m.graph.initializer):
+        if t.name in zps:
+            m.graph.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(dtype), t.name))
+    return m.SerializeToString()
+
+
+@pytest.mark.parametrize("dtype,word", [(np.uint8, "uint8"), (np.int16, "int16")])
+def test_non_int8_quantization_is_refused(dtype, word):
+    buf = _with_zero_point_dtype(q.conv_model(opset=21), dtype)
+    with pytest.raises(UnsupportedModelError) as err:
+        te.compile(buf)
+    assert f"{word} quantization is not supported" in str(err.value)
+    assert all(p[0] in ("QuantizeLinear", "DequantizeLinear") for p in err.value.problems)
+
+
+def _edit_output_scale(model_bytes: bytes, factor: float) -> bytes:
+    """Scale the output QuantizeLinear's scale of the model's last operator by ``factor``."""
+    from onnx import numpy_helper
+
+    m = onnx.load_from_string(model_bytes)
+    last_q = [n for n in m.graph.node if n.op_type == "QuantizeLinear"][-1]
+    for i, t in enumerate(m.graph.initializer):
+        if t.name == last_q.input[1]:
+            m.graph.initializer[i].CopyFrom(numpy_helper.from_array(
+                np.float32(numpy_helper.to_array(t) * factor), t.name))
+    return m.SerializeToString()
+
+
+REFUSALS = [
+    ("pad_reflect", lambda: q.pad_model(mode="reflect"), "Pad", "mode='reflect'"),
+    ("pad_edge", lambda: q.pad_model(mode="edge"), "Pad", "mode='edge'"),
+    ("avgpool_ceil_mode", lambda: q.avgpool_model(input_shape=(1, 4, 7, 7), kernel=2, stride=2, pads=0,
+                                                  ceil_mode=1), "AveragePool", "ceil_mode=1"),
+    ("avgpool_exclude_pad_scales", lambda: _edit_output_scale(q.avgpool_model(int8_io=True), 0.3),
+     "AveragePool", "count_include_pad=0"),
+    ("maxpool_dilation", lambda: q.maxpool_model(dilation=2, pads=0), "MaxPool", "dilated"),
+    ("resize_unrepresentable", lambda: q.resize_nearest_model(nearest_mode="ceil"), "Resize", "nearest_mode='ceil'"),
+    ("softmax_fine_scale", lambda: q.softmax_model(output_qparams=(1.0 / 512.0, -128)), "Softmax", "1/512"),
+    ("softmax_opset12_several_axes", lambda: q.softmax_model(opset=12, input_shape=(1, 5, 2, 2), axis=1),
+     "Softmax", "opset 13"),
+    ("sigmoid_fine_scale", lambda: q.sigmoid_model(output_qparams=(1.0 / 2048.0, -128)), "Sigmoid", "1/512"),
+]
+
+
+@pytest.mark.parametrize("cid,build,op,words", REFUSALS, ids=[r[0] for r in REFUSALS])
+def test_unrepresentable_semantics_are_refused_naming_the_node(cid, build, op, words):
+    buf = build()
+    nodes = {n.name for n in onnx.load_from_string(buf).graph.node if n.op_type == op}
+    with pytest.raises(UnsupportedModelError) as err:
+        te.compile(buf)
+    assert any(p[0] == op and p[1] in nodes and words in p[2] for p in err.value.problems), str(err.value)
+
+
+def test_zz_report(capsys, request):
+    """Print the per-case equality table (with ``pytest -s`` or ``-v``)."""
+    if not RESULTS:
+        pytest.skip("no comparison ran")
+    if request.config.getoption("capture") != "no" and request.config.getoption("verbose") <= 0:
+        return
+    with capsys.disabled():
+        print("\nONNX QDQ vs onnxruntime: share of exactly equal elements, max |diff| in steps")
+        for (cid, int8_io), (share, worst) in sorted(RESULTS.items()):
+            print(f"  {cid:32s} {'int8 ' if int8_io else 'float'}  equal {share:7.2%}  max {worst:.0f}")
