@@ -219,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("boards", help="list the boards and emulated boards")
     b.set_defaults(func=_cmd_boards)
+
+    from .micro.cli import register  # tvmc micro ..., tvmc run --device=serial / QEMU's UART
+
+    register(sub, r)
     return parser
 
 

@@ -1,0 +1,441 @@
+"""``tvmc micro create-project / build / flash``: a compiled model as a
+standalone Zephyr 4.x application for the STM32 boards.
+
+``create_project`` copies the template ``zephyr_app/`` (CMakeLists.txt with
+``find_package(Zephyr)``, prj.conf, an overlay and a conf file for every
+STM32 board of the board table, ``src/main.c``), the compiled model and the
+kernels it uses (``model/``, built as a library of the app), the benchmark
+servers shared with the bare-metal firmware (``tinyengine/``) and the
+generated ``src/te_model_desc.c``. Before writing anything it checks that
+the plan fits the board: the model's flash and RAM (measured by compiling it
+for the board's core with arm-none-eabi-gcc when installed, else estimated
+from the plan), the server's buffers, main's stack and Zephyr's own needs.
+
+Zephyr's own needs are ESTIMATES from public figures (Zephyr cannot be built
+where this project is tested): ``ZEPHYR_FLASH_ALLOWANCE`` and
+``ZEPHYR_RAM_ALLOWANCE`` below, documented in docs/zephyr.md.
+
+``build_project`` / ``flash_project`` run ``west build`` / ``west flash`` when
+west is installed and ZEPHYR_BASE is set, and say what is missing otherwise.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from typing import Dict, List, Mapping, Optional, Sequence, Union
+
+from ..errors import MemoryBudgetError, TinyEngineError
+from ..targets.fit import RUNTIME_FLASH_ALLOWANCE
+from .model_desc import MlperfOptions, mlperf_db_bytes, read_metadata, staging_bytes, write_model_desc
+from .zephyr_boards import ZEPHYR_BOARDS, ZephyrBoard, get_zephyr_board
+
+PLATFORMS = ("zephyr",)
+
+#: Flash Zephyr itself needs besides the application's code and data: an
+#: ESTIMATE. Zephyr 4.3's hello_world for nucleo_f746zg has 18 KB of text
+#: (kernel, UART driver, clock/pinctrl/GPIO init, minimal libc; built outside
+#: this project with arm-none-eabi-gcc 12.2); the server adds C++ start-up,
+#: sys_reboot and the fatal-error hook, covered by the 6 KiB on top.
+ZEPHYR_FLASH_ALLOWANCE = 24 * 1024
+#: RAM Zephyr itself needs besides main's stack (counted separately from
+#: CONFIG_MAIN_STACK_SIZE) and the application's data: an ESTIMATE. The ISR
+#: stack (CONFIG_ISR_STACK_SIZE, 2 KiB), the idle thread's stack, kernel and
+#: device objects (a few hundred bytes on these boards), with a 2x margin.
+ZEPHYR_RAM_ALLOWANCE = 8 * 1024
+#: When arm-none-eabi-gcc is absent: the server's code (measured 4-7 KiB on
+#: Cortex-M7 with MLPerf) and its buffers besides the frame buffer.
+SERVER_FLASH_ESTIMATE = 8 * 1024
+SERVER_RAM_ESTIMATE = 768
+
+DEFAULTS = {"mlperf": "false", "baud": "115200", "main_stack_size": "4096", "max_payload": "1024",
+            "measure": "auto", "west_cmd": "west"}
+OPTION_HELP = {
+    "board": "Zephyr board name (nucleo_f746zg, nucleo_h743zi, ...) or board-table name; required",
+    "mlperf": "true: the firmware speaks the MLPerf Tiny / EEMBC protocol instead of tinyengine's (false)",
+    "mlperf_model": "what 'profile' reports, kws01|ic01|vww01|ad01 or any name (default: the model's name)",
+    "mlperf_input": "raw|uint8_minus_128|float32: what 'db' bytes are (default: by mlperf_model, else raw)",
+    "mlperf_results": "vector|mse: what 'results' prints (default: by mlperf_model, else vector)",
+    "baud": "UART baud rate (115200)",
+    "main_stack_size": "CONFIG_MAIN_STACK_SIZE in bytes (4096)",
+    "max_payload": "largest tinyengine protocol payload, 64..4096 bytes (1024)",
+    "measure": "auto|true|false: measure the model's flash/RAM with arm-none-eabi-gcc (auto: when installed)",
+    "west_cmd": "the west command for build/flash ('west')",
+    "zephyr_base": "ZEPHYR_BASE for build/flash (default: the environment's)",
+    "runner": "west flash --runner (default: the board's)",
+}
+ALIASES = {"zephyr_board": "board", "config_main_stack_size": "main_stack_size"}
+
+
+# --------------------------------------------------------------------------- options
+def parse_project_options(pairs: Sequence[str]) -> Dict[str, str]:
+    """``["board=nucleo_f746zg", "mlperf=true"]`` -> dict; unknown keys are errors."""
+    out: Dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = ALIASES.get(key.strip(), key.strip())
+        if not sep or not key:
+            raise TinyEngineError(f"--project-option '{pair}': use KEY=VALUE")
+        if key not in OPTION_HELP:
+            raise TinyEngineError(f"unknown project option '{key}'; options: " +
+                                  "; ".join(f"{k}: {v}" for k, v in OPTION_HELP.items()))
+        out[key] = value.strip()
+    return out
+
+
+def _bool(opts: Mapping[str, str], key: str) -> bool:
+    v = str(opts.get(key, DEFAULTS.get(key, "false"))).lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise TinyEngineError(f"project option {key}={v}: use true or false")
+
+
+def _int(opts: Mapping[str, str], key: str, lo: int, hi: int) -> int:
+    v = opts.get(key, DEFAULTS[key])
+    try:
+        n = int(v)
+    except ValueError:
+        raise TinyEngineError(f"project option {key}={v}: not an integer") from None
+    if not lo <= n <= hi:
+        raise TinyEngineError(f"project option {key}={n}: must be {lo}..{hi}")
+    return n
+
+
+def resolve_options(opts: Mapping[str, str], meta: dict) -> dict:
+    """Validated settings of a project from its options."""
+    if not opts.get("board"):
+        raise TinyEngineError("--project-option board=BOARD is required; STM32 boards: " + ", ".join(ZEPHYR_BOARDS))
+    zb = get_zephyr_board(opts["board"])
+    ml = None
+    if _bool(opts, "mlperf"):
+        ml = MlperfOptions.create(opts.get("mlperf_model") or meta["model"], opts.get("mlperf_input"),
+                                  opts.get("mlperf_results"))
+    elif any(k in opts for k in ("mlperf_model", "mlperf_input", "mlperf_results")):
+        raise TinyEngineError("mlperf_model/mlperf_input/mlperf_results need mlperf=true")
+    measure = str(opts.get("measure", "auto")).lower()
+    if measure not in ("auto", "true", "false"):
+        raise TinyEngineError(f"project option measure={measure}: auto, true or false")
+    return {"board": zb, "mlperf": ml, "baud": _int(opts, "baud", 1200, 12_000_000),
+            "main_stack_size": _int(opts, "main_stack_size", 1024, 1 << 20),
+            "max_payload": _int(opts, "max_payload", 64, 4096), "measure": measure}
+
+
+# --------------------------------------------------------------------------- fit
+def measure_sizes(project_dir: str, zb: ZephyrBoard, mlperf: Optional[MlperfOptions], max_payload: int,
+                  build_dir: Optional[str] = None) -> Dict[str, Dict[str, int]]:
+    """Model / server / I/O-buffer flash and RAM compiled for the board's core (arm-none-eabi-gcc)."""
+    from .baremetal import measure_for_board
+
+    tmp = None
+    if build_dir is None:
+        tmp = tempfile.mkdtemp(prefix="tinyengine-measure-")
+        build_dir = tmp
+    try:
+        return measure_for_board(project_dir, zb.board, build_dir, mlperf=mlperf, max_payload=max_payload)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def zephyr_requirements(meta: dict, zb: ZephyrBoard, *, mlperf: Optional[MlperfOptions], max_payload: int,
+                        main_stack_size: int, measured: Optional[Dict[str, Dict[str, int]]] = None) -> dict:
+    """Flash and RAM the app needs on ``zb`` against what Zephyr leaves it, with where each figure comes from."""
+    mem = meta["memory"]
+    if measured:
+        model_flash, model_ram = measured["model"]["flash_bytes"], measured["model"]["ram_bytes"]
+        server_flash = measured["protocol"]["flash_bytes"] + measured["io"]["flash_bytes"]
+        server_ram = measured["protocol"]["ram_bytes"] + measured["io"]["ram_bytes"]
+        source = f"measured: compiled for {zb.info.core} with arm-none-eabi-gcc, linked with --gc-sections"
+    else:
+        model_flash = mem["weights_bytes"] + RUNTIME_FLASH_ALLOWANCE
+        model_ram = mem["arena_bytes"]
+        server_flash = SERVER_FLASH_ESTIMATE
+        server_ram = (staging_bytes(meta) + (0 if mlperf else max_payload + 11) + SERVER_RAM_ESTIMATE
+                      + (mlperf_db_bytes(meta, mlperf.input_mode) if mlperf else 0))
+        source = (f"estimated (arm-none-eabi-gcc not used): weights + {RUNTIME_FLASH_ALLOWANCE // 1024} KiB of "
+                  "code, arena, staging and frame buffers")
+    flash = {"model": model_flash, "server": server_flash, "zephyr_allowance": ZEPHYR_FLASH_ALLOWANCE}
+    ram = {"model": model_ram, "server": server_ram, "main_stack": main_stack_size,
+           "zephyr_allowance": ZEPHYR_RAM_ALLOWANCE}
+    out = {"board": zb.zephyr_name, "sizes": source,
+           "flash": {**flash, "total": sum(flash.values()), "available": zb.flash_bytes},
+           "ram": {**ram, "total": sum(ram.values()), "available": zb.sram_bytes},
+           "zephyr_allowances_are_estimates": True}
+    out["fits"] = out["flash"]["total"] <= zb.flash_bytes and out["ram"]["total"] <= zb.sram_bytes
+    return out
+
+
+def fit_problems(req: dict, meta: dict) -> List[str]:
+    problems = []
+    r, f = req["ram"], req["flash"]
+    if r["total"] > r["available"]:
+        mem = meta["memory"]
+        peak = ""
+        if mem.get("peak_op_index") is not None and meta.get("ops"):
+            op = meta["ops"][mem["peak_op_index"]]
+            peak = f"; the arena's peak is at op #{mem['peak_op_index']} {op['type']} '{op['name']}'"
+        problems.append(
+            f"RAM: model {r['model']:,} B (arena {mem['arena_bytes']:,} B) + server {r['server']:,} B + main stack "
+            f"{r['main_stack']:,} B + Zephyr {r['zephyr_allowance']:,} B (estimate) = {r['total']:,} B, "
+            f"{r['total'] - r['available']:,} B over the {r['available']:,} B zephyr,sram region{peak}")
+    if f["total"] > f["available"]:
+        problems.append(
+            f"flash: model {f['model']:,} B (weights {meta['memory']['weights_bytes']:,} B) + server "
+            f"{f['server']:,} B + Zephyr {f['zephyr_allowance']:,} B (estimate) = {f['total']:,} B, "
+            f"{f['total'] - f['available']:,} B over the {f['available']:,} B of flash")
+    return problems
+
+
+# --------------------------------------------------------------------------- files
+def zephyr_app_dir() -> str:
+    """The Zephyr application template: $TINYENGINE_ZEPHYR_APP_DIR, the package's
+    ``_zephyr_app`` or ``zephyr_app/`` of the checkout."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for c in (os.environ.get("TINYENGINE_ZEPHYR_APP_DIR", ""), os.path.join(here, "_zephyr_app"),
+              os.path.normpath(os.path.join(here, "..", "..", "zephyr_app"))):
+        if c and os.path.isfile(os.path.join(c, "CMakeLists.txt")) and os.path.isdir(os.path.join(c, "boards")):
+            return c
+    raise TinyEngineError("cannot find the Zephyr application template (zephyr_app/); "
+                          "set TINYENGINE_ZEPHYR_APP_DIR")
+
+
+#: Shared firmware sources copied into the app's tinyengine/ directory.
+SHARED_SOURCES = ("include/te_protocol.h", "include/te_mlperf.h", "src/te_protocol.c", "src/te_mlperf.c")
+
+
+def _substitute(text: str, values: Mapping[str, str], what: str) -> str:
+    for k, v in values.items():
+        text = text.replace(f"@{k}@", str(v))
+    if "@TE_" in text:
+        raise TinyEngineError(f"template {what}: unknown placeholder near '{text[text.index('@TE_'):][:30]}'")
+    return text
+
+
+def _open_compiled(path: str, tmp: str) -> str:
+    if os.path.isfile(path) and path.endswith(".tar"):
+        with tarfile.open(path) as tar:
+            tar.extractall(tmp, filter="data")
+        return tmp
+    if not os.path.isdir(path):
+        raise TinyEngineError(f"{path}: no such directory or .tar (the output of tvmc compile)")
+    return path
+
+
+def _readme(meta: dict, settings: dict, req: dict) -> str:
+    zb: ZephyrBoard = settings["board"]
+    ml: Optional[MlperfOptions] = settings["mlperf"]
+    name = meta["model"]
+    proto = (f"the MLPerf Tiny / EEMBC benchmark protocol (model '{ml.model_version}', input {ml.input_mode}, "
+             f"results {ml.results})" if ml else "the tinyengine benchmark protocol")
+    run = (f"python -m tinyengine_tvm.micro.mlperf_host --port /dev/ttyACM0 --baud {settings['baud']} "
+           f"--project model --mode p" if ml else
+           f"tvmc run model --device=serial --port /dev/ttyACM0 --baud {settings['baud']} --number 10 --repeat 3 "
+           "--print-time")
+    f, r = req["flash"], req["ram"]
+    return f"""# {name} on {zb.board} (Zephyr)
+
+Generated by `tvmc micro create-project`: a standalone Zephyr 4.x application
+that runs the model `{name}` and serves {proto} on the
+board's ST-LINK virtual COM port ({zb.uart}, {settings['baud']} baud).
+
+```sh
+west build -b {zb.zephyr_name} .        # in a Zephyr workspace (ZEPHYR_BASE set)
+west flash
+{run}
+```
+
+Any board with a file in `boards/` builds the same way (`west build -b BOARD -p`).
+
+| | flash | RAM |
+|---|---:|---:|
+| model (code, weights / arena) | {f['model']:,} B | {r['model']:,} B |
+| benchmark server (code / buffers) | {f['server']:,} B | {r['server']:,} B |
+| main stack (CONFIG_MAIN_STACK_SIZE) | | {r['main_stack']:,} B |
+| Zephyr itself (estimate) | {f['zephyr_allowance']:,} B | {r['zephyr_allowance']:,} B |
+| total | {f['total']:,} B | {r['total']:,} B |
+| {zb.zephyr_name} | {f['available']:,} B | {r['available']:,} B |
+
+Model and server sizes: {req['sizes']}. Zephyr's share is an estimate from
+public figures (hello_world), not a measurement.
+
+Layout: `CMakeLists.txt`, `prj.conf`, `boards/<board>.overlay|.conf` (the UART
+and baud rate, caches), `src/main.c` (Zephyr port: UART polling, DWT cycle
+counter, stack painting, reboot), `src/te_model_desc.c` (the model's tensors),
+`tinyengine/` (the protocol servers, shared with the bare-metal firmware),
+`model/` (the compiled model and the kernels it uses: a library of the app).
+"""
+
+
+def create_project(out_dir: str, compiled: str, platform: str = "zephyr",
+                   options: Optional[Union[Mapping[str, str], Sequence[str]]] = None, *, force: bool = False,
+                   measure_build_dir: Optional[str] = None) -> dict:
+    """Write the Zephyr application of a compiled model into ``out_dir``;
+    returns what was decided (board, options, sizes). Refuses, before writing
+    anything, a model that does not fit the board (MemoryBudgetError)."""
+    if platform not in PLATFORMS:
+        raise TinyEngineError(f"platform '{platform}': only {', '.join(PLATFORMS)} is supported")
+    opts = parse_project_options(options) if isinstance(options, (list, tuple)) else dict(options or {})
+    opts = {ALIASES.get(k, k): v for k, v in opts.items()}
+    for k in opts:
+        if k not in OPTION_HELP:
+            raise TinyEngineError(f"unknown project option '{k}'")
+    out_dir = os.path.abspath(out_dir)
+    if os.path.exists(out_dir) and not force:
+        raise TinyEngineError(f"{out_dir} exists; pass --force to replace it")
+    template = zephyr_app_dir()
+    from ..runtime.qemu import firmware_dir, missing_tools
+
+    fw = firmware_dir()
+    with tempfile.TemporaryDirectory(prefix="tinyengine-project-") as tmp:
+        src = _open_compiled(compiled, os.path.join(tmp, "compiled"))
+        meta = read_metadata(src)
+        settings = resolve_options(opts, meta)
+        zb: ZephyrBoard = settings["board"]
+        ml: Optional[MlperfOptions] = settings["mlperf"]
+
+        tools = not [t for t in missing_tools() if "qemu" not in t]
+        measure = settings["measure"]
+        if measure == "true" and not tools:
+            raise TinyEngineError("measure=true needs arm-none-eabi-gcc (scripts/install_arm_toolchain.sh)")
+        measured = None
+        if measure == "true" or (measure == "auto" and tools):
+            measured = measure_sizes(src, zb, ml, settings["max_payload"], measure_build_dir)
+        req_kwargs = dict(mlperf=ml, max_payload=settings["max_payload"], main_stack_size=settings["main_stack_size"],
+                          measured=measured)
+        req = zephyr_requirements(meta, zb, **req_kwargs)
+        problems = fit_problems(req, meta)
+        if problems:
+            raise MemoryBudgetError(f"{meta['model']} does not fit {zb.zephyr_name} ({zb.board}) under Zephyr: "
+                                    + "; ".join(problems))
+
+        stage = os.path.join(tmp, "app")
+        values = {"TE_MODEL": meta["model"], "TE_ZEPHYR_BOARD": zb.zephyr_name, "TE_BAUD": settings["baud"],
+                  "TE_MLPERF": 1 if ml else 0, "TE_MAX_PAYLOAD": settings["max_payload"],
+                  "TE_MAIN_STACK_SIZE": settings["main_stack_size"]}
+        for root, _, files in os.walk(template):
+            rel = os.path.relpath(root, template)
+            for f in files:
+                if f == "README.md" and rel == ".":
+                    continue  # the template's own documentation
+                dst_dir = os.path.normpath(os.path.join(stage, rel))
+                os.makedirs(dst_dir, exist_ok=True)
+                text = open(os.path.join(root, f)).read()
+                with open(os.path.join(dst_dir, f), "w") as fh:
+                    fh.write(_substitute(text, values, os.path.join(rel, f)))
+        for rel in SHARED_SOURCES:
+            dst = os.path.join(stage, "tinyengine", rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copyfile(os.path.join(fw, rel), dst)
+        model_dir = os.path.join(stage, "model")
+        shutil.copytree(src, model_dir, ignore=shutil.ignore_patterns("build", "*.o", "__pycache__"))
+        write_model_desc(model_dir, os.path.join(stage, "src"), ml)
+        fits = {}
+        for other in ZEPHYR_BOARDS.values():
+            o = zephyr_requirements(meta, other, **req_kwargs)
+            fits[other.zephyr_name] = {"fits": o["fits"], "flash_total": o["flash"]["total"],
+                                       "flash_available": o["flash"]["available"], "ram_total": o["ram"]["total"],
+                                       "ram_available": o["ram"]["available"]}
+        info = {"platform": platform, "model": meta["model"], "board": zb.zephyr_name, "board_name": zb.board,
+                "options": {k: str(v) for k, v in {**DEFAULTS, **opts}.items()},
+                "mlperf": vars(ml) if ml else None, "baud": settings["baud"],
+                "main_stack_size": settings["main_stack_size"], "max_payload": settings["max_payload"],
+                "requirements": req, "other_boards": fits,
+                "other_boards_note": f"sizes measured for {zb.info.core}; other cores differ slightly"}
+        with open(os.path.join(stage, "project.json"), "w") as fh:
+            json.dump(info, fh, indent=2)
+        with open(os.path.join(stage, "README.md"), "w") as fh:
+            fh.write(_readme(meta, settings, req))
+        if os.path.exists(out_dir):
+            shutil.rmtree(out_dir)
+        os.makedirs(os.path.dirname(out_dir), exist_ok=True)
+        shutil.move(stage, out_dir)
+    info["project_dir"] = out_dir
+    return info
+
+
+# --------------------------------------------------------------------------- build / flash
+def _project_info(project_dir: str) -> dict:
+    path = os.path.join(project_dir, "project.json")
+    if not os.path.isfile(path):
+        raise TinyEngineError(f"{project_dir}: not a project of tvmc micro create-project (no project.json)")
+    with open(path) as f:
+        return json.load(f)
+
+
+def zephyr_environment(options: Mapping[str, str], info: Optional[dict] = None):
+    """(west command, environment, problems): what build/flash would run with, and what is missing."""
+    stored = (info or {}).get("options", {})
+    west = options.get("west_cmd") or stored.get("west_cmd") or "west"
+    base = options.get("zephyr_base") or os.environ.get("ZEPHYR_BASE", "")
+    problems = []
+    argv = shlex.split(west)
+    if not argv or shutil.which(argv[0]) is None:
+        problems.append(f"'{west}' is not installed (pip install west; or --project-option west_cmd=...)")
+    if not base:
+        problems.append("ZEPHYR_BASE is not set (the zephyr/ directory of a west workspace: "
+                        "west init -m https://github.com/zephyrproject-rtos/zephyr --mr v4.3.0 ~/zephyrproject "
+                        "&& cd ~/zephyrproject && west update hal_stm32 cmsis_6; or --project-option zephyr_base=...)")
+    elif not os.path.isdir(base):
+        problems.append(f"ZEPHYR_BASE={base} is not a directory")
+    env = dict(os.environ)
+    if base:
+        env["ZEPHYR_BASE"] = base
+    return argv, env, problems
+
+
+def _run(cmd: List[str], env: dict, what: str) -> None:
+    print("running: " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+    try:
+        rc = subprocess.run(cmd, env=env).returncode
+    except OSError as exc:
+        raise TinyEngineError(f"{what}: cannot run {cmd[0]}: {exc}") from None
+    if rc != 0:
+        raise TinyEngineError(f"{what} failed with status {rc} (its output is above)")
+
+
+def build_project(project_dir: str, platform: str = "zephyr", options: Optional[Mapping[str, str]] = None,
+                  force: bool = False) -> str:
+    """``west build -b BOARD -d PROJECT/build PROJECT``; returns the build directory."""
+    if platform not in PLATFORMS:
+        raise TinyEngineError(f"platform '{platform}': only {', '.join(PLATFORMS)} is supported")
+    project_dir = os.path.abspath(project_dir)
+    info = _project_info(project_dir)
+    options = dict(options or {})
+    board = get_zephyr_board(options.get("board") or info["board"]).zephyr_name
+    west, env, problems = zephyr_environment(options, info)
+    if problems:
+        raise TinyEngineError(
+            f"cannot build {project_dir}: " + "; ".join(problems) +
+            f"\n  It is a standard Zephyr application: in a Zephyr workspace run\n"
+            f"    west build -b {board} -d {project_dir}/build {project_dir}")
+    build_dir = os.path.join(project_dir, "build")
+    _run([*west, "build", "-b", board, "-d", build_dir, "-p", "always" if force else "auto", project_dir], env,
+         "west build")
+    return build_dir
+
+
+def flash_project(project_dir: str, platform: str = "zephyr", options: Optional[Mapping[str, str]] = None) -> None:
+    """``west flash -d PROJECT/build`` (``--runner`` from the options)."""
+    if platform not in PLATFORMS:
+        raise TinyEngineError(f"platform '{platform}': only {', '.join(PLATFORMS)} is supported")
+    project_dir = os.path.abspath(project_dir)
+    info = _project_info(project_dir)
+    options = dict(options or {})
+    west, env, problems = zephyr_environment(options, info)
+    if problems:
+        raise TinyEngineError(f"cannot flash {project_dir}: " + "; ".join(problems) +
+                              f"\n  With a Zephyr workspace: west flash -d {project_dir}/build")
+    build_dir = os.path.join(project_dir, "build")
+    if not os.path.isdir(build_dir):
+        raise TinyEngineError(f"{build_dir} does not exist: run 'tvmc micro build {project_dir} zephyr' first")
+    cmd = [*west, "flash", "-d", build_dir]
+    runner = options.get("runner") or info.get("options", {}).get("runner")
+    if runner:
+        cmd += ["--runner", runner]
+    _run(cmd, env, "west flash")
