@@ -127,3 +127,25 @@ def test_run_on_qemu_matches_host(project, tmp_path, capsys):
     report = json.load(open(tmp_path / "r.json"))
     for key in ("instructions", "stack_peak_bytes", "flash_bytes", "sram_bytes"):
         assert report[key] > 0
+
+
+def test_mcpu_selects_cortex_m_kernels(tmp_path, capsys):
+    import json
+
+    out = str(tmp_path / "m7")
+    assert cli.main(["compile", DEFAULT, "-o", out, "--target-tinyengine-mcpu", "cortex-m7"]) == 0
+    meta = json.load(open(os.path.join(out, "metadata.json")))
+    assert any(op["kernel"].startswith("te_arm_") for op in meta["ops"])
+    assert "kernel_selection" in meta
+    # The same project still builds and runs on the host (plain-C fallback), equal to portable.
+    portable = str(tmp_path / "portable")
+    assert cli.main(["compile", DEFAULT, "-o", portable]) == 0
+    x = np.random.default_rng(9).integers(-128, 128, size=meta["inputs"][0]["shape"], dtype=np.int8)
+    np.savez(tmp_path / "in.npz", x)
+    for proj, name in ((out, "a"), (portable, "b")):
+        assert cli.main(["run", proj, "--inputs", str(tmp_path / "in.npz"), "--outputs", str(tmp_path / f"{name}.npz")]) == 0
+    key = meta["outputs"][0]["name"]
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npz")[key], np.load(tmp_path / "b.npz")[key])
+    assert cli.main(["compile", DEFAULT, "-o", str(tmp_path / "bad"), "--target-tinyengine-mcpu", "cortex-m7",
+                     "--target-tinyengine-board", "NUCLEO-F412ZG"]) == 2
+    assert "does not match" in capsys.readouterr().err

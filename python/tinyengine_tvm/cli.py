@@ -77,7 +77,14 @@ def _cmd_compile(args) -> int:
         from .targets import get_board
 
         board = get_board(args.target_tinyengine_board)
-    compiled = compile_model(args.model, **kwargs)
+    core = args.target_tinyengine_mcpu or (board.core if board is not None else None)
+    if core is not None:
+        from .targets.cores import get_core
+
+        core = get_core(core).name
+        if board is not None and core != board.core:
+            raise TinyEngineError(f"--target-tinyengine-mcpu {core} does not match {board.name}'s {board.core}")
+    compiled = compile_model(args.model, core=core, **kwargs)
     if board is not None:
         from .targets.fit import check_fits
 
@@ -189,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model-name", default=None, help="C identifier prefix (default: file name)")
     c.add_argument("--target-tinyengine-board", default=None, metavar="BOARD",
                    help="check the plan against a board's SRAM and flash (see 'tvmc boards')")
+    c.add_argument("--target-tinyengine-mcpu", default=None, metavar="CORE",
+                   help="select kernels for a core: cortex-m4, cortex-m7, cortex-m55 (default: the board's core; "
+                        "none: portable kernels only)")
     c.add_argument("--disable-pass", action="append", default=[], metavar="PASS",
                    help="turn off one optimization pass (repeatable): FoldPadIntoConv, InplaceDepthwise, "
                         "MemoryAwareSchedule")

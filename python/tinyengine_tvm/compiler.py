@@ -91,7 +91,7 @@ def _imported_from_irmodule(mod: tvm.IRModule, name: str) -> ImportedModel:
 def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None,  # noqa: A001
             passes: Optional[List[tvm.transform.Pass]] = None, optimize: bool = True,
             disabled_passes: Sequence[str] = (), pass_config: Optional[Dict[str, Any]] = None,
-            sram_budget: Optional[int] = None) -> CompiledModel:
+            sram_budget: Optional[int] = None, core: Optional[str] = None) -> CompiledModel:
     """Compile an int8 TFLite/ONNX model (path or bytes) or a QDQ Relax IRModule to C.
 
     After integer lowering the default memory passes run (see
@@ -99,6 +99,9 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     and ``pass_config`` adjust them, and ``passes`` are extra
     ``tvm.transform`` passes run last.  With ``sram_budget`` a plan whose arena
     exceeds it raises MemoryBudgetError naming the peak operator.
+    With ``core`` ("cortex-m4", "cortex-m7", "cortex-m55"; None = portable
+    kernels only) the Cortex-M optimized kernels are selected where the shapes
+    allow (``codegen.kernel_selection``); the project still builds anywhere.
     Raises ModelFormatError / UnsupportedModelError before producing anything.
     """
     t0 = time.perf_counter()
@@ -116,6 +119,11 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
         raise
     lowered = tvm.transform.Sequential(optimizations + list(passes or []), name="tinyengine")(lowered)
     graph = KernelGraph.from_relax(lowered["main"])
+    selection = None
+    if core is not None:  # Cortex-M optimized kernels (codegen/kernel_selection.py)
+        from .codegen.kernel_selection import select_kernels
+
+        graph, selection = select_kernels(graph, core)
     _fill_io_from_graph(imported, graph)
     plan = plan_arena(graph, lambda s: KERNELS[graph.steps[s].kernel].scratch(graph.steps[s].attrs))
     writer = CWriter(imported.name, graph, plan, imported.inputs, imported.outputs)
@@ -127,8 +135,10 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     kdir = kernel_dir()
     files["include/tinyengine_kernels.h"] = _read(os.path.join(kdir, "include", "tinyengine_kernels.h"))
     for src in kernel_sources_for(s.kernel for s in graph.steps):
-        files[f"src/kernels/{src}"] = _read(os.path.join(kdir, "kernels", src))
+        files[f"src/kernels/{os.path.basename(src)}"] = _read(os.path.join(kdir, "kernels", src))
     metadata = _metadata(imported, graph, plan, optimizations)
+    if selection is not None:
+        metadata["kernel_selection"] = selection
     if sram_budget is not None and plan.arena_bytes > sram_budget:
         raise MemoryBudgetError(_budget_message(metadata, sram_budget))
     files["metadata.json"] = json.dumps(metadata, indent=2, sort_keys=False) + "\n"

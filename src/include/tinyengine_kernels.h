@@ -345,6 +345,136 @@ typedef struct {
 void te_hard_swish_s8(const te_hard_swish_params* p, const int8_t* input,
                       int8_t* output, int32_t size);
 
+/* ======================================================================== */
+/* Cortex-M optimized variants (src/kernels/arm/)                            */
+/* ======================================================================== */
+/*
+ * Chosen at code generation for cores with the DSP extension (Cortex-M4, M7,
+ * M55; tinyengine_tvm.compile(..., core=...)).  Same results as the portable
+ * kernel named in each comment, bit for bit.  Their constants are re-laid-out
+ * by the code generator (tinyengine_tvm/codegen/kernel_selection.py): they
+ * are not the TFLite tensors.  Without __ARM_FEATURE_DSP they compile to
+ * plain C running the same algorithm, so a generated project builds anywhere.
+ * Requantization parameters are packed per output channel as {bias +
+ * input_offset * sum(filter), 2 * multiplier - 2^32, rounding, rs} with
+ * rs = -shift and rounding = 2^(rs - 1), plus output_offset * 2^rs where the
+ * generator folded the output offset in (see src/kernels/arm/arm_dsp.h).
+ * Activation pointers need not be aligned (32-bit LDR/STR at any address, the
+ * Cortex-M default); constants and scratch are 4-byte aligned.
+ */
+
+/**
+ * = te_conv2d_s8 (any kernel, stride, dilation, padding).
+ * @param p       as for te_conv2d_s8, except output_offset, which is 0 when
+ *                the generator folded it into the rounding terms.
+ * @param packed  per output channel: int32 bias + input_offset * sum(filter),
+ *                int8 filter[k4] (OHWI, zero-padded to whole
+ *                groups of four; when input_c % 4 != 0 each filter row's
+ *                leading whole words first, then the trailing bytes of all
+ *                rows: see conv_k_order in codegen/kernel_selection.py),
+ *                int32 2 * multiplier - 2^32, rounding, rs.
+ * @param scratch 8 * k4 + 4 * output_c bytes (+ k4 + kernel_w * input_c
+ *                rounded up to 4 when input_c % 4 != 0), 4-byte aligned: four
+ *                int16 im2col columns, one partial block of outputs, the int8
+ *                staging of a column.
+ */
+void te_arm_conv2d_s8(const te_conv_params* p, const int8_t* input,
+                      const int8_t* packed, int8_t* output, void* scratch);
+
+/**
+ * te_arm_conv2d_s8 with the filter stored as int16 (for small filters): each
+ * row's filter[k4] is 2 * k4 bytes, each group of four (w0, w2, w1, w3).
+ */
+void te_arm_conv2d_w16_s8(const te_conv_params* p, const int8_t* input,
+                          const int8_t* packed, int8_t* output,
+                          void* scratch);
+
+/**
+ * = te_depthwise_conv2d_s8 with depth_multiplier 1 and dilation 1 (any
+ * kernel, stride and padding); also = te_depthwise_conv2d_inplace_s8 when
+ * output == input (same in-place contract).
+ * @param packed  per channel: int32 bias + input_offset * sum(filter); int8
+ *                per filter row the taps w0 .. w_{kw-1} zero-padded to whole
+ *                words of four, each word stored (t0, t2, t1, t3); int32 2 *
+ *                multiplier - 2^32, rounding, rs.
+ * @param p       as for te_depthwise_conv2d_s8, except output_offset, which
+ *                is 0 when the generator folded it into the rounding terms.
+ * @param scratch one int16 plane of the padded input channel, plane_h *
+ *                plane_w * 2 bytes with plane_h = (output_h - 1) * stride_h +
+ *                kernel_h, plane_w = even((ow4 - 1) * stride_w + 2 * pw + 2),
+ *                ow4 = output_w rounded up to a multiple of 4; then ow4
+ *                bytes; 4-byte aligned.
+ */
+void te_arm_depthwise_conv2d_s8(const te_conv_params* p, const int8_t* input,
+                                const int8_t* packed, int8_t* output,
+                                void* scratch);
+/** The same, specialized at compile time for a square kernel and stride. */
+void te_arm_depthwise_conv2d_3x3s1_s8(const te_conv_params* p,
+                                      const int8_t* input,
+                                      const int8_t* packed, int8_t* output,
+                                      void* scratch);
+void te_arm_depthwise_conv2d_3x3s2_s8(const te_conv_params* p,
+                                      const int8_t* input,
+                                      const int8_t* packed, int8_t* output,
+                                      void* scratch);
+void te_arm_depthwise_conv2d_5x5s1_s8(const te_conv_params* p,
+                                      const int8_t* input,
+                                      const int8_t* packed, int8_t* output,
+                                      void* scratch);
+void te_arm_depthwise_conv2d_5x5s2_s8(const te_conv_params* p,
+                                      const int8_t* input,
+                                      const int8_t* packed, int8_t* output,
+                                      void* scratch);
+void te_arm_depthwise_conv2d_7x7s1_s8(const te_conv_params* p,
+                                      const int8_t* input,
+                                      const int8_t* packed, int8_t* output,
+                                      void* scratch);
+void te_arm_depthwise_conv2d_7x7s2_s8(const te_conv_params* p,
+                                      const int8_t* input,
+                                      const int8_t* packed, int8_t* output,
+                                      void* scratch);
+
+/**
+ * = te_fully_connected_s8 for symmetric weights (filter_offset == 0).
+ * @param packed  output features in blocks of four (the last zero-padded),
+ *                each: int32 bias + input_offset * sum(row) [4]; int8 rows
+ *                interleaved per group of four inputs ([r0 k0..3][r1 k0..3]
+ *                [r2 ..][r3 ..][r0 k4..7]..., input_depth rounded up to 4,
+ *                zero-padded); int32 {2 * multiplier - 2^32, rounding, rs}
+ *                [4].
+ */
+void te_arm_fully_connected_s8(const te_fc_params* p, const int8_t* input,
+                               const int8_t* packed, int8_t* output);
+
+/**
+ * Broadcast geometry and output rescaling of te_arm_add_s8 (the inputs'
+ * rescalings are tables).
+ */
+typedef struct {
+  int32_t dims[4];           /**< Output shape, padded to 4-D with 1s. */
+  int32_t input1_strides[4]; /**< Element strides of input 1 per dim. */
+  int32_t input2_strides[4]; /**< Element strides of input 2 per dim. */
+  int32_t output_m2;         /**< 2 * output_multiplier - 2^32. */
+  int32_t output_rounding;   /**< 2^(rs - 1). */
+  int32_t output_shift;      /**< rs = -output_shift of TFLite (>= 1). */
+  int32_t output_offset;     /**< output_zero_point. */
+  int32_t act_min;           /**< Lower clamp of the int8 result. */
+  int32_t act_max;           /**< Upper clamp of the int8 result. */
+} te_arm_add_params;
+
+/**
+ * = te_add_s8.  output may alias input1 or input2 when shapes match.
+ * @param table1 int32 [256]: input 1's rescaled value per raw int8 x, at
+ *               index (uint8_t)x: MultiplyByQuantizedMultiplier((x +
+ *               input1_offset) << left_shift, input1_multiplier,
+ *               input1_shift) (TFLM's arithmetic, computed at code
+ *               generation).
+ * @param table2 the same for input 2.
+ */
+void te_arm_add_s8(const te_arm_add_params* p, const int8_t* input1,
+                   const int8_t* input2, const int32_t* table1,
+                   const int32_t* table2, int8_t* output);
+
 #ifdef __cplusplus
 }  /* extern "C" */
 #endif

@@ -109,3 +109,56 @@ KERNELS: Dict[str, KernelSpec] = {
 }
 
 COMMON_SOURCES = ["fixed_point.h"]
+
+
+# --------------------------------------------------------------------------- Cortex-M optimized variants
+# Chosen by codegen/kernel_selection.py when compiling for a core with DSP;
+# their constants are the re-laid-out ones that module packs (see
+# src/kernels/arm/).  Sources under arm/ are copied flat into src/kernels/.
+def _arm_conv_scratch(a):
+    from .kernel_selection import conv_k4
+    k4 = conv_k4(a)
+    # four int16 im2col columns, a partial block of outputs, the int8 staging of a column
+    stage = (k4 + a["kernel_w"] * a["input_c"] + 3) // 4 * 4 if a["input_c"] % 4 else 0
+    return 8 * k4 + (4 * a["output_c"] + 3) // 4 * 4 + stage
+
+
+def _arm_dw_scratch(a):
+    from .kernel_selection import dw_plane_bytes
+    return dw_plane_bytes(a)
+
+
+def _arm_depthwise_specs():
+    specs = {}
+    for shape in ["", "_3x3s1", "_3x3s2", "_5x5s1", "_5x5s2", "_7x7s1", "_7x7s2"]:
+        fn = f"te_arm_depthwise_conv2d{shape}_s8"
+        specs[fn] = KernelSpec("DEPTHWISE_CONV_2D", "arm/arm_depthwise_s8.cc", ["p", "in0", "in1", "out", "scratch"],
+                               "te_conv_params", _CONV_FIELDS, _dw_macs, scratch=_arm_dw_scratch)
+        # in place: the output is written over input 0 (te_depthwise_conv2d_inplace_s8's contract)
+        specs[f"te_arm_depthwise_conv2d{shape}_inplace_s8"] = KernelSpec(
+            "DEPTHWISE_CONV_2D", "arm/arm_depthwise_s8.cc", ["p", "inout", "in1", "inout", "scratch"],
+            "te_conv_params", _CONV_FIELDS, _dw_macs, scratch=_arm_dw_scratch, inplace=True, function=fn)
+    return specs
+
+
+_ARM_ADD_FIELDS = ["dims", "input1_strides", "input2_strides", "output_m2", "output_rounding", "output_shift",
+                   "output_offset", "act_min", "act_max"]
+
+KERNELS.update(_arm_depthwise_specs())
+KERNELS.update({
+    "te_arm_fully_connected_s8": KernelSpec(
+        "FULLY_CONNECTED", "arm/arm_fully_connected_s8.cc", ["p", "in0", "in1", "out"], "te_fc_params",
+        ["batch", "input_depth", "output_depth", "input_offset", "filter_offset", "output_offset", "act_min", "act_max"],
+        lambda a: a["batch"] * a["input_depth"] * a["output_depth"]),
+    "te_arm_add_s8": KernelSpec("ADD", "arm/arm_add_s8.cc", ["p", "in0", "in1", "in2", "in3", "out"],
+                                "te_arm_add_params", _ARM_ADD_FIELDS),
+    "te_arm_add_inplace_s8": KernelSpec("ADD", "arm/arm_add_s8.cc", ["p", "in0", "in1", "in2", "in3", "inout"],
+                                        "te_arm_add_params", _ARM_ADD_FIELDS, inplace=True, function="te_arm_add_s8"),
+    "te_arm_conv2d_s8": KernelSpec("CONV_2D", "arm/arm_conv_s8.cc", ["p", "in0", "in1", "out", "scratch"],
+                                   "te_conv_params", _CONV_FIELDS, _conv_macs, scratch=_arm_conv_scratch),
+    "te_arm_conv2d_w16_s8": KernelSpec("CONV_2D", "arm/arm_conv_s8.cc", ["p", "in0", "in1", "out", "scratch"],
+                                       "te_conv_params", _CONV_FIELDS, _conv_macs, scratch=_arm_conv_scratch),
+})
+
+#: Headers an optimized source includes besides tinyengine_kernels.h and COMMON_SOURCES.
+SOURCE_HEADERS = {src: ["arm/arm_dsp.h"] for src in {k.source for k in KERNELS.values()} if src.startswith("arm/")}

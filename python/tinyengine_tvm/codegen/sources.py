@@ -5,7 +5,7 @@ import os
 from typing import Iterable, List
 
 from ..errors import TinyEngineError
-from .kernel_specs import COMMON_SOURCES, KERNELS
+from .kernel_specs import COMMON_SOURCES, KERNELS, SOURCE_HEADERS
 
 
 def kernel_dir() -> str:
@@ -28,4 +28,5 @@ def kernel_dir() -> str:
 def kernel_sources_for(kernels: Iterable[str]) -> List[str]:
     """Sorted kernel source files (relative to kernels/) that define ``kernels``."""
     files = {KERNELS[k].source for k in kernels}
+    files |= {h for f in files for h in SOURCE_HEADERS.get(f, ())}
     return sorted(files) + list(COMMON_SOURCES)

@@ -553,6 +553,9 @@ class QemuModel:
             "stack_size_bytes": int(rep["stack_size_bytes"]),
             **self.sizes,
             "arena_bytes": int(self.meta.get("memory", {}).get("arena_bytes", 0)),
+            # the core compile(core=...) selected kernels for ("portable": none); the
+            # firmware is always built with -mcpu of this board's core
+            "kernels": (self.meta.get("kernel_selection") or {}).get("core", "portable"),
             "elf": self.elf,
             "qemu_seconds": rep.get("qemu_seconds"),
         }

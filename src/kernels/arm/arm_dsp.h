@@ -1,0 +1,166 @@
+// Cortex-M DSP (ARMv7E-M / ARMv8.1-M) helpers of the optimized kernels.
+//
+// Every helper has two implementations with identical results: the ACLE
+// intrinsic (or one inline-assembly instruction) when the compiler targets a
+// core with the DSP extension (__ARM_FEATURE_DSP), and plain C otherwise.  So
+// a project whose generated code calls the optimized kernels still builds and
+// runs, bit-exactly, on the host or on a core without DSP: the host runs the
+// very same algorithm (packing, accumulation order, requantization) slowly.
+//
+// Requantization.  The portable kernels rescale an int32 accumulator with
+// te::multiply_by_quantized_multiplier(acc, m, shift) (fixed_point.h):
+//   y = SaturatingRoundingDoublingHighMul(acc << max(shift, 0), m)
+//   r = RoundingDivideByPOT(y, max(-shift, 0))
+// The optimized kernels compute the same r with fewer instructions, from
+// per-channel values packed at code-generation time (see
+// tinyengine_tvm/codegen/kernel_selection.py, which also checks the
+// preconditions below and keeps the portable kernel where they fail):
+//  * y = smmulr(acc, m2) + acc with m2 = 2*m - 2^32 (an int32):
+//      smmulr(a, m2) = floor((a*m2 + 2^31) / 2^32), so
+//      smmulr(a, m2) + a = floor((2*a*m + 2^31) / 2^32) = floor((a*m + 2^30) / 2^31),
+//    which is exactly SaturatingRoundingDoublingHighMul(a, m) for every int32
+//    a and every 2^30 <= m < 2^31 (the nudge/truncation pair of gemmlowp equals
+//    one floor with a +2^30 rounding term; saturation needs m == INT32_MIN).
+//    Channels with m == 0 get zero weights and bias instead (their result is
+//    0 whatever the accumulator), and m = 2^30.
+//  * shift < 0 for every channel (so acc is not shifted left) and
+//      r = (y + 2^(rs-1) - (y < 0)) >> rs,   rs = -shift >= 1,
+//    which is RoundingDivideByPOT (round half away from zero) as long as
+//    y + 2^(rs-1) does not overflow: the generator bounds |acc| from the
+//    weights and bias and checks it.
+#ifndef TINYENGINE_KERNELS_ARM_DSP_H_
+#define TINYENGINE_KERNELS_ARM_DSP_H_
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define TE_ARM_DSP 1
+#else
+#define TE_ARM_DSP 0
+#endif
+
+namespace te_arm {
+
+// ---------------------------------------------------------------- loads
+// A word that may alias any object: aligned word access to int8/int16 arrays
+// (weights, scratch), which the compiler may merge into LDRD/LDM.
+typedef uint32_t __attribute__((may_alias)) word_t;
+
+// A 32-bit load from any address (LDR allows unaligned addresses on ARMv7-M
+// and later; the compiler never turns these into LDRD/LDM).
+inline uint32_t load32(const void* p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+inline void store32(void* p, uint32_t v) { memcpy(p, &v, 4); }
+
+// ---------------------------------------------------------------- SIMD
+// [b0, b2] of x sign-extended to two int16 lanes (low lane first).
+inline int32_t sxtb16(uint32_t x) {
+#if TE_ARM_DSP
+  return __sxtb16(static_cast<int32_t>(x));
+#else
+  const uint32_t lo = static_cast<uint32_t>(static_cast<int32_t>(static_cast<int8_t>(x & 0xff))) & 0xffffu;
+  const uint32_t hi = static_cast<uint32_t>(static_cast<int32_t>(static_cast<int8_t>((x >> 16) & 0xff)));
+  return static_cast<int32_t>(lo | (hi << 16));
+#endif
+}
+
+// [b1, b3] of x sign-extended to two int16 lanes (SXTB16 with ROR #8).
+inline int32_t sxtb16_ror8(uint32_t x) {
+#if TE_ARM_DSP
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+#else
+  return sxtb16((x >> 8) | (x << 24));
+#endif
+}
+
+inline int32_t lo16(int32_t x) { return static_cast<int16_t>(static_cast<uint32_t>(x) & 0xffffu); }
+inline int32_t hi16(int32_t x) { return static_cast<int16_t>(static_cast<uint32_t>(x) >> 16); }
+
+// acc + a.lo * b.lo + a.hi * b.hi (wrapping).
+inline int32_t smlad(int32_t a, int32_t b, int32_t acc) {
+#if TE_ARM_DSP
+  return __smlad(a, b, acc);
+#else
+  const int64_t s = static_cast<int64_t>(lo16(a)) * lo16(b) + static_cast<int64_t>(hi16(a)) * hi16(b);
+  return static_cast<int32_t>(static_cast<uint32_t>(acc) + static_cast<uint32_t>(s));
+#endif
+}
+
+// acc + a.lo * b.lo
+inline int32_t smlabb(int32_t a, int32_t b, int32_t acc) {
+#if TE_ARM_DSP
+  return __smlabb(a, b, acc);
+#else
+  return static_cast<int32_t>(static_cast<uint32_t>(acc) + static_cast<uint32_t>(lo16(a) * lo16(b)));
+#endif
+}
+
+// acc + a.hi * b.lo
+inline int32_t smlatb(int32_t a, int32_t b, int32_t acc) {
+#if TE_ARM_DSP
+  return __smlatb(a, b, acc);
+#else
+  return static_cast<int32_t>(static_cast<uint32_t>(acc) + static_cast<uint32_t>(hi16(a) * lo16(b)));
+#endif
+}
+
+// floor((a * b + 2^31) / 2^32): the high word of the product, rounded.
+inline int32_t smmulr(int32_t a, int32_t b) {
+#if TE_ARM_DSP
+  int32_t r;
+  __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+#else
+  return static_cast<int32_t>((static_cast<int64_t>(a) * b + (int64_t{1} << 31)) >> 32);
+#endif
+}
+
+// Saturate to int8.
+inline int32_t ssat8(int32_t x) {
+#if TE_ARM_DSP
+  return __ssat(x, 8);
+#else
+  return x < -128 ? -128 : (x > 127 ? 127 : x);
+#endif
+}
+
+// Two int16 lanes [lo, hi] in one word.
+inline uint32_t pack16(int32_t lo, int32_t hi) {
+  return (static_cast<uint32_t>(lo) & 0xffffu) | (static_cast<uint32_t>(hi) << 16);
+}
+
+// ---------------------------------------------------------------- requantization
+// Per-channel packed parameters: {bias_eff, m2, rounding, right_shift}.
+enum { kQBias = 0, kQMult = 1, kQRound = 2, kQShift = 3, kQWords = 4 };
+
+// multiply_by_quantized_multiplier(acc, m, shift) for the packed channel q
+// (see the derivation at the top of this file); bias not included.
+inline int32_t requantize(int32_t acc, int32_t m2, int32_t rounding, int32_t right_shift) {
+  const int32_t y = static_cast<int32_t>(static_cast<uint32_t>(smmulr(acc, m2)) + static_cast<uint32_t>(acc));
+  const int32_t t = static_cast<int32_t>(static_cast<uint32_t>(y) + static_cast<uint32_t>(rounding) -
+                                         (static_cast<uint32_t>(y) >> 31));
+  return t >> right_shift;
+}
+
+// Add the output offset, clamp to [lo, hi] (a single SSAT when the range is
+// the whole int8 range) and narrow.
+template <bool kFullRange>
+inline int8_t finish(int32_t v, int32_t out_offset, int32_t lo, int32_t hi) {
+  v += out_offset;
+  if (kFullRange) return static_cast<int8_t>(ssat8(v));
+  v = v < lo ? lo : v;
+  v = v > hi ? hi : v;
+  return static_cast<int8_t>(v);
+}
+
+}  // namespace te_arm
+
+#endif  // TINYENGINE_KERNELS_ARM_DSP_H_

@@ -1,0 +1,442 @@
+"""Cortex-M optimized kernels (src/kernels/arm/) are bit-exact with the portable ones.
+
+Each kernel test builds one project of many random single-kernel steps
+(random shapes, weights, requantization, padding, strides; the in-place and
+strided variants too), lets ``codegen.kernel_selection`` pick the optimized
+kernels for it, and runs the portable and the optimized project on the
+emulated Cortex-M7 (mps2-an500) and Cortex-M4 (mps2-an386) with the same
+inputs: every output must be identical.  The optimized project also runs on
+the host (where the kernels fall back to plain C emulating the DSP
+instructions), which must agree too.  The shared models run with the
+optimized kernels on both cores and must equal TFLM.
+
+Needs arm-none-eabi-gcc and qemu-system-arm (scripts/install_arm_toolchain.sh);
+without them these tests are skipped with the reason.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+import numpy as np
+import pytest
+
+import tinyengine_tvm as te
+from tinyengine_tvm.codegen import KERNELS, CWriter, kernel_dir, kernel_sources_for
+from tinyengine_tvm.codegen.kernel_selection import select_kernels
+from tinyengine_tvm.frontend.loader import TensorDesc
+from tinyengine_tvm.kernel_graph import KernelGraph, Step, Tensor
+from tinyengine_tvm.planner import plan_arena
+from tinyengine_tvm.quantization.fixed_point import quantize_multiplier
+from tinyengine_tvm.runtime import qemu
+from tinyengine_tvm.runtime.host import HostModel
+from tinyengine_tvm.targets import get_board
+from tinyengine_tvm.testing import SHARED_MODELS, random_inputs, shipped_inputs, tflm_run
+
+MISSING = qemu.missing_tools()
+requires_arm = pytest.mark.skipif(
+    bool(MISSING), reason=f"{', '.join(MISSING)} not found: run scripts/install_arm_toolchain.sh (as root) "
+                          "to run the Cortex-M/QEMU tests")
+BOARDS = ["mps2-an500", "mps2-an386"]  # Cortex-M7, Cortex-M4
+
+
+# --------------------------------------------------------------------------- random cases
+def _requant(rng, n, acc_std, out_std=40.0, extra=None):
+    """Per-channel (multiplier, shift) giving outputs of about ``out_std``."""
+    scales = out_std / max(acc_std, 1.0) * rng.uniform(0.5, 2.0, n)
+    pairs = [quantize_multiplier(float(s)) for s in scales]
+    mult = np.array([p[0] for p in pairs], np.int32)
+    shift = np.array([p[1] for p in pairs], np.int32)
+    if extra == "edge" and n >= 3:  # a dead channel, an exact power of two, the smallest shift
+        mult[0], shift[0] = 0, 0
+        mult[1] = 1 << 30
+        mult[2], shift[2] = (1 << 31) - 1, -31
+    return mult, shift
+
+
+def _act_range(rng):
+    if rng.random() < 0.7:
+        return -128, 127
+    lo = int(rng.integers(-128, 0))
+    return lo, int(rng.integers(lo + 1, 128))
+
+
+def conv_case(rng, *, kh=None, kw=None, ic=None, oc=None, stride=None, pad=None, h=None, w=None,
+              depthwise=False, dilation=1, inplace=False, batch=1, edge=False, full_range=None):
+    """A random te_conv2d_s8 / te_depthwise_conv2d_s8 / _inplace_s8 step."""
+    kh = kh or int(rng.choice([1, 3, 5]))
+    kw = kw or kh
+    ic = ic or int(rng.choice([1, 3, 4, 8, 12, 16, 20, 32]))
+    oc = ic if depthwise else (oc or int(rng.integers(1, 40)))
+    stride = stride or int(rng.choice([1, 2]))
+    sh, sw = stride if isinstance(stride, tuple) else (stride, stride)
+    h = h or int(rng.integers(kh, kh + 12))
+    w = w or int(rng.integers(kw, kw + 12))
+    if pad is None:
+        pad = "same" if rng.random() < 0.6 else "valid"
+    ekh, ekw = (kh - 1) * dilation + 1, (kw - 1) * dilation + 1
+    if pad == "same":
+        oh, ow = -(-h // sh), -(-w // sw)
+        pt = max(0, ((oh - 1) * sh + ekh - h) // 2)
+        pl = max(0, ((ow - 1) * sw + ekw - w) // 2)
+    elif pad == "valid":
+        oh, ow = (h - ekh) // sh + 1, (w - ekw) // sw + 1
+        pt = pl = 0
+    else:  # one-sided padding and clipped outputs, as patch-based inference makes
+        pt, pl = int(rng.integers(0, kh // 2 + 1)), int(rng.integers(0, kw // 2 + 1))
+        oh = (h + pt - ekh) // sh + 1 - int(rng.integers(0, 2))
+        ow = (w + pl - ekw) // sw + 1 - int(rng.integers(0, 2))
+        oh, ow = max(oh, 1), max(ow, 1)
+    if inplace:
+        while oh * ow > h * w:
+            oh -= 1
+    zp_in = int(rng.integers(-128, 128))
+    lo, hi = (-128, 127) if full_range else _act_range(rng)
+    attrs = dict(batch=batch, input_h=h, input_w=w, input_c=ic, output_h=oh, output_w=ow, output_c=oc,
+                 kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw, dilation_h=dilation, dilation_w=dilation,
+                 pad_top=pt, pad_left=pl, depth_multiplier=1, input_offset=-zp_in,
+                 output_offset=int(rng.integers(-128, 128)), act_min=lo, act_max=hi)
+    if depthwise:
+        wt = rng.integers(-127, 128, (1, kh, kw, oc), dtype=np.int8)
+        acc_std = 74.0 * 74.0 * np.sqrt(kh * kw) / 2
+        kernel = "te_depthwise_conv2d_inplace_s8" if inplace else "te_depthwise_conv2d_s8"
+    else:
+        wt = rng.integers(-127, 128, (oc, kh, kw, ic), dtype=np.int8)
+        acc_std = 74.0 * 74.0 * np.sqrt(kh * kw * ic) / 2
+        kernel = "te_conv2d_s8"
+    bias = rng.integers(-20000, 20000, oc).astype(np.int32)
+    mult, shift = _requant(rng, oc, acc_std, extra="edge" if edge else None)
+    if edge and oc >= 4:
+        bias[3] = 1 << 30  # huge bias with a large right shift, as in vww's dead channels
+        mult[3], shift[3] = (1 << 31) - 1, -27
+    return dict(kernel=kernel, attrs=attrs, inputs=[[batch, h, w, ic]], consts=[wt, bias, mult, shift],
+                out=[batch, oh, ow, oc])
+
+
+def fc_case(rng, *, depth=None, outs=None, batch=None, full_range=None):
+    """A random te_fully_connected_s8 step (symmetric weights)."""
+    depth = depth or int(rng.integers(1, 300))
+    outs = outs or int(rng.integers(1, 40))
+    batch = batch or int(rng.choice([1, 1, 2, 3]))
+    lo, hi = (-128, 127) if full_range else _act_range(rng)
+    wt = rng.integers(-127, 128, (outs, depth), dtype=np.int8)
+    mult, shift = _requant(rng, outs, 74.0 * 74.0 * np.sqrt(depth) / 2)
+    attrs = dict(batch=batch, input_depth=depth, output_depth=outs, input_offset=int(rng.integers(-127, 129)),
+                 filter_offset=0, output_offset=int(rng.integers(-128, 128)), act_min=lo, act_max=hi)
+    return dict(kernel="te_fully_connected_s8", attrs=attrs, inputs=[[batch, depth]],
+                consts=[wt, rng.integers(-20000, 20000, outs).astype(np.int32), mult, shift], out=[batch, outs])
+
+
+def add_case(rng, *, shape=None, broadcast=None, inplace=False, full_range=None, window=None):
+    """A random te_add_s8 step with TFLite's parameter derivation (optionally broadcasting
+    input 2, or reading it as a window of a larger buffer, as patch-based inference does)."""
+    from tinyengine_tvm.quantization.fixed_point import quantize_multiplier_smaller_than_one_exp
+
+    shape = shape or [1, int(rng.integers(1, 9)), int(rng.integers(1, 9)), int(rng.integers(1, 40))]
+    s1, s2, so = (float(rng.uniform(0.01, 0.1)) for _ in range(3))
+    if rng.random() < 0.2:
+        s2 = s1  # equal scales: both inputs get multiplier 2^30, shift 0
+    twice_max = 2 * max(s1, s2)
+    left_shift = 20
+    m1, sh1 = quantize_multiplier_smaller_than_one_exp(s1 / twice_max)
+    m2, sh2 = quantize_multiplier_smaller_than_one_exp(s2 / twice_max)
+    mo, sho = quantize_multiplier_smaller_than_one_exp(twice_max / ((1 << left_shift) * so))
+    lo, hi = (-128, 127) if full_range else _act_range(rng)
+    dims = list(shape)
+    st = [dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1]
+    in2_shape, st2, offsets = list(shape), list(st), None
+    if broadcast:
+        in2_shape = [1, 1, 1, dims[3]]
+        st2 = [0, 0, 0, 1]
+    elif window:
+        # input 2 is the centre of a buffer `window` larger on every side
+        in2_shape = [1, dims[1] + 2 * window, dims[2] + 2 * window, dims[3]]
+        st2 = [in2_shape[1] * in2_shape[2] * dims[3], in2_shape[2] * dims[3], dims[3], 1]
+        offsets = [0, (window * in2_shape[2] + window) * dims[3]]
+    attrs = dict(dims=dims, input1_strides=st, input2_strides=st2,
+                 input1_offset=int(rng.integers(-127, 129)), input2_offset=int(rng.integers(-127, 129)),
+                 output_offset=int(rng.integers(-128, 128)), left_shift=left_shift,
+                 input1_multiplier=m1, input1_shift=sh1, input2_multiplier=m2, input2_shift=sh2,
+                 output_multiplier=mo, output_shift=sho, act_min=lo, act_max=hi)
+    if offsets:
+        attrs["_in_offsets"] = offsets
+    return dict(kernel="te_add_inplace_s8" if inplace else "te_add_s8", attrs=attrs,
+                inputs=[list(shape), in2_shape], consts=[], out=list(shape))
+
+
+# --------------------------------------------------------------------------- projects from graphs
+def build_graph(cases) -> KernelGraph:
+    """One step per case; every case has its own model inputs and output."""
+    tensors, steps, inputs, outputs = [], [], [], []
+
+    def add(name, shape, dtype, kind, data=None, view_of=None):
+        tensors.append(Tensor(len(tensors), name, list(shape), dtype, kind, data, view_of))
+        return len(tensors) - 1
+
+    for n, case in enumerate(cases):
+        ins = [add(f"x{n}_{k}", s, "int8", "input") for k, s in enumerate(case["inputs"])]
+        inputs += ins
+        consts = [add(f"c{n}_{k}", c.shape, str(c.dtype), "constant", c) for k, c in enumerate(case["consts"])]
+        spec = KERNELS[case["kernel"]]
+        out = add(f"y{n}", case["out"], "int8", "activation", view_of=ins[0] if spec.inplace else None)
+        outputs.append(out)
+        steps.append(Step(case["kernel"], ins + consts, out, dict(case["attrs"]), f"y{n}"))
+    return KernelGraph(tensors, steps, inputs, outputs)
+
+
+def export_graph(graph: KernelGraph, name: str, path: str) -> dict:
+    """Write a generated project (as compile() would) for a hand-built graph."""
+    plan = plan_arena(graph, lambda s: KERNELS[graph.steps[s].kernel].scratch(graph.steps[s].attrs))
+    descs = lambda idx: [TensorDesc(graph.tensors[i].name, graph.tensors[i].shape, "int8") for i in idx]  # noqa: E731
+    ins, outs = descs(graph.inputs), descs(graph.outputs)
+    writer = CWriter(name, graph, plan, ins, outs)
+    files = {f"include/{name}.h": writer.header(), f"src/{name}.c": writer.source(),
+             f"src/{name}_weights.c": writer.weights()}
+    kdir = kernel_dir()
+    with open(os.path.join(kdir, "include", "tinyengine_kernels.h")) as f:
+        files["include/tinyengine_kernels.h"] = f.read()
+    for src in kernel_sources_for(s.kernel for s in graph.steps):
+        with open(os.path.join(kdir, "kernels", src)) as f:
+            files[f"src/kernels/{os.path.basename(src)}"] = f.read()
+    meta = {"model": name, "inputs": [d.to_json() for d in ins], "outputs": [d.to_json() for d in outs],
+            "memory": {"arena_bytes": plan.arena_bytes}}
+    files["metadata.json"] = json.dumps(meta)
+    for rel, text in files.items():
+        full = os.path.join(path, rel)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "w") as f:
+            f.write(text)
+    return meta
+
+
+def portable_and_optimized(cases, root, name, core="cortex-m7"):
+    """Export the portable project and the optimized one; returns their paths and metadata."""
+    graph = build_graph(cases)
+    opt, report = select_kernels(copy.deepcopy(graph), core)
+    assert not report["refused"], report["refused"]
+    for step in opt.steps:
+        assert step.kernel.startswith("te_arm_"), f"{step.name}: {step.kernel} was not optimized"
+    p_dir, o_dir = os.path.join(root, f"{name}_portable"), os.path.join(root, f"{name}_arm")
+    meta = export_graph(graph, name, p_dir)
+    export_graph(opt, name, o_dir)
+    return p_dir, o_dir, meta
+
+
+def run_both(p_dir, o_dir, meta, board, build_dir, seed=0):
+    """Outputs (portable, optimized) and reports on ``board`` for one random input set."""
+    x = random_inputs(meta["inputs"], seed)
+    p_out, p_rep = qemu.QemuModel(p_dir, board, build_dir).run(x)
+    o_out, o_rep = qemu.QemuModel(o_dir, board, build_dir).run(x)
+    return x, p_out, o_out, p_rep, o_rep
+
+
+def assert_same(p_out, o_out, what):
+    for k in p_out:
+        np.testing.assert_array_equal(o_out[k], p_out[k], err_msg=f"{what}: output {k} differs")
+
+
+# --------------------------------------------------------------------------- the cases
+def conv_cases():
+    rng = np.random.default_rng(20240601)
+    C = conv_case
+    cases = [
+        # pointwise: channel counts, pixel tails of 1, 2 and 3, small (int16-widened) and large filters
+        C(rng, kh=1, ic=16, oc=32, stride=1, pad="valid", h=5, w=5),
+        C(rng, kh=1, ic=32, oc=20, stride=1, pad="valid", h=3, w=2),
+        C(rng, kh=1, ic=8, oc=16, stride=1, pad="valid", h=7, w=7),
+        C(rng, kh=1, ic=64, oc=9, stride=1, pad="valid", h=2, w=3),
+        C(rng, kh=1, ic=4, oc=1, stride=1, pad="valid", h=1, w=1),
+        C(rng, kh=1, ic=128, oc=24, stride=1, pad="valid", h=3, w=3),
+        C(rng, kh=1, ic=256, oc=5, stride=1, pad="valid", h=1, w=2),
+        C(rng, kh=1, ic=16, oc=32, stride=2, pad="valid", h=8, w=8),
+        # 3x3 and other kernels, padding on both or one side (patches), strides, dilation
+        C(rng, kh=3, ic=16, oc=16, stride=1, pad="same", h=9, w=7),
+        C(rng, kh=3, ic=32, oc=40, stride=1, pad="same", h=5, w=6),
+        C(rng, kh=3, ic=8, oc=12, stride=2, pad="valid", h=9, w=10),
+        C(rng, kh=3, ic=12, oc=7, stride=1, pad="same", h=9, w=9, dilation=2),
+        C(rng, kh=5, ic=4, oc=6, stride=1, pad="clip", h=9, w=8),
+        C(rng, kh=2, kw=3, ic=20, oc=5, stride=(2, 3), pad="same", h=7, w=11),
+        # first layers: 3 and 1 input channels (and other counts not a multiple of 4)
+        C(rng, kh=3, ic=3, oc=8, stride=2, pad="valid", h=17, w=19),
+        C(rng, kh=3, ic=3, oc=16, stride=1, pad="same", h=10, w=9),
+        C(rng, kh=3, ic=1, oc=8, stride=2, pad="same", h=15, w=14),
+        C(rng, kh=10, kw=4, ic=1, oc=24, stride=2, pad="same", h=21, w=10),
+        C(rng, kh=7, ic=3, oc=6, stride=2, pad="same", h=16, w=15),
+        C(rng, kh=3, ic=5, oc=9, stride=1, pad="clip", h=7, w=8),
+        C(rng, kh=3, ic=6, oc=4, stride=1, pad="same", h=6, w=6, dilation=2),
+        C(rng, kh=1, ic=3, oc=4, stride=1, pad="valid", h=3, w=5),
+        # batches, requantization edge cases (dead channel, 2^30 multiplier,
+        # shift -31, a 2^30 bias), narrower activation ranges
+        C(rng, kh=3, ic=8, oc=10, stride=1, pad="same", h=5, w=5, batch=2),
+        C(rng, kh=1, ic=16, oc=8, stride=1, pad="valid", h=4, w=4, edge=True),
+        C(rng, kh=3, ic=3, oc=8, stride=2, pad="same", h=9, w=9, edge=True),
+    ]
+    for c in cases[:4]:
+        c["attrs"].update(act_min=-100, act_max=90)
+    return cases
+
+
+def depthwise_cases():
+    rng = np.random.default_rng(77)
+    C = lambda *a, **k: conv_case(*a, depthwise=True, **k)  # noqa: E731
+    cases = []
+    for inplace in (False, True):
+        cases += [
+            # 3x3 stride 1 / 2, rows of 4k, 3k and other widths (blocks of four or three, spills)
+            C(rng, kh=3, ic=16, stride=1, pad="same", h=8, w=8, inplace=inplace),
+            C(rng, kh=3, ic=8, stride=1, pad="same", h=6, w=6, inplace=inplace),
+            C(rng, kh=3, ic=12, stride=1, pad="same", h=7, w=7, inplace=inplace),
+            C(rng, kh=3, ic=5, stride=1, pad="same", h=25, w=5, inplace=inplace),
+            C(rng, kh=3, ic=4, stride=1, pad="clip", h=8, w=9, inplace=inplace),
+            C(rng, kh=3, ic=16, stride=2, pad="valid", h=7, w=7, inplace=inplace),
+            C(rng, kh=3, ic=24, stride=2, pad="same", h=12, w=11, inplace=inplace),
+            C(rng, kh=3, ic=3, stride=2, pad="valid", h=5, w=13, inplace=inplace),
+            C(rng, kh=3, ic=8, stride=1, pad="valid", h=3, w=3, inplace=inplace),
+            # 5x5, 7x7, and run-time shapes
+            C(rng, kh=5, ic=8, stride=1, pad="same", h=9, w=9, inplace=inplace),
+            C(rng, kh=5, ic=6, stride=2, pad="same", h=11, w=9, inplace=inplace),
+            C(rng, kh=7, ic=4, stride=1, pad="same", h=8, w=10, inplace=inplace),
+            C(rng, kh=7, ic=5, stride=2, pad="same", h=13, w=12, inplace=inplace),
+            C(rng, kh=3, kw=5, ic=7, stride=(2, 1), pad="same", h=9, w=8, inplace=inplace),
+            C(rng, kh=2, ic=6, stride=3, pad="valid", h=10, w=9, inplace=inplace),
+            # batches and requantization edge cases
+            C(rng, kh=3, ic=8, stride=1, pad="same", h=5, w=6, batch=2, inplace=inplace),
+            C(rng, kh=3, ic=8, stride=1, pad="same", h=6, w=6, edge=True, inplace=inplace),
+        ]
+    return cases
+
+
+def fc_add_cases():
+    rng = np.random.default_rng(5)
+    cases = [fc_case(rng, depth=d, outs=o, batch=b) for d, o, b in
+             [(640, 128, 1), (16, 16, 1), (1, 16, 1), (37, 13, 2), (255, 3, 3), (64, 10, 1), (4000, 4, 1), (3, 1, 2)]]
+    cases += [add_case(rng, shape=[1, 6, 5, 16], full_range=True), add_case(rng, shape=[1, 3, 3, 7]),
+              add_case(rng, shape=[1, 4, 4, 8], broadcast=True), add_case(rng, shape=[1, 5, 5, 16], window=1),
+              add_case(rng, shape=[1, 4, 3, 12], inplace=True), add_case(rng, shape=[1, 3, 5, 5], inplace=True, window=2),
+              add_case(rng, shape=[2, 2, 3, 9])]
+    return cases
+
+
+KERNEL_GROUPS = {"conv": conv_cases, "depthwise": depthwise_cases, "fc_add": fc_add_cases}
+
+
+# --------------------------------------------------------------------------- tests without tools
+def test_selection_rewrites_and_packs():
+    """Every case is optimized; constants the portable kernels read are dropped."""
+    for group, make in KERNEL_GROUPS.items():
+        graph = build_graph(make())
+        opt, report = select_kernels(copy.deepcopy(graph), "cortex-m7")
+        assert not report["refused"] and report["optimized"] == len(graph.steps), (group, report)
+        assert all(s.kernel.startswith("te_arm_") for s in opt.steps)
+        used = {i for s in opt.steps for i in s.inputs}
+        assert all(t.index in used for t in opt.constants)
+        assert all(s.attrs["_portable_kernel"] == p.kernel for s, p in zip(opt.steps, graph.steps))
+
+
+def test_no_dsp_core_keeps_portable_kernels():
+    from tinyengine_tvm.targets.cores import Core
+
+    graph = build_graph(conv_cases()[:3])
+    same, report = select_kernels(graph, Core("cortex-m0plus", "armv6-m", None, dsp=False))
+    assert same is graph and report["optimized"] == 0
+
+
+def test_fast_requantization_preconditions():
+    """Layers outside the proven-exact range keep the portable kernel, with the reason."""
+    rng = np.random.default_rng(3)
+    case = conv_case(rng, kh=1, ic=8, oc=4, stride=1, pad="valid", h=2, w=2)
+    case["consts"][3][1] = 1  # a shift >= 0 (scale >= 0.5)
+    graph, report = select_kernels(build_graph([case]), "cortex-m4")
+    assert graph.steps[0].kernel == "te_conv2d_s8"
+    assert "shift" in report["refused"][0][2] and "portable" in graph.steps[0].attrs["_kernel_note"]
+
+
+def test_host_build_runs_the_same_algorithm(tmp_path):
+    """Without __ARM_FEATURE_DSP the optimized sources fall back to plain C: the
+    project builds warning-free on the host and gives the portable results."""
+    for group, make in KERNEL_GROUPS.items():
+        p_dir, o_dir, meta = portable_and_optimized(make(), str(tmp_path), group)
+        x = random_inputs(meta["inputs"], 1)
+        assert_same(HostModel(p_dir).run(x), HostModel(o_dir).run(x), f"{group} on the host")
+
+
+def test_compile_with_core_selects_optimized_kernels(tmp_path):
+    from tinyengine_tvm.modelgen.default_model import default_model_path
+
+    portable = te.compile(default_model_path())
+    compiled = te.compile(default_model_path(), core="cortex-m7")
+    sel = compiled.metadata["kernel_selection"]
+    assert sel["core"] == "cortex-m7" and sel["optimized"] > 0 and not sel["refused"]
+    assert "kernel_selection" not in portable.metadata
+    kernels = {o["kernel"] for o in compiled.metadata["ops"]}
+    assert not kernels & {"te_conv2d_s8", "te_depthwise_conv2d_s8", "te_fully_connected_s8"}
+    assert "src/kernels/arm_dsp.h" in compiled.files
+    assert not any("/arm/" in f for f in compiled.files)
+    x = random_inputs(compiled.metadata["inputs"], 0)
+    assert_same(portable.run(x), compiled.run(x), "default model on the host")
+    with pytest.raises(te.errors.TinyEngineError, match="unknown core"):
+        te.compile(default_model_path(), core="cortex-a53")
+
+
+# --------------------------------------------------------------------------- on QEMU
+@pytest.fixture(scope="module")
+def kernel_projects(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("arm-kernels"))
+    return {g: portable_and_optimized(make(), root, g) for g, make in KERNEL_GROUPS.items()}
+
+
+@pytest.fixture(scope="module")
+def arm_build_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("arm-kernels-build"))
+
+
+@requires_arm
+@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("group", list(KERNEL_GROUPS))
+def test_optimized_kernels_bit_exact_on_qemu(group, board, kernel_projects, arm_build_dir):
+    p_dir, o_dir, meta = kernel_projects[group]
+    for seed in (0, 1):
+        _, p_out, o_out, p_rep, o_rep = run_both(p_dir, o_dir, meta, board, arm_build_dir, seed)
+        assert_same(p_out, o_out, f"{group} on {board}")
+    assert o_rep["instructions"] < p_rep["instructions"]
+    print(f"{group} on {board}: portable {p_rep['instructions']:,} instructions, optimized {o_rep['instructions']:,}")
+
+
+@requires_arm
+def test_optimized_kernels_on_m55(kernel_projects, arm_build_dir):
+    """The same sources build for the Cortex-M55 (Armv8.1-M, DSP) and agree there."""
+    for group in ("conv", "depthwise"):
+        p_dir, o_dir, meta = kernel_projects[group]
+        _, p_out, o_out, _, _ = run_both(p_dir, o_dir, meta, "mps3-an547", arm_build_dir)
+        assert_same(p_out, o_out, f"{group} on mps3-an547")
+
+
+@pytest.fixture(scope="module")
+def dsp_models(tmp_path_factory, shared_dir):
+    """Shared models compiled once with the optimized kernels (the same C for M4, M7 and M55)."""
+    root = str(tmp_path_factory.mktemp("dsp-models"))
+    out = {}
+    for m in SHARED_MODELS:
+        path = os.path.join(shared_dir, f"{m}.tflite")
+        compiled = te.compile(path, core="cortex-m7")
+        compiled.export(os.path.join(root, m))
+        out[m] = (compiled, open(path, "rb").read(), os.path.join(root, m))
+    return out
+
+
+@requires_arm
+@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("model", SHARED_MODELS)
+def test_shared_models_with_dsp_kernels_match_tflm(model, board, dsp_models, arm_build_dir, tflm):
+    compiled, data, project = dsp_models[model]
+    assert not compiled.metadata["kernel_selection"]["refused"]
+    q = qemu.QemuModel(project, board, arm_build_dir)
+    in_desc = compiled.metadata["inputs"]
+    cases = [random_inputs(in_desc, 0)] + [[x] for x in shipped_inputs(model, in_desc[0])[:1]]
+    for case in cases:
+        got, report = q.run(case)
+        for (name, g), t in zip(got.items(), tflm_run(data, case)):
+            np.testing.assert_array_equal(g, t.reshape(g.shape), err_msg=f"{model} on {board}: != TFLM for '{name}'")
+    assert report["kernels"] == "cortex-m7" and report["core"] == get_board(board).core
+    print(f"{model} on {board} with DSP kernels: {report['instructions']:,} instructions")
