@@ -124,6 +124,11 @@ def test_default_model_matches_host_and_tflm(default, models, board, tflm):
     assert report["board"] == board and report["core"] == get_board(board).core
     assert report["flash_bytes"] >= compiled.metadata["memory"]["weights_bytes"]
     assert report["sram_bytes"] >= compiled.metadata["memory"]["arena_bytes"] + report["stack_peak_bytes"]
+    # Memory truth: the model's static RAM in the ELF is exactly the planner's arena.
+    assert report["model_static_ram_bytes"] == compiled.metadata["memory"]["arena_bytes"]
+    nm = subprocess.run(["arm-none-eabi-nm", "-S", report["elf"]], capture_output=True, text=True, check=True).stdout
+    sizes = {line.split()[-1]: int(line.split()[1], 16) for line in nm.splitlines() if len(line.split()) == 4}
+    assert sizes[f"{compiled.name}_arena"] == compiled.metadata["memory"]["arena_bytes"]
     assert 0 < report["stack_peak_bytes"] < report["stack_size_bytes"]
     assert report["instructions"] > compiled.metadata["total_macs"] / 4
 
