@@ -10,6 +10,7 @@ the int8 input image held in SRAM while it is needed):
   +sched      + FoldPadIntoConv + MemoryAwareSchedule (and the planner's best packing)
   +inplace    + InplaceDepthwise + InplaceElementwise
   +patch      + PatchBasedInference (all passes on; split op index, n x n, extra MACs)
+  +patch m7   the same with the Cortex-M7 kernels selected (their scratch included)
   streamed    +patch with the input image outside the arena (a caller that supplies each
               patch's window, e.g. from a camera line buffer): what streaming would save
 A second table gives the patch configuration and an estimate (from the patch windows; the
@@ -33,6 +34,7 @@ VARIANTS = {
     "+sched": dict(disabled_passes=["InplaceDepthwise", "InplaceElementwise", "PatchBasedInference"]),
     "+inplace": dict(disabled_passes=["PatchBasedInference"]),
     "+patch": dict(),
+    "+patch m7": dict(core="cortex-m7"),
 }
 
 

@@ -331,4 +331,5 @@ def test_two_outputs_and_user_pipeline():
 def test_planner_reaches_the_live_set_peak(model, shared_dir):
     compiled = te.compile(os.path.join(shared_dir, f"{model}.tflite"))
     mem = compiled.metadata["memory"]
-    assert mem["arena_bytes"] == mem["live_peak_bytes"], mem
+    # The live-set peak counts aligned sizes; only the last buffer's padding may differ.
+    assert mem["live_peak_bytes"] - 16 < mem["arena_bytes"] <= mem["live_peak_bytes"], mem

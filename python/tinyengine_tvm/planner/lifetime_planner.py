@@ -59,7 +59,8 @@ class ArenaPlan:
 
     @property
     def live_peak(self) -> int:
-        """The live-set peak: a lower bound of any arena for this schedule."""
+        """The live-set peak with aligned sizes: what an arena of aligned buffers
+        cannot go below, up to the last buffer's alignment padding."""
         return max((self.live_bytes(s) for s in range(-1, self.num_steps + 1)), default=0)
 
     @property
@@ -123,7 +124,8 @@ def _place(order: Sequence[BufferPlacement]) -> int:
                 cursor = max(cursor, align(p.offset + p.size))
         buf.offset = best
         placed.append(buf)
-    return max((align(b.offset + b.size) for b in placed), default=0)
+    # Offsets are aligned; the arena ends where the last byte does.
+    return max((b.offset + b.size for b in placed), default=0)
 
 
 _ORDERS = {
