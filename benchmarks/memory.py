@@ -25,7 +25,7 @@ import time
 import tinyengine_tvm as te
 from tinyengine_tvm.kernel_graph import KernelGraph
 from tinyengine_tvm.planner.bounds import layerwise_lower_bound
-from tinyengine_tvm.planner.lifetime_planner import collect_buffers, plan_arena
+from tinyengine_tvm.planner.lifetime_planner import plan_arena
 from tinyengine_tvm.testing import SHARED_MODELS, shared_models_dir, tflm_arena_head
 from tinyengine_tvm.transform.fold_pad import FoldPadIntoConv
 

@@ -1,5 +1,4 @@
 """Shared fixtures: the public models of ../shared and compiled-model caching."""
-import os
 
 import pytest
 

@@ -163,6 +163,12 @@ def _cmd_run(args) -> int:
 
         with open(args.report, "w") as f:
             json.dump(reports[-1] if reports else {"device": "host", "milliseconds": times}, f, indent=2, default=str)
+    print_outputs(args, outputs)
+    return 0
+
+
+def print_outputs(args, outputs) -> None:
+    """--print-top N entries of each output, or every output when nothing else was asked."""
     if args.print_top:
         for name, arr in outputs.items():
             flat = arr.reshape(-1)
@@ -171,7 +177,6 @@ def _cmd_run(args) -> int:
     if not (args.outputs or args.print_top or args.print_time or args.report):
         for name, arr in outputs.items():
             print(f"{name}: {arr.tolist()}")
-    return 0
 
 
 def _cmd_boards(args) -> int:

@@ -83,7 +83,7 @@ class CWriter:
                    f"const void* {n}_output(int32_t index);\n\n")
         out.append(f"/** Run one inference on the inputs already written at {n}_input(). Returns 0. */\n"
                    f"int {n}_invoke(void);\n\n")
-        out.append(f"/**\n * Copy the inputs in, run one inference and copy the outputs out:\n")
+        out.append("/**\n * Copy the inputs in, run one inference and copy the outputs out:\n")
         for i, d in enumerate(self.inputs):
             out.append(f" * @param input_{i}  '{d.name}', {d.dtype}{d.shape}\n")
         for i, d in enumerate(self.outputs):

@@ -19,11 +19,9 @@ import concurrent.futures
 import dataclasses
 import json
 import os
-import re
-import subprocess
 from typing import Dict, List, Optional, Sequence, Union
 
-from ..errors import MemoryBudgetError, TinyEngineError
+from ..errors import TinyEngineError
 from ..runtime import qemu as _q
 from ..targets.boards import Board, get_board
 from .model_desc import MlperfOptions, read_metadata, write_model_desc
@@ -112,32 +110,9 @@ def build_serial_firmware(project_dir: str, board: Union[str, Board] = _q.DEFAUL
 
     ld = _q._linker_script(board, fw, out_dir)
     elf = os.path.join(out_dir, "firmware.elf")
-    tmp_elf = f"{elf}.{os.getpid()}.tmp"
-    link = [cc, *arch, "-nostartfiles", *_q.LINK_SPECS, "-T", ld, "-L", os.path.join(fw, "ld"),
-            "-Wl,--gc-sections", f"-Wl,--defsym=__stack_size__={int(stack_bytes)}", *objects, "-lm"]
-    stamp = os.path.join(out_dir, "link.stamp")
-    key = _q._sha(*link, elf, _q._file_bytes(ld), _q._file_bytes(os.path.join(fw, "ld", "common.ld")))
-    link += [f"-Wl,-Map={tmp_elf}.map", "-o", tmp_elf]
-    if not (os.path.isfile(elf) and os.path.isfile(stamp) and _q._file_bytes(stamp).decode() == key):
-        proc = subprocess.run(link, capture_output=True, text=True)
-        if proc.returncode != 0:
-            for f in (tmp_elf, tmp_elf + ".map"):
-                if os.path.exists(f):
-                    os.remove(f)
-            overflow = re.findall(r"region `(\w+)' overflowed by (\d+) bytes", proc.stderr)
-            if overflow:
-                raise MemoryBudgetError(
-                    f"'{name}' does not fit {board.name} ({board.flash_bytes} B flash, "
-                    f"{board.ram_region_bytes} B RAM region, {int(stack_bytes)} B stack): "
-                    + ", ".join(f"{r} overflowed by {n} bytes" for r, n in overflow))
-            raise TinyEngineError(f"linking the serial firmware of '{name}' for {board.name} failed:\n"
-                                  f"  {' '.join(link)}\n{proc.stdout}{proc.stderr}")
-        with open(os.path.join(out_dir, "objects.json"), "w") as f:
-            json.dump({"model": groups.get("model", []), "all": objects, "groups": groups}, f, indent=1)
-        os.replace(tmp_elf + ".map", elf + ".map")
-        os.replace(tmp_elf, elf)
-        _q._write_if_changed(stamp, key)
-    return elf
+    return _q.link_firmware(cc, arch, ld, fw, stack_bytes, objects, elf, out_dir, name, board,
+                            {"model": groups.get("model", []), "all": objects, "groups": groups},
+                            what="serial firmware")
 
 
 def group_sizes(elf: str) -> Dict[str, Dict[str, int]]:

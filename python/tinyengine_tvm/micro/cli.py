@@ -157,14 +157,9 @@ def _cmd_run(args, original) -> int:
     if args.report:
         with open(args.report, "w") as f:
             json.dump(report, f, indent=2, default=str)
-    if args.print_top:
-        for name, arr in outputs.items():
-            flat = arr.reshape(-1)
-            top = np.argsort(-flat.astype(np.float64), kind="stable")[: args.print_top]
-            print(f"{name}: top-{len(top)} indices {top.tolist()} values {flat[top].tolist()}")
-    if not (args.outputs or args.print_top or args.print_time or args.report):
-        for name, arr in outputs.items():
-            print(f"{name}: {arr.tolist()}")
+    from ..cli import print_outputs
+
+    print_outputs(args, outputs)
     return 0
 
 

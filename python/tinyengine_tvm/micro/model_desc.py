@@ -13,7 +13,6 @@ restored before every run). With MLPerf Tiny enabled it also holds the
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -21,6 +20,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import TinyEngineError
+from ..runtime.project import read_metadata
 
 DTYPE_CODES = {"int8": 1, "uint8": 2, "int16": 3, "int32": 4, "float32": 5}
 
@@ -160,14 +160,6 @@ _CTYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "i
 
 def _ctype(dtype: str) -> str:
     return _CTYPES[dtype]
-
-
-def read_metadata(project_dir: str) -> dict:
-    path = os.path.join(project_dir, "metadata.json")
-    if not os.path.isfile(path):
-        raise TinyEngineError(f"{project_dir}: not a compiled tinyengine project (no metadata.json)")
-    with open(path) as f:
-        return json.load(f)
 
 
 def write_model_desc(project_dir: str, out_dir: str, mlperf: Optional[MlperfOptions] = None) -> str:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import ctypes
 import glob
-import json
 import os
 import subprocess
 import time
@@ -12,6 +11,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import TinyEngineError
+from .project import read_metadata
 
 WARNING_FLAGS = ["-Wall", "-Wextra", "-Werror"]
 
@@ -29,7 +29,7 @@ def build_host_library(project: str, out_dir: Optional[str] = None, cc: str = "g
     C is built with -std=c11 and C++ kernels with -std=c++17 -fno-exceptions
     -fno-rtti, all with -Wall -Wextra -Werror.
     """
-    meta = _metadata(project)
+    meta = read_metadata(project)
     name = meta["model"]
     out_dir = out_dir or os.path.join(project, "build", "host")
     os.makedirs(out_dir, exist_ok=True)
@@ -47,14 +47,6 @@ def build_host_library(project: str, out_dir: Optional[str] = None, cc: str = "g
     lib = os.path.join(out_dir, f"lib{name}.so")
     _run([cxx, "-shared", *extra_flags, "-o", lib, *objects])
     return lib
-
-
-def _metadata(project: str) -> dict:
-    path = os.path.join(project, "metadata.json")
-    if not os.path.isfile(path):
-        raise TinyEngineError(f"{project}: not a compiled tinyengine project (no metadata.json)")
-    with open(path) as f:
-        return json.load(f)
 
 
 def load_npz_inputs(path: str, inputs_meta: List[dict]) -> Dict[str, np.ndarray]:
@@ -87,7 +79,7 @@ class HostModel:
     """A generated project built for this host, callable with numpy arrays."""
 
     def __init__(self, project: str, build_dir: Optional[str] = None, extra_flags: Sequence[str] = ()):
-        self.meta = _metadata(project)
+        self.meta = read_metadata(project)
         self.lib_path = build_host_library(project, build_dir, extra_flags=extra_flags)
         self._lib = ctypes.CDLL(self.lib_path)
         self._fn = getattr(self._lib, f"{self.meta['model']}_run")

@@ -37,6 +37,7 @@ import numpy as np
 
 from ..errors import MemoryBudgetError, TinyEngineError
 from ..targets.boards import Board, get_board
+from .project import read_metadata
 
 ICOUNT_SHIFT = 6
 DEFAULT_BOARD = "mps2-an500"
@@ -123,12 +124,6 @@ def firmware_dir() -> str:
 
 
 # --------------------------------------------------------------------------- project
-def _metadata(project_dir: str) -> dict:
-    path = os.path.join(project_dir, "metadata.json")
-    if not os.path.isfile(path):
-        raise TinyEngineError(f"{project_dir}: not a compiled tinyengine project (no metadata.json)")
-    with open(path) as f:
-        return json.load(f)
 
 
 def _nbytes(desc: dict) -> int:
@@ -169,7 +164,7 @@ def write_glue(project_dir: str, out_dir: str) -> str:
     """Write model_glue.c for ``project_dir`` into ``out_dir``; returns its path."""
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "model_glue.c")
-    _write_if_changed(path, glue_source(_metadata(project_dir)))
+    _write_if_changed(path, glue_source(read_metadata(project_dir)))
     return path
 
 
@@ -266,7 +261,7 @@ def build_firmware(project_dir: str, board: Union[str, Board] = DEFAULT_BOARD, b
     _require_tools(qemu=False)
     board = get_board(board)
     project_dir = os.path.abspath(project_dir)
-    meta = _metadata(project_dir)
+    meta = read_metadata(project_dir)
     name = meta["model"]
     fw = firmware_dir()
     build_dir = os.path.abspath(build_dir or os.path.join(project_dir, "build", "arm"))
@@ -317,7 +312,19 @@ def build_firmware(project_dir: str, board: Union[str, Board] = DEFAULT_BOARD, b
 
     ld = _linker_script(board, fw, out_dir)
     elf = os.path.join(out_dir, "firmware.elf")
-    tmp_elf = f"{elf}.{os.getpid()}.tmp"  # linked aside, then renamed: concurrent builds stay safe
+    return link_firmware(cc, arch, ld, fw, stack_bytes, objects, elf, out_dir, name, board,
+                         {"model": model_objects, "all": objects}, what="firmware")
+
+
+def link_firmware(cc: str, arch, ld: str, fw: str, stack_bytes: int, objects: List[str], elf: str,
+                  out_dir: str, name: str, board: Board, object_groups: dict, what: str) -> str:
+    """Link ``objects`` into ``elf`` unless an identical link already made it.
+
+    The ELF is linked aside and renamed, so concurrent builds stay safe; a
+    memory region overflow becomes a MemoryBudgetError with the numbers.
+    ``object_groups`` is written to objects.json for the size reports.
+    """
+    tmp_elf = f"{elf}.{os.getpid()}.tmp"
     link = [cc, *arch, "-nostartfiles", *LINK_SPECS, "-T", ld, "-L", os.path.join(fw, "ld"),
             "-Wl,--gc-sections", f"-Wl,--defsym=__stack_size__={int(stack_bytes)}", *objects, "-lm"]
     stamp = os.path.join(out_dir, "link.stamp")
@@ -335,10 +342,10 @@ def build_firmware(project_dir: str, board: Union[str, Board] = DEFAULT_BOARD, b
                     f"'{name}' does not fit {board.name} ({board.flash_bytes} B flash, "
                     f"{board.ram_region_bytes} B RAM region, {int(stack_bytes)} B stack): "
                     + ", ".join(f"{r} overflowed by {n} bytes" for r, n in overflow))
-            raise TinyEngineError(f"linking the firmware of '{name}' for {board.name} failed:\n"
+            raise TinyEngineError(f"linking the {what} of '{name}' for {board.name} failed:\n"
                                   f"  {' '.join(link)}\n{proc.stdout}{proc.stderr}")
         with open(os.path.join(out_dir, "objects.json"), "w") as f:
-            json.dump({"model": model_objects, "all": objects}, f, indent=1)
+            json.dump(object_groups, f, indent=1)
         os.replace(tmp_elf + ".map", elf + ".map")
         os.replace(tmp_elf, elf)
         _write_if_changed(stamp, key)
@@ -518,7 +525,7 @@ class QemuModel:
                  build_dir: Optional[str] = None, timeout: float = 60, **build_kwargs):
         self.project_dir = os.path.abspath(project_dir)
         self.board = _emulated(board)
-        self.meta = _metadata(self.project_dir)
+        self.meta = read_metadata(self.project_dir)
         self.timeout = timeout
         self.elf = build_firmware(self.project_dir, self.board, build_dir, **build_kwargs)
         self.sizes = {**elf_sizes(self.elf), **model_sizes(self.elf)}
@@ -598,7 +605,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.cmd == "glue":
         print(write_glue(args.project, args.out_dir))
         return 0
-    meta = _metadata(args.project)
+    meta = read_metadata(args.project)
     if args.inputs:
         from .host import load_npz_inputs
 

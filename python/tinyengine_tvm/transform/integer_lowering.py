@@ -12,7 +12,7 @@ any float operation that no pattern consumed is reported as unsupported.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import tvm

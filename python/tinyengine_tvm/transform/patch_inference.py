@@ -21,9 +21,8 @@ by the same kernel arithmetic on the same input values.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
-import numpy as np
 import tvm
 from tvm import relax
 
