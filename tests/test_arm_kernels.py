@@ -440,3 +440,20 @@ def test_shared_models_with_dsp_kernels_match_tflm(model, board, dsp_models, arm
             np.testing.assert_array_equal(g, t.reshape(g.shape), err_msg=f"{model} on {board}: != TFLM for '{name}'")
     assert report["kernels"] == "cortex-m7" and report["core"] == get_board(board).core
     print(f"{model} on {board} with DSP kernels: {report['instructions']:,} instructions")
+
+
+@pytest.mark.parametrize("core", ["cortex-m4", "cortex-m7", "cortex-m55"])
+def test_kernel_library_cmake_cross_build(core, tmp_path):
+    """The top-level CMake builds the whole kernel library for each core with -Werror."""
+    import shutil
+    import subprocess
+
+    if shutil.which("arm-none-eabi-g++") is None or shutil.which("cmake") is None:
+        pytest.skip("arm-none-eabi-g++ or cmake missing (bash scripts/install_arm_toolchain.sh)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    build = str(tmp_path / core)
+    subprocess.run(["cmake", "-S", root, "-B", build, f"-DCMAKE_TOOLCHAIN_FILE={root}/cmake/arm-none-eabi.cmake",
+                    f"-DTE_CORE={core}"], check=True, capture_output=True)
+    proc = subprocess.run(["cmake", "--build", build, "-j2"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert os.path.isfile(os.path.join(build, "libtinyengine_kernels.a"))

@@ -149,3 +149,12 @@ def test_mcpu_selects_cortex_m_kernels(tmp_path, capsys):
     assert cli.main(["compile", DEFAULT, "-o", str(tmp_path / "bad"), "--target-tinyengine-mcpu", "cortex-m7",
                      "--target-tinyengine-board", "NUCLEO-F412ZG"]) == 2
     assert "does not match" in capsys.readouterr().err
+
+
+def test_keep_portable_arena_never_grows_the_arena(tmp_path):
+    import tinyengine_tvm as te
+
+    portable = te.compile(DEFAULT).metadata["memory"]["arena_bytes"]
+    strict = te.compile(DEFAULT, core="cortex-m7", keep_portable_arena=True)
+    assert strict.metadata["memory"]["arena_bytes"] <= portable
+    assert any(op["kernel"].startswith("te_arm_") for op in strict.metadata["ops"])

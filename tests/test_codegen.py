@@ -58,7 +58,11 @@ def test_layout_and_metadata(default_compiled, tmp_path):
         assert key in meta["inputs"][0] and key in meta["outputs"][0]
     mem = meta["memory"]
     assert mem["arena_bytes"] > 0 and mem["weights_bytes"] > 0 and 0 <= mem["scratch_bytes"] < mem["arena_bytes"]
-    assert all({"name", "type", "macs"} <= set(op) for op in meta["ops"])
+    assert all({"name", "type", "macs", "live_before", "live_bytes", "live_after"} <= set(op) for op in meta["ops"])
+    # What is alive after one op is what is alive before the next.
+    for a, b in zip(meta["ops"], meta["ops"][1:]):
+        assert a["live_after"] == b["live_before"]
+    assert all(op["live_before"] <= op["live_bytes"] and op["live_after"] <= op["live_bytes"] for op in meta["ops"])
     assert sum(op["macs"] for op in meta["ops"]) == meta["total_macs"] > 0
     header = open(os.path.join(out, "include", f"{name}.h")).read()
     assert re.search(rf"#define {name.upper()}_ARENA_BYTES {mem['arena_bytes']}\b", header)

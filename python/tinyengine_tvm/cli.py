@@ -84,7 +84,7 @@ def _cmd_compile(args) -> int:
         core = get_core(core).name
         if board is not None and core != board.core:
             raise TinyEngineError(f"--target-tinyengine-mcpu {core} does not match {board.name}'s {board.core}")
-    compiled = compile_model(args.model, core=core, **kwargs)
+    compiled = compile_model(args.model, core=core, keep_portable_arena=args.keep_portable_arena, **kwargs)
     if board is not None:
         from .targets.fit import check_fits
 
@@ -204,9 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target-tinyengine-mcpu", default=None, metavar="CORE",
                    help="select kernels for a core: cortex-m4, cortex-m7, cortex-m55 (default: the board's core; "
                         "none: portable kernels only)")
+    c.add_argument("--keep-portable-arena", action="store_true",
+                   help="never let the Cortex-M kernels' scratch grow the arena (keeps portable kernels there)")
     c.add_argument("--disable-pass", action="append", default=[], metavar="PASS",
-                   help="turn off one optimization pass (repeatable): FoldPadIntoConv, InplaceDepthwise, "
-                        "MemoryAwareSchedule")
+                   help="turn off one optimization pass (repeatable): FoldPadIntoConv, PatchBasedInference, "
+                        "InplaceDepthwise, InplaceElementwise, MemoryAwareSchedule")
     c.add_argument("--pass-config", action="append", default=[], metavar="PASS.OPTION=VALUE",
                    help="set a pass option, e.g. MemoryAwareSchedule.max_states=5000 (repeatable)")
     c.add_argument("--sram-budget", type=int, default=None, metavar="BYTES",

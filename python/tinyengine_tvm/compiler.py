@@ -91,7 +91,8 @@ def _imported_from_irmodule(mod: tvm.IRModule, name: str) -> ImportedModel:
 def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None,  # noqa: A001
             passes: Optional[List[tvm.transform.Pass]] = None, optimize: bool = True,
             disabled_passes: Sequence[str] = (), pass_config: Optional[Dict[str, Any]] = None,
-            sram_budget: Optional[int] = None, core: Optional[str] = None) -> CompiledModel:
+            sram_budget: Optional[int] = None, core: Optional[str] = None,
+            keep_portable_arena: bool = False) -> CompiledModel:
     """Compile an int8 TFLite/ONNX model (path or bytes) or a QDQ Relax IRModule to C.
 
     After integer lowering the default memory passes run (see
@@ -102,6 +103,9 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     With ``core`` ("cortex-m4", "cortex-m7", "cortex-m55"; None = portable
     kernels only) the Cortex-M optimized kernels are selected where the shapes
     allow (``codegen.kernel_selection``); the project still builds anywhere.
+    Their scratch can add up to ~1.3 KB to the arena on the shared models;
+    ``keep_portable_arena`` keeps the portable kernel wherever that scratch
+    would make the arena larger than the portable plan's (slower).
     Raises ModelFormatError / UnsupportedModelError before producing anything.
     """
     t0 = time.perf_counter()
@@ -120,12 +124,11 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     lowered = tvm.transform.Sequential(optimizations + list(passes or []), name="tinyengine")(lowered)
     graph = KernelGraph.from_relax(lowered["main"])
     selection = None
+    plan = plan_arena(graph, _scratch_of(graph))
     if core is not None:  # Cortex-M optimized kernels (codegen/kernel_selection.py)
-        from .codegen.kernel_selection import select_kernels
-
-        graph, selection = select_kernels(graph, core)
+        limit = plan.arena_bytes if keep_portable_arena else None
+        graph, plan, selection = _select_within_arena(lowered, core, limit)
     _fill_io_from_graph(imported, graph)
-    plan = plan_arena(graph, lambda s: KERNELS[graph.steps[s].kernel].scratch(graph.steps[s].attrs))
     writer = CWriter(imported.name, graph, plan, imported.inputs, imported.outputs)
     files = {
         f"include/{imported.name}.h": writer.header(),
@@ -146,6 +149,28 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     compiled.graph, compiled.plan = graph, plan
     compiled.compile_seconds = time.perf_counter() - t0
     return compiled
+
+
+def _scratch_of(graph: KernelGraph):
+    return lambda s: KERNELS[graph.steps[s].kernel].scratch(graph.steps[s].attrs)
+
+
+def _select_within_arena(lowered: tvm.IRModule, core: str, arena_limit: Optional[int]):
+    """Optimized kernels for ``core``; with ``arena_limit``, the steps whose
+    scratch would push the arena above it keep their portable kernel."""
+    from .codegen.kernel_selection import select_kernels
+
+    keep: set = set()
+    while True:
+        graph, selection = select_kernels(KernelGraph.from_relax(lowered["main"]), core, keep)
+        plan = plan_arena(graph, _scratch_of(graph))
+        if arena_limit is None or plan.arena_bytes <= arena_limit:
+            return graph, plan, selection
+        scratch_steps = [s for s in range(len(graph.steps)) if ("scratch", s) in plan.buffers and s not in keep]
+        over = [s for s in scratch_steps if plan.live_bytes(s) > arena_limit]
+        if not scratch_steps:
+            return graph, plan, selection  # not caused by scratch: keep the faster kernels
+        keep.update(over or scratch_steps)
 
 
 def _fill_io_from_graph(imported: ImportedModel, graph: KernelGraph) -> None:
@@ -170,7 +195,9 @@ def _metadata(imported: ImportedModel, graph: KernelGraph, plan, passes) -> dict
         ops.append({
             "name": step.name, "type": step.attrs.get("_op_type", spec.op_type), "kernel": step.kernel,
             "macs": int(spec.macs(step.attrs)),
+            "live_before": int(plan.live_before(s)),
             "live_bytes": int(plan.live_bytes(s)),
+            "live_after": int(plan.live_after(s)),
             "live_buffers": sorted(names[k] for k in plan.live_buffers(s)),
         })
     peak_step = max(range(len(ops)), key=lambda s: ops[s]["live_bytes"], default=None)

@@ -361,13 +361,14 @@ _HANDLERS: Dict[str, Callable[[_Editor, Step], None]] = {
 }
 
 
-def select_kernels(graph: KernelGraph, core) -> Tuple[KernelGraph, Dict]:
+def select_kernels(graph: KernelGraph, core, keep_portable=()) -> Tuple[KernelGraph, Dict]:
     """Optimized kernels for ``core`` (a name or :class:`~tinyengine_tvm.targets.Core`).
 
     Returns the rewritten graph (constants the optimized kernels no longer read
     dropped) and a report: {"core": name, "optimized": number of steps,
     "refused": [(step name, portable kernel, reason)]}.  Cores without DSP
-    keep the graph (and its portable kernels).
+    keep the graph (and its portable kernels).  Steps whose indices are in
+    ``keep_portable`` are left alone (the caller's memory policy).
     """
     from ..targets.cores import get_core
 
@@ -376,9 +377,12 @@ def select_kernels(graph: KernelGraph, core) -> Tuple[KernelGraph, Dict]:
     if not c.dsp:
         return graph, report
     ed = _Editor(graph)
-    for step in graph.steps:
+    for index, step in enumerate(graph.steps):
         handler = _HANDLERS.get(step.kernel)
         if handler is None:
+            continue
+        if index in keep_portable:
+            report["refused"].append((step.name, step.kernel, "its scratch would raise the arena"))
             continue
         try:
             handler(ed, step)

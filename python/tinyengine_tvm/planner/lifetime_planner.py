@@ -53,6 +53,14 @@ class ArenaPlan:
         """Bytes of the buffers alive during ``step`` (aligned sizes)."""
         return sum(align(b.size) for b in self.buffers.values() if b.first <= step <= b.last)
 
+    def live_before(self, step: int) -> int:
+        """Bytes alive just before ``step`` starts (produced earlier, read at or after it)."""
+        return sum(align(b.size) for b in self.buffers.values() if b.first < step <= b.last)
+
+    def live_after(self, step: int) -> int:
+        """Bytes alive just after ``step`` ends (produced by then, read later or by the caller)."""
+        return sum(align(b.size) for b in self.buffers.values() if b.first <= step < b.last)
+
     def live_buffers(self, step: int) -> List[Hashable]:
         """Keys of the buffers alive during ``step``."""
         return [k for k, b in self.buffers.items() if b.first <= step <= b.last]

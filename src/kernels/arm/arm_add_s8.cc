@@ -17,7 +17,7 @@ namespace {
 template <bool kFullRange>
 __attribute__((noinline)) void add_contiguous(const te_arm_add_params* p, const int8_t* x, const int8_t* y, const int32_t* t1,
                     const int32_t* t2, int8_t* out, int32_t n) {
-#if TE_ARM_DSP
+#if TE_ARM_DSP && defined(__OPTIMIZE__)  // at -O0 the frame pointer leaves too few registers
   if (kFullRange && n > 0) {
     const int8_t* end = out + n;
     int32_t a, b;
