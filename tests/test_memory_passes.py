@@ -331,3 +331,35 @@ def test_planner_reaches_the_live_set_peak(model, shared_dir):
     mem = compiled.metadata["memory"]
     # The live-set peak counts aligned sizes; only the last buffer's padding may differ.
     assert mem["live_peak_bytes"] - 16 < mem["arena_bytes"] <= mem["live_peak_bytes"], mem
+
+
+@pytest.mark.parametrize("mask", range(2 ** len(ALL_PASSES)))
+def test_every_combination_of_passes(mask):
+    """All 2^5 subsets of the passes, bit-exact with TFLM, on a model that FoldPadIntoConv,
+    PatchBasedInference and both in-place passes change (reordering is tested above)."""
+    model = _mbv2_combo_model()
+    disabled = [p for i, p in enumerate(ALL_PASSES) if not (mask >> i) & 1]
+    compiled = te.compile(model, disabled_passes=disabled, pass_config={
+        "InplaceDepthwise.only_if_smaller": False, "InplaceElementwise.only_if_smaller": False})
+    check_plan_valid(compiled)
+    assert_matches_tflm(compiled, model, [random_inputs(compiled.metadata["inputs"], s) for s in range(2)])
+
+
+_COMBO_MODEL = []
+
+
+def _mbv2_combo_model():
+    """_mbv2_like with an explicit PAD, so FoldPadIntoConv has work too (built once)."""
+    if not _COMBO_MODEL:
+        g = QuantizedGraph(21)
+        x = g.input((1, 48, 44, 3))
+        x = g.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        x = g.conv2d(x, 8, (3, 3), (2, 2), padding="VALID", activation="RELU6")
+        y = g.conv2d(x, 16, (1, 1), activation="RELU6")
+        y = g.depthwise_conv2d(y, (3, 3), (1, 1), activation="RELU6")
+        y = g.conv2d(y, 8, (1, 1))
+        x = g.add(x, y)
+        x = g.depthwise_conv2d(x, (5, 5), (2, 2), activation="RELU6")
+        x = g.conv2d(x, 12, (1, 1), activation="RELU6")
+        _COMBO_MODEL.append(g.finish(x))
+    return _COMBO_MODEL[0]
