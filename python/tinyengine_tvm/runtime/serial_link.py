@@ -894,9 +894,15 @@ class QemuSerial(Link):
             transport = self._connect(link, boot_timeout)
             transport.gone_reason = self.explain  # type: ignore[method-assign]
             super().__init__(transport, timeout, retries)
-            if expect_boot and self.client.wait_boot(boot_timeout) is None:
-                raise LinkTimeout(f"the firmware did not announce itself within {boot_timeout:g} s"
-                                  + (f"\n{self.explain()}" if self.explain() else ""))
+            # QEMU discards what the guest writes to a pty nobody has opened yet,
+            # so over a pty the BOOT frame can be lost: then HELLO checks the
+            # firmware instead (it raises LinkTimeout on silence).
+            boot_wait = boot_timeout if link == "tcp" else min(boot_timeout, 3.0)
+            if expect_boot and self.client.wait_boot(boot_wait) is None:
+                if link != "pty":
+                    raise LinkTimeout(f"the firmware did not announce itself within {boot_timeout:g} s"
+                                      + (f"\n{self.explain()}" if self.explain() else ""))
+                self.client.hello()
             if wrap is not None:  # fault injection, after the boot frame
                 self.transport = self.client.transport = wrap(transport)
         except BaseException:
