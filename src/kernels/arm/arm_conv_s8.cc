@@ -375,31 +375,25 @@ void gemm_block(const int8_t* w, int32_t groups, GemmCtx* ctx) {
 #if TE_ARM_DSP
   int32_t a0, a1, a2, a3, c, n, x0, x1, wa, w0, w1;
   const bool odd = groups & 1;
-  if (kW16) {
-    if (ctx->out_offset != 0) {
-      if (odd) {
-        TE_GEMM_ASM(TE_ODD_W16, TE_ADD_OFFSET, TE_PAIR_W16);
-      } else {
-        TE_GEMM_ASM("", TE_ADD_OFFSET, TE_PAIR_W16);
-      }
-    } else if (odd) {
-      TE_GEMM_ASM(TE_ODD_W16, "", TE_PAIR_W16);
-    } else {
-      TE_GEMM_ASM("", "", TE_PAIR_W16);
-    }
-  } else {
-    if (ctx->out_offset != 0) {
-      if (odd) {
-        TE_GEMM_ASM(TE_ODD_W8, TE_ADD_OFFSET, TE_PAIR_W8);
-      } else {
-        TE_GEMM_ASM("", TE_ADD_OFFSET, TE_PAIR_W8);
-      }
-    } else if (odd) {
-      TE_GEMM_ASM(TE_ODD_W8, "", TE_PAIR_W8);
-    } else {
-      TE_GEMM_ASM("", "", TE_PAIR_W8);
-    }
+  // The asm text must be a literal, so each variant is spelled out once here.
+#define TE_GEMM_DISPATCH(ODD, PAIR)                     \
+  if (ctx->out_offset != 0) {                           \
+    if (odd) {                                          \
+      TE_GEMM_ASM(ODD, TE_ADD_OFFSET, PAIR);            \
+    } else {                                            \
+      TE_GEMM_ASM("", TE_ADD_OFFSET, PAIR);             \
+    }                                                   \
+  } else if (odd) {                                     \
+    TE_GEMM_ASM(ODD, "", PAIR);                         \
+  } else {                                              \
+    TE_GEMM_ASM("", "", PAIR);                          \
   }
+  if (kW16) {
+    TE_GEMM_DISPATCH(TE_ODD_W16, TE_PAIR_W16)
+  } else {
+    TE_GEMM_DISPATCH(TE_ODD_W8, TE_PAIR_W8)
+  }
+#undef TE_GEMM_DISPATCH
   (void)a0, (void)a1, (void)a2, (void)a3, (void)c, (void)n, (void)x0, (void)x1, (void)wa, (void)w0, (void)w1;
 #else
   const int32_t cout = ctx->cout;

@@ -127,10 +127,15 @@ inline void dot2(const int16_t* row, int32_t plane_w, const word_t* wp, int32_t 
 #if TE_ARM_DSP
 // Row ROW (0..2) of a 3x3 filter for four outputs at stride S: plane row at
 // ROWPTR, tap pairs (w0, w1) / (w2, 0) loaded into wa / wb.
-#define TE_DW3_ROW_S1(ROWPTR, WOFF)                     \
+// Four int8 weights at rec + WOFF widened to int16 pairs:
+// wa = bytes 0 and 2, wb = bytes 1 and 3.
+#define TE_DW_ROW_WEIGHTS(WOFF)                         \
   "ldr %[wb], [%[rec], #" WOFF "]\n\t"                \
   "sxtb16 %[wa], %[wb]\n\t"                            \
-  "sxtb16 %[wb], %[wb], ror #8\n\t"                    \
+  "sxtb16 %[wb], %[wb], ror #8\n\t"
+
+#define TE_DW3_ROW_S1(ROWPTR, WOFF)                     \
+  TE_DW_ROW_WEIGHTS(WOFF)                              \
   "ldr %[t], [" ROWPTR "]\n\t"                          \
   "smlad %[a0], %[t], %[wa], %[a0]\n\t"                \
   "ldr %[t], [" ROWPTR ", #2]\n\t"                      \
@@ -146,9 +151,7 @@ inline void dot2(const int16_t* row, int32_t plane_w, const word_t* wp, int32_t 
   "smlatb %[a3], %[t], %[wb], %[a3]\n\t"
 
 #define TE_DW3_ROW_S2(ROWPTR, WOFF)                     \
-  "ldr %[wb], [%[rec], #" WOFF "]\n\t"                \
-  "sxtb16 %[wa], %[wb]\n\t"                            \
-  "sxtb16 %[wb], %[wb], ror #8\n\t"                    \
+  TE_DW_ROW_WEIGHTS(WOFF)                              \
   "ldr %[t], [" ROWPTR "]\n\t"                          \
   "smlad %[a0], %[t], %[wa], %[a0]\n\t"                \
   "ldr %[t], [" ROWPTR ", #4]\n\t"                      \
@@ -171,9 +174,7 @@ inline void dot2(const int16_t* row, int32_t plane_w, const word_t* wp, int32_t 
 
 // Rows for blocks of three outputs (S = 1: plane columns 0..4; S = 2: 0..6).
 #define TE_DW3_ROW3_S1(ROWPTR, WOFF)                    \
-  "ldr %[wb], [%[rec], #" WOFF "]\n\t"                \
-  "sxtb16 %[wa], %[wb]\n\t"                            \
-  "sxtb16 %[wb], %[wb], ror #8\n\t"                    \
+  TE_DW_ROW_WEIGHTS(WOFF)                              \
   "ldr %[t], [" ROWPTR "]\n\t"                          \
   "smlad %[a0], %[t], %[wa], %[a0]\n\t"                \
   "ldr %[t], [" ROWPTR ", #2]\n\t"                      \
@@ -186,9 +187,7 @@ inline void dot2(const int16_t* row, int32_t plane_w, const word_t* wp, int32_t 
   "smlabb %[a2], %[t], %[wb], %[a2]\n\t"
 
 #define TE_DW3_ROW3_S2(ROWPTR, WOFF)                    \
-  "ldr %[wb], [%[rec], #" WOFF "]\n\t"                \
-  "sxtb16 %[wa], %[wb]\n\t"                            \
-  "sxtb16 %[wb], %[wb], ror #8\n\t"                    \
+  TE_DW_ROW_WEIGHTS(WOFF)                              \
   "ldr %[t], [" ROWPTR "]\n\t"                          \
   "smlad %[a0], %[t], %[wa], %[a0]\n\t"                \
   "ldr %[t], [" ROWPTR ", #4]\n\t"                      \
