@@ -11,7 +11,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import TinyEngineError
-from .project import read_metadata
+from .project import match_inputs, read_metadata
 
 WARNING_FLAGS = ["-Wall", "-Wextra", "-Werror"]
 
@@ -53,26 +53,7 @@ def load_npz_inputs(path: str, inputs_meta: List[dict]) -> Dict[str, np.ndarray]
     """Read an .npz of inputs keyed by tensor name (a lone unnamed array is accepted
     for a one-input model)."""
     data = dict(np.load(path))
-    return _match_inputs(data, inputs_meta)
-
-
-def _match_inputs(data: Mapping[str, np.ndarray], inputs_meta: List[dict]) -> Dict[str, np.ndarray]:
-    names = [m["name"] for m in inputs_meta]
-    if len(names) == 1 and names[0] not in data and len(data) == 1:
-        data = {names[0]: next(iter(data.values()))}
-    missing = [n for n in names if n not in data]
-    if missing:
-        raise TinyEngineError(f"missing input(s) {missing}; the model's inputs are {names}")
-    out = {}
-    for m in inputs_meta:
-        arr = np.asarray(data[m["name"]])
-        want = tuple(m["shape"])
-        if arr.size != int(np.prod(want)):
-            raise TinyEngineError(f"input '{m['name']}': expected shape {list(want)}, got {list(arr.shape)}")
-        if arr.dtype != np.dtype(m["dtype"]):
-            raise TinyEngineError(f"input '{m['name']}': expected dtype {m['dtype']}, got {arr.dtype}")
-        out[m["name"]] = np.ascontiguousarray(arr.reshape(want))
-    return out
+    return match_inputs(data, inputs_meta)
 
 
 class HostModel:
@@ -89,11 +70,7 @@ class HostModel:
     def run(self, inputs: Union[Mapping[str, np.ndarray], Sequence[np.ndarray], np.ndarray]) -> Dict[str, np.ndarray]:
         """One inference; inputs by tensor name (or positionally); outputs by name."""
         metas = self.meta["inputs"]
-        if isinstance(inputs, np.ndarray):
-            inputs = [inputs]
-        if not isinstance(inputs, Mapping):
-            inputs = {m["name"]: a for m, a in zip(metas, inputs)}
-        arrays = _match_inputs(inputs, metas)
+        arrays = match_inputs(inputs, metas)
         outs = {m["name"]: np.zeros(m["shape"], dtype=m["dtype"]) for m in self.meta["outputs"]}
         args = [arrays[m["name"]].ctypes.data_as(ctypes.c_void_p) for m in metas]
         args += [o.ctypes.data_as(ctypes.c_void_p) for o in outs.values()]

@@ -31,13 +31,13 @@ import subprocess
 import tempfile
 import threading
 import time
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..errors import MemoryBudgetError, TinyEngineError
 from ..targets.boards import Board, get_board
-from .project import read_metadata
+from .project import match_inputs, read_metadata
 
 ICOUNT_SHIFT = 6
 DEFAULT_BOARD = "mps2-an500"
@@ -504,17 +504,8 @@ def run_firmware(elf: str, input_blobs: Sequence[bytes], board: Union[str, Board
 
 
 def _input_blobs(meta: dict, inputs) -> List[bytes]:
-    from .host import _match_inputs
-
     metas = meta["inputs"]
-    if isinstance(inputs, np.ndarray):
-        inputs = [inputs]
-    if not isinstance(inputs, Mapping):
-        inputs = list(inputs)
-        if len(inputs) != len(metas):
-            raise TinyEngineError(f"{len(inputs)} input(s) given; the model has {len(metas)}")
-        inputs = {m["name"]: a for m, a in zip(metas, inputs)}
-    arrays = _match_inputs(inputs, metas)
+    arrays = match_inputs(inputs, metas)
     return [arrays[m["name"]].tobytes() for m in metas]
 
 

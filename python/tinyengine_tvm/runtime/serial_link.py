@@ -40,7 +40,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -734,27 +734,10 @@ class DeviceModel:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _blobs(self, inputs) -> List[bytes]:
-        metas = self.device["inputs"]
-        if isinstance(inputs, np.ndarray):
-            inputs = [inputs]
-        if not isinstance(inputs, Mapping):
-            inputs = list(inputs)
-            if len(inputs) != len(metas):
-                raise TinyEngineError(f"{len(inputs)} input(s) given; the model has {len(metas)}")
-            inputs = {m["name"]: a for m, a in zip(metas, inputs)}
-        out = []
-        for m in metas:
-            if m["name"] not in inputs:
-                raise TinyEngineError(f"missing input '{m['name']}' (have: {', '.join(map(str, inputs))})")
-            a = np.asarray(inputs[m["name"]])
-            if a.dtype != np.dtype(m["dtype"]) or list(a.shape) != list(m["shape"]):
-                if a.size == int(np.prod(m["shape"])) and a.dtype == np.dtype(m["dtype"]):
-                    a = a.reshape(m["shape"])
-                else:
-                    raise TinyEngineError(f"input '{m['name']}': got {a.dtype}{list(a.shape)}, "
-                                          f"the model takes {m['dtype']}{m['shape']}")
-            out.append(np.ascontiguousarray(a).tobytes())
-        return out
+        from .project import match_inputs
+
+        arrays = match_inputs(inputs, self.device["inputs"])
+        return [arrays[m["name"]].tobytes() for m in self.device["inputs"]]
 
     def _run_once(self, blobs: List[bytes], number: int, repeat: int):
         c = self.client
