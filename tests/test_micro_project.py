@@ -217,7 +217,7 @@ def test_cli_create_from_tarball_and_force(compiled, tmp_path, capsys):
     assert cli.main(args) == 0
     text = capsys.readouterr().out
     assert "nucleo_f746zg" in text and "MLPerf Tiny protocol (model ic01)" in text and "(estimate)" in text
-    assert cli.main(args) == 2 and "exists; pass --force" in capsys.readouterr().err
+    assert cli.main(args) == 2 and "pass --force" in capsys.readouterr().err
     assert cli.main(args + ["--force"]) == 0
     assert json.load(open(os.path.join(out, "project.json")))["mlperf"]["model_version"] == "ic01"
 

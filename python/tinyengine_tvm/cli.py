@@ -8,15 +8,40 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tarfile
 import tempfile
 from typing import List, Optional
 
 import numpy as np
 
-from .errors import TinyEngineError
+from .errors import TinyEngineError, UsageError
+from .naming import buffer_list, describe_op, quote_name
 
 TARGETS = ("tinyengine",)
+
+
+def int_option(low: int, high: Optional[int] = None):
+    """An argparse type: an integer in [low, high] (the message says the range)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(
+                f"{value} is out of range ({low} to {high})" if high is not None else f"{value} must be >= {low}")
+        return value
+    return parse
+
+
+def seconds_option(text: str) -> float:
+    """An argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not (0 < value < 1e6):
+        raise argparse.ArgumentTypeError(f"{text}: seconds must be > 0 (and finite)")
+    return value
 
 
 def _format_bytes(n: int) -> str:
@@ -27,7 +52,7 @@ def _pass_summary(p: dict) -> str:
     if "applied" in p:  # PatchBasedInference
         if not p["applied"]:
             return f"not applied ({p['reason']})"
-        return (f"{p['patches']}x{p['patches']} patches up to op #{p['split_index']} '{p['split_op']}', "
+        return (f"{p['patches']}x{p['patches']} patches up to op #{p['split_index']} {quote_name(p['split_op'], 72)}, "
                 f"+{p['mac_overhead']:.1%} MACs, arena {p['baseline_arena_bytes']:,} -> {p['arena_bytes']:,} B")
     if "peak_bytes" in p:  # MemoryAwareSchedule
         how = "exact" if p["exact"] else "heuristic"
@@ -43,13 +68,15 @@ def format_report(meta: dict, seconds: Optional[float] = None) -> str:
     for kind in ("inputs", "outputs"):
         for t in meta[kind]:
             q = f" scale={t['scale']:.6g} zp={t['zero_point']}" if t.get("scale") is not None else ""
-            lines.append(f"{kind[:-1]:<12} {t['name']}: {t['dtype']}{t['shape']}{q}")
+            lines.append(f"{kind[:-1]:<12} {quote_name(t['name'])}: {t['dtype']}{t['shape']}{q}")
     lines.append(f"arena        {_format_bytes(mem['arena_bytes'])}: inputs, activations, outputs, "
                  f"scratch ({mem['scratch_bytes']:,} B); live-set peak {mem['live_peak_bytes']:,} B")
     if mem.get("peak_op_index") is not None:
         peak = meta["ops"][mem["peak_op_index"]]
-        lines.append(f"peak at      op #{mem['peak_op_index']} {peak['type']} '{peak['name']}': "
-                     + ", ".join(peak["live_buffers"]))
+        # Converter names can run to hundreds of characters: the terminal gets them
+        # cut in the middle, metadata.json and errors keep them whole.
+        lines.append(f"peak at      {describe_op(meta, mem['peak_op_index'], 72)}: "
+                     + buffer_list(peak["live_buffers"], 48))
     lines.append(f"weights      {_format_bytes(mem['weights_bytes'])}")
     for p in meta.get("passes", []):
         lines.append(f"pass         {p['name']}: {_pass_summary(p)}")
@@ -64,15 +91,22 @@ def format_report(meta: dict, seconds: Optional[float] = None) -> str:
 
 
 def _cmd_compile(args) -> int:
-    from .compiler import compile as compile_model
+    from .compiler import check_export_path, compile as compile_model
+    from .frontend.loader import model_c_name
+    from .transform.pipeline import optimization_passes, parse_pass_config
 
+    # Every option and path is checked before any work, so a mistake costs nothing.
     if args.target not in TARGETS:
-        raise TinyEngineError(f"unknown target '{args.target}'; available: {', '.join(TARGETS)}")
-    from .transform.pipeline import parse_pass_config
-
-    kwargs = dict(name=args.model_name, disabled_passes=args.disable_pass,
-                  pass_config=parse_pass_config(args.pass_config), sram_budget=args.sram_budget)
-    board = None
+        raise UsageError(f"unknown target '{args.target}'; available: {', '.join(TARGETS)}")
+    if os.path.isdir(args.model):
+        raise UsageError(f"model '{args.model}' is a directory; give a .tflite or .onnx file")
+    if not os.path.isfile(args.model):
+        raise UsageError(f"model '{args.model}': no such file")
+    stem = os.path.splitext(os.path.basename(args.model))[0]
+    model_c_name(args.model_name or stem, from_file=args.model_name is None)
+    pass_config = parse_pass_config(args.pass_config)
+    optimization_passes(args.disable_pass, pass_config)
+    board = core = None
     if args.target_tinyengine_board:
         from .targets import get_board
 
@@ -83,18 +117,30 @@ def _cmd_compile(args) -> int:
 
         core = get_core(core).name
         if board is not None and core != board.core:
-            raise TinyEngineError(f"--target-tinyengine-mcpu {core} does not match {board.name}'s {board.core}")
+            raise UsageError(f"--target-tinyengine-mcpu {core} does not match {board.name}'s {board.core}")
+    check_export_path(args.output, keep=[args.model])
+    if args.memory_plot:
+        from .report import check_plot_path
+
+        check_plot_path(args.memory_plot, keep=[args.model])
+        if os.path.realpath(args.memory_plot).startswith(os.path.realpath(args.output).rstrip(os.sep) + os.sep):
+            raise UsageError(f"--memory-plot '{args.memory_plot}' is inside the output directory, which is replaced")
+
+    kwargs = dict(name=args.model_name, disabled_passes=args.disable_pass, pass_config=pass_config,
+                  sram_budget=args.sram_budget)
     compiled = compile_model(args.model, core=core, keep_portable_arena=args.keep_portable_arena, **kwargs)
     if board is not None:
         from .targets.fit import check_fits
 
         check_fits(compiled.metadata, board)
+    baseline = None
     if args.memory_plot:
+        baseline = compile_model(args.model, name=args.model_name, optimize=False)
+    out = compiled.export(args.output, keep=[args.model])
+    if baseline is not None:
         from .report import plot_memory_timeline
 
-        baseline = compile_model(args.model, name=args.model_name, optimize=False)
         plot_memory_timeline(compiled.metadata, baseline.metadata, args.memory_plot)
-    out = compiled.export(args.output)
     print(format_report(compiled.metadata, compiled.compile_seconds))
     if args.memory_plot:
         print(f"memory plot  {args.memory_plot}")
@@ -102,52 +148,93 @@ def _cmd_compile(args) -> int:
     return 0
 
 
-def _open_project(path: str, tmp: str) -> str:
-    if path.endswith(".tar"):
-        if not os.path.isfile(path):
-            raise TinyEngineError(f"{path}: no such file")
-        with tarfile.open(path) as tar:
-            tar.extractall(tmp, filter="data")
-        return tmp
-    return path
+class RunOutputs:
+    """Where ``tvmc run`` writes (--outputs .npz, --report .json), checked before the run."""
+
+    def __init__(self, args, meta: dict):
+        from .output_paths import check_output_file
+
+        keep = [args.project, args.inputs or ""]
+        names = sorted(m["name"] for m in meta["outputs"])
+        self.outputs = self.report = None
+        if args.outputs:
+            self.outputs = check_output_file(args.outputs, "--outputs", (".npz",),
+                                             lambda p: _previous_outputs_reason(p, names), keep)
+        if args.report:
+            self.report = check_output_file(args.report, "--report", (".json",), _previous_report_reason, keep)
+
+    def write(self, outputs: dict, report: dict) -> None:
+        """Write the outputs and the report (each atomically)."""
+        import io
+        import json
+
+        from .output_paths import GENERATOR, write_file
+
+        if self.outputs is not None:
+            buf = io.BytesIO()
+            np.savez(buf, **outputs)
+            write_file(self.outputs, buf.getvalue())
+        if self.report is not None:
+            text = json.dumps({"generator": GENERATOR, **report}, indent=2, default=str) + "\n"
+            write_file(self.report, text.encode())
 
 
-def _random_inputs(meta: dict, seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    inputs = {}
-    for m in meta["inputs"]:
-        if m["dtype"] == "int8":
-            inputs[m["name"]] = rng.integers(-128, 128, size=m["shape"], dtype=np.int8)
-        else:
-            inputs[m["name"]] = rng.uniform(-1, 1, size=m["shape"]).astype(m["dtype"])
-    return inputs
+def _previous_outputs_reason(path: str, names: List[str]) -> Optional[str]:
+    from .output_paths import not_ours
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if sorted(data.files) == names:
+                return None
+    except Exception:  # anything unreadable is not a previous output of this model
+        pass
+    return not_ours(f"set of this model's outputs ({', '.join(names)})")
+
+
+def _previous_report_reason(path: str) -> Optional[str]:
+    from .output_paths import GENERATOR, not_ours, read_manifest
+
+    meta = read_manifest(path)
+    return None if meta is not None and meta.get("generator") == GENERATOR else not_ours("run report")
+
+
+def prepare_run(args, scratch_dir: str):
+    """Open the project, check the output paths and load (or draw) the inputs of
+    ``tvmc run``: (project directory, metadata, inputs, RunOutputs)."""
+    from .runtime.project import load_inputs_file, open_project, random_inputs, read_metadata
+
+    project = open_project(args.project, os.path.join(scratch_dir, "project"))
+    meta = read_metadata(project)
+    outputs = RunOutputs(args, meta)
+    inputs = load_inputs_file(args.inputs, meta["inputs"]) if args.inputs else random_inputs(meta["inputs"], args.seed)
+    return project, meta, inputs, outputs
 
 
 def _cmd_run(args) -> int:
-    from .runtime.host import HostModel, load_npz_inputs
+    from .runtime.host import HostModel
 
     if args.device not in ("host", "qemu"):
-        raise TinyEngineError(f"unknown device '{args.device}'; use --device=host or --device=qemu")
+        raise UsageError(f"unknown device '{args.device}'; use --device=host or --device=qemu")
+    board = None
+    if args.device == "qemu":
+        board = qemu_board(args.board)
     with tempfile.TemporaryDirectory(prefix="tvmc-run-") as tmp:
-        project = _open_project(args.project, os.path.join(tmp, "project"))
+        project, meta, inputs, writer = prepare_run(args, tmp)
         if args.device == "host":
             model = HostModel(project, build_dir=os.path.join(tmp, "build"))
         else:
             from .runtime.qemu import QemuModel
 
-            model = QemuModel(project, board=args.board, build_dir=os.path.join(tmp, "build"), timeout=args.timeout)
-        meta = model.meta
-        inputs = load_npz_inputs(args.inputs, meta["inputs"]) if args.inputs else _random_inputs(meta, args.seed)
+            model = QemuModel(project, board=board.name, build_dir=os.path.join(tmp, "build"), timeout=args.timeout)
         times, reports, outputs = [], [], None
-        for _ in range(max(1, args.repeat)):
+        for _ in range(args.repeat):
             if args.device == "host":
                 outputs = model.run(inputs)
                 times.append(model.last_seconds * 1e3)
             else:
                 outputs, report = model.run(inputs)
                 reports.append(report)
-    if args.outputs:
-        np.savez(args.outputs, **outputs)
+    writer.write(outputs, reports[-1] if reports else {"device": "host", "milliseconds": times})
     if args.print_time:
         if args.device == "host":
             t = np.array(times)
@@ -158,13 +245,19 @@ def _cmd_run(args) -> int:
             print(f"{r['board']} ({r['core']}): {r['instructions']:,} instructions per inference "
                   f"(QEMU -icount: instructions, not cycles); stack peak {r['stack_peak_bytes']:,} B; "
                   f"flash {r['flash_bytes']:,} B; SRAM {r['sram_bytes']:,} B")
-    if args.report:
-        import json
-
-        with open(args.report, "w") as f:
-            json.dump(reports[-1] if reports else {"device": "host", "milliseconds": times}, f, indent=2, default=str)
     print_outputs(args, outputs)
     return 0
+
+
+def qemu_board(name: str):
+    """The board for --device=qemu, refusing boards QEMU does not emulate."""
+    from .targets import get_board
+
+    board = get_board(name)
+    if not board.qemu_machine:
+        raise UsageError(f"board {board.name} has no QEMU model; --device=qemu takes mps2-an386, mps2-an500 "
+                         "or mps3-an547")
+    return board
 
 
 def print_outputs(args, outputs) -> None:
@@ -211,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "InplaceDepthwise, InplaceElementwise, MemoryAwareSchedule")
     c.add_argument("--pass-config", action="append", default=[], metavar="PASS.OPTION=VALUE",
                    help="set a pass option, e.g. MemoryAwareSchedule.max_states=5000 (repeatable)")
-    c.add_argument("--sram-budget", type=int, default=None, metavar="BYTES",
+    c.add_argument("--sram-budget", type=int_option(1, 1 << 31), default=None, metavar="BYTES",
                    help="fail when the arena needs more than BYTES")
     c.add_argument("--memory-plot", default=None, metavar="FILE.png",
                    help="draw live bytes per operator with and without the optimizations (matplotlib)")
@@ -223,15 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="host: build with gcc and run here; qemu: build firmware and run on an emulated Cortex-M")
     r.add_argument("--board", default="mps2-an500", help="emulated board for --device=qemu "
                    "(mps2-an386 Cortex-M4, mps2-an500 Cortex-M7, mps3-an547 Cortex-M55)")
-    r.add_argument("--timeout", type=float, default=60.0, help="seconds before a hung emulator is stopped")
+    r.add_argument("--timeout", type=seconds_option, default=60.0, help="seconds before a hung emulator is stopped")
     r.add_argument("--report", default=None, metavar="FILE.json",
                    help="write the run's figures (instructions, stack_peak_bytes, flash_bytes, sram_bytes)")
     r.add_argument("--inputs", help=".npz of inputs keyed by tensor name (random if omitted)")
     r.add_argument("--outputs", help="write outputs to this .npz")
     r.add_argument("--print-time", action="store_true", help="print execution time")
-    r.add_argument("--print-top", type=int, default=0, metavar="N", help="print the top-N output entries")
-    r.add_argument("--repeat", type=int, default=1, help="number of inferences to time")
-    r.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    r.add_argument("--print-top", type=int_option(0, 1 << 31), default=0, metavar="N", help="print the top-N output entries")
+    r.add_argument("--repeat", type=int_option(1, 1_000_000), default=1, help="number of inferences to time")
+    r.add_argument("--seed", type=int_option(0, (1 << 63) - 1), default=0, help="seed of the random inputs")
     r.set_defaults(func=_cmd_run)
 
     b = sub.add_parser("boards", help="list the boards and emulated boards")
@@ -245,12 +338,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``tvmc`` and ``python -m tinyengine_tvm``."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # argparse itself exits with status 2 on bad options
     try:
         return args.func(args)
     except TinyEngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug of ours, not bad input: say so, keep the traceback on request
+        if os.environ.get("TINYENGINE_DEBUG"):
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc}\nThis is a bug in tinyengine-tvm; please report it "
+              "with the command and the model (TINYENGINE_DEBUG=1 shows the traceback).", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import tarfile
 import tempfile
 import time
@@ -20,10 +19,13 @@ import tvm
 from .codegen import CWriter, KERNELS, kernel_dir, kernel_sources_for
 from .errors import MemoryBudgetError, TinyEngineError
 from .frontend import ImportedModel, TensorDesc, load_model
+from .frontend.loader import model_c_name
 from .kernel_graph import KernelGraph
 from .planner import plan_arena
 from .transform import LowerToIntegerKernels
 from .transform.pipeline import optimization_passes
+from .output_paths import GENERATOR, FileTarget, check_output_dir, check_output_file, staged_dir, write_file
+from .runtime.project import previous_project_reason, previous_project_tar_reason
 
 
 class CompiledModel:
@@ -37,36 +39,32 @@ class CompiledModel:
         self.compile_seconds = 0.0
         self._host = None
 
-    def export(self, path: str) -> str:
-        """Write the project to a directory, or to a tarball when ``path`` ends in .tar."""
-        if path.endswith(".tar"):
-            parent = os.path.dirname(os.path.abspath(path))
-            os.makedirs(parent, exist_ok=True)
-            tmp = path + ".partial"
-            with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-                for rel in sorted(self.files):
-                    data = self.files[rel].encode()
-                    info = tarfile.TarInfo(rel)
-                    info.size, info.mtime, info.mode = len(data), 0, 0o644
-                    tar.addfile(info, io.BytesIO(data))
-            os.replace(tmp, path)
-            return path
-        parent = os.path.dirname(os.path.abspath(path)) or "."
-        os.makedirs(parent, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=".tinyengine-", dir=parent)
-        try:
+    def export(self, path: str, keep: Sequence[str] = ()) -> str:
+        """Write the project to a directory, or to a tarball when ``path`` ends in .tar.
+
+        The directory must be new, empty or a previous project of this tool
+        holding nothing else, and ``keep`` (e.g. the model file) must not be
+        inside it; anything else raises UsageError before writing (see
+        ``output_paths``).
+        """
+        target = check_export_path(path, keep)
+        if isinstance(target, FileTarget):
+            return write_file(target, self._write_tar)
+        with staged_dir(target) as staging:
             for rel, text in self.files.items():
                 full = os.path.join(staging, rel)
                 os.makedirs(os.path.dirname(full), exist_ok=True)
                 with open(full, "w") as f:
                     f.write(text)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            os.replace(staging, path)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return path
+
+    def _write_tar(self, path: str) -> None:
+        with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+            for rel in sorted(self.files):
+                data = self.files[rel].encode()
+                info = tarfile.TarInfo(rel)
+                info.size, info.mtime, info.mode = len(data), 0, 0o644
+                tar.addfile(info, io.BytesIO(data))
 
     def run(self, inputs, **kwargs) -> Dict[str, np.ndarray]:
         """Run the generated C on this host (built once with gcc) and return the outputs."""
@@ -77,6 +75,13 @@ class CompiledModel:
             self.export(os.path.join(build_dir, "project"))
             self._host = HostModel(os.path.join(build_dir, "project"), **kwargs)
         return self._host.run(inputs)
+
+
+def check_export_path(path: str, keep: Sequence[str] = ()):
+    """Check where :meth:`CompiledModel.export` may write (before compiling)."""
+    if os.fspath(path).endswith(".tar"):
+        return check_output_file(path, "output", (".tar",), previous_project_tar_reason, keep)
+    return check_output_dir(path, "output directory", previous_project_reason, keep)
 
 
 def _imported_from_irmodule(mod: tvm.IRModule, name: str) -> ImportedModel:
@@ -110,7 +115,7 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     """
     t0 = time.perf_counter()
     if isinstance(model, tvm.IRModule):
-        imported = _imported_from_irmodule(model, name or "model")
+        imported = _imported_from_irmodule(model, model_c_name(name or "model"))
     else:
         imported = load_model(model, name)
     optimizations = optimization_passes(disabled_passes, pass_config) if optimize else []
@@ -144,6 +149,8 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
         metadata["kernel_selection"] = selection
     if sram_budget is not None and plan.arena_bytes > sram_budget:
         raise MemoryBudgetError(_budget_message(metadata, sram_budget))
+    metadata["generator"] = GENERATOR
+    metadata["files"] = sorted([*files, "metadata.json"])
     files["metadata.json"] = json.dumps(metadata, indent=2, sort_keys=False) + "\n"
     compiled = CompiledModel(imported.name, files, metadata, lowered)
     compiled.graph, compiled.plan = graph, plan
@@ -189,16 +196,24 @@ def _read(path: str) -> str:
 
 def _metadata(imported: ImportedModel, graph: KernelGraph, plan, passes) -> dict:
     ops = []
-    names = {k: graph.tensors[k].name if not isinstance(k, tuple) else f"scratch@{k[1]}" for k in plan.buffers}
+    # Buffers are named after the model tensor they hold (a kernel's scratch after
+    # the kernel's output); a buffer an in-place kernel overwrites takes the name of
+    # that kernel's output from then on (a PASTE only fills part of its buffer).
+    names = {k: graph.tensors[k].name if not isinstance(k, tuple) else f"{graph.steps[k[1]].name}[scratch]"
+             for k in plan.buffers}
     for s, step in enumerate(graph.steps):
         spec = KERNELS[step.kernel]
+        root = graph.root(step.output)
+        if root != step.output and root in names and spec.op_type != "PASTE":
+            names[root] = graph.tensors[step.output].name
         ops.append({
             "name": step.name, "type": step.attrs.get("_op_type", spec.op_type), "kernel": step.kernel,
             "macs": int(spec.macs(step.attrs)),
             "live_before": int(plan.live_before(s)),
             "live_bytes": int(plan.live_bytes(s)),
             "live_after": int(plan.live_after(s)),
-            "live_buffers": sorted(names[k] for k in plan.live_buffers(s)),
+            # In arena order.
+            "live_buffers": [names[k] for k in sorted(plan.live_buffers(s), key=plan.offset_of)],
         })
     peak_step = max(range(len(ops)), key=lambda s: ops[s]["live_bytes"], default=None)
     weights = sum(t.nbytes for t in graph.constants)
@@ -228,10 +243,12 @@ def _metadata(imported: ImportedModel, graph: KernelGraph, plan, passes) -> dict
 
 
 def _budget_message(meta: dict, budget: int) -> str:
+    from .naming import buffer_list, describe_op
+
     mem = meta["memory"]
     over = mem["arena_bytes"] - budget
     peak = meta["ops"][mem["peak_op_index"]] if mem["peak_op_index"] is not None else None
-    where = (f"; the peak is at op #{mem['peak_op_index']} {peak['type']} '{peak['name']}' with "
-             f"{peak['live_bytes']:,} B live ({', '.join(peak['live_buffers'])})") if peak else ""
+    where = (f"; the peak is at {describe_op(meta, mem['peak_op_index'])} with "
+             f"{peak['live_bytes']:,} B live ({buffer_list(peak['live_buffers'])})") if peak else ""
     return (f"{meta['model']} needs an arena of {mem['arena_bytes']:,} B, {over:,} B over the SRAM budget "
             f"of {budget:,} B{where}")

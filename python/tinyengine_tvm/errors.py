@@ -16,6 +16,10 @@ class UnsupportedModelError(TinyEngineError):
     """
 
     def __init__(self, problems, model_name=""):
+        if isinstance(problems, str):  # rebuilt from its message after crossing TVM's FFI
+            self.problems = []
+            super().__init__(problems)
+            return
         self.problems = list(problems)
         where = f" in {model_name}" if model_name else ""
         lines = [f"{len(self.problems)} unsupported node(s){where}:"]
@@ -26,3 +30,21 @@ class UnsupportedModelError(TinyEngineError):
 
 class MemoryBudgetError(TinyEngineError):
     """The memory plan does not fit the SRAM budget of the target."""
+
+
+class UsageError(TinyEngineError):
+    """A command-line option, argument or output path is invalid (nothing was done)."""
+
+
+def _register_with_tvm_ffi() -> None:
+    """Keep these error types when they cross TVM's FFI (raised inside a pass run
+    by ``tvm.transform.Sequential``): unregistered, they come back as RuntimeError."""
+    try:
+        import tvm_ffi
+    except ImportError:  # pragma: no cover - tvm is a dependency
+        return
+    for cls in (TinyEngineError, ModelFormatError, UnsupportedModelError, MemoryBudgetError, UsageError):
+        tvm_ffi.register_error(cls)
+
+
+_register_with_tvm_ffi()

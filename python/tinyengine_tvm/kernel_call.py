@@ -13,6 +13,7 @@ import dataclasses
 import json
 from typing import Any, Dict, List, Optional, Sequence
 
+import numpy as np
 import tvm
 from tvm import relax
 
@@ -21,7 +22,12 @@ KERNEL_PREFIX = "te_"
 
 def make_kernel_call(kernel: str, tensors: Sequence[relax.Expr], attrs: Dict[str, Any],
                      out_shape: Sequence[int], out_dtype: str) -> relax.Call:
-    """Build the Relax call of an integer kernel."""
+    """Build the Relax call of an integer kernel (ValueError when an integer
+    attribute does not fit the kernel ABI's int32)."""
+    for key, value in attrs.items():
+        for v in (value if isinstance(value, (list, tuple)) else [value]):
+            if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and not -(1 << 31) <= int(v) < (1 << 31):
+                raise ValueError(f"{kernel} attribute {key}={int(v)} does not fit in int32")
     text = json.dumps(attrs, sort_keys=True, separators=(",", ":"))
     return relax.call_dps_packed(
         kernel, list(tensors) + [tvm.ir.StringImm(text)],

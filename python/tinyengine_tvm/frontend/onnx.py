@@ -16,6 +16,7 @@ the NHWC QDQ form that ``LowerToIntegerKernels`` lowers.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from typing import Dict, List, Optional, Tuple
 
@@ -68,6 +69,7 @@ def _parse(data: bytes):
     except Exception as exc:  # protobuf implementations raise assorted errors
         raise ModelFormatError(f"malformed or truncated ONNX file: {exc!r}") from exc
     g = model.graph
+    _check_strings(model)
     missing = []
     if not model.HasField("graph") or len(g.node) == 0:
         missing.append("no graph nodes")
@@ -77,10 +79,11 @@ def _parse(data: bytes):
         missing.append("no graph outputs")
     if not missing:
         known = {i.name for i in g.input} | {t.name for t in g.initializer} | {""}
-        for n in g.node:
-            for i in n.input:
+        for idx, n in enumerate(g.node):
+            for k, i in enumerate(n.input):
                 if i not in known:
-                    missing.append(f"node '{n.name or n.op_type}' reads '{i}', which nothing defines")
+                    missing.append(f"node {_site(n, idx)} ({n.op_type}) input {k} '{i}' is not produced by an "
+                                   "earlier node, an initializer or a graph input")
                     break
             known.update(n.output)
             if missing:
@@ -93,8 +96,41 @@ def _parse(data: bytes):
     return model
 
 
+def _check_strings(model) -> None:
+    """Names, operator types and string attributes must be valid UTF-8 (protobuf hands back bytes otherwise)."""
+    g = model.graph
+
+    def bad(*values):
+        return any(not isinstance(v, str) for v in values)
+
+    where = None
+    if bad(model.domain, g.name) or any(bad(o.domain) for o in model.opset_import):
+        where = "the model's domain, graph name or opset_import"
+    for t in g.initializer:
+        if where is None and bad(t.name):
+            where = "an initializer name"
+    for vi in list(g.input) + list(g.output) + list(g.value_info):
+        if where is None and bad(vi.name, *(d.dim_param for d in vi.type.tensor_type.shape.dim)):
+            where = "a graph input/output name or dimension"
+    for i, n in enumerate(g.node):
+        if where is None and bad(n.name, n.op_type, n.domain, *n.input, *n.output,
+                                 *(a.name for a in n.attribute), *(a.ref_attr_name for a in n.attribute)):
+            where = f"node #{i}'s name, operator type, domain, input/output or attribute names"
+        for a in n.attribute:
+            if where is None and a.t is not None and bad(a.t.name):
+                where = f"node #{i}'s attribute {a.name}"
+    if where is not None:
+        raise ModelFormatError(f"malformed or truncated ONNX file: {where} contain(s) a string that is not valid UTF-8")
+
+
 def _node_label(node, index: int) -> str:
     return node.name or (f"#{index} " + (node.output[0] if node.output else node.op_type))
+
+
+def _site(node, index: int) -> str:
+    """A node as the input checks name it: its index and its first output tensor, e.g. '#3 conv1_out'."""
+    out = node.output[0] if len(node.output) and node.output[0] else node.op_type
+    return f"#{index} {out}"
 
 
 class _OnnxGraph:
@@ -380,8 +416,9 @@ def _check_compute_node(g: _OnnxGraph, node) -> List[str]:
             # Averages over the in-bounds elements only: TFLM's kernel, in the input's
             # quantization, then a requantization (two roundings).
             dq, q = _dq_of(g, node.input[0]), _q_after(g, node)
-            if dq is not None and q is not None:
-                s_in, s_out = float(g.qparams(dq)[0]), float(g.qparams(q)[0])
+            if dq is not None and q is not None and g.qparams(dq)[0] is not None and g.qparams(q)[0] is not None:
+                s_in = float(np.ravel(g.qparams(dq)[0])[0])
+                s_out = float(np.ravel(g.qparams(q)[0])[0])
                 if s_in >= 2.0 * s_out:  # error bound 0.5 * s_in / s_out must stay below 1
                     reasons.append(
                         f"count_include_pad=0 with padding needs input/output scales within a factor 2 "
@@ -580,6 +617,19 @@ SHAPE_HELPER_OPS = frozenset({
 })
 
 
+def _small_fold_result(node, consts) -> bool:
+    """Whether evaluating ``node`` on constants cannot build a huge array (ConstantOfShape, Range)."""
+    try:
+        if node.op_type == "ConstantOfShape":
+            return _prod(np.ravel(consts[node.input[0]])) <= (1 << 20)
+        if node.op_type == "Range":
+            start, limit, delta = (float(np.ravel(consts[i])[0]) for i in node.input[:3])
+            return delta != 0 and math.isfinite(start + limit + delta) and abs((limit - start) / delta) <= (1 << 20)
+    except Exception:
+        return False
+    return all(consts[i].size <= (1 << 20) for i in node.input if i)
+
+
 def _fold_shape_constants(model) -> int:
     """Replace integer shape computations on constants/static shapes by initializers.
 
@@ -604,7 +654,8 @@ def _fold_shape_constants(model) -> int:
                         value = np.array(int(np.prod(shape)), np.int64)
                     else:
                         value = np.array(shape[a.get("start", 0):a.get("end", len(shape))], np.int64)
-            elif all(i == "" or i in consts for i in n.input) and len(n.output) == 1:
+            elif all(i == "" or i in consts for i in n.input) and len(n.output) == 1 and \
+                    _small_fold_result(n, consts):
                 try:
                     inputs = [i for i in n.input if i]
                     graph = helper.make_graph(
@@ -743,17 +794,594 @@ def _fix_batch_dimension(model) -> None:
         del model.graph.value_info[:]
 
 
+# ---------------------------------------------------------------------------
+# Input validation: every size, index, enum and quantization parameter of the
+# model is range-checked here, before numpy_helper, onnx's shape inference
+# helpers or TVM read it.  Problems name the node by index and first output
+# ("#3 conv1_out", see _site) and the field.
+
+MAX_TENSOR_BYTES = 16 << 20  # larger than the SRAM/flash of any microcontroller we target
+_INT32_MAX = 2 ** 31 - 1
+_TOO_BIG = "bigger than any microcontroller's memory (16 MiB)"
+# TensorProto data types accepted in initializers / Constant values: numpy type, typed field.
+_TENSOR_TYPES = {
+    1: (np.float32, "float_data"), 2: (np.uint8, "int32_data"), 3: (np.int8, "int32_data"),
+    4: (np.uint16, "int32_data"), 5: (np.int16, "int32_data"), 6: (np.int32, "int32_data"),
+    7: (np.int64, "int64_data"), 9: (np.bool_, "int32_data"), 10: (np.float16, "int32_data"),
+    11: (np.float64, "double_data"), 12: (np.uint32, "uint64_data"), 13: (np.uint64, "uint64_data"),
+}
+_TYPED_FIELDS = ("float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data")
+_RESIZE_MODES = ("nearest", "linear", "cubic")
+_RESIZE_COORDS = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
+                  "tf_half_pixel_for_nearest", "tf_crop_and_resize")
+_RESIZE_NEAREST = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+_AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+_PAD_MODES = ("constant", "reflect", "edge", "wrap")
+
+
+def _prod(dims) -> int:
+    out = 1
+    for d in dims:
+        out *= int(d)
+    return out
+
+
+def _tensor_problem(t) -> Optional[str]:
+    """Why a TensorProto (initializer / Constant value) cannot be read safely, or None."""
+    from onnx import TensorProto
+
+    if t.data_location == TensorProto.EXTERNAL or len(t.external_data):
+        return ("its values are stored in an external file, which is not supported (save the model with "
+                "the weights inside the .onnx file)")
+    if t.HasField("segment"):
+        return "segmented tensors are not supported"
+    dims = [int(d) for d in t.dims]
+    if any(d < 0 for d in dims):
+        return f"dims {dims}: a dimension is negative"
+    n = _prod(dims)
+    if n > _INT32_MAX:
+        return f"dims {dims}: {n} elements do not fit int32"
+    if t.data_type not in _TENSOR_TYPES:
+        try:
+            type_name = TensorProto.DataType.Name(t.data_type).lower()
+        except ValueError:
+            type_name = str(t.data_type)
+        return f"data_type {type_name} is not supported in a constant"
+    dtype, field = _TENSOR_TYPES[t.data_type]
+    nbytes = n * np.dtype(dtype).itemsize
+    if nbytes > MAX_TENSOR_BYTES:
+        return f"dims {dims} ({nbytes} bytes) make it {_TOO_BIG}"
+    others = [f for f in _TYPED_FIELDS if len(getattr(t, f)) and (t.HasField("raw_data") or f != field)]
+    if others:
+        return f"holds values in {others[0]}, which does not match data_type {np.dtype(dtype).name}" \
+            + (" and raw_data" if t.HasField("raw_data") else "")
+    if t.HasField("raw_data"):
+        if len(t.raw_data) != nbytes:
+            return (f"raw_data holds {len(t.raw_data)} bytes but dims {dims} of {np.dtype(dtype).name} "
+                    f"need {nbytes}")
+    elif len(getattr(t, field)) != n:
+        return f"{field} holds {len(getattr(t, field))} values but dims {dims} need {n}"
+    return None
+
+
+def _check_tensors(model) -> List[Tuple[str, str, str]]:
+    """Initializers, Constant values and graph inputs: sizes, dtypes, static positive dims."""
+    from onnx import AttributeProto
+
+    g = model.graph
+    problems = []
+    first_use: Dict[str, Tuple[int, object, int]] = {}
+    for i, n in enumerate(g.node):
+        for k, name in enumerate(n.input):
+            first_use.setdefault(name, (i, n, k))
+    for t in g.initializer:
+        why = _tensor_problem(t)
+        if why is None:
+            continue
+        if t.name in first_use:
+            i, n, k = first_use[t.name]
+            problems.append((n.op_type, _site(n, i), f"input {k} (initializer '{t.name}'): {why}"))
+        else:
+            problems.append(("INITIALIZER", t.name, why))
+    for i, n in enumerate(g.node):
+        if n.op_type != "Constant":
+            continue
+        for a in n.attribute:
+            if a.type == AttributeProto.TENSOR:
+                why = _tensor_problem(a.t)
+                if why is not None:
+                    problems.append((n.op_type, _site(n, i), f"attribute {a.name}: {why}"))
+            elif a.name in ("sparse_value", "value_string", "value_strings"):
+                problems.append((n.op_type, _site(n, i), f"attribute {a.name} is not supported"))
+            elif len(a.ints) > (1 << 20) or len(a.floats) > (1 << 20):
+                problems.append((n.op_type, _site(n, i), f"attribute {a.name} is {_TOO_BIG}"))
+    inits = {t.name for t in g.initializer}
+    for vi in g.input:
+        if vi.name in inits:
+            continue
+        if not vi.type.HasField("tensor_type"):
+            problems.append(("INPUT", vi.name, "the input is not a tensor"))
+            continue
+        tt = vi.type.tensor_type
+        if not tt.HasField("shape"):
+            problems.append(("INPUT", vi.name, "the input has no shape; a static shape is needed"))
+            continue
+        dims = []
+        for k, d in enumerate(tt.shape.dim):
+            if not d.HasField("dim_value"):
+                problems.append(("INPUT", vi.name, f"shape dimension {k} is dynamic; dynamic input shapes are not "
+                                                   "supported (only a dynamic batch dimension, compiled as 1)"))
+                break
+            if d.dim_value <= 0:
+                problems.append(("INPUT", vi.name, f"shape dimension {k} is {d.dim_value}; dimensions must be >= 1"))
+                break
+            dims.append(int(d.dim_value))
+        else:
+            n = _prod(dims)
+            size = n * (4 if tt.elem_type == 1 else 1)
+            if n > _INT32_MAX or size > MAX_TENSOR_BYTES:
+                problems.append(("INPUT", vi.name, f"shape {dims} ({n} elements) is {_TOO_BIG}"))
+    return problems
+
+
+def _checker_where(model, message: str) -> str:
+    """' at node #i out (op)' for the first node the onnx checker's message names by name."""
+    best = None
+    for i, n in enumerate(model.graph.node):
+        if not n.name:
+            continue
+        m = re.search(r"(?<![\w.])" + re.escape(n.name) + r"(?![\w.])", message)
+        if m and (best is None or m.start() < best[0]):
+            best = (m.start(), f" at node {_site(n, i)} ({n.op_type})")
+    return best[1] if best else ""
+
+
+def _run_checker(model, full_check: bool) -> None:
+    """onnx.checker (and, with full_check, strict shape and type inference) -> ModelFormatError."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(model, full_check=full_check)
+    except Exception as exc:  # ValidationError, InferenceError, ValueError (> 2 GB), ...
+        msg = str(exc).strip()
+        what = "shape inference" if full_check and isinstance(exc, onnx.shape_inference.InferenceError) \
+            else "onnx.checker"
+        raise ModelFormatError(f"invalid ONNX model: {what} fails{_checker_where(model, msg)}: {msg}") from None
+
+
+def _fmt(values) -> str:
+    arr = np.ravel(np.asarray(values))
+    if arr.size > 8:
+        return "[" + ", ".join(str(v) for v in arr[:8].tolist()) + ", ...]"
+    return str(arr.tolist()) if np.ndim(values) else str(arr[0].item() if arr.size else values)
+
+
+def _shape_of(g: "_OnnxGraph", name: str) -> Optional[List[Optional[int]]]:
+    c = g.const(name)
+    if c is not None:
+        return list(c.shape)
+    return g.shapes.get(name)
+
+
+def _str_attr(a: dict, name: str, default: str) -> str:
+    v = a.get(name, default)
+    return v.decode(errors="replace") if isinstance(v, bytes) else str(v)
+
+
+def _check_int_list(reasons: List[str], a: dict, name: str, length: Optional[int], low: int,
+                    what: str) -> Optional[List[int]]:
+    """``name`` (if present) has ``length`` values, each in [low, INT32_MAX]; returns it or None."""
+    if name not in a:
+        return None
+    v = a[name]
+    v = [int(x) for x in (v if isinstance(v, (list, tuple)) else [v])]
+    if length is not None and len(v) != length:
+        reasons.append(f"{name} {v}: expected {length} values ({what})")
+        return None
+    if any(x < low or x > _INT32_MAX for x in v):
+        reasons.append(f"{name} {v}: every value must be >= {low}" + (" and fit int32" if any(x > _INT32_MAX for x in v)
+                                                                       else ""))
+        return None
+    return v
+
+
+def _check_flag(reasons: List[str], a: dict, name: str) -> None:
+    if name in a and a[name] not in (0, 1):
+        reasons.append(f"{name} {a[name]}: must be 0 or 1")
+
+
+def _check_axis(reasons: List[str], a: dict, name: str, default: int, rank: Optional[int],
+                inclusive_end: bool = False) -> Optional[int]:
+    """Attribute ``name`` within [-rank, rank-1] (or [-rank, rank]); the normalized axis or None."""
+    axis = int(a.get(name, default))
+    if rank is None:
+        return None
+    hi = rank if inclusive_end else rank - 1
+    if not -rank <= axis <= hi:
+        reasons.append(f"{name} {axis} is out of range for a rank-{rank} input (must be in [{-rank}, {hi}])")
+        return None
+    return axis + rank if axis < 0 else axis
+
+
+def _window_out(size: int, k: int, s: int, d: int, pb: int, pe: int) -> int:
+    return (size + pb + pe - ((k - 1) * d + 1)) // s + 1
+
+
+def _check_window_op(g: "_OnnxGraph", node, a: dict, reasons: List[str], kernel: List[int]) -> None:
+    """strides/dilations/pads/auto_pad of Conv and pools, and an output of at least one element."""
+    spatial = len(kernel)
+    shape = _shape_of(g, node.input[0])
+    strides = _check_int_list(reasons, a, "strides", spatial, 1, f"one per spatial axis, {spatial}")
+    dil = _check_int_list(reasons, a, "dilations", spatial, 1, f"one per spatial axis, {spatial}")
+    pads = _check_int_list(reasons, a, "pads", 2 * spatial, 0, f"begin and end per spatial axis, {2 * spatial}")
+    auto_pad = _str_attr(a, "auto_pad", "NOTSET")
+    if auto_pad not in _AUTO_PADS:
+        reasons.append(f"auto_pad '{auto_pad}' is not an ONNX value (one of {', '.join(_AUTO_PADS)})")
+    if reasons or shape is None or len(shape) != spatial + 2 or any(v is None for v in shape[2:]):
+        return
+    strides = strides or [1] * spatial
+    dil = dil or [1] * spatial
+    pads = pads if (pads is not None and auto_pad == "NOTSET") else [0] * (2 * spatial)
+    for d in range(spatial):
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            continue
+        if _window_out(shape[2 + d], kernel[d], strides[d], dil[d], pads[d], pads[d + spatial]) < 1:
+            reasons.append(f"kernel_shape {kernel} (dilations {dil}) is larger than the padded input "
+                           f"{list(shape[2:])} (pads {pads}): the output would be empty")
+            return
+    if node.op_type in ("AveragePool", "MaxPool") and any(
+            pads[d] >= kernel[d] or pads[d + spatial] >= kernel[d] for d in range(spatial)):
+        reasons.append(f"pads {pads}: each pad must be smaller than the kernel {kernel}")
+
+
+def _check_fields_conv(g, node, a, reasons):
+    dq = _dq_of(g, node.input[1]) if len(node.input) > 1 else None
+    w = g.const(dq.input[0]) if dq is not None else g.const(node.input[1])
+    if w is None or w.ndim < 3:
+        if w is not None:
+            reasons.append(f"weights of shape {list(w.shape)}: Conv weights must have rank >= 3")
+        return
+    spatial = w.ndim - 2
+    kernel = _check_int_list(reasons, a, "kernel_shape", spatial, 1, f"one per spatial axis, {spatial}")
+    if kernel is not None and kernel != list(w.shape[2:]):
+        reasons.append(f"kernel_shape {kernel} does not match the weights' spatial shape {list(w.shape[2:])}")
+    if any(d == 0 for d in w.shape):
+        reasons.append(f"weights of shape {list(w.shape)} are empty")
+        return
+    group = int(a.get("group", 1))
+    shape = _shape_of(g, node.input[0])
+    cin = shape[1] if shape is not None and len(shape) > 1 else None
+    if group < 1 or group > _INT32_MAX:
+        reasons.append(f"group {group}: must be >= 1")
+    elif w.shape[0] % group:
+        reasons.append(f"group {group} does not divide the {w.shape[0]} output channels")
+    elif cin is not None and (cin % group or w.shape[1] * group != cin):
+        reasons.append(f"group {group} with weights of shape {list(w.shape)} does not fit the {cin} input channels "
+                       f"(needs input channels = group * weights.shape[1] = {group * w.shape[1]})")
+    if shape is not None and len(shape) != w.ndim:
+        reasons.append(f"input of rank {len(shape)} does not match weights of rank {w.ndim}")
+    if not reasons:
+        _check_window_op(g, node, a, reasons, list(w.shape[2:]))
+
+
+def _check_fields(g: "_OnnxGraph", node) -> List[str]:
+    """Attribute, operand and quantization-parameter ranges of one supported node."""
+    op, a = node.op_type, g.attrs(node)
+    reasons: List[str] = []
+    shape = _shape_of(g, node.input[0]) if len(node.input) and node.input[0] else None
+    rank = len(shape) if shape is not None else None
+    if op in QDQ_OPS:
+        _check_qparams(g, node, a, reasons, shape)
+    elif op == "Conv":
+        _check_fields_conv(g, node, a, reasons)
+    elif op in ("AveragePool", "MaxPool"):
+        spatial = rank - 2 if rank is not None and rank > 2 else None
+        if "kernel_shape" not in a:
+            reasons.append("kernel_shape is missing")
+        else:
+            kernel = _check_int_list(reasons, a, "kernel_shape", spatial, 1,
+                                     f"one per spatial axis, {spatial}")
+            for flag in ("ceil_mode", "count_include_pad", "storage_order"):
+                _check_flag(reasons, a, flag)
+            if kernel is not None:
+                _check_window_op(g, node, a, reasons, kernel)
+    elif op == "Gemm":
+        for flag in ("transA", "transB"):
+            _check_flag(reasons, a, flag)
+        for f in ("alpha", "beta"):
+            if f in a and not math.isfinite(a[f]):
+                reasons.append(f"{f} {a[f]}: must be finite")
+    elif op in ("Concat", "Softmax"):
+        dq = _dq_of(g, node.input[0]) if op == "Softmax" else None
+        s_in = g.qparams(dq)[0] if dq is not None else None
+        if s_in is not None and s_in.size == 1 and s_in.dtype.kind == "f" and \
+                0 < float(np.ravel(s_in)[0]) * 2.0 ** 26 <= 1.0:
+            # TFLM's PreprocessSoftmaxScaling needs input_scale * 2^26 > 1 (kScaledDiffIntegerBits = 5).
+            reasons.append(f"input scale {float(np.ravel(s_in)[0]):.6g} is not above 2^-26, the smallest the int8 "
+                           "Softmax kernel (TFLM's fixed-point form) can represent")
+        axis = _check_axis(reasons, a, "axis", 1 if op == "Concat" else (-1 if g.opset >= 13 else 1), rank)
+        if op == "Concat" and axis is not None:
+            for k, name in enumerate(node.input[1:], 1):
+                s = _shape_of(g, name)
+                if s is None:
+                    continue
+                if len(s) != rank:
+                    reasons.append(f"input {k} '{name}' has rank {len(s)}, input 0 has rank {rank}")
+                elif any(x is not None and y is not None and x != y and d != axis
+                         for d, (x, y) in enumerate(zip(s, shape))):
+                    reasons.append(f"input {k} '{name}' of shape {s} differs from input 0 {shape} "
+                                   f"outside axis {axis}")
+        if op == "Concat" and "axis" not in a:
+            reasons.append("axis is missing")
+    elif op == "Flatten":
+        _check_axis(reasons, a, "axis", 1, rank, inclusive_end=True)
+    elif op == "Transpose":
+        if "perm" in a:
+            perm = [int(p) for p in a["perm"]]
+            if rank is not None and sorted(perm) != list(range(rank)):
+                reasons.append(f"perm {perm} is not a permutation of the {rank} input axes")
+    elif op == "Reshape":
+        _check_reshape(g, node, a, reasons, shape)
+    elif op == "Pad":
+        _check_pad(g, node, a, reasons, rank)
+    elif op == "Resize":
+        _check_resize(g, node, a, reasons, rank)
+    elif op == "Clip":
+        bounds = []
+        for k, what in ((1, "min"), (2, "max")):
+            if len(node.input) > k and node.input[k]:
+                c = g.const(node.input[k])
+                if c is None:
+                    continue
+                if c.size != 1:
+                    reasons.append(f"{what} (input {k}) has {c.size} values; it must be a scalar")
+                elif c.dtype.kind == "f" and np.isnan(c).any():
+                    reasons.append(f"{what} (input {k}) is NaN")
+                else:
+                    bounds.append(float(np.ravel(c)[0]))
+                    continue
+            bounds.append(None)
+        if len(bounds) == 2 and None not in bounds and bounds[0] > bounds[1]:
+            reasons.append(f"min {bounds[0]} is greater than max {bounds[1]}")
+    return reasons
+
+
+def _check_qparams(g, node, a, reasons, shape) -> None:
+    """QuantizeLinear / DequantizeLinear: scales, zero points, axis."""
+    rank = len(shape) if shape is not None else None
+    scale = g.const(node.input[1]) if len(node.input) > 1 and node.input[1] else None
+    zp = g.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    if scale is None:
+        reasons.append("scale (input 1) must be a constant")
+    if zp is None and len(node.input) > 2 and node.input[2]:
+        reasons.append("zero point (input 2) must be a constant")
+    if scale is not None:
+        if scale.dtype.kind != "f":
+            reasons.append(f"scale (input 1) is {scale.dtype}; it must be float32")
+            scale = None
+        elif scale.size == 0:
+            reasons.append("scale (input 1) is empty")
+            scale = None
+        else:
+            s = scale.astype(np.float64)
+            bad = ~np.isfinite(s) | (s < float(np.finfo(np.float32).tiny))
+            if bad.any():
+                reasons.append(f"scale (input 1) {_fmt(scale[bad] if scale.ndim else scale)}: every scale must "
+                               "be finite and > 0 (a normal float32)")
+        if scale is not None and scale.ndim > 1:
+            reasons.append(f"scale (input 1) has rank {scale.ndim}; only a scalar (per tensor) or a 1-D "
+                           "(per axis) scale is supported")
+    if zp is not None:
+        if scale is not None and zp.shape != scale.shape:
+            reasons.append(f"zero point (input 2) has shape {list(zp.shape)} but scale has shape {list(scale.shape)}")
+        if zp.dtype.kind not in "iu":
+            reasons.append(f"zero point (input 2) is {zp.dtype}; it must be an integer type")
+        else:
+            if node.op_type == "QuantizeLinear":
+                qtype = _ELEM_NAMES.get(int(a.get("output_dtype", 0) or 0)) if a.get("output_dtype") else None
+            else:
+                x = g.const(node.input[0])
+                qtype = str(x.dtype) if x is not None else _ELEM_NAMES.get(g.elem_types.get(node.input[0], 0))
+            if qtype is not None and qtype != str(zp.dtype):
+                reasons.append(f"zero point (input 2) is {zp.dtype} but the quantized tensor is {qtype}")
+            elif qtype is not None and np.dtype(qtype).kind in "iu" and zp.size:
+                info = np.iinfo(np.dtype(qtype))
+                if zp.min() < info.min or zp.max() > info.max:
+                    reasons.append(f"zero point (input 2) {_fmt(zp)} is outside the {qtype} range")
+    if rank is None:
+        return
+    per_axis = scale is not None and scale.ndim == 1 and scale.size > 1
+    if "axis" in a or per_axis:
+        axis = _check_axis(reasons, a, "axis", 1, rank)
+        if axis is not None and per_axis and shape[axis] is not None and scale.size != shape[axis]:
+            reasons.append(f"scale (input 1) has {scale.size} values but dimension {axis} (axis) of the "
+                           f"input has {shape[axis]}")
+
+
+def _check_reshape(g, node, a, reasons, shape) -> None:
+    target = g.const(node.input[1]) if len(node.input) > 1 and node.input[1] else None
+    _check_flag(reasons, a, "allowzero")
+    if target is None:
+        return
+    if target.dtype != np.int64 or target.ndim != 1:
+        reasons.append(f"shape (input 1) must be a 1-D int64 tensor (got {target.dtype} of shape "
+                       f"{list(target.shape)})")
+        return
+    t = [int(v) for v in target]
+    if any(v < -1 or v > _INT32_MAX for v in t) or t.count(-1) > 1:
+        reasons.append(f"shape (input 1) {t}: values must be >= -1 with at most one -1")
+        return
+    if a.get("allowzero", 0) and 0 in t:
+        reasons.append(f"shape (input 1) {t}: allowzero=1 with a 0 makes an empty tensor")
+        return
+    if shape is None or None in shape:
+        return
+    if any(v == 0 and k >= len(shape) for k, v in enumerate(t)):
+        reasons.append(f"shape (input 1) {t}: a 0 (copy) past the input's rank {len(shape)}")
+        return
+    out = [shape[k] if v == 0 else v for k, v in enumerate(t)]
+    n_in = _prod(shape)
+    known = _prod(v for v in out if v != -1)
+    if -1 in out:
+        if known == 0 or n_in % known:
+            reasons.append(f"shape (input 1) {t} cannot hold the {n_in} elements of the input {shape}")
+    elif known != n_in:
+        reasons.append(f"shape (input 1) {t} has {known} elements, the input {shape} has {n_in}")
+
+
+def _check_pad(g, node, a, reasons, rank) -> None:
+    mode = _str_attr(a, "mode", "constant")
+    if mode not in _PAD_MODES:
+        reasons.append(f"mode '{mode}' is not an ONNX value (one of {', '.join(_PAD_MODES)})")
+    pads = np.asarray(a["pads"]) if "pads" in a else (g.const(node.input[1]) if len(node.input) > 1 and
+                                                      node.input[1] else None)
+    axes = g.const(node.input[3]) if len(node.input) > 3 and node.input[3] else None
+    n_axes = rank
+    if axes is not None:
+        if axes.dtype.kind not in "iu" or axes.ndim != 1:
+            reasons.append("axes (input 3) must be a 1-D integer tensor")
+            return
+        ax = [int(x) for x in axes]
+        if rank is not None and (any(not -rank <= x < rank for x in ax) or len({x % rank for x in ax}) != len(ax)):
+            reasons.append(f"axes (input 3) {ax}: must be distinct axes in [{-rank}, {rank - 1}]")
+            return
+        n_axes = len(ax)
+    if pads is not None:
+        if pads.dtype.kind not in "iu" or pads.ndim != 1:
+            reasons.append("pads must be a 1-D integer tensor")
+            return
+        if n_axes is not None and pads.size != 2 * n_axes:
+            reasons.append(f"pads {_fmt(pads)}: expected {2 * n_axes} values (begin and end per axis)")
+        elif np.any(np.abs(pads.astype(np.float64)) > _INT32_MAX):
+            reasons.append(f"pads {_fmt(pads)}: values must fit int32")
+    if "value" in a and not math.isfinite(a["value"]):
+        reasons.append(f"value {a['value']}: must be finite")
+    if len(node.input) > 2 and node.input[2]:
+        v = g.const(node.input[2])
+        if v is not None and (v.size != 1 or (v.dtype.kind == "f" and not np.isfinite(v).all())):
+            reasons.append(f"constant_value (input 2) {_fmt(v)}: must be one finite value")
+
+
+def _check_resize(g, node, a, reasons, rank) -> None:
+    for name, allowed, default in (("mode", _RESIZE_MODES, "nearest"),
+                                   ("coordinate_transformation_mode", _RESIZE_COORDS, "half_pixel"),
+                                   ("nearest_mode", _RESIZE_NEAREST, "round_prefer_floor")):
+        v = _str_attr(a, name, default)
+        if v not in allowed:
+            reasons.append(f"{name} '{v}' is not an ONNX value (one of {', '.join(allowed)})")
+    for flag in ("exclude_outside", "antialias"):
+        _check_flag(reasons, a, flag)
+    if "cubic_coeff_a" in a and not math.isfinite(a["cubic_coeff_a"]):
+        reasons.append(f"cubic_coeff_a {a['cubic_coeff_a']}: must be finite")
+    scales = g.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    sizes = g.const(node.input[3]) if len(node.input) > 3 and node.input[3] else None
+    if scales is not None and scales.size:
+        if scales.dtype.kind != "f" or scales.ndim != 1:
+            reasons.append("scales (input 2) must be a 1-D float tensor")
+        elif rank is not None and scales.size != rank:
+            reasons.append(f"scales (input 2) {_fmt(scales)}: expected {rank} values, one per input axis")
+        elif not (np.isfinite(scales).all() and (scales > 0).all()):
+            reasons.append(f"scales (input 2) {_fmt(scales)}: every scale must be finite and > 0")
+        if sizes is not None and sizes.size:
+            reasons.append("scales and sizes are both given; only one of them may be")
+    if sizes is not None and sizes.size:
+        if sizes.dtype.kind not in "iu" or sizes.ndim != 1:
+            reasons.append("sizes (input 3) must be a 1-D integer tensor")
+        elif rank is not None and sizes.size != rank:
+            reasons.append(f"sizes (input 3) {_fmt(sizes)}: expected {rank} values, one per input axis")
+        elif (sizes < 1).any() or (sizes > _INT32_MAX).any():
+            reasons.append(f"sizes (input 3) {_fmt(sizes)}: every size must be >= 1")
+
+
+def _check_activation_sizes(g: "_OnnxGraph") -> List[Tuple[str, str, str]]:
+    """Every tensor a node produces: a non-empty, MCU-sized shape (where inference knows it)."""
+    problems = []
+    io = {vi.name for vi in g.model.graph.input} | set(g.graph_outputs)
+    for i, n in enumerate(g.model.graph.node):
+        for name in n.output:
+            shape = g.shapes.get(name)
+            if not name or shape is None or None in shape:
+                continue
+            if any(d < 0 for d in shape):
+                problems.append((n.op_type, _site(n, i), f"output '{name}' has a negative dimension {shape}"))
+                continue
+            count = _prod(shape)
+            itemsize = 4 if name in io and g.elem_types.get(name) == 1 else 1
+            if count == 0 and g.elem_types.get(name) != 7:  # int64 shape helpers may be empty
+                problems.append((n.op_type, _site(n, i), f"output '{name}' of shape {shape} has no elements"))
+            elif count > _INT32_MAX or count * itemsize > MAX_TENSOR_BYTES:
+                problems.append((n.op_type, _site(n, i), f"output '{name}' of shape {shape} ({count} elements) "
+                                                         f"is {_TOO_BIG}"))
+    return problems
+
+
+def _validate(model, name: str) -> "_OnnxGraph":
+    """Every check that must hold before anything else reads the model (see import_onnx)."""
+    import onnx
+
+    problems = _check_tensors(model)
+    if problems:
+        raise UnsupportedModelError(problems, name)
+    _run_checker(model, full_check=False)
+    versions = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    newest = onnx.defs.onnx_opset_version()
+    if any(v < 1 or v > newest for v in versions):
+        raise ModelFormatError(f"invalid ONNX model: default-domain opset {max(versions)} is not between 1 "
+                               f"and {newest}, the newest this onnx package knows")
+    g = _OnnxGraph(model)
+    problems = []
+    for i, n in enumerate(model.graph.node):
+        if n.domain in ("", "ai.onnx") and n.op_type in SUPPORTED_OPS:
+            problems += [(n.op_type, _site(n, i), r) for r in _check_fields(g, n)]
+    problems += _check_activation_sizes(g)
+    if problems:
+        raise UnsupportedModelError(problems, name)
+    _run_checker(model, full_check=True)
+    return g
+
+
 def import_onnx(data: bytes, name: str) -> ImportedModel:
     """Validate an ONNX QDQ model, import it with tvm.relax.frontend.onnx and canonicalize it.
 
     The returned module is in the NHWC QDQ form (see CanonicalizeONNXQDQ) with
     the model's NCHW inputs and outputs; ``side_info`` keeps the Pad and Resize
     attributes TVM's Relax drops, in model order.
+
+    Checks, in order (the first stage that finds a problem raises):
+
+    1. protobuf decoding, valid UTF-8 names, a graph with nodes, outputs, a
+       default-domain opset, node inputs that resolve (ModelFormatError);
+    2. initializers / Constant values (sizes against dims and dtype, no
+       external data, at most 16 MiB) and graph inputs (static positive dims,
+       at most 16 MiB) (UnsupportedModelError naming the node as ``#index
+       first_output`` and the field);
+    3. ``onnx.checker`` (ModelFormatError with the checker's message);
+    4. attribute, operand and quantization-parameter ranges of every supported
+       operator and the size of every inferred activation (UnsupportedModelError);
+    5. ``onnx.checker`` with full_check: strict shape and type inference
+       (ModelFormatError);
+    6. the QDQ-structure and semantics checks (UnsupportedModelError).
+
+    Nothing but ModelFormatError / UnsupportedModelError leaves this function:
+    an unexpected exception after the checks is reported as an
+    UnsupportedModelError naming the model (an internal error to report).
     """
+    try:
+        return _import_onnx(data, name)
+    except (ModelFormatError, UnsupportedModelError):
+        raise
+    except Exception as exc:  # backstop: the checks above should have refused the model
+        raise UnsupportedModelError(
+            [("MODEL", name, f"internal error while importing the ONNX model ({type(exc).__name__}: {exc}); "
+                             "the model passed the input checks, please report it")], name) from exc
+
+
+def _import_onnx(data: bytes, name: str) -> ImportedModel:
     model = _parse(data)
     _fix_batch_dimension(model)
-    _fold_shape_constants(model)
-    g = _OnnxGraph(model)
+    g = _validate(model, name)
+    if _fold_shape_constants(model):
+        g = _OnnxGraph(model)
     problems = _check_graph(g)
     if problems:
         raise UnsupportedModelError(problems, name)
@@ -765,10 +1393,13 @@ def import_onnx(data: bytes, name: str) -> ImportedModel:
 
     from tvm.relax.frontend.onnx import from_onnx
 
+    from .tensor_names import name_bindings, recording_onnx_names
+
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), recording_onnx_names() as tensor_names:
             warnings.simplefilter("ignore")
             mod = from_onnx(model, shape_dict=shape_dict, dtype_dict={n: d.dtype for n, d in zip(shape_dict, inputs)})
+        mod["main"] = name_bindings(mod["main"], tensor_names)
     except Exception as exc:
         raise UnsupportedModelError([("MODEL", name, f"TVM's ONNX frontend failed: {exc}")], name) from exc
     ret = mod["main"].ret_ty

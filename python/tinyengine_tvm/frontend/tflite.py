@@ -212,14 +212,17 @@ def import_tflite(data: bytes, name: str) -> ImportedModel:
 
     inputs = [_describe(sg, sg.Inputs(i)) for i in range(sg.InputsLength())]
     outputs = [_describe(sg, sg.Outputs(i)) for i in range(sg.OutputsLength())]
+    from .tensor_names import name_bindings, recording_tflite_names
     from .tflite_fixups import clamp_bias_quantized_dimension, patched_importer
 
     fixed = clamp_bias_quantized_dimension(data)
     try:
-        with patched_importer():
+        with patched_importer(), recording_tflite_names() as tensor_names:
             mod = from_tflite(tflite.Model.GetRootAsModel(fixed, 0))
     except Exception as exc:
         raise UnsupportedModelError([("MODEL", name, f"TVM's TFLite frontend failed: {exc}")], name) from exc
+    # Each binding holding a model tensor takes the tensor's name (reports, C comments).
+    mod["main"] = name_bindings(mod["main"], tensor_names)
     return ImportedModel(
         name=name, format="tflite", mod=mod, inputs=inputs, outputs=outputs,
         side_info={"softmax_beta": _softmax_betas(model, sg, names)},

@@ -13,17 +13,16 @@ semihosting`` is the file-based runner (runtime/qemu.py).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 
-import numpy as np
 
 from ..errors import TinyEngineError
 
 
 def register(sub, run_parser: argparse.ArgumentParser) -> None:
     """Add ``tvmc micro`` and the serial/QEMU-UART options of ``tvmc run``."""
+    from ..cli import int_option, seconds_option
     from .project import OPTION_HELP
 
     options_help = "KEY=VALUE (repeatable): " + "; ".join(f"{k}: {v}" for k, v in OPTION_HELP.items())
@@ -35,7 +34,8 @@ def register(sub, run_parser: argparse.ArgumentParser) -> None:
     c.add_argument("platform", choices=["zephyr"])
     c.add_argument("--project-option", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help=options_help)
-    c.add_argument("-f", "--force", action="store_true", help="replace an existing project directory")
+    c.add_argument("-f", "--force", action="store_true",
+                   help="replace a previous Zephyr project of this tool in PROJECT_DIR (never anything else)")
     c.set_defaults(func=_cmd_create)
     b = msub.add_parser("build", help="west build the project (needs west and ZEPHYR_BASE)")
     b.add_argument("project_dir")
@@ -61,13 +61,13 @@ def register(sub, run_parser: argparse.ArgumentParser) -> None:
                            "UART (or semihosting, see --qemu-link); serial: a board running the project's Zephyr "
                            "app (--port)")
     run_parser.add_argument("--port", help="serial port of the board for --device=serial (e.g. /dev/ttyACM0)")
-    run_parser.add_argument("--baud", type=int, default=115200, help="baud rate for --device=serial (115200)")
-    run_parser.add_argument("--number", type=int, default=1,
+    run_parser.add_argument("--baud", type=int_option(300, 16_000_000), default=115200, help="baud rate for --device=serial (115200)")
+    run_parser.add_argument("--number", type=int_option(1, 1_000_000), default=1,
                             help="inferences per measurement on a device (the time printed is their mean)")
     run_parser.add_argument("--qemu-link", default="tcp", choices=["tcp", "pty", "semihosting"],
                             help="--device=qemu: the protocol over QEMU's UART on a loopback TCP socket (tcp) or "
                                  "a pseudo-terminal (pty), or the file-based semihosting runner")
-    run_parser.add_argument("--link-timeout", type=float, default=10.0,
+    run_parser.add_argument("--link-timeout", type=seconds_option, default=10.0,
                             help="seconds without an answer before a request is sent again (serial/qemu links; "
                                  "one inference must take less)")
     original = run_parser.get_default("func")
@@ -119,26 +119,21 @@ def _cmd_flash(args) -> int:
 def _cmd_run(args, original) -> int:
     if args.device == "host" or (args.device == "qemu" and args.qemu_link == "semihosting"):
         return original(args)
-    from .. import cli
-    from ..runtime.host import load_npz_inputs
+    from ..cli import prepare_run, qemu_board
     from ..runtime.serial_link import DeviceModel, QemuSerial, open_serial
-    from .model_desc import read_metadata
 
     if args.device == "serial" and not args.port:
         raise TinyEngineError("--device=serial needs --port (the board's serial port, e.g. /dev/ttyACM0)")
+    board = qemu_board(args.board) if args.device == "qemu" else None
     with tempfile.TemporaryDirectory(prefix="tvmc-run-") as tmp:
-        project = cli._open_project(args.project, os.path.join(tmp, "project"))
-        meta = read_metadata(project)
-        inputs = load_npz_inputs(args.inputs, meta["inputs"]) if args.inputs else cli._random_inputs(meta, args.seed)
+        project, meta, inputs, writer = prepare_run(args, tmp)
         sizes = {}
         if args.device == "serial":
             link = open_serial(args.port, args.baud, timeout=args.link_timeout)
         else:
             from ..runtime.qemu import elf_sizes
-            from ..targets import get_board
             from .baremetal import build_serial_firmware, group_sizes
 
-            board = get_board(args.board)
             elf = build_serial_firmware(project, board, os.path.join(tmp, "build"))
             sizes = {**elf_sizes(elf), "model_flash_bytes": group_sizes(elf)["model"]["flash_bytes"],
                      "core": board.core, "qemu_machine": board.qemu_machine, "elf": elf}
@@ -146,17 +141,13 @@ def _cmd_run(args, original) -> int:
                               boot_timeout=max(5.0, args.timeout))
         with link:
             model = DeviceModel(link.client, meta)
-            outputs, report = model.run(inputs, number=max(1, args.number), repeat=max(1, args.repeat))
+            outputs, report = model.run(inputs, number=args.number, repeat=args.repeat)
         report.update(sizes)
         if sizes:
             report["sram_bytes"] = sizes["static_ram_bytes"] + report["stack_peak_bytes"]
-    if args.outputs:
-        np.savez(args.outputs, **outputs)
+    writer.write(outputs, report)
     if args.print_time:
         print(format_time(report))
-    if args.report:
-        with open(args.report, "w") as f:
-            json.dump(report, f, indent=2, default=str)
     from ..cli import print_outputs
 
     print_outputs(args, outputs)

@@ -218,13 +218,21 @@ def _substitute(text: str, values: Mapping[str, str], what: str) -> str:
 
 
 def _open_compiled(path: str, tmp: str) -> str:
-    if os.path.isfile(path) and path.endswith(".tar"):
-        with tarfile.open(path) as tar:
-            tar.extractall(tmp, filter="data")
-        return tmp
-    if not os.path.isdir(path):
-        raise TinyEngineError(f"{path}: no such directory or .tar (the output of tvmc compile)")
-    return path
+    from ..runtime.project import open_project
+
+    return open_project(path, tmp)
+
+
+def previous_zephyr_project_reason(folder: str) -> Optional[str]:
+    """None when ``folder`` holds a Zephyr project written by ``tvmc micro
+    create-project`` and nothing else (a west build/ tree aside), else why not."""
+    from ..output_paths import GENERATOR, describe_unlisted, not_ours, read_manifest, unlisted_files
+
+    info = read_manifest(os.path.join(folder, "project.json"))
+    if info is None or info.get("generator") != GENERATOR or not isinstance(info.get("files"), list):
+        return not_ours("Zephyr project (no project.json of ours listing its files)")
+    listed = [f for f in info["files"] if isinstance(f, str)]
+    return describe_unlisted(unlisted_files(folder, listed), "Zephyr project")
 
 
 def _readme(meta: dict, settings: dict, req: dict) -> str:
@@ -285,9 +293,14 @@ def create_project(out_dir: str, compiled: str, platform: str = "zephyr",
     for k in opts:
         if k not in OPTION_HELP:
             raise TinyEngineError(f"unknown project option '{k}'")
-    out_dir = os.path.abspath(out_dir)
-    if os.path.exists(out_dir) and not force:
-        raise TinyEngineError(f"{out_dir} exists; pass --force to replace it")
+    from ..output_paths import GENERATOR, check_output_dir, staged_dir
+
+    def replaceable(folder):
+        why = previous_zephyr_project_reason(folder)
+        return why if why is not None or force else "holds a previous Zephyr project (pass --force to replace it)"
+
+    target = check_output_dir(out_dir, "project directory", replaceable, keep=[compiled])
+    out_dir = target.path
     template = zephyr_app_dir()
     from ..runtime.qemu import firmware_dir, missing_tools
 
@@ -341,20 +354,21 @@ def create_project(out_dir: str, compiled: str, platform: str = "zephyr",
             fits[other.zephyr_name] = {"fits": o["fits"], "flash_total": o["flash"]["total"],
                                        "flash_available": o["flash"]["available"], "ram_total": o["ram"]["total"],
                                        "ram_available": o["ram"]["available"]}
-        info = {"platform": platform, "model": meta["model"], "board": zb.zephyr_name, "board_name": zb.board,
+        info = {"generator": GENERATOR, "platform": platform, "model": meta["model"], "board": zb.zephyr_name, "board_name": zb.board,
                 "options": {k: str(v) for k, v in {**DEFAULTS, **opts}.items()},
                 "mlperf": vars(ml) if ml else None, "baud": settings["baud"],
                 "main_stack_size": settings["main_stack_size"], "max_payload": settings["max_payload"],
                 "requirements": req, "other_boards": fits,
                 "other_boards_note": f"sizes measured for {zb.info.core}; other cores differ slightly"}
-        with open(os.path.join(stage, "project.json"), "w") as fh:
-            json.dump(info, fh, indent=2)
         with open(os.path.join(stage, "README.md"), "w") as fh:
             fh.write(_readme(meta, settings, req))
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.makedirs(os.path.dirname(out_dir), exist_ok=True)
-        shutil.move(stage, out_dir)
+        info["files"] = sorted(os.path.relpath(os.path.join(r, f), stage)
+                               for r, _, fs in os.walk(stage) for f in fs) + ["project.json"]
+        with open(os.path.join(stage, "project.json"), "w") as fh:
+            json.dump(info, fh, indent=2)
+        with staged_dir(target) as final:
+            for entry in os.listdir(stage):
+                shutil.move(os.path.join(stage, entry), os.path.join(final, entry))
     info["project_dir"] = out_dir
     return info
 

@@ -11,7 +11,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import TinyEngineError
-from .project import match_inputs, read_metadata
+from .project import load_inputs_file, match_inputs, read_metadata
 
 WARNING_FLAGS = ["-Wall", "-Wextra", "-Werror"]
 
@@ -50,10 +50,8 @@ def build_host_library(project: str, out_dir: Optional[str] = None, cc: str = "g
 
 
 def load_npz_inputs(path: str, inputs_meta: List[dict]) -> Dict[str, np.ndarray]:
-    """Read an .npz of inputs keyed by tensor name (a lone unnamed array is accepted
-    for a one-input model)."""
-    data = dict(np.load(path))
-    return match_inputs(data, inputs_meta)
+    """Read an .npz of inputs keyed by tensor name (see ``project.load_inputs_file``)."""
+    return load_inputs_file(path, inputs_meta)
 
 
 class HostModel:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import List
 
 from ..errors import MemoryBudgetError
+from ..naming import buffer_list, describe_op
 from .boards import Board
 
 RUNTIME_SRAM_ALLOWANCE = 8 * 1024
@@ -26,8 +27,8 @@ def check_fits(metadata: dict, board: Board) -> None:
     need_ram = mem["arena_bytes"] + RUNTIME_SRAM_ALLOWANCE
     if need_ram > ram:
         peak = metadata["ops"][mem["peak_op_index"]] if mem.get("peak_op_index") is not None else None
-        where = (f"; the peak is at op #{mem['peak_op_index']} {peak['type']} '{peak['name']}' "
-                 f"({', '.join(peak['live_buffers'])})") if peak else ""
+        where = (f"; the peak is at {describe_op(metadata, mem['peak_op_index'])} "
+                 f"({buffer_list(peak['live_buffers'])})") if peak else ""
         problems.append(f"SRAM: arena {mem['arena_bytes']:,} B + {RUNTIME_SRAM_ALLOWANCE:,} B firmware allowance "
                         f"= {need_ram:,} B, {need_ram - ram:,} B over the {ram:,} B RAM region{where}")
     need_flash = mem["weights_bytes"] + RUNTIME_FLASH_ALLOWANCE

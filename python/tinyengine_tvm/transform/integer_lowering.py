@@ -159,7 +159,12 @@ class _Lowering:
     def run(self) -> relax.Function:
         self._params = set(self.func.params)
         for binding in self.bindings:
-            self._visit(binding.var, binding.value)
+            try:
+                self._visit(binding.var, binding.value)
+            except (ValueError, ArithmeticError) as exc:
+                # Scales, zero points or betas whose fixed-point form does not
+                # exist (TFLM's Prepare refuses them too).
+                self._unsupported(binding.var, binding.value, f"quantization parameters out of range: {exc}")
         outputs = self._outputs()
         if self.problems:
             raise UnsupportedModelError(self.problems)
@@ -667,6 +672,7 @@ class _Lowering:
 
     # ---------------------------------------------------------------- output
     def _outputs(self) -> List[relax.Expr]:
+        self.output_names: Dict[relax.Expr, str] = {}
         ret = self.func.body.body
         if isinstance(ret, relax.Var) and isinstance(self.defs.get(ret), tvm.ir.Tuple):
             ret = self.defs[ret]
@@ -687,6 +693,8 @@ class _Lowering:
                         "te_dequantize_s8_f32", [src],
                         dict(size=int(np.prod(_shape(r))), scale=float(dq[1][0]), zero_point=int(dq[2][0])),
                         _shape(r), "float32"))
+                    if isinstance(r, relax.Var):
+                        self.output_names[outs[-1]] = r.name
                     continue
             self._report_unlowered(r)
             outs.append(None)
@@ -714,8 +722,19 @@ class _Lowering:
             stack.extend(unresolved)
         self._unsupported(var, self.defs.get(var, var), "output could not be lowered")
 
+    def _names(self) -> Dict[relax.Expr, str]:
+        """Lowered expression -> name of the Var it replaces (the model's tensor name
+        where the importer gave one); the first Var wins over later aliases."""
+        names: Dict[relax.Expr, str] = {}
+        for var, expr in self.lowered.items():
+            names.setdefault(expr, var.name)
+        for expr, name in self.output_names.items():
+            names.setdefault(expr, name)
+        return names
+
     def _rebuild(self, outputs) -> relax.Function:
         params = list(self.func.params)
+        names = self._names()
         bb = relax.BlockBuilder()
         with bb.function("main", params, attrs={"num_input": len(params), "global_symbol": "main"}):
             with bb.dataflow():
@@ -736,7 +755,7 @@ class _Lowering:
                             else:
                                 new_args.append(arg)
                         new = relax.Call(expr.op, new_args, expr.attrs, expr.ty_args)
-                        out = bb.emit(new)
+                        out = bb.emit(new, name_hint=names.get(expr) or _derived_name(new) or "")
                     else:
                         out = expr
                     emitted[key] = out
@@ -747,6 +766,15 @@ class _Lowering:
                 gv = bb.emit_output(result)
             bb.emit_func_output(gv)
         return bb.get()["main"]
+
+
+def _derived_name(call) -> Optional[str]:
+    """Name of a kernel the lowering adds (no model tensor of its own): a concat
+    input's requantization is named after the tensor it requantizes."""
+    k = parse_kernel_call(call)
+    if k is not None and k.kernel == "te_requantize_s8" and k.tensors and isinstance(k.tensors[0], relax.Var):
+        return f"{k.tensors[0].name}[requantized]"
+    return None
 
 
 @tvm.transform.module_pass(opt_level=0, name="LowerToIntegerKernels")

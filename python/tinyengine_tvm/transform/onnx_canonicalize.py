@@ -56,10 +56,21 @@ import tvm
 from tvm import relax
 
 from ..errors import UnsupportedModelError
+from ..frontend.tensor_names import rename_vars
 
 NHWC = (0, 2, 3, 1)
 _SOFTMAX_SCALE, _SOFTMAX_ZP = float(np.float32(1.0 / 256.0)), -128
 _Tuple = relax.Tuple if hasattr(relax, "Tuple") else tvm.ir.Tuple
+
+
+def _layout_label(layout: Sequence[int]) -> str:
+    """How a layout conversion is named: NHWC/NCHW for 4-D, else the permutation."""
+    layout = tuple(layout)
+    if layout == NHWC:
+        return "NHWC"
+    if layout == _ident(len(layout)):
+        return "NCHW" if len(layout) == 4 else "ONNX layout"
+    return "layout " + ",".join(str(a) for a in layout)
 
 
 def _op_name(expr) -> Optional[str]:
@@ -177,6 +188,8 @@ class _Canonicalizer:
         self.problems: List[Tuple[str, str, str]] = []
         self.failed: set = set()  # int8 values that could not be rebuilt (already reported)
         self.bb: Optional[relax.BlockBuilder] = None
+        # (new Var, the value it derives from, what it is): named after that value at the end
+        self._derived: List[Tuple[relax.Expr, relax.Expr, str]] = []
 
     # ------------------------------------------------------------ helpers
     def _resolve(self, expr):
@@ -246,6 +259,7 @@ class _Canonicalizer:
                                          _ident(len(v.shape)), [1] * len(v.shape), 1.0 / 64.0, 0))
             q = self._quantize(self._emit(relax.op.multiply(self._dequantize(v), one), "rescale"),
                                scale, zp, "requantize")
+        self._derived.append((q, v.expr, "requantized"))
         return _Int8(q, v.layout, v.shape, float(np.float32(scale)), zp)
 
     def _to_layout(self, v: _Int8, layout: Sequence[int]) -> _Int8:
@@ -267,6 +281,7 @@ class _Canonicalizer:
             else:  # only size-1 axes move: the bytes are already in order
                 expr = self._emit(relax.op.reshape(v.expr, phys), "view")
             out = _Int8(expr, layout, v.shape, v.scale, v.zero_point)
+            self._derived.append((expr, v.expr, _layout_label(layout)))
         self._layout_cache[key] = out
         return out
 
@@ -345,11 +360,28 @@ class _Canonicalizer:
                 outs = [self._output(r) for r in rets]
                 if self.problems:  # close the function cleanly, then report
                     outs = [relax.const(0, "int8")]
-                gvs = [self.bb.emit_output(o) for o in outs]
+                out_names = [r.name if isinstance(r, relax.Var) else "" for r in rets]
+                gvs = [self.bb.emit_output(o, name_hint=n) for o, n in zip(outs, out_names)]
             self.bb.emit_func_output(gvs[0] if len(gvs) == 1 else _Tuple(gvs))
         if self.problems:
             raise UnsupportedModelError(self.problems)
-        return self.bb.get()["main"]
+        return rename_vars(self.bb.get()["main"], self._value_names())
+
+    def _value_names(self) -> Dict[relax.Var, str]:
+        """New Var -> name: each rebuilt int8 value takes the name of the Var it
+        rebuilds (the ONNX tensor's name when the import recorded it, see
+        ``frontend.tensor_names``); layout conversions and requantizations are
+        named after their source (``x[NHWC]``, ``x[requantized]``)."""
+        names: Dict[relax.Var, str] = {}
+        params = set(self.params)
+        for var, v in self.values.items():
+            if isinstance(v.expr, relax.Var) and v.expr not in params and v.expr not in names:
+                names[v.expr] = var.name
+        for new, src, what in self._derived:
+            base = names.get(src, src.name if isinstance(src, relax.Var) else None)
+            if isinstance(new, relax.Var) and new not in names and new not in params and base is not None:
+                names[new] = f"{base}[{what}]"
+        return names
 
     def _needed(self, rets) -> set:
         needed, stack = set(), [r for r in rets if isinstance(r, relax.Var)]

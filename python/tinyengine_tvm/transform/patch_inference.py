@@ -209,28 +209,34 @@ class _PatchedBuilder:
                 cache = max(cache, overlap * union.h * oc)
         return int(macs), int(cache)
 
-    def emit(self, const_of) -> List[Tuple[str, List, Dict, List[int]]]:
-        """Kernel calls (kernel, tensor args, attrs, out shape) of the whole patched stage.
+    def emit(self, const_of) -> List[Tuple[str, List, Dict, List[int], str]]:
+        """Kernel calls (kernel, tensor args, attrs, out shape, name) of the whole patched stage.
 
         Tensor args are ("src",) for the model input, ("local", tensor) for a
         patch buffer, ("stage",) for the stage output buffer, or a constant.
+        Names derive from the tensors' (the model's) names: ``<t>[patch k]`` is
+        patch k (row-major in the grid) of tensor t, ``<t>[patch k crop]`` the
+        part of it a step reads, ``<out>[paste k]`` the stage output once
+        patch k is pasted into it.
         """
         g = self.graph
         calls = []
         out_shape = self._shape(self.stage.output)
         _, H, W, C = out_shape
-        calls.append(("te_buffer", [], {}, out_shape))
+        name = lambda t: g.tensors[t].name  # noqa: E731
+        calls.append(("te_buffer", [], {}, out_shape, name(self.stage.output)))
         from ..codegen.kernel_specs import KERNELS
 
-        for patch in _grid(H, W, self.n):
+        for p, patch in enumerate(_grid(H, W, self.n)):
             need = self.windows(patch)
             src = self.stage.source
             sw = need[src]
             _, sh_full, sw_full, sc = self._shape(src)
             local_of: Dict[int, int] = {}  # tensor -> index into calls producing its patch buffer
+            crops: Dict[int, int] = {}  # tensor -> crops of its patch buffer so far (unique names)
             calls.append(("te_crop_s8", [("src",)], dict(
                 src_stride=sw_full * sc, row_bytes=sw.w * sc, rows=sw.h,
-                _in_offsets=[(sw.y0 * sw_full + sw.x0) * sc]), [1, sw.h, sw.w, sc]))
+                _in_offsets=[(sw.y0 * sw_full + sw.x0) * sc]), [1, sw.h, sw.w, sc], f"{name(src)}[patch {p}]"))
             local_of[src] = len(calls) - 1
             for s in self.stage.steps:
                 step = g.steps[s]
@@ -257,7 +263,7 @@ class _PatchedBuilder:
                         calls.append(("te_crop_s8", [("local", local_of[i])], dict(
                             src_stride=have.w * ic, row_bytes=want.w * ic, rows=want.h,
                             _in_offsets=[((want.y0 - have.y0) * have.w + (want.x0 - have.x0)) * ic]),
-                            [1, want.h, want.w, ic]))
+                            [1, want.h, want.w, ic], f"{name(i)}[patch {p} crop{_nth(crops, i)}]"))
                         args.append(("local", len(calls) - 1))
                     else:
                         args.append(("local", local_of[i]))
@@ -276,13 +282,19 @@ class _PatchedBuilder:
                 if "batch" in attrs:
                     attrs["batch"] = 1
                 self.extra_macs += KERNELS[step.kernel].macs(attrs)
-                calls.append((step.kernel, args, attrs, [1, ow.h, ow.w, oc]))
+                calls.append((step.kernel, args, attrs, [1, ow.h, ow.w, oc], f"{name(step.output)}[patch {p}]"))
                 local_of[step.output] = len(calls) - 1
             last = local_of[self.stage.output]
             calls.append(("te_paste_s8", [("stage",), ("local", last)], dict(
                 row_bytes=patch.w * C, rows=patch.h, dst_stride=W * C,
-                _inout_offset=(patch.y0 * W + patch.x0) * C), out_shape))
+                _inout_offset=(patch.y0 * W + patch.x0) * C), out_shape, f"{name(self.stage.output)}[paste {p}]"))
         return calls
+
+
+def _nth(counts: Dict[int, int], key: int) -> str:
+    """'' the first time ``key`` is counted, then ' 2', ' 3', ..."""
+    counts[key] = counts.get(key, 0) + 1
+    return "" if counts[key] == 1 else f" {counts[key]}"
 
 
 def _build_patched(func: relax.Function, graph: KernelGraph, stage: _Stage, n: int):
@@ -306,7 +318,7 @@ def _build_patched(func: relax.Function, graph: KernelGraph, stage: _Stage, n: i
         with bb.dataflow():
             emitted: List[relax.Expr] = []
             stage_buf = None
-            for kernel, args, kattrs, shape in calls:
+            for kernel, args, kattrs, shape, name in calls:
                 targs = []
                 for a in args:
                     if isinstance(a, tuple) and a[0] == "src":
@@ -317,7 +329,7 @@ def _build_patched(func: relax.Function, graph: KernelGraph, stage: _Stage, n: i
                         targs.append(emitted[a[1]])
                     else:
                         targs.append(a)
-                v = bb.emit(make_kernel_call(kernel, targs, kattrs, shape, "int8"), name_hint="patch")
+                v = bb.emit(make_kernel_call(kernel, targs, kattrs, shape, "int8"), name_hint=name)
                 emitted.append(v)
                 if kernel in ("te_buffer", "te_paste_s8"):
                     stage_buf = v
