@@ -190,6 +190,11 @@ def _describe(sg, idx: int) -> TensorDesc:
 
 def import_tflite(data: bytes, name: str) -> ImportedModel:
     """Validate a TFLite flatbuffer and import it with tvm.relax.frontend.tflite."""
+    from .tflite_checks import check_tflite
+
+    # Every offset, index, enum, shape and quantization array is checked before
+    # the unchecked `tflite` accessors or TVM's importer read them.
+    check_tflite(data, name)
     model = _parse(data)
     names = _op_names()
     sg = model.Subgraphs(0)
