@@ -131,7 +131,7 @@ def test_lowering_is_a_tvm_pass():
     from tinyengine_tvm.frontend import load_model
 
     imported = load_model(DEFAULT)
-    seq = tvm.transform.Sequential([LowerToIntegerKernels(imported.side_info), tvm.relax.transform.DeadCodeElimination()])
+    seq = tvm.transform.Sequential([LowerToIntegerKernels(), tvm.relax.transform.DeadCodeElimination()])
     lowered = seq(imported.mod)
     calls = [parse_kernel_call(b.value) for blk in lowered["main"].body.blocks for b in blk.bindings]
     kernels = {c.kernel for c in calls if c is not None}

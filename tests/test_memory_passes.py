@@ -133,7 +133,7 @@ def test_memory_aware_schedule_lowers_the_peak():
 
     model = _branchy_model()
     imported = load_model(model)
-    lowered = LowerToIntegerKernels(imported.side_info)(imported.mod)
+    lowered = LowerToIntegerKernels()(imported.mod)
     func = lowered["main"]
     bs = bindings(func)
     convs = [b for b in bs if parse_kernel_call(b.value) is not None
@@ -311,7 +311,7 @@ def test_two_outputs_and_user_pipeline():
     head_b = g.max_pool(g.conv2d(x, 6, (1, 1), prefix="head_b"), (2, 2), (2, 2))
     model = g.finish([head_a, head_b])
     imported = load_model(model)
-    seq = tvm.transform.Sequential([LowerToIntegerKernels(imported.side_info), PatchBasedInference(),
+    seq = tvm.transform.Sequential([LowerToIntegerKernels(), PatchBasedInference(),
                                     InplaceDepthwise(), MemoryAwareSchedule()])
     lowered = seq(imported.mod)
     compiled = te.compile(lowered, name="two_heads", optimize=False)

@@ -380,13 +380,29 @@ def test_onnxruntime_quantize_static_model(tmp_path):
     assert worst <= 1.0 + 1e-3 and share >= MIN_EQUAL_SHARE
 
 
-def test_side_info_keeps_pad_and_resize_attributes():
+def test_pad_stays_in_the_ir_and_side_info_keeps_resize_attributes():
+    import tvm
+    from tvm.relax.frontend.onnx import from_onnx
+
     from tinyengine_tvm.frontend import load_model
+    from tinyengine_tvm.frontend.onnx_fixups import pad_as_relax_op
+
+    def pads(func):
+        found = []
+        tvm.relax.analysis.post_order_visit(func.body, lambda e: found.append(e) if isinstance(e, tvm.relax.Call)
+                                            and isinstance(e.op, tvm.ir.Op) and e.op.name == "relax.nn.pad" else None)
+        return found
 
     buf = q.pad_model(constant_value=0.5)
-    node = next(n.name for n in onnx.load_from_string(buf).graph.node if n.op_type == "Pad")
-    assert load_model(buf).side_info["onnx_pad"] == [
-        dict(node=node, before=[0, 0, 1, 2], after=[0, 0, 2, 1], value=0.5)]
+    with pad_as_relax_op():
+        (pad,) = pads(from_onnx(onnx.load_from_string(buf))["main"])
+    assert [int(w) for w in pad.attrs.pad_width] == [0, 0, 0, 0, 1, 2, 2, 1]  # NCHW, (before, after) per axis
+    assert float(pad.attrs.pad_value) == 0.5
+    imported = load_model(buf)
+    assert "onnx_pad" not in imported.side_info
+    (int8_pad,) = pads(imported.mod["main"])
+    # The int8 pad runs in whichever layout the canonicalizer chose for its operand.
+    assert [int(w) for w in int8_pad.attrs.pad_width] in ([0, 0, 0, 0, 1, 2, 2, 1], [0, 0, 1, 2, 2, 1, 0, 0])
     resize = load_model(q.resize_nearest_model())
     (entry,) = resize.side_info["onnx_resize"]
     assert entry["scales"] == [2.0, 2.0] and entry["coordinate_transformation_mode"] == "asymmetric"

@@ -181,7 +181,7 @@ def test_names_survive_relowering_and_kernel_selection():
 
     model = named_model()
     imported = load_model(model, "named")
-    lowered = LowerToIntegerKernels(imported.side_info)(imported.mod)
+    lowered = LowerToIntegerKernels()(imported.mod)
     again = te.compile(lowered, name="again", optimize=False)
     assert {_base(op["name"]) for op in again.metadata["ops"]} == STEP_NAMES
     m7 = te.compile(model, name="named_m7", core="cortex-m7")

@@ -119,13 +119,7 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     else:
         imported = load_model(model, name)
     optimizations = optimization_passes(disabled_passes, pass_config) if optimize else []
-    lowering = LowerToIntegerKernels(imported.side_info)
-    try:
-        lowered = lowering(imported.mod)
-    except Exception:
-        if getattr(lowering, "last_error", None) is not None:
-            raise lowering.last_error from None
-        raise
+    lowered = LowerToIntegerKernels()(imported.mod)
     lowered = tvm.transform.Sequential(optimizations + list(passes or []), name="tinyengine")(lowered)
     graph = KernelGraph.from_relax(lowered["main"])
     selection = None

@@ -16,8 +16,10 @@ class UnsupportedModelError(TinyEngineError):
     """
 
     def __init__(self, problems, model_name=""):
-        if isinstance(problems, str):  # rebuilt from its message after crossing TVM's FFI
-            self.problems = []
+        if isinstance(problems, str):
+            # Rebuilt from its message after crossing TVM's FFI (raised inside a
+            # pass): take the problems back from the error that was raised.
+            self.problems = list(_RAISED_PROBLEMS.get(problems, []))
             super().__init__(problems)
             return
         self.problems = list(problems)
@@ -25,7 +27,15 @@ class UnsupportedModelError(TinyEngineError):
         lines = [f"{len(self.problems)} unsupported node(s){where}:"]
         for op_type, node, reason in self.problems:
             lines.append(f"  - {op_type} (node '{node}'): {reason}")
-        super().__init__("\n".join(lines))
+        message = "\n".join(lines)
+        _RAISED_PROBLEMS[message] = self.problems
+        while len(_RAISED_PROBLEMS) > 32:
+            _RAISED_PROBLEMS.pop(next(iter(_RAISED_PROBLEMS)))
+        super().__init__(message)
+
+
+# Message -> problems of the UnsupportedModelErrors made most recently (see above).
+_RAISED_PROBLEMS: dict = {}
 
 
 class MemoryBudgetError(TinyEngineError):

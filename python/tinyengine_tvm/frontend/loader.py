@@ -34,8 +34,8 @@ class TensorDesc:
 class ImportedModel:
     """A model imported by TVM's frontend, plus what the frontend does not keep.
 
-    ``side_info`` carries attributes that TVM's importer drops but TFLM uses
-    (e.g. SOFTMAX beta), in the order the ops appear in the model.
+    ``side_info`` carries ONNX attributes TVM's importer drops (Pad, Resize) for
+    ``CanonicalizeONNXQDQ``, in the order the nodes appear in the model.
     """
 
     name: str

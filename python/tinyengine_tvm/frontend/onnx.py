@@ -719,31 +719,13 @@ def _explicit_conv_pads(g: _OnnxGraph, model):
 
 
 def _side_info(g: _OnnxGraph) -> Dict[str, list]:
-    """Attributes TVM's Relax loses, in model order (see CanonicalizeONNXQDQ)."""
-    pads, resizes = [], []
+    """Resize attributes TVM's Relax loses, in model order (see CanonicalizeONNXQDQ);
+    Pads are kept in the IR (onnx_fixups)."""
+    resizes = []
     for i, n in enumerate(g.model.graph.node):
         a = g.attrs(n)
         label = _node_label(n, i)
-        if n.op_type == "Pad":
-            p = np.asarray(a["pads"]) if "pads" in a else g.const(n.input[1])
-            p = [int(v) for v in np.ravel(p)]
-            half = len(p) // 2
-            before, after = p[:half], p[half:]
-            if len(n.input) > 3 and n.input[3]:
-                shape = g.shapes.get(n.input[0])
-                rank = len(shape) if shape is not None else half
-                axes = [int(x) % rank for x in np.ravel(g.const(n.input[3]))]
-                fb, fa = [0] * rank, [0] * rank
-                for k, ax in enumerate(axes):
-                    fb[ax], fa[ax] = before[k], after[k]
-                before, after = fb, fa
-            value = 0.0
-            if "value" in a:
-                value = float(a["value"])
-            elif len(n.input) > 2 and n.input[2]:
-                value = float(np.ravel(g.const(n.input[2]))[0])
-            pads.append(dict(node=label, before=before, after=after, value=value))
-        elif n.op_type == "Resize":
+        if n.op_type == "Resize":
             scales = g.const(n.input[2]) if len(n.input) > 2 and n.input[2] else None
             coord = a.get("coordinate_transformation_mode", b"half_pixel")
             nearest = a.get("nearest_mode", b"round_prefer_floor")
@@ -753,7 +735,7 @@ def _side_info(g: _OnnxGraph) -> Dict[str, list]:
                 coordinate_transformation_mode=coord.decode() if isinstance(coord, bytes) else coord,
                 nearest_mode=nearest.decode() if isinstance(nearest, bytes) else nearest,
             ))
-    return {"onnx_pad": pads, "onnx_resize": resizes}
+    return {"onnx_resize": resizes}
 
 
 def _describe_io(g: _OnnxGraph, shape_dict) -> Tuple[List[TensorDesc], List[TensorDesc]]:
@@ -1344,8 +1326,8 @@ def import_onnx(data: bytes, name: str) -> ImportedModel:
     """Validate an ONNX QDQ model, import it with tvm.relax.frontend.onnx and canonicalize it.
 
     The returned module is in the NHWC QDQ form (see CanonicalizeONNXQDQ) with
-    the model's NCHW inputs and outputs; ``side_info`` keeps the Pad and Resize
-    attributes TVM's Relax drops, in model order.
+    the model's NCHW inputs and outputs; ``side_info`` keeps the Resize
+    attributes TVM's Relax drops, in model order (Pads stay in the IR).
 
     Checks, in order (the first stage that finds a problem raises):
 
@@ -1393,10 +1375,11 @@ def _import_onnx(data: bytes, name: str) -> ImportedModel:
 
     from tvm.relax.frontend.onnx import from_onnx
 
+    from .onnx_fixups import pad_as_relax_op
     from .tensor_names import name_bindings, recording_onnx_names
 
     try:
-        with warnings.catch_warnings(), recording_onnx_names() as tensor_names:
+        with warnings.catch_warnings(), recording_onnx_names() as tensor_names, pad_as_relax_op():
             warnings.simplefilter("ignore")
             mod = from_onnx(model, shape_dict=shape_dict, dtype_dict={n: d.dtype for n, d in zip(shape_dict, inputs)})
         mod["main"] = name_bindings(mod["main"], tensor_names)
@@ -1408,12 +1391,9 @@ def _import_onnx(data: bytes, name: str) -> ImportedModel:
 
     from ..transform.onnx_canonicalize import CanonicalizeONNXQDQ
 
-    canon = CanonicalizeONNXQDQ(side_info)
     try:
-        mod = canon(mod)
-    except Exception:
-        if canon.last_error is not None:
-            raise UnsupportedModelError(canon.last_error.problems, name) from None
-        raise
+        mod = CanonicalizeONNXQDQ(side_info)(mod)
+    except UnsupportedModelError as exc:
+        raise UnsupportedModelError(exc.problems, name) from None
     return ImportedModel(name=name, format="onnx", mod=mod, inputs=inputs, outputs=outputs,
                          side_info=side_info)

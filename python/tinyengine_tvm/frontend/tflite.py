@@ -158,23 +158,6 @@ def _fused_activation(op, op_type):
     return opts.FusedActivationFunction()
 
 
-def _softmax_betas(model, sg, names) -> List[float]:
-    import tflite
-
-    betas = []
-    for i in range(sg.OperatorsLength()):
-        op = sg.Operators(i)
-        oc = model.OperatorCodes(op.OpcodeIndex())
-        if names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())) == "SOFTMAX":
-            beta = 1.0
-            if op.BuiltinOptions() is not None:
-                opts = tflite.SoftmaxOptions()
-                opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
-                beta = float(opts.Beta())
-            betas.append(beta)
-    return betas
-
-
 def _describe(sg, idx: int) -> TensorDesc:
     t = sg.Tensors(idx)
     scales, zps = _quant(t)
@@ -230,5 +213,4 @@ def import_tflite(data: bytes, name: str) -> ImportedModel:
     mod["main"] = name_bindings(mod["main"], tensor_names)
     return ImportedModel(
         name=name, format="tflite", mod=mod, inputs=inputs, outputs=outputs,
-        side_info={"softmax_beta": _softmax_betas(model, sg, names)},
     )

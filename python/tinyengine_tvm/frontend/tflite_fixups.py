@@ -8,6 +8,8 @@ Two defects of ``tvm.relax.frontend.tflite`` stop real models from importing:
 * 1-D bias tensors whose ``quantized_dimension`` is out of range (TFLM ignores
   it; TVM's dequantize rejects it), e.g. person_detect.
 
+* SOFTMAX's beta is dropped; it is kept as ``softmax(beta * x)``.
+
 * int8 PAD, TRANSPOSE, SQUEEZE and RESIZE_NEAREST_NEIGHBOR are refused by
   the importer's list of quantized operators although its converters handle
   them exactly (pure data movement; PAD fills with the zero point).
@@ -55,7 +57,7 @@ def patched_importer():
     supported = tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS
     tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS = supported | EXACT_INT8_DATA_MOVEMENT
     try:
-        with _flatten_fully_connected_inputs():
+        with _flatten_fully_connected_inputs(), _softmax_beta_in_ir():
             yield
     finally:
         tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS = supported
@@ -89,3 +91,37 @@ def _flatten_fully_connected_inputs():
         yield
     finally:
         tf.OperatorConverter.convert_fully_connected = original
+
+
+@contextlib.contextmanager
+def _softmax_beta_in_ir():
+    """While active, TVM's importer keeps SOFTMAX's beta (it drops it): the IR
+    says ``softmax(beta * x)``, which is what TFLite computes, and the integer
+    lowering reads beta from that multiply."""
+    import tflite
+    from tvm import relax
+    from tvm.relax.frontend.tflite import tflite_frontend as tf
+
+    original = tf.OperatorConverter.convert_softmax
+
+    def convert(self, op):
+        beta = 1.0
+        if op.BuiltinOptionsType() == tflite.BuiltinOptions.SoftmaxOptions and op.BuiltinOptions() is not None:
+            opts = tflite.SoftmaxOptions()
+            opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+            beta = float(opts.Beta())
+        if beta == 1.0:
+            return original(self, op)
+        (input_tensor,) = self.get_input_tensors(op)
+        (output_tensor,) = self.get_output_tensors(op)
+        x = self.get_expr(input_tensor.tensor_idx)
+        if input_tensor.qnn_params:
+            x = self.dequantize(x, input_tensor)
+        out = relax.op.nn.softmax(relax.op.multiply(x, relax.const(beta, "float32")), axis=-1)
+        return self.quantize(out, output_tensor) if output_tensor.qnn_params else out
+
+    tf.OperatorConverter.convert_softmax = convert
+    try:
+        yield
+    finally:
+        tf.OperatorConverter.convert_softmax = original

@@ -69,9 +69,9 @@ class _Activation:
 class _Lowering:
     """Walks one Relax function in binding order and rebuilds it with kernels."""
 
-    def __init__(self, func: relax.Function, side_info: Dict[str, list]):
+    def __init__(self, func: relax.Function, name: str = "main"):
         self.func = func
-        self.softmax_betas = list(side_info.get("softmax_beta", []))
+        self.func_name = name
         self.defs: Dict[relax.Var, relax.Expr] = {}
         self.uses: Dict[relax.Var, int] = {}
         self.bindings = []
@@ -642,7 +642,14 @@ class _Lowering:
         return True
 
     def _q_softmax(self, var, sm, ctx):
-        x = self._activation_input(sm.args[0])
+        # The importer writes TFLite's beta as softmax(beta * x) (frontend/tflite_fixups).
+        beta, operand = 1.0, sm.args[0]
+        scaled = self._resolve(operand)
+        if _op_name(scaled) == "relax.multiply":
+            factor = self._const(scaled.args[1])
+            if factor is not None and np.size(factor) == 1 and np.asarray(factor).dtype == np.float32:
+                beta, operand = float(np.asarray(factor).reshape(())), scaled.args[0]
+        x = self._activation_input(operand)
         if x is None:
             return False
         if int(sm.attrs.axis) not in (-1, len(_shape(var)) - 1):
@@ -651,7 +658,6 @@ class _Lowering:
         if ctx["s_out"] != np.float32(1.0 / 256) or ctx["zp_out"] != -128:
             self._unsupported(var, sm, "int8 softmax output must have scale 1/256 and zero point -128")
             return True
-        beta = self.softmax_betas.pop(0) if self.softmax_betas else 1.0
         shape = _shape(var)
         attrs = dict(rows=int(np.prod(shape[:-1])), depth=shape[-1])
         attrs.update(softmax_params(np.float32(x.scale), beta))
@@ -736,7 +742,11 @@ class _Lowering:
         params = list(self.func.params)
         names = self._names()
         bb = relax.BlockBuilder()
-        with bb.function("main", params, attrs={"num_input": len(params), "global_symbol": "main"}):
+        attrs = dict(self.func.attrs) if self.func.attrs is not None else {}
+        attrs.pop("params", None)  # the importer's weight list: weights are constants of the kernels now
+        attrs.setdefault("num_input", len(params))
+        attrs.setdefault("global_symbol", self.func_name)
+        with bb.function(self.func_name, params, attrs=attrs):
             with bb.dataflow():
                 emitted = {}
 
@@ -765,7 +775,7 @@ class _Lowering:
                 result = outs[0] if len(outs) == 1 else tvm.ir.Tuple(outs)
                 gv = bb.emit_output(result)
             bb.emit_func_output(gv)
-        return bb.get()["main"]
+        return bb.get()[self.func_name]
 
 
 def _derived_name(call) -> Optional[str]:
@@ -777,24 +787,35 @@ def _derived_name(call) -> Optional[str]:
     return None
 
 
+def _holds_qdq(func: relax.Function) -> bool:
+    """Whether a Relax function computes on quantized values: quantize/dequantize,
+    kernel calls, or int8 operations (an int8 model of pure data movement)."""
+    found = []
+
+    def visit(e):
+        if not isinstance(e, relax.Call) or not isinstance(e.op, tvm.ir.Op):
+            return
+        ty = getattr(e, "ty", None)
+        if e.op.name in ("relax.quantize", "relax.dequantize", "relax.call_dps_packed") or (
+                isinstance(ty, relax.TensorType) and str(ty.dtype) == "int8"):
+            found.append(e)
+
+    relax.analysis.post_order_visit(func.body, visit)
+    return bool(found)
+
+
 @tvm.transform.module_pass(opt_level=0, name="LowerToIntegerKernels")
 class LowerToIntegerKernels:
-    """Replace quantize/dequantize patterns in ``main`` with TFLM-exact int8 kernel calls.
+    """Replace quantize/dequantize patterns with TFLM-exact int8 kernel calls.
 
-    ``side_info`` carries attributes the importer dropped (SOFTMAX beta), in model order.
-    Raises UnsupportedModelError naming every binding that no pattern covers.
+    Lowers every Relax function of the module that holds QDQ Relax (keeping its
+    name and attributes) and leaves the other functions as they are.  Raises
+    UnsupportedModelError naming every binding that no pattern covers.
     """
 
-    def __init__(self, side_info: Optional[Dict[str, list]] = None):
-        self.side_info = side_info or {}
-
     def transform_module(self, mod: tvm.IRModule, ctx) -> tvm.IRModule:
-        self.last_error = None
-        try:
-            func = _Lowering(mod["main"], self.side_info).run()
-        except UnsupportedModelError as exc:
-            # TVM's pass machinery turns Python exceptions into RuntimeError;
-            # keep the original so callers can re-raise it unchanged.
-            self.last_error = exc
-            raise
-        return tvm.IRModule({"main": func})
+        out = tvm.IRModule(dict(mod.functions), attrs=mod.attrs)
+        for gvar, func in mod.functions.items():
+            if isinstance(func, relax.Function) and _holds_qdq(func):
+                out[gvar] = _Lowering(func, gvar.name_hint).run()
+        return out

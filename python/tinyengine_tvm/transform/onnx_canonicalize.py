@@ -34,8 +34,8 @@ Operator by operator (q = quantize, dq = dequantize, all per-tensor int8):
 * GlobalAveragePool: ``mean`` over the spatial axes (TFLM's MEAN).
 * MaxPool, Pad, Resize (nearest), Reshape, Transpose: int8 data movement (plus
   a requantization when the output quantization differs; Pad's float value is
-  quantized with the output parameters).  Pad widths/value and Resize scales
-  come from ``side_info`` (TVM's Relax loses them), in model order; Resize
+  quantized with the output parameters).  Resize scales come from
+  ``side_info`` (TVM's Relax loses them), in model order; Resize
   picks the TFLite index rule (asymmetric / align_corners / half_pixel) whose
   source pixels equal ONNX's for the model's sizes, or is refused.
 * Concat: inputs requantized to the output's parameters, axis mapped.
@@ -173,7 +173,6 @@ class _Canonicalizer:
 
     def __init__(self, func: relax.Function, side_info: Dict[str, list]):
         self.func = func
-        self.pads = list(side_info.get("onnx_pad", []))
         self.resizes = list(side_info.get("onnx_resize", []))
         self.defs: Dict[relax.Var, relax.Expr] = {}
         self.bindings = []
@@ -459,7 +458,7 @@ class _Canonicalizer:
                 "relax.nn.avg_pool2d": self._avg_pool,
                 "relax.nn.max_pool2d": self._max_pool,
                 "relax.mean": self._mean,
-                "relax.call_tir": self._pad,
+                "relax.nn.pad": self._pad,
                 "relax.reshape": self._reshape,
                 "relax.permute_dims": self._transpose,
                 "relax.concat": self._concat,
@@ -684,23 +683,16 @@ class _Canonicalizer:
         return _Int8(self._quantize(y, ctx["s_out"], ctx["zp_out"]), x.layout, out_shape, ctx["s_out"], ctx["zp_out"])
 
     def _pad(self, call, ctx):
-        gv = call.args[0]
-        if not str(gv.name_hint).startswith("pad"):
+        # Constant Pads arrive as relax.nn.pad (frontend/onnx_fixups.py).
+        if str(call.attrs.pad_mode) != "constant":
             return None
-        fields = list(call.args[1].fields)
-        x = self._operand(fields[0])
+        x = self._operand(call.args[0])
         if x is None:
             return None
         out_shape = _shape(call)
-        if not self.pads:
-            self._problem("Pad", ctx["var"].name, "no Pad attributes recorded for this pad")
-            return None
-        entry = self.pads.pop(0)
-        before, after = list(entry["before"]), list(entry["after"])
-        if len(before) != len(x.shape) or any(i + b + a != o for i, b, a, o in zip(x.shape, before, after, out_shape)):
-            self._problem("Pad", entry["node"], f"recorded pads {before}+{after} do not match the shapes "
-                                               f"{x.shape} -> {out_shape}")
-            return None
+        widths = [int(w) for w in call.attrs.pad_width]
+        before, after = widths[0::2], widths[1::2]
+        entry = {"node": ctx["var"].name, "value": float(call.attrs.pad_value)}
         if len(x.shape) > 4:
             self._problem("Pad", entry["node"], "Pad is supported up to 4-D")
             return None
@@ -831,20 +823,14 @@ class CanonicalizeONNXQDQ:
     """Rewrite TVM's NCHW ONNX QDQ import of ``main`` into the NHWC QDQ form of LowerToIntegerKernels.
 
     ``side_info`` is the ONNX frontend's record of what Relax loses
-    (``onnx_pad``: Pad widths and value; ``onnx_resize``: Resize scales and
-    modes), in model order.  Raises UnsupportedModelError for quantized
-    patterns it cannot express with the int8 kernels.
+    (``onnx_resize``: Resize scales and modes), in model order; Pads arrive as
+    ``relax.nn.pad`` (frontend/onnx_fixups.py).  Raises UnsupportedModelError for
+    quantized patterns it cannot express with the int8 kernels.
     """
 
     def __init__(self, side_info: Optional[Dict[str, list]] = None):
         self.side_info = side_info or {}
-        self.last_error = None
 
     def transform_module(self, mod: tvm.IRModule, ctx) -> tvm.IRModule:
-        self.last_error = None
-        try:
-            func = _Canonicalizer(mod["main"], self.side_info).run()
-        except UnsupportedModelError as exc:
-            self.last_error = exc
-            raise
+        func = _Canonicalizer(mod["main"], self.side_info).run()
         return tvm.IRModule({"main": func})
