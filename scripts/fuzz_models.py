@@ -209,7 +209,9 @@ def run_atheris(args, models, harness, rec):
 
     # libFuzzer's own SIGALRM timeout would fight the harness's per-case alarm: the harness times cases.
     argv = [sys.argv[0], corpus, f"-max_len={max_len}", "-timeout=0", "-rss_limit_mb=16384",
-            f"-seed={args.seed}", f"-runs={args.cases + len(originals) + 10}"]
+            f"-seed={args.seed}", f"-runs={args.cases + len(originals) + 10}",
+            # libFuzzer writes slow/crash units to the working directory unless told otherwise.
+            f"-artifact_prefix={os.path.join(os.path.abspath(args.crash_dir or tempfile.gettempdir()), '')}"]
     atheris.Setup(argv, test_one_input, custom_mutator=custom_mutator)
     atheris.Fuzz()
 

@@ -109,7 +109,7 @@ def test_board_check_refuses_with_numbers(tmp_path, capsys):
 
 
 def test_run_on_qemu_matches_host(project, tmp_path, capsys):
-    from tinyengine_tvm.runtime.qemu import missing_tools
+    from tinyengine_tvm.runtime.firmware import missing_tools
 
     if missing_tools():
         pytest.skip(f"Cortex-M tools missing: {missing_tools()} (bash scripts/install_arm_toolchain.sh)")

@@ -18,7 +18,7 @@ from tinyengine_tvm.micro import project as mp
 from tinyengine_tvm.micro.model_desc import MlperfOptions, model_desc_source
 from tinyengine_tvm.micro.zephyr_boards import ZEPHYR_BOARDS, get_zephyr_board
 from tinyengine_tvm.modelgen.default_model import default_model_path
-from tinyengine_tvm.runtime.qemu import firmware_dir, missing_tools
+from tinyengine_tvm.runtime.firmware import firmware_dir, missing_tools
 from tinyengine_tvm.targets import BOARDS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from tinyengine_tvm.errors import TinyEngineError
-from tinyengine_tvm.runtime import serial_link as sl
+from tinyengine_tvm.runtime import client
+from tinyengine_tvm.runtime import protocol as proto
+from tinyengine_tvm.testing.faults import FaultSpec, FaultyTransport
 from tinyengine_tvm.testing.fake_device import FakeDevice
 
 META = {
@@ -53,24 +55,24 @@ def device():
 def client_for(dev, timeout=1.0, retries=4, **faults):
     t = dev.host_transport()
     if faults:
-        t = sl.FaultyTransport(t, **faults)
-    c = sl.DeviceClient(t, timeout=timeout, retries=retries)
+        t = FaultyTransport(t, **faults)
+    c = client.DeviceClient(t, timeout=timeout, retries=retries)
     assert c.wait_boot(2.0) is not None or faults
     return c
 
 
 # --------------------------------------------------------------------------- frames
 def test_frame_layout_and_crcs():
-    f = sl.encode_frame(0x04, 7, b"\x01\x02\x03")
+    f = proto.encode_frame(0x04, 7, b"\x01\x02\x03")
     assert f[:2] == b"\xa5\x5a" and f[2:4] == b"\x03\x00" and f[4] == 4 and f[5] == 7
-    assert f[6] == sl.crc8(f[2:6])
+    assert f[6] == proto.crc8(f[2:6])
     assert struct.unpack("<I", f[-4:])[0] == zlib.crc32(f[2:-4])
-    assert sl.crc8(b"123456789") == 0xF4  # CRC-8/SMBUS check value
+    assert proto.crc8(b"123456789") == 0xF4  # CRC-8/SMBUS check value
 
 
 def test_decoder_resyncs_across_garbage_splits_and_damage():
     rng = random.Random(5)
-    frames = [sl.encode_frame(0x81, i + 1, bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 200))))
+    frames = [proto.encode_frame(0x81, i + 1, bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 200))))
               for i in range(30)]
     stream = bytearray()
     damaged = set()
@@ -82,7 +84,7 @@ def test_decoder_resyncs_across_garbage_splits_and_damage():
             f[9] ^= 0x10
             damaged.add(i + 1)
         stream += f
-    dec = sl.FrameDecoder()
+    dec = proto.FrameDecoder()
     got = []
     pos = 0
     while pos < len(stream):  # arbitrary chunking
@@ -93,7 +95,7 @@ def test_decoder_resyncs_across_garbage_splits_and_damage():
     assert [f.seq for f in good] == [i + 1 for i in range(30) if i + 1 not in damaged]
     assert {f.seq for f in got if not f.ok} >= damaged
     for f in good:
-        assert sl.encode_frame(f.cmd, f.seq, f.payload) == frames[f.seq - 1]
+        assert proto.encode_frame(f.cmd, f.seq, f.payload) == frames[f.seq - 1]
     assert dec.garbage_bytes > 0
 
 
@@ -106,7 +108,7 @@ def test_describe_run_and_read_back(device):
     assert desc["inputs"][0] == {"name": "x", "dtype": "int8", "shape": [1, 300], "bytes": 300, "scale": 0.5,
                                  "zero_point": -3}
     assert desc["inputs"][1]["scale"] is None
-    model = sl.DeviceModel(c, META)
+    model = client.DeviceModel(c, META)
     for seed in range(3):
         out, rep = model.run(sample(seed), number=4, repeat=3)
         np.testing.assert_array_equal(out["y"], reference(sample(seed))["y"])
@@ -119,56 +121,56 @@ def test_describe_run_and_read_back(device):
 def test_device_errors_are_reported(device):
     c = client_for(device())
     c.hello()
-    with pytest.raises(sl.DeviceError, match="not ready") as e:
+    with pytest.raises(proto.DeviceError, match="not ready") as e:
         c.run(1, 0)
-    assert e.value.code == sl.ERR_NOT_READY
+    assert e.value.code == proto.ERR_NOT_READY
     c.write_input(0, bytes(300))
     c.write_input(1, bytes(16))
-    with pytest.raises(sl.DeviceError, match="input CRC mismatch"):
+    with pytest.raises(proto.DeviceError, match="input CRC mismatch"):
         c.run(1, 12345)
-    with pytest.raises(sl.DeviceError, match="unknown command"):
+    with pytest.raises(proto.DeviceError, match="unknown command"):
         c.request(0x33)
-    with pytest.raises(sl.DeviceError, match="bad argument"):
-        c.request(sl.CMD_WRITE_INPUT, struct.pack("<BI", 0, 299) + b"xy")  # past the end
+    with pytest.raises(proto.DeviceError, match="bad argument"):
+        c.request(proto.CMD_WRITE_INPUT, struct.pack("<BI", 0, 299) + b"xy")  # past the end
 
 
 def test_wrong_model_is_refused(device):
     c = client_for(device())
     other = {**META, "outputs": [{**META["outputs"][0], "zero_point": 8}]}
     with pytest.raises(TinyEngineError, match="does not run this project's model.*zp=7.*zp=8"):
-        sl.DeviceModel(c, other)
+        client.DeviceModel(c, other)
     with pytest.raises(TinyEngineError, match="the device runs model 'fake_model'"):
-        sl.DeviceModel(c, {**META, "model": "other"})
+        client.DeviceModel(c, {**META, "model": "other"})
 
 
 def test_reset_during_run_is_recovered_once_then_reported(device):
     dev = device(reset_on_run=1)
-    model = sl.DeviceModel(client_for(dev), META)
+    model = client.DeviceModel(client_for(dev), META)
     out, _ = model.run(sample(1))  # the first RUN is answered by a BOOT: inputs sent again
     np.testing.assert_array_equal(out["y"], reference(sample(1))["y"])
     assert dev.runs == 2
     # A device that resets on every run: an error, not a loop.
     dev2 = device(reset_on_run={1, 2, 3})
-    with pytest.raises(sl.DeviceReset, match="reset twice"):
-        sl.DeviceModel(client_for(dev2), META).run(sample(2))
+    with pytest.raises(proto.DeviceReset, match="reset twice"):
+        client.DeviceModel(client_for(dev2), META).run(sample(2))
     assert dev2.runs == 2
 
 
 def test_fault_message_is_reported(device):
     dev = device(fault_on_run=1)
-    model = sl.DeviceModel(client_for(dev), META)
-    with pytest.raises(sl.DeviceFault, match="crashed.*fake fault"):
+    model = client.DeviceModel(client_for(dev), META)
+    with pytest.raises(proto.DeviceFault, match="crashed.*fake fault"):
         model.run(sample(0))
 
 
 def test_reset_command(device):
     dev = device()
     c = client_for(dev)
-    model = sl.DeviceModel(c, META)
+    model = client.DeviceModel(c, META)
     model.run(sample(0))
     info = c.reset()
     assert info.model == "fake_model"
-    with pytest.raises(sl.DeviceError, match="not ready"):
+    with pytest.raises(proto.DeviceError, match="not ready"):
         c.timings()
     out, _ = model.run(sample(3))
     np.testing.assert_array_equal(out["y"], reference(sample(3))["y"])
@@ -177,14 +179,14 @@ def test_reset_command(device):
 def test_silent_device_times_out_without_hanging(device):
     dev = device(hang_on_run=1)
     c = client_for(dev, timeout=0.3, retries=1)
-    model = sl.DeviceModel(c, META)
+    model = client.DeviceModel(c, META)
     t0 = time.monotonic()
-    with pytest.raises(sl.LinkError, match="no valid answer to RUN after 2 attempts.*within 0.3 s"):
+    with pytest.raises(proto.LinkError, match="no valid answer to RUN after 2 attempts.*within 0.3 s"):
         model.run(sample(0))
     assert time.monotonic() - t0 < 5
     muted = device()
     c2 = client_for(muted, timeout=0.3, retries=1, mute_after=0)
-    with pytest.raises(sl.LinkError, match="no valid answer to HELLO"):
+    with pytest.raises(proto.LinkError, match="no valid answer to HELLO"):
         c2.hello()
 
 
@@ -192,16 +194,16 @@ def test_closed_link_is_device_gone(device):
     dev = device()
     c = client_for(dev)
     dev.dev_sock.close()
-    with pytest.raises(sl.DeviceGone):
+    with pytest.raises(proto.DeviceGone):
         c.hello()
 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_noisy_link_gives_exact_results_or_an_error(device, seed):
     dev = device(byte_timeout=0.05)
-    spec = sl.FaultSpec(drop=0.002, flip=0.002, garbage=0.002)
+    spec = FaultSpec(drop=0.002, flip=0.002, garbage=0.002)
     c = client_for(dev, timeout=0.3, retries=6, to_device=spec, from_device=spec, seed=seed)
-    model = sl.DeviceModel(c, META)
+    model = client.DeviceModel(c, META)
     for s in range(4):
         out, rep = model.run(sample(s), number=2)
         np.testing.assert_array_equal(out["y"], reference(sample(s))["y"])
@@ -214,7 +216,7 @@ def test_garbage_only_from_the_device_is_skipped(device):
     dev = device()
     c = client_for(dev)
     dev.dev_sock.sendall(bytes(random.Random(0).getrandbits(8) for _ in range(5000)) + b"\xa5\x5a\x00")
-    out, rep = sl.DeviceModel(c, META).run(sample(4))
+    out, rep = client.DeviceModel(c, META).run(sample(4))
     np.testing.assert_array_equal(out["y"], reference(sample(4))["y"])
     assert c.decoder.garbage_bytes >= 4000
 
@@ -222,14 +224,14 @@ def test_garbage_only_from_the_device_is_skipped(device):
 def test_damaged_outputs_are_never_returned(device):
     """Every byte from the device is at risk: results are exact or the run fails."""
     dev = device()
-    c = client_for(dev, timeout=0.3, retries=2, from_device=sl.FaultSpec(flip=0.002), seed=9)
+    c = client_for(dev, timeout=0.3, retries=2, from_device=FaultSpec(flip=0.002), seed=9)
     model = None
     ok = failed = 0
     for s in range(6):
         try:
-            model = model or sl.DeviceModel(c, META)
+            model = model or client.DeviceModel(c, META)
             out, _ = model.run(sample(s))
-        except sl.LinkError:
+        except proto.LinkError:
             failed += 1
             continue
         np.testing.assert_array_equal(out["y"], reference(sample(s))["y"])
@@ -238,10 +240,10 @@ def test_damaged_outputs_are_never_returned(device):
 
 
 def test_time_summary_in_milliseconds(device):
-    from tinyengine_tvm.micro.cli import format_time
+    from tinyengine_tvm.runtime.device import format_time
 
     dev = device(cycles_per_inference=216_000, counter_hz=216_000_000)
-    _, rep = sl.DeviceModel(client_for(dev), META).run(sample(0), number=5, repeat=3)
+    _, rep = client.DeviceModel(client_for(dev), META).run(sample(0), number=5, repeat=3)
     text = format_time(rep)
     assert "fake (python, 216 MHz): 216,000 cycles per inference" in text
     assert "Execution time summary (3 repeats of 5 inferences)" in text

@@ -25,11 +25,13 @@ from tinyengine_tvm.micro.model_desc import MlperfOptions, model_desc_source
 from tinyengine_tvm.micro.project import SHARED_SOURCES, create_project
 from tinyengine_tvm.modelgen.default_model import default_model_path
 from tinyengine_tvm.runtime import qemu
-from tinyengine_tvm.runtime import serial_link as sl
+from tinyengine_tvm.runtime import client, emulator, firmware
+from tinyengine_tvm.runtime import protocol as proto
+from tinyengine_tvm.testing.faults import FaultSpec, FaultyTransport
 from tinyengine_tvm.runtime.host import HostModel
 from tinyengine_tvm.testing import random_inputs, tflm_run
 
-MISSING = qemu.missing_tools()
+MISSING = firmware.missing_tools()
 pytestmark = pytest.mark.skipif(
     bool(MISSING), reason=f"{', '.join(MISSING)} not found: run scripts/install_arm_toolchain.sh (as root) "
                           "to run the serial-link tests on QEMU")
@@ -68,13 +70,13 @@ def test_zephyr_app_sources_build_with_werror_and_match_tflm(default, build, tmp
     assert open(os.path.join(app, "src", "te_model_desc.c")).read() == model_desc_source(meta)
     # Build from the app's own copies of the shared sources.
     fw = str(tmp_path / "fw")
-    shutil.copytree(qemu.firmware_dir(), fw)
+    shutil.copytree(firmware.firmware_dir(), fw)
     for rel in SHARED_SOURCES:
         shutil.copyfile(os.path.join(app, "tinyengine", rel), os.path.join(fw, rel))
     monkeypatch.setenv("TINYENGINE_FIRMWARE_DIR", fw)
     elf = _elf(os.path.join(app, "model"), str(tmp_path / "b"))
-    with sl.QemuSerial(elf, "mps2-an500", timeout=5) as q:
-        model = sl.DeviceModel(q.client, meta)
+    with emulator.QemuSerial(elf, "mps2-an500", timeout=5) as q:
+        model = client.DeviceModel(q.client, meta)
         for seed in range(2):
             x = _inputs(meta, seed)
             out, rep = model.run(x, number=2)
@@ -88,7 +90,7 @@ def test_zephyr_main_compiles_against_api_stubs(tmp_path):
     """zephyr_app/src/main.c with -Werror against declarations of the Zephyr
     APIs it uses (tests/zephyr_stubs): catches mistakes in our code, not in
     Zephyr's headers (Zephyr itself cannot be built here)."""
-    p = qemu._gcc_prefix()
+    p = firmware.gcc_prefix()
     root = os.path.dirname(HERE)
     for mlperf in (0, 1):
         cmd = [p + "gcc", "-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16", "-std=gnu11", "-O2",
@@ -105,8 +107,8 @@ def test_zephyr_main_compiles_against_api_stubs(tmp_path):
 def test_uart_results_match_host(default, build, board, link):
     project, meta, _ = default
     host = HostModel(project, build_dir=os.path.join(build, "host"))
-    with sl.QemuSerial(_elf(project, build, board), board, link=link) as q:
-        model = sl.DeviceModel(q.client, meta)
+    with emulator.QemuSerial(_elf(project, build, board), board, link=link) as q:
+        model = client.DeviceModel(q.client, meta)
         for seed in range(3):
             x = _inputs(meta, seed)
             out, rep = model.run(x, number=3, repeat=2)
@@ -124,8 +126,8 @@ def test_uart_count_matches_semihosting_runner(default, build):
     project, meta, _ = default
     x = _inputs(meta, 0)
     _, semi = qemu.run_on_qemu(project, x, "mps2-an500", build)
-    with sl.QemuSerial(_elf(project, build), "mps2-an500") as q:
-        _, rep = sl.DeviceModel(q.client, meta).run(x)
+    with emulator.QemuSerial(_elf(project, build), "mps2-an500") as q:
+        _, rep = client.DeviceModel(q.client, meta).run(x)
     assert 0 < semi["instructions"] - rep["instructions"] < 5000
 
 
@@ -150,8 +152,8 @@ def test_tvmc_run_device_qemu_over_uart(default, tmp_path, capsys):
 def test_tvmc_run_device_serial_on_a_pty(default, build, capsys):
     """--device=serial through pyserial, on QEMU's UART exposed as a pseudo-terminal (a stand-in board)."""
     project, meta, _ = default
-    with sl.QemuSerial(_elf(project, build), "mps2-an500", link="pty") as q:
-        port = q._pty
+    with emulator.QemuSerial(_elf(project, build), "mps2-an500", link="pty") as q:
+        port = q.pty
         q.transport.close()  # let tvmc open the port, as it would a board's
         assert cli.main(["run", project, "--device=serial", "--port", port, "--baud", "115200", "--number", "2",
                          "--print-time", "--print-top", "1"]) == 0
@@ -162,32 +164,32 @@ def test_tvmc_run_device_serial_on_a_pty(default, build, capsys):
 # --------------------------------------------------------------------------- protocol rules on the C device
 def test_device_side_checks(default, build):
     project, meta, _ = default
-    with sl.QemuSerial(_elf(project, build), "mps2-an500", timeout=3) as q:
+    with emulator.QemuSerial(_elf(project, build), "mps2-an500", timeout=3) as q:
         c = q.client
         info = c.hello()
         assert (info.model, info.unit_name, info.counter_hz, info.icount_shift) == \
                (meta["model"], "instructions", 25_000_000, 6)
         assert c.echo(bytes(range(200))) == bytes(range(200))
-        with pytest.raises(sl.DeviceError, match="not ready"):
+        with pytest.raises(proto.DeviceError, match="not ready"):
             c.run(1, 0)
         nbytes = 3072
         c.write_input(0, bytes(nbytes))
-        with pytest.raises(sl.DeviceError, match="input CRC mismatch"):
+        with pytest.raises(proto.DeviceError, match="input CRC mismatch"):
             c.run(1, zlib.crc32(b"x"))
-        with pytest.raises(sl.DeviceError, match="bad argument"):
-            c.request(sl.CMD_WRITE_INPUT, struct.pack("<BI", 3, 0) + b"x")
-        with pytest.raises(sl.DeviceError, match="bad argument"):
+        with pytest.raises(proto.DeviceError, match="bad argument"):
+            c.request(proto.CMD_WRITE_INPUT, struct.pack("<BI", 3, 0) + b"x")
+        with pytest.raises(proto.DeviceError, match="bad argument"):
             c.run(0, 0)
-        with pytest.raises(sl.DeviceError, match="unknown command"):
+        with pytest.raises(proto.DeviceError, match="unknown command"):
             c.request(0x5E)
         # A payload longer than the device takes: refused at once (the header is checked first).
-        q.transport.write(sl.encode_frame(sl.CMD_ECHO, 200, bytes(info.max_payload + 1)))
-        with pytest.raises(sl.DeviceError, match="bad length"):
-            c._await(sl.CMD_ECHO, 200, 3.0, None)
+        q.transport.write(proto.encode_frame(proto.CMD_ECHO, 200, bytes(info.max_payload + 1)))
+        with pytest.raises(proto.DeviceError, match="bad length"):
+            c._await(proto.CMD_ECHO, 200, 3.0, None)
         # A frame cut short: the device gives up on it and says so.
-        q.transport.write(sl.encode_frame(sl.CMD_ECHO, 201, bytes(100))[:60])
-        with pytest.raises(sl.DeviceError, match="frame timeout"):
-            c._await(sl.CMD_ECHO, 201, 5.0, None)
+        q.transport.write(proto.encode_frame(proto.CMD_ECHO, 201, bytes(100))[:60])
+        with pytest.raises(proto.DeviceError, match="frame timeout"):
+            c._await(proto.CMD_ECHO, 201, 5.0, None)
         # Garbage, including false sync bytes, then normal service.
         rng = random.Random(3)
         q.transport.write(bytes(rng.getrandbits(8) for _ in range(3000)) + b"\xa5\x5a\xa5")
@@ -198,17 +200,17 @@ def test_device_side_checks(default, build):
         assert c.timings().output_crc == stats.output_crc
         # RESET: the device reboots (BOOT) and has forgotten its inputs.
         assert c.reset().model == meta["model"]
-        with pytest.raises(sl.DeviceError, match="not ready"):
+        with pytest.raises(proto.DeviceError, match="not ready"):
             c.run(1, zlib.crc32(bytes(nbytes)))
 
 
 def test_noisy_link_on_qemu_gives_exact_results(default, build):
     project, meta, _ = default
     host = HostModel(project, build_dir=os.path.join(build, "host"))
-    spec = sl.FaultSpec(drop=3e-4, flip=3e-4, garbage=3e-4)
-    wrap = lambda t: sl.FaultyTransport(t, to_device=spec, from_device=spec, seed=11)  # noqa: E731
-    with sl.QemuSerial(_elf(project, build), "mps2-an500", timeout=0.5, retries=8, wrap=wrap) as q:
-        model = sl.DeviceModel(q.client, meta)
+    spec = FaultSpec(drop=3e-4, flip=3e-4, garbage=3e-4)
+    wrap = lambda t: FaultyTransport(t, to_device=spec, from_device=spec, seed=11)  # noqa: E731
+    with emulator.QemuSerial(_elf(project, build), "mps2-an500", timeout=0.5, retries=8, wrap=wrap) as q:
+        model = client.DeviceModel(q.client, meta)
         for seed in range(4):
             x = _inputs(meta, seed)
             out, rep = model.run(x, number=2)
@@ -223,10 +225,10 @@ def test_noisy_link_on_qemu_gives_exact_results(default, build):
 def test_device_that_stops_answering(default, build):
     project, meta, _ = default
     elf = _elf(project, build, extra_cflags=["-DTE_TEST_HANG_IN_RUN"])
-    with sl.QemuSerial(elf, "mps2-an500", timeout=0.5, retries=1) as q:
-        model = sl.DeviceModel(q.client, meta)
+    with emulator.QemuSerial(elf, "mps2-an500", timeout=0.5, retries=1) as q:
+        model = client.DeviceModel(q.client, meta)
         t0 = time.monotonic()
-        with pytest.raises(sl.LinkError, match="no valid answer to RUN.*device hangs"):
+        with pytest.raises(proto.LinkError, match="no valid answer to RUN.*device hangs"):
             model.run(_inputs(meta, 0))
         assert time.monotonic() - t0 < 10
 
@@ -234,27 +236,27 @@ def test_device_that_stops_answering(default, build):
 def test_device_that_crashes(default, build):
     project, meta, _ = default
     elf = _elf(project, build, extra_cflags=["-DTE_TEST_FAULT_IN_RUN"])
-    with sl.QemuSerial(elf, "mps2-an386", timeout=2) as q:
-        model = sl.DeviceModel(q.client, meta)
-        with pytest.raises(sl.DeviceGone, match=r"status 100 \(UsageFault\)(.|\n)*UNDEFINSTR"):
+    with emulator.QemuSerial(elf, "mps2-an386", timeout=2) as q:
+        model = client.DeviceModel(q.client, meta)
+        with pytest.raises(proto.DeviceGone, match=r"status 100 \(UsageFault\)(.|\n)*UNDEFINSTR"):
             model.run(_inputs(meta, 0))
 
 
 def test_device_that_resets(default, build):
     project, meta, _ = default
     elf = _elf(project, build, extra_cflags=["-DTE_TEST_RESET_IN_RUN"])
-    with sl.QemuSerial(elf, "mps2-an500", timeout=2) as q:
-        model = sl.DeviceModel(q.client, meta)
-        with pytest.raises(sl.DeviceReset, match="reset twice"):
+    with emulator.QemuSerial(elf, "mps2-an500", timeout=2) as q:
+        model = client.DeviceModel(q.client, meta)
+        with pytest.raises(proto.DeviceReset, match="reset twice"):
             model.run(_inputs(meta, 0))
 
 
 def test_wrong_firmware_is_refused(default, build, tmp_path):
     project, meta, _ = default
     other = {**meta, "inputs": [{**meta["inputs"][0], "scale": 0.5}]}
-    with sl.QemuSerial(_elf(project, build), "mps2-an500") as q:
+    with emulator.QemuSerial(_elf(project, build), "mps2-an500") as q:
         with pytest.raises(TinyEngineError, match="does not run this project's model"):
-            sl.DeviceModel(q.client, other)
+            client.DeviceModel(q.client, other)
 
 
 # --------------------------------------------------------------------------- MLPerf Tiny
@@ -262,7 +264,7 @@ def test_wrong_firmware_is_refused(default, build, tmp_path):
 def mlperf_ic(default, build):
     project, meta, _ = default
     opts = MlperfOptions.create("ic01")
-    link = sl.QemuSerial(_elf(project, build, mlperf=opts), "mps2-an500", expect_boot=False, timeout=20)
+    link = emulator.QemuSerial(_elf(project, build, mlperf=opts), "mps2-an500", expect_boot=False, timeout=20)
     dut = mlperf_host.EembcDut(link.transport, 20)
     boot = dut.drain()
     yield dut, meta, opts, boot, project, build
@@ -328,7 +330,7 @@ def test_mlperf_reference_models_match_tflm(key, version, inputs, shared_dir, bu
         return {d["name"]: o.reshape(d["shape"]) for d, o in zip(meta["outputs"], outs)}
 
     samples = mlperf_host._samples(meta, opts, os.path.join(shared_dir, "test_inputs", inputs), 3, 0)
-    with sl.QemuSerial(_elf(project, build, mlperf=opts), "mps2-an500", expect_boot=False, timeout=30) as q:
+    with emulator.QemuSerial(_elf(project, build, mlperf=opts), "mps2-an500", expect_boot=False, timeout=30) as q:
         dut = mlperf_host.EembcDut(q.transport, 30)
         dut.drain()
         res = mlperf_host.accuracy(dut, meta, samples, opts, reference)

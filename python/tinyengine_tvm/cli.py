@@ -211,40 +211,23 @@ def prepare_run(args, scratch_dir: str):
 
 
 def _cmd_run(args) -> int:
-    from .runtime.host import HostModel
+    from .runtime.runner import open_runner
 
-    if args.device not in ("host", "qemu"):
-        raise UsageError(f"unknown device '{args.device}'; use --device=host or --device=qemu")
-    board = None
-    if args.device == "qemu":
-        board = qemu_board(args.board)
+    # Every option is checked before any work (the project, the outputs, a build).
+    if args.device == "serial" and not args.port:
+        raise UsageError("--device=serial needs --port (the board's serial port, e.g. /dev/ttyACM0)")
+    board = qemu_board(args.board) if args.device == "qemu" else None
     with tempfile.TemporaryDirectory(prefix="tvmc-run-") as tmp:
         project, meta, inputs, writer = prepare_run(args, tmp)
-        if args.device == "host":
-            model = HostModel(project, build_dir=os.path.join(tmp, "build"))
-        else:
-            from .runtime.qemu import QemuModel
-
-            model = QemuModel(project, board=board.name, build_dir=os.path.join(tmp, "build"), timeout=args.timeout)
-        times, reports, outputs = [], [], None
-        for _ in range(args.repeat):
-            if args.device == "host":
-                outputs = model.run(inputs)
-                times.append(model.last_seconds * 1e3)
-            else:
-                outputs, report = model.run(inputs)
-                reports.append(report)
-    writer.write(outputs, reports[-1] if reports else {"device": "host", "milliseconds": times})
-    if args.print_time:
-        if args.device == "host":
-            t = np.array(times)
-            print(f"host execution time (ms, {len(t)} runs): mean {t.mean():.3f} median {np.median(t):.3f} "
-                  f"min {t.min():.3f} max {t.max():.3f}")
-        else:
-            r = reports[-1]
-            print(f"{r['board']} ({r['core']}): {r['instructions']:,} instructions per inference "
-                  f"(QEMU -icount: instructions, not cycles); stack peak {r['stack_peak_bytes']:,} B; "
-                  f"flash {r['flash_bytes']:,} B; SRAM {r['sram_bytes']:,} B")
+        with open_runner(project, args.device, build_dir=os.path.join(tmp, "build"),
+                         board=board.name if board is not None else args.board, qemu_link=args.qemu_link,
+                         port=args.port, baud=args.baud, timeout=args.timeout,
+                         link_timeout=args.link_timeout) as runner:
+            outputs, report = runner.run(inputs, number=args.number, repeat=args.repeat)
+            summary = runner.format_time(report) if args.print_time else None
+    writer.write(outputs, report)
+    if summary is not None:
+        print(summary)
     print_outputs(args, outputs)
     return 0
 
@@ -310,30 +293,50 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw live bytes per operator with and without the optimizations (matplotlib)")
     c.set_defaults(func=_cmd_compile)
 
-    r = sub.add_parser("run", help="run a compiled project")
+    _add_run_parser(sub)
+
+    b = sub.add_parser("boards", help="list the boards and emulated boards")
+    b.set_defaults(func=_cmd_boards)
+
+    from .micro.cli import register  # tvmc micro ...
+
+    register(sub)
+    return parser
+
+
+def _add_run_parser(sub) -> None:
+    """``tvmc run``: every option of every runner (runtime/runner.py), declared here only."""
+    r = sub.add_parser("run", help="run a compiled project on this host, QEMU or a board")
     r.add_argument("project", help="directory or .tar written by 'tvmc compile'")
-    r.add_argument("--device", default="host", choices=["host", "qemu"],
-                   help="host: build with gcc and run here; qemu: build firmware and run on an emulated Cortex-M")
+    r.add_argument("--device", default="host", choices=["host", "qemu", "serial"],
+                   help="host: build with gcc and run here; qemu: firmware on an emulated Cortex-M, over its "
+                        "UART (or semihosting, see --qemu-link); serial: a board running the project's Zephyr "
+                        "app (--port)")
     r.add_argument("--board", default="mps2-an500", help="emulated board for --device=qemu "
                    "(mps2-an386 Cortex-M4, mps2-an500 Cortex-M7, mps3-an547 Cortex-M55)")
+    r.add_argument("--qemu-link", default="tcp", choices=["tcp", "pty", "semihosting"],
+                   help="--device=qemu: the protocol over QEMU's UART on a loopback TCP socket (tcp) or "
+                        "a pseudo-terminal (pty), or the file-based semihosting runner")
+    r.add_argument("--port", help="serial port of the board for --device=serial (e.g. /dev/ttyACM0)")
+    r.add_argument("--baud", type=int_option(300, 16_000_000), default=115200,
+                   help="baud rate for --device=serial (115200)")
     r.add_argument("--timeout", type=seconds_option, default=60.0, help="seconds before a hung emulator is stopped")
+    r.add_argument("--link-timeout", type=seconds_option, default=10.0,
+                   help="seconds without an answer before a request is sent again (serial/qemu links; "
+                        "one inference must take less)")
     r.add_argument("--report", default=None, metavar="FILE.json",
                    help="write the run's figures (instructions, stack_peak_bytes, flash_bytes, sram_bytes)")
     r.add_argument("--inputs", help=".npz of inputs keyed by tensor name (random if omitted)")
     r.add_argument("--outputs", help="write outputs to this .npz")
     r.add_argument("--print-time", action="store_true", help="print execution time")
-    r.add_argument("--print-top", type=int_option(0, 1 << 31), default=0, metavar="N", help="print the top-N output entries")
-    r.add_argument("--repeat", type=int_option(1, 1_000_000), default=1, help="number of inferences to time")
+    r.add_argument("--print-top", type=int_option(0, 1 << 31), default=0, metavar="N",
+                   help="print the top-N output entries")
+    r.add_argument("--number", type=int_option(1, 1_000_000), default=1,
+                   help="inferences per measurement (the time printed is their mean; semihosting runs one)")
+    r.add_argument("--repeat", type=int_option(1, 1_000_000), default=1,
+                   help="measurements of --number inferences each (mean/median/min/max over them)")
     r.add_argument("--seed", type=int_option(0, (1 << 63) - 1), default=0, help="seed of the random inputs")
     r.set_defaults(func=_cmd_run)
-
-    b = sub.add_parser("boards", help="list the boards and emulated boards")
-    b.set_defaults(func=_cmd_boards)
-
-    from .micro.cli import register  # tvmc micro ..., tvmc run --device=serial / QEMU's UART
-
-    register(sub, r)
-    return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:

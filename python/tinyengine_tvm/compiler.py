@@ -23,7 +23,8 @@ from .frontend.loader import model_c_name
 from .kernel_graph import KernelGraph
 from .planner import plan_arena
 from .transform import LowerToIntegerKernels
-from .transform.pipeline import optimization_passes
+from .transform.pipeline import attach_options, optimization_passes
+from .transform.relax_utils import pass_reports
 from .output_paths import GENERATOR, FileTarget, check_output_dir, check_output_file, staged_dir, write_file
 from .runtime.project import previous_project_reason, previous_project_tar_reason
 
@@ -120,7 +121,12 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
         imported = load_model(model, name)
     optimizations = optimization_passes(disabled_passes, pass_config) if optimize else []
     lowered = LowerToIntegerKernels()(imported.mod)
-    lowered = tvm.transform.Sequential(optimizations + list(passes or []), name="tinyengine")(lowered)
+    # The options reach the passes through the PassContext (transform.pipeline);
+    # the passes' reports are main's tinyengine.pass_reports, past those it came with.
+    earlier = len(pass_reports(lowered["main"]))
+    with attach_options(pass_config if optimize else None):
+        lowered = tvm.transform.Sequential(optimizations + list(passes or []), name="tinyengine")(lowered)
+    reports = pass_reports(lowered["main"])[earlier:]
     graph = KernelGraph.from_relax(lowered["main"])
     selection = None
     plan = plan_arena(graph, _scratch_of(graph))
@@ -138,7 +144,7 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     files["include/tinyengine_kernels.h"] = _read(os.path.join(kdir, "include", "tinyengine_kernels.h"))
     for src in kernel_sources_for(s.kernel for s in graph.steps):
         files[f"src/kernels/{os.path.basename(src)}"] = _read(os.path.join(kdir, "kernels", src))
-    metadata = _metadata(imported, graph, plan, optimizations)
+    metadata = _metadata(imported, graph, plan, reports)
     if selection is not None:
         metadata["kernel_selection"] = selection
     if sram_budget is not None and plan.arena_bytes > sram_budget:
@@ -229,8 +235,7 @@ def _metadata(imported: ImportedModel, graph: KernelGraph, plan, passes) -> dict
             "peak_op_index": peak_step,
             "planner": plan.strategy,
         },
-        "passes": [{"name": p.info.name if hasattr(p, "info") else type(p).__name__, **getattr(p, "report", {})}
-                   for p in passes],
+        "passes": [dict(report) for report in passes],  # the tinyengine.pass_reports of main
         "ops": ops,
         "total_macs": int(sum(o["macs"] for o in ops)),
     }

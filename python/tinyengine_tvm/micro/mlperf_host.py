@@ -31,7 +31,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import TinyEngineError
-from ..runtime.serial_link import LinkError, LinkTimeout, Transport
+from ..runtime.protocol import LinkError, LinkTimeout
+from ..runtime.transport import Transport
 from .model_desc import MlperfOptions, read_metadata
 
 READY = "m-ready"
@@ -270,10 +271,9 @@ def _samples(meta: dict, opts: MlperfOptions, path: Optional[str], count: int, s
             return [row.astype("<f4").tobytes() for row in arr]
         return [db_bytes(meta, {first["name"]: row.astype(first["dtype"]).reshape(first["shape"])}, opts)
                 for row in arr]
-    from ..testing.reference import random_inputs
+    from ..runtime.project import random_inputs
 
-    return [db_bytes(meta, {d["name"]: a for d, a in zip(meta["inputs"], random_inputs(meta["inputs"], seed + i))},
-                     opts) for i in range(count)]
+    return [db_bytes(meta, random_inputs(meta["inputs"], seed + i), opts) for i in range(count)]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -324,7 +324,7 @@ def _main(args) -> int:
     with tempfile.TemporaryDirectory(prefix="tinyengine-mlperf-") as tmp:
         link = None
         if args.qemu:
-            from ..runtime.serial_link import QemuSerial
+            from ..runtime.emulator import QemuSerial
             from .baremetal import build_serial_firmware
 
             opts = MlperfOptions.create(args.mlperf_model or meta["model"], args.mlperf_input, args.mlperf_results)
@@ -332,7 +332,7 @@ def _main(args) -> int:
             link = QemuSerial(elf, args.board, link=args.link, timeout=args.timeout, expect_boot=False)
             transport = link.transport
         else:
-            from ..runtime.serial_link import SerialTransport
+            from ..runtime.transport import SerialTransport
 
             transport = SerialTransport(args.port, args.baud)
             opts = None

@@ -25,7 +25,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
@@ -302,7 +301,7 @@ def create_project(out_dir: str, compiled: str, platform: str = "zephyr",
     target = check_output_dir(out_dir, "project directory", replaceable, keep=[compiled])
     out_dir = target.path
     template = zephyr_app_dir()
-    from ..runtime.qemu import firmware_dir, missing_tools
+    from ..runtime.firmware import firmware_dir, missing_tools
 
     fw = firmware_dir()
     with tempfile.TemporaryDirectory(prefix="tinyengine-project-") as tmp:

@@ -8,21 +8,16 @@ share bytes only when their lifetimes (inclusive step ranges) are disjoint.
 The live-set peak (the largest sum of sizes of buffers alive at one step) is a
 lower bound for any placement.  The planner tries several placement orders
 with a best-fit-by-offset rule and keeps the smallest arena; the result says
-how far it is from the live-set peak.
+how far it is from the live-set peak.  Lifetimes and live bytes come from
+the shared cost model (``cost_model``), the one MemoryAwareSchedule orders by.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Dict, Hashable, List, Optional, Sequence
+from typing import Dict, Hashable, List, Optional, Sequence
 
 from ..kernel_graph import KernelGraph
-
-ALIGNMENT = 16
-
-
-def align(n: int) -> int:
-    """Round ``n`` up to the arena alignment."""
-    return (n + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
+from .cost_model import ALIGNMENT, CostModel, Scratch, align  # noqa: F401 - ALIGNMENT re-exported
 
 
 @dataclasses.dataclass
@@ -81,34 +76,11 @@ class ArenaPlan:
         return self.buffers[key].offset
 
 
-def collect_buffers(graph: KernelGraph, scratch: Callable[[int], int]) -> Dict[Hashable, BufferPlacement]:
-    """Lifetimes of the arena buffers of a graph; ``scratch(step)`` gives scratch bytes."""
-    n = len(graph.steps)
-    first: Dict[Hashable, int] = {}
-    last: Dict[Hashable, int] = {}
-    for t in graph.inputs:
-        r = graph.root(t)
-        first[r] = -1
-        last[r] = -1
-    for s, step in enumerate(graph.steps):
-        for i in step.inputs:
-            if graph.tensors[i].kind == "constant":
-                continue
-            r = graph.root(i)
-            last[r] = max(last.get(r, s), s)
-        r = graph.root(step.output)
-        first.setdefault(r, s)
-        last[r] = max(last.get(r, s), s)
-    for t in graph.outputs:
-        last[graph.root(t)] = n
-    buffers: Dict[Hashable, BufferPlacement] = {
-        r: BufferPlacement(r, graph.tensors[r].nbytes, first[r], last[r]) for r in first
-    }
-    for s in range(n):
-        size = scratch(s)
-        if size > 0:
-            buffers[("scratch", s)] = BufferPlacement(("scratch", s), size, s, s)
-    return buffers
+def collect_buffers(graph: KernelGraph, scratch: Scratch) -> Dict[Hashable, BufferPlacement]:
+    """Lifetimes of the arena buffers of a graph (see ``cost_model``); ``scratch``
+    gives each step's scratch bytes (sequence or callable)."""
+    return {k: BufferPlacement(k, size, first, last)
+            for k, (size, first, last) in CostModel(graph, scratch).lifetimes().items()}
 
 
 def _place(order: Sequence[BufferPlacement]) -> int:
@@ -144,9 +116,13 @@ _ORDERS = {
 }
 
 
-def plan_arena(graph: KernelGraph, scratch: Optional[Callable[[int], int]] = None) -> ArenaPlan:
-    """Place every buffer of ``graph`` in one arena, trying several orders."""
-    template = collect_buffers(graph, scratch or (lambda s: 0))
+def plan_arena(graph: KernelGraph, scratch: Scratch = None) -> ArenaPlan:
+    """Place every buffer of ``graph`` in one arena, trying several orders.
+
+    ``scratch``: bytes per step (sequence or callable); None means no scratch
+    (``cost_model.kernel_scratch(graph)`` gives the kernels').
+    """
+    template = collect_buffers(graph, scratch if scratch is not None else (lambda s: 0))
     best: Optional[ArenaPlan] = None
     for name, key in _ORDERS.items():
         bufs = {k: dataclasses.replace(b) for k, b in template.items()}

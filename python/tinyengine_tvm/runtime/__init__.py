@@ -1,5 +1,9 @@
-"""Running generated projects: on this host (gcc + ctypes) or on an emulated Cortex-M (QEMU)."""
-from .host import HostModel, build_host_library, load_npz_inputs
+"""Running compiled projects: one :class:`Runner` interface over this host (gcc +
+ctypes), QEMU (semihosting, or the benchmark protocol over its UART) and a
+board on a serial port; see ``runner.py`` for the layout."""
+from .host import HostModel, HostRunner, build_host_library, load_npz_inputs
 from .qemu import QemuModel, build_firmware, run_on_qemu
+from .runner import Runner, open_runner
 
-__all__ = ["HostModel", "build_host_library", "load_npz_inputs", "QemuModel", "build_firmware", "run_on_qemu"]
+__all__ = ["HostModel", "HostRunner", "build_host_library", "load_npz_inputs", "QemuModel", "build_firmware",
+           "run_on_qemu", "Runner", "open_runner"]

@@ -1,4 +1,4 @@
-"""Build a generated project with the host compiler and run it through ctypes."""
+"""Build a generated project with the host compiler and run it through ctypes (the ``host`` Runner)."""
 from __future__ import annotations
 
 import ctypes
@@ -6,12 +6,13 @@ import glob
 import os
 import subprocess
 import time
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..errors import TinyEngineError
-from .project import load_inputs_file, match_inputs, read_metadata
+from .project import Inputs, load_inputs_file, match_inputs, read_metadata
+from .runner import Runner, check_counts
 
 WARNING_FLAGS = ["-Wall", "-Wextra", "-Werror"]
 
@@ -78,3 +79,31 @@ class HostModel:
         if rc != 0:
             raise TinyEngineError(f"{self.meta['model']}_run returned {rc}")
         return outs
+
+
+class HostRunner(Runner):
+    """The host :class:`~.runner.Runner`: wall-clock milliseconds per inference
+    on this machine (``tvmc run --device=host``)."""
+
+    def __init__(self, project_dir: str, build_dir: Optional[str] = None, extra_flags: Sequence[str] = ()):
+        self.model = HostModel(project_dir, build_dir, extra_flags)
+        self.meta = self.model.meta
+
+    def run(self, inputs: Inputs, number: int = 1, repeat: int = 1) -> Tuple[Dict[str, np.ndarray], dict]:
+        """``repeat`` measurements of ``number`` inferences; the report's
+        ``milliseconds`` holds each measurement's mean time per inference."""
+        check_counts(number, repeat)
+        times = []
+        for _ in range(repeat):
+            seconds = 0.0
+            for _ in range(number):
+                outputs = self.model.run(inputs)
+                seconds += self.model.last_seconds
+            times.append(seconds / number * 1e3)
+        return outputs, {"device": "host", "milliseconds": times}
+
+    def format_time(self, report: dict) -> str:
+        """Mean, median, min and max of the measured milliseconds."""
+        t = np.array(report["milliseconds"])
+        return (f"host execution time (ms, {len(t)} runs): mean {t.mean():.3f} median {np.median(t):.3f} "
+                f"min {t.min():.3f} max {t.max():.3f}")

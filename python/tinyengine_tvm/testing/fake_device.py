@@ -21,7 +21,8 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from ..runtime import serial_link as sl
+from ..runtime import protocol as proto
+from ..runtime.transport import SocketTransport, Transport
 
 _DT = {"int8": 1, "uint8": 2, "int16": 3, "int32": 4, "float32": 5}
 
@@ -52,11 +53,11 @@ class FakeDevice:
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
         if boot:
-            self._send(sl.MSG_BOOT, 0, self._hello())
+            self._send(proto.MSG_BOOT, 0, self._hello())
 
     # ---- plumbing
-    def host_transport(self) -> sl.Transport:
-        return sl.SocketTransport(self.host_sock, "fake device")
+    def host_transport(self) -> Transport:
+        return SocketTransport(self.host_sock, "fake device")
 
     def close(self) -> None:
         self._stop.set()
@@ -79,15 +80,15 @@ class FakeDevice:
 
     def _send(self, cmd: int, seq: int, payload: bytes = b"") -> None:
         try:
-            self.dev_sock.sendall(sl.encode_frame(cmd, seq, payload))
+            self.dev_sock.sendall(proto.encode_frame(cmd, seq, payload))
         except OSError:
             pass
 
     def _error(self, seq: int, cmd: int, code: int, text: str) -> None:
-        self._send(sl.RSP_ERROR, seq, bytes([code, cmd]) + text.encode())
+        self._send(proto.RSP_ERROR, seq, bytes([code, cmd]) + text.encode())
 
     def _hello(self) -> bytes:
-        p = struct.pack("<BBHIBBBBII", 1, sl.UNIT_CYCLES, self.max_payload, self.counter_hz, 0,
+        p = struct.pack("<BBHIBBBBII", 1, proto.UNIT_CYCLES, self.max_payload, self.counter_hz, 0,
                         len(self.meta["inputs"]), len(self.meta["outputs"]), 1, self.meta["memory"]["arena_bytes"],
                         4096)
         for s in (self.meta["model"], self.board, self.platform):
@@ -97,7 +98,7 @@ class FakeDevice:
 
     # ---- the receive loop
     def _serve(self) -> None:
-        dec = sl.FrameDecoder(self.max_payload)
+        dec = proto.FrameDecoder(self.max_payload)
         try:
             self.dev_sock.settimeout(0.05)
         except OSError:
@@ -110,7 +111,7 @@ class FakeDevice:
                 if dec.partial() and time.monotonic() - last_byte > self.byte_timeout:
                     head = bytes(dec.buf[2:7])
                     dec.buf.clear()
-                    self._error(head[3], head[2], sl.ERR_TIMEOUT, "frame incomplete")
+                    self._error(head[3], head[2], proto.ERR_TIMEOUT, "frame incomplete")
                 continue
             except OSError:
                 return
@@ -119,7 +120,7 @@ class FakeDevice:
             last_byte = time.monotonic()
             for f in dec.feed(data):
                 if not f.ok:
-                    self._error(f.seq, f.cmd, sl.ERR_CRC, "CRC mismatch")
+                    self._error(f.seq, f.cmd, proto.ERR_CRC, "CRC mismatch")
                     continue
                 self.received_frames += 1
                 self._handle(f.cmd, f.seq, f.payload)
@@ -130,17 +131,17 @@ class FakeDevice:
         return self.runs == spec if isinstance(spec, int) else self.runs in spec
 
     def _handle(self, cmd: int, seq: int, p: bytes) -> None:
-        rsp = cmd | sl.RSP
+        rsp = cmd | proto.RSP
         m = self.meta
-        if cmd == sl.CMD_HELLO:
+        if cmd == proto.CMD_HELLO:
             self._send(rsp, seq, self._hello())
-        elif cmd == sl.CMD_ECHO:
+        elif cmd == proto.CMD_ECHO:
             self._send(rsp, seq, p)
-        elif cmd == sl.CMD_TENSOR:
+        elif cmd == proto.CMD_TENSOR:
             kind, index = p[0], p[1]
             descs = m["inputs"] if kind == 0 else m["outputs"]
             if index >= len(descs):
-                return self._error(seq, cmd, sl.ERR_ARG, "no such tensor")
+                return self._error(seq, cmd, proto.ERR_ARG, "no such tensor")
             d = descs[index]
             q = d.get("scale") is not None
             out = struct.pack("<BBBBIfiB", kind, index, _DT[d["dtype"]], len(d["shape"]), self._nbytes(d),
@@ -148,32 +149,32 @@ class FakeDevice:
             out += struct.pack(f"<{len(d['shape'])}i", *d["shape"])
             name = d["name"].encode()[:63]
             self._send(rsp, seq, out + bytes([len(name)]) + name)
-        elif cmd == sl.CMD_WRITE_INPUT:
+        elif cmd == proto.CMD_WRITE_INPUT:
             index, off = struct.unpack_from("<BI", p)
             data = p[5:]
             if index >= len(self.staging):
-                return self._error(seq, cmd, sl.ERR_ARG, "no such input")
+                return self._error(seq, cmd, proto.ERR_ARG, "no such input")
             if off == 0:
                 self.loaded[index] = 0
             if off > self.loaded[index] or off + len(data) > len(self.staging[index]):
-                return self._error(seq, cmd, sl.ERR_ARG, "write outside the input or after a gap")
+                return self._error(seq, cmd, proto.ERR_ARG, "write outside the input or after a gap")
             self.staging[index][off:off + len(data)] = data
             self.loaded[index] = max(self.loaded[index], off + len(data))
             self._send(rsp, seq, struct.pack("<BII", index, off, self.loaded[index]))
-        elif cmd == sl.CMD_RUN:
+        elif cmd == proto.CMD_RUN:
             count, crc, flags = struct.unpack_from("<IIB", p)
             if any(l != len(s) for l, s in zip(self.loaded, self.staging)):
-                return self._error(seq, cmd, sl.ERR_NOT_READY, "input not completely written since reset")
+                return self._error(seq, cmd, proto.ERR_NOT_READY, "input not completely written since reset")
             if zlib.crc32(b"".join(self.staging)) != crc:
-                return self._error(seq, cmd, sl.ERR_INPUT_CRC, "inputs on the device differ from the host's")
+                return self._error(seq, cmd, proto.ERR_INPUT_CRC, "inputs on the device differ from the host's")
             self.runs += 1
             if self._hit(self.reset_on_run):
                 self._reset_state()
-                return self._send(sl.MSG_BOOT, 0, self._hello())
+                return self._send(proto.MSG_BOOT, 0, self._hello())
             if self._hit(self.fault_on_run):
                 self._reset_state()
-                self._send(sl.MSG_FAULT, 0, struct.pack("<I", 3) + b"fake fault")
-                return self._send(sl.MSG_BOOT, 0, self._hello())
+                self._send(proto.MSG_FAULT, 0, struct.pack("<I", 3) + b"fake fault")
+                return self._send(proto.MSG_BOOT, 0, self._hello())
             if self._hit(self.hang_on_run):
                 self._stop.wait()
                 return
@@ -182,26 +183,26 @@ class FakeDevice:
             outs = self.model(inputs)
             self.outputs = [np.ascontiguousarray(outs[d["name"]], d["dtype"]).tobytes() for d in m["outputs"]]
             for k in range(1, count):
-                if flags & sl.RUN_FLAG_PROGRESS:
-                    self._send(sl.MSG_PROGRESS, seq, struct.pack("<I", k))
+                if flags & proto.RUN_FLAG_PROGRESS:
+                    self._send(proto.MSG_PROGRESS, seq, struct.pack("<I", k))
             total = self.cycles * count
             self.last = struct.pack("<IIQQQQIIB", count, zlib.crc32(b"".join(self.outputs)), total, self.cycles,
-                                    self.cycles, self.cycles, 256, 4096, sl.UNIT_CYCLES)
+                                    self.cycles, self.cycles, 256, 4096, proto.UNIT_CYCLES)
             self._send(rsp, seq, self.last)
-        elif cmd == sl.CMD_TIMINGS:
+        elif cmd == proto.CMD_TIMINGS:
             if self.last is None:
-                return self._error(seq, cmd, sl.ERR_NOT_READY, "no run since reset")
+                return self._error(seq, cmd, proto.ERR_NOT_READY, "no run since reset")
             self._send(rsp, seq, self.last)
-        elif cmd == sl.CMD_READ_OUTPUT:
+        elif cmd == proto.CMD_READ_OUTPUT:
             index, off, n = struct.unpack_from("<BIH", p)
             if self.outputs is None:
-                return self._error(seq, cmd, sl.ERR_NOT_READY, "no run since reset")
+                return self._error(seq, cmd, proto.ERR_NOT_READY, "no run since reset")
             blob = self.outputs[index]
             n = min(n, len(blob) - off, self.max_payload - 5)
             self._send(rsp, seq, struct.pack("<BI", index, off) + blob[off:off + n])
-        elif cmd == sl.CMD_RESET:
+        elif cmd == proto.CMD_RESET:
             self._send(rsp, seq)
             self._reset_state()
-            self._send(sl.MSG_BOOT, 0, self._hello())
+            self._send(proto.MSG_BOOT, 0, self._hello())
         else:
-            self._error(seq, cmd, sl.ERR_UNKNOWN, "unknown command")
+            self._error(seq, cmd, proto.ERR_UNKNOWN, "unknown command")

@@ -9,66 +9,80 @@ once each input carries its own offset and multiplier).
 """
 from __future__ import annotations
 
-import tvm
+from typing import Any, Dict, Optional, Tuple
 
-from .inplace_depthwise import _arena
+import tvm
+from tvm import relax
+
+from .inplace_depthwise import arena_bytes
 from .kernel_call import make_kernel_call, parse_kernel_call
-from .relax_utils import definitions, function_outputs, rebuild_main, use_counts
+from .relax_utils import definitions, function_outputs, rebuild_function, rewrite_lowered, use_counts
 
 _INPLACE = {"te_add_s8": "te_add_inplace_s8", "te_mul_s8": "te_mul_inplace_s8"}
 _SWAP = [("input1_strides", "input2_strides"), ("input1_offset", "input2_offset"),
          ("input1_multiplier", "input2_multiplier"), ("input1_shift", "input2_shift")]
 
 
+def inplace_elementwise(func: relax.Function, only_if_smaller: bool = True) -> Tuple[relax.Function, Dict[str, Any]]:
+    """``func`` with its eligible ADD/MUL in place, and the report."""
+    defs = definitions(func)
+    uses = use_counts(func)
+    outputs = set(function_outputs(func))
+    replaced = {}
+    for var, value in defs.items():
+        call = parse_kernel_call(value)
+        if call is None or call.kernel not in _INPLACE:
+            continue
+        a = dict(call.attrs)
+        if 0 in a["input1_strides"] or 0 in a["input2_strides"]:
+            continue  # broadcasting: an input is smaller than the output
+        tensors = list(call.tensors)
+        d = a["dims"]
+        dense = [d[1] * d[2] * d[3], d[2] * d[3], d[3], 1]
+        offsets = a.get("_in_offsets", [0, 0])
+        for k in (0, 1):
+            src = tensors[k]
+            if parse_kernel_call(defs.get(src)) is None or uses.get(src, 0) != 1 or src in outputs:
+                continue
+            # Element i of the output may only land where element i of
+            # this input was read: the input must be dense and unshifted
+            # (a patch's ADD may read a sub-window through strides).
+            if a[f"input{k + 1}_strides"] != dense or offsets[k] != 0:
+                continue
+            if k == 1:
+                tensors = tensors[::-1]
+                for x, y in _SWAP:
+                    a[x], a[y] = a[y], a[x]
+                if "_in_offsets" in a:
+                    a["_in_offsets"] = a["_in_offsets"][::-1]
+            replaced[var] = make_kernel_call(_INPLACE[call.kernel], tensors, a,
+                                             [int(d) for d in var.ty.shape], "int8")
+            break
+    if not replaced:
+        return func, {"inplace": 0}
+    new = rebuild_function(func, lambda v, x: replaced.get(v, x))
+    if only_if_smaller and arena_bytes(new) > arena_bytes(func):
+        return func, {"inplace": 0, "reason": "the in-place plan is not smaller"}
+    return new, {"inplace": len(replaced)}
+
+
 @tvm.transform.module_pass(opt_level=0, name="InplaceElementwise")
 class InplaceElementwise:
-    """Rewrite ADD/MUL to write over a dying, same-shape input (kept only if the arena shrinks)."""
+    """Rewrite ADD/MUL to write over a dying, same-shape input, in every lowered
+    function (report ``{"inplace": n}``).
 
-    def __init__(self, only_if_smaller: bool = True):
-        self.only_if_smaller = bool(only_if_smaller)
-        self.report = {"inplace": 0}
+    Option ``only_if_smaller`` (``tinyengine.InplaceElementwise.only_if_smaller``,
+    default true): keep the rewrite only when the arena does not grow.  A
+    constructor argument overrides the PassContext.
+    """
+
+    def __init__(self, only_if_smaller: Optional[bool] = None):
+        from .pipeline import check_overrides
+
+        self.overrides = check_overrides("InplaceElementwise", {"only_if_smaller": only_if_smaller})
 
     def transform_module(self, mod: tvm.IRModule, ctx) -> tvm.IRModule:
-        func = mod["main"]
-        defs = definitions(func)
-        uses = use_counts(func)
-        outputs = set(function_outputs(func))
-        replaced = {}
-        for var, value in defs.items():
-            call = parse_kernel_call(value)
-            if call is None or call.kernel not in _INPLACE:
-                continue
-            a = dict(call.attrs)
-            if 0 in a["input1_strides"] or 0 in a["input2_strides"]:
-                continue  # broadcasting: an input is smaller than the output
-            tensors = list(call.tensors)
-            d = a["dims"]
-            dense = [d[1] * d[2] * d[3], d[2] * d[3], d[3], 1]
-            offsets = a.get("_in_offsets", [0, 0])
-            for k in (0, 1):
-                src = tensors[k]
-                if parse_kernel_call(defs.get(src)) is None or uses.get(src, 0) != 1 or src in outputs:
-                    continue
-                # Element i of the output may only land where element i of
-                # this input was read: the input must be dense and unshifted
-                # (a patch's ADD may read a sub-window through strides).
-                if a[f"input{k + 1}_strides"] != dense or offsets[k] != 0:
-                    continue
-                if k == 1:
-                    tensors = tensors[::-1]
-                    for x, y in _SWAP:
-                        a[x], a[y] = a[y], a[x]
-                    if "_in_offsets" in a:
-                        a["_in_offsets"] = a["_in_offsets"][::-1]
-                replaced[var] = make_kernel_call(_INPLACE[call.kernel], tensors, a,
-                                                 [int(d) for d in var.ty.shape], "int8")
-                break
-        if not replaced:
-            self.report = {"inplace": 0}
-            return mod
-        new = tvm.IRModule({"main": rebuild_main(func, lambda v, x: replaced.get(v, x))})
-        if self.only_if_smaller and _arena(new) > _arena(mod):
-            self.report = {"inplace": 0, "reason": "the in-place plan is not smaller"}
-            return mod
-        self.report = {"inplace": len(replaced)}
-        return new
+        from .pipeline import pass_options
+
+        opts = pass_options("InplaceElementwise", ctx, self.overrides)
+        return rewrite_lowered(mod, "InplaceElementwise", lambda f: inplace_elementwise(f, opts["only_if_smaller"]))

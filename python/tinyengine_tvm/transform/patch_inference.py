@@ -27,9 +27,9 @@ import tvm
 from tvm import relax
 
 from ..kernel_graph import KernelGraph
-from ..planner.lifetime_planner import plan_arena
+from ..planner import kernel_scratch, plan_arena
 from .kernel_call import make_kernel_call, parse_kernel_call
-from .relax_utils import bindings, substitute
+from .relax_utils import bindings, function_attrs, rewrite_lowered, substitute
 
 # Kernels a stage may contain, and how each maps output windows to input windows.
 _WINDOWED = ("te_conv2d_s8", "te_depthwise_conv2d_s8", "te_avg_pool_s8", "te_max_pool_s8")
@@ -311,10 +311,10 @@ def _build_patched(func: relax.Function, graph: KernelGraph, stage: _Stage, n: i
     src_var = func.params[0]
 
     params = list(func.params)
-    attrs = {str(k): v for k, v in func.attrs.items()} if func.attrs is not None else {}
     bb = relax.BlockBuilder()
     ret_vars = set(relax.analysis.free_vars(func.body.body))
-    with bb.function("main", params, attrs=attrs):
+    # private=True: keep the original attrs (and global symbol, or its absence) as they are.
+    with bb.function("f", params, attrs=function_attrs(func), pure=bool(func.is_pure), private=True):
         with bb.dataflow():
             emitted: List[relax.Expr] = []
             stage_buf = None
@@ -343,82 +343,86 @@ def _build_patched(func: relax.Function, graph: KernelGraph, stage: _Stage, n: i
                 remap[b.var] = new
             ret = substitute(func.body.body, remap)
         bb.emit_func_output(ret)
-    return bb.get()["main"], stage_macs, builder.extra_macs, builder
+    return bb.get()["f"], stage_macs, builder.extra_macs, builder
 
 
-def _scratch_of(graph: KernelGraph):
+def patch_function(func: relax.Function, max_mac_overhead: float = 0.1, max_patches: int = 8, split: Optional[int] = None,
+                   patches: Optional[int] = None) -> Tuple[relax.Function, PatchPlanResult]:
+    """``func`` with its best patched stage (or unchanged), and what was chosen or why not."""
     from ..codegen.kernel_specs import KERNELS
 
-    return lambda s: KERNELS[graph.steps[s].kernel].scratch(graph.steps[s].attrs)
+    max_mac_overhead, max_patches = float(max_mac_overhead), int(max_patches)
+    graph = KernelGraph.from_relax(func)
+    base_plan = plan_arena(graph, kernel_scratch(graph))
+    baseline = base_plan.arena_bytes
+    total_macs = sum(KERNELS[s.kernel].macs(s.attrs) for s in graph.steps) or 1
+    stages = find_stages(graph)
+    if split is not None:
+        stages = [s for s in stages if s.steps[-1] == split]
+    best = None
+    tried = 0
+    least_overhead = None
+    for stage in stages:
+        # Input and stage output are both alive while the stage runs, and
+        # the steps after it are unchanged: no n can beat this bound.
+        bound = max([graph.tensors[stage.source].nbytes + graph.tensors[stage.output].nbytes]
+                    + [base_plan.live_bytes(s) for s in range(stage.steps[-1] + 1, len(graph.steps))])
+        if best is not None and bound >= best[0][0]:
+            continue
+        H, W = graph.tensors[stage.output].shape[1:3]
+        ns = [patches] if patches else range(2, min(max_patches, H, W) + 1)
+        for n in ns:
+            new_func, stage_macs, patched_macs, builder = _build_patched(func, graph, stage, n)
+            overhead = (patched_macs - stage_macs) / total_macs
+            tried += 1
+            least_overhead = overhead if least_overhead is None else min(least_overhead, overhead)
+            if overhead > max_mac_overhead + 1e-12:
+                continue
+            new_graph = KernelGraph.from_relax(new_func)
+            arena = plan_arena(new_graph, kernel_scratch(new_graph)).arena_bytes
+            key = (arena, overhead)
+            if best is None or key < best[0]:
+                best = (key, new_func, stage, n, overhead, builder, stage_macs)
+    if best is None or best[0][0] >= baseline:
+        why = ("no prefix of the graph can run patch by patch" if not stages else
+               f"every split needs more than {max_mac_overhead:.0%} extra MACs "
+               f"(the least is {least_overhead:.1%})" if best is None and least_overhead is not None else
+               "no split was tried" if best is None else
+               f"the best patched plan ({best[0][0]:,} B) is not smaller than the unpatched one ({baseline:,} B)")
+        return func, PatchPlanResult(False, why, baseline, baseline, candidates=tried)
+    (arena, overhead), new_func, stage, n, _, builder, stage_macs = best
+    cached_macs, cache_bytes = builder.halo_cache_estimate()
+    return new_func, PatchPlanResult(True, "", arena, baseline, graph.steps[stage.steps[-1]].name,
+                                     stage.steps[-1], n, overhead, tried,
+                                     (cached_macs - stage_macs) / total_macs, cache_bytes)
 
 
 @tvm.transform.module_pass(opt_level=0, name="PatchBasedInference")
 class PatchBasedInference:
-    """Split the initial stage into n x n spatial patches when that lowers the arena.
+    """Split the initial stage of every lowered function into n x n spatial
+    patches when that lowers the arena (report: the fields of PatchPlanResult).
 
-    ``max_mac_overhead``: extra MACs allowed for halo recomputation, as a share
-    of the model's MACs.  ``max_patches``: largest n tried.  ``split``/``patches``
+    Options (PassContext keys ``tinyengine.PatchBasedInference.<option>``; a
+    constructor argument overrides them): ``max_mac_overhead`` (default 0.1),
+    extra MACs allowed for halo recomputation as a share of the model's MACs;
+    ``max_patches`` (default 8), the largest n tried; ``split``/``patches``
     force a configuration (step index of the stage's last op, and n).
     """
 
-    def __init__(self, max_mac_overhead: float = 0.1, max_patches: int = 8,
+    def __init__(self, max_mac_overhead: Optional[float] = None, max_patches: Optional[int] = None,
                  split: Optional[int] = None, patches: Optional[int] = None):
-        self.max_mac_overhead = float(max_mac_overhead)
-        self.max_patches = int(max_patches)
-        self.split = split
-        self.patches = patches
-        self.result: Optional[PatchPlanResult] = None
-        self.report: dict = {}
+        from .pipeline import check_overrides
+
+        self.overrides = check_overrides("PatchBasedInference", dict(
+            max_mac_overhead=max_mac_overhead, max_patches=max_patches, split=split, patches=patches))
 
     def transform_module(self, mod: tvm.IRModule, ctx) -> tvm.IRModule:
-        from ..codegen.kernel_specs import KERNELS
+        from .pipeline import pass_options
 
-        func = mod["main"]
-        graph = KernelGraph.from_relax(func)
-        base_plan = plan_arena(graph, _scratch_of(graph))
-        baseline = base_plan.arena_bytes
-        total_macs = sum(KERNELS[s.kernel].macs(s.attrs) for s in graph.steps) or 1
-        stages = find_stages(graph)
-        if self.split is not None:
-            stages = [s for s in stages if s.steps[-1] == self.split]
-        best = None
-        tried = 0
-        least_overhead = None
-        for stage in stages:
-            # Input and stage output are both alive while the stage runs, and
-            # the steps after it are unchanged: no n can beat this bound.
-            bound = max([graph.tensors[stage.source].nbytes + graph.tensors[stage.output].nbytes]
-                        + [base_plan.live_bytes(s) for s in range(stage.steps[-1] + 1, len(graph.steps))])
-            if best is not None and bound >= best[0][0]:
-                continue
-            H, W = graph.tensors[stage.output].shape[1:3]
-            ns = [self.patches] if self.patches else range(2, min(self.max_patches, H, W) + 1)
-            for n in ns:
-                new_func, stage_macs, patched_macs, builder = _build_patched(func, graph, stage, n)
-                overhead = (patched_macs - stage_macs) / total_macs
-                tried += 1
-                least_overhead = overhead if least_overhead is None else min(least_overhead, overhead)
-                if overhead > self.max_mac_overhead + 1e-12:
-                    continue
-                new_graph = KernelGraph.from_relax(new_func)
-                arena = plan_arena(new_graph, _scratch_of(new_graph)).arena_bytes
-                key = (arena, overhead)
-                if best is None or key < best[0]:
-                    best = (key, new_func, stage, n, overhead, builder, stage_macs)
-        if best is None or best[0][0] >= baseline:
-            why = ("no prefix of the graph can run patch by patch" if not stages else
-                   f"every split needs more than {self.max_mac_overhead:.0%} extra MACs "
-                   f"(the least is {least_overhead:.1%})" if best is None and least_overhead is not None else
-                   "no split was tried" if best is None else
-                   f"the best patched plan ({best[0][0]:,} B) is not smaller than the unpatched one ({baseline:,} B)")
-            self.result = PatchPlanResult(False, why, baseline, baseline, candidates=tried)
-        else:
-            (arena, overhead), new_func, stage, n, _, builder, stage_macs = best
-            cached_macs, cache_bytes = builder.halo_cache_estimate()
-            self.result = PatchPlanResult(True, "", arena, baseline, graph.steps[stage.steps[-1]].name,
-                                          stage.steps[-1], n, overhead, tried,
-                                          (cached_macs - stage_macs) / total_macs, cache_bytes)
-            mod = tvm.IRModule({"main": new_func})
-        self.report = dataclasses.asdict(self.result)
-        return mod
+        opts = pass_options("PatchBasedInference", ctx, self.overrides)
 
+        def rewrite(func):
+            new, result = patch_function(func, **opts)
+            return new, dataclasses.asdict(result)
+
+        return rewrite_lowered(mod, "PatchBasedInference", rewrite)

@@ -1,10 +1,17 @@
-"""Small helpers shared by the passes that rewrite a lowered ``main``."""
+"""Small helpers shared by the memory passes: reading and rebuilding lowered
+functions, applying a rewrite to every lowered function of a module, and the
+per-function pass reports."""
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import tvm
 from tvm import relax
+
+from .kernel_call import parse_kernel_call
+
+# Function attribute holding one report dict per pass run on the function, in run order.
+REPORTS_ATTR = "tinyengine.pass_reports"
 
 
 def bindings(func: relax.Function) -> List[relax.Binding]:
@@ -46,17 +53,18 @@ def function_outputs(func: relax.Function) -> List[relax.Var]:
     return seen
 
 
-def rebuild_main(func: relax.Function, replace: Callable[[relax.Var, relax.Expr], relax.Expr],
-                 order: Optional[Sequence[relax.Binding]] = None) -> relax.Function:
+def rebuild_function(func: relax.Function, replace: Callable[[relax.Var, relax.Expr], relax.Expr],
+                     order: Optional[Sequence[relax.Binding]] = None) -> relax.Function:
     """Re-emit ``func``'s bindings (optionally in another order), each value passed
-    through ``replace(var, value)``; Vars keep their identity where the type allows."""
+    through ``replace(var, value)``; Vars keep their identity where the type allows,
+    attrs (global symbol included, or its absence) are kept."""
     params = list(func.params)
     order = list(order) if order is not None else bindings(func)
     # Only the returned Var(s) leave the dataflow block.
     out_vars = set(relax.analysis.free_vars(func.body.body))
     bb = relax.BlockBuilder()
-    attrs = {str(k): v for k, v in func.attrs.items()} if func.attrs is not None else {}
-    with bb.function("main", params, attrs=attrs):
+    # private=True: the builder would otherwise add a global symbol; the original attrs say.
+    with bb.function("f", params, attrs=function_attrs(func), pure=bool(func.is_pure), private=True):
         with bb.dataflow():
             remap: Dict[relax.Var, relax.Expr] = {}
             for b in order:
@@ -68,7 +76,66 @@ def rebuild_main(func: relax.Function, replace: Callable[[relax.Var, relax.Expr]
                 remap[b.var] = new
             ret = substitute(func.body.body, remap)
         bb.emit_func_output(ret)
-    return bb.get()["main"]
+    return bb.get()["f"]
+
+
+def function_attrs(func: relax.Function) -> Dict[str, Any]:
+    """``func``'s attrs as a dict."""
+    return {str(k): v for k, v in func.attrs.items()} if func.attrs is not None else {}
+
+
+def is_lowered(func) -> bool:
+    """Whether ``func`` is a Relax function holding lowered kernel calls (what the memory passes rewrite)."""
+    if not isinstance(func, relax.Function) or not isinstance(func.body, relax.SeqExpr):
+        return False
+    return any(parse_kernel_call(b.value) is not None for b in bindings(func))
+
+
+def lowered_functions(mod: tvm.IRModule) -> List[Tuple[tvm.ir.GlobalVar, relax.Function]]:
+    """(GlobalVar, function) of every lowered function of ``mod``, by name."""
+    return sorted(((gv, f) for gv, f in mod.functions_items() if is_lowered(f)), key=lambda x: x[0].name_hint)
+
+
+def rewrite_lowered(mod: tvm.IRModule, pass_name: str,
+                    rewrite: Callable[[relax.Function], Tuple[relax.Function, Dict[str, Any]]]) -> tvm.IRModule:
+    """Apply ``rewrite(func) -> (new func, report)`` to every lowered function of
+    ``mod``; each gets ``{"name": pass_name, **report}`` appended to its reports.
+
+    Other functions, module attrs and global infos are kept as they are: the
+    result is a copy, the input module is not changed.
+    """
+    out = mod.clone()
+    for gv, func in lowered_functions(mod):
+        new, report = rewrite(func)
+        out.update_func(gv, add_report(new, {"name": pass_name, **report}))
+    return out
+
+
+def add_report(func: relax.Function, report: Dict[str, Any]) -> relax.Function:
+    """``func`` with ``report`` appended to its REPORTS_ATTR."""
+    previous = list(func.attrs[REPORTS_ATTR]) if func.attrs is not None and REPORTS_ATTR in func.attrs else []
+    return func.with_attr(REPORTS_ATTR, previous + [report])
+
+
+def pass_reports(func: relax.Function) -> List[Dict[str, Any]]:
+    """The reports of the passes run on ``func`` (oldest first), as plain Python values."""
+    if func.attrs is None or REPORTS_ATTR not in func.attrs:
+        return []
+    return [_to_python(r) for r in func.attrs[REPORTS_ATTR]]
+
+
+def without_reports(func: relax.Function) -> relax.Function:
+    """``func`` without its pass reports (to compare IR)."""
+    return func.without_attr(REPORTS_ATTR) if func.attrs is not None and REPORTS_ATTR in func.attrs else func
+
+
+def _to_python(value):
+    """FFI Map/Array -> dict/list (strings, numbers, bools and None come back as Python values)."""
+    if isinstance(value, (tvm.ir.Map, dict)):
+        return {str(k): _to_python(v) for k, v in value.items()}
+    if isinstance(value, (tvm.ir.Array, list, tuple)):
+        return [_to_python(v) for v in value]
+    return value
 
 
 def substitute(expr: relax.Expr, remap: Dict[relax.Var, relax.Expr]) -> relax.Expr:
