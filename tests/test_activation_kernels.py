@@ -69,9 +69,21 @@ class TeResizeParams(ctypes.Structure):
         "align_corners", "half_pixel_centers")]
 
 
+class TeSoftmaxParams(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_int32) for n in (
+        "rows", "depth", "input_beta_multiplier", "input_beta_left_shift",
+        "diff_min")]
+
+
+class TeLogisticParams(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_int32) for n in (
+        "size", "input_zero_point", "input_range_radius", "input_multiplier",
+        "input_left_shift")]
+
+
 class TeHardSwishParams(ctypes.Structure):
     _fields_ = [(n, ctypes.c_int32) for n in (
-        "input_zero_point", "output_zero_point",
+        "size", "input_zero_point", "output_zero_point",
         "reluish_multiplier_fixedpoint_int16", "reluish_multiplier_exponent",
         "output_multiplier_fixedpoint_int16", "output_multiplier_exponent")]
 
@@ -91,9 +103,9 @@ def build_library(out_dir):
     so = ctypes.CDLL(out)
     i8p = ctypes.POINTER(ctypes.c_int8)
     i32 = ctypes.c_int32
-    so.te_softmax_s8.argtypes = [i8p, i8p, i32, i32, i32, i32, i32]
-    so.te_logistic_s8.argtypes = [i8p, i8p, i32, i32, i32, i32, i32]
-    so.te_hard_swish_s8.argtypes = [ctypes.POINTER(TeHardSwishParams), i8p, i8p, i32]
+    so.te_softmax_s8.argtypes = [ctypes.POINTER(TeSoftmaxParams), i8p, i8p]
+    so.te_logistic_s8.argtypes = [ctypes.POINTER(TeLogisticParams), i8p, i8p]
+    so.te_hard_swish_s8.argtypes = [ctypes.POINTER(TeHardSwishParams), i8p, i8p]
     so.te_mean_s8.argtypes = [ctypes.POINTER(TeMeanParams), i8p, i8p]
     so.te_resize_nearest_s8.argtypes = [ctypes.POINTER(TeResizeParams), i8p, i8p]
     for f in ("te_softmax_s8", "te_logistic_s8", "te_hard_swish_s8",
@@ -212,9 +224,8 @@ def te_softmax(lib, x, input_scale, beta):
     rows = x.size // depth
     xin = np.ascontiguousarray(x)
     out = np.empty_like(xin)
-    lib.te_softmax_s8(_ptr(xin), _ptr(out), rows, depth,
-                      p["input_beta_multiplier"], p["input_beta_left_shift"],
-                      p["diff_min"])
+    params = TeSoftmaxParams(rows=rows, depth=depth, **p)
+    lib.te_softmax_s8(ctypes.byref(params), _ptr(xin), _ptr(out))
     return out
 
 
@@ -222,17 +233,16 @@ def te_logistic(lib, x, input_scale, input_zp):
     p = logistic_params(input_scale, input_zp)
     xin = np.ascontiguousarray(x)
     out = np.empty_like(xin)
-    lib.te_logistic_s8(_ptr(xin), _ptr(out), xin.size, p["input_zero_point"],
-                       p["input_range_radius"], p["input_multiplier"],
-                       p["input_left_shift"])
+    params = TeLogisticParams(size=xin.size, **p)
+    lib.te_logistic_s8(ctypes.byref(params), _ptr(xin), _ptr(out))
     return out
 
 
 def te_hard_swish(lib, x, in_s, in_zp, out_s, out_zp):
-    p = TeHardSwishParams(**hard_swish_params(in_s, in_zp, out_s, out_zp))
     xin = np.ascontiguousarray(x)
     out = np.empty_like(xin)
-    lib.te_hard_swish_s8(ctypes.byref(p), _ptr(xin), _ptr(out), xin.size)
+    p = TeHardSwishParams(size=xin.size, **hard_swish_params(in_s, in_zp, out_s, out_zp))
+    lib.te_hard_swish_s8(ctypes.byref(p), _ptr(xin), _ptr(out))
     return out
 
 

@@ -3,20 +3,47 @@
  *
  * Every kernel is a plain C function: no global state, no heap, no
  * exceptions.  Arithmetic follows TensorFlow Lite Micro's reference integer
- * kernels exactly, so a generated model is bit-exact with TFLM.
+ * kernels exactly, so a generated model is bit-exact with TFLM.  This header
+ * is the one description of the kernels' ABI: every argument, every struct
+ * field, every scratch size and every packed constant layout is defined here
+ * (the code generator's tables in tinyengine_tvm/codegen/kernel_specs.py are
+ * checked against it by tests/test_kernel_abi.py).
  *
- * Conventions shared by all kernels
- *  - Activations are int8, row-major NHWC.  Shapes are in elements.
+ * Calling convention
+ *  - A kernel is te_<op>_s8(const te_<...>_params* p, tensors..., [scratch]):
+ *    one parameter struct holding every scalar (shapes, quantization, sizes),
+ *    then the tensors (inputs first, then the output), then the scratch
+ *    buffer for the kernels that need one.  The struct is read only during
+ *    the call; it may be a `static const` in flash.
+ *  - Activations are int8, row-major NHWC.  Shapes and sizes are in
+ *    elements, strides in elements, "bytes" in bytes.
  *  - "offset" fields are added to a raw int8 value before arithmetic: an
  *    input offset is the NEGATED input zero point; an output offset is the
  *    output zero point.
  *  - A requantization (multiplier, shift) pair represents the real number
  *    multiplier * 2^(shift - 31); multiplier is in [2^30, 2^31) or 0, shift is
- *    positive for a left shift.  Per-channel arrays have one pair per output
- *    channel.
+ *    positive for a left shift (TFLite's QuantizeMultiplier).  Per-channel
+ *    arrays have one pair per output channel.
  *  - act_min/act_max clamp the int8 result (fused activation); they are
  *    -128/127 when the operator has no fused activation.
  *  - Input and output buffers must not overlap unless a kernel says so.
+ *
+ * Scratch memory
+ *  - A kernel that needs working memory takes `void* scratch` as its last
+ *    argument and has, declared right after it,
+ *        int32_t <kernel>_get_buffer_size(const <params>* p);
+ *    which returns the bytes of scratch the kernel needs for the same `p`.
+ *    A kernel without a _get_buffer_size function needs no scratch.
+ *  - Scratch must be 4-byte aligned.  Its contents are ignored on entry and
+ *    undefined on return, so any memory that is dead during the call will do
+ *    (the generated code uses a slice of the activation arena).
+ *  - The size belongs to the function called, never to the build: call the
+ *    _get_buffer_size of the variant you call.  The Cortex-M variants
+ *    (te_arm_*, below) compiled without __ARM_FEATURE_DSP run the same
+ *    algorithm in plain C on the same scratch, so te_arm_X_get_buffer_size()
+ *    is right for a DSP build and for the host build alike; the portable
+ *    te_X has its own function, or none when it needs no scratch (e.g.
+ *    te_arm_conv2d_s8 needs scratch, te_conv2d_s8 does not).
  */
 #ifndef TINYENGINE_KERNELS_H_
 #define TINYENGINE_KERNELS_H_
@@ -48,8 +75,11 @@ typedef struct {
   int32_t dilation_h;       /**< Vertical dilation (1 = dense). */
   int32_t dilation_w;       /**< Horizontal dilation (1 = dense). */
   int32_t pad_top;          /**< Implicit zero-point rows above the input. */
-  int32_t pad_left;         /**< Implicit zero-point columns left of it. */
-  int32_t depth_multiplier; /**< Depthwise only: outputs per input channel. */
+  int32_t pad_left;         /**< Implicit zero-point columns left of it
+                                 (bottom/right padding follows from the
+                                 output size). */
+  int32_t depth_multiplier; /**< Depthwise only: outputs per input channel
+                                 (ignored by regular convolutions). */
   int32_t input_offset;     /**< -input_zero_point. */
   int32_t output_offset;    /**< output_zero_point. */
   int32_t act_min;          /**< Lower clamp of the int8 result. */
@@ -107,12 +137,17 @@ void te_depthwise_conv2d_s8(const te_conv_params* p, const int8_t* input,
  * @param bias       [output_c] int32, or NULL.
  * @param multiplier [output_c] requantization multipliers.
  * @param shift      [output_c] requantization shifts.
- * @param scratch    input_h * input_w bytes (one input channel).
+ * @param scratch    te_depthwise_conv2d_inplace_s8_get_buffer_size(p) bytes.
  */
 void te_depthwise_conv2d_inplace_s8(const te_conv_params* p, int8_t* buffer,
                                     const int8_t* filter, const int32_t* bias,
                                     const int32_t* multiplier,
-                                    const int32_t* shift, int8_t* scratch);
+                                    const int32_t* shift, void* scratch);
+
+/** Scratch of te_depthwise_conv2d_inplace_s8: one input channel,
+ *  input_h * input_w bytes. */
+int32_t te_depthwise_conv2d_inplace_s8_get_buffer_size(
+    const te_conv_params* p);
 
 /** Shape and quantization of a fully connected layer. */
 typedef struct {
@@ -150,6 +185,14 @@ void te_fully_connected_s8(const te_fc_params* p, const int8_t* input,
  * Quantization and broadcast geometry of ADD and MUL.  Both inputs are
  * addressed through 4-D strides over the output shape; a stride of 0 repeats
  * (broadcasts) the input along that dimension.
+ *
+ * ADD (TFLM's arithmetic): a = MultiplyByQuantizedMultiplier((x1 +
+ * input1_offset) << left_shift, input1_multiplier, input1_shift), b likewise
+ * for input 2, out = clamp(MultiplyByQuantizedMultiplier(a + b,
+ * output_multiplier, output_shift) + output_offset).
+ * MUL: out = clamp(MultiplyByQuantizedMultiplier((x1 + input1_offset) *
+ * (x2 + input2_offset), output_multiplier, output_shift) + output_offset);
+ * the ADD-only fields are ignored.
  */
 typedef struct {
   int32_t dims[4];           /**< Output shape, padded to 4-D with 1s. */
@@ -169,11 +212,18 @@ typedef struct {
   int32_t act_max;           /**< Upper clamp of the int8 result. */
 } te_elementwise_params;
 
-/** Quantized ADD.  output may alias input1 or input2 when shapes match. */
+/**
+ * Quantized ADD.
+ * @param p      quantization and broadcast geometry.
+ * @param input1 first operand, read through p->input1_strides.
+ * @param input2 second operand, read through p->input2_strides.
+ * @param output [dims[0], dims[1], dims[2], dims[3]]; may alias input1 or
+ *               input2 when that input has the output's shape.
+ */
 void te_add_s8(const te_elementwise_params* p, const int8_t* input1,
                const int8_t* input2, int8_t* output);
 
-/** Quantized MUL.  output may alias input1 or input2 when shapes match. */
+/** Quantized MUL; arguments and aliasing as for te_add_s8. */
 void te_mul_s8(const te_elementwise_params* p, const int8_t* input1,
                const int8_t* input2, int8_t* output);
 
@@ -199,11 +249,17 @@ typedef struct {
   int32_t act_max;  /**< Upper clamp of the result. */
 } te_pool_params;
 
-/** Average pooling; the divisor counts only the in-bounds elements. */
+/**
+ * Average pooling; the divisor counts only the in-bounds elements.
+ * @param p      geometry.
+ * @param input  [batch, input_h, input_w, channels].
+ * @param output [batch, output_h, output_w, channels].
+ */
 void te_avg_pool_s8(const te_pool_params* p, const int8_t* input,
                     int8_t* output);
 
-/** Max pooling over the in-bounds elements of each window. */
+/** Max pooling over the in-bounds elements of each window; arguments as for
+ *  te_avg_pool_s8. */
 void te_max_pool_s8(const te_pool_params* p, const int8_t* input,
                     int8_t* output);
 
@@ -218,7 +274,12 @@ typedef struct {
   int32_t shift;         /**< Rescale shift. */
 } te_mean_params;
 
-/** Quantized MEAN (the reduced dims must be contiguous). */
+/**
+ * Quantized MEAN (the reduced dims must be contiguous).
+ * @param p      shape and quantization.
+ * @param input  [outer, reduced, inner].
+ * @param output [outer, inner].
+ */
 void te_mean_s8(const te_mean_params* p, const int8_t* input, int8_t* output);
 
 /* ------------------------------------------------------------------------ */
@@ -234,32 +295,67 @@ typedef struct {
                               zero point). */
 } te_pad_params;
 
-/** Constant padding. */
+/**
+ * Constant padding.
+ * @param p      shapes and padding.
+ * @param input  [input_dims].
+ * @param output [input_dims[i] + before[i] + after[i] for i in 0..3].
+ */
 void te_pad_s8(const te_pad_params* p, const int8_t* input, int8_t* output);
 
 /** TRANSPOSE of up to 6-D tensors. */
 typedef struct {
   int32_t rank;          /**< Number of dims used (1..6). */
-  int32_t input_dims[6]; /**< Input shape. */
+  int32_t input_dims[6]; /**< Input shape (the first `rank` entries). */
   int32_t perm[6];       /**< Output dim i is input dim perm[i]. */
 } te_transpose_params;
 
-/** Permute the axes of a tensor. */
+/**
+ * Permute the axes of a tensor.
+ * @param p      rank, shape and permutation.
+ * @param input  [input_dims[0 .. rank-1]].
+ * @param output [input_dims[perm[i]] for i in 0 .. rank-1].
+ */
 void te_transpose_s8(const te_transpose_params* p, const int8_t* input,
                      int8_t* output);
 
+/** CONCATENATION along one axis, the tensors seen as [outer, axis, inner]. */
+typedef struct {
+  int32_t n_inputs;          /**< Number of inputs. */
+  int32_t outer;             /**< Product of the dims before the axis. */
+  int32_t inner;             /**< Product of the dims after the axis. */
+  const int32_t* axis_sizes; /**< [n_inputs]: size of the concatenated axis
+                                  in each input. */
+} te_concat_params;
+
 /**
- * CONCATENATION along one axis, the tensors seen as [outer, axis*inner].
- * @param inputs     n_inputs pointers to the inputs.
- * @param axis_sizes [n_inputs] size of the concatenated axis in each input.
- * @param n_inputs   number of inputs.
- * @param outer      product of the dims before the axis.
- * @param inner      product of the dims after the axis.
- * @param output     concatenated tensor.
+ * Concatenate n_inputs tensors along one axis.
+ * @param p      sizes.
+ * @param inputs [n_inputs] pointers; input i is [outer, axis_sizes[i], inner].
+ * @param output [outer, sum(axis_sizes), inner].
  */
-void te_concat_s8(const int8_t* const* inputs, const int32_t* axis_sizes,
-                  int32_t n_inputs, int32_t outer, int32_t inner,
+void te_concat_s8(const te_concat_params* p, const int8_t* const* inputs,
                   int8_t* output);
+
+/** A 2-D block of bytes between strided layouts. */
+typedef struct {
+  int32_t rows;       /**< Number of rows. */
+  int32_t row_bytes;  /**< Bytes copied per row. */
+  int32_t src_stride; /**< Bytes between row starts in the source. */
+  int32_t dst_stride; /**< Bytes between row starts in the destination. */
+} te_copy_2d_params;
+
+/**
+ * Copy rows x row_bytes bytes from src to dst (rows src_stride and
+ * dst_stride bytes apart).  Cuts a spatial window out of an NHWC tensor, or
+ * pastes one into it (patch-based inference).
+ * @param p   block geometry.
+ * @param src first byte of the first source row.
+ * @param dst first byte of the first destination row (must not overlap the
+ *            source).
+ */
+void te_copy_2d_s8(const te_copy_2d_params* p, const int8_t* src,
+                   int8_t* dst);
 
 /** RESIZE_NEAREST_NEIGHBOR of an NHWC tensor. */
 typedef struct {
@@ -269,19 +365,16 @@ typedef struct {
   int32_t channels;           /**< Channels. */
   int32_t output_h;           /**< Output height. */
   int32_t output_w;           /**< Output width. */
-  int32_t align_corners;      /**< TFLite align_corners flag. */
-  int32_t half_pixel_centers; /**< TFLite half_pixel_centers flag. */
+  int32_t align_corners;      /**< TFLite align_corners flag (0 or 1). */
+  int32_t half_pixel_centers; /**< TFLite half_pixel_centers flag (0 or 1). */
 } te_resize_params;
 
 /**
- * Copy a 2-D block of bytes between strided layouts: rows of row_bytes each,
- * from src (rows src_stride bytes apart) to dst (rows dst_stride bytes apart).
- * Cuts a spatial window out of an NHWC tensor, or pastes one into it.
+ * Nearest-neighbour resize, TFLite index rounding.
+ * @param p      shapes and rounding flags.
+ * @param input  [batch, input_h, input_w, channels].
+ * @param output [batch, output_h, output_w, channels].
  */
-void te_copy_2d_s8(const int8_t* src, int32_t src_stride, int8_t* dst,
-                   int32_t dst_stride, int32_t rows, int32_t row_bytes);
-
-/** Nearest-neighbour resize, TFLite index rounding. */
 void te_resize_nearest_s8(const te_resize_params* p, const int8_t* input,
                           int8_t* output);
 
@@ -289,50 +382,101 @@ void te_resize_nearest_s8(const te_resize_params* p, const int8_t* input,
 /* Element-wise unary operators                                              */
 /* ------------------------------------------------------------------------ */
 
-/**
- * Rescale from one int8 quantization to another, then clamp:
- * out = clamp(output_offset + requant(in + input_offset)).  Serves
- * QUANTIZE int8->int8, and RELU/RELU6 (with act_min/act_max).
- */
-void te_requantize_s8(const int8_t* input, int8_t* output, int32_t size,
-                      int32_t input_offset, int32_t output_offset,
-                      int32_t multiplier, int32_t shift, int32_t act_min,
-                      int32_t act_max);
-
-/** QUANTIZE float32 -> int8: round(x / scale) + zero_point, saturated. */
-void te_quantize_f32_s8(const float* input, int8_t* output, int32_t size,
-                        float scale, int32_t zero_point);
-
-/** DEQUANTIZE int8 -> float32: (float)(scale * (x - zero_point)). */
-void te_dequantize_s8_f32(const int8_t* input, float* output, int32_t size,
-                          double scale, int32_t zero_point);
+/** Rescaling from one int8 quantization to another. */
+typedef struct {
+  int32_t size;          /**< Number of elements. */
+  int32_t input_offset;  /**< -input_zero_point. */
+  int32_t output_offset; /**< output_zero_point. */
+  int32_t multiplier;    /**< Rescale input_scale / output_scale. */
+  int32_t shift;         /**< Rescale shift. */
+  int32_t act_min;       /**< Lower clamp of the int8 result. */
+  int32_t act_max;       /**< Upper clamp of the int8 result. */
+} te_requantize_params;
 
 /**
- * SOFTMAX over the last axis (output scale 1/256, zero point -128).
- * @param rows                 number of vectors.
- * @param depth                length of each vector.
- * @param input_beta_multiplier, input_beta_left_shift
- *                             beta * input_scale in Q5.26 fixed point.
- * @param diff_min             differences below this give exp() = 0.
+ * out = clamp(output_offset + requant(in + input_offset)).  Serves QUANTIZE
+ * int8->int8, and RELU/RELU6/CLIP (with act_min/act_max).
+ * @param p      size and quantization.
+ * @param input  [size].
+ * @param output [size]; may alias input (same buffer).
  */
-void te_softmax_s8(const int8_t* input, int8_t* output, int32_t rows,
-                   int32_t depth, int32_t input_beta_multiplier,
-                   int32_t input_beta_left_shift, int32_t diff_min);
+void te_requantize_s8(const te_requantize_params* p, const int8_t* input,
+                      int8_t* output);
+
+/**
+ * An affine quantization of `size` elements: real = scale * (q - zero_point).
+ * scale is a float, as in the .tflite file and in TFLM; dequantization in
+ * float equals TFLM's double arithmetic bit for bit (the product of a float
+ * and an integer of at most 24 bits is exact in double, so rounding it to
+ * float once is the float product).
+ */
+typedef struct {
+  int32_t size;       /**< Number of elements. */
+  float scale;        /**< Quantization scale. */
+  int32_t zero_point; /**< Quantization zero point. */
+} te_quant_params;
+
+/**
+ * QUANTIZE float32 -> int8: round(x / scale) + zero_point, rounding half away
+ * from zero, saturated to int8.
+ * @param p      size and quantization of the output.
+ * @param input  [size] float32.
+ * @param output [size] int8.
+ */
+void te_quantize_f32_s8(const te_quant_params* p, const float* input,
+                        int8_t* output);
+
+/**
+ * DEQUANTIZE int8 -> float32: scale * (x - zero_point).
+ * @param p      size and quantization of the input.
+ * @param input  [size] int8.
+ * @param output [size] float32.
+ */
+void te_dequantize_s8_f32(const te_quant_params* p, const int8_t* input,
+                          float* output);
+
+/** SOFTMAX over the last axis, as TFLite's Prepare derives it. */
+typedef struct {
+  int32_t rows;                  /**< Number of vectors. */
+  int32_t depth;                 /**< Length of each vector (the last axis). */
+  int32_t input_beta_multiplier; /**< beta * input_scale in Q5.26 fixed
+                                      point: multiplier ... */
+  int32_t input_beta_left_shift; /**< ... and left shift (>= 0). */
+  int32_t diff_min;              /**< Differences from the row maximum below
+                                      this give exp() = 0. */
+} te_softmax_params;
+
+/**
+ * SOFTMAX (output scale 1/256, zero point -128).  Needs no scratch.
+ * @param p      sizes and fixed-point parameters.
+ * @param input  [rows, depth].
+ * @param output [rows, depth].
+ */
+void te_softmax_s8(const te_softmax_params* p, const int8_t* input,
+                   int8_t* output);
+
+/** LOGISTIC, as TFLite's Prepare derives it. */
+typedef struct {
+  int32_t size;               /**< Number of elements. */
+  int32_t input_zero_point;   /**< Zero point of the input. */
+  int32_t input_range_radius; /**< Inputs at least this far from the zero
+                                   point saturate to 0 or 1. */
+  int32_t input_multiplier;   /**< input_scale in Q4.27: multiplier ... */
+  int32_t input_left_shift;   /**< ... and left shift. */
+} te_logistic_params;
 
 /**
  * LOGISTIC (output scale 1/256, zero point -128).
- * @param input_zero_point   zero point of the input.
- * @param input_range_radius inputs further than this from the zero point
- *                           saturate to 0 or 1.
- * @param input_multiplier, input_left_shift
- *                           input_scale in Q4.27 fixed point.
+ * @param p      size and fixed-point parameters.
+ * @param input  [size].
+ * @param output [size].
  */
-void te_logistic_s8(const int8_t* input, int8_t* output, int32_t size,
-                    int32_t input_zero_point, int32_t input_range_radius,
-                    int32_t input_multiplier, int32_t input_left_shift);
+void te_logistic_s8(const te_logistic_params* p, const int8_t* input,
+                    int8_t* output);
 
-/** Fixed-point parameters of HARD_SWISH, as TFLite's Prepare derives them. */
+/** HARD_SWISH's fixed-point parameters, as TFLite's Prepare derives them. */
 typedef struct {
+  int32_t size;                        /**< Number of elements. */
   int32_t input_zero_point;            /**< Input zero point. */
   int32_t output_zero_point;           /**< Output zero point. */
   int32_t reluish_multiplier_fixedpoint_int16; /**< Q15 reluish scale. */
@@ -341,9 +485,14 @@ typedef struct {
   int32_t output_multiplier_exponent;  /**< Its power-of-two exponent. */
 } te_hard_swish_params;
 
-/** HARD_SWISH: x * relu6(x + 3) / 6 in TFLite's int16 fixed point. */
+/**
+ * HARD_SWISH: x * relu6(x + 3) / 6 in TFLite's int16 fixed point.
+ * @param p      size and fixed-point parameters.
+ * @param input  [size].
+ * @param output [size].
+ */
 void te_hard_swish_s8(const te_hard_swish_params* p, const int8_t* input,
-                      int8_t* output, int32_t size);
+                      int8_t* output);
 
 /* ======================================================================== */
 /* Cortex-M optimized variants (src/kernels/arm/)                            */
@@ -351,97 +500,174 @@ void te_hard_swish_s8(const te_hard_swish_params* p, const int8_t* input,
 /*
  * Chosen at code generation for cores with the DSP extension (Cortex-M4, M7,
  * M55; tinyengine_tvm.compile(..., core=...)).  Same results as the portable
- * kernel named in each comment, bit for bit.  Their constants are re-laid-out
- * by the code generator (tinyengine_tvm/codegen/kernel_selection.py): they
- * are not the TFLite tensors.  Without __ARM_FEATURE_DSP they compile to
- * plain C running the same algorithm, so a generated project builds anywhere.
- * Requantization parameters are packed per output channel as {bias +
- * input_offset * sum(filter), 2 * multiplier - 2^32, rounding, rs} with
- * rs = -shift and rounding = 2^(rs - 1), plus output_offset * 2^rs where the
- * generator folded the output offset in (see src/kernels/arm/arm_dsp.h).
- * Activation pointers need not be aligned (32-bit LDR/STR at any address, the
- * Cortex-M default); constants and scratch are 4-byte aligned.
+ * kernel named in each comment, bit for bit.  Without __ARM_FEATURE_DSP they
+ * compile to plain C running the same algorithm on the same scratch, so a
+ * generated project builds and runs anywhere.  Activation pointers need not
+ * be aligned (32-bit LDR/STR at any address, the Cortex-M default); packed
+ * constants and scratch must be 4-byte aligned.
+ *
+ * Their constants are not the TFLite tensors: the code generator
+ * (tinyengine_tvm/codegen/kernel_selection.py) re-lays them out once, at
+ * compile time, into the packed layouts defined here.  All multi-byte values
+ * are little-endian.  Notation: round_up4(n) = (n + 3) & ~3;
+ * int8 x[n] = n bytes; int32 x = 4 bytes.
+ *
+ * Requantization record.  Each output channel's (multiplier, shift) becomes
+ * three int32 values {m2, rounding, rs}:
+ *   rs       = -shift (the kernels only take shift in [-31, -1]);
+ *   m2       = 2 * multiplier - 2^32 (wrapped to int32; multiplier in
+ *              [2^30, 2^31));
+ *   rounding = 2^(rs - 1), plus output_offset * 2^rs when the generator
+ *              folded the output offset in (then p->output_offset is 0).
+ * A channel with multiplier 0 has {m2, rounding, rs} = {-2^31, 1, 1}, zero
+ * weights and zero bias.  The generator checks per layer that |accumulator|
+ * is bounded so that the rounding sum cannot overflow (the derivation is in
+ * src/kernels/arm/arm_dsp.h) and keeps the portable kernel otherwise.
+ * The effective bias of a channel is bias + input_offset * sum(its filter
+ * taps), so the kernels multiply raw int8 inputs (padding reads the input
+ * zero point, -input_offset, whose contribution cancels exactly).
  */
 
 /**
  * = te_conv2d_s8 (any kernel, stride, dilation, padding).
  * @param p       as for te_conv2d_s8, except output_offset, which is 0 when
  *                the generator folded it into the rounding terms.
- * @param packed  per output channel: int32 bias + input_offset * sum(filter),
- *                int8 filter[k4] (OHWI, zero-padded to whole
- *                groups of four; when input_c % 4 != 0 each filter row's
- *                leading whole words first, then the trailing bytes of all
- *                rows: see conv_k_order in codegen/kernel_selection.py),
- *                int32 2 * multiplier - 2^32, rounding, rs.
- * @param scratch 8 * k4 + 4 * output_c bytes (+ k4 + kernel_w * input_c
- *                rounded up to 4 when input_c % 4 != 0), 4-byte aligned: four
- *                int16 im2col columns, one partial block of outputs, the int8
- *                staging of a column.
+ * @param input   [batch, input_h, input_w, input_c].
+ * @param packed  output_c records of k4 + 16 bytes, record o:
+ *                  int32 bias + input_offset * sum(filter[o]);
+ *                  int8  w[k4]: filter[o] in the conv K order below;
+ *                  int32 m2, rounding, rs (the requantization record).
+ *                Conv K order.  With seg = kernel_w * input_c (one filter
+ *                row, OHWI), a = seg & ~3, b = seg & 3 and
+ *                k4 = kernel_h * a + round_up4(kernel_h * b): for each
+ *                filter row ky, its first a values (filter[o][ky] flattened,
+ *                indices 0 .. a-1); then, for each ky, its last b values
+ *                (indices a .. seg-1); then zeros up to k4.  When seg % 4 ==
+ *                0 this is plain OHWI order and k4 = K = kernel_h * seg.
+ * @param output  [batch, output_h, output_w, output_c].
+ * @param scratch te_arm_conv2d_s8_get_buffer_size(p) bytes.
  */
 void te_arm_conv2d_s8(const te_conv_params* p, const int8_t* input,
                       const int8_t* packed, int8_t* output, void* scratch);
 
 /**
- * te_arm_conv2d_s8 with the filter stored as int16 (for small filters): each
- * row's filter[k4] is 2 * k4 bytes, each group of four (w0, w2, w1, w3).
+ * Scratch of te_arm_conv2d_s8 (k4 as defined there):
+ * 8 * k4 (four int16 im2col columns) + 4 * output_c (a partial block of
+ * outputs) + (input_c % 4 != 0 ? round_up4(k4 + kernel_w * input_c) : 0)
+ * (the int8 staging of a column) bytes.
+ */
+int32_t te_arm_conv2d_s8_get_buffer_size(const te_conv_params* p);
+
+/**
+ * te_arm_conv2d_s8 with the filter stored as int16 (for small filters).
+ * @param p       as for te_arm_conv2d_s8.
+ * @param input   as for te_arm_conv2d_s8.
+ * @param packed  as for te_arm_conv2d_s8 except that w is int16 w[k4]
+ *                (records of 2 * k4 + 16 bytes), each group of four values
+ *                (in conv K order) (k0, k1, k2, k3) stored (k0, k2, k1, k3).
+ * @param output  as for te_arm_conv2d_s8.
+ * @param scratch te_arm_conv2d_w16_s8_get_buffer_size(p) bytes.
  */
 void te_arm_conv2d_w16_s8(const te_conv_params* p, const int8_t* input,
                           const int8_t* packed, int8_t* output,
                           void* scratch);
 
+/** Scratch of te_arm_conv2d_w16_s8: the same as te_arm_conv2d_s8's. */
+int32_t te_arm_conv2d_w16_s8_get_buffer_size(const te_conv_params* p);
+
 /**
  * = te_depthwise_conv2d_s8 with depth_multiplier 1 and dilation 1 (any
  * kernel, stride and padding); also = te_depthwise_conv2d_inplace_s8 when
  * output == input (same in-place contract).
- * @param packed  per channel: int32 bias + input_offset * sum(filter); int8
- *                per filter row the taps w0 .. w_{kw-1} zero-padded to whole
- *                words of four, each word stored (t0, t2, t1, t3); int32 2 *
- *                multiplier - 2^32, rounding, rs.
  * @param p       as for te_depthwise_conv2d_s8, except output_offset, which
  *                is 0 when the generator folded it into the rounding terms.
- * @param scratch one int16 plane of the padded input channel, plane_h *
- *                plane_w * 2 bytes with plane_h = (output_h - 1) * stride_h +
- *                kernel_h, plane_w = even((ow4 - 1) * stride_w + 2 * pw + 2),
- *                ow4 = output_w rounded up to a multiple of 4; then ow4
- *                bytes; 4-byte aligned.
+ * @param input   [batch, input_h, input_w, input_c].
+ * @param packed  input_c records of 16 + 4 * kernel_h * tw bytes, tw =
+ *                (kernel_w + 3) / 4 words per filter row; record c:
+ *                  int32 bias + input_offset * sum(filter[.., .., .., c]);
+ *                  int8  per filter row ky: the taps filter[0][ky][0 ..
+ *                        kernel_w-1][c] zero-padded to 4 * tw, each group of
+ *                        four (t0, t1, t2, t3) stored (t0, t2, t1, t3);
+ *                  int32 m2, rounding, rs (the requantization record).
+ * @param output  [batch, output_h, output_w, input_c], or input itself.
+ * @param scratch te_arm_depthwise_conv2d_s8_get_buffer_size(p) bytes.
  */
 void te_arm_depthwise_conv2d_s8(const te_conv_params* p, const int8_t* input,
                                 const int8_t* packed, int8_t* output,
                                 void* scratch);
-/** The same, specialized at compile time for a square kernel and stride. */
+
+/**
+ * Scratch of te_arm_depthwise_conv2d_s8 and of its specializations: an int16
+ * plane of one padded input channel, then a line of outputs:
+ * 2 * plane_h * plane_w + ow4 bytes with ow4 = round_up4(output_w),
+ * plane_h = (output_h - 1) * stride_h + kernel_h and
+ * plane_w = ((ow4 - 1) * stride_w + 2 * ((kernel_w + 1) / 2) + 2) & ~1.
+ */
+int32_t te_arm_depthwise_conv2d_s8_get_buffer_size(const te_conv_params* p);
+
+/*
+ * te_arm_depthwise_conv2d_s8 specialized at compile time for a square kernel
+ * and stride (p must have kernel_h == kernel_w == K and stride_h == stride_w
+ * == S of the name KxKsS); arguments, packing and scratch are the same.
+ */
 void te_arm_depthwise_conv2d_3x3s1_s8(const te_conv_params* p,
                                       const int8_t* input,
                                       const int8_t* packed, int8_t* output,
                                       void* scratch);
+/** = te_arm_depthwise_conv2d_s8_get_buffer_size. */
+int32_t te_arm_depthwise_conv2d_3x3s1_s8_get_buffer_size(
+    const te_conv_params* p);
 void te_arm_depthwise_conv2d_3x3s2_s8(const te_conv_params* p,
                                       const int8_t* input,
                                       const int8_t* packed, int8_t* output,
                                       void* scratch);
+/** = te_arm_depthwise_conv2d_s8_get_buffer_size. */
+int32_t te_arm_depthwise_conv2d_3x3s2_s8_get_buffer_size(
+    const te_conv_params* p);
 void te_arm_depthwise_conv2d_5x5s1_s8(const te_conv_params* p,
                                       const int8_t* input,
                                       const int8_t* packed, int8_t* output,
                                       void* scratch);
+/** = te_arm_depthwise_conv2d_s8_get_buffer_size. */
+int32_t te_arm_depthwise_conv2d_5x5s1_s8_get_buffer_size(
+    const te_conv_params* p);
 void te_arm_depthwise_conv2d_5x5s2_s8(const te_conv_params* p,
                                       const int8_t* input,
                                       const int8_t* packed, int8_t* output,
                                       void* scratch);
+/** = te_arm_depthwise_conv2d_s8_get_buffer_size. */
+int32_t te_arm_depthwise_conv2d_5x5s2_s8_get_buffer_size(
+    const te_conv_params* p);
 void te_arm_depthwise_conv2d_7x7s1_s8(const te_conv_params* p,
                                       const int8_t* input,
                                       const int8_t* packed, int8_t* output,
                                       void* scratch);
+/** = te_arm_depthwise_conv2d_s8_get_buffer_size. */
+int32_t te_arm_depthwise_conv2d_7x7s1_s8_get_buffer_size(
+    const te_conv_params* p);
 void te_arm_depthwise_conv2d_7x7s2_s8(const te_conv_params* p,
                                       const int8_t* input,
                                       const int8_t* packed, int8_t* output,
                                       void* scratch);
+/** = te_arm_depthwise_conv2d_s8_get_buffer_size. */
+int32_t te_arm_depthwise_conv2d_7x7s2_s8_get_buffer_size(
+    const te_conv_params* p);
 
 /**
  * = te_fully_connected_s8 for symmetric weights (filter_offset == 0).
- * @param packed  output features in blocks of four (the last zero-padded),
- *                each: int32 bias + input_offset * sum(row) [4]; int8 rows
- *                interleaved per group of four inputs ([r0 k0..3][r1 k0..3]
- *                [r2 ..][r3 ..][r0 k4..7]..., input_depth rounded up to 4,
- *                zero-padded); int32 {2 * multiplier - 2^32, rounding, rs}
- *                [4].
+ * Needs no scratch.
+ * @param p       as for te_fully_connected_s8.
+ * @param input   [batch, input_depth].
+ * @param packed  ceil(output_depth / 4) blocks of 64 + 4 * k4 bytes,
+ *                k4 = round_up4(input_depth); block j covers output rows
+ *                r = 4j .. 4j+3 (rows past output_depth are padding: zero
+ *                bias and weights, requantization record {-2^31, 1, 1}):
+ *                  int32 bias[r] + input_offset * sum(filter[r]), 4 rows;
+ *                  int8  for each group g of four inputs (k = 4g .. 4g+3),
+ *                        for each of the 4 rows: filter[r][k .. k+3] (zero
+ *                        past input_depth);
+ *                  int32 {m2, rounding, rs} of each of the 4 rows.
+ * @param output  [batch, output_depth].
  */
 void te_arm_fully_connected_s8(const te_fc_params* p, const int8_t* input,
                                const int8_t* packed, int8_t* output);
@@ -463,13 +689,18 @@ typedef struct {
 } te_arm_add_params;
 
 /**
- * = te_add_s8.  output may alias input1 or input2 when shapes match.
+ * = te_add_s8.  Needs no scratch.
+ * @param p      broadcast geometry and output rescaling.
+ * @param input1 first operand, read through p->input1_strides.
+ * @param input2 second operand, read through p->input2_strides.
  * @param table1 int32 [256]: input 1's rescaled value per raw int8 x, at
  *               index (uint8_t)x: MultiplyByQuantizedMultiplier((x +
  *               input1_offset) << left_shift, input1_multiplier,
  *               input1_shift) (TFLM's arithmetic, computed at code
  *               generation).
  * @param table2 the same for input 2.
+ * @param output [dims]; may alias input1 or input2 when that input has the
+ *               output's shape.
  */
 void te_arm_add_s8(const te_arm_add_params* p, const int8_t* input1,
                    const int8_t* input2, const int32_t* table1,

@@ -107,7 +107,8 @@ extern "C" void te_depthwise_conv2d_s8(const te_conv_params* p,
 extern "C" void te_depthwise_conv2d_inplace_s8(
     const te_conv_params* p, int8_t* buffer, const int8_t* filter,
     const int32_t* bias, const int32_t* multiplier, const int32_t* shift,
-    int8_t* scratch) {
+    void* scratch_buffer) {
+  int8_t* scratch = static_cast<int8_t*>(scratch_buffer);
   const int32_t ch = p->input_c;
   const int32_t in_pixels = p->input_h * p->input_w;
   const int32_t out_pixels = p->output_h * p->output_w;
@@ -120,4 +121,9 @@ extern "C" void te_depthwise_conv2d_inplace_s8(
                         out_b + c, ch);
     }
   }
+}
+
+extern "C" int32_t te_depthwise_conv2d_inplace_s8_get_buffer_size(
+    const te_conv_params* p) {
+  return p->input_h * p->input_w;  // one input channel
 }

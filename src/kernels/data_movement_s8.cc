@@ -1,4 +1,4 @@
-// Portable int8 data movement: PAD, TRANSPOSE, CONCATENATION.
+// Portable int8 data movement: PAD, TRANSPOSE, CONCATENATION, 2-D copies.
 #include "tinyengine_kernels.h"
 
 extern "C" void te_pad_s8(const te_pad_params* p, const int8_t* input,
@@ -54,9 +54,12 @@ extern "C" void te_transpose_s8(const te_transpose_params* p,
           }
 }
 
-extern "C" void te_concat_s8(const int8_t* const* inputs,
-                             const int32_t* axis_sizes, int32_t n_inputs,
-                             int32_t outer, int32_t inner, int8_t* output) {
+extern "C" void te_concat_s8(const te_concat_params* p,
+                             const int8_t* const* inputs, int8_t* output) {
+  const int32_t* axis_sizes = p->axis_sizes;
+  const int32_t n_inputs = p->n_inputs;
+  const int32_t outer = p->outer;
+  const int32_t inner = p->inner;
   for (int32_t o = 0; o < outer; ++o) {
     for (int32_t i = 0; i < n_inputs; ++i) {
       const int32_t chunk = axis_sizes[i] * inner;
@@ -66,9 +69,12 @@ extern "C" void te_concat_s8(const int8_t* const* inputs,
   }
 }
 
-extern "C" void te_copy_2d_s8(const int8_t* src, int32_t src_stride,
-                              int8_t* dst, int32_t dst_stride, int32_t rows,
-                              int32_t row_bytes) {
+extern "C" void te_copy_2d_s8(const te_copy_2d_params* p, const int8_t* src,
+                              int8_t* dst) {
+  const int32_t rows = p->rows;
+  const int32_t row_bytes = p->row_bytes;
+  const int32_t src_stride = p->src_stride;
+  const int32_t dst_stride = p->dst_stride;
   for (int32_t r = 0; r < rows; ++r) {
     const int8_t* s = src + r * src_stride;
     int8_t* d = dst + r * dst_stride;

@@ -15,8 +15,8 @@
 #include "fixed_point.h"
 
 extern "C" void te_hard_swish_s8(const te_hard_swish_params* p,
-                                 const int8_t* input, int8_t* output,
-                                 int32_t size) {
+                                 const int8_t* input, int8_t* output) {
+  const int32_t size = p->size;
   const int16_t in_zp = te::wrap_i16(p->input_zero_point);
   const int16_t out_zp = te::wrap_i16(p->output_zero_point);
   const int16_t reluish_mult = te::wrap_i16(p->reluish_multiplier_fixedpoint_int16);

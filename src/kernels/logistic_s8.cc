@@ -14,11 +14,13 @@ constexpr int kInputIntegerBits = 4;   // logistic() input format Q4.27
 constexpr int kOutputIntegerBits = 8;  // int8 output holds Q0.31 >> 23
 }  // namespace
 
-extern "C" void te_logistic_s8(const int8_t* input, int8_t* output,
-                               int32_t size, int32_t input_zero_point,
-                               int32_t input_range_radius,
-                               int32_t input_multiplier,
-                               int32_t input_left_shift) {
+extern "C" void te_logistic_s8(const te_logistic_params* p,
+                               const int8_t* input, int8_t* output) {
+  const int32_t size = p->size;
+  const int32_t input_zero_point = p->input_zero_point;
+  const int32_t input_range_radius = p->input_range_radius;
+  const int32_t input_multiplier = p->input_multiplier;
+  const int32_t input_left_shift = p->input_left_shift;
   for (int32_t i = 0; i < size; ++i) {
     const int32_t x = static_cast<int32_t>(input[i]) - input_zero_point;
     if (x <= -input_range_radius) {

@@ -31,11 +31,13 @@ inline int32_t scaled_exp(int32_t diff, int32_t beta_multiplier,
 
 }  // namespace
 
-extern "C" void te_softmax_s8(const int8_t* input, int8_t* output,
-                              int32_t rows, int32_t depth,
-                              int32_t input_beta_multiplier,
-                              int32_t input_beta_left_shift,
-                              int32_t diff_min) {
+extern "C" void te_softmax_s8(const te_softmax_params* p, const int8_t* input,
+                              int8_t* output) {
+  const int32_t rows = p->rows;
+  const int32_t depth = p->depth;
+  const int32_t input_beta_multiplier = p->input_beta_multiplier;
+  const int32_t input_beta_left_shift = p->input_beta_left_shift;
+  const int32_t diff_min = p->diff_min;
   for (int32_t r = 0; r < rows; ++r) {
     const int8_t* in = input + static_cast<int64_t>(r) * depth;
     int8_t* out = output + static_cast<int64_t>(r) * depth;

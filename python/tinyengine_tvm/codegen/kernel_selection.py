@@ -151,7 +151,8 @@ W16_MAX_BYTES = 4096
 
 
 def conv_k4(a: Dict) -> int:
-    """Length of a packed filter row of te_arm_conv2d_s8 (K rounded up to whole groups of 4)."""
+    """k4, the length of a packed filter row of te_arm_conv2d_s8 (K rounded up to whole
+    groups of 4), as tinyengine_kernels.h defines it at te_arm_conv2d_s8."""
     seg = a["kernel_w"] * a["input_c"]
     return a["kernel_h"] * (seg // 4 * 4) + (a["kernel_h"] * (seg % 4) + 3) // 4 * 4
 
@@ -159,10 +160,11 @@ def conv_k4(a: Dict) -> int:
 def conv_k_order(a: Dict) -> np.ndarray:
     """For each packed K position, the OHWI-flattened filter index it holds (-1: zero).
 
-    A filter row (kernel_w * input_c = 4a + b values, contiguous bytes in the
+    The "conv K order" defined in tinyengine_kernels.h at te_arm_conv2d_s8: a
+    filter row (kernel_w * input_c = 4a + b values, contiguous bytes in the
     input when dilation_w is 1) gives its 4a leading values as whole groups;
     the b trailing values of all rows follow together (arm_conv_s8.cc's
-    fill_block_small reads a column in this order).  Natural order when input_c % 4 == 0.
+    fill_block_small reads a column in this order).  Natural order when b == 0.
     """
     kh, seg = a["kernel_h"], a["kernel_w"] * a["input_c"]
     a4, b = seg // 4 * 4, seg % 4
@@ -173,7 +175,8 @@ def conv_k_order(a: Dict) -> np.ndarray:
 
 def pack_rows(q: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Per output channel [int32 bias][int8 row...][int32 m2, rounding, rs], as int8
-    bytes (little-endian, the byte order of every Cortex-M and of the hosts)."""
+    bytes (little-endian, the byte order of every Cortex-M and of the hosts): the
+    record of te_arm_conv2d_s8 / te_arm_depthwise_conv2d_s8 in tinyengine_kernels.h."""
     n, width = rows.shape
     assert width % 4 == 0
     q = q.astype("<i4")
@@ -243,7 +246,9 @@ DW_SPECIALIZED = {(3, 1), (3, 2), (5, 1), (5, 2), (7, 1), (7, 2)}
 
 def dw_plane_bytes(a: Dict) -> int:
     """Scratch of the optimized depthwise kernels: one int16 plane of the padded
-    input channel (mirrors plane_geometry() in arm_depthwise_s8.cc)."""
+    input channel, then a line of outputs -- the formula of
+    te_arm_depthwise_conv2d_s8_get_buffer_size() in tinyengine_kernels.h
+    (tests/test_kernel_abi.py checks that the two agree)."""
     pw = (a["kernel_w"] + 1) // 2
     ow4 = (a["output_w"] + 3) // 4 * 4
     h = (a["output_h"] - 1) * a["stride_h"] + a["kernel_h"]

@@ -3,19 +3,13 @@
 // step is SMLAD (two multiply-accumulates per instruction).  Results equal
 // te_conv2d_s8's bit for bit (see arm_dsp.h for the requantization).
 //
-// Packed filter (codegen/kernel_selection.py), one row per output channel,
-// row stride k4 + 16 bytes:
-//   int32 bias + input_offset * sum(filter)
-//   int8  filter[k4]   the OHWI filter (K = kernel_h * kernel_w * input_c
-//                      values) zero-padded to k4 = K rounded up to 4; when
-//                      input_c % 4 != 0, K in the order of conv_k4/fill_block
-//   int32 2 * multiplier - 2^32, rounding, rs      (rs = -shift)
-// rounding is 2^(rs-1), plus output_offset * 2^rs when the generator folded
-// the output offset into it (then p->output_offset is 0; it checks that the
-// sum cannot overflow).  Folding input_offset into the bias lets the GEMM
-// multiply raw int8 values; padding taps hold the input zero point
-// (-input_offset), whose contribution then cancels exactly as TFLM's zero
-// contribution does.
+// The packed filter (one record of k4 + 16 bytes per output channel: the
+// effective bias, the filter in "conv K order", the requantization record)
+// and the scratch size are defined in tinyengine_kernels.h, at
+// te_arm_conv2d_s8; conv_k4() below is k4.  Folding input_offset into the
+// bias lets the GEMM multiply raw int8 values; padding taps hold the input
+// zero point (-input_offset), whose contribution then cancels exactly as
+// TFLM's zero contribution does.
 //
 // te_arm_conv2d_w16_s8 (small layers, where flash is cheap): the filter is
 // stored widened to int16, in the lane order of the columns ((k0, k2), (k1,
@@ -38,11 +32,19 @@ using te_arm::word_t;
 constexpr int32_t kCols = 4;                // output pixels per GEMM block
 constexpr int32_t kGroupWords = 2 * kCols;  // words per group of 4 K values
 
-// K rounded up for whole groups of four (see fill_block's K order when
-// input_c % 4 != 0; K = kernel_h * kernel_w * input_c otherwise).
+// K rounded up for whole groups of four (the conv K order of
+// tinyengine_kernels.h; K = kernel_h * kernel_w * input_c when that is a
+// multiple of 4).
 inline int32_t conv_k4(const te_conv_params* p) {
   const int32_t seg = p->kernel_w * p->input_c;
   return p->kernel_h * (seg & ~3) + ((p->kernel_h * (seg & 3) + 3) & ~3);
+}
+
+// Bytes of the three scratch areas conv() carves (see the top of the file).
+inline int32_t cols_bytes(int32_t k4) { return kCols * k4 * 2; }
+inline int32_t partial_bytes(const te_conv_params* p) { return (4 * p->output_c + 3) & ~3; }
+inline int32_t stage_bytes(const te_conv_params* p, int32_t k4) {
+  return (p->input_c & 3) ? ((k4 + p->kernel_w * p->input_c + 3) & ~3) : 0;
 }
 
 // The geometry fill_block needs, copied out of te_conv_params once (so the
@@ -165,8 +167,8 @@ struct SmallFill {
 // fill_block for input_c % 4 != 0.  K is ordered so that whole words of a
 // filter row (kernel_w * input_c = 4a + b bytes, contiguous when dilation_w
 // is 1) are groups of their own: for each row its 4a leading bytes, then the
-// b trailing bytes of all rows together, then zeros (see conv_k_order() in
-// kernel_selection.py); the stage holds the trailing bytes (zero beyond).
+// b trailing bytes of all rows together, then zeros (the conv K order of
+// tinyengine_kernels.h); the stage holds the trailing bytes (zero beyond).
 void fill_block_small(const Geom& gm, const int8_t* in, int32_t oy, int32_t ox, int32_t ncols, int16_t* cols,
                       int8_t* stage) {
   const Geom g = gm;
@@ -503,8 +505,8 @@ void conv(const te_conv_params* p, const int8_t* input, const int8_t* packed, in
   const int32_t pixels = p->output_h * p->output_w;
   const int32_t in_batch = p->input_h * p->input_w * p->input_c;
   int16_t* cols = static_cast<int16_t*>(scratch);
-  int8_t* partial = reinterpret_cast<int8_t*>(cols + kCols * k4);
-  int8_t* stage = partial + ((4 * cout + 3) & ~3);
+  int8_t* partial = static_cast<int8_t*>(scratch) + cols_bytes(k4);
+  int8_t* stage = partial + partial_bytes(p);
   const Geom geom = {p->input_c, -p->input_offset, p->kernel_h, p->kernel_w, p->stride_h, p->stride_w,
                      p->dilation_h, p->dilation_w, p->pad_top, p->pad_left, p->input_h, p->input_w, k4,
                      p->output_w};
@@ -569,4 +571,13 @@ extern "C" void te_arm_conv2d_s8(const te_conv_params* p, const int8_t* input, c
 extern "C" void te_arm_conv2d_w16_s8(const te_conv_params* p, const int8_t* input, const int8_t* packed,
                                      int8_t* output, void* scratch) {
   conv<true>(p, input, packed, output, scratch);
+}
+
+extern "C" int32_t te_arm_conv2d_s8_get_buffer_size(const te_conv_params* p) {
+  const int32_t k4 = conv_k4(p);
+  return cols_bytes(k4) + partial_bytes(p) + stage_bytes(p, k4);
+}
+
+extern "C" int32_t te_arm_conv2d_w16_s8_get_buffer_size(const te_conv_params* p) {
+  return te_arm_conv2d_s8_get_buffer_size(p);
 }

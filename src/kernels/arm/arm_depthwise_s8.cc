@@ -14,19 +14,16 @@
 // (already in the plane) or elements of earlier pixels, so the same code runs
 // in place (output == input) under te_depthwise_conv2d_inplace_s8's contract.
 //
-// Packed filter (codegen/kernel_selection.py), one record per channel of
-// 16 + 4 * kernel_h * ceil(pw / 2) bytes, pw = (kernel_w + 1) / 2:
-//   int32 bias + input_offset * sum(filter)
-//   int8  per filter row, the tap pairs (w0, w1), (w2, w3), ... (the last one
-//         (w_{kw-1}, 0) when kernel_w is odd) two per word, interleaved so
-//         that SXTB16 gives the first pair and SXTB16 ROR #8 the second:
-//         (p0.lo, p1.lo, p0.hi, p1.hi); a missing second pair is zero
-//   int32 2 * multiplier - 2^32, rounding, rs
-//
-// output_offset is 0 when the generator folded it into the rounding term.
+// The packed filter and the scratch size are defined in
+// tinyengine_kernels.h, at te_arm_depthwise_conv2d_s8: one record per channel
+// of 16 + 4 * kernel_h * ceil(pw / 2) bytes, pw = (kernel_w + 1) / 2 tap
+// pairs per filter row, two pairs per word stored so that SXTB16 gives the
+// first pair and SXTB16 ROR #8 the second: (p0.lo, p1.lo, p0.hi, p1.hi) =
+// (t0, t2, t1, t3).  output_offset is 0 when the generator folded it into the
+// rounding term.
 //
 // Scratch: the plane, plane_h * plane_w int16 (see plane_geometry), then a
-// line of output_w rounded up to 4 bytes.
+// line of output_w rounded up to 4 bytes (scratch_bytes()).
 #include "arm_dsp.h"
 #include "tinyengine_kernels.h"
 
@@ -60,6 +57,12 @@ inline Plane plane_geometry(const te_conv_params* p) {
   pl.src_stride = p->input_w * p->input_c;
   pl.dst0 = (y_lo + p->pad_top) * pl.w + x_lo + p->pad_left;
   return pl;
+}
+
+// Bytes of scratch depthwise() uses: the plane, then the output line.
+inline int32_t scratch_bytes(const te_conv_params* p) {
+  const Plane pl = plane_geometry(p);
+  return 2 * pl.h * pl.w + ((p->output_w + 3) & ~3);
 }
 
 // Zero point everywhere (the border keeps it; the interior is rewritten per
@@ -459,7 +462,8 @@ void depthwise(const te_conv_params* p, const int8_t* input, const int8_t* packe
   extern "C" void NAME(const te_conv_params* p, const int8_t* input, const int8_t* packed, int8_t* output, \
                        void* scratch) {                                                                 \
     depthwise<KH, KW, S>(p, input, packed, output, static_cast<int16_t*>(scratch));                     \
-  }
+  }                                                                                                     \
+  extern "C" int32_t NAME##_get_buffer_size(const te_conv_params* p) { return scratch_bytes(p); }
 
 TE_ARM_DW(te_arm_depthwise_conv2d_s8, 0, 0, 0)
 TE_ARM_DW(te_arm_depthwise_conv2d_3x3s1_s8, 3, 3, 1)

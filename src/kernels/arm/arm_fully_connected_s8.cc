@@ -4,7 +4,8 @@
 // arm_dsp.h for the requantization); symmetric weights only
 // (filter_offset == 0).
 //
-// Packed filter (codegen/kernel_selection.py): output features in blocks of
+// Packed filter (defined in tinyengine_kernels.h at te_arm_fully_connected_s8,
+// packed by codegen/kernel_selection.py): output features in blocks of
 // four (the last block zero-padded), each block
 //   int32 bias + input_offset * sum(row), for the four rows
 //   int8  rows interleaved per group of four inputs: [r0 k0..k3][r1 k0..k3]

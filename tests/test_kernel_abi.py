@@ -1,0 +1,325 @@
+"""The kernels' C ABI (src/include/tinyengine_kernels.h) and its Python mirror
+(codegen/kernel_specs.py) cannot drift apart.
+
+(a) The header is parsed (comments stripped, a small regex parser) and every
+    parameter struct (field names, order, C types) and every function
+    prototype (return type, parameter types and names) must equal
+    ``STRUCTS`` / ``FUNCTIONS``; every ``KERNELS`` entry must call an existing
+    function with arguments of the right kinds, defined in its source file;
+    a function takes ``void* scratch`` exactly when it has a
+    ``*_get_buffer_size()``.
+(b) All kernels (portable and src/kernels/arm/) are built into a host shared
+    library with the flags of runtime/host.py and, through ctypes, every
+    ``*_get_buffer_size()`` must equal ``KERNELS[k].scratch(attrs)`` (what
+    the planner reserves) over a sweep of shapes.  On the host the arm
+    kernels build without __ARM_FEATURE_DSP (plain C, same algorithm, same
+    scratch); their DSP build uses inline Cortex-M assembly and cannot run
+    here.  The ``*_get_buffer_size()`` functions contain no DSP-dependent
+    code, so (c) only checks that the DSP build compiles with -Werror and
+    defines them.
+(c) With arm-none-eabi-g++ (skipped without it): the kernels compile for
+    Cortex-M4 and M7 with the DSP path selected, and every
+    ``*_get_buffer_size()`` symbol is defined.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import itertools
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from tinyengine_tvm.codegen import kernel_dir
+from tinyengine_tvm.codegen.kernel_specs import (FUNCTIONS, KERNELS, STRUCTS, buffer_size_function,
+                                                 c_function)
+
+SRC = kernel_dir()
+HEADER = os.path.join(SRC, "include", "tinyengine_kernels.h")
+HOST_FLAGS = ["-std=c++17", "-O2", "-fPIC", "-fno-exceptions", "-fno-rtti", "-Wall", "-Wextra", "-Werror"]
+
+
+# --------------------------------------------------------------------------- header parser
+def _strip_comments(text: str) -> str:
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    return re.sub(r"//[^\n]*", " ", text)
+
+
+def _norm_type(t: str) -> str:
+    t = re.sub(r"\s+", " ", t).strip()
+    return re.sub(r"\s*\*", "*", t)
+
+
+def _decl(text: str):
+    """'const int8_t* const* inputs' -> ('const int8_t* const*', 'inputs');
+    'int32_t dims[4]' -> ('int32_t[4]', 'dims')."""
+    text = re.sub(r"\s+", " ", text).strip()
+    m = re.fullmatch(r"(.*?)\s*\b(\w+)\s*(\[\s*(\d+)\s*\])?", text)
+    assert m, f"cannot parse declaration {text!r}"
+    ctype = _norm_type(m.group(1))
+    if m.group(4):
+        ctype += f"[{m.group(4)}]"
+    return ctype, m.group(2)
+
+
+def parse_header(path: str = HEADER):
+    """(structs, functions) of the header: {name: [(type, field)]}, {name: (ret, [(type, param)])}."""
+    text = _strip_comments(open(path).read())
+    structs = {}
+    for body, name in re.findall(r"typedef\s+struct\s*\{(.*?)\}\s*(\w+)\s*;", text, flags=re.S):
+        structs[name] = [_decl(f) for f in body.split(";") if f.strip()]
+    functions = {}
+    for ret, name, params in re.findall(r"\b(void|int32_t)\s+(te_\w+)\s*\(([^;{)]*)\)\s*;", text):
+        plist = [] if params.strip() in ("", "void") else [_decl(p) for p in params.split(",")]
+        assert name not in functions, f"{name} declared twice"
+        functions[name] = (ret, plist)
+    return structs, functions
+
+
+def test_parser_sees_the_whole_header():
+    text = _strip_comments(open(HEADER).read())
+    structs, functions = parse_header()
+    assert len(structs) == text.count("typedef struct")
+    # every te_ function-call-like declaration was parsed
+    declared = set(re.findall(r"\b(te_\w+)\s*\(", text))
+    assert declared == set(functions), declared ^ set(functions)
+
+
+# --------------------------------------------------------------------------- (a) header == python
+def test_structs_match_header():
+    structs, _ = parse_header()
+    assert sorted(structs) == sorted(STRUCTS)
+    for name, fields in STRUCTS.items():
+        assert structs[name] == fields, f"{name}: header {structs[name]} != kernel_specs {fields}"
+
+
+def test_prototypes_match_header():
+    _, functions = parse_header()
+    assert sorted(functions) == sorted(FUNCTIONS)
+    for name, fn in FUNCTIONS.items():
+        ret, params = functions[name]
+        assert ret == fn.returns, f"{name} returns {ret}, kernel_specs says {fn.returns}"
+        assert params == fn.params, f"{name}: header {params} != kernel_specs {fn.params}"
+
+
+def test_every_kernel_takes_one_struct_then_tensors():
+    structs_used = set()
+    for name, fn in FUNCTIONS.items():
+        first_type, first_name = fn.params[0]
+        assert first_name == "p" and first_type.startswith("const te_") and first_type.endswith("_params*"), name
+        structs_used.add(first_type[len("const "):-1])
+        for ctype, pname in fn.params[1:]:
+            assert ctype.endswith("*"), f"{name}: scalar argument {pname} outside the parameter struct"
+        if name.endswith("_get_buffer_size"):
+            assert fn.returns == "int32_t" and len(fn.params) == 1
+            kernel = FUNCTIONS[name[:-len("_get_buffer_size")]]
+            assert kernel.params[0] == fn.params[0], f"{name} must take the kernel's own struct"
+        else:
+            assert fn.returns == "void", name
+    assert structs_used == set(STRUCTS), f"structs no function takes: {set(STRUCTS) - structs_used}"
+
+
+def test_scratch_and_buffer_size_go_together():
+    for name, fn in FUNCTIONS.items():
+        if name.endswith("_get_buffer_size"):
+            continue
+        takes = any(p == "scratch" for _, p in fn.params)
+        if takes:
+            assert fn.params[-1] == ("void*", "scratch"), f"{name}: scratch must be the last argument, void*"
+        assert takes == (f"{name}_get_buffer_size" in FUNCTIONS), \
+            f"{name}: a kernel takes scratch exactly when it has {name}_get_buffer_size()"
+
+
+_ARG_KIND = {
+    "out": lambda t: t.endswith("*") and not t.startswith("const"),
+    "inout": lambda t: t.endswith("*"),
+    "inputs": lambda t: t == "const int8_t* const*",
+    "scratch": lambda t: t == "void*",
+}
+
+
+def test_kernel_specs_call_their_functions_right():
+    for kernel, spec in KERNELS.items():
+        fn_name = c_function(kernel)
+        if fn_name == "":
+            assert not spec.args
+            continue
+        fn = FUNCTIONS[fn_name]
+        assert spec.struct and fn.params[0][0] == f"const {spec.struct}*", kernel
+        assert len(spec.args) == len(fn.params), f"{kernel}: {spec.args} vs {fn.params}"
+        for word, (ctype, pname) in zip(spec.args, fn.params):
+            if word == "p":
+                assert pname == "p", kernel
+            elif word.startswith("in") and word[2:].isdigit():
+                assert ctype.endswith("*") and ctype.count("*") == 1, f"{kernel}: {word} -> {ctype} {pname}"
+            else:
+                assert _ARG_KIND[word](ctype), f"{kernel}: {word} -> {ctype} {pname}"
+        for field, attr in spec.field_attrs.items():
+            assert field in spec.fields, f"{kernel}: field_attrs names unknown field {field}"
+        # scratch: Python formula <=> C size function
+        assert ("scratch" in spec.args) == (buffer_size_function(kernel) is not None), kernel
+        if "scratch" not in spec.args:
+            assert spec.scratch({}) == 0, kernel
+        # the source file named defines the function
+        text = open(os.path.join(SRC, "kernels", spec.source)).read()
+        assert re.search(rf"\b{fn_name}\b|TE_ARM_DW\({fn_name},", text), f"{fn_name} not in {spec.source}"
+
+
+def test_header_is_plain_c(tmp_path):
+    """The header compiles as strict C99 (generated models include it from C)."""
+    cc = shutil.which("gcc")
+    if cc is None:
+        pytest.skip("gcc not found")
+    src = tmp_path / "h.c"
+    src.write_text('#include "tinyengine_kernels.h"\nint main(void) { return 0; }\n')
+    res = subprocess.run([cc, "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-I",
+                          os.path.join(SRC, "include"), "-c", str(src), "-o", str(tmp_path / "h.o")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
+# --------------------------------------------------------------------------- (b) C sizes == python sizes
+_CTYPES = {"int32_t": ctypes.c_int32, "float": ctypes.c_float, "const int32_t*": ctypes.POINTER(ctypes.c_int32)}
+
+
+def ctypes_struct(name: str):
+    """A ctypes Structure laid out from STRUCTS[name] (== the header, by (a))."""
+    fields = []
+    for ctype, field in STRUCTS[name]:
+        m = re.fullmatch(r"(\w+)\[(\d+)\]", ctype)
+        fields.append((field, _CTYPES[m.group(1)] * int(m.group(2)) if m else _CTYPES[ctype]))
+    return type(name, (ctypes.Structure,), {"_fields_": fields})
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    cxx = shutil.which("g++")
+    if cxx is None:
+        pytest.skip("g++ not found; cannot build the kernel library")
+    out = tmp_path_factory.mktemp("abi")
+    sources = sorted(glob.glob(os.path.join(SRC, "kernels", "*.cc")) +
+                     glob.glob(os.path.join(SRC, "kernels", "arm", "*.cc")))
+    so = str(out / "libte_kernels.so")
+    cmd = [cxx, *HOST_FLAGS, "-shared", "-I", os.path.join(SRC, "include"), "-I", os.path.join(SRC, "kernels"),
+           *sources, "-o", so]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, f"{' '.join(cmd)}\n{res.stderr}"
+    return ctypes.CDLL(so)
+
+
+def _conv_attrs(kh, kw, ic, oc, sh, sw, h, w, dh=1, dw=1, pt=None, pl=None, depthwise=False, batch=1):
+    ekh, ekw = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    pt = (ekh - 1) // 2 if pt is None else pt
+    pl = (ekw - 1) // 2 if pl is None else pl
+    oh = max(1, (h + 2 * pt - ekh) // sh + 1)
+    ow = max(1, (w + 2 * pl - ekw) // sw + 1)
+    return dict(batch=batch, input_h=h, input_w=w, input_c=ic, output_h=oh, output_w=ow,
+                output_c=ic if depthwise else oc, kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw,
+                dilation_h=dh, dilation_w=dw, pad_top=pt, pad_left=pl, depth_multiplier=1, input_offset=5,
+                output_offset=-3, act_min=-128, act_max=127)
+
+
+def _conv_sweep():
+    kernels = [(1, 1), (3, 3), (5, 5), (7, 7), (1, 3), (3, 1), (2, 5)]
+    for (kh, kw), ic, oc, s, (h, w) in itertools.product(
+            kernels, [1, 2, 3, 4, 5, 8, 12, 16, 27, 32], [1, 3, 8, 33], [1, 2], [(7, 7), (16, 9), (1, 12)]):
+        if h < kh or w < kw:
+            continue
+        yield _conv_attrs(kh, kw, ic, oc, s, s, h, w)
+    yield _conv_attrs(3, 3, 6, 10, 1, 1, 20, 20, dh=2, dw=2)                 # dilated
+    yield _conv_attrs(3, 3, 3, 16, 2, 2, 96, 96, pt=0, pl=1)                # first layer, one-sided padding
+    yield _conv_attrs(1, 1, 320, 1280, 1, 1, 7, 7, batch=2)                # wide pointwise
+
+
+def _dw_sweep():
+    for k, s, ch, (h, w) in itertools.product([3, 5, 7], [1, 2], [1, 3, 8, 32],
+                                               [(7, 7), (8, 8), (12, 5), (5, 12), (40, 40), (1, 9)]):
+        if h < k // 2 + 1 or w < k // 2 + 1:
+            continue
+        yield _conv_attrs(k, k, ch, ch, s, s, h, w, depthwise=True)
+    for kh, kw, sh, sw in [(1, 1, 1, 1), (2, 3, 1, 2), (3, 5, 2, 1), (9, 9, 3, 3), (4, 4, 2, 2)]:
+        yield _conv_attrs(kh, kw, 16, 16, sh, sw, 17, 23, depthwise=True)
+    yield _conv_attrs(3, 3, 8, 8, 1, 1, 10, 10, pt=0, pl=0, depthwise=True)   # valid padding
+
+
+def _sweep_for(kernel):
+    if "depthwise" in kernel:
+        cases = list(_dw_sweep())
+        m = re.search(r"_(\d)x\1s(\d)_", kernel)
+        if m:  # a specialization is only called for its own shape
+            k, s = int(m.group(1)), int(m.group(2))
+            cases = [a for a in cases if (a["kernel_h"], a["kernel_w"], a["stride_h"], a["stride_w"]) == (k, k, s, s)]
+        return cases
+    return list(_conv_sweep())
+
+
+def _sized_kernels():
+    return sorted(k for k in KERNELS if buffer_size_function(k) is not None)
+
+
+def test_every_buffer_size_function_is_checked():
+    """Every *_get_buffer_size() of the header is reached from some KERNELS entry."""
+    reached = {buffer_size_function(k) for k in _sized_kernels()}
+    assert reached == {f for f in FUNCTIONS if f.endswith("_get_buffer_size")}
+
+
+@pytest.mark.parametrize("kernel", _sized_kernels())
+def test_buffer_size_matches_python(lib, kernel):
+    spec = KERNELS[kernel]
+    Params = ctypes_struct(spec.struct)
+    fn = getattr(lib, buffer_size_function(kernel))
+    fn.argtypes = [ctypes.POINTER(Params)]
+    fn.restype = ctypes.c_int32
+    cases = _sweep_for(kernel)
+    assert len(cases) >= 8, f"{kernel}: too few shapes swept"
+    for attrs in cases:
+        p = Params(**{f: attrs[f] for f in spec.fields})
+        c_size = fn(ctypes.byref(p))
+        assert c_size == spec.scratch(attrs), f"{kernel} {attrs}: C {c_size} != Python {spec.scratch(attrs)}"
+        assert c_size > 0 and c_size % (4 if "arm" in kernel else 1) == 0
+
+
+def test_dequantize_float_equals_tflm_double(lib):
+    """te_quant_params.scale is a float: DEQUANTIZE in float equals TFLM's
+    static_cast<float>(double(scale) * (x - zero_point)) for every int8 x."""
+    Params = ctypes_struct("te_quant_params")
+    lib.te_dequantize_s8_f32.argtypes = [ctypes.POINTER(Params), ctypes.c_void_p, ctypes.c_void_p]
+    lib.te_dequantize_s8_f32.restype = None
+    rng = np.random.default_rng(9)
+    x = np.arange(-128, 128, dtype=np.int8)
+    scales = np.concatenate([rng.uniform(1e-6, 1.0, 300), 10.0 ** rng.uniform(-12, 6, 300),
+                             [1 / 256, 1 / 255, 0.1, 1e36, 1e-37]]).astype(np.float32)
+    for scale in scales:
+        zp = int(rng.integers(-128, 128))
+        out = np.empty(x.size, np.float32)
+        lib.te_dequantize_s8_f32(ctypes.byref(Params(size=x.size, scale=float(scale), zero_point=zp)),
+                                 x.ctypes.data, out.ctypes.data)
+        want = (np.float64(scale) * (x.astype(np.float64) - zp)).astype(np.float32)
+        assert np.array_equal(out.view(np.uint32), want.view(np.uint32)), f"scale {scale!r} zp {zp}"
+
+
+# --------------------------------------------------------------------------- (c) the DSP build
+@pytest.mark.parametrize("cpu", ["cortex-m4", "cortex-m7"])
+def test_dsp_build_defines_buffer_size_functions(tmp_path, cpu):
+    gxx, nm = shutil.which("arm-none-eabi-g++"), shutil.which("arm-none-eabi-nm")
+    if gxx is None or nm is None:
+        pytest.skip("arm-none-eabi-g++ not found: run scripts/install_arm_toolchain.sh")
+    fpu = "fpv4-sp-d16" if cpu == "cortex-m4" else "fpv5-d16"
+    flags = [f"-mcpu={cpu}", "-mthumb", "-mfloat-abi=hard", f"-mfpu={fpu}", "-std=c++17", "-O2",
+             "-fno-exceptions", "-fno-rtti", "-Wall", "-Wextra", "-Werror",
+             "-I", os.path.join(SRC, "include"), "-I", os.path.join(SRC, "kernels")]
+    probe = subprocess.run([gxx, *flags, "-dM", "-E", "-x", "c++", "/dev/null"], capture_output=True, text=True)
+    assert "__ARM_FEATURE_DSP 1" in probe.stdout, f"{cpu}: the DSP path would not be selected"
+    symbols = set()
+    for src in sorted(glob.glob(os.path.join(SRC, "kernels", "*.cc")) +
+                      glob.glob(os.path.join(SRC, "kernels", "arm", "*.cc"))):
+        obj = str(tmp_path / (os.path.basename(src) + ".o"))
+        res = subprocess.run([gxx, *flags, "-c", src, "-o", obj], capture_output=True, text=True)
+        assert res.returncode == 0, f"{src}:\n{res.stderr}"
+        out = subprocess.run([nm, "--defined-only", obj], capture_output=True, text=True).stdout
+        symbols |= {line.split()[-1] for line in out.splitlines() if " T " in line}
+    assert {f for f in FUNCTIONS} <= symbols, set(FUNCTIONS) - symbols
