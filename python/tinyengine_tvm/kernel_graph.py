@@ -14,7 +14,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from .errors import TinyEngineError
+from .errors import TinyEngineError, UnsupportedModelError
 from .kernel_call import parse_kernel_call
 
 _VIEW_OPS = ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.flatten")
@@ -114,7 +114,11 @@ class KernelGraph:
                 elif isinstance(value, tvm.ir.Tuple):
                     index_of[var] = [tensor_of(f) for f in value.fields]
                 else:
-                    raise TinyEngineError(f"unexpected binding in lowered function: {var.name} = {value}")
+                    # Left over when no integer pattern covered it (e.g. int8 math
+                    # the importer wrote without quantize/dequantize).
+                    op = value.op.name if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) \
+                        else type(value).__name__
+                    raise UnsupportedModelError([(op, var.name, "no integer kernel computes this operation")])
         ret = body.body
         out_idx = index_of[ret] if isinstance(ret, relax.Var) else tensor_of(ret)
         outputs = out_idx if isinstance(out_idx, list) else [out_idx]
