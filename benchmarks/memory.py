@@ -24,6 +24,7 @@ import time
 
 import tinyengine_tvm as te
 from tinyengine_tvm.kernel_graph import KernelGraph
+from tinyengine_tvm.kernels import steps_scratch
 from tinyengine_tvm.planner.bounds import layerwise_lower_bound
 from tinyengine_tvm.planner.lifetime_planner import plan_arena
 from tinyengine_tvm.testing import SHARED_MODELS, shared_models_dir, tflm_arena_head
@@ -40,10 +41,8 @@ VARIANTS = {
 
 def streamed_arena(compiled) -> int:
     """Arena of the compiled plan when the model input lives outside it."""
-    from tinyengine_tvm.codegen.kernel_specs import KERNELS
-
     graph = compiled.graph
-    scratch = lambda s: KERNELS[graph.steps[s].kernel].scratch(graph.steps[s].attrs)  # noqa: E731
+    scratch = steps_scratch(graph.steps)
     inputs = {graph.root(t) for t in graph.inputs}
     # Re-plan with the input's lifetime emptied: its bytes are the caller's.
     for t in inputs:

@@ -23,10 +23,11 @@ import numpy as np
 import pytest
 
 import tinyengine_tvm as te
-from tinyengine_tvm.codegen import KERNELS, CWriter, kernel_dir, kernel_sources_for
+from tinyengine_tvm.codegen import CWriter
 from tinyengine_tvm.codegen.kernel_selection import select_kernels
 from tinyengine_tvm.frontend.loader import TensorDesc
 from tinyengine_tvm.kernel_graph import KernelGraph, Step, Tensor
+from tinyengine_tvm.kernels import is_inplace, kernel_dir, kernel_sources_for, steps_scratch
 from tinyengine_tvm.planner import plan_arena
 from tinyengine_tvm.quantization.fixed_point import quantize_multiplier
 from tinyengine_tvm.runtime import qemu
@@ -178,8 +179,7 @@ def build_graph(cases) -> KernelGraph:
         ins = [add(f"x{n}_{k}", s, "int8", "input") for k, s in enumerate(case["inputs"])]
         inputs += ins
         consts = [add(f"c{n}_{k}", c.shape, str(c.dtype), "constant", c) for k, c in enumerate(case["consts"])]
-        spec = KERNELS[case["kernel"]]
-        out = add(f"y{n}", case["out"], "int8", "activation", view_of=ins[0] if spec.inplace else None)
+        out = add(f"y{n}", case["out"], "int8", "activation", view_of=ins[0] if is_inplace(case["kernel"]) else None)
         outputs.append(out)
         steps.append(Step(case["kernel"], ins + consts, out, dict(case["attrs"]), f"y{n}"))
     return KernelGraph(tensors, steps, inputs, outputs)
@@ -187,7 +187,7 @@ def build_graph(cases) -> KernelGraph:
 
 def export_graph(graph: KernelGraph, name: str, path: str) -> dict:
     """Write a generated project (as compile() would) for a hand-built graph."""
-    plan = plan_arena(graph, lambda s: KERNELS[graph.steps[s].kernel].scratch(graph.steps[s].attrs))
+    plan = plan_arena(graph, steps_scratch(graph.steps))
     descs = lambda idx: [TensorDesc(graph.tensors[i].name, graph.tensors[i].shape, "int8") for i in idx]  # noqa: E731
     ins, outs = descs(graph.inputs), descs(graph.outputs)
     writer = CWriter(name, graph, plan, ins, outs)

@@ -1,5 +1,5 @@
 """The kernels' C ABI (src/include/tinyengine_kernels.h) and its Python mirror
-(codegen/kernel_specs.py) cannot drift apart.
+(tinyengine_tvm/kernels/) cannot drift apart.
 
 (a) The header is parsed (comments stripped, a small regex parser) and every
     parameter struct (field names, order, C types) and every function
@@ -10,7 +10,7 @@
     ``*_get_buffer_size()``.
 (b) All kernels (portable and src/kernels/arm/) are built into a host shared
     library with the flags of runtime/host.py and, through ctypes, every
-    ``*_get_buffer_size()`` must equal ``KERNELS[k].scratch(attrs)`` (what
+    ``*_get_buffer_size()`` must equal ``scratch_bytes(k, attrs)`` (what
     the planner reserves) over a sweep of shapes.  On the host the arm
     kernels build without __ARM_FEATURE_DSP (plain C, same algorithm, same
     scratch); their DSP build uses inline Cortex-M assembly and cannot run
@@ -34,9 +34,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from tinyengine_tvm.codegen import kernel_dir
-from tinyengine_tvm.codegen.kernel_specs import (FUNCTIONS, KERNELS, STRUCTS, buffer_size_function,
-                                                 c_function)
+from tinyengine_tvm.kernels import (FUNCTIONS, KERNELS, STRUCTS, buffer_size_function, c_function, kernel_dir,
+                                    scratch_bytes)
 
 SRC = kernel_dir()
 HEADER = os.path.join(SRC, "include", "tinyengine_kernels.h")
@@ -94,7 +93,7 @@ def test_structs_match_header():
     structs, _ = parse_header()
     assert sorted(structs) == sorted(STRUCTS)
     for name, fields in STRUCTS.items():
-        assert structs[name] == fields, f"{name}: header {structs[name]} != kernel_specs {fields}"
+        assert structs[name] == fields, f"{name}: header {structs[name]} != kernels.STRUCTS {fields}"
 
 
 def test_prototypes_match_header():
@@ -102,8 +101,8 @@ def test_prototypes_match_header():
     assert sorted(functions) == sorted(FUNCTIONS)
     for name, fn in FUNCTIONS.items():
         ret, params = functions[name]
-        assert ret == fn.returns, f"{name} returns {ret}, kernel_specs says {fn.returns}"
-        assert params == fn.params, f"{name}: header {params} != kernel_specs {fn.params}"
+        assert ret == fn.returns, f"{name} returns {ret}, kernels.FUNCTIONS says {fn.returns}"
+        assert params == fn.params, f"{name}: header {params} != kernels.FUNCTIONS {fn.params}"
 
 
 def test_every_kernel_takes_one_struct_then_tensors():
@@ -163,7 +162,7 @@ def test_kernel_specs_call_their_functions_right():
         # scratch: Python formula <=> C size function
         assert ("scratch" in spec.args) == (buffer_size_function(kernel) is not None), kernel
         if "scratch" not in spec.args:
-            assert spec.scratch({}) == 0, kernel
+            assert scratch_bytes(kernel, {}) == 0, kernel
         # the source file named defines the function
         text = open(os.path.join(SRC, "kernels", spec.source)).read()
         assert re.search(rf"\b{fn_name}\b|TE_ARM_DW\({fn_name},", text), f"{fn_name} not in {spec.source}"
@@ -279,7 +278,7 @@ def test_buffer_size_matches_python(lib, kernel):
     for attrs in cases:
         p = Params(**{f: attrs[f] for f in spec.fields})
         c_size = fn(ctypes.byref(p))
-        assert c_size == spec.scratch(attrs), f"{kernel} {attrs}: C {c_size} != Python {spec.scratch(attrs)}"
+        assert c_size == scratch_bytes(kernel, attrs), f"{kernel} {attrs}: C {c_size} != Python {scratch_bytes(kernel, attrs)}"
         assert c_size > 0 and c_size % (4 if "arm" in kernel else 1) == 0
 
 

@@ -211,7 +211,7 @@ def prepare_run(args, scratch_dir: str):
 
 
 def _cmd_run(args) -> int:
-    from .runtime.runner import open_runner
+    from .runtime.opener import open_runner
 
     # Every option is checked before any work (the project, the outputs, a build).
     if args.device == "serial" and not args.port:

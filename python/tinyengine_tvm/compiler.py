@@ -16,11 +16,13 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 import tvm
 
-from .codegen import CWriter, KERNELS, kernel_dir, kernel_sources_for
+from .codegen import CWriter
 from .errors import MemoryBudgetError, TinyEngineError
 from .frontend import ImportedModel, TensorDesc, load_model
 from .frontend.loader import model_c_name
 from .kernel_graph import KernelGraph
+from .kernels import kernel_dir, kernel_sources_for, macs, op_type, steps_scratch
+from .kernels import spec as kernel_spec
 from .planner import plan_arena
 from .transform import LowerToIntegerKernels
 from .transform.pipeline import attach_options, optimization_passes
@@ -129,7 +131,7 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     reports = pass_reports(lowered["main"])[earlier:]
     graph = KernelGraph.from_relax(lowered["main"])
     selection = None
-    plan = plan_arena(graph, _scratch_of(graph))
+    plan = plan_arena(graph, steps_scratch(graph.steps))
     if core is not None:  # Cortex-M optimized kernels (codegen/kernel_selection.py)
         limit = plan.arena_bytes if keep_portable_arena else None
         graph, plan, selection = _select_within_arena(lowered, core, limit)
@@ -158,10 +160,6 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     return compiled
 
 
-def _scratch_of(graph: KernelGraph):
-    return lambda s: KERNELS[graph.steps[s].kernel].scratch(graph.steps[s].attrs)
-
-
 def _select_within_arena(lowered: tvm.IRModule, core: str, arena_limit: Optional[int]):
     """Optimized kernels for ``core``; with ``arena_limit``, the steps whose
     scratch would push the arena above it keep their portable kernel."""
@@ -170,7 +168,7 @@ def _select_within_arena(lowered: tvm.IRModule, core: str, arena_limit: Optional
     keep: set = set()
     while True:
         graph, selection = select_kernels(KernelGraph.from_relax(lowered["main"]), core, keep)
-        plan = plan_arena(graph, _scratch_of(graph))
+        plan = plan_arena(graph, steps_scratch(graph.steps))
         if arena_limit is None or plan.arena_bytes <= arena_limit:
             return graph, plan, selection
         scratch_steps = [s for s in range(len(graph.steps)) if ("scratch", s) in plan.buffers and s not in keep]
@@ -202,13 +200,13 @@ def _metadata(imported: ImportedModel, graph: KernelGraph, plan, passes) -> dict
     names = {k: graph.tensors[k].name if not isinstance(k, tuple) else f"{graph.steps[k[1]].name}[scratch]"
              for k in plan.buffers}
     for s, step in enumerate(graph.steps):
-        spec = KERNELS[step.kernel]
+        spec = kernel_spec(step.kernel)
         root = graph.root(step.output)
-        if root != step.output and root in names and spec.op_type != "PASTE":
+        if root != step.output and root in names and not spec.partial_write:
             names[root] = graph.tensors[step.output].name
         ops.append({
-            "name": step.name, "type": step.attrs.get("_op_type", spec.op_type), "kernel": step.kernel,
-            "macs": int(spec.macs(step.attrs)),
+            "name": step.name, "type": op_type(step.kernel, step.attrs), "kernel": step.kernel,
+            "macs": macs(step.kernel, step.attrs),
             "live_before": int(plan.live_before(s)),
             "live_bytes": int(plan.live_bytes(s)),
             "live_after": int(plan.live_after(s)),

@@ -16,6 +16,7 @@ from tvm import relax
 
 from .errors import TinyEngineError, UnsupportedModelError
 from .kernel_call import parse_kernel_call
+from .kernels import inplace_kernels as _inplace_kernels
 
 _VIEW_OPS = ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.flatten")
 
@@ -91,9 +92,7 @@ class KernelGraph:
                 return index_of[expr]
             raise TinyEngineError(f"value {expr} is used before it is defined")
 
-        from .codegen.kernel_specs import KERNELS
-
-        inplace_kernels = {k for k, spec in KERNELS.items() if spec.inplace}
+        inplace_kernels = _inplace_kernels()
         inputs = [add(p, p.name, p.ty, "input") for p in func.params]
         steps: List[Step] = []
         body = func.body

@@ -1,49 +1,11 @@
 """Detect a model file's format and import it into a Relax IRModule."""
 from __future__ import annotations
 
-import dataclasses
 import os
-from typing import Any, Dict, List, Optional, Union
-
-import numpy as np
+from typing import Optional, Union
 
 from ..errors import ModelFormatError
-
-
-@dataclasses.dataclass
-class TensorDesc:
-    """A model input or output as the generated C API exposes it."""
-
-    name: str
-    shape: List[int]
-    dtype: str
-    scale: Optional[float] = None
-    zero_point: Optional[int] = None
-
-    def to_json(self) -> Dict[str, Any]:
-        """The metadata.json form of this tensor."""
-        return dataclasses.asdict(self)
-
-    @property
-    def nbytes(self) -> int:
-        """Size of the tensor in bytes."""
-        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
-
-
-@dataclasses.dataclass
-class ImportedModel:
-    """A model imported by TVM's frontend, plus what the frontend does not keep.
-
-    ``side_info`` carries ONNX attributes TVM's importer drops (Pad, Resize) for
-    ``CanonicalizeONNXQDQ``, in the order the nodes appear in the model.
-    """
-
-    name: str
-    format: str
-    mod: Any
-    inputs: List[TensorDesc]
-    outputs: List[TensorDesc]
-    side_info: Dict[str, list] = dataclasses.field(default_factory=dict)
+from .model import ImportedModel, TensorDesc  # noqa: F401 (re-exported)
 
 
 # File stems the generated project, the kernel library, the firmware and the C
@@ -81,7 +43,7 @@ def model_c_name(name: str, from_file: bool = False) -> str:
 
 def _kernel_files():
     try:
-        from ..codegen import kernel_dir
+        from ..kernels.sources import kernel_dir
 
         return os.listdir(os.path.join(kernel_dir(), "kernels"))
     except Exception:  # no kernel sources found: that error is reported where they are needed

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import ModelFormatError, UnsupportedModelError
-from .loader import ImportedModel, TensorDesc
+from .model import ImportedModel, TensorDesc
 
 # Float operators the integer lowering handles between DequantizeLinear and QuantizeLinear.
 COMPUTE_OPS = frozenset({

@@ -6,7 +6,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from ..errors import ModelFormatError, UnsupportedModelError
-from .loader import ImportedModel, TensorDesc
+from .model import ImportedModel, TensorDesc
 
 # TFLite TensorType enum values used here.
 _FLOAT32, _INT32, _INT8, _INT64 = 0, 2, 9, 4

@@ -5,7 +5,7 @@ orders the steps) both read it, so the schedule minimises exactly the live set
 the planner then has to place.
 
 A buffer is a root tensor (views and in-place outputs share their root's
-memory) or one step's kernel scratch (``codegen.kernel_specs.KERNELS[k].scratch``).
+memory) or one step's kernel scratch (``tinyengine_tvm.kernels.scratch_bytes``).
 A root is alive from the step that first writes it (a model input: from before
 the run) to the last step that reads or writes it (a model output: until after
 the run); scratch only during its step.  Sizes count aligned to ALIGNMENT, as
@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Callable, Dict, Hashable, List, Optional, Sequence, Tuple, Union
 
 from ..kernel_graph import KernelGraph
+from ..kernels import steps_scratch
 
 ALIGNMENT = 16
 
@@ -29,9 +30,7 @@ def align(n: int) -> int:
 
 def kernel_scratch(graph: KernelGraph) -> List[int]:
     """Scratch bytes of every step, from the kernel table."""
-    from ..codegen.kernel_specs import KERNELS
-
-    return [KERNELS[s.kernel].scratch(s.attrs) for s in graph.steps]
+    return steps_scratch(graph.steps)
 
 
 class CostModel:

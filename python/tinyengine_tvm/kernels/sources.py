@@ -1,11 +1,18 @@
-"""Locate the C++ kernel library and pick the files a model needs."""
+"""Where the C++ kernel library is and which of its files a model needs."""
 from __future__ import annotations
 
 import os
 from typing import Iterable, List
 
 from ..errors import TinyEngineError
-from .kernel_specs import COMMON_SOURCES, KERNELS, SOURCE_HEADERS
+from .arm import ARM_HEADERS
+from .registry import KERNELS
+
+#: Files every generated project gets (besides tinyengine_kernels.h).
+COMMON_SOURCES = ["fixed_point.h"]
+
+#: Headers an optimized source includes besides tinyengine_kernels.h and COMMON_SOURCES.
+SOURCE_HEADERS = {src: list(ARM_HEADERS) for src in {k.source for k in KERNELS.values()} if src.startswith("arm/")}
 
 
 def kernel_dir() -> str:

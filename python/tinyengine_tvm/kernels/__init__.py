@@ -1,0 +1,26 @@
+"""The kernels' ABI: the one Python home of every kernel of src/.
+
+A leaf package (numpy, the standard library and ``tinyengine_tvm.errors``
+only; ``tests/test_package_imports.py`` checks it), read by the planner, the
+passes, KernelGraph, kernel selection and the C writer:
+
+==================  ===========================================================
+``abi``             STRUCTS / FUNCTIONS: the mirror of tinyengine_kernels.h
+                    (checked against the header by tests/test_kernel_abi.py)
+``spec``            KernelSpec: C call, parameter struct, scratch, MACs, in place
+``portable``        the portable kernels (src/kernels/*.cc), by family
+``arm``             the Cortex-M kernels (src/kernels/arm/) and their layouts
+``arm_packing``     packing of the Cortex-M kernels' constants
+``registry``        KERNELS and the lookups (scratch_bytes, macs, is_inplace, ...)
+``sources``         where src/ is and which of its files a model needs
+==================  ===========================================================
+"""
+from .abi import FUNCTIONS, STRUCTS, CDecl, CFunction
+from .registry import (KERNELS, buffer_size_function, c_function, inplace_kernels, is_inplace, macs, op_type,
+                       scratch_bytes, spec, steps_scratch)
+from .sources import COMMON_SOURCES, SOURCE_HEADERS, kernel_dir, kernel_sources_for
+from .spec import KernelSpec
+
+__all__ = ["CDecl", "CFunction", "COMMON_SOURCES", "FUNCTIONS", "KERNELS", "KernelSpec", "SOURCE_HEADERS",
+           "STRUCTS", "buffer_size_function", "c_function", "inplace_kernels", "is_inplace", "kernel_dir",
+           "kernel_sources_for", "macs", "op_type", "scratch_bytes", "spec", "steps_scratch"]

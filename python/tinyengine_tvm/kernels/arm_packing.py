@@ -1,0 +1,217 @@
+"""Packing of the constants of the Cortex-M optimized kernels (layouts of tinyengine_kernels.h).
+
+Bit-exactness.  The optimized kernels change only how the int32 accumulators
+are formed (int8 values packed in pairs for SMLAD, ``input_offset`` folded
+into the bias) and compute the requantization with a shorter instruction
+sequence that is proven equal to ``te::multiply_by_quantized_multiplier`` (see
+``src/kernels/arm/arm_dsp.h``) under conditions checked here per channel:
+a non-negative multiplier in [2^30, 2^31) (or 0), a negative shift, and an
+accumulator bound (from the weights and bias) that keeps the rounding add from
+overflowing.  A layer failing them raises :class:`PackingRefused` and keeps
+its portable kernel.
+
+The ``pack_*`` functions take a step's attributes and its constant arrays and
+return ``(kernel, packed int8 bytes, attribute updates)``.
+"""
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+import numpy as np
+
+from .arm import W16_MAX_BYTES, conv_k4, conv_k_order, dw_kernel_name
+
+_I32 = np.int64(1) << 32
+
+Packed = Tuple[str, np.ndarray, Dict]
+
+
+class PackingRefused(Exception):
+    """The layer keeps its portable kernel (the message says why)."""
+
+
+def to_i32(values) -> np.ndarray:
+    """Wrap int64 values to int32 (two's complement), as the C accumulators do."""
+    v = np.asarray(values, dtype=np.int64) & 0xFFFFFFFF
+    return np.where(v >= (1 << 31), v - (1 << 32), v).astype(np.int32)
+
+
+def input_range(input_offset: int) -> int:
+    """max |x + input_offset| over int8 x."""
+    return max(abs(-128 + input_offset), abs(127 + input_offset))
+
+
+def pack_requant(bias_eff: np.ndarray, multiplier: np.ndarray, shift: np.ndarray,
+                 acc_bound: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Per-channel {bias_eff, m2, rounding, right_shift} (int32 [C, 4]) of the
+    optimized kernels, and a bool mask of the channels whose multiplier is 0
+    (their weights and bias must be zeroed by the caller).
+
+    ``acc_bound`` bounds |accumulator| per channel (TFLM's accumulator, bias
+    included).  Raises PackingRefused where the fast requantization would not be exact.
+    """
+    mult = np.asarray(multiplier, dtype=np.int64).reshape(-1)
+    sh = np.asarray(shift, dtype=np.int64).reshape(-1)
+    n = mult.size
+    bias_eff = np.broadcast_to(np.asarray(bias_eff, dtype=np.int64), (n,)).copy()
+    bound = np.broadcast_to(np.asarray(acc_bound, dtype=np.int64), (n,))
+    dead = mult == 0
+    if np.any(mult < 0) or np.any(mult >= (1 << 31)):
+        raise PackingRefused("a requantization multiplier is outside [0, 2^31)")
+    live = ~dead
+    if np.any(live & (mult < (1 << 30))):
+        raise PackingRefused("a requantization multiplier is below 2^30 (not normalized)")
+    if np.any(live & (sh >= 0)):
+        raise PackingRefused("a requantization shift is >= 0 (scale >= 0.5)")
+    if np.any(live & (sh < -31)):
+        raise PackingRefused("a requantization shift is below -31")
+    rs = np.where(live, -sh, 1)
+    m = np.where(live, mult, 1 << 30)
+    rounding = np.int64(1) << (rs - 1)
+    # |y| <= floor((B * m + 2^30) / 2^31); y + rounding must stay below 2^31.
+    y_max = (bound.astype(object) * m.astype(object) + (1 << 30)) // (1 << 31)
+    if any(int(y) + int(r) >= (1 << 31) for y, r, l in zip(y_max, rounding, live) if l):
+        raise PackingRefused("the accumulator bound is too large for the fast rounding")
+    bias_eff[dead] = 0
+    q = np.stack([to_i32(bias_eff), to_i32(2 * m - _I32), rounding.astype(np.int32), rs.astype(np.int32)], axis=1)
+    return np.ascontiguousarray(q.astype(np.int32)), dead
+
+
+def pack_rows(q: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per output channel [int32 bias][int8 row...][int32 m2, rounding, rs], as int8
+    bytes (little-endian, the byte order of every Cortex-M and of the hosts): the
+    record of te_arm_conv2d_s8 / te_arm_depthwise_conv2d_s8 in tinyengine_kernels.h."""
+    n, width = rows.shape
+    assert width % 4 == 0
+    q = q.astype("<i4")
+    head = q[:, :1].copy().view(np.int8)
+    tail = q[:, 1:].copy().view(np.int8).reshape(n, 12)
+    return np.concatenate([head, rows, tail], axis=1).reshape(-1)
+
+
+def fold_output_offset(q: np.ndarray, acc_bound: np.ndarray, out_offset: int) -> bool:
+    """Fold ``out_offset`` into the rounding terms of ``q`` (in place) when no
+    rounding sum can overflow: (y + rounding - s + off * 2^rs) >> rs equals
+    ((y + rounding - s) >> rs) + off exactly.  Returns whether it folded."""
+    if out_offset == 0:
+        return True
+    m = (q[:, 1].astype(np.int64) + (1 << 32)) // 2
+    rs = q[:, 3].astype(np.int64)
+    bound = np.broadcast_to(np.asarray(acc_bound, dtype=np.int64), m.shape)
+    y_max = (bound.astype(object) * m.astype(object) + (1 << 30)) // (1 << 31)
+    add = [int(r) + out_offset * (1 << int(k)) for r, k in zip(q[:, 2], rs)]
+    if any(int(y) + a >= (1 << 31) or -int(y) - 1 + a < -(1 << 31) for y, a in zip(y_max, add)):
+        return False
+    q[:, 2] = np.array(add, dtype=np.int64).astype(np.int32)
+    return True
+
+
+def fast_output(mult: int, shift: int, what: str) -> Tuple[int, int, int]:
+    """(m2, rounding, rs) of a rescaling by the fast requantization, or PackingRefused."""
+    if not (1 << 30) <= mult < (1 << 31):
+        raise PackingRefused(f"{what} multiplier outside [2^30, 2^31)")
+    if not -31 <= shift <= -1:
+        raise PackingRefused(f"{what} shift outside [-31, -1]")
+    rs = -shift
+    return int(to_i32([2 * mult - (1 << 32)])[0]), 1 << (rs - 1), rs
+
+
+# --------------------------------------------------------------------------- per kernel family
+def pack_conv(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> Packed:
+    """te_arm_conv2d_s8 (or its int16-filter variant te_arm_conv2d_w16_s8) for a te_conv2d_s8 step."""
+    cout = a["output_c"]
+    k = a["kernel_h"] * a["kernel_w"] * a["input_c"]
+    k4 = conv_k4(a)
+    wf = w.reshape(cout, k).astype(np.int64)
+    off = int(a["input_offset"])
+    bound = np.abs(bias) + input_range(off) * np.abs(wf).sum(axis=1)
+    q, dead = pack_requant(bias + off * wf.sum(axis=1), mult, shift, bound)
+    order = conv_k_order(a)
+    wk = w.reshape(cout, k)
+    rows = np.where(order[None, :] >= 0, wk[:, np.maximum(order, 0)], 0).astype(np.int8)
+    rows[dead] = 0
+    attrs = {}
+    if fold_output_offset(q, np.where(dead, 0, bound), int(a["output_offset"])):
+        attrs["output_offset"] = 0
+    kernel = "te_arm_conv2d_s8"
+    if 2 * cout * k4 <= W16_MAX_BYTES:
+        # small filter: store it widened to int16 in the columns' lane order
+        # (k0, k2, k1, k3) per group, so the GEMM loads it without unpacking
+        wide = rows.astype("<i2").reshape(cout, k4 // 4, 4)[:, :, [0, 2, 1, 3]].reshape(cout, k4)
+        rows, kernel = np.ascontiguousarray(wide).view(np.int8), "te_arm_conv2d_w16_s8"
+    return kernel, pack_rows(q, rows), attrs
+
+
+def check_depthwise(a: Dict) -> None:
+    """PackingRefused for depthwise shapes the optimized kernels do not handle."""
+    if a["depth_multiplier"] != 1:
+        raise PackingRefused("depth multiplier != 1")
+    if a["dilation_h"] != 1 or a["dilation_w"] != 1:
+        raise PackingRefused("dilated depthwise convolution")
+
+
+def pack_depthwise(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray,
+                   inplace: bool) -> Packed:
+    """te_arm_depthwise_conv2d*_s8 (in place or not) for a portable depthwise step."""
+    check_depthwise(a)
+    kh, kw, ch = a["kernel_h"], a["kernel_w"], a["output_c"]
+    pw = (kw + 1) // 2
+    taps = w.reshape(kh * kw, ch).T.astype(np.int64)  # [ch, kh*kw]
+    off = int(a["input_offset"])
+    bound = np.abs(bias) + input_range(off) * np.abs(taps).sum(axis=1)
+    q, dead = pack_requant(bias + off * taps.sum(axis=1), mult, shift, bound)
+    words = (pw + 1) // 2
+    pairs = np.zeros((ch, kh, 4 * words), dtype=np.int8)  # taps, zero-padded to whole words
+    pairs[:, :, :kw] = taps.reshape(ch, kh, kw)
+    pairs[dead] = 0
+    # per word (p0.lo, p0.hi, p1.lo, p1.hi) -> (p0.lo, p1.lo, p0.hi, p1.hi): SXTB16 / SXTB16 ROR 8 give p0 / p1
+    rows = pairs.reshape(ch, kh, words, 4)[:, :, :, [0, 2, 1, 3]].reshape(ch, -1)
+    attrs = {}
+    if fold_output_offset(q, np.where(dead, 0, bound), int(a["output_offset"])):
+        attrs["output_offset"] = 0
+    return dw_kernel_name(a, inplace), pack_rows(q, rows), attrs
+
+
+def check_fc(a: Dict) -> None:
+    """PackingRefused for fully connected layers the optimized kernel does not handle."""
+    if a["filter_offset"] != 0:
+        raise PackingRefused("asymmetric weights (filter_offset != 0)")
+
+
+def pack_fc(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> Packed:
+    """te_arm_fully_connected_s8 for a te_fully_connected_s8 step."""
+    check_fc(a)
+    outs, depth = a["output_depth"], a["input_depth"]
+    wf = w.reshape(outs, depth).astype(np.int64)
+    off = int(a["input_offset"])
+    bound = np.abs(bias) + input_range(off) * np.abs(wf).sum(axis=1)
+    mult = np.broadcast_to(np.asarray(mult).reshape(-1), (outs,))
+    shift = np.broadcast_to(np.asarray(shift).reshape(-1), (outs,))
+    q, dead = pack_requant(bias + off * wf.sum(axis=1), mult, shift, bound)
+    k4 = (depth + 3) // 4 * 4
+    blocks = (outs + 3) // 4
+    rows = np.zeros((blocks * 4, k4), dtype=np.int8)
+    rows[:outs, :depth] = w.reshape(outs, depth)
+    rows[:outs][dead] = 0
+    qq = np.zeros((blocks * 4, 4), dtype=np.int32)
+    qq[:, 1], qq[:, 2], qq[:, 3] = -(1 << 31), 1, 1  # padding rows: m = 2^30, rs = 1, bias 0
+    qq[:outs] = q
+    out = []
+    for blk in range(blocks):
+        r = rows[4 * blk:4 * blk + 4]                       # [4, k4]
+        inter = r.reshape(4, k4 // 4, 4).transpose(1, 0, 2).reshape(-1)  # [group][row][4]
+        qb = qq[4 * blk:4 * blk + 4].astype("<i4")
+        out += [qb[:, 0].copy().view(np.int8), inter, qb[:, 1:].copy().reshape(-1).view(np.int8)]
+    return "te_arm_fully_connected_s8", np.concatenate(out), {}
+
+
+def pack_add(a: Dict, table1: np.ndarray, table2: np.ndarray, inplace: bool) -> Tuple[str, Dict]:
+    """(kernel, attribute updates) of te_arm_add_s8 (or in place) given its input tables
+    (int32 [256] each, codegen.kernel_selection.add_table)."""
+    m2, rnd, rs = fast_output(int(a["output_multiplier"]), int(a["output_shift"]), "output")
+    m = (m2 + (1 << 32)) // 2
+    bound = int(np.abs(table1.astype(np.int64)).max() + np.abs(table2.astype(np.int64)).max())
+    if bound >= (1 << 31) or (bound * m + (1 << 30)) // (1 << 31) + rnd >= (1 << 31):
+        raise PackingRefused("output rescale rounding may overflow")
+    kernel = "te_arm_add_inplace_s8" if inplace else "te_arm_add_s8"
+    return kernel, dict(output_m2=m2, output_rounding=rnd, output_shift=rs)

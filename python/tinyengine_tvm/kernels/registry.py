@@ -1,0 +1,68 @@
+"""KERNELS: every kernel symbol a KernelGraph step may name, and the questions asked of it.
+
+The planner (scratch), the passes (MACs, in-place), KernelGraph (in-place
+aliasing), the C writer (how to call) and the source copier all read this
+table through the functions below rather than knowing kernels by name.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Optional, Set
+
+from ..errors import TinyEngineError
+from .abi import FUNCTIONS
+from .arm import ARM
+from .portable import PORTABLE
+from .spec import KernelSpec
+
+KERNELS: Dict[str, KernelSpec] = {**PORTABLE, **ARM}
+
+
+def spec(kernel: str) -> KernelSpec:
+    """The KernelSpec of ``kernel`` (TinyEngineError for an unknown symbol)."""
+    try:
+        return KERNELS[kernel]
+    except KeyError:
+        raise TinyEngineError(f"unknown kernel '{kernel}'") from None
+
+
+def c_function(kernel: str) -> str:
+    """The C function ``kernel`` calls ("" for none)."""
+    s = spec(kernel)
+    return kernel if s.function is None else s.function
+
+
+def buffer_size_function(kernel: str) -> Optional[str]:
+    """The C ``*_get_buffer_size()`` of ``kernel``'s function, or None when it takes no scratch."""
+    fn = c_function(kernel)
+    name = f"{fn}_get_buffer_size"
+    return name if fn and name in FUNCTIONS else None
+
+
+def scratch_bytes(kernel: str, attrs: Dict[str, Any]) -> int:
+    """Arena scratch bytes one call of ``kernel`` needs (its C ``*_get_buffer_size()``)."""
+    return int(spec(kernel).scratch(attrs))
+
+
+def steps_scratch(steps: Iterable) -> List[int]:
+    """Scratch bytes of every step (objects with ``.kernel`` and ``.attrs``), in order."""
+    return [scratch_bytes(s.kernel, s.attrs) for s in steps]
+
+
+def macs(kernel: str, attrs: Dict[str, Any]) -> int:
+    """Multiply-accumulates of one call of ``kernel``."""
+    return int(spec(kernel).macs(attrs))
+
+
+def is_inplace(kernel: str) -> bool:
+    """Whether ``kernel`` writes its output over its input 0 (same arena bytes)."""
+    return spec(kernel).inplace
+
+
+def inplace_kernels() -> Set[str]:
+    """Every kernel whose output aliases its input 0."""
+    return {k for k, s in KERNELS.items() if s.inplace}
+
+
+def op_type(kernel: str, attrs: Dict[str, Any]) -> str:
+    """The TFLite-style operator type a step reports (its ``_op_type`` attribute, else the kernel's)."""
+    return attrs.get("_op_type", spec(kernel).op_type)

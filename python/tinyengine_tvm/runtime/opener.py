@@ -1,0 +1,48 @@
+"""``open_runner``: the :class:`~.runner.Runner` of a device (see ``runner.py`` for the table).
+
+Apart from ``runner.py`` because it imports every implementation, each of which
+imports ``runner.py``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from ..errors import UsageError
+from .runner import DEVICES, QEMU_LINKS, Runner
+
+
+def open_runner(project_dir: str, device: str = "host", *, build_dir: Optional[str] = None,
+                board: str = "mps2-an500", qemu_link: str = "tcp", port: Optional[str] = None, baud: int = 115200,
+                timeout: float = 60.0, link_timeout: float = 10.0) -> Runner:
+    """Open the runner of ``device`` (host, qemu or serial) on a compiled project.
+
+    ``build_dir``: where builds go (default: inside the project). ``board``:
+    the emulated board (qemu). ``qemu_link``: ``tcp`` or ``pty`` (the benchmark
+    protocol over QEMU's UART) or ``semihosting`` (file I/O, one inference
+    per emulator run). ``port``/``baud``: the board's serial port (serial).
+    ``timeout``: seconds before a hung emulator is stopped (semihosting) or
+    the firmware must have booted (UART, at least 5 s). ``link_timeout``:
+    seconds without an answer before a request is sent again (qemu UART, serial).
+    """
+    if device not in DEVICES:
+        raise UsageError(f"unknown device '{device}'; use one of {', '.join(DEVICES)}")
+    if device == "host":
+        from .host import HostRunner
+
+        return HostRunner(project_dir, build_dir)
+    if device == "serial":
+        if not port:
+            raise UsageError("--device=serial needs --port (the board's serial port, e.g. /dev/ttyACM0)")
+        from .device import SerialRunner
+
+        return SerialRunner(project_dir, port, baud, link_timeout=link_timeout)
+    if qemu_link not in QEMU_LINKS:
+        raise UsageError(f"unknown QEMU link '{qemu_link}'; use one of {', '.join(QEMU_LINKS)}")
+    if qemu_link == "semihosting":
+        from .qemu import QemuModel
+
+        return QemuModel(project_dir, board, build_dir, timeout)
+    from .device import QemuUartRunner
+
+    return QemuUartRunner(project_dir, board, build_dir, link=qemu_link, link_timeout=link_timeout,
+                          boot_timeout=max(5.0, timeout))
