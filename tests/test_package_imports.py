@@ -134,9 +134,6 @@ def test_no_import_cycles():
     assert not cycles, f"import cycles: {cycles}"
 
 
-@pytest.mark.xfail(reason="transform/: the passes lazily import pipeline.check_overrides/pass_options and "
-                          "pipeline imports the passes; transform/ is being rewritten (issue 9, part 2)",
-                   strict=False)
 def test_no_import_cycles_in_transform():
     cycles = [c for c in _cycles(_graph()) if _in_transform(c)]
     assert not cycles, f"import cycles: {cycles}"
@@ -160,11 +157,10 @@ def test_kernels_is_a_leaf():
     assert not bad, "\n".join(bad)
 
 
-def test_nothing_imports_the_old_registry_but_transform():
-    """codegen/kernel_specs.py only re-exports tinyengine_tvm.kernels for transform/ (being rewritten)."""
-    users = [f"{m}:{line}" for m in MODULES for line, t in _imports(m)
-             if t == PACKAGE + ".codegen.kernel_specs" and not m.startswith(TRANSFORM + ".")]
-    assert not users, users
+def test_the_old_registry_module_is_gone():
+    """The registry lives in tinyengine_tvm.kernels only (codegen/kernel_specs.py was removed)."""
+    users = [f"{m}:{line}" for m in MODULES for line, t in _imports(m) if t == PACKAGE + ".codegen.kernel_specs"]
+    assert not users and PACKAGE + ".codegen.kernel_specs" not in MODULES, users
 
 
 _KERNEL_NAME = re.compile(r"(?<![A-Za-z0-9_])te_[A-Za-z0-9_]+")

@@ -77,12 +77,12 @@ class InplaceDepthwise:
     """
 
     def __init__(self, only_if_smaller: Optional[bool] = None):
-        from .pipeline import check_overrides
+        from .pass_options import check_overrides
 
         self.overrides = check_overrides("InplaceDepthwise", {"only_if_smaller": only_if_smaller})
 
     def transform_module(self, mod: tvm.IRModule, ctx) -> tvm.IRModule:
-        from .pipeline import pass_options
+        from .pass_options import pass_options
 
         opts = pass_options("InplaceDepthwise", ctx, self.overrides)
         return rewrite_lowered(mod, "InplaceDepthwise", lambda f: inplace_depthwise(f, opts["only_if_smaller"]))

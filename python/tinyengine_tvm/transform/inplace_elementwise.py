@@ -77,12 +77,12 @@ class InplaceElementwise:
     """
 
     def __init__(self, only_if_smaller: Optional[bool] = None):
-        from .pipeline import check_overrides
+        from .pass_options import check_overrides
 
         self.overrides = check_overrides("InplaceElementwise", {"only_if_smaller": only_if_smaller})
 
     def transform_module(self, mod: tvm.IRModule, ctx) -> tvm.IRModule:
-        from .pipeline import pass_options
+        from .pass_options import pass_options
 
         opts = pass_options("InplaceElementwise", ctx, self.overrides)
         return rewrite_lowered(mod, "InplaceElementwise", lambda f: inplace_elementwise(f, opts["only_if_smaller"]))

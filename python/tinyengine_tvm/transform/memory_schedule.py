@@ -154,12 +154,12 @@ class MemoryAwareSchedule:
     """
 
     def __init__(self, max_states: Optional[int] = None):
-        from .pipeline import check_overrides
+        from .pass_options import check_overrides
 
         self.overrides = check_overrides("MemoryAwareSchedule", {"max_states": max_states})
 
     def transform_module(self, mod: tvm.IRModule, ctx) -> tvm.IRModule:
-        from .pipeline import pass_options
+        from .pass_options import pass_options
 
         opts = pass_options("MemoryAwareSchedule", ctx, self.overrides)
         return rewrite_lowered(mod, "MemoryAwareSchedule", lambda f: schedule_function(f, opts["max_states"]))

@@ -57,6 +57,10 @@ from tvm import relax
 
 from ..errors import UnsupportedModelError
 from ..frontend.tensor_names import rename_vars
+from .relax_utils import const_value, resolve
+from .relax_utils import dtype_of as _dtype
+from .relax_utils import op_name as _op_name
+from .relax_utils import shape_of as _shape
 
 NHWC = (0, 2, 3, 1)
 _SOFTMAX_SCALE, _SOFTMAX_ZP = float(np.float32(1.0 / 256.0)), -128
@@ -71,20 +75,6 @@ def _layout_label(layout: Sequence[int]) -> str:
     if layout == _ident(len(layout)):
         return "NCHW" if len(layout) == 4 else "ONNX layout"
     return "layout " + ",".join(str(a) for a in layout)
-
-
-def _op_name(expr) -> Optional[str]:
-    if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
-        return expr.op.name
-    return None
-
-
-def _shape(expr) -> List[int]:
-    return [int(d) for d in expr.ty.shape]
-
-
-def _dtype(expr) -> str:
-    return str(expr.ty.dtype)
 
 
 def _ident(rank: int) -> Tuple[int, ...]:
@@ -192,17 +182,11 @@ class _Canonicalizer:
 
     # ------------------------------------------------------------ helpers
     def _resolve(self, expr):
-        while isinstance(expr, relax.Var) and expr in self.defs:
-            expr = self.defs[expr]
-        return expr
+        return resolve(expr, self.defs)
 
     def _const(self, expr) -> Optional[np.ndarray]:
-        e = self._resolve(expr)
-        if isinstance(e, tvm.ir.Constant):
-            return e.value.numpy()
-        if _op_name(e) == "relax.where":  # Clip bounds: where(isnan(c), inf, c)
-            return self._const(e.args[2])
-        return None
+        # Constants, and Clip bounds: where(isnan(c), inf, c); no folding through views.
+        return const_value(expr, self.defs, views=False, clip_bounds=True)
 
     def _problem(self, op, where, reason):
         self.problems.append((op, where, reason))

@@ -186,7 +186,7 @@ class _PatchedBuilder:
         halo.  The cache holds, per tensor, the overlap columns of one patch
         row.  An estimate from the windows: the generated code recomputes.
         """
-        from ..codegen.kernel_specs import KERNELS
+        from ..kernels import KERNELS
 
         g = self.graph
         _, H, W, _ = self._shape(self.stage.output)
@@ -225,7 +225,7 @@ class _PatchedBuilder:
         _, H, W, C = out_shape
         name = lambda t: g.tensors[t].name  # noqa: E731
         calls.append(("te_buffer", [], {}, out_shape, name(self.stage.output)))
-        from ..codegen.kernel_specs import KERNELS
+        from ..kernels import KERNELS
 
         for p, patch in enumerate(_grid(H, W, self.n)):
             need = self.windows(patch)
@@ -299,7 +299,7 @@ def _nth(counts: Dict[int, int], key: int) -> str:
 
 def _build_patched(func: relax.Function, graph: KernelGraph, stage: _Stage, n: int):
     """The function with ``stage`` replaced by its n x n patched version, and the stage's MACs."""
-    from ..codegen.kernel_specs import KERNELS
+    from ..kernels import KERNELS
 
     builder = _PatchedBuilder(graph, func, stage, n)
     step_bindings = builder.step_values
@@ -349,7 +349,7 @@ def _build_patched(func: relax.Function, graph: KernelGraph, stage: _Stage, n: i
 def patch_function(func: relax.Function, max_mac_overhead: float = 0.1, max_patches: int = 8, split: Optional[int] = None,
                    patches: Optional[int] = None) -> Tuple[relax.Function, PatchPlanResult]:
     """``func`` with its best patched stage (or unchanged), and what was chosen or why not."""
-    from ..codegen.kernel_specs import KERNELS
+    from ..kernels import KERNELS
 
     max_mac_overhead, max_patches = float(max_mac_overhead), int(max_patches)
     graph = KernelGraph.from_relax(func)
@@ -411,13 +411,13 @@ class PatchBasedInference:
 
     def __init__(self, max_mac_overhead: Optional[float] = None, max_patches: Optional[int] = None,
                  split: Optional[int] = None, patches: Optional[int] = None):
-        from .pipeline import check_overrides
+        from .pass_options import check_overrides
 
         self.overrides = check_overrides("PatchBasedInference", dict(
             max_mac_overhead=max_mac_overhead, max_patches=max_patches, split=split, patches=patches))
 
     def transform_module(self, mod: tvm.IRModule, ctx) -> tvm.IRModule:
-        from .pipeline import pass_options
+        from .pass_options import pass_options
 
         opts = pass_options("PatchBasedInference", ctx, self.overrides)
 

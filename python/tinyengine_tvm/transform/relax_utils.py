@@ -1,10 +1,12 @@
-"""Small helpers shared by the memory passes: reading and rebuilding lowered
-functions, applying a rewrite to every lowered function of a module, and the
-per-function pass reports."""
+"""Small Relax helpers shared by the passes: reading expressions (op name,
+shape, dtype, definitions, constant folding of constant-only expressions),
+reading and rebuilding lowered functions, applying a rewrite to every lowered
+function of a module, and the per-function pass reports."""
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import tvm
 from tvm import relax
 
@@ -12,6 +14,60 @@ from .kernel_call import parse_kernel_call
 
 # Function attribute holding one report dict per pass run on the function, in run order.
 REPORTS_ATTR = "tinyengine.pass_reports"
+
+
+# Ops that only change the shape of a tensor (no data movement in row-major order).
+VIEW_OPS = ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.flatten")
+
+
+def op_name(expr) -> Optional[str]:
+    """Name of the Op an expression calls (``"relax.add"``), or None."""
+    if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
+        return expr.op.name
+    return None
+
+
+def shape_of(expr) -> List[int]:
+    """Static shape of a tensor-typed expression."""
+    return [int(d) for d in expr.ty.shape]
+
+
+def dtype_of(expr) -> str:
+    """Dtype of a tensor-typed expression."""
+    return str(expr.ty.dtype)
+
+
+def resolve(expr, defs: Dict[relax.Var, relax.Expr]):
+    """Follow Var bindings (``defs``: Var -> value) to the defining expression."""
+    while isinstance(expr, relax.Var) and expr in defs:
+        expr = defs[expr]
+    return expr
+
+
+def const_value(expr, defs: Dict[relax.Var, relax.Expr], *, views: bool = True,
+                clip_bounds: bool = False) -> Optional[np.ndarray]:
+    """Value of an expression computed only from constants, or None.
+
+    Folds constants seen through bindings; with ``views``, also permute_dims and
+    the VIEW_OPS of constants (weights the importer transposed or reshaped); with
+    ``clip_bounds``, ONNX Clip bounds ``where(isnan(c), inf, c)`` read as ``c``.
+    """
+    e = resolve(expr, defs)
+    if isinstance(e, tvm.ir.Constant):
+        return e.value.numpy()
+    name = op_name(e)
+    if clip_bounds and name == "relax.where":
+        return const_value(e.args[2], defs, views=views, clip_bounds=clip_bounds)
+    if views and name == "relax.permute_dims":
+        v = const_value(e.args[0], defs, views=views, clip_bounds=clip_bounds)
+        if v is None:
+            return None
+        axes = [int(a) for a in e.attrs.axes] if e.attrs.axes is not None else None
+        return np.transpose(v, axes)
+    if views and name in VIEW_OPS:
+        v = const_value(e.args[0], defs, views=views, clip_bounds=clip_bounds)
+        return None if v is None else v.reshape(shape_of(e))
+    return None
 
 
 def bindings(func: relax.Function) -> List[relax.Binding]:

@@ -1,0 +1,162 @@
+"""Activations and LUT-style operators: SOFTMAX, LOGISTIC, HARD_SWISH, and the
+RELU/RELU6/clip the importers put before a quantize (fused activation: becomes
+the kernel's act range) or after it (int8 clip: folded into the kernel it reads
+when it is that kernel's only reader, else a clamping requantize)."""
+from __future__ import annotations
+
+import numpy as np
+from tvm.relax.dpl import is_op, wildcard
+
+from ...quantization.activation_params import hard_swish_params, logistic_params, softmax_params
+from ..kernel_call import make_kernel_call
+from ..relax_utils import dtype_of, op_name, shape_of
+from .base import INT8_MAX, INT8_MIN, Lowering, dequantize_pattern, op_pattern, tflm_quantize
+
+
+def fused_activation(ctx, body, s_out, zp_out):
+    """A float activation the importer put before quantize (RELU/RELU6 fused into
+    ADD/MUL, or a standalone RELU/RELU6): (act range, its name, the expression under it)."""
+    act, float_act, inner = (INT8_MIN, INT8_MAX), None, body
+    name = op_name(body)
+    if name == "relax.nn.relu":
+        act, float_act = (max(INT8_MIN, zp_out), INT8_MAX), "RELU"
+        inner = ctx.resolve(body.args[0])
+    elif name == "relax.clip" and dtype_of(body) == "float32":
+        fmin, fmax = float(body.args[1].value), float(body.args[2].value)
+        act = (max(INT8_MIN, tflm_quantize(fmin, s_out, zp_out)),
+               min(INT8_MAX, tflm_quantize(fmax, s_out, zp_out)))
+        float_act = "RELU6" if (fmin, fmax) == (0.0, 6.0) else "CLIP"
+        inner = ctx.resolve(body.args[0])
+    return act, float_act, inner
+
+
+def tflm_act_range(lo, hi, scale, zp):
+    """Recover TFLM's rounding of a fused RELU/RELU6/RELU_N1_TO_1 range.
+
+    The importer computed the clip bounds with Python's round-half-even on
+    a double division; TFLM rounds half away from zero on a float division.
+    """
+    if scale is None:
+        return lo, hi
+    for fmin, fmax in ((0.0, 6.0), (-1.0, 1.0), (0.0, None)):
+        py_lo = max(INT8_MIN, round(fmin / scale) + zp)
+        py_hi = INT8_MAX if fmax is None else min(INT8_MAX, round(fmax / scale) + zp)
+        if (py_lo, py_hi) == (lo, hi):
+            t_lo = max(INT8_MIN, tflm_quantize(fmin, scale, zp))
+            t_hi = INT8_MAX if fmax is None else min(INT8_MAX, tflm_quantize(fmax, scale, zp))
+            return t_lo, t_hi
+    return lo, hi
+
+
+# ------------------------------------------------------------- int8 clip
+def _clip_bounds(value):
+    return int(round(float(value.args[1].value))), int(round(float(value.args[2].value)))
+
+
+def _foldable(ctx, src_var):
+    pending = ctx.pending_attrs.get(src_var)
+    return pending if pending is not None and ctx.uses.get(src_var, 0) == 1 else None
+
+
+def _check_clip(ctx, var, value, q):
+    if _foldable(ctx, value.args[0]) is None and ctx.int8_value(value.args[0]) is None:
+        return "clip of a value that could not be lowered"
+    return None
+
+
+def _lower_clip(ctx, var, value, q):
+    """A clip after quantize is the frontend's fused activation: fold it."""
+    src_var = value.args[0]
+    lo, hi = _clip_bounds(value)
+    pending = _foldable(ctx, src_var)
+    if pending is not None:
+        attrs = dict(pending["attrs"])
+        attrs["act_min"], attrs["act_max"] = tflm_act_range(lo, hi, attrs.get("_out_scale"), attrs.get("_out_zp"))
+        attrs["act_min"] = max(attrs["act_min"], pending["attrs"]["act_min"])
+        attrs["act_max"] = min(attrs["act_max"], pending["attrs"]["act_max"])
+        ctx.forget(src_var)
+        return make_kernel_call(pending["kernel"], pending["tensors"], attrs, shape_of(var), "int8")
+    return make_kernel_call("te_requantize_s8", [ctx.int8_value(src_var)], dict(
+        size=int(np.prod(shape_of(var))), input_offset=0, output_offset=0, multiplier=1 << 30, shift=1,
+        act_min=max(lo, INT8_MIN), act_max=min(hi, INT8_MAX), _op_type="CLIP"), shape_of(var), "int8")
+
+
+# --------------------------------------------------------------- softmax
+def _softmax_operand(ctx, sm):
+    """(beta, operand): the importer writes TFLite's beta as softmax(beta * x) (frontend/tflite_fixups)."""
+    beta, operand = 1.0, sm.args[0]
+    scaled = ctx.resolve(operand)
+    if op_name(scaled) == "relax.multiply":
+        factor = ctx.const(scaled.args[1])
+        if factor is not None and np.size(factor) == 1 and np.asarray(factor).dtype == np.float32:
+            beta, operand = float(np.asarray(factor).reshape(())), scaled.args[0]
+    return beta, operand
+
+
+def _check_softmax(ctx, var, sm, q):
+    if int(sm.attrs.axis) not in (-1, len(shape_of(var)) - 1):
+        return "softmax is only supported over the last axis"
+    if q.s_out != np.float32(1.0 / 256) or q.zp_out != -128:
+        return "int8 softmax output must have scale 1/256 and zero point -128"
+    return None
+
+
+def _lower_softmax(ctx, var, sm, q):
+    beta, operand = _softmax_operand(ctx, sm)
+    x = ctx.activation_input(operand)
+    if x is None:
+        return None
+    shape = shape_of(var)
+    attrs = dict(rows=int(np.prod(shape[:-1])), depth=shape[-1])
+    attrs.update(softmax_params(np.float32(x.scale), beta))
+    return make_kernel_call("te_softmax_s8", [x.expr], attrs, shape, "int8")
+
+
+# -------------------------------------------------------------- logistic
+def _check_logistic(ctx, var, sg, q):
+    if q.s_out != np.float32(1.0 / 256) or q.zp_out != -128:
+        return "int8 logistic output must have scale 1/256 and zero point -128"
+    return None
+
+
+def _lower_logistic(ctx, var, sg, q):
+    x = ctx.activation_input(sg.args[0])
+    if x is None:
+        return None
+    attrs = dict(size=int(np.prod(shape_of(var))))
+    attrs.update(logistic_params(np.float32(x.scale), x.zero_point))
+    return make_kernel_call("te_logistic_s8", [x.expr], attrs, shape_of(var), "int8")
+
+
+# ------------------------------------------------------------ hard swish
+# x * clip(x + 3, 0, 6) / 6, the importer's form of HARD_SWISH; the same x twice.
+_HS_X = dequantize_pattern()
+HARD_SWISH_PATTERN = is_op("relax.divide")(
+    is_op("relax.multiply")(_HS_X, is_op("relax.clip")(is_op("relax.add")(_HS_X, wildcard()), wildcard(), wildcard())),
+    wildcard())
+
+
+def _lower_hard_swish(ctx, var, div, q):
+    mul = ctx.resolve(div.args[0])
+    six = ctx.const(div.args[1])
+    if six is None or float(np.ravel(six)[0]) != 6.0:
+        return None
+    add = ctx.resolve(ctx.resolve(mul.args[1]).args[0])
+    if not add.args[0].same_as(mul.args[0]):
+        return None
+    x = ctx.activation_input(mul.args[0])
+    if x is None:
+        return None
+    attrs = hard_swish_params(np.float32(x.scale), x.zero_point, np.float32(q.s_out), q.zp_out)
+    size = int(np.prod(shape_of(var)))
+    return make_kernel_call("te_hard_swish_s8", [x.expr], dict(attrs, size=size), shape_of(var), "int8")
+
+
+LOWERINGS = [
+    Lowering("SOFTMAX", "quantize", _lower_softmax, pattern=is_op("relax.nn.softmax")(wildcard()),
+             check=_check_softmax, fusable=False),
+    Lowering("LOGISTIC", "quantize", _lower_logistic, pattern=is_op("relax.sigmoid")(dequantize_pattern()),
+             check=_check_logistic, fusable=False),
+    Lowering("HARD_SWISH", "quantize", _lower_hard_swish, pattern=HARD_SWISH_PATTERN, fusable=False),
+    Lowering("CLIP", "int8", _lower_clip, pattern=op_pattern("relax.clip"), check=_check_clip),
+]

@@ -1,0 +1,88 @@
+"""Convolution family: CONV_2D and DEPTHWISE_CONV_2D (NHWC, per-channel int8
+weights with zero point 0, optional int32 bias), with or without bias add."""
+from __future__ import annotations
+
+import numpy as np
+from tvm import relax
+from tvm.relax.dpl import is_op, wildcard
+
+from ..kernel_call import make_kernel_call
+from ..relax_utils import shape_of
+from .base import Lowering, dequantize_pattern, requant_arrays
+
+CONV_PATTERN = is_op("relax.nn.conv2d")(dequantize_pattern(), wildcard())  # weights: a (viewed) dequantize
+BIASED_CONV_PATTERN = is_op("relax.add")(CONV_PATTERN, wildcard())
+
+
+def _groups_problem(conv):
+    a = conv.attrs
+    groups = int(a.groups)
+    if groups != 1 and groups != shape_of(conv.args[0])[3]:
+        return conv, f"grouped convolution (groups={groups}) is not supported"
+    return None
+
+
+def _check(ctx, var, conv, q):
+    return _groups_problem(conv)
+
+
+def _check_biased(ctx, var, add, q):
+    return _groups_problem(ctx.resolve(add.args[0]))
+
+
+def _lower(ctx, var, conv, q, bias_expr=None):
+    a = conv.attrs
+    if str(a.data_layout) != "NHWC":
+        return None
+    x = ctx.activation_input(conv.args[0])
+    w = ctx.weights(conv.args[1])
+    if x is None or w is None:
+        return None
+    wq, w_scale, w_zp, _ = w
+    if np.any(w_zp != 0):
+        return None
+    in_shape, out_shape = shape_of(conv.args[0]), shape_of(var)
+    oc = out_shape[3]
+    groups = int(a.groups)
+    layout = str(a.kernel_layout)
+    pad = [int(p) for p in a.padding]
+    attrs = dict(
+        batch=in_shape[0], input_h=in_shape[1], input_w=in_shape[2], input_c=in_shape[3],
+        output_h=out_shape[1], output_w=out_shape[2], output_c=oc,
+        stride_h=int(a.strides[0]), stride_w=int(a.strides[1]),
+        dilation_h=int(a.dilation[0]), dilation_w=int(a.dilation[1]),
+        pad_top=pad[0], pad_left=pad[1], input_offset=-x.zero_point,
+        output_offset=q.zp_out,
+    )
+    if groups == 1:
+        kernel = "te_conv2d_s8"
+        perm = [layout.index(ch) for ch in "OHWI"]
+        filt = np.ascontiguousarray(np.transpose(wq, perm))
+        attrs.update(kernel_h=filt.shape[1], kernel_w=filt.shape[2], depth_multiplier=1)
+    else:  # depthwise (groups == input channels, see the check)
+        kernel = "te_depthwise_conv2d_s8"
+        kh, kw = wq.shape[layout.index("H")], wq.shape[layout.index("W")]
+        if layout == "HWOI":
+            filt = np.ascontiguousarray(wq.reshape(1, kh, kw, oc))
+        elif layout == "OIHW":
+            filt = np.ascontiguousarray(np.transpose(wq.reshape(oc, kh, kw), (1, 2, 0)).reshape(1, kh, kw, oc))
+        else:
+            return None
+        attrs.update(kernel_h=kh, kernel_w=kw, depth_multiplier=oc // in_shape[3])
+    bias = ctx.bias(bias_expr, oc)
+    if bias_expr is not None and bias is None:
+        return None
+    mult, shift = requant_arrays(x.scale, w_scale, q.s_out, oc)
+    bias_c = relax.const(bias.astype(np.int32)) if bias is not None else relax.const(np.zeros(oc, np.int32))
+    return make_kernel_call(kernel, [x.expr, relax.const(filt), bias_c, mult, shift], q.finish(attrs),
+                            shape_of(var), "int8")
+
+
+def _lower_biased(ctx, var, add, q):
+    return _lower(ctx, var, ctx.resolve(add.args[0]), q, bias_expr=add.args[1])
+
+
+LOWERINGS = [
+    Lowering("CONV_2D", "quantize", _lower_biased, pattern=BIASED_CONV_PATTERN, check=_check_biased),
+    Lowering("CONV_2D", "quantize", _lower, pattern=CONV_PATTERN, check=_check),
+]

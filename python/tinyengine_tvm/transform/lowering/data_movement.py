@@ -1,0 +1,119 @@
+"""Data movement family on int8 values: views (reshape/squeeze/expand_dims/
+flatten stay Relax reshapes), PAD, TRANSPOSE, RESIZE_NEAREST_NEIGHBOR, and
+CONCATENATION (inputs quantized unlike the output are requantized first)."""
+from __future__ import annotations
+
+import numpy as np
+from tvm import relax
+from tvm.relax.dpl import is_op, wildcard
+
+from ...quantization.fixed_point import quantize_multiplier
+from ..kernel_call import make_kernel_call
+from ..relax_utils import VIEW_OPS, shape_of
+from .base import INT8_MAX, INT8_MIN, Lowering, op_pattern
+
+
+def _needs_lowered_input(what):
+    def check(ctx, var, value, q):
+        if ctx.int8_value(value.args[0]) is None:
+            return f"{what} of a value that could not be lowered"
+        return None
+    return check
+
+
+# ----------------------------------------------------------------- views
+def _lower_view(ctx, var, value, q):
+    return relax.op.reshape(ctx.int8_value(value.args[0]), shape_of(var))
+
+
+# ------------------------------------------------------------------- pad
+def _check_pad(ctx, var, value, q):
+    return _needs_lowered_input("pad")(ctx, var, value, q) or (
+        "PAD is supported up to 4-D" if len(shape_of(value.args[0])) > 4 else None)
+
+
+def _lower_pad(ctx, var, value, q):
+    in_shape = shape_of(value.args[0])
+    widths = [int(w) for w in value.attrs.pad_width]
+    lead = 4 - len(in_shape)
+    before = [0] * lead + widths[0::2]
+    after = [0] * lead + widths[1::2]
+    pad_value = ctx.const(value.args[1]) if len(value.args) > 1 else None
+    if pad_value is None:
+        pad_value = float(value.attrs.pad_value) if hasattr(value.attrs, "pad_value") else 0.0
+    pad_value = int(np.ravel(pad_value)[0]) if isinstance(pad_value, np.ndarray) else int(pad_value)
+    return make_kernel_call("te_pad_s8", [ctx.int8_value(value.args[0])], dict(
+        input_dims=[1] * lead + in_shape, before=before, after=after, pad_value=pad_value), shape_of(var), "int8")
+
+
+# ------------------------------------------------------------- transpose
+def _check_transpose(ctx, var, value, q):
+    return _needs_lowered_input("transpose")(ctx, var, value, q) or (
+        "TRANSPOSE is supported up to 6-D" if len(shape_of(value.args[0])) > 6 else None)
+
+
+def _lower_transpose(ctx, var, value, q):
+    in_shape = shape_of(value.args[0])
+    rank = len(in_shape)
+    perm = [int(a) for a in value.attrs.axes] if value.attrs.axes is not None else list(range(rank))[::-1]
+    return make_kernel_call("te_transpose_s8", [ctx.int8_value(value.args[0])], dict(
+        rank=rank, input_dims=in_shape + [1] * (6 - rank), perm=perm + [0] * (6 - rank)), shape_of(var), "int8")
+
+
+# ---------------------------------------------------------------- resize
+def _check_resize(ctx, var, value, q):
+    a = value.attrs
+    if ctx.int8_value(value.args[0]) is None or str(a.method) != "nearest_neighbor" or str(a.layout) != "NHWC":
+        return "only NHWC nearest-neighbour resize is supported on int8"
+    mode = str(a.coordinate_transformation_mode)
+    if mode not in ("asymmetric", "align_corners", "half_pixel"):
+        return f"resize coordinate mode {mode} is not supported"
+    return None
+
+
+def _lower_resize(ctx, var, value, q):
+    mode = str(value.attrs.coordinate_transformation_mode)
+    i, o = shape_of(value.args[0]), shape_of(var)
+    return make_kernel_call("te_resize_nearest_s8", [ctx.int8_value(value.args[0])], dict(
+        batch=i[0], input_h=i[1], input_w=i[2], channels=i[3], output_h=o[1], output_w=o[2],
+        align_corners=int(mode == "align_corners"), half_pixel_centers=int(mode == "half_pixel")),
+        shape_of(var), "int8")
+
+
+# ---------------------------------------------------------------- concat
+def _lower_concat(ctx, var, cat, q):
+    fields = list(cat.args[0].fields)
+    parts = [ctx.activation_input(f) for f in fields]
+    if any(p is None for p in parts) or q.act != (INT8_MIN, INT8_MAX):
+        return None
+    shape = shape_of(var)
+    axis = int(cat.attrs.axis) % len(shape)
+    srcs = []
+    for p, f in zip(parts, fields):
+        if p.scale == q.s_out and p.zero_point == q.zp_out:
+            srcs.append(p.expr)
+            continue
+        # Inputs quantized differently from the output are requantized first.
+        mult, shift = quantize_multiplier(np.float64(p.scale) / np.float64(q.s_out))
+        srcs.append(make_kernel_call("te_requantize_s8", [p.expr], dict(
+            size=int(np.prod(shape_of(f))), input_offset=-p.zero_point, output_offset=q.zp_out,
+            multiplier=mult, shift=shift, act_min=INT8_MIN, act_max=INT8_MAX), shape_of(f), "int8"))
+    attrs = dict(outer=int(np.prod(shape[:axis])), inner=int(np.prod(shape[axis + 1:])),
+                 axis_sizes=[shape_of(f)[axis] for f in fields])
+    return make_kernel_call("te_concat_s8", srcs, attrs, shape, "int8")
+
+
+# A view is any of VIEW_OPS: an OrPattern of their calls.
+_VIEW_PATTERN = op_pattern(VIEW_OPS[0])
+for _name in VIEW_OPS[1:]:
+    _VIEW_PATTERN = _VIEW_PATTERN | op_pattern(_name)
+
+LOWERINGS = [
+    Lowering("RESHAPE", "int8", _lower_view, pattern=_VIEW_PATTERN, check=_needs_lowered_input("reshape")),
+    Lowering("PAD", "int8", _lower_pad, pattern=op_pattern("relax.nn.pad"), check=_check_pad),
+    Lowering("TRANSPOSE", "int8", _lower_transpose, pattern=op_pattern("relax.permute_dims"), check=_check_transpose),
+    Lowering("RESIZE_NEAREST_NEIGHBOR", "int8", _lower_resize, pattern=op_pattern("relax.image.resize2d"),
+             check=_check_resize),
+    Lowering("CONCATENATION", "quantize", _lower_concat, pattern=is_op("relax.concat")(wildcard()),
+             fusable=False),
+]

@@ -1,0 +1,373 @@
+"""The driver of the integer lowering: walks a QDQ Relax function and applies
+the family modules' :class:`~.base.Lowering` records.
+
+Semantics (unchanged from the monolithic walker this replaces):
+
+* bindings are visited in order; an int8 ``quantize`` is the anchor of every
+  quantized float operation (conv, add, softmax, ...), the fused RELU/clip in
+  front of it becomes the kernel's activation range (activations.py);
+  int8 operations (pooling, pad, transpose, views, clip) anchor on themselves;
+* a later int8 clip that is the only reader of a kernel narrows that kernel's
+  act_min/act_max (pending attrs) instead of becoming a kernel of its own;
+* already-lowered kernel calls are kept (the pass is idempotent);
+* every operation no record lowers is collected as (op, tensor, reason) and
+  all of them are raised together as UnsupportedModelError;
+* the function is rebuilt from its outputs, each kernel bound to a Var named
+  after the Var it replaces (the model's tensor name).
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from ...errors import UnsupportedModelError
+from ..kernel_call import parse_kernel_call
+from ..relax_utils import VIEW_OPS, const_value, dtype_of, op_name, resolve, shape_of
+from . import activations, convolution, data_movement, elementwise, fully_connected, pooling, quantize
+from .base import Activation, Lowering, QuantizeContext
+
+# Family modules in the order their records are tried (a biased conv or FC is an
+# add: those records come before the elementwise ADD).
+FAMILIES = (quantize, convolution, fully_connected, elementwise, activations, pooling, data_movement)
+
+
+def all_lowerings() -> List[Lowering]:
+    return [rec for fam in FAMILIES for rec in fam.LOWERINGS]
+
+
+class LoweringDriver:
+    """Walks one Relax function in binding order and rebuilds it with kernels.
+
+    Also the context handed to the records: operand readers (``activation_input``,
+    ``weights``, ``bias``, ``int8_value``, ``const``) and the lowering state.
+    """
+
+    def __init__(self, func: relax.Function, name: str = "main", lowerings: Optional[List[Lowering]] = None):
+        self.func = func
+        self.func_name = name
+        self.defs: Dict[relax.Var, relax.Expr] = {}
+        self.uses: Dict[relax.Var, int] = {}
+        self.bindings = []
+        for block in func.body.blocks:
+            for binding in block.bindings:
+                self.bindings.append(binding)
+                self.defs[binding.var] = binding.value
+                for v in relax.analysis.free_vars(binding.value):
+                    self.uses[v] = self.uses.get(v, 0) + 1
+        for v in relax.analysis.free_vars(func.body.body):
+            self.uses[v] = self.uses.get(v, 0) + 1
+        self.var2val = relax.analysis.get_var2val(func)  # what dpl patterns see through
+        lowerings = all_lowerings() if lowerings is None else lowerings
+        self.by_anchor = {a: [r for r in lowerings if r.anchor == a] for a in ("quantize", "int8", "output")}
+        self.params = set(func.params)
+        # old int8 Var -> new Relax expression producing it
+        self.lowered: Dict[relax.Var, relax.Expr] = {}
+        # kernel calls whose act range a later clip may still narrow
+        self.pending_attrs: Dict[relax.Var, dict] = {}
+        self.problems: List[tuple] = []
+        self.output_names: Dict[relax.Expr, str] = {}
+
+    # ------------------------------------------------------ operand readers
+    def resolve(self, expr):
+        return resolve(expr, self.defs)
+
+    def const(self, expr) -> Optional[np.ndarray]:
+        return const_value(expr, self.defs)
+
+    def dequantize(self, expr):
+        """Match ``dequantize(x, scale, zp)``: (x, scale array, zp array, axis) or None."""
+        e = self.resolve(expr)
+        if op_name(e) != "relax.dequantize":
+            return None
+        scale = self.const(e.args[1])
+        zp = self.const(e.args[2])
+        if scale is None or zp is None:
+            return None
+        return (e.args[0], np.atleast_1d(scale).astype(np.float32), np.atleast_1d(zp).astype(np.int64),
+                int(e.attrs.axis))
+
+    def activation_input(self, expr) -> Optional[Activation]:
+        """An int8 activation seen through its dequantize (per-tensor)."""
+        dq = self.dequantize(expr)
+        if dq is None:
+            return None
+        x, scale, zp, _ = dq
+        if scale.size != 1:
+            return None
+        src = self.int8_value(x)
+        if src is None:
+            return None
+        return Activation(src, float(scale[0]), int(zp[0]))
+
+    def int8_value(self, var) -> Optional[relax.Expr]:
+        """The lowered expression of an int8 Var (or constant), if any."""
+        if isinstance(var, relax.Var) and var in self.lowered:
+            return self.lowered[var]
+        if isinstance(var, relax.Var) and var in self.params:
+            return var
+        c = self.const(var)
+        if c is not None:
+            return relax.const(c)
+        return None
+
+    def weights(self, w_expr):
+        """Weights of a conv/matmul: (int8 array in the float op's layout, scales, zps, axis)."""
+        e = self.resolve(w_expr)
+        post_shape = None
+        if op_name(e) in VIEW_OPS:
+            post_shape = shape_of(e)
+            e = self.resolve(e.args[0])
+        dq = self.dequantize(e)
+        if dq is None:
+            return None
+        q = self.const(dq[0])
+        if q is None or q.dtype != np.int8:
+            return None
+        if post_shape is not None:
+            q = q.reshape(post_shape)
+        return q, dq[1], dq[2], dq[3]
+
+    def bias(self, bias_expr, n):
+        """int32 bias of n channels (dequantized with zero point 0), or None."""
+        if bias_expr is None:
+            return None
+        dq = self.dequantize(bias_expr)
+        if dq is None:
+            return None
+        b = self.const(dq[0])
+        if b is None or b.dtype != np.int32 or np.any(dq[2] != 0):
+            return None
+        return b.reshape(-1) if b.size == n else None
+
+    def forget(self, var):
+        """Drop a lowered value (its kernel was folded into a later one)."""
+        del self.lowered[var]
+
+    def unsupported(self, var, expr, reason):
+        self.problems.append((op_name(expr) or type(expr).__name__,
+                              var.name if hasattr(var, "name_hint") else str(var), reason))
+
+    # ------------------------------------------------------------- main walk
+    def run(self) -> relax.Function:
+        for binding in self.bindings:
+            try:
+                self._visit(binding.var, binding.value)
+            except (ValueError, ArithmeticError) as exc:
+                # Scales, zero points or betas whose fixed-point form does not
+                # exist (TFLM's Prepare refuses them too).
+                self.unsupported(binding.var, binding.value, f"quantization parameters out of range: {exc}")
+        outputs = self._outputs()
+        if self.problems:
+            raise UnsupportedModelError(self.problems)
+        return self._rebuild(outputs)
+
+    def _visit(self, var, value):
+        if not isinstance(var.ty, relax.TensorType):
+            return
+        if parse_kernel_call(value) is not None:
+            # Already lowered (the pass is idempotent): keep it, on lowered inputs.
+            args = [self.int8_value(a) if isinstance(a, relax.Var) else a for a in value.args[1].fields]
+            if any(a is None for a in args):
+                self.unsupported(var, value, "kernel call on a value that could not be lowered")
+                return
+            self.lowered[var] = relax.Call(value.op, [value.args[0], tvm.ir.Tuple(args)], value.attrs, value.ty_args)
+            return
+        if dtype_of(var) != "int8":
+            return
+        if self.const(var) is not None:
+            return  # weights: folded where used
+        if isinstance(value, relax.Var):
+            if value in self.lowered:
+                self.lowered[var] = self.lowered[value]
+            return
+        if op_name(value) == "relax.quantize":
+            self._lower_quantize(var, value)
+            return
+        for rec in self.by_anchor["int8"]:
+            if rec.matches(self, value):
+                if not self._apply(rec, var, value, None):
+                    self.unsupported(var, value, f"no integer lowering for {rec.name} on these operands")
+                return
+        # Other int8 ops are either consumed by a pattern or unsupported;
+        # unsupported ones surface when an output depends on them.
+
+    def _lower_quantize(self, var, value):
+        out_scale = self.const(value.args[1])
+        out_zp = self.const(value.args[2])
+        if out_scale is None or out_zp is None or np.size(out_scale) != 1:
+            self.unsupported(var, value, "output quantization must be per-tensor and constant")
+            return
+        s_out, zp_out = float(np.float32(np.ravel(out_scale)[0])), int(np.ravel(out_zp)[0])
+        act, float_act, inner = activations.fused_activation(self, self.resolve(value.args[0]), s_out, zp_out)
+        q = QuantizeContext(s_out=s_out, zp_out=zp_out, act=act, float_act=float_act)
+        handled = False
+        for rec in self.by_anchor["quantize"]:
+            if rec.matches(self, inner):
+                handled = self._apply(rec, var, inner, q)
+                break
+        if not handled and var not in self.lowered:
+            self.unsupported(var, inner, f"no integer kernel for the pattern {op_name(inner)} -> quantize")
+
+    def _apply(self, rec: Lowering, var, expr, q) -> bool:
+        """Check then lower ``expr`` with ``rec``: False when the operands are not of its form."""
+        problem = rec.check(self, var, expr, q) if rec.check is not None else None
+        if problem is not None:
+            where, reason = problem if isinstance(problem, tuple) else (expr, problem)
+            self.unsupported(var, where, reason)
+            return True
+        out = rec.lower(self, var, expr, q)
+        if out is None:
+            return False
+        # A value passed through unchanged (e.g. an identity requantize) is not a
+        # new kernel a clip could narrow.
+        fresh = not any(out.same_as(v) for v in self.lowered.values()) if parse_kernel_call(out) else False
+        self.lowered[var] = out
+        k = parse_kernel_call(out)
+        if rec.fusable and fresh and "act_min" in k.attrs:
+            self.pending_attrs[var] = dict(kernel=k.kernel, tensors=k.tensors, attrs=k.attrs)
+        return True
+
+    # ---------------------------------------------------------------- output
+    def _outputs(self) -> List[relax.Expr]:
+        ret = self.func.body.body
+        if isinstance(ret, relax.Var) and isinstance(self.defs.get(ret), tvm.ir.Tuple):
+            ret = self.defs[ret]
+        rets = list(ret.fields) if isinstance(ret, tvm.ir.Tuple) else [ret]
+        outs = []
+        for r in rets:
+            if isinstance(r, relax.Var) and r in self.lowered:
+                outs.append(self.lowered[r])
+                continue
+            if isinstance(r, relax.Var) and r in self.params:
+                outs.append(r)
+                continue
+            out = None
+            for rec in self.by_anchor["output"]:
+                if rec.matches(self, self.resolve(r)):
+                    out = rec.lower(self, r, self.resolve(r), None)
+                    break
+            if out is not None:
+                outs.append(out)
+                if isinstance(r, relax.Var):
+                    self.output_names[out] = r.name
+                continue
+            self._report_unlowered(r)
+            outs.append(None)
+        return outs
+
+    def _report_unlowered(self, var):
+        """Name the first binding on the path to an output that no pattern consumed."""
+        seen = set()
+        stack = [var]
+        while stack:
+            v = stack.pop()
+            if v in seen or not isinstance(v, relax.Var) or v in self.params:
+                continue
+            seen.add(v)
+            if v in self.lowered:
+                continue
+            value = self.defs.get(v)
+            if value is None:
+                continue
+            deps = [d for d in relax.analysis.free_vars(value)]
+            unresolved = [d for d in deps if d not in self.lowered and d not in self.params and self.const(d) is None]
+            if not unresolved:
+                self.unsupported(v, value, "no integer lowering for this operation (float op outside a quantized pattern?)")
+                return
+            stack.extend(unresolved)
+        self.unsupported(var, self.defs.get(var, var), "output could not be lowered")
+
+    def _names(self) -> Dict[relax.Expr, str]:
+        """Lowered expression -> name of the Var it replaces (the model's tensor name
+        where the importer gave one); the first Var wins over later aliases."""
+        names: Dict[relax.Expr, str] = {}
+        for var, expr in self.lowered.items():
+            names.setdefault(expr, var.name)
+        for expr, name in self.output_names.items():
+            names.setdefault(expr, name)
+        return names
+
+    def _rebuild(self, outputs) -> relax.Function:
+        params = list(self.func.params)
+        names = self._names()
+        bb = relax.BlockBuilder()
+        attrs = dict(self.func.attrs) if self.func.attrs is not None else {}
+        attrs.pop("params", None)  # the importer's weight list: weights are constants of the kernels now
+        attrs.setdefault("num_input", len(params))
+        attrs.setdefault("global_symbol", self.func_name)
+        with bb.function(self.func_name, params, attrs=attrs):
+            with bb.dataflow():
+                emitted = {}
+
+                def emit(expr):
+                    # Rebuild nested lowered expressions bottom-up so each kernel is one binding.
+                    key = expr
+                    if key in emitted:
+                        return emitted[key]
+                    if isinstance(expr, relax.Call):
+                        new_args = []
+                        for arg in expr.args:
+                            if isinstance(arg, tvm.ir.Tuple):
+                                new_args.append(tvm.ir.Tuple([emit(f) if isinstance(f, relax.Call) else f for f in arg.fields]))
+                            elif isinstance(arg, relax.Call):
+                                new_args.append(emit(arg))
+                            else:
+                                new_args.append(arg)
+                        new = relax.Call(expr.op, new_args, expr.attrs, expr.ty_args)
+                        out = bb.emit(new, name_hint=names.get(expr) or _derived_name(new) or "")
+                    else:
+                        out = expr
+                    emitted[key] = out
+                    return out
+
+                outs = [emit(o) for o in outputs]
+                result = outs[0] if len(outs) == 1 else tvm.ir.Tuple(outs)
+                gv = bb.emit_output(result)
+            bb.emit_func_output(gv)
+        return bb.get()[self.func_name]
+
+
+def _derived_name(call) -> Optional[str]:
+    """Name of a kernel the lowering adds (no model tensor of its own): a concat
+    input's requantization is named after the tensor it requantizes."""
+    k = parse_kernel_call(call)
+    if k is not None and k.kernel == "te_requantize_s8" and k.tensors and isinstance(k.tensors[0], relax.Var):
+        return f"{k.tensors[0].name}[requantized]"
+    return None
+
+
+def _holds_qdq(func: relax.Function) -> bool:
+    """Whether a Relax function computes on quantized values: quantize/dequantize,
+    kernel calls, or int8 operations (an int8 model of pure data movement)."""
+    found = []
+
+    def visit(e):
+        if not isinstance(e, relax.Call) or not isinstance(e.op, tvm.ir.Op):
+            return
+        ty = getattr(e, "ty", None)
+        if e.op.name in ("relax.quantize", "relax.dequantize", "relax.call_dps_packed") or (
+                isinstance(ty, relax.TensorType) and str(ty.dtype) == "int8"):
+            found.append(e)
+
+    relax.analysis.post_order_visit(func.body, visit)
+    return bool(found)
+
+
+@tvm.transform.module_pass(opt_level=0, name="LowerToIntegerKernels")
+class LowerToIntegerKernels:
+    """Replace quantize/dequantize patterns with TFLM-exact int8 kernel calls.
+
+    Lowers every Relax function of the module that holds QDQ Relax (keeping its
+    name and attributes) and leaves the other functions as they are.  Raises
+    UnsupportedModelError naming every binding that no pattern covers.
+    """
+
+    def transform_module(self, mod: tvm.IRModule, ctx) -> tvm.IRModule:
+        out = tvm.IRModule(dict(mod.functions), attrs=mod.attrs)
+        for gvar, func in mod.functions.items():
+            if isinstance(func, relax.Function) and _holds_qdq(func):
+                out[gvar] = LoweringDriver(func, gvar.name_hint).run()
+        return out

@@ -1,0 +1,96 @@
+"""Pooling and reduction family: AVERAGE_POOL_2D (the TFLite importer's
+astype(int8, avg_pool2d(astype(int32, x))) form), MAX_POOL_2D on int8, and MEAN."""
+from __future__ import annotations
+
+import numpy as np
+from tvm.relax.dpl import is_op, wildcard
+
+from ...errors import UnsupportedModelError
+from ...quantization.activation_params import mean_params
+from ..kernel_call import make_kernel_call
+from ..relax_utils import op_name, shape_of
+from .base import INT8_MAX, INT8_MIN, Lowering, dequantize_pattern, op_pattern
+
+AVG_POOL_PATTERN = is_op("relax.astype")(is_op("relax.nn.avg_pool2d")(is_op("relax.astype")(wildcard())))
+
+
+def pool_attrs(pool, in_shape, out_shape):
+    a = pool.attrs
+    if str(a.layout) != "NHWC":
+        raise UnsupportedModelError([("pool", str(a.layout), "only NHWC pooling is supported")])
+    pad = [int(p) for p in a.padding]
+    return dict(
+        batch=in_shape[0], input_h=in_shape[1], input_w=in_shape[2], channels=in_shape[3],
+        output_h=out_shape[1], output_w=out_shape[2],
+        filter_h=int(a.pool_size[0]), filter_w=int(a.pool_size[1]),
+        stride_h=int(a.strides[0]), stride_w=int(a.strides[1]),
+        pad_top=pad[0], pad_left=pad[1], act_min=INT8_MIN, act_max=INT8_MAX,
+    )
+
+
+# ------------------------------------------------------------ avg pool
+def _check_avg_pool(ctx, var, value, q):
+    # Anchored on any int8 astype so that the reasons stay specific; the full
+    # form is AVG_POOL_PATTERN.
+    if not AVG_POOL_PATTERN.match(value, ctx.var2val):
+        if op_name(ctx.resolve(value.args[0])) != "relax.nn.avg_pool2d":
+            return "astype to int8 is only supported around avg_pool2d"
+        return "unexpected avg_pool2d input"
+    widen = ctx.resolve(ctx.resolve(value.args[0]).args[0])
+    if ctx.int8_value(widen.args[0]) is None:
+        return "avg_pool2d of a value that could not be lowered"
+    return None
+
+
+def _lower_avg_pool(ctx, var, value, q):
+    pool = ctx.resolve(value.args[0])
+    src_var = ctx.resolve(pool.args[0]).args[0]
+    return make_kernel_call("te_avg_pool_s8", [ctx.int8_value(src_var)],
+                            pool_attrs(pool, shape_of(src_var), shape_of(var)), shape_of(var), "int8")
+
+
+# ------------------------------------------------------------ max pool
+def _check_max_pool(ctx, var, value, q):
+    if ctx.int8_value(value.args[0]) is None:
+        return "max_pool2d of a value that could not be lowered"
+    return None
+
+
+def _lower_max_pool(ctx, var, value, q):
+    return make_kernel_call("te_max_pool_s8", [ctx.int8_value(value.args[0])],
+                            pool_attrs(value, shape_of(value.args[0]), shape_of(var)), shape_of(var), "int8")
+
+
+# ---------------------------------------------------------------- mean
+def _mean_axes(mean):
+    in_shape = shape_of(mean.args[0])
+    return sorted(int(a) % len(in_shape) for a in mean.attrs.axis)
+
+
+def _check_mean(ctx, var, mean, q):
+    axes = _mean_axes(mean)
+    if axes != list(range(axes[0], axes[-1] + 1)):
+        return f"MEAN over non-contiguous axes {axes} is not supported"
+    return None
+
+
+def _lower_mean(ctx, var, mean, q):
+    x = ctx.activation_input(mean.args[0])
+    if x is None:
+        return None
+    in_shape = shape_of(mean.args[0])
+    axes = _mean_axes(mean)
+    reduced = int(np.prod([in_shape[a] for a in axes]))
+    attrs = dict(outer=int(np.prod(in_shape[:axes[0]])), reduced=reduced,
+                 inner=int(np.prod(in_shape[axes[-1] + 1:])))
+    attrs.update(mean_params(np.float32(x.scale), x.zero_point, np.float32(q.s_out), q.zp_out, reduced))
+    return make_kernel_call("te_mean_s8", [x.expr], attrs, shape_of(var), "int8")
+
+
+LOWERINGS = [
+    Lowering("AVERAGE_POOL_2D", "int8", _lower_avg_pool, pattern=op_pattern("relax.astype"), check=_check_avg_pool),
+    Lowering("MAX_POOL_2D", "int8", _lower_max_pool, pattern=op_pattern("relax.nn.max_pool2d"),
+             check=_check_max_pool),
+    Lowering("MEAN", "quantize", _lower_mean, pattern=is_op("relax.mean")(dequantize_pattern()),
+             check=_check_mean, fusable=False),
+]
