@@ -380,7 +380,7 @@ def test_onnxruntime_quantize_static_model(tmp_path):
     assert worst <= 1.0 + 1e-3 and share >= MIN_EQUAL_SHARE
 
 
-def test_pad_stays_in_the_ir_and_side_info_keeps_resize_attributes():
+def test_pad_stays_in_the_ir():
     import tvm
     from tvm.relax.frontend.onnx import from_onnx
 
@@ -399,12 +399,18 @@ def test_pad_stays_in_the_ir_and_side_info_keeps_resize_attributes():
     assert [int(w) for w in pad.attrs.pad_width] == [0, 0, 0, 0, 1, 2, 2, 1]  # NCHW, (before, after) per axis
     assert float(pad.attrs.pad_value) == 0.5
     imported = load_model(buf)
-    assert "onnx_pad" not in imported.side_info
     (int8_pad,) = pads(imported.mod["main"])
     # The int8 pad runs in whichever layout the canonicalizer chose for its operand.
     assert [int(w) for w in int8_pad.attrs.pad_width] in ([0, 0, 0, 0, 1, 2, 2, 1], [0, 0, 1, 2, 2, 1, 0, 0])
-    resize = load_model(q.resize_nearest_model())
-    (entry,) = resize.side_info["onnx_resize"]
+
+
+def test_resize_scales_and_modes_travel_as_a_function_attribute_keyed_by_tensor():
+    from tinyengine_tvm.frontend import onnx as onnx_frontend
+
+    model = onnx.load_from_string(q.resize_nearest_model())
+    (node,) = [n for n in model.graph.node if n.op_type == "Resize"]
+    g = onnx_frontend._OnnxGraph(model)
+    entry = onnx_frontend._resize_attributes(g)[node.output[0]]
     assert entry["scales"] == [2.0, 2.0] and entry["coordinate_transformation_mode"] == "asymmetric"
     assert entry["nearest_mode"] == "floor"
 

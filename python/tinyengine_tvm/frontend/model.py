@@ -33,15 +33,11 @@ class TensorDesc:
 
 @dataclasses.dataclass
 class ImportedModel:
-    """A model imported by TVM's frontend, plus what the frontend does not keep.
-
-    ``side_info`` carries ONNX attributes TVM's importer drops (Pad, Resize) for
-    ``CanonicalizeONNXQDQ``, in the order the nodes appear in the model.
-    """
+    """A model imported by TVM's frontend (what the importer drops is kept in
+    the IR) and the input/output descriptions of the generated C API."""
 
     name: str
     format: str
     mod: Any
     inputs: List[TensorDesc]
     outputs: List[TensorDesc]
-    side_info: Dict[str, list] = dataclasses.field(default_factory=dict)

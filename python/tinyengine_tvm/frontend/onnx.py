@@ -718,24 +718,30 @@ def _explicit_conv_pads(g: _OnnxGraph, model):
     return changed
 
 
-def _side_info(g: _OnnxGraph) -> Dict[str, list]:
-    """Resize attributes TVM's Relax loses, in model order (see CanonicalizeONNXQDQ);
-    Pads are kept in the IR (onnx_fixups)."""
-    resizes = []
+RESIZE_ATTR = "tinyengine.onnx_resize"
+
+
+def _resize_attributes(g: _OnnxGraph) -> Dict[str, dict]:
+    """What TVM's Relax loses of each Resize (its scales and ONNX modes), keyed by
+    the Resize's output tensor: attached to the imported function as
+    ``RESIZE_ATTR`` for CanonicalizeONNXQDQ (Pads stay in the IR, onnx_fixups)."""
+    resizes = {}
     for i, n in enumerate(g.model.graph.node):
+        if n.op_type != "Resize":
+            continue
         a = g.attrs(n)
-        label = _node_label(n, i)
-        if n.op_type == "Resize":
-            scales = g.const(n.input[2]) if len(n.input) > 2 and n.input[2] else None
-            coord = a.get("coordinate_transformation_mode", b"half_pixel")
-            nearest = a.get("nearest_mode", b"round_prefer_floor")
-            resizes.append(dict(
-                node=label,
-                scales=[float(s) for s in np.ravel(scales)[2:4]] if scales is not None and scales.size == 4 else None,
-                coordinate_transformation_mode=coord.decode() if isinstance(coord, bytes) else coord,
-                nearest_mode=nearest.decode() if isinstance(nearest, bytes) else nearest,
-            ))
-    return {"onnx_resize": resizes}
+        scales = g.const(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+        coord = a.get("coordinate_transformation_mode", b"half_pixel")
+        nearest = a.get("nearest_mode", b"round_prefer_floor")
+        entry = dict(
+            node=_node_label(n, i),
+            coordinate_transformation_mode=coord.decode() if isinstance(coord, bytes) else coord,
+            nearest_mode=nearest.decode() if isinstance(nearest, bytes) else nearest,
+        )
+        if scales is not None and scales.size == 4:
+            entry["scales"] = [float(v) for v in np.ravel(scales)[2:4]]
+        resizes[n.output[0]] = entry
+    return resizes
 
 
 def _describe_io(g: _OnnxGraph, shape_dict) -> Tuple[List[TensorDesc], List[TensorDesc]]:
@@ -1326,8 +1332,9 @@ def import_onnx(data: bytes, name: str) -> ImportedModel:
     """Validate an ONNX QDQ model, import it with tvm.relax.frontend.onnx and canonicalize it.
 
     The returned module is in the NHWC QDQ form (see CanonicalizeONNXQDQ) with
-    the model's NCHW inputs and outputs; ``side_info`` keeps the Resize
-    attributes TVM's Relax drops, in model order (Pads stay in the IR).
+    the model's NCHW inputs and outputs. What TVM's Relax drops stays in the IR:
+    constant Pads as ``relax.nn.pad``, Resize scales and modes as the function
+    attribute ``RESIZE_ATTR`` keyed by tensor name.
 
     Checks, in order (the first stage that finds a problem raises):
 
@@ -1370,7 +1377,7 @@ def _import_onnx(data: bytes, name: str) -> ImportedModel:
 
     shape_dict = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim] for vi in g.graph_inputs}
     inputs, outputs = _describe_io(g, shape_dict)
-    side_info = _side_info(g)
+    resizes = _resize_attributes(g)
     _explicit_conv_pads(g, model)
 
     from tvm.relax.frontend.onnx import from_onnx
@@ -1383,6 +1390,8 @@ def _import_onnx(data: bytes, name: str) -> ImportedModel:
             warnings.simplefilter("ignore")
             mod = from_onnx(model, shape_dict=shape_dict, dtype_dict={n: d.dtype for n, d in zip(shape_dict, inputs)})
         mod["main"] = name_bindings(mod["main"], tensor_names)
+        if resizes:
+            mod["main"] = mod["main"].with_attr(RESIZE_ATTR, resizes)
     except Exception as exc:
         raise UnsupportedModelError([("MODEL", name, f"TVM's ONNX frontend failed: {exc}")], name) from exc
     ret = mod["main"].ret_ty
@@ -1392,8 +1401,7 @@ def _import_onnx(data: bytes, name: str) -> ImportedModel:
     from ..transform.onnx_canonicalize import CanonicalizeONNXQDQ
 
     try:
-        mod = CanonicalizeONNXQDQ(side_info)(mod)
+        mod = CanonicalizeONNXQDQ()(mod)
     except UnsupportedModelError as exc:
         raise UnsupportedModelError(exc.problems, name) from None
-    return ImportedModel(name=name, format="onnx", mod=mod, inputs=inputs, outputs=outputs,
-                         side_info=side_info)
+    return ImportedModel(name=name, format="onnx", mod=mod, inputs=inputs, outputs=outputs)

@@ -34,8 +34,8 @@ Operator by operator (q = quantize, dq = dequantize, all per-tensor int8):
 * GlobalAveragePool: ``mean`` over the spatial axes (TFLM's MEAN).
 * MaxPool, Pad, Resize (nearest), Reshape, Transpose: int8 data movement (plus
   a requantization when the output quantization differs; Pad's float value is
-  quantized with the output parameters).  Resize scales come from
-  ``side_info`` (TVM's Relax loses them), in model order; Resize
+  quantized with the output parameters).  Resize scales come from the
+  function attribute ``tinyengine.onnx_resize`` (TVM's Relax loses them); Resize
   picks the TFLite index rule (asymmetric / align_corners / half_pixel) whose
   source pixels equal ONNX's for the model's sizes, or is refused.
 * Concat: inputs requantized to the output's parameters, axis mapped.
@@ -161,9 +161,11 @@ _TFLITE_RESIZE_MODES = (((False, False), "asymmetric", "floor"),
 class _Canonicalizer:
     """Rebuilds one NCHW ONNX QDQ ``main`` in the NHWC QDQ form."""
 
-    def __init__(self, func: relax.Function, side_info: Dict[str, list]):
+    def __init__(self, func: relax.Function):
         self.func = func
-        self.resizes = list(side_info.get("onnx_resize", []))
+        attrs = func.attrs if func.attrs is not None else {}
+        # Resize scales and ONNX modes by output tensor (frontend/onnx.py RESIZE_ATTR).
+        self.resizes = dict(attrs["tinyengine.onnx_resize"]) if "tinyengine.onnx_resize" in attrs else {}
         self.defs: Dict[relax.Var, relax.Expr] = {}
         self.bindings = []
         for block in func.body.blocks:
@@ -772,7 +774,12 @@ class _Canonicalizer:
         x = self._operand(rs.args[0], NHWC)
         if x is None or str(a.layout) != "NCHW" or str(a.method) != "nearest_neighbor":
             return None
-        entry = self.resizes.pop(0) if self.resizes else {
+        # The float resize's own binding carries the ONNX Resize output name.
+        names = [str(v.name) for v, e in self.defs.items() if e.same_as(rs)] + [ctx["var"].name]
+        recorded = next((self.resizes[n] for n in names if n in self.resizes), None)
+        entry = {"node": str(recorded["node"]), "scales": [float(v) for v in recorded["scales"]] if "scales" in recorded
+                 else None, "coordinate_transformation_mode": str(recorded["coordinate_transformation_mode"]),
+                 "nearest_mode": str(recorded["nearest_mode"])} if recorded is not None else {
             "node": ctx["var"].name, "scales": None,
             "coordinate_transformation_mode": str(a.coordinate_transformation_mode),
             "nearest_mode": str(a.rounding_method)}
@@ -806,15 +813,13 @@ class _Canonicalizer:
 class CanonicalizeONNXQDQ:
     """Rewrite TVM's NCHW ONNX QDQ import of ``main`` into the NHWC QDQ form of LowerToIntegerKernels.
 
-    ``side_info`` is the ONNX frontend's record of what Relax loses
-    (``onnx_resize``: Resize scales and modes), in model order; Pads arrive as
-    ``relax.nn.pad`` (frontend/onnx_fixups.py).  Raises UnsupportedModelError for
-    quantized patterns it cannot express with the int8 kernels.
+    What TVM's Relax loses arrives in the IR: constant Pads as ``relax.nn.pad``
+    (frontend/onnx_fixups.py), Resize scales and ONNX modes as the function
+    attribute ``tinyengine.onnx_resize`` keyed by output tensor.  Raises
+    UnsupportedModelError for quantized patterns it cannot express with the
+    int8 kernels.
     """
 
-    def __init__(self, side_info: Optional[Dict[str, list]] = None):
-        self.side_info = side_info or {}
-
     def transform_module(self, mod: tvm.IRModule, ctx) -> tvm.IRModule:
-        func = _Canonicalizer(mod["main"], self.side_info).run()
+        func = _Canonicalizer(mod["main"]).run()
         return tvm.IRModule({"main": func})
