@@ -9,6 +9,8 @@
     standard library, numpy, its own modules and ``tinyengine_tvm.errors``.
 (c) The C writer knows no kernel by name: no string literal of
     ``codegen/c_writer.py`` holds a ``te_*`` kernel symbol.
+(d) Production code never imports ``tinyengine_tvm.testing`` (it may need
+    extra packages such as TFLM, and holds test doubles like fault injection).
 """
 from __future__ import annotations
 
@@ -189,3 +191,23 @@ def test_c_writer_knows_no_kernel_names():
     names = set(registry)
     idents = [(n.lineno, n.id) for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in names]
     assert not idents, idents
+
+
+TESTING = PACKAGE + ".testing"
+
+
+def test_no_production_module_imports_testing():
+    found = [f"{m}:{line} imports {t}" for m in MODULES if not (m == TESTING or m.startswith(TESTING + "."))
+             for line, t in _imports(m) if t == TESTING or t.startswith(TESTING + ".")]
+    assert found == []
+
+
+def test_the_import_reader_sees_relative_lazy_and_absolute_imports(tmp_path, monkeypatch):
+    src = ("from ..testing.reference import random_inputs\n"
+           "def f():\n    from .. import testing\n"
+           "import tinyengine_tvm.testing.faults\n")
+    path = tmp_path / "probe.py"
+    path.write_text(src)
+    monkeypatch.setitem(MODULES, PACKAGE + ".micro.probe", (str(path), False))
+    got = {t for _, t in _imports(PACKAGE + ".micro.probe")}
+    assert {TESTING + ".reference", TESTING, TESTING + ".faults"} <= got
