@@ -181,7 +181,9 @@ def build_graph(cases) -> KernelGraph:
         consts = [add(f"c{n}_{k}", c.shape, str(c.dtype), "constant", c) for k, c in enumerate(case["consts"])]
         out = add(f"y{n}", case["out"], "int8", "activation", view_of=ins[0] if is_inplace(case["kernel"]) else None)
         outputs.append(out)
-        steps.append(Step(case["kernel"], ins + consts, out, dict(case["attrs"]), f"y{n}"))
+        params = {k: v for k, v in case["attrs"].items() if not k.startswith("_")}
+        notes = {k[1:]: v for k, v in case["attrs"].items() if k.startswith("_")}
+        steps.append(Step(case["kernel"], ins + consts, out, params, f"y{n}", notes))
     return KernelGraph(tensors, steps, inputs, outputs)
 
 
@@ -331,7 +333,7 @@ def test_selection_rewrites_and_packs():
         assert all(s.kernel.startswith("te_arm_") for s in opt.steps)
         used = {i for s in opt.steps for i in s.inputs}
         assert all(t.index in used for t in opt.constants)
-        assert all(s.attrs["_portable_kernel"] == p.kernel for s, p in zip(opt.steps, graph.steps))
+        assert all(s.notes["portable_kernel"] == p.kernel for s, p in zip(opt.steps, graph.steps))
 
 
 def test_no_dsp_core_keeps_portable_kernels():
@@ -349,7 +351,7 @@ def test_fast_requantization_preconditions():
     case["consts"][3][1] = 1  # a shift >= 0 (scale >= 0.5)
     graph, report = select_kernels(build_graph([case]), "cortex-m4")
     assert graph.steps[0].kernel == "te_conv2d_s8"
-    assert "shift" in report["refused"][0][2] and "portable" in graph.steps[0].attrs["_kernel_note"]
+    assert "shift" in report["refused"][0][2] and "portable" in graph.steps[0].notes["kernel_note"]
 
 
 def test_host_build_runs_the_same_algorithm(tmp_path):

@@ -205,7 +205,7 @@ def _metadata(imported: ImportedModel, graph: KernelGraph, plan, passes) -> dict
         if root != step.output and root in names and not spec.partial_write:
             names[root] = graph.tensors[step.output].name
         ops.append({
-            "name": step.name, "type": op_type(step.kernel, step.attrs), "kernel": step.kernel,
+            "name": step.name, "type": op_type(step.kernel, step.notes), "kernel": step.kernel,
             "macs": macs(step.kernel, step.attrs),
             "live_before": int(plan.live_before(s)),
             "live_bytes": int(plan.live_bytes(s)),

@@ -1,9 +1,11 @@
 """How a lowered integer operator is written in Relax.
 
-A lowered operator is ``R.call_dps_packed("te_<op>_s8", (tensors..., R.str(attrs)))``:
+A lowered operator is ``R.call_dps_packed("te_<op>_s8", (tensors..., R.str(params)[, R.str(notes)]))``:
 the tensor arguments are activations (Vars) or constants (weights, bias,
-requantization multipliers and shifts), and the last argument is a JSON string
-of scalar attributes (geometry, offsets, activation range).  The codegen and
+requantization multipliers and shifts), then a JSON string of the kernel's
+parameters (geometry, offsets, activation range) and, when there are any, a
+JSON string of the compiler's notes on the call (operator type, operand
+offsets into their buffers, why a kernel was chosen).  The codegen and
 the memory planner read operators back with :func:`parse_kernel_call`, so this
 module is the one place that knows the encoding.
 """
@@ -21,16 +23,29 @@ KERNEL_PREFIX = "te_"
 
 
 def make_kernel_call(kernel: str, tensors: Sequence[relax.Expr], attrs: Dict[str, Any],
-                     out_shape: Sequence[int], out_dtype: str) -> relax.Call:
-    """Build the Relax call of an integer kernel (ValueError when an integer
-    attribute does not fit the kernel ABI's int32)."""
-    for key, value in attrs.items():
+                     out_shape: Sequence[int], out_dtype: str,
+                     notes: Optional[Dict[str, Any]] = None) -> relax.Call:
+    """Build the Relax call of an integer kernel.
+
+    ``attrs`` are the kernel's parameters (its C struct fields and geometry).
+    Keys starting with ``_`` and ``notes`` are the compiler's annotations of the
+    call (operator type, operand offsets, why a kernel was chosen); they are
+    encoded apart from the parameters, so the two never mix on the way back
+    (:func:`parse_kernel_call`).  ValueError when an integer parameter does not
+    fit the kernel ABI's int32.
+    """
+    params = {k: v for k, v in attrs.items() if not k.startswith("_")}
+    merged = {k[1:]: v for k, v in attrs.items() if k.startswith("_")}
+    merged.update(notes or {})
+    for key, value in params.items():
         for v in (value if isinstance(value, (list, tuple)) else [value]):
             if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and not -(1 << 31) <= int(v) < (1 << 31):
                 raise ValueError(f"{kernel} attribute {key}={int(v)} does not fit in int32")
-    text = json.dumps(attrs, sort_keys=True, separators=(",", ":"))
+    strings = [tvm.ir.StringImm(json.dumps(params, sort_keys=True, separators=(",", ":")))]
+    if merged:
+        strings.append(tvm.ir.StringImm(json.dumps(merged, sort_keys=True, separators=(",", ":"))))
     return relax.call_dps_packed(
-        kernel, list(tensors) + [tvm.ir.StringImm(text)],
+        kernel, list(tensors) + strings,
         relax.TensorType([int(d) for d in out_shape], out_dtype),
     )
 
@@ -42,6 +57,7 @@ class KernelCall:
     kernel: str
     tensors: List[relax.Expr]
     attrs: Dict[str, Any]
+    notes: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def parse_kernel_call(expr: relax.Expr) -> Optional[KernelCall]:
@@ -54,6 +70,10 @@ def parse_kernel_call(expr: relax.Expr) -> Optional[KernelCall]:
     if not isinstance(func, relax.ExternFunc) or not str(func.global_symbol).startswith(KERNEL_PREFIX):
         return None
     args = list(expr.args[1].fields)
-    attrs = json.loads(args[-1].value) if args and isinstance(args[-1], tvm.ir.StringImm) else {}
-    return KernelCall(str(func.global_symbol), args[:-1], attrs)
+    strings = 0
+    while strings < 2 and len(args) > strings and isinstance(args[-1 - strings], tvm.ir.StringImm):
+        strings += 1  # tensors are never strings: the parameters, then the notes if any
+    texts = [json.loads(a.value) for a in args[len(args) - strings:]]
+    attrs, notes = (texts + [{}, {}])[:2] if strings else ({}, {})
+    return KernelCall(str(func.global_symbol), args[:len(args) - strings], attrs, notes)
 

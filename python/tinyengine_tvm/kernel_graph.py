@@ -41,13 +41,19 @@ class Tensor:
 
 @dataclasses.dataclass
 class Step:
-    """One kernel invocation: reads ``inputs`` (tensor indices), writes ``output``."""
+    """One kernel invocation: reads ``inputs`` (tensor indices), writes ``output``.
+
+    ``attrs`` are the kernel's parameters; ``notes`` the compiler's annotations
+    (``op_type``, ``in_offsets``/``inout_offset`` into operand buffers,
+    ``kernel_note``), see :mod:`tinyengine_tvm.kernel_call`.
+    """
 
     kernel: str
     inputs: List[int]
     output: int
     attrs: Dict[str, Any]
     name: str
+    notes: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -105,7 +111,7 @@ class KernelGraph:
                     # An in-place kernel's output occupies its input's memory.
                     alias = ins[0] if call.kernel in inplace_kernels else None
                     out = add(var, var.name, var.ty, "activation", view_of=alias)
-                    steps.append(Step(call.kernel, ins, out, call.attrs, var.name))
+                    steps.append(Step(call.kernel, ins, out, call.attrs, var.name, call.notes))
                 elif isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and value.op.name in _VIEW_OPS:
                     add(var, var.name, var.ty, "activation", view_of=tensor_of(value.args[0]))
                 elif isinstance(value, relax.Var):

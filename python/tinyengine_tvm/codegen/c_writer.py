@@ -192,8 +192,8 @@ class CWriter:
         if not spec.calls:
             return (f"  /* step {s}: {spec.op_type} '{comment_text(step.name)}': arena bytes for a tensor "
                     f"filled by later steps */\n")
-        in_offsets = a.get("_in_offsets", [0] * len(step.inputs))
-        lines = [f"  /* step {s}: {op_type(step.kernel, a)} -> '{comment_text(step.name)}' */\n  {{\n"]
+        in_offsets = step.notes.get("in_offsets", [0] * len(step.inputs))
+        lines = [f"  /* step {s}: {op_type(step.kernel, step.notes)} -> '{comment_text(step.name)}' */\n  {{\n"]
         if spec.struct:
             lines.append(self._struct(step, spec))
         if "inputs" in spec.args:
@@ -211,7 +211,7 @@ class CWriter:
             elif word == "inputs":
                 args.append(word)
             elif word == "inout":
-                args.append(self._pointer(step.inputs[0], "int8_t*", a.get("_inout_offset", 0)))
+                args.append(self._pointer(step.inputs[0], "int8_t*", step.notes.get("inout_offset", 0)))
             elif word == "scratch":
                 args.append(f"(void*)({self.name}_arena + {self.plan.offset_of(('scratch', s))})")
             else:

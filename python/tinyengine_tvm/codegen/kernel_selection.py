@@ -7,7 +7,7 @@ calls the optimized kernel and its constants are re-laid-out, in Python,
 for it (constants belong to the generated code, so packing them costs nothing
 at run time).  Everything else keeps its portable kernel, which stays the
 reference and the fallback; each step whose optimized kernel was refused
-records why in ``attrs["_kernel_note"]``.
+records why in the step's ``notes["kernel_note"]``.
 
 The packing itself (layouts, and the per-channel conditions under which the
 optimized requantization is bit-exact) is the kernels' ABI and lives in
@@ -64,14 +64,14 @@ class _Editor:
                 roles: List[str], attrs: Dict) -> None:
         """Make ``step`` call ``kernel`` on its inputs at positions ``keep``
         followed by new ``constants``; ``attrs`` are added to its attributes."""
-        old_offsets = step.attrs.get("_in_offsets")
+        old_offsets = step.notes.get("in_offsets")
         new_inputs = [step.inputs[k] for k in keep] + [self.const(step, r, c) for r, c in zip(roles, constants)]
         new_attrs = dict(step.attrs)
         new_attrs.update(attrs)
-        new_attrs["_portable_kernel"] = step.kernel
+        notes = dict(step.notes, portable_kernel=step.kernel)
         if old_offsets is not None:
-            new_attrs["_in_offsets"] = [old_offsets[k] for k in keep] + [0] * len(constants)
-        step.kernel, step.inputs, step.attrs = kernel, new_inputs, new_attrs
+            notes["in_offsets"] = [old_offsets[k] for k in keep] + [0] * len(constants)
+        step.kernel, step.inputs, step.attrs, step.notes = kernel, new_inputs, new_attrs, notes
 
 
 def _compact(graph: KernelGraph) -> KernelGraph:
@@ -178,7 +178,7 @@ def select_kernels(graph: KernelGraph, core, keep_portable=()) -> Tuple[KernelGr
             handler(ed, step)
             report["optimized"] += 1
         except _Refuse as why:
-            step.attrs = dict(step.attrs, _kernel_note=f"portable: {why}")
+            step.notes = dict(step.notes, kernel_note=f"portable: {why}")
             report["refused"].append((step.name, step.kernel, str(why)))
     return _compact(graph), report
 

@@ -63,6 +63,6 @@ def inplace_kernels() -> Set[str]:
     return {k for k, s in KERNELS.items() if s.inplace}
 
 
-def op_type(kernel: str, attrs: Dict[str, Any]) -> str:
-    """The TFLite-style operator type a step reports (its ``_op_type`` attribute, else the kernel's)."""
-    return attrs.get("_op_type", spec(kernel).op_type)
+def op_type(kernel: str, notes: Dict[str, Any]) -> str:
+    """The TFLite-style operator type a step reports (its ``op_type`` note, else the kernel's)."""
+    return notes.get("op_type", spec(kernel).op_type)

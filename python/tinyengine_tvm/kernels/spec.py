@@ -23,7 +23,7 @@ class KernelSpec:
     argument, "inputs" the array of all tensor inputs, "out" the output,
     "scratch" the step's arena scratch, "inout" input 0 as a writable buffer
     (in-place kernels).  Pointer arguments honour the byte offsets in the
-    attributes ``_in_offsets`` (per tensor input) and ``_inout_offset``.
+    notes ``in_offsets`` (per tensor input) and ``inout_offset`` (kernel_call).
 
     The struct's fields are read from the step attributes of the same name,
     or of the name ``field_attrs`` maps them to; ``n_inputs`` defaults to the

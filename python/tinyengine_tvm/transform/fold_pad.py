@@ -44,7 +44,7 @@ def fold_pads(func: relax.Function) -> Tuple[relax.Function, Dict[str, Any]]:
         a["pad_top"] += p["before"][1]
         a["pad_left"] += p["before"][2]
         replaced[var] = make_kernel_call(call.kernel, [pad.tensors[0]] + call.tensors[1:], a,
-                                         [int(d) for d in var.ty.shape], "int8")
+                                         [int(d) for d in var.ty.shape], "int8", call.notes)
     if not replaced:
         return func, {"folded": 0}
     new = rebuild_function(func, lambda var, value: replaced.get(var, value))

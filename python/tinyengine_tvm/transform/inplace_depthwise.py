@@ -52,7 +52,8 @@ def inplace_depthwise(func: relax.Function, only_if_smaller: bool = True) -> Tup
         if (a["depth_multiplier"] != 1 or parse_kernel_call(defs.get(src)) is None
                 or uses.get(src, 0) != 1 or src in outputs or _bytes(var) > _bytes(src)):
             continue
-        replaced[var] = make_kernel_call(INPLACE_KERNEL, call.tensors, a, [int(d) for d in var.ty.shape], "int8")
+        replaced[var] = make_kernel_call(INPLACE_KERNEL, call.tensors, a, [int(d) for d in var.ty.shape], "int8",
+                                         call.notes)
     if not replaced:
         return func, {"inplace": 0}
     new = rebuild_function(func, lambda var, value: replaced.get(var, value))

@@ -39,7 +39,8 @@ def inplace_elementwise(func: relax.Function, only_if_smaller: bool = True) -> T
         tensors = list(call.tensors)
         d = a["dims"]
         dense = [d[1] * d[2] * d[3], d[2] * d[3], d[3], 1]
-        offsets = a.get("_in_offsets", [0, 0])
+        notes = dict(call.notes)
+        offsets = notes.get("in_offsets", [0, 0])
         for k in (0, 1):
             src = tensors[k]
             if parse_kernel_call(defs.get(src)) is None or uses.get(src, 0) != 1 or src in outputs:
@@ -53,10 +54,10 @@ def inplace_elementwise(func: relax.Function, only_if_smaller: bool = True) -> T
                 tensors = tensors[::-1]
                 for x, y in _SWAP:
                     a[x], a[y] = a[y], a[x]
-                if "_in_offsets" in a:
-                    a["_in_offsets"] = a["_in_offsets"][::-1]
+                if "in_offsets" in notes:
+                    notes["in_offsets"] = notes["in_offsets"][::-1]
             replaced[var] = make_kernel_call(_INPLACE[call.kernel], tensors, a,
-                                             [int(d) for d in var.ty.shape], "int8")
+                                             [int(d) for d in var.ty.shape], "int8", notes)
             break
     if not replaced:
         return func, {"inplace": 0}

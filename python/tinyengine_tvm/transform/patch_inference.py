@@ -243,7 +243,9 @@ class _PatchedBuilder:
                 if step.output not in need:
                     continue
                 ow = need[step.output]
-                args, attrs = [], dict(step.attrs)
+                # The copy keeps the step's notes (op type, ...) as "_" keys, which
+                # make_kernel_call files apart from the parameters again.
+                args, attrs = [], dict(step.attrs, **{"_" + k: v for k, v in step.notes.items()})
                 for k, i in enumerate(step.inputs):
                     if g.tensors[i].kind == "constant":
                         args.append(const_of(s, k))

@@ -227,7 +227,9 @@ class LoweringDriver:
         self.lowered[var] = out
         k = parse_kernel_call(out)
         if rec.fusable and fresh and "act_min" in k.attrs:
-            self.pending_attrs[var] = dict(kernel=k.kernel, tensors=k.tensors, attrs=k.attrs)
+            # Notes ride along as "_" keys (make_kernel_call files them apart again).
+            self.pending_attrs[var] = dict(kernel=k.kernel, tensors=k.tensors,
+                                           attrs=dict(k.attrs, **{"_" + n: v for n, v in k.notes.items()}))
         return True
 
     # ---------------------------------------------------------------- output
