@@ -190,7 +190,7 @@ def test_names_survive_relowering_and_kernel_selection():
 
 
 def test_plot_annotation_takes_any_name(tmp_path):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed")
     from tinyengine_tvm.report import plot_memory_timeline
 
     meta = {"model": "m", "memory": {"arena_bytes": 64},
@@ -202,7 +202,7 @@ def test_plot_annotation_takes_any_name(tmp_path):
 
 def test_onnx_node_names_through_canonicalization():
     """ONNX QuantizeLinear output names, recorded while importing, name the kernels."""
-    onnx = pytest.importorskip("onnx")
+    onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install onnx)")
     from tvm.relax.frontend.onnx import from_onnx
 
     from tinyengine_tvm.frontend.tensor_names import name_bindings, recording_onnx_names

@@ -120,10 +120,11 @@ def _cmd_compile(args) -> int:
             raise UsageError(f"--target-tinyengine-mcpu {core} does not match {board.name}'s {board.core}")
     check_export_path(args.output, keep=[args.model])
     if args.memory_plot:
+        from .output_paths import is_inside
         from .report import check_plot_path
 
         check_plot_path(args.memory_plot, keep=[args.model])
-        if os.path.realpath(args.memory_plot).startswith(os.path.realpath(args.output).rstrip(os.sep) + os.sep):
+        if is_inside(args.memory_plot, args.output):
             raise UsageError(f"--memory-plot '{args.memory_plot}' is inside the output directory, which is replaced")
 
     kwargs = dict(name=args.model_name, disabled_passes=args.disable_pass, pass_config=pass_config,

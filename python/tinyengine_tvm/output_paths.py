@@ -53,7 +53,8 @@ class FileTarget:
     replaces: bool
 
 
-def _inside(path: str, folder: str) -> bool:
+def is_inside(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or below it (symbolic links resolved)."""
     path, folder = os.path.realpath(path), os.path.realpath(folder)
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
@@ -66,10 +67,7 @@ def check_creatable(path: str, what: str) -> None:
         ancestor = os.path.dirname(ancestor)
     if not os.path.isdir(ancestor):
         raise UsageError(f"{what} '{path}': '{ancestor}' is a file, not a directory")
-    try:  # access() says yes to root even where nothing can be made (/proc): try it
-        os.rmdir(tempfile.mkdtemp(prefix=".tinyengine-probe-", dir=ancestor))
-    except OSError as exc:
-        raise UsageError(f"{what} '{path}': cannot create anything in '{ancestor}' ({exc.strerror})") from None
+    _check_writable_dir(ancestor, what, path, "create anything")
 
 
 def _check_path_text(path: str, what: str) -> None:
@@ -91,7 +89,7 @@ def check_output_dir(path: str, what: str, recognise: Recogniser, keep: Iterable
     if os.path.lexists(full) and not os.path.isdir(full):
         raise UsageError(f"{what} '{path}' exists and is not a directory; nothing was written")
     for k in keep:
-        if k and os.path.lexists(k) and _inside(k, full):
+        if k and os.path.lexists(k) and is_inside(k, full):
             raise UsageError(f"{what} '{path}' contains '{k}', which this command reads; "
                              "choose another directory (nothing was written)")
     if not os.path.lexists(full):
@@ -106,18 +104,18 @@ def check_output_dir(path: str, what: str, recognise: Recogniser, keep: Iterable
                          "(nothing was written)")
     if os.path.islink(full):
         raise UsageError(f"{what} '{path}' is a symbolic link to a previous output; give the directory itself")
-    if _inside(os.getcwd(), full):
+    if is_inside(os.getcwd(), full):
         raise UsageError(f"{what} '{path}' holds the current directory and cannot be replaced; "
                          "run from elsewhere or choose another directory")
     _check_writable_dir(os.path.dirname(full), what, path)
     return DirTarget(full, "replace")
 
 
-def _check_writable_dir(folder: str, what: str, path: str) -> None:
-    try:
+def _check_writable_dir(folder: str, what: str, path: str, action: str = "write") -> None:
+    try:  # access() says yes to root even where nothing can be made (/proc): try it
         os.rmdir(tempfile.mkdtemp(prefix=".tinyengine-probe-", dir=folder))
     except OSError as exc:
-        raise UsageError(f"{what} '{path}': cannot write in '{folder}' ({exc.strerror})") from None
+        raise UsageError(f"{what} '{path}': cannot {action} in '{folder}' ({exc.strerror})") from None
 
 
 def unlisted_files(folder: str, listed: Iterable[str], free_dirs: Sequence[str] = ("build",)) -> list:
@@ -127,7 +125,7 @@ def unlisted_files(folder: str, listed: Iterable[str], free_dirs: Sequence[str] 
     extra = []
     for root, dirs, files in os.walk(folder):
         rel_root = os.path.relpath(root, folder)
-        if rel_root == "." :
+        if rel_root == ".":
             dirs[:] = [d for d in dirs if d not in free_dirs]
         for f in files:
             rel = os.path.normpath(os.path.join(rel_root, f))

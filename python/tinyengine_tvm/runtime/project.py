@@ -109,19 +109,23 @@ def load_inputs_file(path: str, inputs_meta: List[dict]) -> Dict[str, np.ndarray
     return match_inputs(arrays, inputs_meta)
 
 
-def random_inputs(inputs_meta: List[dict], seed: int) -> Dict[str, np.ndarray]:
-    """Inputs by name for a project's input descriptions: integers over their full
-    range, floats in [-1, 1)."""
+def random_arrays(inputs_meta: List[dict], seed: int) -> List[np.ndarray]:
+    """Random inputs in model order: integers over their full range, floats in [-1, 1)."""
     rng = np.random.default_rng(seed)
-    out = {}
+    out = []
     for m in inputs_meta:
         dtype = np.dtype(m["dtype"])
         if dtype.kind in "iu":
             info = np.iinfo(dtype)
-            out[m["name"]] = rng.integers(info.min, int(info.max) + 1, size=m["shape"], dtype=dtype)
+            out.append(rng.integers(info.min, int(info.max) + 1, size=m["shape"], dtype=dtype))
         else:
-            out[m["name"]] = rng.uniform(-1, 1, size=m["shape"]).astype(dtype)
+            out.append(rng.uniform(-1, 1, size=m["shape"]).astype(dtype))
     return out
+
+
+def random_inputs(inputs_meta: List[dict], seed: int) -> Dict[str, np.ndarray]:
+    """:func:`random_arrays` by input name."""
+    return dict(zip((m["name"] for m in inputs_meta), random_arrays(inputs_meta, seed)))
 
 
 def match_inputs(inputs: Inputs, inputs_meta: List[dict]) -> Dict[str, np.ndarray]:

@@ -32,15 +32,10 @@ def tflm_run(model: bytes, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
 
 
 def random_inputs(descs: Sequence[dict], seed: int) -> List[np.ndarray]:
-    """Inputs for a model's input descriptions: int8 over the full range, float in [-1, 1)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for d in descs:
-        if d["dtype"] == "int8":
-            out.append(rng.integers(-128, 128, size=d["shape"], dtype=np.int8))
-        else:
-            out.append(rng.uniform(-1.0, 1.0, size=d["shape"]).astype(d["dtype"]))
-    return out
+    """Inputs for a model's input descriptions, in model order (the runtime's draw)."""
+    from ..runtime.project import random_arrays
+
+    return random_arrays(list(descs), seed)
 
 
 def tflm_arena_head(model: bytes) -> Optional[int]:
