@@ -125,6 +125,9 @@ class KernelGraph:
                         else type(value).__name__
                     raise UnsupportedModelError([(op, var.name, "no integer kernel computes this operation")])
         ret = body.body
-        out_idx = index_of[ret] if isinstance(ret, relax.Var) else tensor_of(ret)
+        if isinstance(ret, tvm.ir.Tuple):
+            out_idx = [tensor_of(f) for f in ret.fields]
+        else:
+            out_idx = index_of[ret] if isinstance(ret, relax.Var) else tensor_of(ret)
         outputs = out_idx if isinstance(out_idx, list) else [out_idx]
         return KernelGraph(tensors, steps, inputs, outputs)

@@ -13,31 +13,6 @@ _FLOAT32, _INT32, _INT8, _INT64 = 0, 2, 9, 4
 _TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string",
                6: "bool", 7: "int16", 9: "int8", 10: "float64"}
 
-# Operators the integer lowering handles.  Value: which inputs are activations
-# (the rest are constants such as weights, bias, shapes or axes).
-SUPPORTED_OPS: Dict[str, Tuple[int, ...]] = {
-    "CONV_2D": (0,),
-    "DEPTHWISE_CONV_2D": (0,),
-    "FULLY_CONNECTED": (0,),
-    "ADD": (0, 1),
-    "MUL": (0, 1),
-    "AVERAGE_POOL_2D": (0,),
-    "MAX_POOL_2D": (0,),
-    "MEAN": (0,),
-    "PAD": (0,),
-    "RESHAPE": (0,),
-    "SQUEEZE": (0,),
-    "TRANSPOSE": (0,),
-    "CONCATENATION": (),  # every input is an activation, checked below
-    "SOFTMAX": (0,),
-    "LOGISTIC": (0,),
-    "HARD_SWISH": (0,),
-    "RESIZE_NEAREST_NEIGHBOR": (0,),
-    "QUANTIZE": (0,),
-    "DEQUANTIZE": (0,),
-    "RELU": (0,),
-    "RELU6": (0,),
-}
 _FUSED_ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
 # Operators that move int8 values without rescaling them.
 _SAME_QUANTIZATION = {"AVERAGE_POOL_2D", "MAX_POOL_2D", "PAD", "RESHAPE", "SQUEEZE", "TRANSPOSE",
@@ -75,17 +50,28 @@ def _is_const(model, tensor) -> bool:
     return buf is not None and buf.DataLength() > 0
 
 
-def _check_operator(model, sg, op, names) -> List[str]:
+def supported_ops() -> Dict[str, Tuple[int, ...]]:
+    """TFLite operators the integer lowering handles -> indices of their activation
+    inputs (the rest are constants such as weights, bias, shapes or axes; an
+    empty tuple: every input).  Read from the lowering's family records, so an
+    operator is accepted exactly when a record lowers it."""
+    from ..transform.lowering import supported_tflite_ops
+
+    return supported_tflite_ops()
+
+
+def _check_operator(model, sg, op, names, supported) -> List[str]:
     """Reasons why one operator cannot be lowered (empty when it can)."""
     oc = model.OperatorCodes(op.OpcodeIndex())
     code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
     op_type = names.get(code, f"CUSTOM({code})")
-    if op_type not in SUPPORTED_OPS:
+    if op_type not in supported:
         return [f"operator {op_type} is not supported"]
     reasons = []
     inputs = [i for i in op.InputsAsNumpy() if i >= 0]
     outputs = list(op.OutputsAsNumpy())
-    acts_in = inputs if op_type == "CONCATENATION" else [inputs[i] for i in SUPPORTED_OPS[op_type] if i < len(inputs)]
+    act_idx = supported[op_type]
+    acts_in = inputs if not act_idx else [inputs[i] for i in act_idx if i < len(inputs)]
     for idx in acts_in + outputs:
         t = sg.Tensors(idx)
         dtype = t.Type()
@@ -167,13 +153,14 @@ def import_tflite(data: bytes, name: str) -> ImportedModel:
     if model.SubgraphsLength() > 1:
         raise UnsupportedModelError([("SUBGRAPH", "subgraph 1", "models with control flow (several subgraphs) are not supported")], name)
     problems = []
+    supported = supported_ops()
     for i in range(sg.OperatorsLength()):
         op = sg.Operators(i)
         oc = model.OperatorCodes(op.OpcodeIndex())
         op_type = names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "CUSTOM")
         outs = op.OutputsAsNumpy()
         node = _tensor_name(sg, outs[0]) if len(outs) else f"op_{i}"
-        for reason in _check_operator(model, sg, op, names):
+        for reason in _check_operator(model, sg, op, names, supported):
             problems.append((op_type, f"#{i} {node}", reason))
     if problems:
         raise UnsupportedModelError(problems, name)

@@ -2,10 +2,11 @@
 
 Each family module (convolution, fully_connected, elementwise, pooling,
 data_movement, activations, quantize) lists its :class:`~.base.Lowering`
-records in ``LOWERINGS``; :mod:`.driver` walks a QDQ Relax function and
-applies them.  Adding an operator touches a family module and a kernel.
+records in ``LOWERINGS``; :mod:`.driver` rewrites a QDQ Relax function with
+them (a ``PyExprMutator``).  Adding an operator touches a family module and a kernel.
 """
 from .base import Lowering, QuantizeContext
-from .driver import FAMILIES, LowerToIntegerKernels, LoweringDriver, all_lowerings
+from .driver import FAMILIES, LowerToIntegerKernels, LoweringDriver, all_lowerings, supported_tflite_ops
 
-__all__ = ["Lowering", "QuantizeContext", "FAMILIES", "LowerToIntegerKernels", "LoweringDriver", "all_lowerings"]
+__all__ = ["Lowering", "QuantizeContext", "FAMILIES", "LowerToIntegerKernels", "LoweringDriver", "all_lowerings",
+           "supported_tflite_ops"]

@@ -154,9 +154,11 @@ def _lower_hard_swish(ctx, var, div, q):
 
 LOWERINGS = [
     Lowering("SOFTMAX", "quantize", _lower_softmax, pattern=is_op("relax.nn.softmax")(wildcard()),
-             check=_check_softmax, fusable=False),
+             check=_check_softmax, fusable=False, tflite={"SOFTMAX": (0,)}),
     Lowering("LOGISTIC", "quantize", _lower_logistic, pattern=is_op("relax.sigmoid")(dequantize_pattern()),
-             check=_check_logistic, fusable=False),
-    Lowering("HARD_SWISH", "quantize", _lower_hard_swish, pattern=HARD_SWISH_PATTERN, fusable=False),
-    Lowering("CLIP", "int8", _lower_clip, pattern=op_pattern("relax.clip"), check=_check_clip),
+             check=_check_logistic, fusable=False, tflite={"LOGISTIC": (0,)}),
+    Lowering("HARD_SWISH", "quantize", _lower_hard_swish, pattern=HARD_SWISH_PATTERN, fusable=False,
+             tflite={"HARD_SWISH": (0,)}),
+    Lowering("CLIP", "int8", _lower_clip, pattern=op_pattern("relax.clip"), check=_check_clip,
+             tflite={"RELU": (0,), "RELU6": (0,)}),
 ]

@@ -14,13 +14,15 @@ A family module (convolution.py, fully_connected.py, ...) exposes
   ``make_kernel_call``) that replaces the quantized operation, or None when
   the operands are not of the quantized form the kernel needs.
 
-The driver (driver.py) walks the bindings and applies the records in order;
-adding an operator means adding a record to a family module and a kernel.
+and which TFLite operators it lowers (``tflite``: the import accepts exactly
+those).  The driver (driver.py) visits the bindings and applies the records in
+order; adding an operator means adding a record to a family module and a
+kernel.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 from tvm import relax
@@ -77,6 +79,9 @@ class QuantizeContext:
         return attrs
 
 
+#: ``Lowering.tflite`` value of an operator whose every input is an activation (CONCATENATION).
+ALL_INPUTS: Tuple[int, ...] = ()
+
 # check(ctx, var, expr, q) -> None, a reason, or (expr to report, reason)
 CheckResult = Union[None, str, Tuple[relax.Expr, str]]
 
@@ -93,6 +98,11 @@ class Lowering:
     check: Optional[Callable[..., CheckResult]] = None
     # Whether a following int8 clip may narrow the kernel's act_min/act_max.
     fusable: bool = True
+    # The TFLite builtin operators this record lowers, each with the indices of
+    # its activation inputs (the others are constant weights, bias, shapes or
+    # axes; ALL_INPUTS: every input).  The TFLite import accepts exactly the
+    # operators some record names here.
+    tflite: Dict[str, Tuple[int, ...]] = dataclasses.field(default_factory=dict)
 
     def matches(self, ctx: Any, expr: relax.Expr) -> bool:
         if self.matcher is not None and not self.matcher(ctx, expr):

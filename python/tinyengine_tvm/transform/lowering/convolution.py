@@ -83,6 +83,8 @@ def _lower_biased(ctx, var, add, q):
 
 
 LOWERINGS = [
-    Lowering("CONV_2D", "quantize", _lower_biased, pattern=BIASED_CONV_PATTERN, check=_check_biased),
-    Lowering("CONV_2D", "quantize", _lower, pattern=CONV_PATTERN, check=_check),
+    Lowering("CONV_2D", "quantize", _lower_biased, pattern=BIASED_CONV_PATTERN, check=_check_biased,
+             tflite={"CONV_2D": (0,), "DEPTHWISE_CONV_2D": (0,)}),
+    Lowering("CONV_2D", "quantize", _lower, pattern=CONV_PATTERN, check=_check,
+             tflite={"CONV_2D": (0,), "DEPTHWISE_CONV_2D": (0,)}),
 ]

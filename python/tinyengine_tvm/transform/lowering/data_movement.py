@@ -10,7 +10,7 @@ from tvm.relax.dpl import is_op, wildcard
 from ...quantization.fixed_point import quantize_multiplier
 from ..kernel_call import make_kernel_call
 from ..relax_utils import VIEW_OPS, shape_of
-from .base import INT8_MAX, INT8_MIN, Lowering, op_pattern
+from .base import ALL_INPUTS, INT8_MAX, INT8_MIN, Lowering, op_pattern
 
 
 def _needs_lowered_input(what):
@@ -109,11 +109,13 @@ for _name in VIEW_OPS[1:]:
     _VIEW_PATTERN = _VIEW_PATTERN | op_pattern(_name)
 
 LOWERINGS = [
-    Lowering("RESHAPE", "int8", _lower_view, pattern=_VIEW_PATTERN, check=_needs_lowered_input("reshape")),
-    Lowering("PAD", "int8", _lower_pad, pattern=op_pattern("relax.nn.pad"), check=_check_pad),
-    Lowering("TRANSPOSE", "int8", _lower_transpose, pattern=op_pattern("relax.permute_dims"), check=_check_transpose),
+    Lowering("RESHAPE", "int8", _lower_view, pattern=_VIEW_PATTERN, check=_needs_lowered_input("reshape"),
+             tflite={"RESHAPE": (0,), "SQUEEZE": (0,)}),
+    Lowering("PAD", "int8", _lower_pad, pattern=op_pattern("relax.nn.pad"), check=_check_pad, tflite={"PAD": (0,)}),
+    Lowering("TRANSPOSE", "int8", _lower_transpose, pattern=op_pattern("relax.permute_dims"), check=_check_transpose,
+             tflite={"TRANSPOSE": (0,)}),
     Lowering("RESIZE_NEAREST_NEIGHBOR", "int8", _lower_resize, pattern=op_pattern("relax.image.resize2d"),
-             check=_check_resize),
+             check=_check_resize, tflite={"RESIZE_NEAREST_NEIGHBOR": (0,)}),
     Lowering("CONCATENATION", "quantize", _lower_concat, pattern=is_op("relax.concat")(wildcard()),
-             fusable=False),
+             fusable=False, tflite={"CONCATENATION": ALL_INPUTS}),
 ]

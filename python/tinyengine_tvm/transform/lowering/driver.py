@@ -1,7 +1,5 @@
-"""The driver of the integer lowering: walks a QDQ Relax function and applies
-the family modules' :class:`~.base.Lowering` records.
-
-Semantics (unchanged from the monolithic walker this replaces):
+"""The driver of the integer lowering: a ``PyExprMutator`` that rewrites a QDQ
+Relax function with the family modules' :class:`~.base.Lowering` records.
 
 * bindings are visited in order; an int8 ``quantize`` is the anchor of every
   quantized float operation (conv, add, softmax, ...), the fused RELU/clip in
@@ -12,12 +10,14 @@ Semantics (unchanged from the monolithic walker this replaces):
 * already-lowered kernel calls are kept (the pass is idempotent);
 * every operation no record lowers is collected as (op, tensor, reason) and
   all of them are raised together as UnsupportedModelError;
-* the function is rebuilt from its outputs, each kernel bound to a Var named
-  after the Var it replaces (the model's tensor name).
+* each lowered binding is replaced in place by its kernel call, bound to a Var
+  named after the Var it replaces (the model's tensor name); the float
+  bindings the kernels consumed are then dead and removed
+  (``relax.analysis.remove_all_unused``), as is a kernel a later clip re-emitted.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import tvm
@@ -25,7 +25,7 @@ from tvm import relax
 
 from ...errors import UnsupportedModelError
 from ..kernel_call import parse_kernel_call
-from ..relax_utils import VIEW_OPS, const_value, dtype_of, op_name, resolve, shape_of
+from ..relax_utils import VIEW_OPS, const_value, dtype_of, function_outputs, op_name, resolve, shape_of
 from . import activations, convolution, data_movement, elementwise, fully_connected, pooling, quantize
 from .base import Activation, Lowering, QuantizeContext
 
@@ -35,7 +35,18 @@ FAMILIES = (quantize, convolution, fully_connected, elementwise, activations, po
 
 
 def all_lowerings() -> List[Lowering]:
+    """Every Lowering record of every family, in the order they are tried."""
     return [rec for fam in FAMILIES for rec in fam.LOWERINGS]
+
+
+def supported_tflite_ops() -> Dict[str, Tuple[int, ...]]:
+    """TFLite operator -> indices of its activation inputs, for every operator some record lowers."""
+    ops: Dict[str, Tuple[int, ...]] = {}
+    for rec in all_lowerings():
+        for op, inputs in rec.tflite.items():
+            if ops.setdefault(op, inputs) != inputs:
+                raise AssertionError(f"{op}: records disagree on its activation inputs")
+    return ops
 
 
 class LoweringDriver:
@@ -68,7 +79,7 @@ class LoweringDriver:
         # kernel calls whose act range a later clip may still narrow
         self.pending_attrs: Dict[relax.Var, dict] = {}
         self.problems: List[tuple] = []
-        self.output_names: Dict[relax.Expr, str] = {}
+        self.output_vars = function_outputs(func)
 
     # ------------------------------------------------------ operand readers
     def resolve(self, expr):
@@ -152,17 +163,37 @@ class LoweringDriver:
 
     # ------------------------------------------------------------- main walk
     def run(self) -> relax.Function:
-        for binding in self.bindings:
-            try:
-                self._visit(binding.var, binding.value)
-            except (ValueError, ArithmeticError) as exc:
-                # Scales, zero points or betas whose fixed-point form does not
-                # exist (TFLM's Prepare refuses them too).
-                self.unsupported(binding.var, binding.value, f"quantization parameters out of range: {exc}")
-        outputs = self._outputs()
+        """The function with every quantized pattern replaced by its kernel call."""
+        mutator = _LoweringMutator(self)
+        func = mutator.visit_expr(self.func)
+        for r in self.output_vars:
+            if r not in self.lowered and r not in self.params and isinstance(r.ty, relax.TensorType):
+                self._report_unlowered(r)
         if self.problems:
             raise UnsupportedModelError(self.problems)
-        return self._rebuild(outputs)
+        # The float bindings the kernels replaced, and kernels a later clip
+        # re-emitted with a narrower range, are dead now.
+        func = relax.analysis.remove_all_unused(func)
+        if func.attrs is not None and "params" in func.attrs:
+            func = func.without_attr("params")  # the importer's weight list: weights are constants of the kernels now
+        for key, value in (("num_input", len(self.func.params)), ("global_symbol", self.func_name)):
+            if func.attrs is None or key not in func.attrs:
+                func = func.with_attr(key, value)
+        return func
+
+    def lower_binding(self, var, value) -> Optional[relax.Expr]:
+        """The lowered expression (on the new function's Vars) that replaces the
+        binding ``var = value``, or None to keep the binding as it is."""
+        try:
+            self._visit(var, value)
+            if (var not in self.lowered and var in self.output_vars and isinstance(var.ty, relax.TensorType)
+                    and dtype_of(var) != "int8"):
+                self._lower_output(var, value)
+        except (ValueError, ArithmeticError) as exc:
+            # Scales, zero points or betas whose fixed-point form does not
+            # exist (TFLM's Prepare refuses them too).
+            self.unsupported(var, value, f"quantization parameters out of range: {exc}")
+        return self.lowered.get(var)
 
     def _visit(self, var, value):
         if not isinstance(var.ty, relax.TensorType):
@@ -175,14 +206,14 @@ class LoweringDriver:
                 return
             self.lowered[var] = relax.Call(value.op, [value.args[0], tvm.ir.Tuple(args)], value.attrs, value.ty_args)
             return
-        if dtype_of(var) != "int8":
-            return
-        if self.const(var) is not None:
-            return  # weights: folded where used
         if isinstance(value, relax.Var):
             if value in self.lowered:
                 self.lowered[var] = self.lowered[value]
             return
+        if dtype_of(var) != "int8":
+            return
+        if self.const(var) is not None:
+            return  # weights: folded where used
         if op_name(value) == "relax.quantize":
             self._lower_quantize(var, value)
             return
@@ -211,6 +242,15 @@ class LoweringDriver:
         if not handled and var not in self.lowered:
             self.unsupported(var, inner, f"no integer kernel for the pattern {op_name(inner)} -> quantize")
 
+    def _lower_output(self, var, value):
+        """A float output of the function (e.g. a dequantize of the last int8 tensor)."""
+        for rec in self.by_anchor["output"]:
+            if rec.matches(self, value):
+                out = rec.lower(self, var, value, None)
+                if out is not None:
+                    self.lowered[var] = out
+                return
+
     def _apply(self, rec: Lowering, var, expr, q) -> bool:
         """Check then lower ``expr`` with ``rec``: False when the operands are not of its form."""
         problem = rec.check(self, var, expr, q) if rec.check is not None else None
@@ -221,45 +261,17 @@ class LoweringDriver:
         out = rec.lower(self, var, expr, q)
         if out is None:
             return False
+        self.lowered[var] = out
         # A value passed through unchanged (e.g. an identity requantize) is not a
         # new kernel a clip could narrow.
-        fresh = not any(out.same_as(v) for v in self.lowered.values()) if parse_kernel_call(out) else False
-        self.lowered[var] = out
         k = parse_kernel_call(out)
-        if rec.fusable and fresh and "act_min" in k.attrs:
+        if k is not None and rec.fusable and "act_min" in k.attrs:
             # Notes ride along as "_" keys (make_kernel_call files them apart again).
             self.pending_attrs[var] = dict(kernel=k.kernel, tensors=k.tensors,
                                            attrs=dict(k.attrs, **{"_" + n: v for n, v in k.notes.items()}))
         return True
 
     # ---------------------------------------------------------------- output
-    def _outputs(self) -> List[relax.Expr]:
-        ret = self.func.body.body
-        if isinstance(ret, relax.Var) and isinstance(self.defs.get(ret), tvm.ir.Tuple):
-            ret = self.defs[ret]
-        rets = list(ret.fields) if isinstance(ret, tvm.ir.Tuple) else [ret]
-        outs = []
-        for r in rets:
-            if isinstance(r, relax.Var) and r in self.lowered:
-                outs.append(self.lowered[r])
-                continue
-            if isinstance(r, relax.Var) and r in self.params:
-                outs.append(r)
-                continue
-            out = None
-            for rec in self.by_anchor["output"]:
-                if rec.matches(self, self.resolve(r)):
-                    out = rec.lower(self, r, self.resolve(r), None)
-                    break
-            if out is not None:
-                outs.append(out)
-                if isinstance(r, relax.Var):
-                    self.output_names[out] = r.name
-                continue
-            self._report_unlowered(r)
-            outs.append(None)
-        return outs
-
     def _report_unlowered(self, var):
         """Name the first binding on the path to an output that no pattern consumed."""
         seen = set()
@@ -282,54 +294,52 @@ class LoweringDriver:
             stack.extend(unresolved)
         self.unsupported(var, self.defs.get(var, var), "output could not be lowered")
 
-    def _names(self) -> Dict[relax.Expr, str]:
-        """Lowered expression -> name of the Var it replaces (the model's tensor name
-        where the importer gave one); the first Var wins over later aliases."""
-        names: Dict[relax.Expr, str] = {}
-        for var, expr in self.lowered.items():
-            names.setdefault(expr, var.name)
-        for expr, name in self.output_names.items():
-            names.setdefault(expr, name)
-        return names
 
-    def _rebuild(self, outputs) -> relax.Function:
-        params = list(self.func.params)
-        names = self._names()
-        bb = relax.BlockBuilder()
-        attrs = dict(self.func.attrs) if self.func.attrs is not None else {}
-        attrs.pop("params", None)  # the importer's weight list: weights are constants of the kernels now
-        attrs.setdefault("num_input", len(params))
-        attrs.setdefault("global_symbol", self.func_name)
-        with bb.function(self.func_name, params, attrs=attrs):
-            with bb.dataflow():
-                emitted = {}
+@relax.expr_functor.mutator
+class _LoweringMutator(relax.PyExprMutator):
+    """Rewrites each binding the driver lowers into its kernel call(s), bound to a
+    Var named after the one it replaces (the model's tensor name); keeps every
+    other binding (the float ones become dead and are removed afterwards)."""
 
-                def emit(expr):
-                    # Rebuild nested lowered expressions bottom-up so each kernel is one binding.
-                    key = expr
-                    if key in emitted:
-                        return emitted[key]
-                    if isinstance(expr, relax.Call):
-                        new_args = []
-                        for arg in expr.args:
-                            if isinstance(arg, tvm.ir.Tuple):
-                                new_args.append(tvm.ir.Tuple([emit(f) if isinstance(f, relax.Call) else f for f in arg.fields]))
-                            elif isinstance(arg, relax.Call):
-                                new_args.append(emit(arg))
-                            else:
-                                new_args.append(arg)
-                        new = relax.Call(expr.op, new_args, expr.attrs, expr.ty_args)
-                        out = bb.emit(new, name_hint=names.get(expr) or _derived_name(new) or "")
-                    else:
-                        out = expr
-                    emitted[key] = out
-                    return out
+    def __init__(self, driver: LoweringDriver):
+        super().__init__()
+        self.driver = driver
 
-                outs = [emit(o) for o in outputs]
-                result = outs[0] if len(outs) == 1 else tvm.ir.Tuple(outs)
-                gv = bb.emit_output(result)
-            bb.emit_func_output(gv)
-        return bb.get()[self.func_name]
+    def visit_var_binding_(self, binding: relax.VarBinding) -> None:
+        var = binding.var
+        out = self.driver.lower_binding(var, binding.value)
+        if out is None:
+            super().visit_var_binding_(binding)
+            return
+        is_output = not isinstance(var, relax.DataflowVar)  # read after its dataflow block
+        if isinstance(out, relax.Var) and (isinstance(out, relax.DataflowVar) <= (not is_output)):
+            # An alias, or a value passed through unchanged: no binding of its own
+            # (unless a dataflow value must leave its block through this Var).
+            self.set_var_remap(var, out)
+            return
+        new_var = self._emit(out, var.name, output=is_output)
+        self.set_var_remap(var, new_var)
+        self.driver.lowered[var] = new_var
+        pending = self.driver.pending_attrs.get(var)
+        if pending is not None:
+            pending["tensors"] = list(parse_kernel_call(self.builder_.lookup_binding(new_var)).tensors)
+
+    def _emit(self, expr, name: str, output: bool = False) -> relax.Var:
+        """Emit ``expr`` with every nested call (e.g. a concat input's requantization) as a binding of its own."""
+        if isinstance(expr, relax.Var):
+            return self.builder_.emit_output(expr, name_hint=name) if output else expr
+        new_args = []
+        for arg in expr.args:
+            if isinstance(arg, tvm.ir.Tuple):
+                arg = tvm.ir.Tuple([self._emit(f, _derived_name(f) or "") if isinstance(f, relax.Call) else f
+                                    for f in arg.fields])
+            elif isinstance(arg, relax.Call):
+                arg = self._emit(arg, _derived_name(arg) or "")
+            new_args.append(arg)
+        call = relax.Call(expr.op, new_args, expr.attrs, expr.ty_args)
+        if output:
+            return self.builder_.emit_output(call, name_hint=name)
+        return self.builder_.emit(call, name_hint=name)
 
 
 def _derived_name(call) -> Optional[str]:

@@ -63,6 +63,6 @@ def _lower_mul(ctx, var, mul, q):
 
 
 LOWERINGS = [
-    Lowering("ADD", "quantize", _lower_add, pattern=ADD_PATTERN),
-    Lowering("MUL", "quantize", _lower_mul, pattern=MUL_PATTERN),
+    Lowering("ADD", "quantize", _lower_add, pattern=ADD_PATTERN, tflite={"ADD": (0, 1)}),
+    Lowering("MUL", "quantize", _lower_mul, pattern=MUL_PATTERN, tflite={"MUL": (0, 1)}),
 ]

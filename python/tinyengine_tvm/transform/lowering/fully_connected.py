@@ -43,6 +43,7 @@ def _lower_biased(ctx, var, add, q):
 
 
 LOWERINGS = [
-    Lowering("FULLY_CONNECTED", "quantize", _lower_biased, pattern=BIASED_MATMUL_PATTERN),
-    Lowering("FULLY_CONNECTED", "quantize", _lower, pattern=MATMUL_PATTERN),
+    Lowering("FULLY_CONNECTED", "quantize", _lower_biased, pattern=BIASED_MATMUL_PATTERN,
+             tflite={"FULLY_CONNECTED": (0,)}),
+    Lowering("FULLY_CONNECTED", "quantize", _lower, pattern=MATMUL_PATTERN, tflite={"FULLY_CONNECTED": (0,)}),
 ]

@@ -88,9 +88,10 @@ def _lower_mean(ctx, var, mean, q):
 
 
 LOWERINGS = [
-    Lowering("AVERAGE_POOL_2D", "int8", _lower_avg_pool, pattern=op_pattern("relax.astype"), check=_check_avg_pool),
+    Lowering("AVERAGE_POOL_2D", "int8", _lower_avg_pool, pattern=op_pattern("relax.astype"), check=_check_avg_pool,
+             tflite={"AVERAGE_POOL_2D": (0,)}),
     Lowering("MAX_POOL_2D", "int8", _lower_max_pool, pattern=op_pattern("relax.nn.max_pool2d"),
-             check=_check_max_pool),
+             check=_check_max_pool, tflite={"MAX_POOL_2D": (0,)}),
     Lowering("MEAN", "quantize", _lower_mean, pattern=is_op("relax.mean")(dequantize_pattern()),
-             check=_check_mean, fusable=False),
+             check=_check_mean, fusable=False, tflite={"MEAN": (0,)}),
 ]

@@ -59,7 +59,9 @@ def _lower_output_dequantize(ctx, var, dq_expr, q):
 
 
 LOWERINGS = [
-    Lowering("QUANTIZE", "quantize", _lower_from_float, matcher=_is_float_param),
-    Lowering("QUANTIZE", "quantize", _lower_requantize, pattern=dequantize_pattern()),
-    Lowering("DEQUANTIZE", "output", _lower_output_dequantize, pattern=dequantize_pattern()),
+    Lowering("QUANTIZE", "quantize", _lower_from_float, matcher=_is_float_param, tflite={"QUANTIZE": (0,)}),
+    Lowering("QUANTIZE", "quantize", _lower_requantize, pattern=dequantize_pattern(),
+             tflite={"QUANTIZE": (0,)}),
+    Lowering("DEQUANTIZE", "output", _lower_output_dequantize, pattern=dequantize_pattern(),
+             tflite={"DEQUANTIZE": (0,)}),
 ]
