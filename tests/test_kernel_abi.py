@@ -1,10 +1,13 @@
-"""The kernels' C ABI (src/include/tinyengine_kernels.h) and its Python mirror
-(tinyengine_tvm/kernels/) cannot drift apart.
+"""The kernels' C ABI (src/include/tinyengine_kernels.h) as the compiler reads it
+(tinyengine_tvm/kernels/header.py).
 
-(a) The header is parsed (comments stripped, a small regex parser) and every
-    parameter struct (field names, order, C types) and every function
-    prototype (return type, parameter types and names) must equal
-    ``STRUCTS`` / ``FUNCTIONS``; every ``KERNELS`` entry must call an existing
+(a) An independent parser here (comments stripped, a small regex parser) must
+    see the same parameter structs (field names, order, C types) and
+    prototypes (return type, parameter types and names) as the package's
+    ``STRUCTS`` / ``FUNCTIONS``; the ``@op`` tags give exactly the operators
+    the lowering's records emit kernels for, a kernel declared and defined in
+    C alone becomes a KernelSpec, and bad tags are refused; every
+    ``KERNELS`` entry must call an existing
     function with arguments of the right kinds, defined in its source file;
     a function takes ``void* scratch`` exactly when it has a
     ``*_get_buffer_size()``.
@@ -91,14 +94,14 @@ def test_parser_sees_the_whole_header():
 # --------------------------------------------------------------------------- (a) header == python
 def test_structs_match_header():
     structs, _ = parse_header()
-    assert sorted(structs) == sorted(STRUCTS)
+    assert structs and sorted(structs) == sorted(STRUCTS)
     for name, fields in STRUCTS.items():
         assert structs[name] == fields, f"{name}: header {structs[name]} != kernels.STRUCTS {fields}"
 
 
 def test_prototypes_match_header():
     _, functions = parse_header()
-    assert sorted(functions) == sorted(FUNCTIONS)
+    assert functions and sorted(functions) == sorted(FUNCTIONS)
     for name, fn in FUNCTIONS.items():
         ret, params = functions[name]
         assert ret == fn.returns, f"{name} returns {ret}, kernels.FUNCTIONS says {fn.returns}"
@@ -322,3 +325,92 @@ def test_dsp_build_defines_buffer_size_functions(tmp_path, cpu):
         out = subprocess.run([nm, "--defined-only", obj], capture_output=True, text=True).stdout
         symbols |= {line.split()[-1] for line in out.splitlines() if " T " in line}
     assert {f for f in FUNCTIONS} <= symbols, set(FUNCTIONS) - symbols
+
+
+# --------------------------------------------------------------------------- (a) tags
+def test_op_tags_are_the_kernels_of_the_lowering():
+    """Every @op function is a portable kernel, of an operator some lowering record names."""
+    from tinyengine_tvm.kernels.portable import TAGGED
+    from tinyengine_tvm.transform.lowering import supported_tflite_ops
+
+    tagged = {name for name, fn in FUNCTIONS.items() if "op" in fn.tags}
+    assert tagged == set(TAGGED) and len(tagged) >= 19
+    ops = set(supported_tflite_ops())
+    for name in tagged:
+        assert KERNELS[name].op_type in ops, f"{name}: @op {KERNELS[name].op_type} is lowered by no record"
+    # the costs the header states
+    conv = dict(batch=1, output_h=4, output_w=5, output_c=6, kernel_h=3, kernel_w=2, input_c=7)
+    assert KERNELS["te_conv2d_s8"].macs(conv) == 4 * 5 * 6 * 3 * 2 * 7
+    assert KERNELS["te_depthwise_conv2d_inplace_s8"].scratch(dict(input_h=9, input_w=11)) == 99
+    assert KERNELS["te_add_s8"].macs({}) == 0
+
+
+def _kernel_tree(tmp_path, declaration: str, definition: str):
+    """A copy of src/ with one more declaration in the header and one more kernel source."""
+    root = tmp_path / "src"
+    shutil.copytree(SRC, root)
+    header = root / "include" / "tinyengine_kernels.h"
+    text = header.read_text()
+    at = text.rindex("#ifdef __cplusplus")
+    header.write_text(text[:at] + declaration + "\n" + text[at:])
+    (root / "kernels" / "new_op_s8.cc").write_text(definition)
+    return str(root)
+
+
+_NEW_DECL = """typedef struct { int32_t size; int32_t k; } te_new_params;
+/**
+ * A new operator.
+ * @op NEW_OP
+ * @macs size * (k + 1) / 2
+ */
+void te_new_op_s8(const te_new_params* p, const int8_t* input, int8_t* output, void* scratch);
+/** Scratch of te_new_op_s8.
+ * @size 4 * ((size + 3) / 4)
+ */
+int32_t te_new_op_s8_get_buffer_size(const te_new_params* p);
+"""
+_NEW_DEF = ('#include "tinyengine_kernels.h"\n'
+            'void te_new_op_s8(const te_new_params* p, const int8_t* input, int8_t* output, void* scratch) {\n'
+            '  (void)p; (void)input; (void)output; (void)scratch;\n}\n'
+            'int32_t te_new_op_s8_get_buffer_size(const te_new_params* p) { return 4 * ((p->size + 3) / 4); }\n')
+
+
+def _spec_in(root: str, monkeypatch):
+    """KERNELS of a fresh import of tinyengine_tvm.kernels reading ``root``."""
+    import importlib
+    import sys
+
+    import tinyengine_tvm
+
+    monkeypatch.setenv("TINYENGINE_KERNEL_DIR", root)
+    monkeypatch.setattr(tinyengine_tvm, "kernels", tinyengine_tvm.kernels)  # restored with sys.modules
+    for mod in [m for m in sys.modules if m.startswith("tinyengine_tvm.kernels")]:
+        monkeypatch.delitem(sys.modules, mod)
+    return importlib.import_module("tinyengine_tvm.kernels")
+
+
+def test_a_kernel_written_in_c_alone_becomes_a_kernel_spec(tmp_path, monkeypatch):
+    kernels = _spec_in(_kernel_tree(tmp_path, _NEW_DECL, _NEW_DEF), monkeypatch)
+    spec = kernels.KERNELS["te_new_op_s8"]
+    assert (spec.op_type, spec.source, spec.args, spec.struct) == (
+        "NEW_OP", "new_op_s8.cc", ["p", "in0", "out", "scratch"], "te_new_params")
+    assert spec.fields == ["size", "k"]
+    assert spec.macs(dict(size=10, k=4)) == 25 and kernels.scratch_bytes("te_new_op_s8", dict(size=10, k=0)) == 12
+    assert kernels.buffer_size_function("te_new_op_s8") == "te_new_op_s8_get_buffer_size"
+    assert "new_op_s8.cc" in kernels.kernel_sources_for(["te_new_op_s8"])
+
+
+@pytest.mark.parametrize("declaration, definition, message", [
+    (_NEW_DECL.replace("@size 4 * ((size + 3) / 4)", "no tag"), _NEW_DEF, "needs an @size tag"),
+    (_NEW_DECL.replace("(k + 1) / 2", "__import__('os')"), _NEW_DEF, "may only use fields"),
+    (_NEW_DECL.replace("(k + 1) / 2", "k +"), _NEW_DEF, "bad formula"),
+    (_NEW_DECL, "/* nothing */\n", "no kernels/*.cc defines it"),
+    (_NEW_DECL.replace("const te_new_params* p, const int8_t* input,", "const int8_t* input, const te_new_params* p,", 1),
+     _NEW_DEF, "must take `const te_*_params* p` first"),
+])
+def test_bad_tags_are_refused(tmp_path, monkeypatch, declaration, definition, message):
+    from tinyengine_tvm.errors import TinyEngineError
+
+    root = _kernel_tree(tmp_path, declaration, definition)
+    with pytest.raises(TinyEngineError, match=re.escape(message)):
+        _spec_in(root, monkeypatch)

@@ -5,9 +5,9 @@
  * exceptions.  Arithmetic follows TensorFlow Lite Micro's reference integer
  * kernels exactly, so a generated model is bit-exact with TFLM.  This header
  * is the one description of the kernels' ABI: every argument, every struct
- * field, every scratch size and every packed constant layout is defined here
- * (the code generator's tables in tinyengine_tvm/codegen/kernel_specs.py are
- * checked against it by tests/test_kernel_abi.py).
+ * field, every scratch size and every packed constant layout is defined here.
+ * The compiler reads its structs and prototypes from this file
+ * (tinyengine_tvm/kernels/header.py), so they are written once.
  *
  * Calling convention
  *  - A kernel is te_<op>_s8(const te_<...>_params* p, tensors..., [scratch]):
@@ -44,6 +44,16 @@
  *    is right for a DSP build and for the host build alike; the portable
  *    te_X has its own function, or none when it needs no scratch (e.g.
  *    te_arm_conv2d_s8 needs scratch, te_conv2d_s8 does not).
+ *
+ * Tags read by the compiler (formulas use the parameter struct's field names
+ * and integer arithmetic: + - * / % and parentheses)
+ *  - @op <TFLite operator>: the function is a portable kernel the integer
+ *    lowering may call for that operator.  Its arguments map by name: `p`,
+ *    then inputs in order, `output`, `buffer` (input and output: in place),
+ *    `inputs` (an array of input pointers) and `scratch`.
+ *  - @macs <formula>: multiply-accumulates of one call (0 when absent).
+ *  - @size <formula> on a _get_buffer_size function: the bytes it returns
+ *    (tests/test_kernel_abi.py checks the formula against the function).
  */
 #ifndef TINYENGINE_KERNELS_H_
 #define TINYENGINE_KERNELS_H_
@@ -96,6 +106,8 @@ typedef struct {
  * @param multiplier [output_c] requantization multipliers.
  * @param shift      [output_c] requantization shifts.
  * @param output     [batch, output_h, output_w, output_c].
+ * @op CONV_2D
+ * @macs batch * output_h * output_w * output_c * kernel_h * kernel_w * input_c
  */
 void te_conv2d_s8(const te_conv_params* p, const int8_t* input,
                   const int8_t* filter, const int32_t* bias,
@@ -113,6 +125,8 @@ void te_conv2d_s8(const te_conv_params* p, const int8_t* input,
  * @param multiplier [output_c] requantization multipliers.
  * @param shift      [output_c] requantization shifts.
  * @param output     [batch, output_h, output_w, output_c].
+ * @op DEPTHWISE_CONV_2D
+ * @macs batch * output_h * output_w * output_c * kernel_h * kernel_w
  */
 void te_depthwise_conv2d_s8(const te_conv_params* p, const int8_t* input,
                             const int8_t* filter, const int32_t* bias,
@@ -138,6 +152,8 @@ void te_depthwise_conv2d_s8(const te_conv_params* p, const int8_t* input,
  * @param multiplier [output_c] requantization multipliers.
  * @param shift      [output_c] requantization shifts.
  * @param scratch    te_depthwise_conv2d_inplace_s8_get_buffer_size(p) bytes.
+ * @op DEPTHWISE_CONV_2D
+ * @macs batch * output_h * output_w * output_c * kernel_h * kernel_w
  */
 void te_depthwise_conv2d_inplace_s8(const te_conv_params* p, int8_t* buffer,
                                     const int8_t* filter, const int32_t* bias,
@@ -145,7 +161,9 @@ void te_depthwise_conv2d_inplace_s8(const te_conv_params* p, int8_t* buffer,
                                     const int32_t* shift, void* scratch);
 
 /** Scratch of te_depthwise_conv2d_inplace_s8: one input channel,
- *  input_h * input_w bytes. */
+ *  input_h * input_w bytes.
+ * @size input_h * input_w
+ */
 int32_t te_depthwise_conv2d_inplace_s8_get_buffer_size(
     const te_conv_params* p);
 
@@ -171,6 +189,8 @@ typedef struct {
  *                   per-tensor weights).
  * @param shift      [output_depth] requantization shifts.
  * @param output     [batch, output_depth].
+ * @op FULLY_CONNECTED
+ * @macs batch * input_depth * output_depth
  */
 void te_fully_connected_s8(const te_fc_params* p, const int8_t* input,
                            const int8_t* filter, const int32_t* bias,
@@ -219,11 +239,15 @@ typedef struct {
  * @param input2 second operand, read through p->input2_strides.
  * @param output [dims[0], dims[1], dims[2], dims[3]]; may alias input1 or
  *               input2 when that input has the output's shape.
+ * @op ADD
  */
 void te_add_s8(const te_elementwise_params* p, const int8_t* input1,
                const int8_t* input2, int8_t* output);
 
-/** Quantized MUL; arguments and aliasing as for te_add_s8. */
+/**
+ * Quantized MUL; arguments and aliasing as for te_add_s8.
+ * @op MUL
+ */
 void te_mul_s8(const te_elementwise_params* p, const int8_t* input1,
                const int8_t* input2, int8_t* output);
 
@@ -254,12 +278,15 @@ typedef struct {
  * @param p      geometry.
  * @param input  [batch, input_h, input_w, channels].
  * @param output [batch, output_h, output_w, channels].
+ * @op AVERAGE_POOL_2D
  */
 void te_avg_pool_s8(const te_pool_params* p, const int8_t* input,
                     int8_t* output);
 
 /** Max pooling over the in-bounds elements of each window; arguments as for
- *  te_avg_pool_s8. */
+ *  te_avg_pool_s8.
+ * @op MAX_POOL_2D
+ */
 void te_max_pool_s8(const te_pool_params* p, const int8_t* input,
                     int8_t* output);
 
@@ -279,6 +306,7 @@ typedef struct {
  * @param p      shape and quantization.
  * @param input  [outer, reduced, inner].
  * @param output [outer, inner].
+ * @op MEAN
  */
 void te_mean_s8(const te_mean_params* p, const int8_t* input, int8_t* output);
 
@@ -300,6 +328,7 @@ typedef struct {
  * @param p      shapes and padding.
  * @param input  [input_dims].
  * @param output [input_dims[i] + before[i] + after[i] for i in 0..3].
+ * @op PAD
  */
 void te_pad_s8(const te_pad_params* p, const int8_t* input, int8_t* output);
 
@@ -315,6 +344,7 @@ typedef struct {
  * @param p      rank, shape and permutation.
  * @param input  [input_dims[0 .. rank-1]].
  * @param output [input_dims[perm[i]] for i in 0 .. rank-1].
+ * @op TRANSPOSE
  */
 void te_transpose_s8(const te_transpose_params* p, const int8_t* input,
                      int8_t* output);
@@ -333,6 +363,7 @@ typedef struct {
  * @param p      sizes.
  * @param inputs [n_inputs] pointers; input i is [outer, axis_sizes[i], inner].
  * @param output [outer, sum(axis_sizes), inner].
+ * @op CONCATENATION
  */
 void te_concat_s8(const te_concat_params* p, const int8_t* const* inputs,
                   int8_t* output);
@@ -374,6 +405,7 @@ typedef struct {
  * @param p      shapes and rounding flags.
  * @param input  [batch, input_h, input_w, channels].
  * @param output [batch, output_h, output_w, channels].
+ * @op RESIZE_NEAREST_NEIGHBOR
  */
 void te_resize_nearest_s8(const te_resize_params* p, const int8_t* input,
                           int8_t* output);
@@ -399,6 +431,7 @@ typedef struct {
  * @param p      size and quantization.
  * @param input  [size].
  * @param output [size]; may alias input (same buffer).
+ * @op QUANTIZE
  */
 void te_requantize_s8(const te_requantize_params* p, const int8_t* input,
                       int8_t* output);
@@ -422,6 +455,7 @@ typedef struct {
  * @param p      size and quantization of the output.
  * @param input  [size] float32.
  * @param output [size] int8.
+ * @op QUANTIZE
  */
 void te_quantize_f32_s8(const te_quant_params* p, const float* input,
                         int8_t* output);
@@ -431,6 +465,7 @@ void te_quantize_f32_s8(const te_quant_params* p, const float* input,
  * @param p      size and quantization of the input.
  * @param input  [size] int8.
  * @param output [size] float32.
+ * @op DEQUANTIZE
  */
 void te_dequantize_s8_f32(const te_quant_params* p, const int8_t* input,
                           float* output);
@@ -451,6 +486,7 @@ typedef struct {
  * @param p      sizes and fixed-point parameters.
  * @param input  [rows, depth].
  * @param output [rows, depth].
+ * @op SOFTMAX
  */
 void te_softmax_s8(const te_softmax_params* p, const int8_t* input,
                    int8_t* output);
@@ -470,6 +506,7 @@ typedef struct {
  * @param p      size and fixed-point parameters.
  * @param input  [size].
  * @param output [size].
+ * @op LOGISTIC
  */
 void te_logistic_s8(const te_logistic_params* p, const int8_t* input,
                     int8_t* output);
@@ -490,6 +527,7 @@ typedef struct {
  * @param p      size and fixed-point parameters.
  * @param input  [size].
  * @param output [size].
+ * @op HARD_SWISH
  */
 void te_hard_swish_s8(const te_hard_swish_params* p, const int8_t* input,
                       int8_t* output);

@@ -5,20 +5,23 @@ only; ``tests/test_package_imports.py`` checks it), read by the planner, the
 passes, KernelGraph, kernel selection and the C writer:
 
 ==================  ===========================================================
-``abi``             STRUCTS / FUNCTIONS: the mirror of tinyengine_kernels.h
-                    (checked against the header by tests/test_kernel_abi.py)
+``header``          reads tinyengine_kernels.h (structs, prototypes, tags)
+                    and finds src/ (kernel_dir)
+``abi``             STRUCTS / FUNCTIONS / SOURCES: the header as read
 ``spec``            KernelSpec: C call, parameter struct, scratch, MACs, in place
-``portable``        the portable kernels (src/kernels/*.cc), by family
+``portable``        the portable kernels: every ``@op`` function of the header,
+                    and the compiler's variants of them
 ``arm``             the Cortex-M kernels (src/kernels/arm/) and their layouts
 ``arm_packing``     packing of the Cortex-M kernels' constants
 ``registry``        KERNELS and the lookups (scratch_bytes, macs, is_inplace, ...)
-``sources``         where src/ is and which of its files a model needs
+``sources``         which files of src/ a model needs
 ==================  ===========================================================
 """
 from .abi import FUNCTIONS, STRUCTS, CDecl, CFunction
 from .registry import (KERNELS, buffer_size_function, c_function, inplace_kernels, is_inplace, macs, op_type,
                        scratch_bytes, spec, steps_scratch)
-from .sources import COMMON_SOURCES, SOURCE_HEADERS, kernel_dir, kernel_sources_for
+from .header import kernel_dir
+from .sources import COMMON_SOURCES, SOURCE_HEADERS, kernel_sources_for
 from .spec import KernelSpec
 
 __all__ = ["CDecl", "CFunction", "COMMON_SOURCES", "FUNCTIONS", "KERNELS", "KernelSpec", "SOURCE_HEADERS",

@@ -10,9 +10,16 @@ from typing import Dict
 
 import numpy as np
 
-from .abi import ARM_DW_SHAPES
-from .portable import conv_macs, depthwise_macs, fc_macs
+from .portable import TAGGED
 from .spec import KernelSpec
+
+#: Shape suffixes of the specialized Cortex-M depthwise entry points ("" is the generic one).
+ARM_DW_SHAPES = ["", "_3x3s1", "_3x3s2", "_5x5s1", "_5x5s2", "_7x7s1", "_7x7s2"]
+
+# The optimized kernels compute what the portable ones do: the same MACs.
+conv_macs = TAGGED["te_conv2d_s8"].macs
+depthwise_macs = TAGGED["te_depthwise_conv2d_s8"].macs
+fc_macs = TAGGED["te_fully_connected_s8"].macs
 
 #: (kernel, stride) pairs with a specialized depthwise entry point.
 DW_SPECIALIZED = {(3, 1), (3, 2), (5, 1), (5, 2), (7, 1), (7, 2)}

@@ -1,83 +1,78 @@
-"""The portable kernels of src/kernels/*.cc: the reference and the fallback on every target."""
+"""The portable kernels of src/kernels/*.cc: the reference and the fallback on every target.
+
+Every function of tinyengine_kernels.h tagged ``@op`` is a kernel; its
+KernelSpec (struct, arguments, source, MACs, scratch, in place) is derived
+from its prototype and tags, so a new portable kernel needs no Python here.
+:data:`VARIANTS` are the compiler's other ways of calling those functions.
+"""
 from __future__ import annotations
 
-from typing import Dict
+import dataclasses
+from typing import Dict, List
 
+from ..errors import TinyEngineError
+from .abi import FUNCTIONS, SOURCES
+from .header import CFunction, formula
 from .spec import KernelSpec
 
 
-def conv_macs(a: Dict) -> int:
-    """Multiply-accumulates of a convolution (te_conv_params)."""
-    return a["batch"] * a["output_h"] * a["output_w"] * a["output_c"] * a["kernel_h"] * a["kernel_w"] * a["input_c"]
+def _args(name: str, fn: CFunction) -> List[str]:
+    """The KernelSpec argument words of a prototype, by parameter name (see the header's tags)."""
+    args, n_in = [], 0
+    for i, (ctype, pname) in enumerate(fn.params):
+        if i == 0:
+            if pname != "p" or not ctype.endswith("_params*"):
+                raise TinyEngineError(f"tinyengine_kernels.h: {name} must take `const te_*_params* p` first")
+            args.append("p")
+        elif pname in ("output", "scratch", "inputs"):
+            args.append("out" if pname == "output" else pname)
+        elif pname == "buffer":
+            args.append("inout")
+            n_in += 1
+        else:
+            args.append(f"in{n_in}")
+            n_in += 1
+    return args
 
 
-def depthwise_macs(a: Dict) -> int:
-    """Multiply-accumulates of a depthwise convolution (te_conv_params)."""
-    return a["batch"] * a["output_h"] * a["output_w"] * a["output_c"] * a["kernel_h"] * a["kernel_w"]
+def _derived(name: str, fn: CFunction) -> KernelSpec:
+    struct = fn.params[0][0].replace("const ", "").rstrip("*") if fn.params else None
+    size_fn = FUNCTIONS.get(f"{name}_get_buffer_size")
+    if size_fn is not None and "size" not in size_fn.tags:
+        raise TinyEngineError(f"tinyengine_kernels.h: {name}_get_buffer_size needs an @size tag")
+    if name not in SOURCES:
+        raise TinyEngineError(f"tinyengine_kernels.h: {name} is declared but no kernels/*.cc defines it")
+    args = _args(name, fn)
+    costs = {}
+    if "macs" in fn.tags:
+        costs["macs"] = formula(fn.tags["macs"])
+    if size_fn is not None:
+        costs["scratch"] = formula(size_fn.tags["size"])
+    return KernelSpec(fn.tags["op"], SOURCES[name], args, struct, inplace="inout" in args, **costs)
 
 
-def fc_macs(a: Dict) -> int:
-    """Multiply-accumulates of a fully connected layer (te_fc_params)."""
-    return a["batch"] * a["input_depth"] * a["output_depth"]
+#: Every ``@op`` kernel of the header.
+TAGGED: Dict[str, KernelSpec] = {name: _derived(name, fn) for name, fn in FUNCTIONS.items()
+                                 if "op" in fn.tags and not name.startswith("te_arm_")}
 
 
-def _inplace_dw_scratch(a: Dict) -> int:
-    """te_depthwise_conv2d_inplace_s8_get_buffer_size(): one input channel plane."""
-    return a["input_h"] * a["input_w"]
+def _variant(function: str, args: List[str], **changes) -> KernelSpec:
+    return dataclasses.replace(TAGGED[function], args=args, function=function, **changes)
 
 
-_P5 = ["p", "in0", "in1", "in2", "in3", "in4", "out"]
-_UNARY = ["p", "in0", "out"]
-
-#: Convolution family (conv2d_s8.cc, fully_connected_s8.cc).
-CONVOLUTION: Dict[str, KernelSpec] = {
-    "te_conv2d_s8": KernelSpec("CONV_2D", "conv2d_s8.cc", _P5, "te_conv_params", conv_macs),
-    "te_depthwise_conv2d_s8": KernelSpec("DEPTHWISE_CONV_2D", "conv2d_s8.cc", _P5, "te_conv_params",
-                                         depthwise_macs),
-    "te_depthwise_conv2d_inplace_s8": KernelSpec(
-        "DEPTHWISE_CONV_2D", "conv2d_s8.cc", ["p", "inout", "in1", "in2", "in3", "in4", "scratch"], "te_conv_params",
-        depthwise_macs, scratch=_inplace_dw_scratch, inplace=True),
-    "te_fully_connected_s8": KernelSpec("FULLY_CONNECTED", "fully_connected_s8.cc", _P5, "te_fc_params", fc_macs),
-}
-
-#: Element-wise family (elementwise_s8.cc).  The in-place ADD/MUL write over
-#: input 0, which dies there (transform.inplace_elementwise).
-ELEMENTWISE: Dict[str, KernelSpec] = {
-    "te_add_s8": KernelSpec("ADD", "elementwise_s8.cc", ["p", "in0", "in1", "out"], "te_elementwise_params"),
-    "te_add_inplace_s8": KernelSpec("ADD", "elementwise_s8.cc", ["p", "in0", "in1", "inout"], "te_elementwise_params",
-                                    inplace=True, function="te_add_s8"),
-    "te_mul_inplace_s8": KernelSpec("MUL", "elementwise_s8.cc", ["p", "in0", "in1", "inout"], "te_elementwise_params",
-                                    inplace=True, function="te_mul_s8"),
-    "te_mul_s8": KernelSpec("MUL", "elementwise_s8.cc", ["p", "in0", "in1", "out"], "te_elementwise_params"),
-}
-
-#: Pooling, reductions, activations and (re)quantization.
-UNARY: Dict[str, KernelSpec] = {
-    "te_avg_pool_s8": KernelSpec("AVERAGE_POOL_2D", "pooling_s8.cc", _UNARY, "te_pool_params"),
-    "te_max_pool_s8": KernelSpec("MAX_POOL_2D", "pooling_s8.cc", _UNARY, "te_pool_params"),
-    "te_mean_s8": KernelSpec("MEAN", "mean_s8.cc", _UNARY, "te_mean_params"),
-    "te_resize_nearest_s8": KernelSpec("RESIZE_NEAREST_NEIGHBOR", "resize_nearest_s8.cc", _UNARY, "te_resize_params"),
-    "te_requantize_s8": KernelSpec("QUANTIZE", "quantize_s8.cc", _UNARY, "te_requantize_params"),
-    "te_quantize_f32_s8": KernelSpec("QUANTIZE", "quantize_s8.cc", _UNARY, "te_quant_params"),
-    "te_dequantize_s8_f32": KernelSpec("DEQUANTIZE", "quantize_s8.cc", _UNARY, "te_quant_params"),
-    "te_softmax_s8": KernelSpec("SOFTMAX", "softmax_s8.cc", _UNARY, "te_softmax_params"),
-    "te_logistic_s8": KernelSpec("LOGISTIC", "logistic_s8.cc", _UNARY, "te_logistic_params"),
-    "te_hard_swish_s8": KernelSpec("HARD_SWISH", "hard_swish_s8.cc", _UNARY, "te_hard_swish_params"),
-}
-
-#: Data movement (data_movement_s8.cc).  te_buffer, te_crop_s8 and te_paste_s8 are
-#: patch-based execution's (transform.patch_inference): the stage output buffer
-#: is declared once, patches are cut from the input and pasted in.
-DATA_MOVEMENT: Dict[str, KernelSpec] = {
-    "te_pad_s8": KernelSpec("PAD", "data_movement_s8.cc", _UNARY, "te_pad_params"),
-    "te_transpose_s8": KernelSpec("TRANSPOSE", "data_movement_s8.cc", _UNARY, "te_transpose_params"),
-    "te_buffer": KernelSpec("BUFFER", "data_movement_s8.cc", [], function=""),
-    "te_crop_s8": KernelSpec("CROP", "data_movement_s8.cc", ["p", "in0", "out"], "te_copy_2d_params",
+#: Other calls of the tagged functions.  The in-place ADD/MUL write over input 0,
+#: which dies there (transform.inplace_elementwise).  te_buffer, te_crop_s8 and
+#: te_paste_s8 are patch-based execution's (transform.patch_inference): the stage
+#: output buffer is declared once, patches are cut from the input and pasted in.
+VARIANTS: Dict[str, KernelSpec] = {
+    "te_add_inplace_s8": _variant("te_add_s8", ["p", "in0", "in1", "inout"], inplace=True),
+    "te_mul_inplace_s8": _variant("te_mul_s8", ["p", "in0", "in1", "inout"], inplace=True),
+    "te_buffer": KernelSpec("BUFFER", SOURCES["te_copy_2d_s8"], [], function=""),
+    "te_crop_s8": KernelSpec("CROP", SOURCES["te_copy_2d_s8"], ["p", "in0", "out"], "te_copy_2d_params",
                              function="te_copy_2d_s8", field_attrs={"dst_stride": "row_bytes"}),
-    "te_paste_s8": KernelSpec("PASTE", "data_movement_s8.cc", ["p", "in1", "inout"], "te_copy_2d_params",
+    "te_paste_s8": KernelSpec("PASTE", SOURCES["te_copy_2d_s8"], ["p", "in1", "inout"], "te_copy_2d_params",
                               function="te_copy_2d_s8", inplace=True, partial_write=True,
                               field_attrs={"src_stride": "row_bytes"}),
-    "te_concat_s8": KernelSpec("CONCATENATION", "data_movement_s8.cc", ["p", "inputs", "out"], "te_concat_params"),
 }
 
-PORTABLE: Dict[str, KernelSpec] = {**CONVOLUTION, **ELEMENTWISE, **UNARY, **DATA_MOVEMENT}
+PORTABLE: Dict[str, KernelSpec] = {**TAGGED, **VARIANTS}
