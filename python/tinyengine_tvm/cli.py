@@ -54,6 +54,10 @@ def _pass_summary(p: dict) -> str:
             return f"not applied ({p['reason']})"
         return (f"{p['patches']}x{p['patches']} patches up to op #{p['split_index']} {quote_name(p['split_op'], 72)}, "
                 f"+{p['mac_overhead']:.1%} MACs, arena {p['baseline_arena_bytes']:,} -> {p['arena_bytes']:,} B")
+    if p.get("name") == "Int8IO":
+        changes = [f"{quote_name(c['replaces'], 32)} -> int8 {quote_name(c['name'], 32)}"
+                   for c in p["inputs"] + p["outputs"] if c is not None]
+        return ", ".join(changes) if changes else "no float input or output to replace"
     if "peak_bytes" in p:  # MemoryAwareSchedule
         how = "exact" if p["exact"] else "heuristic"
         return (f"peak {p['original_peak_bytes']:,} -> {p['peak_bytes']:,} B ({how}, {p['states']} states"
@@ -128,7 +132,7 @@ def _cmd_compile(args) -> int:
             raise UsageError(f"--memory-plot '{args.memory_plot}' is inside the output directory, which is replaced")
 
     kwargs = dict(name=args.model_name, disabled_passes=args.disable_pass, pass_config=pass_config,
-                  sram_budget=args.sram_budget)
+                  sram_budget=args.sram_budget, int8_io=args.int8_io)
     compiled = compile_model(args.model, core=core, keep_portable_arena=args.keep_portable_arena, **kwargs)
     if board is not None:
         from .targets.fit import check_fits
@@ -136,7 +140,7 @@ def _cmd_compile(args) -> int:
         check_fits(compiled.metadata, board)
     baseline = None
     if args.memory_plot:
-        baseline = compile_model(args.model, name=args.model_name, optimize=False)
+        baseline = compile_model(args.model, name=args.model_name, optimize=False, int8_io=args.int8_io)
     out = compiled.export(args.output, keep=[args.model])
     if baseline is not None:
         from .report import plot_memory_timeline
@@ -281,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target-tinyengine-mcpu", default=None, metavar="CORE",
                    help="select kernels for a core: cortex-m4, cortex-m7, cortex-m55 (default: the board's core; "
                         "none: portable kernels only)")
+    c.add_argument("--int8-io", action="store_true",
+                   help="take and give int8 tensors where the model quantizes a float input or dequantizes "
+                        "an output (the header gives their scale and zero point)")
     c.add_argument("--keep-portable-arena", action="store_true",
                    help="never let the Cortex-M kernels' scratch grow the arena (keeps portable kernels there)")
     c.add_argument("--disable-pass", action="append", default=[], metavar="PASS",

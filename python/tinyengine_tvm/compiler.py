@@ -25,6 +25,7 @@ from .kernels import kernel_dir, kernel_sources_for, macs, op_type, steps_scratc
 from .kernels import spec as kernel_spec
 from .planner import plan_arena
 from .transform import LowerToIntegerKernels
+from .transform.int8_io import Int8IO
 from .transform.pipeline import attach_options, optimization_passes
 from .transform.relax_utils import pass_reports
 from .output_paths import GENERATOR, FileTarget, check_output_dir, check_output_file, staged_dir, write_file
@@ -100,7 +101,7 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
             passes: Optional[List[tvm.transform.Pass]] = None, optimize: bool = True,
             disabled_passes: Sequence[str] = (), pass_config: Optional[Dict[str, Any]] = None,
             sram_budget: Optional[int] = None, core: Optional[str] = None,
-            keep_portable_arena: bool = False) -> CompiledModel:
+            keep_portable_arena: bool = False, int8_io: bool = False) -> CompiledModel:
     """Compile an int8 TFLite/ONNX model (path or bytes) or a QDQ Relax IRModule to C.
 
     After integer lowering the default memory passes run (see
@@ -114,6 +115,9 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     Their scratch can add up to ~1.3 KB to the arena on the shared models;
     ``keep_portable_arena`` keeps the portable kernel wherever that scratch
     would make the arena larger than the portable plan's (slower).
+    With ``int8_io`` float32 inputs/outputs quantized/dequantized at the
+    boundary become the int8 tensors around them (``transform.int8_io``); the
+    header and metadata give their scale and zero point.
     Raises ModelFormatError / UnsupportedModelError before producing anything.
     """
     t0 = time.perf_counter()
@@ -126,6 +130,9 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     # The options reach the passes through the PassContext (transform.pipeline);
     # the passes' reports are main's tinyengine.pass_reports, past those it came with.
     earlier = len(pass_reports(lowered["main"]))
+    if int8_io:
+        lowered = Int8IO()(lowered)
+        _apply_int8_io(imported, pass_reports(lowered["main"])[-1])
     with attach_options(pass_config if optimize else None):
         lowered = tvm.transform.Sequential(optimizations + list(passes or []), name="tinyengine")(lowered)
     reports = pass_reports(lowered["main"])[earlier:]
@@ -187,6 +194,15 @@ def _fill_io_from_graph(imported: ImportedModel, graph: KernelGraph) -> None:
             raise TinyEngineError(f"tensor '{desc.name}': lowered as {t.dtype}{t.shape}, model says {desc.dtype}{desc.shape}")
 
 
+def _apply_int8_io(imported: ImportedModel, report: Dict[str, Any]) -> None:
+    """The I/O descriptions after Int8IO: the int8 tensors, with their quantization."""
+    for descs, changes in ((imported.inputs, report["inputs"]), (imported.outputs, report["outputs"])):
+        for k, change in enumerate(changes):
+            if change is not None:
+                descs[k] = TensorDesc(change["name"], list(descs[k].shape), "int8", change["scale"],
+                                      change["zero_point"])
+
+
 def _read(path: str) -> str:
     with open(path) as f:
         return f.read()
@@ -218,6 +234,7 @@ def _metadata(imported: ImportedModel, graph: KernelGraph, plan, passes) -> dict
     return {
         "model": imported.name,
         "format": imported.format,
+        "int8_io": any(r.get("name") == "Int8IO" and r.get("changed") for r in passes),
         "inputs": [d.to_json() for d in imported.inputs],
         "outputs": [d.to_json() for d in imported.outputs],
         "memory": {

@@ -31,6 +31,19 @@ def tflm_run(model: bytes, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
     return [np.array(interp.get_output(i)) for i in range(_num_outputs(model))]
 
 
+def tflm_tensors(model: bytes, inputs: Sequence[np.ndarray], tensors: Sequence[int]) -> List[np.ndarray]:
+    """Run one inference in TFLM keeping every tensor; the values of ``tensors``
+    (indices into subgraph 0) afterwards, e.g. the int8 tensors around a
+    model's QUANTIZE and DEQUANTIZE."""
+    runtime = _runtime()
+    interp = runtime.Interpreter.from_bytes(
+        model, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+    for i, x in enumerate(inputs):
+        interp.set_input(np.ascontiguousarray(x), i)
+    interp.invoke()
+    return [np.array(interp.GetTensor(int(t), 0)["tensor_data"]) for t in tensors]
+
+
 def random_inputs(descs: Sequence[dict], seed: int) -> List[np.ndarray]:
     """Inputs for a model's input descriptions, in model order (the runtime's draw)."""
     from ..runtime.project import random_arrays
