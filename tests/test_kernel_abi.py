@@ -1,10 +1,9 @@
 """The kernels' C ABI (src/include/tinyengine_kernels.h) as the compiler reads it
 (tinyengine_tvm/kernels/header.py).
 
-(a) An independent parser here (comments stripped, a small regex parser) must
-    see the same parameter structs (field names, order, C types) and
-    prototypes (return type, parameter types and names) as the package's
-    ``STRUCTS`` / ``FUNCTIONS``; the ``@op`` tags give exactly the operators
+(a) The package's header reader (kernels/header.py) sees every struct and
+    prototype of the header (counted here with a separate regex) and
+    ``STRUCTS`` / ``FUNCTIONS`` are what it reads; the ``@op`` tags give exactly the operators
     the lowering's records emit kernels for, a kernel declared and defined in
     C alone becomes a KernelSpec, and bad tags are refused; every
     ``KERNELS`` entry must call an existing
@@ -37,6 +36,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from tinyengine_tvm.kernels import header
 from tinyengine_tvm.kernels import (FUNCTIONS, KERNELS, STRUCTS, buffer_size_function, c_function, kernel_dir,
                                     scratch_bytes)
 
@@ -46,44 +46,14 @@ HOST_FLAGS = ["-std=c++17", "-O2", "-fPIC", "-fno-exceptions", "-fno-rtti", "-Wa
 
 
 # --------------------------------------------------------------------------- header parser
-def _strip_comments(text: str) -> str:
-    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
-    return re.sub(r"//[^\n]*", " ", text)
-
-
-def _norm_type(t: str) -> str:
-    t = re.sub(r"\s+", " ", t).strip()
-    return re.sub(r"\s*\*", "*", t)
-
-
-def _decl(text: str):
-    """'const int8_t* const* inputs' -> ('const int8_t* const*', 'inputs');
-    'int32_t dims[4]' -> ('int32_t[4]', 'dims')."""
-    text = re.sub(r"\s+", " ", text).strip()
-    m = re.fullmatch(r"(.*?)\s*\b(\w+)\s*(\[\s*(\d+)\s*\])?", text)
-    assert m, f"cannot parse declaration {text!r}"
-    ctype = _norm_type(m.group(1))
-    if m.group(4):
-        ctype += f"[{m.group(4)}]"
-    return ctype, m.group(2)
-
-
 def parse_header(path: str = HEADER):
-    """(structs, functions) of the header: {name: [(type, field)]}, {name: (ret, [(type, param)])}."""
-    text = _strip_comments(open(path).read())
-    structs = {}
-    for body, name in re.findall(r"typedef\s+struct\s*\{(.*?)\}\s*(\w+)\s*;", text, flags=re.S):
-        structs[name] = [_decl(f) for f in body.split(";") if f.strip()]
-    functions = {}
-    for ret, name, params in re.findall(r"\b(void|int32_t)\s+(te_\w+)\s*\(([^;{)]*)\)\s*;", text):
-        plist = [] if params.strip() in ("", "void") else [_decl(p) for p in params.split(",")]
-        assert name not in functions, f"{name} declared twice"
-        functions[name] = (ret, plist)
-    return structs, functions
+    """(structs, functions) as the package reads them: {name: [(type, field)]}, {name: (ret, [(type, param)])}."""
+    structs, functions = header.parse_header(path)
+    return structs, {name: (fn.returns, fn.params) for name, fn in functions.items()}
 
 
 def test_parser_sees_the_whole_header():
-    text = _strip_comments(open(HEADER).read())
+    text = header.strip_comments(open(HEADER).read())
     structs, functions = parse_header()
     assert len(structs) == text.count("typedef struct")
     # every te_ function-call-like declaration was parsed

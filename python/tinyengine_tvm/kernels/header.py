@@ -50,7 +50,8 @@ class CFunction:
     tags: Dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
 
-def _strip_comments(text: str) -> str:
+def strip_comments(text: str) -> str:
+    """C source without its comments."""
     text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
     return re.sub(r"//[^\n]*", " ", text)
 
@@ -91,7 +92,7 @@ def parse_header(path: str = "") -> Tuple[Dict[str, List[CDecl]], Dict[str, CFun
     path = path or os.path.join(kernel_dir(), HEADER)
     with open(path, encoding="utf-8") as fh:
         raw = fh.read()
-    code = _strip_comments(raw)
+    code = strip_comments(raw)
     structs = {}
     for body, name in re.findall(r"typedef\s+struct\s*\{(.*?)\}\s*(\w+)\s*;", code, flags=re.S):
         structs[name] = [_decl(f) for f in body.split(";") if f.strip()]
@@ -117,7 +118,7 @@ def defining_sources(root: str = "") -> Dict[str, str]:
                 continue
             path = os.path.join(dirpath, f)
             with open(path, encoding="utf-8") as fh:
-                code = _strip_comments(fh.read())
+                code = strip_comments(fh.read())
             for name in re.findall(r"\b(te_\w+)\s*\([^;{}]*\)\s*\{", code):
                 out.setdefault(name, os.path.relpath(path, base).replace(os.sep, "/"))
     return out
