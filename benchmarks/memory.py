@@ -9,13 +9,18 @@ the int8 input image held in SRAM while it is needed):
   none        this project, integer lowering only
   +sched      + FoldPadIntoConv + MemoryAwareSchedule (and the planner's best packing)
   +inplace    + InplaceDepthwise + InplaceElementwise
-  +patch      + PatchBasedInference (all passes on; split op index, n x n, extra MACs)
+  +patch      + PatchBasedInference (all passes on)
   +patch m7   the same with the Cortex-M7 kernels selected (their scratch included)
   streamed    +patch with the input image outside the arena (a caller that supplies each
               patch's window, e.g. from a camera line buffer): what streaming would save
-A second table gives the patch configuration and an estimate (from the patch windows; the
-generated code recomputes halos) of caching halo columns between horizontally adjacent patches.
-Usage: python benchmarks/memory.py [MODEL ...]
+A second table gives each patched stage: its operators, grid, extra MACs, and the extra
+MACs and cache bytes of the same grid with the halo columns of adjacent patches cached
+(the search weighs both; "cache used" marks the stages generated that way).
+With --zoo, the same for the stand-in models of modelgen/zoo.py (MCUNet-VWW, MCUNet
+detection with FPN heads, MCUNetV2-style ImageNet with squeeze-excite, NCHW MobileNetV2),
+compiled with --int8-io and --nhwc-input, against the targets of issue 10, with the
+Pareto front (arena against extra MACs) of the plans the search built.
+Usage: python benchmarks/memory.py [MODEL ...] | --zoo [FAMILY ...]
 """
 import argparse
 import os
@@ -57,7 +62,13 @@ def streamed_arena(compiled) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="*", default=SHARED_MODELS)
+    parser.add_argument("--zoo", nargs="*", metavar="FAMILY", default=None,
+                        help="the zoo's stand-in models (all families when none is named) instead")
     args = parser.parse_args(argv)
+    if args.zoo is not None:
+        from tinyengine_tvm.modelgen.zoo import ZOO
+
+        return zoo_table(args.zoo or list(ZOO))
     d = shared_models_dir()
     if d is None:
         print("../shared/models not found (set TINYENGINE_SHARED_MODELS)", file=sys.stderr)
@@ -85,13 +96,57 @@ def main(argv=None) -> int:
               + f"{weights:>10,}{seconds:>11.2f}")
     print("\nArena figures include the int8 input image while it is needed; 'compile s' is the "
           "all-passes compile time.\n")
-    print(f"{'model':<24}{'split op':>9}{'grid':>6}{'+MACs':>8}{'+MACs, halo cache (est.)':>26}{'cache B':>9}")
+    print(f"{'model':<24}{'stage ops':>11}{'grid':>7}{'+MACs':>8}{'+MACs, halo cache':>26}{'cache B':>9}")
     for name, p in patches.items():
         if not p["applied"]:
             print(f"{name:<24}  not applied: {p['reason']}")
             continue
-        print(f"{name:<24}{p['split_index']:>9}{p['patches']:>4}x{p['patches']}{p['mac_overhead']:>8.1%}"
-              f"{p['halo_cache_mac_overhead']:>26.1%}{p['halo_cache_bytes']:>9,}")
+        for st in p["stages"]:
+            ops = f"{st['first_index']}-{st['last_index']}"
+            grid = f"{st['grid'][0]}x{st['grid'][1]}"
+            print(f"{name:<24}{ops:>11}{grid:>7}{st['mac_overhead']:>8.1%}"
+                  f"{st['halo_cache_mac_overhead']:>26.1%}{st['halo_cache_bytes']:>9,}"
+                  f"{'  (cache used)' if st['halo_cache'] else ''}")
+    return 0
+
+
+#: The issue's arena targets for the zoo stand-ins (bytes, int8 image in the arena, <= 10% extra MACs).
+ZOO_TARGETS = {"mcunet_vww": 36_800, "mcunet_fpn_detector": 118_000, "mcunet_se_imagenet": 470_000,
+               "mobilenetv2_nchw": 330_000}
+
+
+def zoo_table(names) -> int:
+    """Arena of the zoo's stand-in models (random weights, real shapes), int8 I/O, against the targets."""
+    from tinyengine_tvm.modelgen.zoo import ZOO
+
+    header = (f"{'model':<22}{'MACs':>13}{'+inplace':>11}{'+patch':>10}{'target':>10}{'streamed':>10}"
+              f"{'+MACs':>7}{'stages':>7}{'compile s':>10}")
+    print(header)
+    print("-" * len(header))
+    fronts = {}
+    for name in names:
+        model = ZOO[name]()
+        io = dict(int8_io=True, nhwc_input=True)
+        plain = te.compile(model, disabled_passes=["PatchBasedInference"], **io)
+        t0 = time.perf_counter()
+        patched = te.compile(model, **io)
+        seconds = time.perf_counter() - t0
+        report = {p["name"]: p for p in patched.metadata["passes"]}["PatchBasedInference"]
+        fronts[name] = report
+        print(f"{name:<22}{plain.metadata['total_macs']:>13,}{plain.metadata['memory']['arena_bytes']:>11,}"
+              f"{patched.metadata['memory']['arena_bytes']:>10,}{ZOO_TARGETS.get(name, 0):>10,}"
+              f"{streamed_arena(patched):>10,}{report['mac_overhead']:>7.1%}{len(report['stages']):>7}"
+              f"{seconds:>10.1f}")
+    print("\n'streamed': the same plan with the input image outside the arena.\n")
+    for name, report in fronts.items():
+        print(f"{name}: stages (first..last op, grid, halo cache, +MACs; +MACs recomputing / caching the halo)")
+        for st in report["stages"]:
+            print(f"  {st['first_op']}..{st['last_op']}  {st['grid'][0]}x{st['grid'][1]}  "
+                  f"{'cache' if st['halo_cache'] else 'recompute'}  {st['mac_overhead']:.1%}  "
+                  f"({st['recompute_mac_overhead']:.1%} / {st['halo_cache_mac_overhead']:.1%}, "
+                  f"cache {st['halo_cache_bytes']:,} B)")
+        print("  explored (Pareto front, arena B @ extra MACs): "
+              + ", ".join(f"{a:,} @ {m:.1%}" for a, m in report["explored"]))
     return 0
 
 

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinyengine_tvm as te
+from tinyengine_tvm.testing.plan_check import check_plan_valid
 from tinyengine_tvm.errors import MemoryBudgetError
 from tinyengine_tvm.testing import SHARED_MODELS, assert_matches_tflm, random_inputs
 from tinyengine_tvm.transform.pipeline import PASS_FACTORIES
@@ -20,38 +21,6 @@ pytest.importorskip("tflite_micro", reason="tflite-micro is not installed (pip i
 from tinyengine_tvm.modelgen.quantized_ops import QuantizedGraph  # noqa: E402
 
 ALL_PASSES = list(PASS_FACTORIES)
-
-
-def check_plan_valid(compiled):
-    """No two buffers alive during one step overlap in the arena (recomputed here)."""
-    graph, plan = compiled.graph, compiled.plan
-    n = len(graph.steps)
-    live = {}  # root -> [first, last]
-
-    def touch(root, step):
-        lo, hi = live.get(root, (step, step))
-        live[root] = (min(lo, step), max(hi, step))
-
-    for t in graph.inputs:
-        touch(graph.root(t), -1)
-    for s, step in enumerate(graph.steps):
-        for i in step.inputs:
-            if graph.tensors[i].kind != "constant":
-                touch(graph.root(i), s)
-        touch(graph.root(step.output), s)
-    for t in graph.outputs:
-        touch(graph.root(t), n)
-    spans = [(lo, hi, plan.offset_of(r), graph.tensors[r].nbytes, r) for r, (lo, hi) in live.items()]
-    spans += [(s, s, plan.offset_of(("scratch", s)), b.size, ("scratch", s))
-              for s in range(n) for k, b in plan.buffers.items() if k == ("scratch", s)]
-    for a in range(len(spans)):
-        for b in range(a + 1, len(spans)):
-            la, ha, oa, sa, ka = spans[a]
-            lb, hb, ob, sb, kb = spans[b]
-            if ha < lb or hb < la:
-                continue
-            assert oa + sa <= ob or ob + sb <= oa, f"buffers {ka} and {kb} overlap while both are alive"
-        assert spans[a][2] + spans[a][3] <= plan.arena_bytes
 
 
 def _compare_variants(model, variants, seeds=range(3)):
@@ -251,7 +220,8 @@ def test_patch_grid_uneven_with_residual_stage(patches):
     compiled = te.compile(model, pass_config=cfg, disabled_passes=["InplaceDepthwise"])
     report = {p["name"]: p for p in compiled.metadata["passes"]}["PatchBasedInference"]
     if report["applied"]:
-        assert report["patches"] == patches and report["split_index"] == 4
+        (stage,) = report["stages"]
+        assert stage["grid"] == [patches, patches] and stage["last_index"] == 4
         assert sum(o["type"] == "PASTE" for o in compiled.metadata["ops"]) == patches * patches
     else:  # forced configurations may not pay off; the reason must say so
         assert "not smaller" in report["reason"]
@@ -280,9 +250,33 @@ def test_patching_refuses_when_it_cannot_help():
     compiled = te.compile(model)
     report = {p["name"]: p for p in compiled.metadata["passes"]}["PatchBasedInference"]
     assert not report["applied"] and report["reason"]
+    # Without a MAC budget only stages whose windowed ops all read full sources
+    # (no halo to recompute) may be patched.
     none = te.compile(_mbv2_like(h=64, w=64), pass_config={"PatchBasedInference.max_mac_overhead": 0.0})
     report = {p["name"]: p for p in none.metadata["passes"]}["PatchBasedInference"]
+    assert report["applied"] and report["mac_overhead"] == 0, report
+    assert all(st["extra_macs"] == 0 for st in report["stages"])
+    assert none.metadata["total_macs"] == te.compile(_mbv2_like(h=64, w=64), optimize=False).metadata["total_macs"]
+    g = QuantizedGraph(3)
+    x = g.input((1, 16, 16, 4))
+    x = g.conv2d(x, 8, (3, 3), (1, 1), activation="RELU")
+    x = g.conv2d(x, 8, (3, 3), (1, 1), activation="RELU")
+    x = g.conv2d(x, 4, (3, 3), (2, 2), activation="RELU")
+    x = g.avg_pool(x, (8, 8), (1, 1))
+    halo_only = g.finish(g.fully_connected(g.reshape(x, (1, 4)), 3))
+    report = {p["name"]: p for p in te.compile(halo_only, pass_config={
+        "PatchBasedInference.max_mac_overhead": 0.0}).metadata["passes"]}["PatchBasedInference"]
     assert not report["applied"] and "extra MACs" in report["reason"], report
+
+
+def test_declining_names_the_operator_that_stops_it():
+    g = QuantizedGraph(4)
+    x = g.input((1, 8, 8, 4))
+    x = g.resize_nearest(x, (16, 16), prefix="upsample")
+    model = g.finish(g.fully_connected(g.reshape(x, (1, 1024)), 3, prefix="classifier"))
+    report = {p["name"]: p for p in te.compile(model).metadata["passes"]}["PatchBasedInference"]
+    assert not report["applied"]
+    assert "te_resize_nearest_s8" in report["reason"] and "upsample" in report["reason"], report
 
 
 def test_inplace_add_over_the_dying_operand():

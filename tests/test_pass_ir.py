@@ -216,24 +216,28 @@ def test_patch_based_inference_splits_the_first_stage():
         return tail(e, b)
 
     def expected(e, x):
-        buf = e.call("project", "te_buffer", [], {}, [1, 8, 8, 1])
-        local = dict(input_h=4, input_w=4, output_h=4, output_w=4)
+        # Every call of the patched stage notes the stage output it builds.
+        of = dict(_patch_of="project")
+        buf = e.call("project", "te_buffer", [], dict(of), [1, 8, 8, 1])
+        local = dict(input_h=4, input_w=4, output_h=4, output_w=4, **of)
         for p, (y0, x0) in enumerate([(0, 0), (0, 4), (4, 0), (4, 4)]):
             crop = e.call(f"x[patch {p}]", "te_crop_s8", [x], dict(
-                src_stride=8, row_bytes=4, rows=4, _in_offsets=[y0 * 8 + x0]), [1, 4, 4, 1])
+                src_stride=8, row_bytes=4, rows=4, _in_offsets=[y0 * 8 + x0], **of), [1, 4, 4, 1])
             a = e.call(f"expand[patch {p}]", "te_conv2d_s8", [crop] + conv_consts(1, 8, seed=1),
                        dict(expand, **local), [1, 4, 4, 8])
             b = e.call(f"project[patch {p}]", "te_conv2d_s8", [a] + conv_consts(8, 1, seed=2),
                        dict(project, **local), [1, 4, 4, 1])
             buf = e.call(f"project[paste {p}]", "te_paste_s8", [buf, b], dict(
-                row_bytes=4, rows=4, dst_stride=8, _inout_offset=y0 * 8 + x0), [1, 8, 8, 1])
+                row_bytes=4, rows=4, dst_stride=8, _inout_offset=y0 * 8 + x0, **of), [1, 8, 8, 1])
         return tail(e, buf)
 
-    got, reports = run(PatchBasedInference(max_patches=2), make_func([("x", (1, 8, 8, 1))], before))
+    got, reports = run(PatchBasedInference(max_patches=2, halo_cache="off"), make_func([("x", (1, 8, 8, 1))], before))
     tvm.ir.assert_structural_equal(got, make_func([("x", (1, 8, 8, 1))], expected))
     (report,) = reports
-    assert report["name"] == "PatchBasedInference" and report["applied"] and report["patches"] == 2
-    assert report["split_op"] == "project" and report["split_index"] == 1 and report["mac_overhead"] == 0
+    assert report["name"] == "PatchBasedInference" and report["applied"] and report["mac_overhead"] == 0
+    (stage,) = report["stages"]
+    assert stage["grid"] == [2, 2] and (stage["first_op"], stage["last_op"]) == ("expand", "project")
+    assert (stage["first_index"], stage["last_index"], stage["extra_macs"]) == (0, 1, 0)
     assert report["arena_bytes"] < report["baseline_arena_bytes"]
 
 

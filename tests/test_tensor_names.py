@@ -144,10 +144,13 @@ def test_names_with_all_passes_including_patches():
     compiled = te.compile(model, name="named")
     report = {p["name"]: p for p in compiled.metadata["passes"]}["PatchBasedInference"]
     assert report["applied"], report
-    assert _base(report["split_op"]) in STEP_NAMES
+    last_op = report["stages"][0]["last_op"]
+    assert _base(last_op) in STEP_NAMES
     names = [op["name"] for op in compiled.metadata["ops"]]
-    assert f"{N['input']}[patch 0]" in names and f"{N['stem']}[patch 0]" in names
-    assert f"{report['split_op']}[paste 0]" in names
+    # Every stage source is cropped per patch, and every stage step runs per patch, under its own name.
+    first_op = report["stages"][0]["first_op"]
+    assert f"{first_op}[patch 0]" in names and f"{last_op}[paste 0]" in names
+    assert any(n.endswith("[patch 0]") and _base(n) not in (first_op, last_op) for n in names)
     assert any(n.endswith("[scratch]") for op in compiled.metadata["ops"] for n in op["live_buffers"])
     _check_names(compiled)
     _check_runs(compiled, model)

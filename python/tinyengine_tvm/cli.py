@@ -52,11 +52,15 @@ def _pass_summary(p: dict) -> str:
     if "applied" in p:  # PatchBasedInference
         if not p["applied"]:
             return f"not applied ({p['reason']})"
-        return (f"{p['patches']}x{p['patches']} patches up to op #{p['split_index']} {quote_name(p['split_op'], 72)}, "
-                f"+{p['mac_overhead']:.1%} MACs, arena {p['baseline_arena_bytes']:,} -> {p['arena_bytes']:,} B")
-    if p.get("name") == "Int8IO":
-        changes = [f"{quote_name(c['replaces'], 32)} -> int8 {quote_name(c['name'], 32)}"
-                   for c in p["inputs"] + p["outputs"] if c is not None]
+        stages = "; ".join(
+            f"ops #{st['first_index']}-#{st['last_index']} {quote_name(st['first_op'], 32)}..{quote_name(st['last_op'], 32)}"
+            f" in {st['grid'][0]}x{st['grid'][1]} patches (+{st['mac_overhead']:.1%} MACs)" for st in p["stages"])
+        return (f"{len(p['stages'])} stage(s): {stages}; +{p['mac_overhead']:.1%} MACs, "
+                f"arena {p['baseline_arena_bytes']:,} -> {p['arena_bytes']:,} B")
+    if p.get("name") in ("Int8IO", "NHWCInput"):
+        kind = "int8" if p["name"] == "Int8IO" else "NHWC"
+        changes = [f"{quote_name(c['replaces'], 32)} -> {kind} {quote_name(c['name'], 32)}"
+                   for c in p["inputs"] + p.get("outputs", []) if c is not None]
         return ", ".join(changes) if changes else "no float input or output to replace"
     if "peak_bytes" in p:  # MemoryAwareSchedule
         how = "exact" if p["exact"] else "heuristic"
@@ -132,7 +136,7 @@ def _cmd_compile(args) -> int:
             raise UsageError(f"--memory-plot '{args.memory_plot}' is inside the output directory, which is replaced")
 
     kwargs = dict(name=args.model_name, disabled_passes=args.disable_pass, pass_config=pass_config,
-                  sram_budget=args.sram_budget, int8_io=args.int8_io)
+                  sram_budget=args.sram_budget, int8_io=args.int8_io, nhwc_input=args.nhwc_input)
     compiled = compile_model(args.model, core=core, keep_portable_arena=args.keep_portable_arena, **kwargs)
     if board is not None:
         from .targets.fit import check_fits
@@ -140,12 +144,14 @@ def _cmd_compile(args) -> int:
         check_fits(compiled.metadata, board)
     baseline = None
     if args.memory_plot:
-        baseline = compile_model(args.model, name=args.model_name, optimize=False, int8_io=args.int8_io)
+        baseline = compile_model(args.model, name=args.model_name, optimize=False, int8_io=args.int8_io,
+                                 nhwc_input=args.nhwc_input)
     out = compiled.export(args.output, keep=[args.model])
     if baseline is not None:
         from .report import plot_memory_timeline
 
-        plot_memory_timeline(compiled.metadata, baseline.metadata, args.memory_plot)
+        plot_memory_timeline(compiled.metadata, baseline.metadata, args.memory_plot,
+                             board.sram_bytes if board is not None else None)
     print(format_report(compiled.metadata, compiled.compile_seconds))
     if args.memory_plot:
         print(f"memory plot  {args.memory_plot}")
@@ -288,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--int8-io", action="store_true",
                    help="take and give int8 tensors where the model quantizes a float input or dequantizes "
                         "an output (the header gives their scale and zero point)")
+    c.add_argument("--nhwc-input", action="store_true",
+                   help="take an NHWC image where the model transposes an NCHW input first (PyTorch exports)")
     c.add_argument("--keep-portable-arena", action="store_true",
                    help="never let the Cortex-M kernels' scratch grow the arena (keeps portable kernels there)")
     c.add_argument("--disable-pass", action="append", default=[], metavar="PASS",

@@ -26,6 +26,7 @@ from .kernels import spec as kernel_spec
 from .planner import plan_arena
 from .transform import LowerToIntegerKernels
 from .transform.int8_io import Int8IO
+from .transform.nhwc_input import NHWCInput
 from .transform.pipeline import attach_options, optimization_passes
 from .transform.relax_utils import pass_reports
 from .output_paths import GENERATOR, FileTarget, check_output_dir, check_output_file, staged_dir, write_file
@@ -101,7 +102,7 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
             passes: Optional[List[tvm.transform.Pass]] = None, optimize: bool = True,
             disabled_passes: Sequence[str] = (), pass_config: Optional[Dict[str, Any]] = None,
             sram_budget: Optional[int] = None, core: Optional[str] = None,
-            keep_portable_arena: bool = False, int8_io: bool = False) -> CompiledModel:
+            keep_portable_arena: bool = False, int8_io: bool = False, nhwc_input: bool = False) -> CompiledModel:
     """Compile an int8 TFLite/ONNX model (path or bytes) or a QDQ Relax IRModule to C.
 
     After integer lowering the default memory passes run (see
@@ -117,7 +118,9 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     would make the arena larger than the portable plan's (slower).
     With ``int8_io`` float32 inputs/outputs quantized/dequantized at the
     boundary become the int8 tensors around them (``transform.int8_io``); the
-    header and metadata give their scale and zero point.
+    header and metadata give their scale and zero point.  With ``nhwc_input``
+    an input transposed from NCHW to NHWC first is taken as NHWC
+    (``transform.nhwc_input``).
     Raises ModelFormatError / UnsupportedModelError before producing anything.
     """
     t0 = time.perf_counter()
@@ -130,9 +133,12 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     # The options reach the passes through the PassContext (transform.pipeline);
     # the passes' reports are main's tinyengine.pass_reports, past those it came with.
     earlier = len(pass_reports(lowered["main"]))
+    if nhwc_input:
+        lowered = NHWCInput()(lowered)
+        _apply_boundary(imported, pass_reports(lowered["main"])[-1])
     if int8_io:
         lowered = Int8IO()(lowered)
-        _apply_int8_io(imported, pass_reports(lowered["main"])[-1])
+        _apply_boundary(imported, pass_reports(lowered["main"])[-1])
     with attach_options(pass_config if optimize else None):
         lowered = tvm.transform.Sequential(optimizations + list(passes or []), name="tinyengine")(lowered)
     reports = pass_reports(lowered["main"])[earlier:]
@@ -194,13 +200,17 @@ def _fill_io_from_graph(imported: ImportedModel, graph: KernelGraph) -> None:
             raise TinyEngineError(f"tensor '{desc.name}': lowered as {t.dtype}{t.shape}, model says {desc.dtype}{desc.shape}")
 
 
-def _apply_int8_io(imported: ImportedModel, report: Dict[str, Any]) -> None:
-    """The I/O descriptions after Int8IO: the int8 tensors, with their quantization."""
-    for descs, changes in ((imported.inputs, report["inputs"]), (imported.outputs, report["outputs"])):
+def _apply_boundary(imported: ImportedModel, report: Dict[str, Any]) -> None:
+    """The I/O descriptions after Int8IO or NHWCInput: the tensors the API now takes and gives."""
+    for descs, changes in ((imported.inputs, report["inputs"]), (imported.outputs, report.get("outputs", []))):
         for k, change in enumerate(changes):
-            if change is not None:
-                descs[k] = TensorDesc(change["name"], list(descs[k].shape), "int8", change["scale"],
-                                      change["zero_point"])
+            if change is None:
+                continue
+            d = descs[k]
+            if "scale" in change:  # Int8IO
+                descs[k] = TensorDesc(change["name"], list(d.shape), "int8", change["scale"], change["zero_point"])
+            else:  # NHWCInput
+                descs[k] = TensorDesc(change["name"], list(change["shape"]), d.dtype, d.scale, d.zero_point)
 
 
 def _read(path: str) -> str:
@@ -235,6 +245,7 @@ def _metadata(imported: ImportedModel, graph: KernelGraph, plan, passes) -> dict
         "model": imported.name,
         "format": imported.format,
         "int8_io": any(r.get("name") == "Int8IO" and r.get("changed") for r in passes),
+        "nhwc_input": any(r.get("name") == "NHWCInput" and r.get("changed") for r in passes),
         "inputs": [d.to_json() for d in imported.inputs],
         "outputs": [d.to_json() for d in imported.outputs],
         "memory": {

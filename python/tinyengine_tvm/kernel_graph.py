@@ -32,6 +32,8 @@ class Tensor:
     kind: str
     data: Optional[np.ndarray] = None
     view_of: Optional[int] = None  # shares the memory of this tensor (reshape, in-place op)
+    # The Relax Var holding it (inputs and bound values), for passes that rewrite the function.
+    var: Optional[Any] = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def nbytes(self) -> int:
@@ -83,7 +85,8 @@ class KernelGraph:
         index_of: Dict[Any, int] = {}
 
         def add(key, name, ty, kind, data=None, view_of=None):
-            t = Tensor(len(tensors), name, [int(d) for d in ty.shape], str(ty.dtype), kind, data, view_of)
+            t = Tensor(len(tensors), name, [int(d) for d in ty.shape], str(ty.dtype), kind, data, view_of,
+                       key if isinstance(key, relax.Var) else None)
             tensors.append(t)
             index_of[key] = t.index
             return t.index

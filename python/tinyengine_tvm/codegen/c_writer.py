@@ -18,7 +18,7 @@ from ..frontend.loader import TensorDesc
 from ..kernel_graph import KernelGraph
 from ..planner import ArenaPlan
 from ..planner.lifetime_planner import ALIGNMENT
-from ..kernels import c_function, op_type
+from ..kernels import FUNCTIONS, c_function, op_type
 from ..kernels import spec as kernel_spec
 
 _C_TYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "uint8": "uint8_t", "int16": "int16_t"}
@@ -186,9 +186,6 @@ class CWriter:
 
     def _step(self, s: int, step) -> str:
         spec = kernel_spec(step.kernel)
-        a = step.attrs
-        in_types = [_C_TYPES[self.graph.tensors[i].dtype] for i in step.inputs]
-        out_type = _C_TYPES[self.graph.tensors[step.output].dtype]
         if not spec.calls:
             return (f"  /* step {s}: {spec.op_type} '{comment_text(step.name)}': arena bytes for a tensor "
                     f"filled by later steps */\n")
@@ -200,18 +197,21 @@ class CWriter:
             ptrs = ", ".join(self._pointer(i, "const int8_t*") for i in step.inputs)
             lines.append(f"    const int8_t* const inputs[{len(step.inputs)}] = {{{ptrs}}};\n")
         args = []
-        for word in spec.args:
+        # Arena pointers take the C prototype's parameter types (a byte copy of
+        # float data still calls the int8_t* copy kernel).
+        ctypes = [ctype for ctype, _ in FUNCTIONS[c_function(step.kernel)].params]
+        for word, ctype in zip(spec.args, ctypes):
             if word == "p":
                 args.append("&p")
             elif word == "out":
-                args.append(self._pointer(step.output, f"{out_type}*"))
+                args.append(self._pointer(step.output, ctype))
             elif word.startswith("in") and word[2:].isdigit():
                 k = int(word[2:])
-                args.append(self._pointer(step.inputs[k], f"const {in_types[k]}*", in_offsets[k]))
+                args.append(self._pointer(step.inputs[k], ctype, in_offsets[k]))
             elif word == "inputs":
                 args.append(word)
             elif word == "inout":
-                args.append(self._pointer(step.inputs[0], "int8_t*", step.notes.get("inout_offset", 0)))
+                args.append(self._pointer(step.inputs[0], ctype, step.notes.get("inout_offset", 0)))
             elif word == "scratch":
                 args.append(f"(void*)({self.name}_arena + {self.plan.offset_of(('scratch', s))})")
             else:

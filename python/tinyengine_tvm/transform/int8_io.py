@@ -18,95 +18,51 @@ A float input read by anything else is an error naming it.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Tuple
 
 import tvm
 from tvm import relax
 
 from ..errors import UnsupportedModelError
-from .kernel_call import parse_kernel_call
-from .relax_utils import bindings, dtype_of, function_attrs, function_outputs, rewrite_lowered, substitute
+from .boundary import describe_readers, input_readers, only_kernel_reader, output_producers, rebuild
+from .relax_utils import dtype_of, rewrite_lowered
 
 QUANTIZE = "te_quantize_f32_s8"
 DEQUANTIZE = "te_dequantize_s8_f32"
 
 
-def _readers(func: relax.Function) -> Dict[relax.Var, List[relax.Binding]]:
-    out: Dict[relax.Var, List[relax.Binding]] = {}
-    for b in bindings(func):
-        for v in relax.analysis.free_vars(b.value):
-            out.setdefault(v, []).append(b)
-    return out
-
-
 def int8_io_function(func: relax.Function) -> Tuple[relax.Function, Dict[str, Any]]:
     """``func`` with float inputs/outputs replaced by the int8 tensors around them, and the report."""
-    readers = _readers(func)
-    params, remap, dropped = [], {}, set()
-    inputs, outputs, problems = [], [], []
+    readers = input_readers(func)
+    params, replaced, inputs, problems = [], {}, [], []
     for p in func.params:
-        if dtype_of(p) != "float32":
+        found = only_kernel_reader(readers, p, QUANTIZE) if dtype_of(p) == "float32" else None
+        if found is None:
+            if dtype_of(p) == "float32":
+                problems.append(("QUANTIZE", p.name, f"--int8-io: float input '{p.name}' is read by "
+                                                     f"{describe_readers(readers, p)}, not by one QUANTIZE"))
             params.append(p)
             inputs.append(None)
             continue
-        users = readers.get(p, [])
-        k = parse_kernel_call(users[0].value) if len(users) == 1 else None
-        if k is None or k.kernel != QUANTIZE or not k.tensors[0].same_as(p):
-            what = "nothing" if not users else ", ".join(sorted({parse_kernel_call(u.value).kernel
-                                                                  if parse_kernel_call(u.value) else u.var.name
-                                                                  for u in users}))
-            problems.append(("QUANTIZE", p.name, f"--int8-io: float input '{p.name}' is read by {what}, "
-                                                 "not by one QUANTIZE"))
-            params.append(p)
-            inputs.append(None)
-            continue
-        q = users[0].var
-        new = relax.Var(q.name, relax.TensorType(list(p.ty.shape), "int8"))
+        binding, k = found
+        new = relax.Var(binding.var.name, relax.TensorType(list(p.ty.shape), "int8"))
         params.append(new)
-        remap[q] = new
-        dropped.add(q)
-        inputs.append(dict(name=q.name, replaces=p.name, scale=float(k.attrs["scale"]),
+        replaced[binding.var] = new
+        inputs.append(dict(name=binding.var.name, replaces=p.name, scale=float(k.attrs["scale"]),
                            zero_point=int(k.attrs["zero_point"])))
     if problems:
         raise UnsupportedModelError(problems)
-
-    defs = {b.var: b.value for b in bindings(func)}
-    deq_source: Dict[relax.Var, relax.Expr] = {}  # dropped DEQUANTIZE output -> its int8 input
-    out_vars = set(function_outputs(func))
-    ret = func.body.body
-    if isinstance(ret, relax.Var) and isinstance(defs.get(ret), tvm.ir.Tuple):
-        ret = defs[ret]
-    for r in (ret.fields if isinstance(ret, tvm.ir.Tuple) else [ret]):
-        v = r
-        while isinstance(defs.get(v), relax.Var):  # through aliases (gv = y)
-            v = defs[v]
-        k = parse_kernel_call(defs.get(v))
+    sources, outputs = {}, []
+    for v, k in output_producers(func):
         if k is None or k.kernel != DEQUANTIZE:
             outputs.append(None)
             continue
-        dropped.add(v)
-        deq_source[v] = k.tensors[0]
+        sources[v] = k.tensors[0]
         outputs.append(dict(name=k.tensors[0].name if isinstance(k.tensors[0], relax.Var) else v.name,
                             replaces=v.name, scale=float(k.attrs["scale"]), zero_point=int(k.attrs["zero_point"])))
-    if not dropped:
+    if not replaced and not sources:
         return func, dict(inputs=inputs, outputs=outputs, changed=False)
-    # The int8 tensors now returned leave the dataflow block where they are bound.
-    out_vars |= {t for t in deq_source.values() if isinstance(t, relax.Var)}
-
-    bb = relax.BlockBuilder()
-    with bb.function("f", params, attrs=function_attrs(func), pure=bool(func.is_pure), private=True):
-        with bb.dataflow():
-            for b in bindings(func):
-                if b.var in dropped:
-                    if b.var in deq_source:
-                        remap[b.var] = substitute(deq_source[b.var], remap)
-                    continue
-                value = substitute(b.value, remap)
-                emit = bb.emit_output if b.var in out_vars else bb.emit
-                remap[b.var] = emit(value, name_hint=b.var.name)
-            ret = substitute(func.body.body, remap)
-        bb.emit_func_output(ret)
-    return bb.get()["f"], dict(inputs=inputs, outputs=outputs, changed=True)
+    return rebuild(func, params, replaced, sources), dict(inputs=inputs, outputs=outputs, changed=True)
 
 
 @tvm.transform.module_pass(opt_level=0, name="Int8IO")

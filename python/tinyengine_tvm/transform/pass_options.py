@@ -48,6 +48,8 @@ PASS_OPTIONS: Dict[str, Dict[str, Option]] = {
         "max_patches": Option(int, 8, lambda v: 1 <= v <= 64, "an integer from 1 to 64"),
         "split": Option(int, None, lambda v: v >= 0, "an operator index >= 0, or null", nullable=True),
         "patches": Option(int, None, lambda v: 1 <= v <= 64, "an integer from 1 to 64, or null", nullable=True),
+        "max_stages": Option(int, 8, lambda v: 1 <= v <= 64, "an integer from 1 to 64"),
+        "halo_cache": Option(str, "auto", lambda v: v in ("auto", "on", "off"), "auto, on or off"),
     },
     "InplaceDepthwise": {"only_if_smaller": Option(bool, True, lambda v: True, "true or false")},
     "InplaceElementwise": {"only_if_smaller": Option(bool, True, lambda v: True, "true or false")},
@@ -64,7 +66,8 @@ def _check_option(pass_name: str, option: str, value: Any) -> None:
     if value is None and opt.nullable:
         return
     kind = opt.type
-    ok = (isinstance(value, bool) if kind is bool else
+    ok = (isinstance(value, str) if kind is str else
+          isinstance(value, bool) if kind is bool else
           isinstance(value, int) and not isinstance(value, bool) if kind is int else
           isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
     if not ok or not opt.check(value):

@@ -1,0 +1,213 @@
+"""Patch stages anywhere (transform/patch_inference.py), on the zoo's model families.
+
+* every stage the search may pick, cut into grids with and without the halo
+  cache, is bit-exact with the unpatched model (sampled stages of each zoo
+  family: inverted residuals, squeeze-excite MUL with a broadcast gate, FPN
+  with CONCATENATION and RESIZE, NCHW input) and its arena plan is checked
+  without the planner;
+* a stage may start after an operator that cannot be patched, and several
+  stages are patched in one model;
+* a float input is quantized inside the first stage: the float input and a
+  full int8 copy of it are never live together.
+"""
+import numpy as np
+import pytest
+import tvm
+
+import tinyengine_tvm as te
+from tinyengine_tvm.kernel_graph import KernelGraph
+from tinyengine_tvm.modelgen.quantized_ops import QuantizedGraph
+from tinyengine_tvm.modelgen.zoo import ZOO
+from tinyengine_tvm.testing import random_inputs
+from tinyengine_tvm.testing.plan_check import check_plan_valid
+from tinyengine_tvm.transform.patch_inference import (BINARY, build_patched, find_stages, patch_plan,
+                                                      stage_extra_macs)
+
+SMALL = {
+    "mcunet_vww": dict(resolution=40, width=0.35),
+    "mcunet_se_imagenet": dict(resolution=40, width=0.35, classes=10),
+    "mcunet_fpn_detector": dict(resolution=(48, 64), width=0.35),
+    "mobilenetv2_nchw": dict(resolution=32, width=0.35, classes=10),
+}
+
+
+def _lowered(model: bytes, **kwargs):
+    return te.compile(model, optimize=False, **kwargs)
+
+
+def _same_outputs(a, b, seeds=range(2)):
+    for seed in seeds:
+        xs = random_inputs(b.metadata["inputs"], seed)
+        for x, y in zip(a.run(xs).values(), b.run(xs).values()):
+            np.testing.assert_array_equal(x, y)
+
+
+def _sample(stages, k, rng):
+    """k stages spread over the model, the longest and the ones with broadcast operands included."""
+    picked = {max(range(len(stages)), key=lambda i: stages[i].last - stages[i].first)}
+    picked |= {i for i, st in enumerate(stages) if st.whole}
+    picked |= set(rng.choice(len(stages), size=min(k, len(stages)), replace=False).tolist())
+    return [stages[i] for i in sorted(picked)][:k + 2]
+
+
+@pytest.mark.parametrize("family", list(SMALL))
+def test_sampled_stages_and_grids_are_bit_exact(family):
+    model = ZOO[family](**SMALL[family])
+    ref = _lowered(model)
+    func = ref.lowered["main"]
+    graph = KernelGraph.from_relax(func)
+    stages, _ = find_stages(graph)
+    assert stages, "no stage found"
+    rng = np.random.default_rng(len(family))
+    kernels = set()
+    for n, stage in enumerate(_sample(stages, 4, rng)):
+        _, H, W, _ = graph.tensors[stage.output].shape
+        nh, nw = min(H, 2 + n % 3), min(W, 3 - n % 2)
+        if nh * nw < 2:
+            continue
+        plan = patch_plan(graph, stage, nh, nw, cache=bool(n % 2) and nw > 1)
+        patched = build_patched(func, graph, stage, plan)
+        mod = tvm.IRModule({"main": patched})
+        compiled = te.compile(mod, name=family, optimize=False)
+        check_plan_valid(compiled)
+        _same_outputs(compiled, ref)
+        kernels |= {graph.steps[s].kernel for s in stage.steps}
+        extra = compiled.metadata["total_macs"] - ref.metadata["total_macs"]
+        assert extra == stage_extra_macs(graph, stage, plan)
+    if family == "mcunet_se_imagenet":
+        assert kernels & set(BINARY) and any(st.whole for st in stages)  # the SE gate's MUL
+
+
+def test_halo_cache_recomputes_nothing_along_a_row():
+    g = QuantizedGraph(3)
+    x = g.input((1, 9, 24, 4))
+    x = g.conv2d(x, 8, (3, 3), (1, 1), activation="RELU")
+    x = g.depthwise_conv2d(x, (5, 5), (1, 1), activation="RELU6")
+    x = g.conv2d(x, 4, (3, 3), (1, 1), activation="RELU")
+    model = g.finish(x)
+    ref = _lowered(model)
+    func = ref.lowered["main"]
+    graph = KernelGraph.from_relax(func)
+    (stage,) = [s for s in find_stages(graph)[0] if (s.first, s.last) == (0, 2)]
+    cached, recomputed = patch_plan(graph, stage, 1, 4, cache=True), patch_plan(graph, stage, 1, 4, cache=False)
+    assert stage_extra_macs(graph, stage, cached) == 0 < stage_extra_macs(graph, stage, recomputed)
+    compiled = te.compile(tvm.IRModule({"main": build_patched(func, graph, stage, cached)}), optimize=False)
+    check_plan_valid(compiled)
+    _same_outputs(compiled, ref, seeds=range(3))
+    assert compiled.metadata["total_macs"] == ref.metadata["total_macs"]
+    assert any(op["name"].endswith("halo]") for op in compiled.metadata["ops"])
+
+
+def _two_peaks():
+    """High-resolution layers at both ends of a RESIZE_NEAREST_NEIGHBOR (not patchable)."""
+    g = QuantizedGraph(9)
+    x = g.input((1, 48, 48, 3))
+    x = g.conv2d(x, 16, (3, 3), (2, 2), activation="RELU6", prefix="stem")
+    x = g.conv2d(x, 32, (1, 1), (1, 1), activation="RELU6", prefix="wide")
+    x = g.depthwise_conv2d(x, (3, 3), (2, 2), activation="RELU6", prefix="down")
+    x = g.conv2d(x, 8, (1, 1), (1, 1), prefix="narrow")
+    x = g.resize_nearest(x, (24, 24), prefix="up")
+    x = g.conv2d(x, 32, (1, 1), (1, 1), activation="RELU6", prefix="wide2")
+    x = g.depthwise_conv2d(x, (3, 3), (2, 2), activation="RELU6", prefix="down2")
+    x = g.conv2d(x, 8, (1, 1), (1, 1), prefix="narrow2")
+    x = g.avg_pool(x, (12, 12), (1, 1))
+    return g.finish(g.fully_connected(g.reshape(x, (1, 8)), 3, prefix="fc"))
+
+
+def test_several_stages_one_after_a_non_patchable_op():
+    model = _two_peaks()
+    plain = te.compile(model, optimize=False)
+    compiled = te.compile(model, disabled_passes=["InplaceDepthwise", "InplaceElementwise"])
+    report = {p["name"]: p for p in compiled.metadata["passes"]}["PatchBasedInference"]
+    assert report["applied"] and len(report["stages"]) >= 2, report
+    after_resize = [st for st in report["stages"] if st["first_op"].startswith(("wide2", "down2"))]
+    assert after_resize, report["stages"]  # this stage's source is the RESIZE output, not the model input
+    assert report["mac_overhead"] <= 0.1 + 1e-9
+    assert compiled.metadata["memory"]["arena_bytes"] < plain.metadata["memory"]["arena_bytes"]
+    check_plan_valid(compiled)
+    _same_outputs(compiled, plain, seeds=range(3))
+
+
+def test_float_input_is_quantized_inside_the_first_stage():
+    model = ZOO["mcunet_vww"](resolution=48, width=0.35)
+    compiled = te.compile(model)
+    plain = te.compile(model, optimize=False)
+    meta = compiled.metadata
+    image = meta["inputs"][0]
+    assert image["dtype"] == "float32"
+    q = [op for op in meta["ops"] if op["type"] == "QUANTIZE"]
+    assert q and all("[patch" in op["name"] for op in q), [op["name"] for op in q]
+    full_int8 = [op["name"] for op in plain.metadata["ops"] if op["type"] == "QUANTIZE"][0]
+    for op in meta["ops"]:
+        assert not (image["name"] in op["live_buffers"] and full_int8 in op["live_buffers"]), op
+    check_plan_valid(compiled)
+    _same_outputs(compiled, plain)
+
+
+def test_memory_plot_puts_both_curves_on_the_model_operators(tmp_path):
+    from tinyengine_tvm.report import base_name, operator_axis, plot_memory_timeline
+
+    model = _two_peaks()
+    plain = te.compile(model, optimize=False).metadata
+    meta = te.compile(model).metadata
+    operators = [op["name"] for op in plain["ops"]]
+    live = operator_axis(meta, operators)
+    assert len(live) == len(operators) and len(meta["ops"]) > len(operators)  # patches fold into their operator
+    assert max(live) == max(op["live_bytes"] for op in meta["ops"])
+    assert operator_axis(plain, operators) == [op["live_bytes"] for op in plain["ops"]]
+    stages = {p["name"]: p for p in meta["passes"]}["PatchBasedInference"]["stages"]
+    assert all(base_name(st["first_op"]) in operators and base_name(st["last_op"]) in operators for st in stages)
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed")
+    path = plot_memory_timeline(meta, plain, str(tmp_path / "m.png"), sram_bytes=64 * 1024)
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------ random CNNs over the zoo's blocks
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tinyengine_tvm.modelgen.zoo import classifier_tail, concat_channels, inverted_residual, squeeze_excite  # noqa: E402
+from tinyengine_tvm.testing import assert_matches_tflm  # noqa: E402
+
+
+@st.composite
+def block_cnns(draw):
+    """Random small CNNs of the zoo's building blocks: float or int8 input, inverted
+    residuals (expansion 1-6, kernels 3/5/7, strides 1/2, optional SE), a
+    RESIZE + CONCATENATION merge, several outputs."""
+    g = QuantizedGraph(draw(st.integers(0, 1000)), samples=2)
+    h, w = draw(st.sampled_from([(16, 16), (20, 24), (24, 16)]))
+    float_io = draw(st.booleans())
+    x = g.input((1, h, w, 3), -1.0, 1.0, dtype="float32" if float_io else "int8", name="image")
+    if float_io:
+        x = g.quantize(x, prefix="image_q")
+    x = g.conv2d(x, 8, (3, 3), (draw(st.sampled_from([1, 2])),) * 2, (1, 1), "SAME", "RELU6", True, prefix="stem")
+    outs = []
+    for b in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["ir", "ir", "se", "merge"]))
+        if kind == "merge" and min(x.shape[1:3]) >= 4:
+            skip = x
+            y = g.conv2d(x, 8, (3, 3), (2, 2), (1, 1), "SAME", "RELU", True, prefix=f"down{b}")
+            y = g.resize_nearest(y, skip.shape[1:3], prefix=f"up{b}")
+            x = concat_channels(g, [skip, y], f"merge{b}")
+            outs.append(g.conv2d(x, 4, (1, 1), (1, 1), (1, 1), "SAME", "NONE", True, prefix=f"head{b}"))
+        else:
+            stride = draw(st.sampled_from([1, 1, 2])) if min(x.shape[1:3]) >= 4 else 1
+            x = inverted_residual(g, x, draw(st.sampled_from([x.shape[3], 8, 12])), draw(st.integers(1, 6)),
+                                  draw(st.sampled_from([3, 5, 7])), stride, f"block{b}",
+                                  se_ratio=0.25 if kind == "se" else None)
+    out = classifier_tail(g, x, 3)
+    outs.append(g.dequantize(out, prefix="logits") if float_io else out)
+    return g.finish(outs)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=block_cnns(), cache=st.sampled_from(["auto", "on", "off"]), budget=st.sampled_from([0.1, 0.5]))
+def test_random_block_cnns_patched_are_bit_exact_with_tflm(model, cache, budget):
+    compiled = te.compile(model, pass_config={"PatchBasedInference.halo_cache": cache,
+                                              "PatchBasedInference.max_mac_overhead": budget})
+    check_plan_valid(compiled)
+    report = {p["name"]: p for p in compiled.metadata["passes"]}["PatchBasedInference"]
+    assert report["applied"] or report["reason"]
+    assert report["mac_overhead"] <= budget + 1e-9
+    assert_matches_tflm(compiled, model, [random_inputs(compiled.metadata["inputs"], s) for s in range(2)])
