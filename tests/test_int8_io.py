@@ -139,3 +139,21 @@ def test_cli_option(tmp_path):
     assert "Int8IO: 'image' -> int8 'image_q_1'" in res.stdout
     meta = json.loads((tmp_path / "o" / "metadata.json").read_text())
     assert meta["int8_io"] and meta["inputs"][0]["dtype"] == "int8"
+
+
+def test_without_the_option_the_int8_copy_takes_the_float_buffer():
+    """QUANTIZE writes over its dying float input: the two are never held apart (InplaceElementwise)."""
+    from tinyengine_tvm.testing import assert_matches_tflm, random_inputs
+
+    g = QuantizedGraph(4)
+    x = g.input((1, 6, 6, 8), -1.0, 1.0, dtype="float32", name="image")
+    q = g.quantize(x, prefix="image_q")
+    y = g.fully_connected(g.reshape(q, (1, 288), prefix="flat"), 4, prefix="fc")
+    model = g.finish(g.dequantize(y, prefix="out"))
+    compiled = te.compile(model)
+    plain = te.compile(model, optimize=False)
+    assert compiled.graph.steps[0].kernel == "te_quantize_inplace_f32_s8"
+    assert compiled.metadata["memory"]["arena_bytes"] < plain.metadata["memory"]["arena_bytes"]
+    for op in compiled.metadata["ops"]:
+        assert not {"image", "image_q_1"} <= set(op["live_buffers"]), op
+    assert_matches_tflm(compiled, model, [random_inputs(compiled.metadata["inputs"], s) for s in range(3)])

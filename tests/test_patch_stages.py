@@ -211,3 +211,20 @@ def test_random_block_cnns_patched_are_bit_exact_with_tflm(model, cache, budget)
     assert report["applied"] or report["reason"]
     assert report["mac_overhead"] <= budget + 1e-9
     assert_matches_tflm(compiled, model, [random_inputs(compiled.metadata["inputs"], s) for s in range(2)])
+
+
+def test_search_without_the_input_in_the_arena():
+    """count_inputs=false: the plan minimizes what the model needs besides its (caller-held) input."""
+    from tinyengine_tvm.kernels import steps_scratch
+    from tinyengine_tvm.planner import plan_arena
+
+    model = ZOO["mcunet_vww"](resolution=48, width=0.35)
+    counted = te.compile(model, int8_io=True)
+    outside = te.compile(model, int8_io=True, pass_config={"PatchBasedInference.count_inputs": False})
+
+    def without_input(c):
+        return plan_arena(c.graph, steps_scratch(c.graph.steps), count_inputs=False).arena_bytes
+
+    assert without_input(outside) <= without_input(counted) < counted.metadata["memory"]["arena_bytes"]
+    plain = te.compile(model, optimize=False, int8_io=True)
+    _same_outputs(outside, plain)

@@ -454,7 +454,10 @@ typedef struct {
  * from zero, saturated to int8.
  * @param p      size and quantization of the output.
  * @param input  [size] float32.
- * @param output [size] int8.
+ * @param output [size] int8; may be the address of input (in place: element i
+ *               is written after float element i is read, and byte i never
+ *               lies past it), so the int8 tensor takes the start of the
+ *               float buffer.
  * @op QUANTIZE
  */
 void te_quantize_f32_s8(const te_quant_params* p, const float* input,

@@ -60,13 +60,15 @@ def _variant(function: str, args: List[str], **changes) -> KernelSpec:
     return dataclasses.replace(TAGGED[function], args=args, function=function, **changes)
 
 
-#: Other calls of the tagged functions.  The in-place ADD/MUL write over input 0,
+#: Other calls of the tagged functions.  The in-place ADD/MUL/QUANTIZE write over input 0,
 #: which dies there (transform.inplace_elementwise).  te_buffer, te_crop_s8 and
 #: te_paste_s8 are patch-based execution's (transform.patch_inference): the stage
 #: output buffer is declared once, patches are cut from the input and pasted in.
 VARIANTS: Dict[str, KernelSpec] = {
     "te_add_inplace_s8": _variant("te_add_s8", ["p", "in0", "in1", "inout"], inplace=True),
     "te_mul_inplace_s8": _variant("te_mul_s8", ["p", "in0", "in1", "inout"], inplace=True),
+    # int8 output over the start of the float input (see te_quantize_f32_s8)
+    "te_quantize_inplace_f32_s8": _variant("te_quantize_f32_s8", ["p", "inout", "inout"], inplace=True),
     "te_buffer": KernelSpec("BUFFER", SOURCES["te_copy_2d_s8"], [], function=""),
     "te_crop_s8": KernelSpec("CROP", SOURCES["te_copy_2d_s8"], ["p", "in0", "out"], "te_copy_2d_params",
                              function="te_copy_2d_s8", field_attrs={"dst_stride": "row_bytes"}),

@@ -37,10 +37,11 @@ class CostModel:
     """Live bytes of a graph's buffers under any step order that respects its dependences.
 
     ``scratch``: bytes per step, as a sequence or ``scratch(step)``; None takes
-    the kernel table's.
+    the kernel table's.  ``count_inputs=False`` counts the model inputs as held
+    outside the arena (0 bytes).
     """
 
-    def __init__(self, graph: KernelGraph, scratch: Scratch = None):
+    def __init__(self, graph: KernelGraph, scratch: Scratch = None, count_inputs: bool = True):
         self.n = len(graph.steps)
         if scratch is None:
             scratch = kernel_scratch(graph)
@@ -61,6 +62,9 @@ class CostModel:
             self.producer.setdefault(r, s)
             self.users[r] = self.users.get(r, 0) | (1 << s)
             self.size[r] = graph.tensors[r].nbytes
+        if not count_inputs:  # inputs held outside the arena (e.g. a camera frame buffer)
+            for r in self.inputs:
+                self.size[r] = 0
         # (aligned size, produced-by bitmask or 0 for an input, users, is output) per root.
         self._roots = [(align(self.size[r]), 0 if r in self.inputs else 1 << self.producer[r],
                         self.users.get(r, 0), r in self.outputs) for r in self.size]

@@ -76,11 +76,11 @@ class ArenaPlan:
         return self.buffers[key].offset
 
 
-def collect_buffers(graph: KernelGraph, scratch: Scratch) -> Dict[Hashable, BufferPlacement]:
+def collect_buffers(graph: KernelGraph, scratch: Scratch, count_inputs: bool = True) -> Dict[Hashable, BufferPlacement]:
     """Lifetimes of the arena buffers of a graph (see ``cost_model``); ``scratch``
     gives each step's scratch bytes (sequence or callable)."""
     return {k: BufferPlacement(k, size, first, last)
-            for k, (size, first, last) in CostModel(graph, scratch).lifetimes().items()}
+            for k, (size, first, last) in CostModel(graph, scratch, count_inputs).lifetimes().items()}
 
 
 def _place(order: Sequence[BufferPlacement]) -> int:
@@ -116,13 +116,14 @@ _ORDERS = {
 }
 
 
-def plan_arena(graph: KernelGraph, scratch: Scratch = None) -> ArenaPlan:
+def plan_arena(graph: KernelGraph, scratch: Scratch = None, count_inputs: bool = True) -> ArenaPlan:
     """Place every buffer of ``graph`` in one arena, trying several orders.
 
     ``scratch``: bytes per step (sequence or callable); None means no scratch
-    (``cost_model.kernel_scratch(graph)`` gives the kernels').
+    (``cost_model.kernel_scratch(graph)`` gives the kernels'); ``count_inputs=False``
+    plans as if the model inputs were held outside the arena.
     """
-    template = collect_buffers(graph, scratch if scratch is not None else (lambda s: 0))
+    template = collect_buffers(graph, scratch if scratch is not None else (lambda s: 0), count_inputs)
     best: Optional[ArenaPlan] = None
     for name, key in _ORDERS.items():
         bufs = {k: dataclasses.replace(b) for k, b in template.items()}

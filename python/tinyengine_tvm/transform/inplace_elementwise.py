@@ -1,8 +1,10 @@
-"""InplaceElementwise: ADD and MUL write their output over an input that dies there.
+"""InplaceElementwise: ADD, MUL and QUANTIZE write their output over an input that dies there.
 
 ``te_add_s8``/``te_mul_s8`` read element i of both inputs before writing
 element i, so when shapes match (no broadcast) the output may overwrite an
-input.  The rewrite picks an input that has no other reader and is not a
+input.  ``te_quantize_f32_s8`` writes int8 element i (byte i) after reading
+float element i (bytes 4i..4i+3), so its output may start where its input
+does: the float input and its int8 copy then share one buffer.  The rewrite picks an input that has no other reader and is not a
 model output; when it is the second input the operands are swapped, with
 their quantization parameters (both kernels are symmetric in their inputs
 once each input carries its own offset and multiplier).
@@ -19,18 +21,28 @@ from .kernel_call import make_kernel_call, parse_kernel_call
 from .relax_utils import definitions, function_outputs, rebuild_function, rewrite_lowered, use_counts
 
 _INPLACE = {"te_add_s8": "te_add_inplace_s8", "te_mul_s8": "te_mul_inplace_s8"}
+_QUANTIZE, _QUANTIZE_INPLACE = "te_quantize_f32_s8", "te_quantize_inplace_f32_s8"
 _SWAP = [("input1_strides", "input2_strides"), ("input1_offset", "input2_offset"),
          ("input1_multiplier", "input2_multiplier"), ("input1_shift", "input2_shift")]
 
 
 def inplace_elementwise(func: relax.Function, only_if_smaller: bool = True) -> Tuple[relax.Function, Dict[str, Any]]:
-    """``func`` with its eligible ADD/MUL in place, and the report."""
+    """``func`` with its eligible ADD/MUL/QUANTIZE in place, and the report."""
     defs = definitions(func)
     uses = use_counts(func)
     outputs = set(function_outputs(func))
     replaced = {}
     for var, value in defs.items():
         call = parse_kernel_call(value)
+        if call is not None and call.kernel == _QUANTIZE:
+            # float -> int8 in place: the int8 tensor takes the start of the float
+            # buffer, so the float input and a full int8 copy are never both held.
+            src = call.tensors[0]
+            if isinstance(src, relax.Var) and uses.get(src, 0) == 1 and src not in outputs \
+                    and not call.notes.get("in_offsets"):
+                replaced[var] = make_kernel_call(_QUANTIZE_INPLACE, list(call.tensors), dict(call.attrs),
+                                                 [int(d) for d in var.ty.shape], "int8", dict(call.notes))
+            continue
         if call is None or call.kernel not in _INPLACE:
             continue
         a = dict(call.attrs)
@@ -69,7 +81,7 @@ def inplace_elementwise(func: relax.Function, only_if_smaller: bool = True) -> T
 
 @tvm.transform.module_pass(opt_level=0, name="InplaceElementwise")
 class InplaceElementwise:
-    """Rewrite ADD/MUL to write over a dying, same-shape input, in every lowered
+    """Rewrite ADD/MUL (and float QUANTIZE) to write over a dying input, in every lowered
     function (report ``{"inplace": n}``).
 
     Option ``only_if_smaller`` (``tinyengine.InplaceElementwise.only_if_smaller``,

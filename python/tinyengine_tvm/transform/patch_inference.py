@@ -298,7 +298,8 @@ def estimate_arena(graph: KernelGraph, plan, stage: Stage, nh: int, nw: int) -> 
     keys_in = set()
     for s in stage.steps:
         keys_in.update(k for k in plan.live_buffers(s) if k not in internal and not isinstance(k, tuple))
-    across = sum(align(graph.tensors[k].nbytes) for k in keys_in | {stage.output})
+    across = sum(align(plan.buffers[k].size) if k in plan.buffers else align(graph.tensors[k].nbytes)
+                 for k in keys_in | {stage.output})
     _, H, W, _ = graph.tensors[stage.output].shape
     biggest = max(grid(H, W, nh, nw), key=lambda p: (p.h * p.w, -p.y0, -p.x0))
     need = stage_windows(graph, stage, biggest)
@@ -553,8 +554,12 @@ def _rank(graph: KernelGraph, plan, stages: List[Stage], max_patches: int, patch
         after[s] = max(after[s + 1], live[s])
 
     def bound(st: Stage) -> int:
-        full = sum(align(graph.tensors[t].nbytes) for t in set(st.sources) | set(st.whole) | {st.output})
+        full = sum(align(graph.tensors[t].nbytes) for t in set(st.sources) | set(st.whole) | {st.output}
+                   if plan_counts(t))
         return max(before[st.first], after[st.last + 1], full)
+
+    def plan_counts(t: int) -> bool:
+        return graph.root(t) in plan.buffers and plan.buffers[graph.root(t)].size > 0
 
     forms = {"auto": (False, True), "on": (True,), "off": (False,)}[halo_cache]
     ranked: List[Tuple] = []
@@ -713,17 +718,20 @@ def _decline_reason(graph: KernelGraph, refusals: Dict[int, str], found_any: boo
 
 def patch_function(func: relax.Function, max_mac_overhead: float = 0.1, max_patches: int = 8,
                    split: Optional[int] = None, patches: Optional[int] = None,
-                   max_stages: int = 8, halo_cache: str = "auto") -> Tuple[relax.Function, PatchPlanResult]:
+                   max_stages: int = 16, halo_cache: str = "auto",
+                   count_inputs: bool = True) -> Tuple[relax.Function, PatchPlanResult]:
     """``func`` with its best patched stages (or unchanged), and what was chosen or why not.
 
     ``split`` forces the last step of the (first) stage, ``patches`` an n x n grid;
     ``halo_cache`` "auto" weighs caching the halo columns between horizontally
-    adjacent patches against recomputing them, "on"/"off" force one.
+    adjacent patches against recomputing them, "on"/"off" force one;
+    ``count_inputs=False`` minimizes the arena without the model inputs (held
+    by the caller, e.g. in a camera frame buffer; reported the same way).
     """
     max_mac_overhead, max_patches, max_stages = float(max_mac_overhead), int(max_patches), int(max_stages)
     original = func
     graph = KernelGraph.from_relax(func)
-    plan = plan_arena(graph, kernel_scratch(graph))
+    plan = plan_arena(graph, kernel_scratch(graph), count_inputs)
     first_graph, first_plan = graph, plan
     baseline = current = plan.arena_bytes
     total_macs = sum(kernel_macs(s.kernel, s.attrs) for s in graph.steps) or 1
@@ -745,7 +753,7 @@ def patch_function(func: relax.Function, max_mac_overhead: float = 0.1, max_patc
         for est, extra, stage, pp in ranked:
             new_func = build_patched(func, graph, stage, pp)
             new_graph = KernelGraph.from_relax(new_func)
-            new_plan = plan_arena(new_graph, kernel_scratch(new_graph))
+            new_plan = plan_arena(new_graph, kernel_scratch(new_graph), count_inputs)
             tried += 1
             # Equal arenas (another peak dominates): prefer the stage that leaves the
             # least behind, so that the next round can lower the other peak.
@@ -772,7 +780,7 @@ def patch_function(func: relax.Function, max_mac_overhead: float = 0.1, max_patc
         together = search.search(max_mac_overhead * total_macs, max_stages, current)
         if together:
             new_func, new_graph = _apply_all(original, together)
-            new_plan = plan_arena(new_graph, kernel_scratch(new_graph))
+            new_plan = plan_arena(new_graph, kernel_scratch(new_graph), count_inputs)
             tried += 1
             cover_spent = sum(c[4] for c in together)
             explored.append([int(new_plan.arena_bytes), cover_spent / total_macs])
@@ -821,20 +829,21 @@ class PatchBasedInference:
     constructor argument overrides them): ``max_mac_overhead`` (default 0.1),
     extra MACs allowed for halo recomputation as a share of the model's MACs,
     over all stages; ``max_patches`` (default 8), the most patches along an
-    axis; ``max_stages`` (default 8); ``halo_cache`` ("auto", "on" or "off":
+    axis; ``max_stages`` (default 16); ``halo_cache`` ("auto", "on" or "off":
     reuse the halo columns of the patch to the left instead of recomputing
     them); ``split``/``patches`` force one stage (step index of its last op,
-    and an n x n grid).
+    and an n x n grid); ``count_inputs`` (default true; false: minimize the
+    arena the model needs besides its inputs, for callers that hold the image).
     """
 
     def __init__(self, max_mac_overhead: Optional[float] = None, max_patches: Optional[int] = None,
                  split: Optional[int] = None, patches: Optional[int] = None, max_stages: Optional[int] = None,
-                 halo_cache: Optional[str] = None):
+                 halo_cache: Optional[str] = None, count_inputs: Optional[bool] = None):
         from .pass_options import check_overrides
 
         self.overrides = check_overrides("PatchBasedInference", dict(
             max_mac_overhead=max_mac_overhead, max_patches=max_patches, split=split, patches=patches,
-            max_stages=max_stages, halo_cache=halo_cache))
+            max_stages=max_stages, halo_cache=halo_cache, count_inputs=count_inputs))
 
     def transform_module(self, mod: tvm.IRModule, ctx) -> tvm.IRModule:
         from .pass_options import pass_options
