@@ -221,7 +221,7 @@ def test_patch_based_inference_splits_the_first_stage():
         buf = e.call("project", "te_buffer", [], dict(of), [1, 8, 8, 1])
         local = dict(input_h=4, input_w=4, output_h=4, output_w=4, **of)
         for p, (y0, x0) in enumerate([(0, 0), (0, 4), (4, 0), (4, 4)]):
-            crop = e.call(f"x[patch {p}]", "te_crop_s8", [x], dict(
+            crop = e.call(f"x[window {p} of project]", "te_crop_s8", [x], dict(
                 src_stride=8, row_bytes=4, rows=4, _in_offsets=[y0 * 8 + x0], **of), [1, 4, 4, 1])
             a = e.call(f"expand[patch {p}]", "te_conv2d_s8", [crop] + conv_consts(1, 8, seed=1),
                        dict(expand, **local), [1, 4, 4, 8])

@@ -10,6 +10,8 @@
 * a float input is quantized inside the first stage: the float input and a
   full int8 copy of it are never live together.
 """
+import re
+
 import numpy as np
 import pytest
 import tvm
@@ -124,6 +126,9 @@ def test_several_stages_one_after_a_non_patchable_op():
     assert after_resize, report["stages"]  # this stage's source is the RESIZE output, not the model input
     assert report["mac_overhead"] <= 0.1 + 1e-9
     assert compiled.metadata["memory"]["arena_bytes"] < plain.metadata["memory"]["arena_bytes"]
+    # A stage's source may be an earlier stage's output: every name stays the pass's own, unique.
+    names = [op["name"] for op in compiled.metadata["ops"]]
+    assert len(set(names)) == len(names) and not any(re.search(r"\]\d+$", n) for n in names)
     check_plan_valid(compiled)
     _same_outputs(compiled, plain, seeds=range(3))
 

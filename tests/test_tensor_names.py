@@ -86,6 +86,8 @@ def _check_names(compiled):
     assert STEP_NAMES <= bases <= STEP_NAMES | {N["input"]}, bases ^ STEP_NAMES
     for op in meta["ops"]:
         assert all(_base(b) in model_names for b in op["live_buffers"]), op
+        # Every derived name is made unique by its own suffix, never by a number the IR builder appends.
+        assert not re.search(r"\]\d+$", op["name"]), op["name"]
     assert _base(meta["memory"]["peak_op"]) in model_names
     assert meta["memory"]["peak_op"] == meta["ops"][meta["memory"]["peak_op_index"]]["name"]
     assert [d["name"] for d in meta["inputs"]] == [N["input"]]

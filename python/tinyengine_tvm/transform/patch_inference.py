@@ -336,7 +336,9 @@ class _PatchedStage:
         whole operands), ("local", k) for the k-th call's output, ("stage",)
         for the stage output buffer, or a constant's position ("const", step, k).
         Names derive from the tensors' (the model's) names: ``<t>[patch k]`` is
-        patch k (row-major in the grid) of tensor t, ``<t>[patch k crop]`` the
+        patch k (row-major in the grid) of tensor t, ``<src>[window k of
+        <out>]`` the window of a source patch k of stage <out> reads (a
+        tensor may be the source of several stages), ``<t>[patch k crop]`` the
         part of it a step reads, ``<t>[patch k new]`` the columns patch k
         computes when the rest comes from the halo cache ``<t>[patch k halo]``
         (kept by the patch before it; the two are pasted into ``<t>[patch k
@@ -363,7 +365,7 @@ class _PatchedStage:
                 calls.append(("te_crop_s8", [("tensor", src)], dict(
                     src_stride=sw_full * sc * item, row_bytes=sw.w * sc * item, rows=sw.h,
                     _in_offsets=[(sw.y0 * sw_full + sw.x0) * sc * item]), [1, sw.h, sw.w, sc],
-                    g.tensors[src].dtype, f"{name(src)}[patch {p}]"))
+                    g.tensors[src].dtype, f"{name(src)}[window {p} of {name(stage.output)}]"))
                 local_of[src] = len(calls) - 1
             next_halo: Dict[int, int] = {}
             for s in stage.steps:
