@@ -108,6 +108,10 @@ ZOO_TARGETS = {"mcunet_vww": 36_800, "mcunet_fpn_detector": 118_000, "mcunet_se_
 NO_IMAGE_TARGETS = {"mobilenetv2_nchw": 172_000}
 
 
+def _or_dash(n) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
 def zoo_table(names) -> int:
     """Arena of the zoo's stand-in models (random weights, real shapes), int8 I/O, against the targets."""
     from tinyengine_tvm.modelgen.zoo import ZOO
@@ -129,8 +133,8 @@ def zoo_table(names) -> int:
         # The plan searched for an image held outside the arena (MCUNetV2's figures count it so).
         outside = te.compile(model, pass_config={"PatchBasedInference.count_inputs": False}, **io)
         print(f"{name:<22}{plain.metadata['total_macs']:>13,}{plain.metadata['memory']['arena_bytes']:>11,}"
-              f"{patched.metadata['memory']['arena_bytes']:>10,}{ZOO_TARGETS.get(name, 0):>10,}"
-              f"{streamed_arena(outside):>10,}{NO_IMAGE_TARGETS.get(name, 0):>10,}"
+              f"{patched.metadata['memory']['arena_bytes']:>10,}{_or_dash(ZOO_TARGETS.get(name)):>10}"
+              f"{streamed_arena(outside):>10,}{_or_dash(NO_IMAGE_TARGETS.get(name)):>10}"
               f"{report['mac_overhead']:>7.1%}{len(report['stages']):>7}{seconds:>10.1f}")
     print("\n'no image': the arena without the input image, from a search that does not count it\n"
           "(PatchBasedInference.count_inputs=false); its target is MCUNetV2's published figure.\n")
