@@ -98,6 +98,8 @@ def main(argv=None) -> int:
             print(f"{name:<24}{ops:>11}{grid:>7}{st['mac_overhead']:>8.1%}"
                   f"{st['halo_cache_mac_overhead']:>26.1%}{st['halo_cache_bytes']:>9,}"
                   f"{'  (cache used)' if st['halo_cache'] else ''}")
+        print(f"{'':<24}explored (Pareto front, arena B @ extra MACs): "
+              + ", ".join(f"{a:,} @ {m:.1%}" for a, m in p["explored"]))
     return 0
 
 
