@@ -1,0 +1,65 @@
+"""Windows of NHWC tensors and how a patchable kernel maps an output window to its input windows."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Optional, Tuple
+
+WINDOWED = ("te_conv2d_s8", "te_depthwise_conv2d_s8", "te_avg_pool_s8", "te_max_pool_s8")
+POINTWISE = ("te_requantize_s8", "te_quantize_f32_s8", "te_logistic_s8", "te_hard_swish_s8")  # "size" elements
+BINARY = ("te_add_s8", "te_mul_s8")
+CONCAT = ("te_concat_s8",)
+PATCHABLE = WINDOWED + POINTWISE + BINARY + CONCAT
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """Rows [y0, y1) and columns [x0, x1) of an NHWC tensor."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+
+    @property
+    def h(self) -> int:
+        return self.y1 - self.y0
+
+    @property
+    def w(self) -> int:
+        return self.x1 - self.x0
+
+    def union(self, other: Optional["Window"]) -> "Window":
+        if other is None:
+            return self
+        return Window(min(self.y0, other.y0), max(self.y1, other.y1), min(self.x0, other.x0), max(self.x1, other.x1))
+
+    def contains(self, other: "Window") -> bool:
+        return self.y0 <= other.y0 and other.y1 <= self.y1 and self.x0 <= other.x0 and other.x1 <= self.x1
+
+
+def window_geometry(step_attrs: Dict, kernel: str) -> Tuple[int, int, int, int, int, int, int, int]:
+    """(kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left)."""
+    a = step_attrs
+    if kernel in ("te_conv2d_s8", "te_depthwise_conv2d_s8"):
+        return (a["kernel_h"], a["kernel_w"], a["stride_h"], a["stride_w"], a["dilation_h"], a["dilation_w"],
+                a["pad_top"], a["pad_left"])
+    return (a["filter_h"], a["filter_w"], a["stride_h"], a["stride_w"], 1, 1, a["pad_top"], a["pad_left"])
+
+
+def input_window(kernel: str, attrs: Dict, out: Window, in_h: int, in_w: int) -> Window:
+    """The input window a step reads to produce ``out`` (clipped to the input)."""
+    if kernel not in WINDOWED:
+        return out
+    kh, kw, sh, sw, dh, dw, pt, pl = window_geometry(attrs, kernel)
+    y0 = out.y0 * sh - pt
+    y1 = (out.y1 - 1) * sh - pt + (kh - 1) * dh + 1
+    x0 = out.x0 * sw - pl
+    x1 = (out.x1 - 1) * sw - pl + (kw - 1) * dw + 1
+    return Window(max(0, y0), min(in_h, y1), max(0, x0), min(in_w, x1))
+
+
+def grid(h: int, w: int, nh: int, nw: int) -> List[Window]:
+    """An nh x nw grid of windows over an h x w map, row-major (sizes differ by at most 1)."""
+    ys = [round(i * h / nh) for i in range(nh + 1)]
+    xs = [round(i * w / nw) for i in range(nw + 1)]
+    return [Window(ys[i], ys[i + 1], xs[j], xs[j + 1]) for i in range(nh) for j in range(nw)]
