@@ -83,9 +83,11 @@ class LoweringDriver:
 
     # ------------------------------------------------------ operand readers
     def resolve(self, expr):
+        """The expression ``expr`` names, through Var bindings."""
         return resolve(expr, self.defs)
 
     def const(self, expr) -> Optional[np.ndarray]:
+        """The constant value of ``expr`` (through bindings and views), or None."""
         return const_value(expr, self.defs)
 
     def dequantize(self, expr):
@@ -158,6 +160,7 @@ class LoweringDriver:
         del self.lowered[var]
 
     def unsupported(self, var, expr, reason):
+        """Record (op, tensor, reason) for the error raised at the end."""
         self.problems.append((op_name(expr) or type(expr).__name__,
                               var.name if hasattr(var, "name_hint") else str(var), reason))
 

@@ -22,18 +22,22 @@ class Window:
 
     @property
     def h(self) -> int:
+        """Rows of the window."""
         return self.y1 - self.y0
 
     @property
     def w(self) -> int:
+        """Columns of the window."""
         return self.x1 - self.x0
 
     def union(self, other: Optional["Window"]) -> "Window":
+        """The smallest window holding both (``other`` may be None)."""
         if other is None:
             return self
         return Window(min(self.y0, other.y0), max(self.y1, other.y1), min(self.x0, other.x0), max(self.x1, other.x1))
 
     def contains(self, other: "Window") -> bool:
+        """Whether ``other`` lies inside this window."""
         return self.y0 <= other.y0 and other.y1 <= self.y1 and self.x0 <= other.x0 and other.x1 <= self.x1
 
 

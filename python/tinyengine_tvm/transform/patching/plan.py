@@ -14,6 +14,7 @@ from .stages import Stage, stage_windows
 
 
 def per_pixel_macs(step: Step, shape: Sequence[int]) -> float:
+    """MACs per output pixel of a step whose output has ``shape``."""
     return kernel_macs(step.kernel, step.attrs) / (shape[1] * shape[2])
 
 

@@ -118,6 +118,7 @@ class CoverSearch:
         return self._options[key]
 
     def extra(self, st: Stage, nh: int, nw: int, cache: bool) -> int:
+        """Extra MACs of ``st`` in that grid and form (computed once)."""
         key = (st.first, st.last, nh, nw, cache)
         if key not in self._extra:
             self._extra[key] = stage_extra_macs(self.graph, st, patch_plan(self.graph, st, nh, nw, cache))

@@ -53,6 +53,7 @@ class Stage:
 
     @property
     def steps(self) -> range:
+        """Step indices of the stage, in order."""
         return range(self.first, self.last + 1)
 
 
