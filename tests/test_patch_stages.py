@@ -179,7 +179,7 @@ from tinyengine_tvm.testing import assert_matches_tflm  # noqa: E402
 def block_cnns(draw):
     """Random small CNNs of the zoo's building blocks: float or int8 input, inverted
     residuals (expansion 1-6, kernels 3/5/7, strides 1/2, optional SE), a
-    RESIZE + CONCATENATION merge, several outputs."""
+    RESIZE + CONCATENATION merge, PAD + pool, several outputs."""
     g = QuantizedGraph(draw(st.integers(0, 1000)), samples=2)
     h, w = draw(st.sampled_from([(16, 16), (20, 24), (24, 16)]))
     float_io = draw(st.booleans())
@@ -189,7 +189,12 @@ def block_cnns(draw):
     x = g.conv2d(x, 8, (3, 3), (draw(st.sampled_from([1, 2])),) * 2, (1, 1), "SAME", "RELU6", True, prefix="stem")
     outs = []
     for b in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["ir", "ir", "se", "merge"]))
+        kind = draw(st.sampled_from(["ir", "ir", "se", "merge", "padpool"]))
+        if kind == "padpool":  # a PAD only a pool reads: not folded, patched as it is
+            p = draw(st.integers(0, 3))
+            x = g.pad(x, ((0, 0), (p, 1), (2, p), (0, 0)), prefix=f"pad{b}")
+            x = g.max_pool(x, (2, 2), (1, 1), prefix=f"pool{b}")
+            continue
         if kind == "merge" and min(x.shape[1:3]) >= 4:
             skip = x
             y = g.conv2d(x, 8, (3, 3), (2, 2), (1, 1), "SAME", "RELU", True, prefix=f"down{b}")
@@ -233,3 +238,27 @@ def test_search_without_the_input_in_the_arena():
     assert without_input(outside) <= without_input(counted) < counted.metadata["memory"]["arena_bytes"]
     plain = te.compile(model, optimize=False, int8_io=True)
     _same_outputs(outside, plain)
+
+
+@pytest.mark.parametrize("grid_nh, grid_nw, cache", [(2, 2, False), (3, 4, True), (5, 5, False), (5, 6, True)])
+def test_pad_in_a_stage_including_windows_of_padding_only(grid_nh, grid_nw, cache):
+    """A PAD that FoldPadIntoConv cannot fold (read by a pool), with paddings wider
+    than some patches: those patches are padding only (their window reads one
+    input row or column beside it)."""
+    g = QuantizedGraph(12)
+    x = g.input((1, 12, 14, 4))
+    x = g.conv2d(x, 6, (3, 3), (1, 1), activation="RELU", prefix="conv")
+    x = g.pad(x, ((0, 0), (6, 1), (2, 7), (0, 2)), prefix="pad")
+    x = g.max_pool(x, (2, 2), (1, 1), prefix="pool")
+    model = g.finish(g.conv2d(x, 4, (1, 1), (1, 1), prefix="project"))
+    ref = _lowered(model)
+    func = ref.lowered["main"]
+    graph = KernelGraph.from_relax(func)
+    pad_step = [s for s, st in enumerate(graph.steps) if st.kernel == "te_pad_s8"][0]
+    stage = max((s for s in find_stages(graph)[0] if s.first <= pad_step <= s.last),
+                key=lambda s: s.last - s.first)
+    plan = patch_plan(graph, stage, grid_nh, grid_nw, cache)
+    compiled = te.compile(tvm.IRModule({"main": build_patched(func, graph, stage, plan)}), optimize=False)
+    check_plan_valid(compiled)
+    _same_outputs(compiled, ref, seeds=range(3))
+    assert_matches_tflm(compiled, model, [random_inputs(compiled.metadata["inputs"], s) for s in range(2)])

@@ -4,7 +4,7 @@ A *stage* is a run of consecutive steps whose operators are spatially local
 (convolutions of any kernel, stride and dilation, depthwise, pooling,
 QUANTIZE/requantize and the other element-wise kernels, ADD and MUL including
 a channel-broadcast operand such as a squeeze-excite gate, CONCATENATION along
-channels) and of which exactly one tensor, the stage output, is read after it.
+channels, PAD) and of which exactly one tensor, the stage output, is read after it.
 Its output is cut into an nh x nw grid; each patch is computed from the
 matching windows of the stage's *sources* (the full tensors it reads that were
 produced before it: the model input, or any earlier tensor).  Every tensor of

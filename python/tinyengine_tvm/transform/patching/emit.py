@@ -10,7 +10,7 @@ from ...kernel_graph import KernelGraph, Step
 from ...kernels import macs as kernel_macs
 from ..kernel_call import make_kernel_call, parse_kernel_call
 from ..relax_utils import bindings, function_attrs, substitute
-from .geometry import BINARY, CONCAT, POINTWISE, WINDOWED, Window, input_window, window_geometry
+from .geometry import BINARY, CONCAT, PAD, POINTWISE, WINDOWED, Window, input_window, window_geometry
 from .plan import PatchPlan
 from .stages import Stage
 
@@ -135,6 +135,15 @@ class _PatchedStage:
                 attrs.update(input_h=want.h, input_w=want.w)
                 attrs["pad_top"] = pt + want.y0 - ow.y0 * sh
                 attrs["pad_left"] = pl + want.x0 - ow.x0 * swd
+            elif step.kernel in PAD:
+                # Padding of this window: rows/columns of it outside the input window
+                # (negative when the window read is beside it: all padding).
+                before, after = list(step.attrs["before"]), list(step.attrs["after"])
+                before[1] = want.y0 + step.attrs["before"][1] - ow.y0
+                before[2] = want.x0 + step.attrs["before"][2] - ow.x0
+                after[1] = ow.h - before[1] - want.h
+                after[2] = ow.w - before[2] - want.w
+                attrs.update(input_dims=[1, want.h, want.w, ic], before=before, after=after)
         if step.kernel in WINDOWED:
             attrs.update(output_h=ow.h, output_w=ow.w)
         elif step.kernel in POINTWISE:

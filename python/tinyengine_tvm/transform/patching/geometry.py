@@ -8,7 +8,8 @@ WINDOWED = ("te_conv2d_s8", "te_depthwise_conv2d_s8", "te_avg_pool_s8", "te_max_
 POINTWISE = ("te_requantize_s8", "te_quantize_f32_s8", "te_logistic_s8", "te_hard_swish_s8")  # "size" elements
 BINARY = ("te_add_s8", "te_mul_s8")
 CONCAT = ("te_concat_s8",)
-PATCHABLE = WINDOWED + POINTWISE + BINARY + CONCAT
+PAD = ("te_pad_s8",)
+PATCHABLE = WINDOWED + POINTWISE + BINARY + CONCAT + PAD
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,8 @@ def window_geometry(step_attrs: Dict, kernel: str) -> Tuple[int, int, int, int, 
 
 def input_window(kernel: str, attrs: Dict, out: Window, in_h: int, in_w: int) -> Window:
     """The input window a step reads to produce ``out`` (clipped to the input)."""
+    if kernel in PAD:
+        return _pad_input_window(attrs, out, in_h, in_w)
     if kernel not in WINDOWED:
         return out
     kh, kw, sh, sw, dh, dw, pt, pl = window_geometry(attrs, kernel)
@@ -67,3 +70,18 @@ def grid(h: int, w: int, nh: int, nw: int) -> List[Window]:
     ys = [round(i * h / nh) for i in range(nh + 1)]
     xs = [round(i * w / nw) for i in range(nw + 1)]
     return [Window(ys[i], ys[i + 1], xs[j], xs[j + 1]) for i in range(nh) for j in range(nw)]
+
+
+def _pad_input_window(attrs: Dict, out: Window, in_h: int, in_w: int) -> Window:
+    """The input rows/columns a PAD's output window shows; a window that shows only
+    padding reads the nearest input row/column (kernels take no empty tensors; the
+    local before/after padding then covers the whole window)."""
+    bh, bw = attrs["before"][1], attrs["before"][2]
+
+    def span(lo: int, hi: int, size: int) -> Tuple[int, int]:
+        a = min(max(0, lo), size - 1)
+        return a, max(min(size, hi), a + 1)
+
+    y0, y1 = span(out.y0 - bh, out.y1 - bh, in_h)
+    x0, x1 = span(out.x0 - bw, out.x1 - bw, in_w)
+    return Window(y0, y1, x0, x1)

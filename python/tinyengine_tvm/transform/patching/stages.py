@@ -5,7 +5,7 @@ import dataclasses
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ...kernel_graph import KernelGraph, Step
-from .geometry import BINARY, CONCAT, PATCHABLE, Window, input_window
+from .geometry import BINARY, CONCAT, PAD, PATCHABLE, Window, input_window
 
 
 def _is_spatial(shape: Sequence[int]) -> bool:
@@ -38,6 +38,8 @@ def _refusal(graph: KernelGraph, step: Step) -> Optional[str]:
                 return "it broadcasts along one spatial axis only"
     if step.kernel in CONCAT and (step.attrs["inner"] != 1 or step.attrs["outer"] != out.shape[1] * out.shape[2]):
         return "it does not concatenate along channels"
+    if step.kernel in PAD and (step.attrs["before"][0] or step.attrs["after"][0]):
+        return "it pads the batch axis"
     return None
 
 
