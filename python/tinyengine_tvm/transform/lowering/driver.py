@@ -25,7 +25,8 @@ from tvm import relax
 
 from ...errors import UnsupportedModelError
 from ..kernel_call import parse_kernel_call
-from ..relax_utils import VIEW_OPS, const_value, dtype_of, function_outputs, op_name, resolve, shape_of
+from ..relax_utils import (VIEW_OPS, const_value, definitions, dtype_of, function_outputs, op_name, resolve,
+                           shape_of, use_counts)
 from . import activations, convolution, data_movement, elementwise, fully_connected, pooling, quantize
 from .base import Activation, Lowering, QuantizeContext
 
@@ -59,17 +60,8 @@ class LoweringDriver:
     def __init__(self, func: relax.Function, name: str = "main", lowerings: Optional[List[Lowering]] = None):
         self.func = func
         self.func_name = name
-        self.defs: Dict[relax.Var, relax.Expr] = {}
-        self.uses: Dict[relax.Var, int] = {}
-        self.bindings = []
-        for block in func.body.blocks:
-            for binding in block.bindings:
-                self.bindings.append(binding)
-                self.defs[binding.var] = binding.value
-                for v in relax.analysis.free_vars(binding.value):
-                    self.uses[v] = self.uses.get(v, 0) + 1
-        for v in relax.analysis.free_vars(func.body.body):
-            self.uses[v] = self.uses.get(v, 0) + 1
+        self.defs: Dict[relax.Var, relax.Expr] = definitions(func)
+        self.uses: Dict[relax.Var, int] = use_counts(func)
         self.var2val = relax.analysis.get_var2val(func)  # what dpl patterns see through
         lowerings = all_lowerings() if lowerings is None else lowerings
         self.by_anchor = {a: [r for r in lowerings if r.anchor == a] for a in ("quantize", "int8", "output")}
@@ -315,7 +307,7 @@ class _LoweringMutator(relax.PyExprMutator):
             super().visit_var_binding_(binding)
             return
         is_output = not isinstance(var, relax.DataflowVar)  # read after its dataflow block
-        if isinstance(out, relax.Var) and (isinstance(out, relax.DataflowVar) <= (not is_output)):
+        if isinstance(out, relax.Var) and not (is_output and isinstance(out, relax.DataflowVar)):
             # An alias, or a value passed through unchanged: no binding of its own
             # (unless a dataflow value must leave its block through this Var).
             self.set_var_remap(var, out)
@@ -323,9 +315,6 @@ class _LoweringMutator(relax.PyExprMutator):
         new_var = self._emit(out, var.name, output=is_output)
         self.set_var_remap(var, new_var)
         self.driver.lowered[var] = new_var
-        pending = self.driver.pending_attrs.get(var)
-        if pending is not None:
-            pending["tensors"] = list(parse_kernel_call(self.builder_.lookup_binding(new_var)).tensors)
 
     def _emit(self, expr, name: str, output: bool = False) -> relax.Var:
         """Emit ``expr`` with every nested call (e.g. a concat input's requantization) as a binding of its own."""

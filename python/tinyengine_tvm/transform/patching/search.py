@@ -9,7 +9,7 @@ from tvm import relax
 from ...kernel_graph import KernelGraph
 from ...planner.cost_model import align
 from .emit import build_patched
-from .plan import cache_bytes, estimate_arena, patch_plan, stage_extra_macs
+from .plan import PatchPlan, cache_bytes, estimate_arena, patch_plan, stage_extra_macs
 from .stages import Stage
 
 #: Candidate stages built and planned per round (the rest are ranked by estimate only).
@@ -100,6 +100,7 @@ class CoverSearch:
         self.forms = {"auto": (False, True), "on": (True,), "off": (False,)}[halo_cache]
         self._options: Dict[Tuple[int, int], List[Tuple[int, int, int, int, bool]]] = {}
         self._extra: Dict[Tuple, int] = {}
+        self._plans: Dict[Tuple, PatchPlan] = {}
 
     def options(self, st: Stage) -> List[Tuple[int, int, int, int, bool]]:
         """(estimated in-stage peak, grid size, nh, nw, cache) of every grid, by estimate."""
@@ -112,16 +113,23 @@ class CoverSearch:
                 for cache in self.forms:
                     if cache and nw == 1:
                         continue
-                    held = cache_bytes(self.graph, st, patch_plan(self.graph, st, nh, nw, True)) if cache else 0
+                    held = cache_bytes(self.graph, st, self.plan_of(st, nh, nw, True)) if cache else 0
                     out.append((inside + held, nh * nw, nh, nw, cache))
             self._options[key] = sorted(out)
         return self._options[key]
+
+    def plan_of(self, st: Stage, nh: int, nw: int, cache: bool) -> PatchPlan:
+        """The windows of ``st`` in that grid and form (computed once)."""
+        key = (st.first, st.last, nh, nw, cache)
+        if key not in self._plans:
+            self._plans[key] = patch_plan(self.graph, st, nh, nw, cache)
+        return self._plans[key]
 
     def extra(self, st: Stage, nh: int, nw: int, cache: bool) -> int:
         """Extra MACs of ``st`` in that grid and form (computed once)."""
         key = (st.first, st.last, nh, nw, cache)
         if key not in self._extra:
-            self._extra[key] = stage_extra_macs(self.graph, st, patch_plan(self.graph, st, nh, nw, cache))
+            self._extra[key] = stage_extra_macs(self.graph, st, self.plan_of(st, nh, nw, cache))
         return self._extra[key]
 
     def cover(self, target: int, budget: float, max_stages: int):
