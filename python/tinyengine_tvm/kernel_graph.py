@@ -83,6 +83,7 @@ class KernelGraph:
         """Read a lowered ``main`` function (see LowerToIntegerKernels)."""
         tensors: List[Tensor] = []
         index_of: Dict[Any, int] = {}
+        constant_of: Dict[int, int] = {}  # a Constant's object address -> its tensor (same_as identity)
 
         def add(key, name, ty, kind, data=None, view_of=None):
             t = Tensor(len(tensors), name, [int(d) for d in ty.shape], str(ty.dtype), kind, data, view_of,
@@ -93,10 +94,10 @@ class KernelGraph:
 
         def tensor_of(expr) -> int:
             if isinstance(expr, tvm.ir.Constant):
-                for k, v in index_of.items():
-                    if isinstance(k, tvm.ir.Constant) and k.same_as(expr):
-                        return v
-                return add(expr, f"c{len([t for t in tensors if t.kind == 'constant'])}", expr.ty, "constant", expr.value.numpy())
+                if expr.__chandle__() not in constant_of:
+                    constant_of[expr.__chandle__()] = add(expr, f"c{len(constant_of)}", expr.ty, "constant",
+                                                          expr.value.numpy())
+                return constant_of[expr.__chandle__()]
             if expr in index_of:
                 return index_of[expr]
             raise TinyEngineError(f"value {expr} is used before it is defined")

@@ -43,10 +43,21 @@ class ArenaPlan:
     arena_bytes: int
     num_steps: int
     strategy: str = ""
+    _live: Optional[List[int]] = dataclasses.field(default=None, repr=False, compare=False)
 
     def live_bytes(self, step: int) -> int:
         """Bytes of the buffers alive during ``step`` (aligned sizes)."""
-        return sum(align(b.size) for b in self.buffers.values() if b.first <= step <= b.last)
+        if self._live is None:
+            # Once per plan: the searches ask for every step many times.
+            delta = [0] * (self.num_steps + 3)
+            for b in self.buffers.values():
+                delta[b.first + 1] += align(b.size)
+                delta[b.last + 2] -= align(b.size)
+            self._live, total = [], 0
+            for d in delta[:-1]:
+                total += d
+                self._live.append(total)
+        return self._live[step + 1] if -1 <= step <= self.num_steps else 0
 
     def live_before(self, step: int) -> int:
         """Bytes alive just before ``step`` starts (produced earlier, read at or after it)."""
@@ -87,7 +98,8 @@ def _place(order: Sequence[BufferPlacement]) -> int:
     """Best-fit by offset in the given order; returns the arena size."""
     placed: List[BufferPlacement] = []
     for buf in order:
-        conflicts = sorted((p for p in placed if p.overlaps(buf)), key=lambda p: p.offset)
+        first, last = buf.first, buf.last  # inlined overlaps(): the planner's hot loop
+        conflicts = sorted((p for p in placed if not (p.last < first or last < p.first)), key=lambda p: p.offset)
         best: Optional[int] = None
         best_gap = None
         cursor = 0
