@@ -66,7 +66,8 @@ class TeMeanParams(ctypes.Structure):
 class TeResizeParams(ctypes.Structure):
     _fields_ = [(n, ctypes.c_int32) for n in (
         "batch", "input_h", "input_w", "channels", "output_h", "output_w",
-        "align_corners", "half_pixel_centers")]
+        "align_corners", "half_pixel_centers", "window_y0", "window_x0", "window_h", "window_w",
+        "block_y0", "block_x0", "block_h", "block_w")]
 
 
 class TeSoftmaxParams(ctypes.Structure):
@@ -264,7 +265,9 @@ def te_resize(lib, x, out_h, out_w, align, half):
     n, h, w, c = x.shape
     p = TeResizeParams(batch=n, input_h=h, input_w=w, channels=c,
                        output_h=out_h, output_w=out_w,
-                       align_corners=int(align), half_pixel_centers=int(half))
+                       align_corners=int(align), half_pixel_centers=int(half),
+                       window_y0=0, window_x0=0, window_h=out_h, window_w=out_w,
+                       block_y0=0, block_x0=0, block_h=h, block_w=w)
     xin = np.ascontiguousarray(x)
     out = np.empty((n, out_h, out_w, c), dtype=np.int8)
     lib.te_resize_nearest_s8(ctypes.byref(p), _ptr(xin), _ptr(out))
@@ -443,6 +446,32 @@ def test_resize_nearest_matches_tflm(lib):
                 _assert_same(te_resize(lib, x, oh, ow, align, half),
                              tflm_resize(x, oh, ow, align, half),
                              f"resize {shape}->({oh},{ow}) align={align} half={half}")
+
+
+def test_resize_nearest_window_equals_its_part_of_the_whole(lib):
+    """A window of the output (patch-based inference) from the input block the
+    planner's index rule names equals that part of the whole resized map."""
+    from tinyengine_tvm.transform.patching.geometry import Window, input_window
+
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        shape = (1, int(rng.integers(1, 10)), int(rng.integers(1, 10)), int(rng.integers(1, 4)))
+        oh, ow = int(rng.integers(1, 30)), int(rng.integers(1, 30))
+        align, half = bool(rng.integers(2)), bool(rng.integers(2))
+        x = _random_input(rng, shape)
+        whole = te_resize(lib, x, oh, ow, align, half)
+        y0, x0 = int(rng.integers(oh)), int(rng.integers(ow))
+        win = Window(y0, int(rng.integers(y0 + 1, oh + 1)), x0, int(rng.integers(x0 + 1, ow + 1)))
+        attrs = dict(output_h=oh, output_w=ow, align_corners=int(align), half_pixel_centers=int(half))
+        src = input_window("te_resize_nearest_s8", attrs, win, shape[1], shape[2])
+        block = np.ascontiguousarray(x[:, src.y0:src.y1, src.x0:src.x1])
+        p = TeResizeParams(batch=1, input_h=shape[1], input_w=shape[2], channels=shape[3], output_h=oh,
+                           output_w=ow, align_corners=int(align), half_pixel_centers=int(half),
+                           window_y0=win.y0, window_x0=win.x0, window_h=win.h, window_w=win.w,
+                           block_y0=src.y0, block_x0=src.x0, block_h=src.h, block_w=src.w)
+        out = np.empty((1, win.h, win.w, shape[3]), dtype=np.int8)
+        lib.te_resize_nearest_s8(ctypes.byref(p), _ptr(block), _ptr(out))
+        _assert_same(out, whole[:, win.y0:win.y1, win.x0:win.x1], f"resize window {win} of {shape}->({oh},{ow})")
 
 
 def test_quantize_multiplier_corner_cases():

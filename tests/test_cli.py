@@ -26,6 +26,27 @@ def test_compile_prints_report(tmp_path, capsys):
         assert word in text
 
 
+def test_compile_lists_the_patch_stages(tmp_path, capsys):
+    """First and last operator by the model's names, grid, extra MACs and halo cache bytes."""
+    import json
+
+    model = tmp_path / "m.tflite"
+    from tinyengine_tvm.modelgen.zoo import ZOO
+
+    model.write_bytes(ZOO["mcunet_vww"](resolution=48, width=0.35))
+    out = tmp_path / "o"
+    assert cli.main(["compile", str(model), "-o", str(out), "--int8-io", "--pass-config",
+                     "PatchBasedInference.halo_cache=on"]) == 0
+    text = capsys.readouterr().out
+    stages = json.load(open(out / "metadata.json"))["passes"]
+    stages = {p["name"]: p for p in stages}["PatchBasedInference"]["stages"]
+    assert stages and all(st["halo_cache"] == "full" for st in stages)
+    for st in stages:
+        assert f"{st['grid'][0]}x{st['grid'][1]} patches (+{st['mac_overhead']:.1%} MACs, halo cache of full " \
+               f"{st['halo_cache_bytes']:,} B)" in text
+        assert st["first_op"][:20] in text
+
+
 def test_unknown_target_is_an_error(tmp_path, capsys):
     assert cli.main(["compile", "--target=llvm", DEFAULT, "-o", str(tmp_path / "o")]) == 2
     assert "unknown target" in capsys.readouterr().err

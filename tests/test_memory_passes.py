@@ -250,8 +250,8 @@ def test_patching_refuses_when_it_cannot_help():
     compiled = te.compile(model)
     report = {p["name"]: p for p in compiled.metadata["passes"]}["PatchBasedInference"]
     assert not report["applied"] and report["reason"]
-    # Without a MAC budget only stages whose windowed ops all read full sources
-    # (no halo to recompute) may be patched.
+    # Without a MAC budget only stages that recompute no halo may be patched:
+    # windowed ops that read full sources, or halos kept in the cache.
     none = te.compile(_mbv2_like(h=64, w=64), pass_config={"PatchBasedInference.max_mac_overhead": 0.0})
     report = {p["name"]: p for p in none.metadata["passes"]}["PatchBasedInference"]
     assert report["applied"] and report["mac_overhead"] == 0, report
@@ -265,18 +265,26 @@ def test_patching_refuses_when_it_cannot_help():
     x = g.avg_pool(x, (8, 8), (1, 1))
     halo_only = g.finish(g.fully_connected(g.reshape(x, (1, 4)), 3))
     report = {p["name"]: p for p in te.compile(halo_only, pass_config={
-        "PatchBasedInference.max_mac_overhead": 0.0}).metadata["passes"]}["PatchBasedInference"]
+        "PatchBasedInference.max_mac_overhead": 0.0, "PatchBasedInference.halo_cache": "off"}).metadata[
+        "passes"]}["PatchBasedInference"]
     assert not report["applied"] and "extra MACs" in report["reason"], report
+    cached = te.compile(halo_only, pass_config={"PatchBasedInference.max_mac_overhead": 0.0})
+    report = {p["name"]: p for p in cached.metadata["passes"]}["PatchBasedInference"]
+    assert report["applied"] and report["mac_overhead"] == 0 and report["stages"][0]["halo_cache"] != "off", report
+    assert cached.metadata["total_macs"] == te.compile(halo_only, optimize=False).metadata["total_macs"]
+    _compare_variants(halo_only, [dict(optimize=False), dict(pass_config={
+        "PatchBasedInference.max_mac_overhead": 0.0})])
 
 
 def test_declining_names_the_operator_that_stops_it():
     g = QuantizedGraph(4)
     x = g.input((1, 8, 8, 4))
     x = g.resize_nearest(x, (16, 16), prefix="upsample")
+    x = g.softmax(x, prefix="normalize")
     model = g.finish(g.fully_connected(g.reshape(x, (1, 1024)), 3, prefix="classifier"))
     report = {p["name"]: p for p in te.compile(model).metadata["passes"]}["PatchBasedInference"]
     assert not report["applied"]
-    assert "te_resize_nearest_s8" in report["reason"] and "upsample" in report["reason"], report
+    assert "te_softmax_s8" in report["reason"] and "normalize" in report["reason"], report
 
 
 def test_inplace_add_over_the_dying_operand():

@@ -22,8 +22,8 @@ from tinyengine_tvm.modelgen.quantized_ops import QuantizedGraph
 from tinyengine_tvm.modelgen.zoo import ZOO
 from tinyengine_tvm.testing import random_inputs
 from tinyengine_tvm.testing.plan_check import check_plan_valid
-from tinyengine_tvm.transform.patch_inference import (BINARY, build_patched, find_stages, patch_plan,
-                                                      stage_extra_macs)
+from tinyengine_tvm.transform.patch_inference import (BINARY, build_patched, cache_bytes, find_stages,
+                                                      patch_plan, stage_extra_macs)
 
 SMALL = {
     "mcunet_vww": dict(resolution=40, width=0.35),
@@ -67,7 +67,7 @@ def test_sampled_stages_and_grids_are_bit_exact(family):
         nh, nw = min(H, 2 + n % 3), min(W, 3 - n % 2)
         if nh * nw < 2:
             continue
-        plan = patch_plan(graph, stage, nh, nw, cache=bool(n % 2) and nw > 1)
+        plan = patch_plan(graph, stage, nh, nw, cache=("off", "columns", "full")[n % 3])
         patched = build_patched(func, graph, stage, plan)
         mod = tvm.IRModule({"main": patched})
         compiled = te.compile(mod, name=family, optimize=False)
@@ -81,6 +81,7 @@ def test_sampled_stages_and_grids_are_bit_exact(family):
 
 
 def test_halo_cache_recomputes_nothing_along_a_row():
+    """The columns form caches horizontal overlaps: one row of patches recomputes nothing."""
     g = QuantizedGraph(3)
     x = g.input((1, 9, 24, 4))
     x = g.conv2d(x, 8, (3, 3), (1, 1), activation="RELU")
@@ -91,7 +92,7 @@ def test_halo_cache_recomputes_nothing_along_a_row():
     func = ref.lowered["main"]
     graph = KernelGraph.from_relax(func)
     (stage,) = [s for s in find_stages(graph)[0] if (s.first, s.last) == (0, 2)]
-    cached, recomputed = patch_plan(graph, stage, 1, 4, cache=True), patch_plan(graph, stage, 1, 4, cache=False)
+    cached, recomputed = patch_plan(graph, stage, 1, 4, "columns"), patch_plan(graph, stage, 1, 4, "off")
     assert stage_extra_macs(graph, stage, cached) == 0 < stage_extra_macs(graph, stage, recomputed)
     compiled = te.compile(tvm.IRModule({"main": build_patched(func, graph, stage, cached)}), optimize=False)
     check_plan_valid(compiled)
@@ -100,8 +101,37 @@ def test_halo_cache_recomputes_nothing_along_a_row():
     assert any(op["name"].endswith("halo]") for op in compiled.metadata["ops"])
 
 
+@pytest.mark.parametrize("nh, nw", [(3, 4), (4, 1), (5, 3)])
+def test_full_halo_cache_recomputes_nothing_on_a_grid(nh, nw):
+    """The full form also reuses the rows of the patch above (StreamNet-style):
+    no MAC is computed twice on any grid, strides and dilation included, and
+    the rows and columns kept are what the report counts."""
+    g = QuantizedGraph(4)
+    x = g.input((1, 23, 19, 3))
+    x = g.conv2d(x, 8, (3, 3), (2, 2), activation="RELU", prefix="stem")
+    x = g.depthwise_conv2d(x, (5, 5), (1, 1), activation="RELU6", prefix="dw")
+    x = g.conv2d(x, 8, (3, 3), (1, 1), dilation=(2, 2), activation="RELU", prefix="dilated")
+    x = g.max_pool(x, (3, 3), (1, 1), prefix="pool")
+    model = g.finish(g.conv2d(x, 4, (1, 1), (1, 1), prefix="head"))
+    ref = _lowered(model)
+    func = ref.lowered["main"]
+    graph = KernelGraph.from_relax(func)
+    stage = max(find_stages(graph)[0], key=lambda s: s.last - s.first)
+    assert stage.first == 0 and stage.last == len(graph.steps) - 1
+    full, off = patch_plan(graph, stage, nh, nw, "full"), patch_plan(graph, stage, nh, nw, "off")
+    assert stage_extra_macs(graph, stage, full) == 0 < stage_extra_macs(graph, stage, off)
+    compiled = te.compile(tvm.IRModule({"main": build_patched(func, graph, stage, full)}), optimize=False)
+    check_plan_valid(compiled)
+    _same_outputs(compiled, ref, seeds=range(3))
+    assert compiled.metadata["total_macs"] == ref.metadata["total_macs"]
+    names = [op["name"] for op in compiled.metadata["ops"]]
+    assert any(n.endswith("rows]") for n in names)
+    assert any(n.endswith("halo]") for n in names) == (nw > 1)
+    assert cache_bytes(graph, stage, full) > 0 == cache_bytes(graph, stage, off)
+
+
 def _two_peaks():
-    """High-resolution layers at both ends of a RESIZE_NEAREST_NEIGHBOR (not patchable)."""
+    """High-resolution layers at both ends of a RESIZE_NEAREST_NEIGHBOR and a SOFTMAX (not patchable)."""
     g = QuantizedGraph(9)
     x = g.input((1, 48, 48, 3))
     x = g.conv2d(x, 16, (3, 3), (2, 2), activation="RELU6", prefix="stem")
@@ -109,6 +139,7 @@ def _two_peaks():
     x = g.depthwise_conv2d(x, (3, 3), (2, 2), activation="RELU6", prefix="down")
     x = g.conv2d(x, 8, (1, 1), (1, 1), prefix="narrow")
     x = g.resize_nearest(x, (24, 24), prefix="up")
+    x = g.softmax(x, prefix="norm")
     x = g.conv2d(x, 32, (1, 1), (1, 1), activation="RELU6", prefix="wide2")
     x = g.depthwise_conv2d(x, (3, 3), (2, 2), activation="RELU6", prefix="down2")
     x = g.conv2d(x, 8, (1, 1), (1, 1), prefix="narrow2")
@@ -123,7 +154,7 @@ def test_several_stages_one_after_a_non_patchable_op():
     report = {p["name"]: p for p in compiled.metadata["passes"]}["PatchBasedInference"]
     assert report["applied"] and len(report["stages"]) >= 2, report
     after_resize = [st for st in report["stages"] if st["first_op"].startswith(("wide2", "down2"))]
-    assert after_resize, report["stages"]  # this stage's source is the RESIZE output, not the model input
+    assert after_resize, report["stages"]  # this stage's source is the SOFTMAX output, not the model input
     assert report["mac_overhead"] <= 0.1 + 1e-9
     assert compiled.metadata["memory"]["arena_bytes"] < plain.metadata["memory"]["arena_bytes"]
     # A stage's source may be an earlier stage's output: every name stays the pass's own, unique.
@@ -212,7 +243,8 @@ def block_cnns(draw):
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(model=block_cnns(), cache=st.sampled_from(["auto", "on", "off"]), budget=st.sampled_from([0.1, 0.5]))
+@given(model=block_cnns(), cache=st.sampled_from(["auto", "on", "columns", "off"]),
+       budget=st.sampled_from([0.1, 0.5]))
 def test_random_block_cnns_patched_are_bit_exact_with_tflm(model, cache, budget):
     compiled = te.compile(model, pass_config={"PatchBasedInference.halo_cache": cache,
                                               "PatchBasedInference.max_mac_overhead": budget})
@@ -240,7 +272,8 @@ def test_search_without_the_input_in_the_arena():
     _same_outputs(outside, plain)
 
 
-@pytest.mark.parametrize("grid_nh, grid_nw, cache", [(2, 2, False), (3, 4, True), (5, 5, False), (5, 6, True)])
+@pytest.mark.parametrize("grid_nh, grid_nw, cache", [(2, 2, "off"), (3, 4, "columns"), (5, 5, "full"),
+                                                      (5, 6, "full")])
 def test_pad_in_a_stage_including_windows_of_padding_only(grid_nh, grid_nw, cache):
     """A PAD that FoldPadIntoConv cannot fold (read by a pool), with paddings wider
     than some patches: those patches are padding only (their window reads one
@@ -261,4 +294,29 @@ def test_pad_in_a_stage_including_windows_of_padding_only(grid_nh, grid_nw, cach
     compiled = te.compile(tvm.IRModule({"main": build_patched(func, graph, stage, plan)}), optimize=False)
     check_plan_valid(compiled)
     _same_outputs(compiled, ref, seeds=range(3))
+    assert_matches_tflm(compiled, model, [random_inputs(compiled.metadata["inputs"], s) for s in range(2)])
+
+
+@pytest.mark.parametrize("align, half, nh, nw, cache", [(False, False, 2, 3, "off"), (True, False, 3, 2, "full"),
+                                                        (False, True, 4, 4, "columns"), (False, False, 5, 3, "full")])
+def test_resize_nearest_in_a_stage(align, half, nh, nw, cache):
+    """An FPN-style upsampling inside a stage: each patch resizes the block of the
+    coarse map its window reads (the kernel's own index rule), for every TFLite
+    coordinate mode, down- and upsampling."""
+    g = QuantizedGraph(21)
+    x = g.input((1, 15, 17, 3))
+    x = g.conv2d(x, 6, (3, 3), (2, 2), activation="RELU", prefix="down")
+    x = g.resize_nearest(x, (13, 11), align, half, prefix="shrink")
+    x = g.conv2d(x, 6, (3, 3), (1, 1), activation="RELU", prefix="mid")
+    x = g.resize_nearest(x, (26, 30), align, half, prefix="up")
+    model = g.finish(g.conv2d(x, 4, (3, 3), (1, 1), prefix="head"))
+    ref = _lowered(model)
+    func = ref.lowered["main"]
+    graph = KernelGraph.from_relax(func)
+    stage = max(find_stages(graph)[0], key=lambda s: s.last - s.first)
+    assert sum(graph.steps[s].kernel == "te_resize_nearest_s8" for s in stage.steps) == 2
+    plan = patch_plan(graph, stage, nh, nw, cache)
+    compiled = te.compile(tvm.IRModule({"main": build_patched(func, graph, stage, plan)}), optimize=False)
+    check_plan_valid(compiled)
+    _same_outputs(compiled, ref, seeds=range(2))
     assert_matches_tflm(compiled, model, [random_inputs(compiled.metadata["inputs"], s) for s in range(2)])

@@ -54,7 +54,9 @@ def _pass_summary(p: dict) -> str:
             return f"not applied ({p['reason']})"
         stages = "; ".join(
             f"ops #{st['first_index']}-#{st['last_index']} {quote_name(st['first_op'], 32)}..{quote_name(st['last_op'], 32)}"
-            f" in {st['grid'][0]}x{st['grid'][1]} patches (+{st['mac_overhead']:.1%} MACs)" for st in p["stages"])
+            f" in {st['grid'][0]}x{st['grid'][1]} patches (+{st['mac_overhead']:.1%} MACs"
+            + (f", halo cache of {st['halo_cache']} {st['halo_cache_bytes']:,} B" if st["halo_cache"] != "off" else "")
+            + ")" for st in p["stages"])
         return (f"{len(p['stages'])} stage(s): {stages}; +{p['mac_overhead']:.1%} MACs, "
                 f"arena {p['baseline_arena_bytes']:,} -> {p['arena_bytes']:,} B")
     if p.get("name") in ("Int8IO", "NHWCInput"):

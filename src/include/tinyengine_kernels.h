@@ -388,23 +388,34 @@ typedef struct {
 void te_copy_2d_s8(const te_copy_2d_params* p, const int8_t* src,
                    int8_t* dst);
 
-/** RESIZE_NEAREST_NEIGHBOR of an NHWC tensor. */
+/** RESIZE_NEAREST_NEIGHBOR of an NHWC tensor, or of a window of its output. */
 typedef struct {
   int32_t batch;              /**< N. */
-  int32_t input_h;            /**< Input height. */
-  int32_t input_w;            /**< Input width. */
+  int32_t input_h;            /**< Height of the whole input. */
+  int32_t input_w;            /**< Width of the whole input. */
   int32_t channels;           /**< Channels. */
-  int32_t output_h;           /**< Output height. */
-  int32_t output_w;           /**< Output width. */
+  int32_t output_h;           /**< Height of the whole output (sets the scale). */
+  int32_t output_w;           /**< Width of the whole output (sets the scale). */
   int32_t align_corners;      /**< TFLite align_corners flag (0 or 1). */
   int32_t half_pixel_centers; /**< TFLite half_pixel_centers flag (0 or 1). */
+  int32_t window_y0;          /**< First output row computed (0: whole map). */
+  int32_t window_x0;          /**< First output column computed. */
+  int32_t window_h;           /**< Output rows computed (output_h: whole map). */
+  int32_t window_w;           /**< Output columns computed. */
+  int32_t block_y0;           /**< First input row held in `input` (0). */
+  int32_t block_x0;           /**< First input column held in `input` (0). */
+  int32_t block_h;            /**< Input rows held in `input` (input_h). */
+  int32_t block_w;            /**< Input columns held in `input` (input_w). */
 } te_resize_params;
 
 /**
- * Nearest-neighbour resize, TFLite index rounding.
- * @param p      shapes and rounding flags.
- * @param input  [batch, input_h, input_w, channels].
- * @param output [batch, output_h, output_w, channels].
+ * Nearest-neighbour resize, TFLite index rounding.  Patch-based inference
+ * computes one window of the output from a block of the input that holds
+ * every row and column the window reads (the values in parentheses give the
+ * whole map).
+ * @param p      shapes, rounding flags, the output window and the input block.
+ * @param input  [batch, block_h, block_w, channels].
+ * @param output [batch, window_h, window_w, channels].
  * @op RESIZE_NEAREST_NEIGHBOR
  */
 void te_resize_nearest_s8(const te_resize_params* p, const int8_t* input,

@@ -49,7 +49,7 @@ PASS_OPTIONS: Dict[str, Dict[str, Option]] = {
         "split": Option(int, None, lambda v: v >= 0, "an operator index >= 0, or null", nullable=True),
         "patches": Option(int, None, lambda v: 1 <= v <= 64, "an integer from 1 to 64, or null", nullable=True),
         "max_stages": Option(int, 16, lambda v: 1 <= v <= 64, "an integer from 1 to 64"),
-        "halo_cache": Option(str, "auto", lambda v: v in ("auto", "on", "off"), "auto, on or off"),
+        "halo_cache": Option(str, "auto", lambda v: v in ("auto", "on", "columns", "off"), "auto, on, columns or off"),
         "count_inputs": Option(bool, True, lambda v: True, "true or false"),
     },
     "InplaceDepthwise": {"only_if_smaller": Option(bool, True, lambda v: True, "true or false")},

@@ -38,8 +38,8 @@ from ..kernels import macs as kernel_macs
 from ..planner import kernel_scratch, plan_arena
 from .patching.emit import build_patched
 from .patching.geometry import BINARY, CONCAT, PATCHABLE, POINTWISE, WINDOWED, Window, grid, input_window
-from .patching.plan import PatchPlan, cache_bytes, patch_plan, stage_extra_macs
-from .patching.search import CoverSearch, apply_stages, rank_stages
+from .patching.plan import CACHE_FORMS, PatchPlan, cache_bytes, patch_plan, stage_extra_macs
+from .patching.search import CoverSearch, apply_stages, form_sets, rank_stages
 from .patching.stages import Stage, find_stages, stage_windows
 from .relax_utils import rewrite_lowered
 
@@ -60,7 +60,8 @@ class PatchPlanResult:
     candidates: int = 0
     # One entry per patched stage, in the order they were chosen: first/last
     # operator (model names and step indices in the patched function's input),
-    # grid, extra MACs, and the halo-cache estimate (not generated code).
+    # grid, extra MACs, the halo cache form and its bytes, and every cache form's
+    # extra MACs and bytes for the same grid (``cache_forms``).
     stages: List[Dict] = dataclasses.field(default_factory=list)
     # Pareto front of the plans built during the search: [arena bytes, extra MACs share].
     explored: List[List] = dataclasses.field(default_factory=list)
@@ -88,8 +89,10 @@ def patch_function(func: relax.Function, max_mac_overhead: float = 0.1, max_patc
     """``func`` with its best patched stages (or unchanged), and what was chosen or why not.
 
     ``split`` forces the last step of the (first) stage, ``patches`` an n x n grid;
-    ``halo_cache`` "auto" weighs caching the halo columns between horizontally
-    adjacent patches against recomputing them, "on"/"off" force one;
+    ``halo_cache`` "auto" weighs recomputing the overlaps of neighbouring
+    patches against caching the columns of the patch to the left ("columns")
+    or those and the rows of the patch above ("on": nothing recomputed);
+    "on", "columns" or "off" forces one;
     ``count_inputs=False`` minimizes the arena without the model inputs (held
     by the caller, e.g. in a camera frame buffer; reported the same way).
     """
@@ -142,8 +145,12 @@ def patch_function(func: relax.Function, max_mac_overhead: float = 0.1, max_patc
     if split is None and patches is None:
         # The stages chosen together for a target arena, when they beat one per round.
         search = CoverSearch(first_graph, first_plan, find_stages(first_graph)[0], max_patches, halo_cache)
-        together = search.search(max_mac_overhead * total_macs, max_stages, current)
-        if together:
+        built = []
+        for forms in form_sets(halo_cache):
+            together = search.search(max_mac_overhead * total_macs, max_stages, current, forms)
+            if not together or any(together == b for b in built):
+                continue
+            built.append(together)
             new_func, new_graph = apply_stages(original, together)
             new_plan = plan_arena(new_graph, kernel_scratch(new_graph), count_inputs)
             tried += 1
@@ -164,16 +171,19 @@ def _stage_report(graph: KernelGraph, stage: Stage, pp: PatchPlan, extra: int, t
                   arena: int) -> Dict:
     """What the report says of one patched stage (indices into ``graph``, the function it was chosen in)."""
     nh = len(pp.patches) // pp.nw
-    other = patch_plan(graph, stage, nh, pp.nw, not pp.cache)
-    cached, recomputed = (pp, other) if pp.cache else (other, pp)
+    # The same grid in every cache form: what the halo cache costs and saves.
+    forms = {}
+    for form in CACHE_FORMS:
+        other = pp if form == pp.cache else patch_plan(graph, stage, nh, pp.nw, form, like=pp)
+        forms[form] = dict(mac_overhead=stage_extra_macs(graph, stage, other) / total_macs,
+                           cache_bytes=cache_bytes(graph, stage, other))
     return dict(
         first_op=graph.steps[stage.first].name, last_op=graph.steps[stage.last].name,
         first_index=stage.first, last_index=stage.last, grid=[nh, pp.nw], halo_cache=pp.cache,
         extra_macs=extra, mac_overhead=extra / total_macs, arena_bytes=arena,
-        # The same grid both ways: what the halo cache costs and saves.
-        halo_cache_bytes=cache_bytes(graph, stage, cached),
-        recompute_mac_overhead=stage_extra_macs(graph, stage, recomputed) / total_macs,
-        halo_cache_mac_overhead=stage_extra_macs(graph, stage, cached) / total_macs)
+        halo_cache_bytes=forms[pp.cache]["cache_bytes"], cache_forms=forms,
+        recompute_mac_overhead=forms["off"]["mac_overhead"],
+        halo_cache_mac_overhead=forms["full"]["mac_overhead"])
 
 
 def _pareto(points: List[List]) -> List[List]:
@@ -194,9 +204,10 @@ class PatchBasedInference:
     constructor argument overrides them): ``max_mac_overhead`` (default 0.1),
     extra MACs allowed for halo recomputation as a share of the model's MACs,
     over all stages; ``max_patches`` (default 8), the most patches along an
-    axis; ``max_stages`` (default 16); ``halo_cache`` ("auto", "on" or "off":
-    reuse the halo columns of the patch to the left instead of recomputing
-    them); ``split``/``patches`` force one stage (step index of its last op,
+    axis; ``max_stages`` (default 16); ``halo_cache`` ("auto", "on", "columns" or
+    "off": reuse the overlaps of the neighbouring patches computed before, all
+    of them or only the columns of the patch to the left, instead of
+    recomputing them); ``split``/``patches`` force one stage (step index of its last op,
     and an n x n grid); ``count_inputs`` (default true; false: minimize the
     arena the model needs besides its inputs, for callers that hold the image).
     """

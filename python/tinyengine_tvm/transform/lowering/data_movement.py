@@ -76,7 +76,9 @@ def _lower_resize(ctx, var, value, q):
     i, o = shape_of(value.args[0]), shape_of(var)
     return make_kernel_call("te_resize_nearest_s8", [ctx.int8_value(value.args[0])], dict(
         batch=i[0], input_h=i[1], input_w=i[2], channels=i[3], output_h=o[1], output_w=o[2],
-        align_corners=int(mode == "align_corners"), half_pixel_centers=int(mode == "half_pixel")),
+        align_corners=int(mode == "align_corners"), half_pixel_centers=int(mode == "half_pixel"),
+        window_y0=0, window_x0=0, window_h=o[1], window_w=o[2], block_y0=0, block_x0=0, block_h=i[1],
+        block_w=i[2]),
         shape_of(var), "int8")
 
 

@@ -10,8 +10,8 @@ from ...kernel_graph import KernelGraph, Step
 from ...kernels import macs as kernel_macs
 from ..kernel_call import make_kernel_call, parse_kernel_call
 from ..relax_utils import bindings, function_attrs, substitute
-from .geometry import BINARY, CONCAT, PAD, POINTWISE, WINDOWED, Window, input_window, window_geometry
-from .plan import PatchPlan
+from .geometry import BINARY, CONCAT, PAD, POINTWISE, RESIZE, WINDOWED, Window, input_window, window_geometry
+from .plan import PatchPlan, kept_windows
 from .stages import Stage
 
 
@@ -37,11 +37,11 @@ class _PatchedStage:
         patch k (row-major in the grid) of tensor t, ``<src>[window k of
         <out>]`` the window of a source patch k of stage <out> reads (a
         tensor may be the source of several stages), ``<t>[patch k crop]`` the
-        part of it a step reads, ``<t>[patch k new]`` the columns patch k
-        computes when the rest comes from the halo cache ``<t>[patch k halo]``
-        (kept by the patch before it; the two are pasted into ``<t>[patch k
-        buffer]``), ``<out>[paste k]`` the stage output once patch k is pasted
-        into it.
+        part of it a step reads, ``<t>[patch k new]`` the part patch k computes
+        when the rest comes from the halo cache: ``<t>[patch k halo]`` (columns
+        kept by the patch to its left) and ``<t>[patch k rows]`` (rows kept by
+        the patch above); the parts are pasted into ``<t>[patch k buffer]``.
+        ``<out>[paste k]`` is the stage output once patch k is pasted into it.
         """
         g, stage, plan = self.graph, self.stage, self.plan
         calls: List[Tuple[str, List, Dict, List[int], str, str]] = []
@@ -50,6 +50,7 @@ class _PatchedStage:
         name = lambda t: g.tensors[t].name  # noqa: E731
         calls.append(("te_buffer", [], {}, out_shape, "int8", name(stage.output)))
         halo: Dict[int, int] = {}  # tensor -> call keeping the columns the next patch reuses
+        rows_kept: Dict[Tuple[int, int], int] = {}  # (grid column, tensor) -> call keeping rows for the patch below
         for p, patch in enumerate(plan.patches):
             need, comp = plan.need[p], plan.computed[p]
             local_of: Dict[int, int] = {}  # tensor -> index of the call producing its patch buffer
@@ -72,28 +73,40 @@ class _PatchedStage:
                 if t not in need:
                     continue
                 ow, cw = need[t], comp[t]
-                oc = self._shape(t)[3]
-                if cw.w <= 0:  # every column was computed by the patch to the left
-                    local_of[t] = halo[t]
-                elif cw == ow:
+                if cw == ow:
                     local_of[t] = self._step_call(calls, s, step, cw, need, local_of, crops, p, "")
                 else:
-                    new = self._step_call(calls, s, step, cw, need, local_of, crops, p, " new")
-                    local_of[t] = self._assemble(calls, t, ow, cw, halo[t], new, p)
-                right = plan.right(p)
-                if right is not None and t != stage.output and t in plan.need[right]:
-                    keep_x0 = plan.need[right][t].x0
-                    if keep_x0 < ow.x1:
-                        calls.append(("te_crop_s8", [("local", local_of[t])], dict(
-                            src_stride=ow.w * oc, row_bytes=(ow.x1 - keep_x0) * oc, rows=ow.h,
-                            _in_offsets=[(keep_x0 - ow.x0) * oc]), [1, ow.h, ow.x1 - keep_x0, oc], "int8",
-                            f"{name(t)}[patch {right} halo]"))
-                        next_halo[t] = len(calls) - 1
+                    # The window from up to three parts: the rows kept by the patch
+                    # above, the columns kept by the patch to the left, the rest computed.
+                    parts = []
+                    if cw.y0 > ow.y0:
+                        parts.append((rows_kept.pop((p % plan.nw, t)), Window(ow.y0, min(cw.y0, ow.y1), ow.x0, ow.x1),
+                                      "rows"))
+                    if cw.x0 > ow.x0 and cw.h > 0:
+                        parts.append((halo[t], Window(cw.y0, ow.y1, ow.x0, cw.x0), "halo"))
+                    if cw.h > 0 and cw.w > 0:
+                        parts.append((self._step_call(calls, s, step, cw, need, local_of, crops, p, " new"), cw, ""))
+                    local_of[t] = self._assemble(calls, t, ow, parts, p)
+                cols, rows = kept_windows(stage, plan, p, t)
+                if cols is not None:
+                    next_halo[t] = self._keep(calls, t, ow, cols, local_of[t], f"patch {plan.right(p)} halo")
+                if rows is not None:
+                    rows_kept[(p % plan.nw, t)] = self._keep(calls, t, ow, rows, local_of[t],
+                                                             f"patch {plan.below(p)} rows")
             halo = next_halo
             calls.append(("te_paste_s8", [("stage",), ("local", local_of[stage.output])], dict(
                 row_bytes=patch.w * C, rows=patch.h, dst_stride=W * C,
                 _inout_offset=(patch.y0 * W + patch.x0) * C), out_shape, "int8", f"{name(stage.output)}[paste {p}]"))
         return calls
+
+    def _keep(self, calls, t: int, ow: Window, keep: Window, local: int, label: str) -> int:
+        """Append the crop of ``keep`` out of the patch buffer ``local`` (window ``ow`` of ``t``)."""
+        oc = self._shape(t)[3]
+        calls.append(("te_crop_s8", [("local", local)], dict(
+            src_stride=ow.w * oc, row_bytes=keep.w * oc, rows=keep.h,
+            _in_offsets=[((keep.y0 - ow.y0) * ow.w + keep.x0 - ow.x0) * oc]), [1, keep.h, keep.w, oc], "int8",
+            f"{self.graph.tensors[t].name}[{label}]"))
+        return len(calls) - 1
 
     def _step_call(self, calls, s: int, step: Step, ow: Window, need, local_of, crops, p: int, suffix: str) -> int:
         """Append the call of ``step`` computing its output window ``ow``; returns its index."""
@@ -152,6 +165,9 @@ class _PatchedStage:
             attrs["dims"] = [1, ow.h, ow.w, oc]
         elif step.kernel in CONCAT:
             attrs["outer"] = ow.h * ow.w
+        elif step.kernel in RESIZE:
+            attrs.update(window_y0=ow.y0, window_x0=ow.x0, window_h=ow.h, window_w=ow.w)
+            attrs.update(block_y0=want.y0, block_x0=want.x0, block_h=want.h, block_w=want.w)
         if "batch" in attrs:
             attrs["batch"] = 1
         self.macs += kernel_macs(step.kernel, attrs)
@@ -159,17 +175,19 @@ class _PatchedStage:
                       f"{name(step.output)}[patch {p}{suffix}]"))
         return len(calls) - 1
 
-    def _assemble(self, calls, t: int, ow: Window, cw: Window, halo: int, new: int, p: int) -> int:
-        """The patch's full window of ``t``: the cached columns, then the computed ones."""
+    def _assemble(self, calls, t: int, ow: Window, parts, p: int) -> int:
+        """The patch's window ``ow`` of ``t`` from (call, window, label) parts that tile it."""
+        if len(parts) == 1 and parts[0][1] == ow:
+            return parts[0][0]
         oc = self._shape(t)[3]
         name = self.graph.tensors[t].name
-        kept = cw.x0 - ow.x0
         calls.append(("te_buffer", [], {}, [1, ow.h, ow.w, oc], "int8", f"{name}[patch {p} buffer]"))
         buf = len(calls) - 1
-        for src, width, x, label in ((halo, kept, 0, f"patch {p} halo pasted"), (new, cw.w, kept, f"patch {p}")):
+        for src, w, label in parts:
             calls.append(("te_paste_s8", [("local", buf), ("local", src)], dict(
-                row_bytes=width * oc, rows=ow.h, dst_stride=ow.w * oc, _inout_offset=x * oc),
-                [1, ow.h, ow.w, oc], "int8", f"{name}[{label}]"))
+                row_bytes=w.w * oc, rows=w.h, dst_stride=ow.w * oc,
+                _inout_offset=((w.y0 - ow.y0) * ow.w + w.x0 - ow.x0) * oc),
+                [1, ow.h, ow.w, oc], "int8", f"{name}[patch {p}{' ' + label + ' pasted' if label else ''}]"))
             buf = len(calls) - 1
         return buf
 

@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Dict, List, Optional, Tuple
+
+import numpy as np
 
 WINDOWED = ("te_conv2d_s8", "te_depthwise_conv2d_s8", "te_avg_pool_s8", "te_max_pool_s8")
 POINTWISE = ("te_requantize_s8", "te_quantize_f32_s8", "te_logistic_s8", "te_hard_swish_s8")  # "size" elements
 BINARY = ("te_add_s8", "te_mul_s8")
 CONCAT = ("te_concat_s8",)
 PAD = ("te_pad_s8",)
-PATCHABLE = WINDOWED + POINTWISE + BINARY + CONCAT + PAD
+RESIZE = ("te_resize_nearest_s8",)
+PATCHABLE = WINDOWED + POINTWISE + BINARY + CONCAT + PAD + RESIZE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +59,10 @@ def input_window(kernel: str, attrs: Dict, out: Window, in_h: int, in_w: int) ->
     """The input window a step reads to produce ``out`` (clipped to the input)."""
     if kernel in PAD:
         return _pad_input_window(attrs, out, in_h, in_w)
+    if kernel in RESIZE:
+        rows = [nearest_source_index(y, in_h, attrs["output_h"], attrs) for y in (out.y0, out.y1 - 1)]
+        cols = [nearest_source_index(x, in_w, attrs["output_w"], attrs) for x in (out.x0, out.x1 - 1)]
+        return Window(rows[0], rows[1] + 1, cols[0], cols[1] + 1)
     if kernel not in WINDOWED:
         return out
     kh, kw, sh, sw, dh, dw, pt, pl = window_geometry(attrs, kernel)
@@ -85,3 +93,16 @@ def _pad_input_window(attrs: Dict, out: Window, in_h: int, in_w: int) -> Window:
     y0, y1 = span(out.y0 - bh, out.y1 - bh, in_h)
     x0, x1 = span(out.x0 - bw, out.x1 - bw, in_w)
     return Window(y0, y1, x0, x1)
+
+
+def nearest_source_index(dst: int, in_size: int, out_size: int, attrs: Dict) -> int:
+    """The input row/column RESIZE_NEAREST_NEIGHBOR reads for output row/column
+    ``dst``: te_resize_nearest_s8's rule, in float32 as the kernel computes it."""
+    align, half = bool(attrs["align_corners"]), bool(attrs["half_pixel_centers"])
+    f32 = np.float32
+    scale = f32(in_size - 1) / f32(out_size - 1) if align and out_size > 1 else f32(in_size) / f32(out_size)
+    pos = float((f32(dst) + f32(0.5 if half else 0.0)) * scale)
+    # roundf: halves away from zero (pos >= 0 here); exact in double.
+    src = math.floor(pos + 0.5) if align else math.floor(pos)
+    src = min(src, in_size - 1)
+    return max(src, 0) if half else src

@@ -18,44 +18,71 @@ def per_pixel_macs(step: Step, shape: Sequence[int]) -> float:
     return kernel_macs(step.kernel, step.attrs) / (shape[1] * shape[2])
 
 
+#: Halo cache forms: recompute every overlap ("off"); reuse the columns the patch
+#: to the left computed ("columns"); reuse those and the rows the patch above
+#: computed ("full", StreamNet-style: nothing is computed twice).
+CACHE_FORMS = ("off", "columns", "full")
+
+
 @dataclasses.dataclass
 class PatchPlan:
     """The windows of one patched stage: per patch, the window of every tensor it
-    needs (``need``) and the part of it the patch computes (``computed``: with the
-    halo cache, the columns the patch to its left already computed are taken from
-    the cache instead)."""
+    needs (``need``) and the part of it the patch computes (``computed``; the
+    rest comes from the halo cache: the columns the patch to its left computed,
+    and with the "full" cache the rows the patch above computed).  Patches run
+    row-major; ``computed`` windows may be empty (all from the cache)."""
 
     patches: List[Window]
     need: List[Dict[int, Window]]
     computed: List[Dict[int, Window]]
     nw: int
-    cache: bool
+    cache: str
 
     def left(self, p: int) -> Optional[int]:
-        """The patch computed just before ``p`` in the same row (whose halo ``p`` reuses)."""
-        return p - 1 if self.cache and p % self.nw else None
+        """The patch computed just before ``p`` in the same row (whose halo columns ``p`` reuses)."""
+        return p - 1 if self.cache != "off" and p % self.nw else None
 
     def right(self, p: int) -> Optional[int]:
         """The patch computed just after ``p`` in the same row."""
-        return p + 1 if self.cache and (p + 1) % self.nw and p + 1 < len(self.patches) else None
+        return p + 1 if self.cache != "off" and (p + 1) % self.nw and p + 1 < len(self.patches) else None
+
+    def above(self, p: int) -> Optional[int]:
+        """The patch of the row above ``p`` in its column (whose halo rows ``p`` reuses)."""
+        return p - self.nw if self.cache == "full" and p >= self.nw else None
+
+    def below(self, p: int) -> Optional[int]:
+        """The patch of the row below ``p`` in its column."""
+        return p + self.nw if self.cache == "full" and p + self.nw < len(self.patches) else None
 
 
-def patch_plan(graph: KernelGraph, stage: Stage, nh: int, nw: int, cache: bool = False) -> PatchPlan:
-    """Windows of ``stage`` cut into an nh x nw grid, with or without the halo cache."""
-    _, H, W, _ = graph.tensors[stage.output].shape
-    patches = grid(H, W, nh, nw)
-    need = [stage_windows(graph, stage, p) for p in patches]
-    computed = []
+def patch_plan(graph: KernelGraph, stage: Stage, nh: int, nw: int, cache: str = "off",
+               like: Optional[PatchPlan] = None) -> PatchPlan:
+    """Windows of ``stage`` cut into an nh x nw grid, with halo cache form ``cache``
+    (CACHE_FORMS); ``like``: a plan of the same grid in another form, whose windows are reused."""
+    if cache not in CACHE_FORMS:
+        raise ValueError(f"halo cache form {cache!r} is not one of {CACHE_FORMS}")
+    if like is not None:
+        patches, need = like.patches, like.need
+    else:
+        _, H, W, _ = graph.tensors[stage.output].shape
+        patches = grid(H, W, nh, nw)
+        need = [stage_windows(graph, stage, p) for p in patches]
+    pp = PatchPlan(patches, need, [], nw, cache)
     for p in range(len(patches)):
-        left = p - 1 if cache and p % nw else None
+        left, above = pp.left(p), pp.above(p)
         cw = {}
         for t, w in need[p].items():
+            # Windows are separable, so the patches of one grid row need the same
+            # rows of t and those of one grid column the same columns: the left
+            # patch's columns and the upper patch's rows are reusable as they are.
+            y0, x0 = w.y0, w.x0
+            if above is not None and t in need[above]:
+                y0 = max(y0, need[above][t].y1)
             if left is not None and t in need[left]:
-                # Rows of one patch row agree, so the left patch's columns are reusable.
-                w = Window(w.y0, w.y1, max(w.x0, need[left][t].x1), w.x1)
-            cw[t] = w
-        computed.append(cw)
-    return PatchPlan(patches, need, computed, nw, cache)
+                x0 = max(x0, need[left][t].x1)
+            cw[t] = Window(y0, w.y1, x0, w.x1)
+        pp.computed.append(cw)
+    return pp
 
 
 def stage_extra_macs(graph: KernelGraph, stage: Stage, plan: PatchPlan) -> int:
@@ -65,26 +92,47 @@ def stage_extra_macs(graph: KernelGraph, stage: Stage, plan: PatchPlan) -> int:
         for s in stage.steps:
             step = graph.steps[s]
             w = cw.get(step.output)
-            if w is not None and w.w > 0:
+            if w is not None and w.w > 0 and w.h > 0:
                 extra += per_pixel_macs(step, graph.tensors[step.output].shape) * w.h * w.w
     return int(round(extra - sum(kernel_macs(graph.steps[s].kernel, graph.steps[s].attrs) for s in stage.steps)))
 
 
+def kept_windows(stage: Stage, plan: PatchPlan, p: int, t: int) -> Tuple[Optional[Window], Optional[Window]]:
+    """The parts of patch ``p``'s window of ``t`` kept for later patches: the
+    columns the patch to the right reuses (rows it computes), and the rows the
+    patch below reuses (all columns); None where nothing is kept."""
+    if t in stage.sources or t == stage.output:
+        return None, None
+    w, cw = plan.need[p][t], plan.computed[p][t]
+    right, below = plan.right(p), plan.below(p)
+    cols = rows = None
+    if right is not None and t in plan.need[right]:
+        keep = Window(max(cw.y0, w.y0), w.y1, plan.need[right][t].x0, w.x1)
+        cols = keep if keep.h > 0 and keep.w > 0 else None
+    if below is not None and t in plan.need[below]:
+        keep = Window(plan.need[below][t].y0, w.y1, w.x0, w.x1)
+        rows = keep if keep.h > 0 else None
+    return cols, rows
+
+
 def cache_bytes(graph: KernelGraph, stage: Stage, plan: PatchPlan) -> int:
-    """Most bytes the halo cache holds at once (the columns kept for the next patch)."""
-    most = 0
+    """Most bytes the halo cache holds at once: while patch p runs, the rows kept
+    by the nw patches before it (for the patches below them), the columns kept
+    by the patch before it, and what p keeps itself."""
+    if plan.cache == "off":
+        return 0
+    cols, rows = [], []
     for p in range(len(plan.patches)):
-        right = plan.right(p)
-        if right is None:
-            continue
-        kept = 0
-        for t, w in plan.need[p].items():
-            if t in plan.need[right] and t not in stage.sources and t != stage.output:
-                cols = w.x1 - plan.need[right][t].x0
-                if cols > 0:
-                    kept += align(cols * w.h * graph.tensors[t].shape[3])
-        most = max(most, kept)
-    return most
+        c = r = 0
+        for t in plan.need[p]:
+            kc, kr = kept_windows(stage, plan, p, t)
+            item = graph.tensors[t].shape[3] * np.dtype(graph.tensors[t].dtype).itemsize
+            c += align(kc.h * kc.w * item) if kc else 0
+            r += align(kr.h * kr.w * item) if kr else 0
+        cols.append(c)
+        rows.append(r)
+    return max(sum(rows[max(0, p - plan.nw):p + 1]) + cols[p] + (cols[p - 1] if p else 0)
+               for p in range(len(plan.patches)))
 
 
 def estimate_arena(graph: KernelGraph, plan, stage: Stage, nh: int, nw: int) -> Tuple[int, int]:

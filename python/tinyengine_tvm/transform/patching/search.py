@@ -9,7 +9,7 @@ from tvm import relax
 from ...kernel_graph import KernelGraph
 from ...planner.cost_model import align
 from .emit import build_patched
-from .plan import PatchPlan, cache_bytes, estimate_arena, patch_plan, stage_extra_macs
+from .plan import CACHE_FORMS, PatchPlan, cache_bytes, estimate_arena, patch_plan, stage_extra_macs
 from .stages import Stage
 
 #: Candidate stages built and planned per round (the rest are ranked by estimate only).
@@ -36,7 +36,7 @@ def rank_stages(graph: KernelGraph, plan, stages: List[Stage], max_patches: int,
 
     Stages are visited by a lower bound of their arena (live bytes outside
     them; their full sources and output), so that most are never evaluated.
-    ``halo_cache``: "auto" weighs both forms of every grid, "on"/"off" one."""
+    ``halo_cache``: the option cache_forms reads."""
     n = len(graph.steps)
     live = [plan.live_bytes(s) for s in range(n)]
     before = [0] * (n + 1)  # before[s]: max live bytes of steps < s
@@ -54,7 +54,6 @@ def rank_stages(graph: KernelGraph, plan, stages: List[Stage], max_patches: int,
     def plan_counts(t: int) -> bool:
         return graph.root(t) in plan.buffers and plan.buffers[graph.root(t)].size > 0
 
-    forms = {"auto": (False, True), "on": (True,), "off": (False,)}[halo_cache]
     ranked: List[Tuple] = []
     evaluated: List[int] = []
     for lb, _, stage in sorted(((bound(st), k, st) for k, st in enumerate(stages)), key=lambda r: r[:2]):
@@ -63,11 +62,10 @@ def rank_stages(graph: KernelGraph, plan, stages: List[Stage], max_patches: int,
         _, H, W, _ = graph.tensors[stage.output].shape
         for nh, nw in candidate_grids(H, W, max_patches, patches):
             base, base_inside = estimate_arena(graph, plan, stage, nh, nw)
-            for cache in forms:
-                if cache and nw == 1:
-                    continue
-                pp = patch_plan(graph, stage, nh, nw, cache)
-                held = cache_bytes(graph, stage, pp) if cache else 0
+            pp = None
+            for cache in cache_forms(halo_cache, nh, nw):
+                pp = patch_plan(graph, stage, nh, nw, cache, like=pp)
+                held = cache_bytes(graph, stage, pp)
                 est = (max(base, base_inside + held),)
                 if len(ranked) >= BUILT_PER_ROUND and est >= ranked[-1][0]:
                     continue
@@ -76,9 +74,24 @@ def rank_stages(graph: KernelGraph, plan, stages: List[Stage], max_patches: int,
                 if extra > mac_budget + 1e-9:
                     continue
                 ranked.append((est, extra, stage, pp))
-                ranked.sort(key=lambda r: (r[0], r[1], r[2].first, r[2].last, len(r[3].patches), r[3].cache))
+                ranked.sort(key=lambda r: (r[0], r[1], r[2].first, r[2].last, len(r[3].patches),
+                                           CACHE_FORMS.index(r[3].cache)))
                 del ranked[BUILT_PER_ROUND:]
     return ranked, evaluated
+
+
+def cache_forms(halo_cache: str, nh: int, nw: int) -> Tuple[str, ...]:
+    """Halo cache forms (CACHE_FORMS) tried for an nh x nw grid under the
+    ``halo_cache`` option: "auto" weighs every distinct one, "on" caches all
+    overlaps, "columns" only horizontal ones, "off" none."""
+    if halo_cache == "off":
+        return ("off",)
+    if halo_cache == "on":
+        return ("full",)
+    if halo_cache == "columns":
+        return ("columns",) if nw > 1 else ("off",)
+    # With one row of patches "full" equals "columns"; with one column "columns" equals "off".
+    return ("off",) + (("columns",) if nw > 1 else ()) + (("full",) if nh > 1 else ())
 
 
 class CoverSearch:
@@ -97,12 +110,12 @@ class CoverSearch:
             for s in st.steps:
                 self.containing.setdefault(s, []).append(st)
         self.max_patches = max_patches
-        self.forms = {"auto": (False, True), "on": (True,), "off": (False,)}[halo_cache]
-        self._options: Dict[Tuple[int, int], List[Tuple[int, int, int, int, bool]]] = {}
+        self.halo_cache = halo_cache
+        self._options: Dict[Tuple[int, int], List[Tuple[int, int, int, int, str]]] = {}
         self._extra: Dict[Tuple, int] = {}
         self._plans: Dict[Tuple, PatchPlan] = {}
 
-    def options(self, st: Stage) -> List[Tuple[int, int, int, int, bool]]:
+    def options(self, st: Stage) -> List[Tuple[int, int, int, int, str]]:
         """(estimated in-stage peak, grid size, nh, nw, cache) of every grid, by estimate."""
         key = (st.first, st.last)
         if key not in self._options:
@@ -110,30 +123,30 @@ class CoverSearch:
             out = []
             for nh, nw in candidate_grids(H, W, self.max_patches, None):
                 _, inside = estimate_arena(self.graph, self.plan, st, nh, nw)
-                for cache in self.forms:
-                    if cache and nw == 1:
-                        continue
-                    held = cache_bytes(self.graph, st, self.plan_of(st, nh, nw, True)) if cache else 0
+                for cache in cache_forms(self.halo_cache, nh, nw):
+                    held = cache_bytes(self.graph, st, self.plan_of(st, nh, nw, cache))
                     out.append((inside + held, nh * nw, nh, nw, cache))
-            self._options[key] = sorted(out)
+            self._options[key] = sorted(out, key=lambda o: o[:4] + (CACHE_FORMS.index(o[4]),))
         return self._options[key]
 
-    def plan_of(self, st: Stage, nh: int, nw: int, cache: bool) -> PatchPlan:
+    def plan_of(self, st: Stage, nh: int, nw: int, cache: str) -> PatchPlan:
         """The windows of ``st`` in that grid and form (computed once)."""
         key = (st.first, st.last, nh, nw, cache)
         if key not in self._plans:
-            self._plans[key] = patch_plan(self.graph, st, nh, nw, cache)
+            like = next((self._plans[key[:4] + (f,)] for f in CACHE_FORMS if key[:4] + (f,) in self._plans), None)
+            self._plans[key] = patch_plan(self.graph, st, nh, nw, cache, like=like)
         return self._plans[key]
 
-    def extra(self, st: Stage, nh: int, nw: int, cache: bool) -> int:
+    def extra(self, st: Stage, nh: int, nw: int, cache: str) -> int:
         """Extra MACs of ``st`` in that grid and form (computed once)."""
         key = (st.first, st.last, nh, nw, cache)
         if key not in self._extra:
             self._extra[key] = stage_extra_macs(self.graph, st, self.plan_of(st, nh, nw, cache))
         return self._extra[key]
 
-    def cover(self, target: int, budget: float, max_stages: int):
-        """[(stage, nh, nw, cache, extra)] bringing every step to ``target`` or below, or None."""
+    def cover(self, target: int, budget: float, max_stages: int, forms=CACHE_FORMS):
+        """[(stage, nh, nw, cache, extra)] bringing every step to ``target`` or below
+        with cache forms among ``forms``, or None."""
         chosen, spent, s, n = [], 0, 0, len(self.live)
         while s < n:
             if self.live[s] <= target:
@@ -146,6 +159,8 @@ class CoverSearch:
                 for inside, _, nh, nw, cache in self.options(st):
                     if inside > target:
                         break
+                    if cache not in forms:
+                        continue
                     extra = self.extra(st, nh, nw, cache)
                     if spent + extra <= budget + 1e-9:
                         key = (extra, -st.last, st.first, nh * nw)
@@ -158,17 +173,25 @@ class CoverSearch:
             s = best[1][0].last + 1
         return chosen
 
-    def search(self, budget: float, max_stages: int, ceiling: int):
-        """The stages for the least target below ``ceiling`` that the budget affords (None if none)."""
+    def search(self, budget: float, max_stages: int, ceiling: int, forms=CACHE_FORMS):
+        """The stages for the least target below ``ceiling`` that the budget affords
+        with cache forms among ``forms`` (None if none)."""
         lo, hi, best = 0, ceiling - 1, None
         while lo <= hi and hi > 0:
             mid = (lo + hi) // 2
-            found = self.cover(mid, budget, max_stages)
+            found = self.cover(mid, budget, max_stages, forms)
             if found is not None:
                 best, hi = found, mid - TARGET_STEP
             else:
                 lo = mid + TARGET_STEP
         return best
+
+
+def form_sets(halo_cache: str) -> List[Tuple[str, ...]]:
+    """The sets of cache forms CoverSearch covers with, each built for real: the
+    cover prefers the cheapest stage in MACs, and a free (cached) form can hold
+    more bytes than recomputing would, so fewer forms may give a smaller arena."""
+    return [CACHE_FORMS, ("off", "columns"), ("off",)] if halo_cache == "auto" else [CACHE_FORMS]
 
 
 #: Bisection resolution of CoverSearch's target arena (bytes).
