@@ -47,6 +47,23 @@ def test_compile_lists_the_patch_stages(tmp_path, capsys):
         assert st["first_op"][:20] in text
 
 
+def test_list_operators_is_the_registry_and_the_readme_table(capsys):
+    from tinyengine_tvm.frontend.tflite import supported_ops
+    from tinyengine_tvm.operator_table import operator_table
+
+    assert cli.main(["compile", "--list-operators"]) == 0
+    text = capsys.readouterr().out
+    assert text.strip() == operator_table()
+    for op in supported_ops():
+        assert f"| {op} |" in text
+    assert "| SUB | int8 -> int8 | `te_sub_s8` |" in text
+    assert "| QUANTIZE | float32 -> int8; int8 -> int8 |" in text
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    table = readme.split("<!-- operators: begin -->\n")[1].split("\n<!-- operators: end -->")[0]
+    assert table == operator_table(), "README's operator table is stale: paste `tvmc compile --list-operators`"
+    assert cli.main(["compile"]) == 2 and "needs a model" in capsys.readouterr().err
+
+
 def test_unknown_target_is_an_error(tmp_path, capsys):
     assert cli.main(["compile", "--target=llvm", DEFAULT, "-o", str(tmp_path / "o")]) == 2
     assert "unknown target" in capsys.readouterr().err

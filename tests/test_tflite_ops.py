@@ -45,6 +45,19 @@ CASES = {
     "mul_same_shape": lambda: Q.mul_model(),
     "mul_broadcast_se": lambda: Q.mul_model(shape_b=(1, 1, 1, 8), range_b=(0.0, 1.0)),
     "mul_relu": lambda: Q.mul_model(activation="RELU"),
+    # SUB / SQUARED_DIFFERENCE / MAXIMUM / MINIMUM
+    "sub_same_shape": lambda: Q.sub_model(),
+    "sub_broadcast_channel_relu": lambda: Q.sub_model(shape_b=(1, 1, 1, 8), activation="RELU"),
+    "sub_broadcast_rows_relu6": lambda: Q.sub_model(shape_a=(1, 4, 1, 8), shape_b=(1, 1, 5, 8), activation="RELU6"),
+    "sub_const_lhs_rank2": lambda: Q.sub_model(shape_a=(3, 7), shape_b=(7,), const_b=True),
+    "sub_wide_scales": lambda: Q.sub_model(range_a=(-0.01, 0.02), range_b=(-40.0, 30.0)),
+    "squared_difference": lambda: Q.squared_difference_model(),
+    "squared_difference_broadcast": lambda: Q.squared_difference_model(shape_a=(1, 3, 5, 4), shape_b=(1, 1, 5, 1)),
+    "squared_difference_const": lambda: Q.squared_difference_model(shape_b=(8,), const_b=True,
+                                                                   range_a=(-5.0, 0.5)),
+    "maximum": lambda: Q.maximum_model(),
+    "maximum_broadcast_const": lambda: Q.maximum_model(shape_b=(1, 1, 1, 8), const_b=True),
+    "minimum_broadcast": lambda: Q.maximum_model(shape_a=(2, 1, 6), shape_b=(5, 1), minimum=True),
     # pooling and reductions
     "avgpool_2x2_valid": lambda: Q.avg_pool_model(),
     "avgpool_3x3_s2_same_odd": lambda: Q.avg_pool_model(input_shape=(1, 7, 9, 5), filter=(3, 3), stride=(2, 2), padding="SAME"),
@@ -89,3 +102,18 @@ def test_op_bit_exact_with_tflm(case):
     model = CASES[case]()
     compiled = te.compile(model, name=case)
     assert_matches_tflm(compiled, model, [random_inputs(compiled.metadata["inputs"], s) for s in SEEDS])
+
+
+def test_maximum_with_unequal_quantization_is_refused_naming_the_node():
+    """TFLM compares raw int8 values; different scales would give another answer than the float model."""
+    import numpy as np
+
+    from tinyengine_tvm.errors import UnsupportedModelError
+
+    g = Q.QuantizedGraph(1)
+    a = g.input((1, 4, 4, 3), -1.0, 1.0, name="a")
+    b = g.input((1, 4, 4, 3), -5.0, 5.0, name="b")
+    model = g.finish(g._binary("MAXIMUM", np.maximum, a, b, None, "larger"))
+    with pytest.raises(UnsupportedModelError) as err:
+        te.compile(model)
+    assert "larger" in str(err.value) and "raw" in str(err.value), str(err.value)

@@ -101,6 +101,13 @@ def format_report(meta: dict, seconds: Optional[float] = None) -> str:
 
 
 def _cmd_compile(args) -> int:
+    if args.list_operators:
+        from .operator_table import operator_table
+
+        print(operator_table())
+        return 0
+    if args.model is None or args.output is None:
+        raise UsageError("compile needs a model and -o OUTPUT (or --list-operators)")
     from .compiler import check_export_path, compile as compile_model
     from .frontend.loader import model_c_name
     from .transform.pipeline import optimization_passes, parse_pass_config
@@ -284,9 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("compile", help="compile a .tflite or .onnx model to C")
-    c.add_argument("model", help="int8 .tflite or ONNX QDQ .onnx model")
+    c.add_argument("model", nargs="?", help="int8 .tflite or ONNX QDQ .onnx model")
     c.add_argument("--target", default="tinyengine", help="code generator (only 'tinyengine')")
-    c.add_argument("-o", "--output", required=True, help="output directory, or OUT.tar for a tarball")
+    c.add_argument("-o", "--output", help="output directory, or OUT.tar for a tarball (required)")
+    c.add_argument("--list-operators", action="store_true",
+                   help="print every supported operator with its data types and kernels, and exit")
     c.add_argument("--model-name", default=None, help="C identifier prefix (default: file name)")
     c.add_argument("--target-tinyengine-board", default=None, metavar="BOARD",
                    help="check the plan against a board's SRAM and flash (see 'tvmc boards')")
@@ -368,6 +377,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader left (``tvmc ... | head``): stop quietly, and keep Python's
+        # exit-time flush of stdout from raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as exc:  # a bug of ours, not bad input: say so, keep the traceback on request
         if os.environ.get("TINYENGINE_DEBUG"):
             raise

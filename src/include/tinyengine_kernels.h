@@ -213,6 +213,10 @@ void te_fully_connected_s8(const te_fc_params* p, const int8_t* input,
  * MUL: out = clamp(MultiplyByQuantizedMultiplier((x1 + input1_offset) *
  * (x2 + input2_offset), output_multiplier, output_shift) + output_offset);
  * the ADD-only fields are ignored.
+ * SUB: as ADD with a - b.  SQUARED_DIFFERENCE: as SUB, then the difference
+ * squared before the output rescale.  MAXIMUM/MINIMUM compare the raw int8
+ * values (TFLM does; the converter gives inputs and output one quantization)
+ * and read only the geometry.
  */
 typedef struct {
   int32_t dims[4];           /**< Output shape, padded to 4-D with 1s. */
@@ -250,6 +254,35 @@ void te_add_s8(const te_elementwise_params* p, const int8_t* input1,
  */
 void te_mul_s8(const te_elementwise_params* p, const int8_t* input1,
                const int8_t* input2, int8_t* output);
+
+/**
+ * Quantized SUB (input1 - input2); arguments and aliasing as for te_add_s8.
+ * @op SUB
+ */
+void te_sub_s8(const te_elementwise_params* p, const int8_t* input1,
+               const int8_t* input2, int8_t* output);
+
+/**
+ * Quantized SQUARED_DIFFERENCE; arguments and aliasing as for te_add_s8.
+ * @op SQUARED_DIFFERENCE
+ */
+void te_squared_difference_s8(const te_elementwise_params* p,
+                              const int8_t* input1, const int8_t* input2,
+                              int8_t* output);
+
+/**
+ * MAXIMUM of the raw int8 values; arguments and aliasing as for te_add_s8.
+ * @op MAXIMUM
+ */
+void te_maximum_s8(const te_elementwise_params* p, const int8_t* input1,
+                   const int8_t* input2, int8_t* output);
+
+/**
+ * MINIMUM of the raw int8 values; arguments and aliasing as for te_add_s8.
+ * @op MINIMUM
+ */
+void te_minimum_s8(const te_elementwise_params* p, const int8_t* input1,
+                   const int8_t* input2, int8_t* output);
 
 /* ------------------------------------------------------------------------ */
 /* Pooling and reductions                                                    */

@@ -1,4 +1,5 @@
-// Portable int8 ADD and MUL with 4-D broadcasting, TFLM-exact.
+// Portable int8 ADD, SUB, MUL, SQUARED_DIFFERENCE, MAXIMUM and MINIMUM with
+// 4-D broadcasting, TFLM-exact.
 #include "fixed_point.h"
 #include "tinyengine_kernels.h"
 
@@ -17,6 +18,45 @@ inline int8_t add_one(const te_elementwise_params* p, int32_t a, int32_t b) {
                                            p->output_shift) +
       p->output_offset;
   return static_cast<int8_t>(te::clamp_i32(out, p->act_min, p->act_max));
+}
+
+inline int8_t sub_one(const te_elementwise_params* p, int32_t a, int32_t b) {
+  const int32_t scaled_a = te::multiply_by_quantized_multiplier(
+      (a + p->input1_offset) * (1 << p->left_shift), p->input1_multiplier,
+      p->input1_shift);
+  const int32_t scaled_b = te::multiply_by_quantized_multiplier(
+      (b + p->input2_offset) * (1 << p->left_shift), p->input2_multiplier,
+      p->input2_shift);
+  const int32_t out =
+      te::multiply_by_quantized_multiplier(scaled_a - scaled_b,
+                                           p->output_multiplier,
+                                           p->output_shift) +
+      p->output_offset;
+  return static_cast<int8_t>(te::clamp_i32(out, p->act_min, p->act_max));
+}
+
+inline int8_t squared_difference_one(const te_elementwise_params* p, int32_t a,
+                                     int32_t b) {
+  const int32_t scaled_a = te::multiply_by_quantized_multiplier(
+      (a + p->input1_offset) * (1 << p->left_shift), p->input1_multiplier,
+      p->input1_shift);
+  const int32_t scaled_b = te::multiply_by_quantized_multiplier(
+      (b + p->input2_offset) * (1 << p->left_shift), p->input2_multiplier,
+      p->input2_shift);
+  // |a - b| < 2^15 after the rescale (left_shift 7), so the square fits.
+  const int32_t diff = scaled_a - scaled_b;
+  const int32_t out = te::multiply_by_quantized_multiplier(
+                          diff * diff, p->output_multiplier, p->output_shift) +
+                      p->output_offset;
+  return static_cast<int8_t>(te::clamp_i32(out, p->act_min, p->act_max));
+}
+
+inline int8_t maximum_one(const te_elementwise_params*, int32_t a, int32_t b) {
+  return static_cast<int8_t>(a > b ? a : b);
+}
+
+inline int8_t minimum_one(const te_elementwise_params*, int32_t a, int32_t b) {
+  return static_cast<int8_t>(a < b ? a : b);
 }
 
 inline int8_t mul_one(const te_elementwise_params* p, int32_t a, int32_t b) {
@@ -58,4 +98,27 @@ extern "C" void te_add_s8(const te_elementwise_params* p, const int8_t* input1,
 extern "C" void te_mul_s8(const te_elementwise_params* p, const int8_t* input1,
                           const int8_t* input2, int8_t* output) {
   broadcast_apply<mul_one>(p, input1, input2, output);
+}
+
+extern "C" void te_sub_s8(const te_elementwise_params* p, const int8_t* input1,
+                          const int8_t* input2, int8_t* output) {
+  broadcast_apply<sub_one>(p, input1, input2, output);
+}
+
+extern "C" void te_squared_difference_s8(const te_elementwise_params* p,
+                                         const int8_t* input1,
+                                         const int8_t* input2, int8_t* output) {
+  broadcast_apply<squared_difference_one>(p, input1, input2, output);
+}
+
+extern "C" void te_maximum_s8(const te_elementwise_params* p,
+                              const int8_t* input1, const int8_t* input2,
+                              int8_t* output) {
+  broadcast_apply<maximum_one>(p, input1, input2, output);
+}
+
+extern "C" void te_minimum_s8(const te_elementwise_params* p,
+                              const int8_t* input1, const int8_t* input2,
+                              int8_t* output) {
+  broadcast_apply<minimum_one>(p, input1, input2, output);
 }

@@ -288,10 +288,11 @@ class QuantizedGraph:
         self._inputs.append(t)
         return t
 
-    def constant(self, values, name="const") -> QTensor:
-        """An int8 constant operand (e.g. the right-hand side of ADD/MUL)."""
+    def constant(self, values, name="const", qparams=None) -> QTensor:
+        """An int8 constant operand (e.g. the right-hand side of ADD/MUL), with
+        its own quantization or ``qparams`` (scale, zero point)."""
         values = np.asarray(values, dtype=np.float64)
-        scale, zp = choose_qparams(values.min(), values.max())
+        scale, zp = qparams if qparams is not None else choose_qparams(values.min(), values.max())
         q = quantize(values, scale, zp)
         idx = self.writer.tensor(
             self._name(name), values.shape, scale=scale, zero_point=zp, data=q
@@ -445,15 +446,16 @@ class QuantizedGraph:
         return out
 
     # ----------------------------------------------------------- elementwise
-    def _binary(self, opname, fn, a, b, activation, prefix):
+    def _binary(self, opname, fn, a, b, activation, prefix, qparams=None):
         # Right-align both operands' model dims behind the samples axis so numpy
         # broadcasts them the way TFLite does.
         rank = max(len(a.shape), len(b.shape))
         av = a.values.reshape((self.samples,) + (1,) * (rank - len(a.shape)) + a.shape)
         bv = b.values.reshape((self.samples,) + (1,) * (rank - len(b.shape)) + b.shape)
         y = _apply_activation(fn(av, bv), activation)
-        out = self._emit_act(prefix, y, y.shape[1:], activation)
-        self.writer.op(opname, [a.index, b.index], [out.index], fused_activation=activation)
+        out = self._emit_act(prefix, y, y.shape[1:], activation, qparams=qparams)
+        options = {} if activation is None else dict(fused_activation=activation)
+        self.writer.op(opname, [a.index, b.index], [out.index], **options)
         return out
 
     def add(self, a, b, activation="NONE", prefix="add") -> QTensor:
@@ -463,6 +465,22 @@ class QuantizedGraph:
     def mul(self, a, b, activation="NONE", prefix="mul") -> QTensor:
         """Broadcasting MUL with its own calibrated output scale."""
         return self._binary("MUL", np.multiply, a, b, activation, prefix)
+
+    def sub(self, a, b, activation="NONE", prefix="sub") -> QTensor:
+        """Broadcasting SUB (a - b) with its own calibrated output scale."""
+        return self._binary("SUB", np.subtract, a, b, activation, prefix)
+
+    def squared_difference(self, a, b, prefix="squared_difference") -> QTensor:
+        """Broadcasting SQUARED_DIFFERENCE (a - b)^2 with its own calibrated output scale."""
+        return self._binary("SQUARED_DIFFERENCE", lambda u, v: (u - v) ** 2, a, b, None, prefix)
+
+    def maximum(self, a, b, prefix="maximum") -> QTensor:
+        """Broadcasting MAXIMUM; inputs and output share ``a``'s quantization, as the converter makes them."""
+        return self._binary("MAXIMUM", np.maximum, a, b, None, prefix, qparams=(a.scale, a.zero_point))
+
+    def minimum(self, a, b, prefix="minimum") -> QTensor:
+        """Broadcasting MINIMUM; inputs and output share ``a``'s quantization."""
+        return self._binary("MINIMUM", np.minimum, a, b, None, prefix, qparams=(a.scale, a.zero_point))
 
     def _unary(self, opname, fn, x, prefix, qparams=None, **options):
         y = fn(x.values)
@@ -689,10 +707,14 @@ def _binary_model(kind, shape_a, shape_b, range_a, range_b, activation, const_b,
     g = QuantizedGraph(seed)
     a = g.input(shape_a, *range_a, name="input_a")
     if const_b:
-        b = g.constant(g.rng.uniform(range_b[0], range_b[1], size=shape_b), name="rhs")
+        same = (a.scale, a.zero_point) if kind in ("maximum", "minimum") else None
+        b = g.constant(g.rng.uniform(range_b[0], range_b[1], size=shape_b), name="rhs", qparams=same)
     else:
         b = g.input(shape_b, *range_b, name="input_b")
-    y = g.add(a, b, activation) if kind == "add" else g.mul(a, b, activation)
+    if kind in ("add", "mul", "sub"):
+        y = getattr(g, kind)(a, b, activation)
+    else:
+        y = getattr(g, kind)(a, b)
     return g.finish(y)
 
 
@@ -706,6 +728,24 @@ def mul_model(shape_a=(1, 4, 4, 8), shape_b=(1, 4, 4, 8), range_a=(-1.0, 1.0),
               range_b=(-3.0, 2.0), activation="NONE", const_b=False, seed=0) -> bytes:
     """Single MUL; shapes may broadcast and the two inputs have different scales."""
     return _binary_model("mul", shape_a, shape_b, range_a, range_b, activation, const_b, seed)
+
+
+def sub_model(shape_a=(1, 4, 4, 8), shape_b=(1, 4, 4, 8), range_a=(-1.0, 1.0),
+              range_b=(-3.0, 2.0), activation="NONE", const_b=False, seed=0) -> bytes:
+    """Single SUB; shapes may broadcast and the two inputs have different scales."""
+    return _binary_model("sub", shape_a, shape_b, range_a, range_b, activation, const_b, seed)
+
+
+def squared_difference_model(shape_a=(1, 4, 4, 8), shape_b=(1, 4, 4, 8), range_a=(-1.0, 1.0),
+                             range_b=(-3.0, 2.0), const_b=False, seed=0) -> bytes:
+    """Single SQUARED_DIFFERENCE; shapes may broadcast and the two inputs have different scales."""
+    return _binary_model("squared_difference", shape_a, shape_b, range_a, range_b, None, const_b, seed)
+
+
+def maximum_model(shape_a=(1, 4, 4, 8), shape_b=(1, 4, 4, 8), const_b=False, minimum=False, seed=0) -> bytes:
+    """Single MAXIMUM (or MINIMUM); one quantization for inputs and output, as the converter gives."""
+    return _binary_model("minimum" if minimum else "maximum", shape_a, shape_b, (-1.0, 1.0), (-1.0, 1.0), None,
+                         const_b, seed)
 
 
 def avg_pool_model(input_shape=(1, 8, 8, 4), filter=(2, 2), stride=(2, 2),  # noqa: A002

@@ -1,5 +1,6 @@
-"""Elementwise family: ADD and MUL of two int8 activations (or constants),
-with 4-D broadcasting and TFLM's fixed-point rescaling."""
+"""Elementwise family: ADD, SUB, MUL, SQUARED_DIFFERENCE, MAXIMUM and MINIMUM
+of two int8 activations (or constants), with 4-D broadcasting and TFLM's
+fixed-point rescaling (one te_elementwise_params layout for all of them)."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,6 +14,12 @@ from .base import Lowering, dequantize_pattern
 
 ADD_PATTERN = is_op("relax.add")(dequantize_pattern(), dequantize_pattern())
 MUL_PATTERN = is_op("relax.multiply")(dequantize_pattern(), dequantize_pattern())
+SUB_PATTERN = is_op("relax.subtract")(dequantize_pattern(), dequantize_pattern())
+# The importer's SQUARED_DIFFERENCE: d * d of one subtraction d.
+_DIFF = is_op("relax.subtract")(dequantize_pattern(), dequantize_pattern())
+SQUARED_DIFFERENCE_PATTERN = is_op("relax.multiply")(_DIFF, _DIFF)
+MAXIMUM_PATTERN = is_op("relax.maximum")(dequantize_pattern(), dequantize_pattern())
+MINIMUM_PATTERN = is_op("relax.minimum")(dequantize_pattern(), dequantize_pattern())
 
 
 def broadcast_attrs(s1, s2, so):
@@ -47,6 +54,80 @@ def _lower_add(ctx, var, add, q):
     return make_kernel_call("te_add_s8", [a.expr, b.expr], q.finish(attrs), shape_of(var), "int8")
 
 
+def _sub_attrs(ctx, var, sub, q, left_shift, scales_in_float32):
+    """The ADD-style fields of SUB (left shift 20, TFLM computes the multipliers on
+    float32 scales) and SQUARED_DIFFERENCE (left shift 7, on doubles)."""
+    a = ctx.activation_input(sub.args[0])
+    b = ctx.activation_input(sub.args[1])
+    if a is None or b is None:
+        return None
+    f32 = np.float32
+    s1, s2, so = f32(a.scale), f32(b.scale), f32(q.s_out)
+    if scales_in_float32:  # SUB
+        twice_max = f32(2) * max(s1, s2)
+        m1, sh1 = quantize_multiplier(float(s1 / twice_max))
+        m2, sh2 = quantize_multiplier(float(s2 / twice_max))
+        mo, sho = quantize_multiplier(float(twice_max / (f32(1 << left_shift) * so)))
+    else:  # SQUARED_DIFFERENCE: the output divides the square of twice_max
+        twice_max = 2.0 * float(max(s1, s2))
+        m1, sh1 = quantize_multiplier(float(s1) / twice_max)
+        m2, sh2 = quantize_multiplier(float(s2) / twice_max)
+        mo, sho = quantize_multiplier(twice_max * twice_max / float(f32(1 << (2 * left_shift)) * so))
+    attrs = broadcast_attrs(shape_of(sub.args[0]), shape_of(sub.args[1]), shape_of(var))
+    attrs.update(input1_offset=-a.zero_point, input2_offset=-b.zero_point, output_offset=q.zp_out,
+                 left_shift=left_shift, input1_multiplier=m1, input1_shift=sh1, input2_multiplier=m2,
+                 input2_shift=sh2, output_multiplier=mo, output_shift=sho)
+    return a, b, q.finish(attrs)
+
+
+def _lower_sub(ctx, var, sub, q):
+    found = _sub_attrs(ctx, var, sub, q, 20, True)
+    if found is None:
+        return None
+    a, b, attrs = found
+    return make_kernel_call("te_sub_s8", [a.expr, b.expr], attrs, shape_of(var), "int8")
+
+
+def _squared_difference_matcher(ctx, expr):
+    """Both factors are the one subtraction (the matcher runs before the pattern: any expression)."""
+    args = getattr(expr, "args", None)
+    return args is not None and len(args) == 2 and args[0].same_as(args[1])
+
+
+def _lower_squared_difference(ctx, var, mul, q):
+    found = _sub_attrs(ctx, var, ctx.resolve(mul.args[0]), q, 7, False)
+    if found is None:
+        return None
+    a, b, attrs = found
+    return make_kernel_call("te_squared_difference_s8", [a.expr, b.expr], attrs, shape_of(var), "int8")
+
+
+def _check_raw_compare(ctx, var, op, q):
+    a = ctx.activation_input(op.args[0])
+    b = ctx.activation_input(op.args[1])
+    if a is None or b is None:
+        return None
+    qs = {(float(np.float32(a.scale)), a.zero_point), (float(np.float32(b.scale)), b.zero_point),
+          (float(np.float32(q.s_out)), q.zp_out)}
+    if len(qs) > 1:
+        return (f"inputs and output are quantized differently ({sorted(qs)}); TFLite Micro compares the raw "
+                "int8 values, so they must share one scale and zero point")
+    return None
+
+
+def _raw_compare(kernel):
+    def lower(ctx, var, op, q):
+        a = ctx.activation_input(op.args[0])
+        b = ctx.activation_input(op.args[1])
+        if a is None or b is None:
+            return None
+        attrs = broadcast_attrs(shape_of(op.args[0]), shape_of(op.args[1]), shape_of(var))
+        attrs.update(input1_offset=0, input2_offset=0, output_offset=0, left_shift=0, input1_multiplier=0,
+                     input1_shift=0, input2_multiplier=0, input2_shift=0, output_multiplier=0, output_shift=0)
+        return make_kernel_call(kernel, [a.expr, b.expr], q.finish(attrs), shape_of(var), "int8")
+    return lower
+
+
 def _lower_mul(ctx, var, mul, q):
     a = ctx.activation_input(mul.args[0])
     b = ctx.activation_input(mul.args[1])
@@ -64,5 +145,13 @@ def _lower_mul(ctx, var, mul, q):
 
 LOWERINGS = [
     Lowering("ADD", "quantize", _lower_add, pattern=ADD_PATTERN, tflite={"ADD": (0, 1)}),
+    Lowering("SQUARED_DIFFERENCE", "quantize", _lower_squared_difference, pattern=SQUARED_DIFFERENCE_PATTERN,
+             matcher=_squared_difference_matcher, tflite={"SQUARED_DIFFERENCE": (0, 1)}),
     Lowering("MUL", "quantize", _lower_mul, pattern=MUL_PATTERN, tflite={"MUL": (0, 1)}),
+    Lowering("SUB", "quantize", _lower_sub, pattern=SUB_PATTERN, tflite={"SUB": (0, 1)}),
+    # The raw comparison ignores act_min/act_max: a following clip is not folded into it.
+    Lowering("MAXIMUM", "quantize", _raw_compare("te_maximum_s8"), pattern=MAXIMUM_PATTERN,
+             check=_check_raw_compare, fusable=False, tflite={"MAXIMUM": (0, 1)}),
+    Lowering("MINIMUM", "quantize", _raw_compare("te_minimum_s8"), pattern=MINIMUM_PATTERN,
+             check=_check_raw_compare, fusable=False, tflite={"MINIMUM": (0, 1)}),
 ]

@@ -9,7 +9,7 @@ import numpy as np
 
 WINDOWED = ("te_conv2d_s8", "te_depthwise_conv2d_s8", "te_avg_pool_s8", "te_max_pool_s8")
 POINTWISE = ("te_requantize_s8", "te_quantize_f32_s8", "te_logistic_s8", "te_hard_swish_s8")  # "size" elements
-BINARY = ("te_add_s8", "te_mul_s8")
+BINARY = ("te_add_s8", "te_mul_s8", "te_sub_s8", "te_squared_difference_s8", "te_maximum_s8", "te_minimum_s8")
 CONCAT = ("te_concat_s8",)
 PAD = ("te_pad_s8",)
 RESIZE = ("te_resize_nearest_s8",)

@@ -1,0 +1,59 @@
+"""The operators a model may use, read from the kernel registry: each TFLite
+operator some lowering record accepts, with the kernels (``@op`` tags of
+``tinyengine_kernels.h``) that compute it and their data types, and the ONNX
+operators of the QDQ import.  ``tvmc compile --list-operators`` prints it and
+the README's table is this text."""
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+#: C pointer types of kernel arguments -> tensor data types.
+_DTYPES = {"int8_t": "int8", "int16_t": "int16", "int32_t": "int32", "int64_t": "int64", "float": "float32"}
+
+
+def _kernel_dtypes(params) -> str:
+    """'in -> out' data types of a kernel from its prototype's tensor pointers."""
+    ins, outs = [], []
+    for ctype, name in params[1:]:  # the first argument is the parameter struct
+        base = ctype.replace("const", "").replace("*", "").strip()
+        if "*" not in ctype or base not in _DTYPES or "scratch" in name:
+            continue
+        (ins if "const" in ctype else outs).append(_DTYPES[base])
+    if not outs:  # in place: the one buffer is read and written
+        return f"{ins[0] if ins else '?'} (in place)"
+    src = sorted(set(ins) - {"int32"} or set(ins)) or outs
+    return f"{'/'.join(src)} -> {'/'.join(sorted(set(outs)))}"
+
+
+def tflite_operators() -> List[Tuple[str, List[str], List[str]]]:
+    """(TFLite operator, its data types, its kernels) of every operator the import accepts, by name."""
+    from .frontend.tflite import supported_ops
+    from .kernels.header import parse_header
+
+    _, functions = parse_header()
+    by_op: Dict[str, List[str]] = {}
+    for name, fn in functions.items():
+        for op in fn.tags.get("op", "").split():
+            by_op.setdefault(op, []).append(name)
+    rows = []
+    for op in sorted(supported_ops()):
+        kernels = sorted(by_op.get(op, []))
+        dtypes = sorted({_kernel_dtypes(functions[k].params) for k in kernels}) or ["int8 (no kernel of its own: a view, or a clamp folded into its producer)"]
+        rows.append((op, dtypes, kernels))
+    return rows
+
+
+def onnx_operators() -> List[str]:
+    """ONNX operators the QDQ import accepts."""
+    from .frontend.onnx import SUPPORTED_OPS
+
+    return sorted(SUPPORTED_OPS)
+
+
+def operator_table() -> str:
+    """The Markdown table of supported operators (what ``--list-operators`` prints)."""
+    lines = ["| TFLite operator | data types | kernels |", "|---|---|---|"]
+    for op, dtypes, kernels in tflite_operators():
+        lines.append(f"| {op} | {'; '.join(dtypes)} | {', '.join(f'`{k}`' for k in kernels) or '-'} |")
+    lines += ["", "ONNX (QDQ): " + ", ".join(onnx_operators())]
+    return "\n".join(lines)
