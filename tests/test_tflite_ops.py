@@ -6,6 +6,7 @@ several random inputs.  The cases sweep the attribute corners: SAME/VALID
 padding, stride 2, dilation, depth multiplier > 1, per-channel vs per-tensor
 weights, fused NONE/RELU/RELU6, odd channel counts, 1x1 spatial, broadcasting.
 """
+import numpy as np
 import pytest
 
 import tinyengine_tvm as te
@@ -15,6 +16,12 @@ pytest.importorskip("tflite_micro", reason="tflite-micro is not installed (pip i
 from tinyengine_tvm.modelgen import quantized_ops as Q  # noqa: E402
 
 SEEDS = range(4)
+
+def _dm(shape, build, seed=0):
+    """A model of one data-movement operator ``build(g, x)`` (may return several outputs)."""
+    g = Q.QuantizedGraph(seed)
+    return g.finish(build(g, g.input(shape)))
+
 
 CASES = {
     # CONV_2D
@@ -45,6 +52,27 @@ CASES = {
     "mul_same_shape": lambda: Q.mul_model(),
     "mul_broadcast_se": lambda: Q.mul_model(shape_b=(1, 1, 1, 8), range_b=(0.0, 1.0)),
     "mul_relu": lambda: Q.mul_model(activation="RELU"),
+    # data movement: slices, splits, pack/unpack, gather, depth/space, PADV2, EXPAND_DIMS
+    "strided_slice_steps": lambda: _dm((1, 7, 9, 5), lambda g, x: g.strided_slice(x, [0, 1, 0, 1], [1, 7, 9, 5],
+                                                                                  [1, 2, 3, 2])),
+    "strided_slice_negative_masks": lambda: _dm((1, 7, 9, 5), lambda g, x: g.strided_slice(
+        x, [0, -1, 2, 0], [1, 0, -1, 4], [1, -2, 1, 1], begin_mask=8, end_mask=1, shrink_axis_mask=1)),
+    "strided_slice_rank2_reverse": lambda: _dm((6, 10), lambda g, x: g.strided_slice(x, [5, 9], [0, 0], [-1, -3],
+                                                                                     end_mask=3)),
+    "slice_to_end": lambda: _dm((2, 5, 7, 3), lambda g, x: g.slice(x, [1, 1, 2, 0], [1, -1, 4, 2])),
+    "split_channels": lambda: _dm((1, 4, 6, 9), lambda g, x: g.split(x, 3, -1)),
+    "split_rows": lambda: _dm((1, 6, 5, 3), lambda g, x: g.split(x, 2, 1)),
+    "split_v_odd": lambda: _dm((1, 4, 7, 4), lambda g, x: g.split_v(x, [1, 4, 2], 2)),
+    "unpack_axis1": lambda: _dm((1, 3, 5, 4), lambda g, x: g.unpack(x, 1)),
+    "unpack_last": lambda: _dm((2, 3, 4), lambda g, x: g.unpack(x, -1)),
+    "pack_new_last_axis": lambda: _dm((1, 3, 4), lambda g, x: g.pack([x, g.relu6(x), x], axis=-1)),
+    "pack_axis0": lambda: _dm((4, 5), lambda g, x: g.pack([x, x], axis=0)),
+    "gather_repeated": lambda: _dm((1, 4, 6, 8), lambda g, x: g.gather(x, [5, 0, 2, 2, 5], axis=2)),
+    "gather_axis0_rank2": lambda: _dm((10, 6), lambda g, x: g.gather(x, [[3, 1], [9, 0]], axis=0)),
+    "space_to_depth_3": lambda: _dm((1, 6, 9, 2), lambda g, x: g.space_to_depth(x, 3)),
+    "depth_to_space_2": lambda: _dm((1, 3, 5, 12), lambda g, x: g.depth_to_space(x, 2)),
+    "padv2_value": lambda: _dm((1, 4, 5, 3), lambda g, x: g.pad_v2(x, ((0, 0), (2, 1), (0, 3), (1, 0)), 0.75)),
+    "expand_dims_then_conv": lambda: _dm((1, 4, 6), lambda g, x: g.conv2d(g.expand_dims(x, 0), 4, (3, 3), (1, 1))),
     # SUB / SQUARED_DIFFERENCE / MAXIMUM / MINIMUM
     "sub_same_shape": lambda: Q.sub_model(),
     "sub_broadcast_channel_relu": lambda: Q.sub_model(shape_b=(1, 1, 1, 8), activation="RELU"),
@@ -117,3 +145,17 @@ def test_maximum_with_unequal_quantization_is_refused_naming_the_node():
     with pytest.raises(UnsupportedModelError) as err:
         te.compile(model)
     assert "larger" in str(err.value) and "raw" in str(err.value), str(err.value)
+
+
+def test_gather_index_out_of_range_is_refused_naming_the_node():
+    from tinyengine_tvm.errors import UnsupportedModelError
+
+    g = Q.QuantizedGraph(2)
+    x = g.input((1, 4, 6, 3))
+    y = g.gather(x, [0, 2], axis=2, prefix="pick")
+    model = bytearray(g.finish(y))
+    # Rewrite the stored index 2 into 6 (one past the axis): TFLM fails such a model at run time.
+    at = bytes(model).find(np.array([0, 2], np.int32).tobytes())
+    model[at + 4:at + 8] = np.array([6], np.int32).tobytes()
+    with pytest.raises(UnsupportedModelError, match=r"pick.*outside \[0, 6\)"):
+        te.compile(bytes(model))

@@ -47,8 +47,9 @@
  *
  * Tags read by the compiler (formulas use the parameter struct's field names
  * and integer arithmetic: + - * / % and parentheses)
- *  - @op <TFLite operator>: the function is a portable kernel the integer
- *    lowering may call for that operator.  Its arguments map by name: `p`,
+ *  - @op <TFLite operator> [<operator> ...]: the function is a portable
+ *    kernel the integer lowering may call for that operator (the first; the
+ *    others are operators it also computes, listed by --list-operators).  Its arguments map by name: `p`,
  *    then inputs in order, `output`, `buffer` (input and output: in place),
  *    `inputs` (an array of input pointers) and `scratch`.
  *  - @macs <formula>: multiply-accumulates of one call (0 when absent).
@@ -420,6 +421,48 @@ typedef struct {
  */
 void te_copy_2d_s8(const te_copy_2d_params* p, const int8_t* src,
                    int8_t* dst);
+
+/** A strided box of an int8 tensor of up to 6 dimensions. */
+typedef struct {
+  int32_t rank;           /**< Dimensions used (1-6); the arrays hold rank. */
+  int32_t input_dims[6];  /**< Input shape. */
+  int32_t begin[6];       /**< Input index of the first element, per dim. */
+  int32_t strides[6];     /**< Input step per output step (may be < 0). */
+  int32_t output_dims[6]; /**< Output shape. */
+} te_strided_slice_params;
+
+/**
+ * output[i] = input[begin + i * strides] along every dimension (the indices
+ * are in range: the compiler resolves TFLite's masks, negative indices and
+ * clamping).  STRIDED_SLICE and SLICE, and each part of SPLIT, SPLIT_V and
+ * UNPACK.
+ * @param p      shapes, first index and steps.
+ * @param input  the input tensor.
+ * @param output the output tensor.
+ * @op STRIDED_SLICE SLICE SPLIT SPLIT_V UNPACK
+ */
+void te_strided_slice_s8(const te_strided_slice_params* p, const int8_t* input,
+                         int8_t* output);
+
+/** GATHER of an int8 tensor along one axis with int32 indices. */
+typedef struct {
+  int32_t outer;      /**< Product of the dims before the axis. */
+  int32_t axis_size;  /**< Input extent of the axis. */
+  int32_t inner;      /**< Product of the dims after the axis (bytes moved). */
+  int32_t count;      /**< Number of indices. */
+} te_gather_params;
+
+/**
+ * output[o][k][i] = input[o][indices[k]][i].  Every index must lie in
+ * [0, axis_size) (the compiler checks the constant indices it passes).
+ * @param p       geometry.
+ * @param input   [outer, axis_size, inner].
+ * @param indices count int32 indices.
+ * @param output  [outer, count, inner].
+ * @op GATHER
+ */
+void te_gather_s8(const te_gather_params* p, const int8_t* input,
+                  const int32_t* indices, int8_t* output);
 
 /** RESIZE_NEAREST_NEIGHBOR of an NHWC tensor, or of a window of its output. */
 typedef struct {

@@ -1,4 +1,5 @@
-// Portable int8 data movement: PAD, TRANSPOSE, CONCATENATION, 2-D copies.
+// Portable int8 data movement: PAD, TRANSPOSE, CONCATENATION, strided
+// slices, GATHER, 2-D copies.
 #include <string.h>
 
 #include "tinyengine_kernels.h"
@@ -81,5 +82,55 @@ extern "C" void te_copy_2d_s8(const te_copy_2d_params* p, const int8_t* src,
   // word at a time (source and destination never overlap here).
   for (int32_t r = 0; r < rows; ++r) {
     memcpy(dst + r * dst_stride, src + r * src_stride, static_cast<size_t>(row_bytes));
+  }
+}
+
+extern "C" void te_strided_slice_s8(const te_strided_slice_params* p,
+                                    const int8_t* input, int8_t* output) {
+  // Pad to 6-D (leading 1s) so one loop nest serves every rank; the innermost
+  // dimension with step 1 is one memcpy per row.
+  int32_t in_dims[6], begin[6], steps[6], out_dims[6], in_strides[6];
+  const int32_t lead = 6 - p->rank;
+  for (int i = 0; i < 6; ++i) {
+    const bool real = i >= lead;
+    in_dims[i] = real ? p->input_dims[i - lead] : 1;
+    begin[i] = real ? p->begin[i - lead] : 0;
+    steps[i] = real ? p->strides[i - lead] : 1;
+    out_dims[i] = real ? p->output_dims[i - lead] : 1;
+  }
+  in_strides[5] = 1;
+  for (int i = 4; i >= 0; --i) in_strides[i] = in_strides[i + 1] * in_dims[i + 1];
+  int32_t step[6];
+  int32_t base = 0;
+  for (int i = 0; i < 6; ++i) {
+    step[i] = steps[i] * in_strides[i];
+    base += begin[i] * in_strides[i];
+  }
+  const bool contiguous_rows = steps[5] == 1;
+  for (int32_t a = 0; a < out_dims[0]; ++a)
+    for (int32_t b = 0; b < out_dims[1]; ++b)
+      for (int32_t c = 0; c < out_dims[2]; ++c)
+        for (int32_t d = 0; d < out_dims[3]; ++d)
+          for (int32_t e = 0; e < out_dims[4]; ++e) {
+            const int8_t* row = input + base + a * step[0] + b * step[1] +
+                                c * step[2] + d * step[3] + e * step[4];
+            if (contiguous_rows) {
+              memcpy(output, row, static_cast<size_t>(out_dims[5]));
+              output += out_dims[5];
+            } else {
+              for (int32_t f = 0; f < out_dims[5]; ++f) *output++ = row[f * step[5]];
+            }
+          }
+}
+
+extern "C" void te_gather_s8(const te_gather_params* p, const int8_t* input,
+                             const int32_t* indices, int8_t* output) {
+  const size_t inner = static_cast<size_t>(p->inner);
+  for (int32_t o = 0; o < p->outer; ++o) {
+    const int8_t* block = input + static_cast<int64_t>(o) * p->axis_size * p->inner;
+    for (int32_t k = 0; k < p->count; ++k) {
+      memcpy(output, block + static_cast<int64_t>(indices[k]) * p->inner, inner);
+      output += inner;
+    }
   }
 }

@@ -223,7 +223,7 @@ _TYPE_SIZES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 5: 0, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8
 _ZP_RANGE = {_T_INT8: (-128, 127), _T_UINT8: (0, 255), _T_INT16: (-32768, 32767)}
 
 # Operator -> (options table it must carry, options required?, (min inputs, max inputs),
-#              outputs, input positions that may be -1 (absent optional input)).
+#              outputs (None: one or more), input positions that may be -1 (absent optional input)).
 _OPS = {
     "CONV_2D": ("Conv2DOptions", True, (2, 3), 1, (2,)),
     "DEPTHWISE_CONV_2D": ("DepthwiseConv2DOptions", True, (2, 3), 1, (2,)),
@@ -242,6 +242,16 @@ _OPS = {
     "RESHAPE": ("ReshapeOptions", False, (1, 2), 1, ()),
     "SQUEEZE": ("SqueezeOptions", False, (1, 1), 1, ()),
     "TRANSPOSE": ("TransposeOptions", False, (2, 2), 1, ()),
+    "SPACE_TO_DEPTH": ("SpaceToDepthOptions", True, (1, 1), 1, ()),
+    "STRIDED_SLICE": ("StridedSliceOptions", False, (4, 4), 1, ()),
+    "SLICE": ("SliceOptions", False, (3, 3), 1, ()),
+    "SPLIT": ("SplitOptions", True, (2, 2), None, ()),
+    "SPLIT_V": ("SplitVOptions", True, (3, 3), None, ()),
+    "UNPACK": ("UnpackOptions", True, (1, 1), None, ()),
+    "GATHER": ("GatherOptions", False, (2, 2), 1, ()),
+    "PACK": ("PackOptions", True, (1, 10), 1, ()),
+    "EXPAND_DIMS": ("ExpandDimsOptions", False, (2, 2), 1, ()),
+    "DEPTH_TO_SPACE": ("DepthToSpaceOptions", True, (1, 1), 1, ()),
     "CONCATENATION": ("ConcatenationOptions", False, (1, 10), 1, ()),
     "SOFTMAX": ("SoftmaxOptions", True, (1, 1), 1, ()),
     "LOGISTIC": (None, False, (1, 1), 1, ()),
@@ -780,9 +790,11 @@ class _Checker:
                 want = str(lo) if lo == hi else f"{lo} to {hi}"
                 self.fail(op_type, node, f"Operator.inputs lists {len(ins)} tensor(s); {op_type} "
                           f"takes {want}")
-            if len(outs) != spec[3]:
+            if spec[3] is not None and len(outs) != spec[3]:
                 self.fail(op_type, node, f"Operator.outputs lists {len(outs)} tensor(s); {op_type} "
                           f"produces {spec[3]}")
+            elif spec[3] is None and not outs:
+                self.fail(op_type, node, f"Operator.outputs is empty; {op_type} produces at least one tensor")
         for k, idx in enumerate(ins):
             if idx == -1 and (optional is None or k in optional):
                 continue

@@ -10,9 +10,14 @@ Two defects of ``tvm.relax.frontend.tflite`` stop real models from importing:
 
 * SOFTMAX's beta is dropped; it is kept as ``softmax(beta * x)``.
 
-* int8 PAD, TRANSPOSE, SQUEEZE and RESIZE_NEAREST_NEIGHBOR are refused by
-  the importer's list of quantized operators although its converters handle
-  them exactly (pure data movement; PAD fills with the zero point).
+* EXPAND_DIMS fails (the importer passes a third argument to
+  ``relax.op.expand_dims``); it is imported as a reshape to the output shape.
+
+* int8 data movement (PAD, PADV2, TRANSPOSE, SQUEEZE, RESIZE_NEAREST_NEIGHBOR,
+  SPACE_TO_DEPTH, DEPTH_TO_SPACE, STRIDED_SLICE, SLICE, SPLIT, SPLIT_V, PACK,
+  UNPACK, GATHER) is refused by the importer's list of quantized operators
+  although its converters handle it exactly (reshapes, transposes, slices,
+  takes and pads of the int8 values; PAD fills with the zero point).
 
 The first and third are handled while importing (the input is reshaped
 first; the list is extended); the second by rewriting the field in a copy of
@@ -46,7 +51,9 @@ def clamp_bias_quantized_dimension(data: bytes) -> bytes:
 
 
 # Data-movement operators whose int8 conversion in TVM's importer is exact.
-EXACT_INT8_DATA_MOVEMENT = frozenset({"PAD", "PADV2", "TRANSPOSE", "SQUEEZE", "RESIZE_NEAREST_NEIGHBOR"})
+EXACT_INT8_DATA_MOVEMENT = frozenset({"PAD", "PADV2", "TRANSPOSE", "SQUEEZE", "RESIZE_NEAREST_NEIGHBOR",
+                                      "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "STRIDED_SLICE", "SLICE", "SPLIT",
+                                      "SPLIT_V", "PACK", "UNPACK", "GATHER", "EXPAND_DIMS"})
 
 
 @contextlib.contextmanager
@@ -57,7 +64,7 @@ def patched_importer():
     supported = tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS
     tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS = supported | EXACT_INT8_DATA_MOVEMENT
     try:
-        with _flatten_fully_connected_inputs(), _softmax_beta_in_ir():
+        with _flatten_fully_connected_inputs(), _softmax_beta_in_ir(), _expand_dims_as_reshape():
             yield
     finally:
         tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS = supported
@@ -125,3 +132,24 @@ def _softmax_beta_in_ir():
         yield
     finally:
         tf.OperatorConverter.convert_softmax = original
+
+
+@contextlib.contextmanager
+def _expand_dims_as_reshape():
+    """While active, TVM's importer reads EXPAND_DIMS as a reshape to its output shape
+    (the same values; the axis operand only decides where the 1 goes)."""
+    from tvm import relax
+    from tvm.relax.frontend.tflite import tflite_frontend as tf
+
+    original = tf.OperatorConverter.convert_expand_dims
+
+    def convert(self, op):
+        (output_tensor,) = self.get_output_tensors(op)
+        x = self.get_tensor_expr(self.get_input_tensors(op)[0])
+        return relax.op.reshape(x, [int(d) for d in self.get_tensor_shape(output_tensor)])
+
+    tf.OperatorConverter.convert_expand_dims = convert
+    try:
+        yield
+    finally:
+        tf.OperatorConverter.convert_expand_dims = original

@@ -48,7 +48,7 @@ def _derived(name: str, fn: CFunction) -> KernelSpec:
         costs["macs"] = formula(fn.tags["macs"])
     if size_fn is not None:
         costs["scratch"] = formula(size_fn.tags["size"])
-    return KernelSpec(fn.tags["op"], SOURCES[name], args, struct, inplace="inout" in args, **costs)
+    return KernelSpec(fn.tags["op"].split()[0], SOURCES[name], args, struct, inplace="inout" in args, **costs)
 
 
 #: Every ``@op`` kernel of the header.

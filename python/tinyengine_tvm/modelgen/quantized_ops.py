@@ -14,6 +14,7 @@ biases are int32 with scale ``input_scale * weight_scale``.
 from __future__ import annotations
 
 import math
+from typing import List
 
 import numpy as np
 
@@ -580,6 +581,119 @@ class QuantizedGraph:
         self.writer.op("PAD", [x.index, pidx], [out.index])
         return out
 
+    def pad_v2(self, x, paddings, value, prefix="padv2") -> QTensor:
+        """PADV2 with a constant fill ``value`` (a real number, quantized like x)."""
+        paddings = np.asarray(paddings, dtype=np.int32).reshape(len(x.shape), 2)
+        q = int(np.clip(np.round(value / x.scale) + x.zero_point, -128, 127))
+        y = np.pad(x.values, [(0, 0)] + [tuple(p) for p in paddings], constant_values=(q - x.zero_point) * x.scale)
+        pidx = self.writer.tensor(self._name(prefix + "_paddings"), paddings.shape, dtype="int32", data=paddings)
+        vidx = self.writer.tensor(self._name(prefix + "_value"), [], dtype="int8", data=np.array(q, np.int8),
+                                  scale=x.scale, zero_point=x.zero_point)
+        out = self._same_q(x, y, prefix)
+        self.writer.op("PADV2", [x.index, pidx, vidx], [out.index])
+        return out
+
+    def _int32(self, prefix, values, shape=None):
+        values = np.asarray(values, dtype=np.int32)
+        return self.writer.tensor(self._name(prefix), list(values.shape if shape is None else shape), dtype="int32",
+                                  data=values)
+
+    def space_to_depth(self, x, block, prefix="space_to_depth") -> QTensor:
+        """SPACE_TO_DEPTH of an NHWC tensor by ``block``."""
+        n, h, w, c = x.shape
+        v = x.values.reshape(self.samples, n, h // block, block, w // block, block, c)
+        y = v.transpose(0, 1, 2, 4, 3, 5, 6).reshape(self.samples, n, h // block, w // block, block * block * c)
+        out = self._same_q(x, y, prefix)
+        self.writer.op("SPACE_TO_DEPTH", [x.index], [out.index], block_size=block)
+        return out
+
+    def depth_to_space(self, x, block, prefix="depth_to_space") -> QTensor:
+        """DEPTH_TO_SPACE of an NHWC tensor by ``block``."""
+        n, h, w, c = x.shape
+        v = x.values.reshape(self.samples, n, h, w, block, block, c // (block * block))
+        y = v.transpose(0, 1, 2, 4, 3, 5, 6).reshape(self.samples, n, h * block, w * block, c // (block * block))
+        out = self._same_q(x, y, prefix)
+        self.writer.op("DEPTH_TO_SPACE", [x.index], [out.index], block_size=block)
+        return out
+
+    def strided_slice(self, x, begin, end, strides, begin_mask=0, end_mask=0, shrink_axis_mask=0,
+                      prefix="strided_slice") -> QTensor:
+        """STRIDED_SLICE with constant begin/end/strides and the begin/end/shrink masks."""
+        index = []
+        for d, (b, e, s) in enumerate(zip(begin, end, strides)):
+            if shrink_axis_mask >> d & 1:
+                index.append(int(b))
+                continue
+            index.append(slice(None if begin_mask >> d & 1 else int(b), None if end_mask >> d & 1 else int(e), int(s)))
+        y = x.values[(slice(None),) + tuple(index)]
+        out = self._same_q(x, y, prefix)
+        n = len(x.shape)
+        self.writer.op("STRIDED_SLICE", [x.index, self._int32(prefix + "_begin", begin),
+                                         self._int32(prefix + "_end", end), self._int32(prefix + "_strides", strides)],
+                       [out.index], begin_mask=begin_mask, end_mask=end_mask, shrink_axis_mask=shrink_axis_mask)
+        assert len(begin) == n
+        return out
+
+    def slice(self, x, begin, size, prefix="slice") -> QTensor:
+        """SLICE: ``size[d]`` elements from ``begin[d]`` (-1: to the end)."""
+        index = tuple(slice(b, None if z == -1 else b + z) for b, z in zip(begin, size))
+        y = x.values[(slice(None),) + index]
+        out = self._same_q(x, y, prefix)
+        self.writer.op("SLICE", [x.index, self._int32(prefix + "_begin", begin), self._int32(prefix + "_size", size)],
+                       [out.index])
+        return out
+
+    def split(self, x, num, axis, prefix="split") -> List[QTensor]:
+        """SPLIT into ``num`` equal parts along ``axis`` (a constant int32 scalar, the first input)."""
+        ys = np.split(x.values, num, axis=int(axis) % len(x.shape) + 1)
+        outs = [self._same_q(x, y, f"{prefix}_{k}") for k, y in enumerate(ys)]
+        self.writer.op("SPLIT", [self._int32(prefix + "_axis", axis, []), x.index], [o.index for o in outs],
+                       num_splits=num)
+        return outs
+
+    def split_v(self, x, sizes, axis, prefix="split_v") -> List[QTensor]:
+        """SPLIT_V into parts of ``sizes`` along ``axis``."""
+        ax = int(axis) % len(x.shape)
+        cuts = np.cumsum(sizes)[:-1]
+        ys = np.split(x.values, cuts, axis=ax + 1)
+        outs = [self._same_q(x, y, f"{prefix}_{k}") for k, y in enumerate(ys)]
+        self.writer.op("SPLIT_V", [x.index, self._int32(prefix + "_sizes", sizes), self._int32(prefix + "_axis", axis, [])],
+                       [o.index for o in outs], num_splits=len(sizes))
+        return outs
+
+    def pack(self, xs, axis=0, prefix="pack") -> QTensor:
+        """PACK (stack) tensors of one shape and quantization along a new ``axis``."""
+        ax = int(axis) % (len(xs[0].shape) + 1)
+        y = np.stack([t.values for t in xs], axis=ax + 1)
+        out = self._same_q(xs[0], y, prefix)
+        self.writer.op("PACK", [t.index for t in xs], [out.index], values_count=len(xs), axis=axis)
+        return out
+
+    def unpack(self, x, axis=0, prefix="unpack") -> List[QTensor]:
+        """UNPACK (unstack) along ``axis``."""
+        ax = int(axis) % len(x.shape)
+        ys = [np.take(x.values, k, axis=ax + 1) for k in range(x.shape[ax])]
+        outs = [self._same_q(x, y, f"{prefix}_{k}") for k, y in enumerate(ys)]
+        self.writer.op("UNPACK", [x.index], [o.index for o in outs], num=x.shape[ax], axis=axis)
+        return outs
+
+    def expand_dims(self, x, axis, prefix="expand_dims") -> QTensor:
+        """EXPAND_DIMS: a new axis of size 1 at ``axis`` (a constant int32 scalar)."""
+        ax = int(axis) % (len(x.shape) + 1)
+        y = np.expand_dims(x.values, ax + 1)
+        out = self._same_q(x, y, prefix)
+        self.writer.op("EXPAND_DIMS", [x.index, self._int32(prefix + "_axis", axis, [])], [out.index])
+        return out
+
+    def gather(self, x, indices, axis=0, prefix="gather") -> QTensor:
+        """GATHER with constant int32 ``indices`` along ``axis``."""
+        indices = np.asarray(indices, dtype=np.int32)
+        ax = int(axis) % len(x.shape)
+        y = np.take(x.values, indices, axis=ax + 1)
+        out = self._same_q(x, y, prefix)
+        self.writer.op("GATHER", [x.index, self._int32(prefix + "_indices", indices)], [out.index], axis=axis)
+        return out
+
     def reshape(self, x, new_shape, shape_as_tensor=True, prefix="reshape") -> QTensor:
         """RESHAPE (shape given both as an int32 tensor and in the options, like the converter)."""
         new_shape = [int(d) for d in new_shape]
@@ -746,6 +860,20 @@ def maximum_model(shape_a=(1, 4, 4, 8), shape_b=(1, 4, 4, 8), const_b=False, min
     """Single MAXIMUM (or MINIMUM); one quantization for inputs and output, as the converter gives."""
     return _binary_model("minimum" if minimum else "maximum", shape_a, shape_b, (-1.0, 1.0), (-1.0, 1.0), None,
                          const_b, seed)
+
+
+def data_movement_model(seed=0) -> bytes:
+    """STRIDED_SLICE, SPLIT_V, UNPACK, PACK, GATHER, SPACE_TO_DEPTH, PADV2 and
+    EXPAND_DIMS in one int8 model (several outputs)."""
+    g = QuantizedGraph(seed)
+    x = g.input((1, 6, 8, 4))
+    a = g.strided_slice(x, [0, 5, 0, 0], [1, 0, 8, 4], [1, -2, 3, 1])
+    parts = g.split_v(x, [1, 3, 4], 2)
+    rows = g.unpack(parts[1], 1)
+    packed = g.pack(rows[:2], axis=-1)
+    picked = g.gather(x, [7, 0, 3], axis=2)
+    s2d = g.space_to_depth(g.pad_v2(x, ((0, 0), (0, 0), (0, 0), (0, 0)), 0.0), 2)
+    return g.finish([a, packed, g.expand_dims(picked, 0), s2d])
 
 
 def avg_pool_model(input_shape=(1, 8, 8, 4), filter=(2, 2), stride=(2, 2),  # noqa: A002

@@ -1,15 +1,19 @@
 """Data movement family on int8 values: views (reshape/squeeze/expand_dims/
-flatten stay Relax reshapes), PAD, TRANSPOSE, RESIZE_NEAREST_NEIGHBOR, and
-CONCATENATION (inputs quantized unlike the output are requantized first)."""
+flatten stay Relax reshapes), PAD/PADV2, TRANSPOSE (and the importer's
+SPACE_TO_DEPTH/DEPTH_TO_SPACE), RESIZE_NEAREST_NEIGHBOR, strided slices
+(STRIDED_SLICE, SLICE, and the parts of SPLIT, SPLIT_V and UNPACK), GATHER,
+and CONCATENATION (inputs quantized unlike the output are requantized first;
+PACK concatenates int8 values of one quantization)."""
 from __future__ import annotations
 
 import numpy as np
+import tvm
 from tvm import relax
 from tvm.relax.dpl import is_op, wildcard
 
 from ...quantization.fixed_point import quantize_multiplier
 from ..kernel_call import make_kernel_call
-from ..relax_utils import VIEW_OPS, shape_of
+from ..relax_utils import VIEW_OPS, op_name, shape_of
 from .base import ALL_INPUTS, INT8_MAX, INT8_MIN, Lowering, op_pattern
 
 
@@ -28,8 +32,10 @@ def _lower_view(ctx, var, value, q):
 
 # ------------------------------------------------------------------- pad
 def _check_pad(ctx, var, value, q):
+    mode = str(getattr(value.attrs, "pad_mode", "constant"))
     return _needs_lowered_input("pad")(ctx, var, value, q) or (
-        "PAD is supported up to 4-D" if len(shape_of(value.args[0])) > 4 else None)
+        "PAD is supported up to 4-D" if len(shape_of(value.args[0])) > 4 else None) or (
+        f"{mode} padding is not supported (constant padding is)" if mode != "constant" else None)
 
 
 def _lower_pad(ctx, var, value, q):
@@ -82,6 +88,78 @@ def _lower_resize(ctx, var, value, q):
         shape_of(var), "int8")
 
 
+# -------------------------------------------------------- strided slices
+def _slice_call(src, in_shape, begin, strides, out_shape):
+    rank = len(in_shape)
+    return make_kernel_call("te_strided_slice_s8", [src], dict(
+        rank=rank, input_dims=in_shape + [1] * (6 - rank), begin=begin + [0] * (6 - rank),
+        strides=strides + [1] * (6 - rank), output_dims=out_shape + [1] * (6 - rank)), out_shape, "int8")
+
+
+def _check_rank6(what):
+    def check(ctx, var, value, q):
+        src = value.args[0] if not isinstance(value, relax.TupleGetItem) else ctx.resolve(value.tuple_value).args[0]
+        if ctx.int8_value(src) is None:
+            return f"{what} of a value that could not be lowered"
+        return f"{what} is supported up to 6-D" if len(shape_of(src)) > 6 else None
+    return check
+
+
+def _lower_strided_slice(ctx, var, value, q):
+    in_shape = shape_of(value.args[0])
+    begin, strides = [0] * len(in_shape), [1] * len(in_shape)
+    fields = [[int(f.value) for f in arg.fields] for arg in value.args[1:5]]
+    axes, starts, steps = fields[0], fields[1], fields[3] if len(fields) > 3 else [1] * len(fields[0])
+    for axis, b, step in zip(axes, starts, steps):
+        dim = in_shape[axis]
+        b = b + dim if b < 0 else b
+        # numpy's clamping of the start: [0, dim] forwards, [-1, dim - 1] backwards.
+        begin[axis] = min(max(b, 0), dim) if step > 0 else min(max(b, -1), dim - 1)
+        strides[axis] = step
+    return _slice_call(ctx.int8_value(value.args[0]), in_shape, begin, strides, shape_of(var))
+
+
+def _is_split_part(ctx, value):
+    return isinstance(value, relax.TupleGetItem) and op_name(ctx.resolve(value.tuple_value)) == "relax.split"
+
+
+def _lower_split_part(ctx, var, item, q):
+    split = ctx.resolve(item.tuple_value)
+    in_shape = shape_of(split.args[0])
+    axis = int(split.attrs.axis) % len(in_shape)
+    sections = split.attrs.indices_or_sections
+    if isinstance(sections, tvm.ir.Array):  # split points
+        cuts = [0] + [int(i) for i in sections]
+    else:  # a number of equal parts
+        cuts = [in_shape[axis] * k // int(sections) for k in range(int(sections))]
+    begin = [0] * len(in_shape)
+    begin[axis] = cuts[item.index]
+    return _slice_call(ctx.int8_value(split.args[0]), in_shape, begin, [1] * len(in_shape), shape_of(var))
+
+
+# ---------------------------------------------------------------- gather
+def _check_gather(ctx, var, value, q):
+    if ctx.int8_value(value.args[0]) is None:
+        return "gather of a value that could not be lowered"
+    indices = ctx.const(value.args[1])
+    if indices is None:
+        return "GATHER with indices computed at run time is not supported (constant indices are)"
+    axis_size = shape_of(value.args[0])[int(value.attrs.axis) % len(shape_of(value.args[0]))]
+    bad = [int(i) for i in np.ravel(indices) if not 0 <= int(i) < axis_size]
+    if bad:
+        return f"GATHER indices {bad[:4]} are outside [0, {axis_size})"
+    return None
+
+
+def _lower_gather(ctx, var, value, q):
+    in_shape = shape_of(value.args[0])
+    axis = int(value.attrs.axis) % len(in_shape)
+    indices = np.ravel(ctx.const(value.args[1])).astype(np.int32)
+    return make_kernel_call("te_gather_s8", [ctx.int8_value(value.args[0]), relax.const(indices)], dict(
+        outer=int(np.prod(in_shape[:axis])), axis_size=in_shape[axis], inner=int(np.prod(in_shape[axis + 1:])),
+        count=int(indices.size)), shape_of(var), "int8")
+
+
 # ---------------------------------------------------------------- concat
 def _lower_concat(ctx, var, cat, q):
     fields = list(cat.args[0].fields)
@@ -105,6 +183,23 @@ def _lower_concat(ctx, var, cat, q):
     return make_kernel_call("te_concat_s8", srcs, attrs, shape, "int8")
 
 
+def _check_int8_concat(ctx, var, cat, q):
+    if any(ctx.int8_value(f) is None for f in cat.args[0].fields):
+        return "pack of a value that could not be lowered"
+    return None
+
+
+def _lower_int8_concat(ctx, var, cat, q):
+    """PACK as the importer writes it: expand_dims views concatenated on int8
+    (TFLM requires one quantization for inputs and output: a plain copy)."""
+    fields = list(cat.args[0].fields)
+    shape = shape_of(var)
+    axis = int(cat.attrs.axis) % len(shape)
+    attrs = dict(outer=int(np.prod(shape[:axis])), inner=int(np.prod(shape[axis + 1:])),
+                 axis_sizes=[shape_of(f)[axis] for f in fields])
+    return make_kernel_call("te_concat_s8", [ctx.int8_value(f) for f in fields], attrs, shape, "int8")
+
+
 # A view is any of VIEW_OPS: an OrPattern of their calls.
 _VIEW_PATTERN = op_pattern(VIEW_OPS[0])
 for _name in VIEW_OPS[1:]:
@@ -112,12 +207,22 @@ for _name in VIEW_OPS[1:]:
 
 LOWERINGS = [
     Lowering("RESHAPE", "int8", _lower_view, pattern=_VIEW_PATTERN, check=_needs_lowered_input("reshape"),
-             tflite={"RESHAPE": (0,), "SQUEEZE": (0,)}),
-    Lowering("PAD", "int8", _lower_pad, pattern=op_pattern("relax.nn.pad"), check=_check_pad, tflite={"PAD": (0,)}),
+             tflite={"RESHAPE": (0,), "SQUEEZE": (0,), "EXPAND_DIMS": (0,)}),
+    Lowering("PAD", "int8", _lower_pad, pattern=op_pattern("relax.nn.pad"), check=_check_pad,
+             tflite={"PAD": (0,), "PADV2": (0,)}),
+    # The importer writes SPACE_TO_DEPTH/DEPTH_TO_SPACE as reshape, 6-D transpose, reshape.
     Lowering("TRANSPOSE", "int8", _lower_transpose, pattern=op_pattern("relax.permute_dims"), check=_check_transpose,
-             tflite={"TRANSPOSE": (0,)}),
+             tflite={"TRANSPOSE": (0,), "SPACE_TO_DEPTH": (0,), "DEPTH_TO_SPACE": (0,)}),
     Lowering("RESIZE_NEAREST_NEIGHBOR", "int8", _lower_resize, pattern=op_pattern("relax.image.resize2d"),
              check=_check_resize, tflite={"RESIZE_NEAREST_NEIGHBOR": (0,)}),
+    Lowering("STRIDED_SLICE", "int8", _lower_strided_slice, pattern=op_pattern("relax.strided_slice"),
+             check=_check_rank6("strided slice"), tflite={"STRIDED_SLICE": (0,), "SLICE": (0,)}),
+    Lowering("SPLIT", "int8", _lower_split_part, matcher=_is_split_part, check=_check_rank6("split"),
+             tflite={"SPLIT": (1,), "SPLIT_V": (0,), "UNPACK": (0,)}),
+    Lowering("GATHER", "int8", _lower_gather, pattern=op_pattern("relax.take"), check=_check_gather,
+             tflite={"GATHER": (0,)}),
+    Lowering("PACK", "int8", _lower_int8_concat, pattern=is_op("relax.concat")(wildcard()), check=_check_int8_concat,
+             tflite={"PACK": ALL_INPUTS}),
     Lowering("CONCATENATION", "quantize", _lower_concat, pattern=is_op("relax.concat")(wildcard()),
              fusable=False, tflite={"CONCATENATION": ALL_INPUTS}),
 ]

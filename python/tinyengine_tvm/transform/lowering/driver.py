@@ -352,8 +352,9 @@ def _holds_qdq(func: relax.Function) -> bool:
         if not isinstance(e, relax.Call) or not isinstance(e.op, tvm.ir.Op):
             return
         ty = getattr(e, "ty", None)
-        if e.op.name in ("relax.quantize", "relax.dequantize", "relax.call_dps_packed") or (
-                isinstance(ty, relax.TensorType) and str(ty.dtype) == "int8"):
+        types = list(ty.fields) if isinstance(ty, relax.TupleType) else [ty]  # e.g. a SPLIT's parts
+        if e.op.name in ("relax.quantize", "relax.dequantize", "relax.call_dps_packed") or any(
+                isinstance(t, relax.TensorType) and str(t.dtype) == "int8" for t in types):
             found.append(e)
 
     relax.analysis.post_order_visit(func.body, visit)
