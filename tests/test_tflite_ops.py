@@ -17,10 +17,11 @@ from tinyengine_tvm.modelgen import quantized_ops as Q  # noqa: E402
 
 SEEDS = range(4)
 
-def _dm(shape, build, seed=0):
-    """A model of one data-movement operator ``build(g, x)`` (may return several outputs)."""
+def _dm(shape, build, seed=0, low=-1.0, high=1.0):
+    """A model of one operator ``build(g, x)`` on an input of values in [low, high]
+    (may return several outputs)."""
     g = Q.QuantizedGraph(seed)
-    return g.finish(build(g, g.input(shape)))
+    return g.finish(build(g, g.input(shape, low, high)))
 
 
 CASES = {
@@ -73,6 +74,15 @@ CASES = {
     "depth_to_space_2": lambda: _dm((1, 3, 5, 12), lambda g, x: g.depth_to_space(x, 2)),
     "padv2_value": lambda: _dm((1, 4, 5, 3), lambda g, x: g.pad_v2(x, ((0, 0), (2, 1), (0, 3), (1, 0)), 0.75)),
     "expand_dims_then_conv": lambda: _dm((1, 4, 6), lambda g, x: g.conv2d(g.expand_dims(x, 0), 4, (3, 3), (1, 1))),
+    # ABS, RSQRT (defined from the zero point up), LEAKY_RELU
+    "abs": lambda: _dm((1, 5, 7, 3), lambda g, x: g.abs(x)),
+    "abs_same_scale": lambda: _dm((2, 9), lambda g, x: g._unary("ABS", np.abs, x, "abs", qparams=(x.scale, 0))),
+    "abs_skewed": lambda: _dm((1, 4, 4, 6), lambda g, x: g.abs(x), low=-0.2, high=3.0),
+    "rsqrt": lambda: _dm((1, 4, 6, 5), lambda g, x: g.rsqrt(x), low=0.0, high=4.0),
+    "rsqrt_wide": lambda: _dm((3, 17), lambda g, x: g.rsqrt(x), low=0.0, high=900.0),
+    "leaky_relu": lambda: _dm((1, 6, 5, 4), lambda g, x: g.leaky_relu(x, 0.1)),
+    "leaky_relu_alpha_above_one": lambda: _dm((1, 3, 3, 8), lambda g, x: g.leaky_relu(x, 1.5), low=-4.0, high=1.0),
+    "leaky_relu_after_conv": lambda: _dm((1, 6, 6, 3), lambda g, x: g.leaky_relu(g.conv2d(x, 8, (3, 3), (1, 1)), 0.3)),
     # SUB / SQUARED_DIFFERENCE / MAXIMUM / MINIMUM
     "sub_same_shape": lambda: Q.sub_model(),
     "sub_broadcast_channel_relu": lambda: Q.sub_model(shape_b=(1, 1, 1, 8), activation="RELU"),

@@ -601,6 +601,57 @@ typedef struct {
 void te_logistic_s8(const te_logistic_params* p, const int8_t* input,
                     int8_t* output);
 
+/**
+ * Element-wise rescaling operators on int8 (TFLM's arithmetic):
+ *   ABS:        out = MultiplyByQuantizedMultiplier(|x - input_zero_point|,
+ *               multiplier, shift) + output_zero_point;
+ *   RSQRT:      1/sqrt(x - input_zero_point) by TFLite's fixed-point
+ *               Newton-Raphson, then rescaled by multiplier/shift (x at the
+ *               zero point gives 127; x below it is outside RSQRT's domain,
+ *               where TFLM fails the invocation);
+ *   LEAKY_RELU: x - input_zero_point rescaled by multiplier/shift when >= 0,
+ *               else by alpha_multiplier/alpha_shift; plus output_zero_point.
+ * Results saturate to int8.
+ */
+typedef struct {
+  int32_t size;              /**< Number of elements. */
+  int32_t input_zero_point;  /**< Input zero point. */
+  int32_t output_zero_point; /**< Output zero point. */
+  int32_t multiplier;        /**< Output rescale (identity path). */
+  int32_t shift;             /**< Its shift. */
+  int32_t alpha_multiplier;  /**< LEAKY_RELU: rescale of negative inputs. */
+  int32_t alpha_shift;       /**< Its shift. */
+} te_unary_params;
+
+/**
+ * ABS.
+ * @param p      size, zero points and rescale.
+ * @param input  [size].
+ * @param output [size] (may be the input: element-wise).
+ * @op ABS
+ */
+void te_abs_s8(const te_unary_params* p, const int8_t* input, int8_t* output);
+
+/**
+ * RSQRT.
+ * @param p      size, zero points and rescale.
+ * @param input  [size].
+ * @param output [size] (may be the input: element-wise).
+ * @op RSQRT
+ */
+void te_rsqrt_s8(const te_unary_params* p, const int8_t* input,
+                 int8_t* output);
+
+/**
+ * LEAKY_RELU.
+ * @param p      size, zero points and both rescales.
+ * @param input  [size].
+ * @param output [size] (may be the input: element-wise).
+ * @op LEAKY_RELU
+ */
+void te_leaky_relu_s8(const te_unary_params* p, const int8_t* input,
+                      int8_t* output);
+
 /** HARD_SWISH's fixed-point parameters, as TFLite's Prepare derives them. */
 typedef struct {
   int32_t size;                        /**< Number of elements. */

@@ -515,6 +515,18 @@ class QuantizedGraph:
             "HARD_SWISH", lambda v: v * np.clip(v + 3.0, 0.0, 6.0) / 6.0, x, prefix
         )
 
+    def abs(self, x, prefix="abs") -> QTensor:  # noqa: A003 - the operator's name
+        """ABS with a calibrated output scale."""
+        return self._unary("ABS", np.abs, x, prefix)
+
+    def rsqrt(self, x, prefix="rsqrt") -> QTensor:
+        """RSQRT; TFLM needs inputs at or above the zero point (x >= 0)."""
+        return self._unary("RSQRT", lambda v: 1.0 / np.sqrt(np.maximum(v, 1e-3)), x, prefix)
+
+    def leaky_relu(self, x, alpha=0.2, prefix="leaky_relu") -> QTensor:
+        """LEAKY_RELU with a calibrated output scale."""
+        return self._unary("LEAKY_RELU", lambda v: np.where(v >= 0, v, alpha * v), x, prefix, alpha=alpha)
+
     def softmax(self, x, beta=1.0, prefix="softmax") -> QTensor:
         """SOFTMAX over the last axis; int8 output is fixed at 1/256, -128 by TFLite."""
 
@@ -860,6 +872,13 @@ def maximum_model(shape_a=(1, 4, 4, 8), shape_b=(1, 4, 4, 8), const_b=False, min
     """Single MAXIMUM (or MINIMUM); one quantization for inputs and output, as the converter gives."""
     return _binary_model("minimum" if minimum else "maximum", shape_a, shape_b, (-1.0, 1.0), (-1.0, 1.0), None,
                          const_b, seed)
+
+
+def unary_math_model(seed=0) -> bytes:
+    """ABS, RSQRT and LEAKY_RELU in one int8 model (RSQRT on an input >= 0)."""
+    g = QuantizedGraph(seed)
+    x = g.input((1, 5, 6, 4), 0.0, 3.0)
+    return g.finish([g.rsqrt(x), g.leaky_relu(g.abs(g.conv2d(x, 4, (1, 1), (1, 1))), 0.25)])
 
 
 def data_movement_model(seed=0) -> bytes:

@@ -96,6 +96,9 @@ SUPPORTED_OPTIONS = {
     "SOFTMAX": ("SoftmaxOptions", {"beta": ("beta", "float", 1.0)}),
     "LOGISTIC": (None, {}),
     "HARD_SWISH": ("HardSwishOptions", {}),
+    "LEAKY_RELU": ("LeakyReluOptions", {"alpha": ("alpha", "float", 0.2)}),
+    "ABS": (None, {}),
+    "RSQRT": (None, {}),
     "RESIZE_NEAREST_NEIGHBOR": (
         "ResizeNearestNeighborOptions",
         {

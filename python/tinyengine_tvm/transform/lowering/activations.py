@@ -1,5 +1,6 @@
-"""Activations and LUT-style operators: SOFTMAX, LOGISTIC, HARD_SWISH, and the
-RELU/RELU6/clip the importers put before a quantize (fused activation: becomes
+"""Activations and unary math: SOFTMAX, LOGISTIC, HARD_SWISH, ABS, RSQRT,
+LEAKY_RELU, and the RELU/RELU6/clip the importers put before a quantize
+(fused activation: becomes
 the kernel's act range) or after it (int8 clip: folded into the kernel it reads
 when it is that kernel's only reader, else a clamping requantize)."""
 from __future__ import annotations
@@ -8,6 +9,7 @@ import numpy as np
 from tvm.relax.dpl import is_op, wildcard
 
 from ...quantization.activation_params import hard_swish_params, logistic_params, softmax_params
+from ...quantization.fixed_point import quantize_multiplier
 from ..kernel_call import make_kernel_call
 from ..relax_utils import dtype_of, op_name, shape_of
 from .base import INT8_MAX, INT8_MIN, Lowering, dequantize_pattern, op_pattern, tflm_quantize
@@ -152,11 +154,53 @@ def _lower_hard_swish(ctx, var, div, q):
     return make_kernel_call("te_hard_swish_s8", [x.expr], dict(attrs, size=size), shape_of(var), "int8")
 
 
+# ------------------------------------------------ ABS, RSQRT, LEAKY_RELU
+def _lower_abs(ctx, var, op, q):
+    x = ctx.activation_input(op.args[0])
+    if x is None:
+        return None
+    s_in, s_out = np.float32(x.scale), np.float32(q.s_out)
+    # TFLM rescales only when the scales differ; 2^30 * 2^1 is exactly 1 otherwise.
+    mult = quantize_multiplier(float(s_in) / float(s_out)) if s_in != s_out else (1 << 30, 1)
+    return _unary(ctx, "te_abs_s8", x, var, q, mult)
+
+
+def _lower_rsqrt(ctx, var, op, q):
+    x = ctx.activation_input(op.args[0])
+    if x is None:
+        return None
+    mult = quantize_multiplier(1.0 / (np.sqrt(float(np.float32(x.scale))) * float(np.float32(q.s_out))))
+    return _unary(ctx, "te_rsqrt_s8", x, var, q, mult)
+
+
+def _lower_leaky_relu(ctx, var, op, q):
+    x = ctx.activation_input(op.args[0])
+    if x is None:
+        return None
+    f32 = np.float32
+    s_in, s_out, alpha = f32(x.scale), f32(q.s_out), f32(float(op.attrs.alpha))
+    # TFLM divides in float32, then quantizes the double of that.
+    return _unary(ctx, "te_leaky_relu_s8", x, var, q, quantize_multiplier(float(s_in / s_out)),
+                  quantize_multiplier(float(s_in * alpha / s_out)))
+
+
+def _unary(ctx, kernel, x, var, q, mult, alpha=(0, 0)):
+    return make_kernel_call(kernel, [x.expr], dict(
+        size=int(np.prod(shape_of(var))), input_zero_point=x.zero_point, output_zero_point=q.zp_out,
+        multiplier=mult[0], shift=mult[1], alpha_multiplier=alpha[0], alpha_shift=alpha[1]), shape_of(var), "int8")
+
+
 LOWERINGS = [
     Lowering("SOFTMAX", "quantize", _lower_softmax, pattern=is_op("relax.nn.softmax")(wildcard()),
              check=_check_softmax, fusable=False, tflite={"SOFTMAX": (0,)}),
     Lowering("LOGISTIC", "quantize", _lower_logistic, pattern=is_op("relax.sigmoid")(dequantize_pattern()),
              check=_check_logistic, fusable=False, tflite={"LOGISTIC": (0,)}),
+    Lowering("ABS", "quantize", _lower_abs, pattern=is_op("relax.abs")(dequantize_pattern()), fusable=False,
+             tflite={"ABS": (0,)}),
+    Lowering("RSQRT", "quantize", _lower_rsqrt, pattern=is_op("relax.rsqrt")(dequantize_pattern()), fusable=False,
+             tflite={"RSQRT": (0,)}),
+    Lowering("LEAKY_RELU", "quantize", _lower_leaky_relu, pattern=is_op("relax.nn.leakyrelu")(dequantize_pattern()),
+             fusable=False, tflite={"LEAKY_RELU": (0,)}),
     Lowering("HARD_SWISH", "quantize", _lower_hard_swish, pattern=HARD_SWISH_PATTERN, fusable=False,
              tflite={"HARD_SWISH": (0,)}),
     Lowering("CLIP", "int8", _lower_clip, pattern=op_pattern("relax.clip"), check=_check_clip,
