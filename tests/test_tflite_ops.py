@@ -74,6 +74,11 @@ CASES = {
     "depth_to_space_2": lambda: _dm((1, 3, 5, 12), lambda g, x: g.depth_to_space(x, 2)),
     "padv2_value": lambda: _dm((1, 4, 5, 3), lambda g, x: g.pad_v2(x, ((0, 0), (2, 1), (0, 3), (1, 0)), 0.75)),
     "expand_dims_then_conv": lambda: _dm((1, 4, 6), lambda g, x: g.conv2d(g.expand_dims(x, 0), 4, (3, 3), (1, 1))),
+    # TANH: input scales from tiny (all saturated near 0) to wide (radius cut-offs)
+    "tanh": lambda: _dm((1, 5, 7, 4), lambda g, x: g.tanh(x)),
+    "tanh_wide": lambda: _dm((2, 50), lambda g, x: g.tanh(x), low=-12.0, high=9.0),
+    "tanh_narrow_skewed": lambda: _dm((1, 4, 4, 5), lambda g, x: g.tanh(x), low=-0.05, high=0.4),
+    "tanh_after_fc": lambda: _dm((1, 24), lambda g, x: g.tanh(g.fully_connected(x, 16))),
     # ABS, RSQRT (defined from the zero point up), LEAKY_RELU
     "abs": lambda: _dm((1, 5, 7, 3), lambda g, x: g.abs(x)),
     "abs_same_scale": lambda: _dm((2, 9), lambda g, x: g._unary("ABS", np.abs, x, "abs", qparams=(x.scale, 0))),
@@ -169,3 +174,15 @@ def test_gather_index_out_of_range_is_refused_naming_the_node():
     model[at + 4:at + 8] = np.array([6], np.int32).tobytes()
     with pytest.raises(UnsupportedModelError, match=r"pick.*outside \[0, 6\)"):
         te.compile(bytes(model))
+
+
+@pytest.mark.parametrize("op, low, high", [("tanh", -6.0, 5.0), ("tanh", -0.3, 0.2), ("abs", -2.0, 0.5),
+                                           ("elu", -4.0, 2.0), ("elu", -0.1, 7.0), ("elu", -40.0, 1.0),
+                                           ("rsqrt", 0.0, 50.0), ("leaky_relu", -3.0, 3.0)])
+def test_unary_ops_on_every_int8_value(op, low, high):
+    """Every one of the 256 input values, not a random sample."""
+    g = Q.QuantizedGraph(5)
+    x = g.input((1, 256), low, high)
+    model = g.finish(getattr(g, op)(x))
+    compiled = te.compile(model)
+    assert_matches_tflm(compiled, model, [[np.arange(-128, 128, dtype=np.int8).reshape(1, 256)]])

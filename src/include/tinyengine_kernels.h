@@ -652,6 +652,35 @@ void te_rsqrt_s8(const te_unary_params* p, const int8_t* input,
 void te_leaky_relu_s8(const te_unary_params* p, const int8_t* input,
                       int8_t* output);
 
+/**
+ * TANH (output scale 1/128, zero point 0); p as for te_logistic_s8 (TFLM
+ * derives TANH's input rescale the same way).
+ * @param p      size and fixed-point parameters.
+ * @param input  [size].
+ * @param output [size].
+ * @op TANH
+ */
+void te_tanh_s8(const te_logistic_params* p, const int8_t* input,
+                int8_t* output);
+
+/** An int8 -> int8 function given by its 256 values. */
+typedef struct {
+  int32_t size; /**< Number of elements. */
+} te_lut_params;
+
+/**
+ * output[i] = table[(uint8_t)input[i]]: an operator TFLM itself computes
+ * through a table built from float arithmetic at Prepare (ELU); the compiler
+ * builds the same table.
+ * @param p      size.
+ * @param input  [size].
+ * @param table  256 values, indexed by the input's two's-complement byte.
+ * @param output [size] (may be the input: element-wise).
+ * @op ELU
+ */
+void te_lut_s8(const te_lut_params* p, const int8_t* input,
+               const int8_t* table, int8_t* output);
+
 /** HARD_SWISH's fixed-point parameters, as TFLite's Prepare derives them. */
 typedef struct {
   int32_t size;                        /**< Number of elements. */

@@ -184,6 +184,37 @@ inline int32_t one_over_one_plus_x_for_x_in_0_1(int32_t a) {
   return saturating_rounding_multiply_by_pot(x, 1);
 }
 
+// (1 - a) / (1 + a) for a Q0 value a in [0, 1), returned in Q0: the same
+// Newton-Raphson as above, x - 1 rescaled from Q2 at the end.
+inline int32_t one_minus_x_over_one_plus_x_for_x_in_0_1(int32_t a) {
+  const int32_t half_denominator = rounding_half_sum(a, INT32_MAX);
+  const int32_t k48_over_17 = 1515870810;       // Q2
+  const int32_t kMinus32_over_17 = -1010580540;  // Q2
+  const int32_t kOneQ2 = int32_t{1} << 29;
+  int32_t x = wrapping_add(
+      k48_over_17,
+      saturating_rounding_doubling_high_mul(half_denominator, kMinus32_over_17));
+  for (int i = 0; i < 3; ++i) {
+    const int32_t one_minus = wrapping_sub(
+        kOneQ2, saturating_rounding_doubling_high_mul(half_denominator, x));
+    x = wrapping_add(x, saturating_rounding_multiply_by_pot(
+                            saturating_rounding_doubling_high_mul(x, one_minus),
+                            2));
+  }
+  return saturating_rounding_multiply_by_pot(wrapping_sub(x, kOneQ2), 2);
+}
+
+// tanh(a) for a in Q(integer_bits), returned in Q0: tanh(|a|) =
+// (1 - exp(-2|a|)) / (1 + exp(-2|a|)), the sign restored afterwards.
+inline int32_t tanh(int32_t a, int integer_bits) {
+  if (a == 0) return 0;
+  const int32_t neg_abs = a > 0 ? wrapping_sub(0, a) : a;
+  // -2|a| has the raw bits of -|a| read with one more integer bit.
+  const int32_t t = one_minus_x_over_one_plus_x_for_x_in_0_1(
+      exp_on_negative_values(neg_abs, integer_bits + 1));
+  return a < 0 ? wrapping_sub(0, t) : t;
+}
+
 // 1 / (1 + exp(-a)) for a in Q(integer_bits), returned in Q0.
 inline int32_t logistic(int32_t a, int integer_bits) {
   if (a == 0) return int32_t{1} << 30;  // one half

@@ -1,4 +1,4 @@
-// Portable int8 ABS, RSQRT and LEAKY_RELU, TFLM-exact.
+// Portable int8 ABS, RSQRT, LEAKY_RELU and table lookups, TFLM-exact.
 #include "fixed_point.h"
 #include "tinyengine_kernels.h"
 
@@ -89,5 +89,12 @@ extern "C" void te_leaky_relu_s8(const te_unary_params* p, const int8_t* input,
                : te::multiply_by_quantized_multiplier(v, p->alpha_multiplier,
                                                       p->alpha_shift);
     output[i] = saturate_s8(scaled + p->output_zero_point);
+  }
+}
+
+extern "C" void te_lut_s8(const te_lut_params* p, const int8_t* input,
+                          const int8_t* table, int8_t* output) {
+  for (int32_t i = 0; i < p->size; ++i) {
+    output[i] = table[static_cast<uint8_t>(input[i])];
   }
 }

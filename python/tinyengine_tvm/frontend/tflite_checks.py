@@ -258,6 +258,8 @@ _OPS = {
     "HARD_SWISH": ("HardSwishOptions", False, (1, 1), 1, ()),
     "LEAKY_RELU": ("LeakyReluOptions", True, (1, 1), 1, ()),
     "ABS": (None, False, (1, 1), 1, ()),
+    "TANH": (None, False, (1, 1), 1, ()),
+    "ELU": (None, False, (1, 1), 1, ()),
     "RSQRT": (None, False, (1, 1), 1, ()),
     "RESIZE_NEAREST_NEIGHBOR": ("ResizeNearestNeighborOptions", False, (2, 2), 1, ()),
     "QUANTIZE": ("QuantizeOptions", False, (1, 1), 1, ()),

@@ -13,6 +13,9 @@ Two defects of ``tvm.relax.frontend.tflite`` stop real models from importing:
 * EXPAND_DIMS fails (the importer passes a third argument to
   ``relax.op.expand_dims``); it is imported as a reshape to the output shape.
 
+* int8 ELU is refused (the converter only has a float form); it is imported
+  as ``quantize(where(x < 0, exp(x) - 1, x))`` of the dequantized input.
+
 * int8 data movement (PAD, PADV2, TRANSPOSE, SQUEEZE, RESIZE_NEAREST_NEIGHBOR,
   SPACE_TO_DEPTH, DEPTH_TO_SPACE, STRIDED_SLICE, SLICE, SPLIT, SPLIT_V, PACK,
   UNPACK, GATHER) is refused by the importer's list of quantized operators
@@ -53,7 +56,7 @@ def clamp_bias_quantized_dimension(data: bytes) -> bytes:
 # Data-movement operators whose int8 conversion in TVM's importer is exact.
 EXACT_INT8_DATA_MOVEMENT = frozenset({"PAD", "PADV2", "TRANSPOSE", "SQUEEZE", "RESIZE_NEAREST_NEIGHBOR",
                                       "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "STRIDED_SLICE", "SLICE", "SPLIT",
-                                      "SPLIT_V", "PACK", "UNPACK", "GATHER", "EXPAND_DIMS"})
+                                      "SPLIT_V", "PACK", "UNPACK", "GATHER", "EXPAND_DIMS", "ELU"})
 
 
 @contextlib.contextmanager
@@ -64,7 +67,7 @@ def patched_importer():
     supported = tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS
     tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS = supported | EXACT_INT8_DATA_MOVEMENT
     try:
-        with _flatten_fully_connected_inputs(), _softmax_beta_in_ir(), _expand_dims_as_reshape():
+        with _flatten_fully_connected_inputs(), _softmax_beta_in_ir(), _expand_dims_as_reshape(), _quantized_elu():
             yield
     finally:
         tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS = supported
@@ -153,3 +156,29 @@ def _expand_dims_as_reshape():
         yield
     finally:
         tf.OperatorConverter.convert_expand_dims = original
+
+
+@contextlib.contextmanager
+def _quantized_elu():
+    """While active, TVM's importer reads an int8 ELU in QDQ form:
+    ``quantize(where(x < 0, exp(x) - 1, x))`` of the dequantized input."""
+    from tvm import relax
+    from tvm.relax.frontend.tflite import tflite_frontend as tf
+
+    original = tf.OperatorConverter.convert_elu
+
+    def convert(self, op):
+        (input_tensor,) = self.get_input_tensors(op)
+        (output_tensor,) = self.get_output_tensors(op)
+        if not input_tensor.qnn_params:
+            return original(self, op)
+        x = self.dequantize(self.get_expr(input_tensor.tensor_idx), input_tensor)
+        zero, one = relax.const(0.0, "float32"), relax.const(1.0, "float32")
+        out = relax.op.where(relax.op.less(x, zero), relax.op.subtract(relax.op.exp(x), one), x)
+        return self.quantize(out, output_tensor)
+
+    tf.OperatorConverter.convert_elu = convert
+    try:
+        yield
+    finally:
+        tf.OperatorConverter.convert_elu = original

@@ -515,6 +515,14 @@ class QuantizedGraph:
             "HARD_SWISH", lambda v: v * np.clip(v + 3.0, 0.0, 6.0) / 6.0, x, prefix
         )
 
+    def tanh(self, x, prefix="tanh") -> QTensor:
+        """TANH; int8 output is fixed at scale 1/128, zero point 0 by TFLite."""
+        return self._unary("TANH", np.tanh, x, prefix, qparams=(1.0 / 128, 0))
+
+    def elu(self, x, prefix="elu") -> QTensor:
+        """ELU (exp(x) - 1 below zero) with a calibrated output scale."""
+        return self._unary("ELU", lambda v: np.where(v < 0, np.expm1(np.minimum(v, 0)), v), x, prefix)
+
     def abs(self, x, prefix="abs") -> QTensor:  # noqa: A003 - the operator's name
         """ABS with a calibrated output scale."""
         return self._unary("ABS", np.abs, x, prefix)
@@ -875,10 +883,11 @@ def maximum_model(shape_a=(1, 4, 4, 8), shape_b=(1, 4, 4, 8), const_b=False, min
 
 
 def unary_math_model(seed=0) -> bytes:
-    """ABS, RSQRT and LEAKY_RELU in one int8 model (RSQRT on an input >= 0)."""
+    """ABS, RSQRT, LEAKY_RELU, TANH and ELU in one int8 model (RSQRT on an input >= 0)."""
     g = QuantizedGraph(seed)
     x = g.input((1, 5, 6, 4), 0.0, 3.0)
-    return g.finish([g.rsqrt(x), g.leaky_relu(g.abs(g.conv2d(x, 4, (1, 1), (1, 1))), 0.25)])
+    y = g.conv2d(x, 4, (1, 1), (1, 1))
+    return g.finish([g.rsqrt(x), g.leaky_relu(g.abs(y), 0.25), g.tanh(y), g.elu(y)])
 
 
 def data_movement_model(seed=0) -> bytes:

@@ -98,6 +98,8 @@ SUPPORTED_OPTIONS = {
     "HARD_SWISH": ("HardSwishOptions", {}),
     "LEAKY_RELU": ("LeakyReluOptions", {"alpha": ("alpha", "float", 0.2)}),
     "ABS": (None, {}),
+    "TANH": (None, {}),
+    "ELU": (None, {}),
     "RSQRT": (None, {}),
     "RESIZE_NEAREST_NEIGHBOR": (
         "ResizeNearestNeighborOptions",

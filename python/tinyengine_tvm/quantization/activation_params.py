@@ -167,3 +167,39 @@ def mean_params(input_scale: float, input_zp: int, output_scale: float,
         "multiplier": int(multiplier),
         "shift": int(shift),
     }
+
+
+def _libm_expf():
+    """The C library's expf (what TFLM calls on this host), or numpy's float32 exp."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        fn = libm.expf
+        fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float]
+        return lambda v: np.float32(fn(float(v)))
+    except (OSError, AttributeError):
+        return lambda v: np.float32(np.exp(np.float32(v)))
+
+
+def elu_table(input_scale: float, input_zero_point: int, output_scale: float,
+              output_zero_point: int) -> np.ndarray:
+    """The 256-entry int8 table of ELU, built as TFLM's Prepare builds it: in
+    float32, exp(x) - 1 below zero, rounded half away from zero.  Indexed by
+    the input's two's-complement byte (``te_lut_s8``)."""
+    f32 = np.float32
+    in_s, out_s = f32(_check_scale(input_scale, "input")), f32(_check_scale(output_scale, "output"))
+    in_zp = _check_zero_point(input_zero_point, "input")
+    out_zp = _check_zero_point(output_zero_point, "output")
+    expf = _libm_expf()
+    inverse = f32(1) / out_s
+    table = np.zeros(256, np.int8)
+    for val in range(-128, 128):
+        x = in_s * f32(val - in_zp)
+        y = expf(x) - f32(1) if x < 0 else x
+        product = float(f32(y * inverse))
+        rounded = f32(math.copysign(math.floor(abs(product) + 0.5), product))  # roundf
+        q = int(f32(rounded + f32(out_zp)))
+        table[val & 0xFF] = min(127, max(-128, q))
+    return table

@@ -6,9 +6,10 @@ when it is that kernel's only reader, else a clamping requantize)."""
 from __future__ import annotations
 
 import numpy as np
+from tvm import relax
 from tvm.relax.dpl import is_op, wildcard
 
-from ...quantization.activation_params import hard_swish_params, logistic_params, softmax_params
+from ...quantization.activation_params import elu_table, hard_swish_params, logistic_params, softmax_params
 from ...quantization.fixed_point import quantize_multiplier
 from ..kernel_call import make_kernel_call
 from ..relax_utils import dtype_of, op_name, shape_of
@@ -154,6 +155,45 @@ def _lower_hard_swish(ctx, var, div, q):
     return make_kernel_call("te_hard_swish_s8", [x.expr], dict(attrs, size=size), shape_of(var), "int8")
 
 
+def _check_tanh(ctx, var, th, q):
+    if q.s_out != np.float32(1.0 / 128) or q.zp_out != 0:
+        return "int8 tanh output must have scale 1/128 and zero point 0"
+    return None
+
+
+def _lower_tanh(ctx, var, th, q):
+    x = ctx.activation_input(th.args[0])
+    if x is None:
+        return None
+    # TFLM derives TANH's input rescale exactly as LOGISTIC's (Q4.27 input).
+    attrs = dict(size=int(np.prod(shape_of(var))))
+    attrs.update(logistic_params(np.float32(x.scale), x.zero_point))
+    return make_kernel_call("te_tanh_s8", [x.expr], attrs, shape_of(var), "int8")
+
+
+# ------------------------------------------------------------------- ELU
+# The frontend's int8 ELU: where(x < 0, exp(x) - 1, x) of one dequantized x.
+_ELU_X = dequantize_pattern()
+ELU_PATTERN = is_op("relax.where")(is_op("relax.less")(_ELU_X, wildcard()),
+                                   is_op("relax.subtract")(is_op("relax.exp")(_ELU_X), wildcard()), _ELU_X)
+
+
+def _lower_elu(ctx, var, where, q):
+    less, minus_one = ctx.resolve(where.args[0]), ctx.resolve(where.args[1])
+    x_var = less.args[0]
+    exp_arg = ctx.resolve(minus_one.args[0]).args[0]
+    consts = (ctx.const(less.args[1]), ctx.const(minus_one.args[1]))
+    if not (exp_arg.same_as(x_var) and where.args[2].same_as(x_var)) or any(c is None for c in consts) or \
+            (float(np.ravel(consts[0])[0]), float(np.ravel(consts[1])[0])) != (0.0, 1.0):
+        return None
+    x = ctx.activation_input(x_var)
+    if x is None:
+        return None
+    table = elu_table(x.scale, x.zero_point, q.s_out, q.zp_out)
+    return make_kernel_call("te_lut_s8", [x.expr, relax.const(table)], dict(size=int(np.prod(shape_of(var)))),
+                            shape_of(var), "int8")
+
+
 # ------------------------------------------------ ABS, RSQRT, LEAKY_RELU
 def _lower_abs(ctx, var, op, q):
     x = ctx.activation_input(op.args[0])
@@ -195,6 +235,9 @@ LOWERINGS = [
              check=_check_softmax, fusable=False, tflite={"SOFTMAX": (0,)}),
     Lowering("LOGISTIC", "quantize", _lower_logistic, pattern=is_op("relax.sigmoid")(dequantize_pattern()),
              check=_check_logistic, fusable=False, tflite={"LOGISTIC": (0,)}),
+    Lowering("TANH", "quantize", _lower_tanh, pattern=is_op("relax.tanh")(dequantize_pattern()),
+             check=_check_tanh, fusable=False, tflite={"TANH": (0,)}),
+    Lowering("ELU", "quantize", _lower_elu, pattern=ELU_PATTERN, fusable=False, tflite={"ELU": (0,)}),
     Lowering("ABS", "quantize", _lower_abs, pattern=is_op("relax.abs")(dequantize_pattern()), fusable=False,
              tflite={"ABS": (0,)}),
     Lowering("RSQRT", "quantize", _lower_rsqrt, pattern=is_op("relax.rsqrt")(dequantize_pattern()), fusable=False,
