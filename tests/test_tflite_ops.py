@@ -74,6 +74,13 @@ CASES = {
     "depth_to_space_2": lambda: _dm((1, 3, 5, 12), lambda g, x: g.depth_to_space(x, 2)),
     "padv2_value": lambda: _dm((1, 4, 5, 3), lambda g, x: g.pad_v2(x, ((0, 0), (2, 1), (0, 3), (1, 0)), 0.75)),
     "expand_dims_then_conv": lambda: _dm((1, 4, 6), lambda g, x: g.conv2d(g.expand_dims(x, 0), 4, (3, 3), (1, 1))),
+    # SUM, REDUCE_MAX, REDUCE_MIN (contiguous axes; keep_dims either way)
+    "sum_hw": lambda: _dm((1, 5, 7, 6), lambda g, x: g.sum(x, (1, 2))),
+    "sum_last_nokeep": lambda: _dm((2, 3, 9), lambda g, x: g.sum(x, -1, keep_dims=False)),
+    "sum_wide_output": lambda: _dm((1, 30, 40), lambda g, x: g.sum(x, (1, 2)), low=-0.5, high=3.0),
+    "reduce_max_hw": lambda: _dm((1, 5, 7, 6), lambda g, x: g.reduce_max(x, (1, 2))),
+    "reduce_max_channels_nokeep": lambda: _dm((1, 4, 4, 9), lambda g, x: g.reduce_max(x, 3, keep_dims=False)),
+    "reduce_min_rows": lambda: _dm((3, 8, 5), lambda g, x: g.reduce_min(x, 1)),
     # TANH: input scales from tiny (all saturated near 0) to wide (radius cut-offs)
     "tanh": lambda: _dm((1, 5, 7, 4), lambda g, x: g.tanh(x)),
     "tanh_wide": lambda: _dm((2, 50), lambda g, x: g.tanh(x), low=-12.0, high=9.0),

@@ -324,7 +324,8 @@ void te_avg_pool_s8(const te_pool_params* p, const int8_t* input,
 void te_max_pool_s8(const te_pool_params* p, const int8_t* input,
                     int8_t* output);
 
-/** MEAN over a set of axes of a tensor seen as [outer, reduced, inner]. */
+/** MEAN, SUM, REDUCE_MAX or REDUCE_MIN over a set of contiguous axes of a
+ *  tensor seen as [outer, reduced, inner]. */
 typedef struct {
   int32_t outer;         /**< Product of the dims before the reduced ones. */
   int32_t reduced;       /**< Number of elements averaged per output. */
@@ -343,6 +344,36 @@ typedef struct {
  * @op MEAN
  */
 void te_mean_s8(const te_mean_params* p, const int8_t* input, int8_t* output);
+
+/**
+ * Quantized SUM: as te_mean_s8 without the division by the count.
+ * @param p      shape and quantization.
+ * @param input  [outer, reduced, inner].
+ * @param output [outer, inner].
+ * @op SUM
+ */
+void te_sum_s8(const te_mean_params* p, const int8_t* input, int8_t* output);
+
+/**
+ * REDUCE_MAX of the raw int8 values (input and output share one
+ * quantization; the quantization fields are not read).
+ * @param p      shape.
+ * @param input  [outer, reduced, inner].
+ * @param output [outer, inner].
+ * @op REDUCE_MAX
+ */
+void te_reduce_max_s8(const te_mean_params* p, const int8_t* input,
+                      int8_t* output);
+
+/**
+ * REDUCE_MIN of the raw int8 values; as te_reduce_max_s8.
+ * @param p      shape.
+ * @param input  [outer, reduced, inner].
+ * @param output [outer, inner].
+ * @op REDUCE_MIN
+ */
+void te_reduce_min_s8(const te_mean_params* p, const int8_t* input,
+                      int8_t* output);
 
 /* ------------------------------------------------------------------------ */
 /* Data movement                                                             */

@@ -1,5 +1,5 @@
-// MEAN, int8 -> int8, over the contiguous middle block of a tensor viewed as
-// [outer, reduced, inner].
+// MEAN and SUM, int8 -> int8, over the contiguous middle block of a tensor
+// viewed as [outer, reduced, inner]; REDUCE_MAX and REDUCE_MIN likewise.
 //
 // Integer algorithm of TFLM's MEAN for int8 (reference_ops::
 // QuantizedMeanOrSum with compute_sum = false), used by TFLM for every axis
@@ -11,12 +11,15 @@
 //   multiplier' = (multiplier * 2^s) / count (truncated), shift' = shift - s;
 //   out   = clamp(MultiplyByQuantizedMultiplier(x, multiplier', shift') +
 //                 output_zero_point).
+// SUM (compute_sum = true) skips the fold: multiplier and shift as given.
 #include "tinyengine_kernels.h"
 
 #include "fixed_point.h"
 
-extern "C" void te_mean_s8(const te_mean_params* p, const int8_t* input,
-                           int8_t* output) {
+namespace {
+
+template <bool kSum>
+void mean_or_sum(const te_mean_params* p, const int8_t* input, int8_t* output) {
   const int32_t outer = p->outer;
   const int32_t reduced = p->reduced;
   const int32_t inner = p->inner;
@@ -38,9 +41,12 @@ extern "C" void te_mean_s8(const te_mean_params* p, const int8_t* input,
   if (s > 31 + p->shift) s = 31 + p->shift;
   if (s < 0) s = 0;  // only for shifts below -31, which QuantizeMultiplier
                      // never produces
-  const int32_t multiplier = static_cast<int32_t>(
-      (static_cast<int64_t>(p->multiplier) * (int64_t{1} << s)) / count);
-  const int shift = p->shift - s;
+  const int32_t multiplier =
+      kSum ? p->multiplier
+           : static_cast<int32_t>(
+                 (static_cast<int64_t>(p->multiplier) * (int64_t{1} << s)) /
+                 count);
+  const int shift = kSum ? p->shift : p->shift - s;
 
   // input_offset is -input_zero_point.
   const int64_t zero_point_total = -static_cast<int64_t>(p->input_offset) * count;
@@ -62,4 +68,43 @@ extern "C" void te_mean_s8(const te_mean_params* p, const int8_t* input,
       out[i] = static_cast<int8_t>(te::clamp_i32(y, INT8_MIN, INT8_MAX));
     }
   }
+}
+
+template <bool kMax>
+void reduce_extreme(const te_mean_params* p, const int8_t* input,
+                    int8_t* output) {
+  for (int32_t o = 0; o < p->outer; ++o) {
+    const int8_t* block = input + static_cast<int64_t>(o) * p->reduced * p->inner;
+    int8_t* out = output + static_cast<int64_t>(o) * p->inner;
+    for (int32_t i = 0; i < p->inner; ++i) {
+      int8_t best = kMax ? INT8_MIN : INT8_MAX;  // TFLM's initial value
+      for (int32_t r = 0; r < p->reduced; ++r) {
+        const int8_t v = block[static_cast<int64_t>(r) * p->inner + i];
+        best = kMax ? (v > best ? v : best) : (v < best ? v : best);
+      }
+      out[i] = best;
+    }
+  }
+}
+
+}  // namespace
+
+extern "C" void te_mean_s8(const te_mean_params* p, const int8_t* input,
+                           int8_t* output) {
+  mean_or_sum<false>(p, input, output);
+}
+
+extern "C" void te_sum_s8(const te_mean_params* p, const int8_t* input,
+                          int8_t* output) {
+  mean_or_sum<true>(p, input, output);
+}
+
+extern "C" void te_reduce_max_s8(const te_mean_params* p, const int8_t* input,
+                                 int8_t* output) {
+  reduce_extreme<true>(p, input, output);
+}
+
+extern "C" void te_reduce_min_s8(const te_mean_params* p, const int8_t* input,
+                                 int8_t* output) {
+  reduce_extreme<false>(p, input, output);
 }

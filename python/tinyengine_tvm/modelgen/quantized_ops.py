@@ -577,13 +577,28 @@ class QuantizedGraph:
 
     def mean(self, x, axis=(1, 2), keep_dims=True, prefix="mean") -> QTensor:
         """MEAN over ``axis`` (given as a constant int32 tensor) with calibrated output."""
+        return self._reduce("MEAN", np.mean, x, axis, keep_dims, prefix)
+
+    def sum(self, x, axis=(1, 2), keep_dims=True, prefix="sum") -> QTensor:  # noqa: A003 - the operator's name
+        """SUM over ``axis`` with calibrated output."""
+        return self._reduce("SUM", np.sum, x, axis, keep_dims, prefix)
+
+    def reduce_max(self, x, axis=(1, 2), keep_dims=True, prefix="reduce_max") -> QTensor:
+        """REDUCE_MAX over ``axis``; the output keeps x's quantization (TFLM requires it)."""
+        return self._reduce("REDUCE_MAX", np.max, x, axis, keep_dims, prefix, same_q=True)
+
+    def reduce_min(self, x, axis=(1, 2), keep_dims=True, prefix="reduce_min") -> QTensor:
+        """REDUCE_MIN over ``axis``; the output keeps x's quantization."""
+        return self._reduce("REDUCE_MIN", np.min, x, axis, keep_dims, prefix, same_q=True)
+
+    def _reduce(self, opname, fn, x, axis, keep_dims, prefix, same_q=False):
         axis = [int(a) % len(x.shape) for a in np.atleast_1d(axis)]
-        y = x.values.mean(axis=tuple(a + 1 for a in axis), keepdims=keep_dims)
+        y = fn(x.values, axis=tuple(a + 1 for a in axis), keepdims=keep_dims)
         aidx = self.writer.tensor(
             self._name(prefix + "_axis"), [len(axis)], dtype="int32", data=np.array(axis)
         )
-        out = self._emit_act(prefix, y, y.shape[1:])
-        self.writer.op("MEAN", [x.index, aidx], [out.index], keep_dims=keep_dims)
+        out = self._emit_act(prefix, y, y.shape[1:], qparams=(x.scale, x.zero_point) if same_q else None)
+        self.writer.op(opname, [x.index, aidx], [out.index], keep_dims=keep_dims)
         return out
 
     # ------------------------------------------------------------ data movement
@@ -888,6 +903,13 @@ def unary_math_model(seed=0) -> bytes:
     x = g.input((1, 5, 6, 4), 0.0, 3.0)
     y = g.conv2d(x, 4, (1, 1), (1, 1))
     return g.finish([g.rsqrt(x), g.leaky_relu(g.abs(y), 0.25), g.tanh(y), g.elu(y)])
+
+
+def reduction_model(seed=0) -> bytes:
+    """SUM, REDUCE_MAX and REDUCE_MIN in one int8 model."""
+    g = QuantizedGraph(seed)
+    x = g.input((1, 6, 5, 4))
+    return g.finish([g.sum(x, (1, 2)), g.reduce_max(x, 3, keep_dims=False), g.reduce_min(x, 1)])
 
 
 def data_movement_model(seed=0) -> bytes:

@@ -1,5 +1,6 @@
 """Pooling and reduction family: AVERAGE_POOL_2D (the TFLite importer's
-astype(int8, avg_pool2d(astype(int32, x))) form), MAX_POOL_2D on int8, and MEAN."""
+astype(int8, avg_pool2d(astype(int32, x))) form), MAX_POOL_2D on int8, and the
+reductions MEAN, SUM, REDUCE_MAX and REDUCE_MIN."""
 from __future__ import annotations
 
 import numpy as np
@@ -61,30 +62,44 @@ def _lower_max_pool(ctx, var, value, q):
                             pool_attrs(value, shape_of(value.args[0]), shape_of(var)), shape_of(var), "int8")
 
 
-# ---------------------------------------------------------------- mean
+# ------------------------------------------- MEAN, SUM, REDUCE_MAX/MIN
 def _mean_axes(mean):
     in_shape = shape_of(mean.args[0])
-    return sorted(int(a) % len(in_shape) for a in mean.attrs.axis)
+    axes = mean.attrs.axis
+    return sorted(int(a) % len(in_shape) for a in axes) if axes is not None else list(range(len(in_shape)))
 
 
-def _check_mean(ctx, var, mean, q):
-    axes = _mean_axes(mean)
-    if axes != list(range(axes[0], axes[-1] + 1)):
-        return f"MEAN over non-contiguous axes {axes} is not supported"
-    return None
-
-
-def _lower_mean(ctx, var, mean, q):
-    x = ctx.activation_input(mean.args[0])
-    if x is None:
+def _check_reduce(what, same_quantization=False):
+    def check(ctx, var, mean, q):
+        axes = _mean_axes(mean)
+        if axes != list(range(axes[0], axes[-1] + 1)):
+            return f"{what} over non-contiguous axes {axes} is not supported"
+        x = ctx.activation_input(mean.args[0])
+        if same_quantization and x is not None and (np.float32(x.scale), x.zero_point) != (
+                np.float32(q.s_out), q.zp_out):
+            return f"{what} needs one quantization for input and output (TFLM compares raw values)"
         return None
-    in_shape = shape_of(mean.args[0])
-    axes = _mean_axes(mean)
-    reduced = int(np.prod([in_shape[a] for a in axes]))
-    attrs = dict(outer=int(np.prod(in_shape[:axes[0]])), reduced=reduced,
-                 inner=int(np.prod(in_shape[axes[-1] + 1:])))
-    attrs.update(mean_params(np.float32(x.scale), x.zero_point, np.float32(q.s_out), q.zp_out, reduced))
-    return make_kernel_call("te_mean_s8", [x.expr], attrs, shape_of(var), "int8")
+    return check
+
+
+def _reduce(kernel, counted):
+    """Lower a reduction over contiguous axes to ``kernel`` on [outer, reduced, inner];
+    ``counted``: MEAN/SUM rescale (else raw REDUCE_MAX/MIN)."""
+    def lower(ctx, var, mean, q):
+        x = ctx.activation_input(mean.args[0])
+        if x is None:
+            return None
+        in_shape = shape_of(mean.args[0])
+        axes = _mean_axes(mean)
+        reduced = int(np.prod([in_shape[a] for a in axes]))
+        attrs = dict(outer=int(np.prod(in_shape[:axes[0]])), reduced=reduced,
+                     inner=int(np.prod(in_shape[axes[-1] + 1:])))
+        if counted:
+            attrs.update(mean_params(np.float32(x.scale), x.zero_point, np.float32(q.s_out), q.zp_out, reduced))
+        else:
+            attrs.update(input_offset=0, output_offset=0, multiplier=0, shift=0)
+        return make_kernel_call(kernel, [x.expr], attrs, shape_of(var), "int8")
+    return lower
 
 
 LOWERINGS = [
@@ -92,6 +107,14 @@ LOWERINGS = [
              tflite={"AVERAGE_POOL_2D": (0,)}),
     Lowering("MAX_POOL_2D", "int8", _lower_max_pool, pattern=op_pattern("relax.nn.max_pool2d"),
              check=_check_max_pool, tflite={"MAX_POOL_2D": (0,)}),
-    Lowering("MEAN", "quantize", _lower_mean, pattern=is_op("relax.mean")(dequantize_pattern()),
-             check=_check_mean, fusable=False, tflite={"MEAN": (0,)}),
+    Lowering("MEAN", "quantize", _reduce("te_mean_s8", True), pattern=is_op("relax.mean")(dequantize_pattern()),
+             check=_check_reduce("MEAN"), fusable=False, tflite={"MEAN": (0,)}),
+    Lowering("SUM", "quantize", _reduce("te_sum_s8", True), pattern=is_op("relax.sum")(dequantize_pattern()),
+             check=_check_reduce("SUM"), fusable=False, tflite={"SUM": (0,)}),
+    Lowering("REDUCE_MAX", "quantize", _reduce("te_reduce_max_s8", False),
+             pattern=is_op("relax.max")(dequantize_pattern()), check=_check_reduce("REDUCE_MAX", True),
+             fusable=False, tflite={"REDUCE_MAX": (0,)}),
+    Lowering("REDUCE_MIN", "quantize", _reduce("te_reduce_min_s8", False),
+             pattern=is_op("relax.min")(dequantize_pattern()), check=_check_reduce("REDUCE_MIN", True),
+             fusable=False, tflite={"REDUCE_MIN": (0,)}),
 ]
