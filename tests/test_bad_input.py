@@ -13,12 +13,13 @@ from tinyengine_tvm.modelgen import quantized_ops as Q  # noqa: E402
 from tinyengine_tvm.modelgen.tflite_writer import TFLiteWriter  # noqa: E402
 
 
-def _tanh_model() -> bytes:
-    """An int8 model with an operator the compiler does not support (TANH)."""
+def _unsupported_model() -> bytes:
+    """An int8 model with an operator the compiler does not support (SIN: TFLM has
+    no integer form of it either)."""
     w = TFLiteWriter()
     x = w.tensor("x", (1, 8), "int8", scale=0.05, zero_point=0)
-    y = w.tensor("tanh_out", (1, 8), "int8", scale=1 / 128, zero_point=0)
-    w.op("TANH", [x], [y])
+    y = w.tensor("sin_out", (1, 8), "int8", scale=1 / 128, zero_point=0)
+    w.op("SIN", [x], [y])
     w.inputs([x])
     w.outputs([y])
     return w.finish()
@@ -34,11 +35,11 @@ def _compile_cli(tmp_path, model_bytes, suffix=".tflite", capsys=None):
 
 def test_unsupported_operator_names_op_and_node(tmp_path, capsys):
     with pytest.raises(UnsupportedModelError) as err:
-        te.compile(_tanh_model())
-    assert "TANH" in str(err.value) and "tanh_out" in str(err.value)
-    rc, out = _compile_cli(tmp_path, _tanh_model())
+        te.compile(_unsupported_model())
+    assert "SIN" in str(err.value) and "sin_out" in str(err.value)
+    rc, out = _compile_cli(tmp_path, _unsupported_model())
     assert rc == 2 and not out.exists()
-    assert "TANH" in capsys.readouterr().err
+    assert "SIN" in capsys.readouterr().err
 
 
 def test_float_model_is_refused_with_each_float_tensor_named(tmp_path, capsys):
@@ -78,6 +79,6 @@ def test_failed_export_leaves_previous_output_untouched(tmp_path):
     te.compile(Q.conv2d_model(), name="first").export(str(out))
     before = sorted(os.listdir(out / "src"))
     with pytest.raises(UnsupportedModelError):
-        te.compile(_tanh_model()).export(str(out))
+        te.compile(_unsupported_model()).export(str(out))
     assert sorted(os.listdir(out / "src")) == before
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tinyengine-")]

@@ -81,6 +81,14 @@ CASES = {
     "reduce_max_hw": lambda: _dm((1, 5, 7, 6), lambda g, x: g.reduce_max(x, (1, 2))),
     "reduce_max_channels_nokeep": lambda: _dm((1, 4, 4, 9), lambda g, x: g.reduce_max(x, 3, keep_dims=False)),
     "reduce_min_rows": lambda: _dm((3, 8, 5), lambda g, x: g.reduce_min(x, 1)),
+    # PRELU (alpha per channel, per pixel, scalar-like), MIRROR_PAD (REFLECT)
+    "prelu_channel_alpha": lambda: _dm((1, 5, 6, 4), lambda g, x: g.prelu(x, [[[0.1, -0.3, 0.25, 1.5]]])),
+    "prelu_full_alpha": lambda: _dm((1, 3, 4, 2), lambda g, x: g.prelu(
+        x, np.linspace(-0.5, 0.9, 24).reshape(3, 4, 2)), low=-2.0, high=0.5),
+    "prelu_one_alpha": lambda: _dm((1, 4, 4, 3), lambda g, x: g.prelu(x, [[[0.2]]])),
+    "mirror_pad_reflect": lambda: _dm((1, 5, 6, 3), lambda g, x: g.mirror_pad(x, ((0, 0), (2, 1), (3, 4), (0, 0)))),
+    "mirror_pad_reflect_channels": lambda: _dm((1, 3, 3, 4), lambda g, x: g.mirror_pad(
+        x, ((0, 0), (1, 1), (0, 2), (3, 2)))),
     # TANH: input scales from tiny (all saturated near 0) to wide (radius cut-offs)
     "tanh": lambda: _dm((1, 5, 7, 4), lambda g, x: g.tanh(x)),
     "tanh_wide": lambda: _dm((2, 50), lambda g, x: g.tanh(x), low=-12.0, high=9.0),
@@ -193,3 +201,13 @@ def test_unary_ops_on_every_int8_value(op, low, high):
     model = g.finish(getattr(g, op)(x))
     compiled = te.compile(model)
     assert_matches_tflm(compiled, model, [[np.arange(-128, 128, dtype=np.int8).reshape(1, 256)]])
+
+
+def test_mirror_pad_symmetric_is_refused_naming_the_node():
+    from tinyengine_tvm.errors import UnsupportedModelError
+
+    g = Q.QuantizedGraph(1)
+    x = g.input((1, 4, 4, 3))
+    model = g.finish(g.mirror_pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), "SYMMETRIC", prefix="edges"))
+    with pytest.raises(UnsupportedModelError, match=r"MIRROR_PAD.*edges.*SYMMETRIC"):
+        te.compile(model)

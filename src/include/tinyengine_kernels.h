@@ -215,7 +215,10 @@ void te_fully_connected_s8(const te_fc_params* p, const int8_t* input,
  * (x2 + input2_offset), output_multiplier, output_shift) + output_offset);
  * the ADD-only fields are ignored.
  * SUB: as ADD with a - b.  SQUARED_DIFFERENCE: as SUB, then the difference
- * squared before the output rescale.  MAXIMUM/MINIMUM compare the raw int8
+ * squared before the output rescale.  PRELU (input 2 is alpha): a = x1 +
+ * input1_offset; out = clamp(MultiplyByQuantizedMultiplier(a,
+ * output_multiplier, output_shift) + output_offset) when a >= 0, else with
+ * a * (x2 + input2_offset) and input2_multiplier/input2_shift.  MAXIMUM/MINIMUM compare the raw int8
  * values (TFLM does; the converter gives inputs and output one quantization)
  * and read only the geometry.
  */
@@ -270,6 +273,14 @@ void te_sub_s8(const te_elementwise_params* p, const int8_t* input1,
 void te_squared_difference_s8(const te_elementwise_params* p,
                               const int8_t* input1, const int8_t* input2,
                               int8_t* output);
+
+/**
+ * Quantized PRELU (input2 is alpha, broadcast); arguments and aliasing as for
+ * te_add_s8.
+ * @op PRELU
+ */
+void te_prelu_s8(const te_elementwise_params* p, const int8_t* input1,
+                 const int8_t* input2, int8_t* output);
 
 /**
  * MAXIMUM of the raw int8 values; arguments and aliasing as for te_add_s8.
@@ -494,6 +505,25 @@ typedef struct {
  */
 void te_gather_s8(const te_gather_params* p, const int8_t* input,
                   const int32_t* indices, int8_t* output);
+
+/** MIRROR_PAD of an int8 tensor of up to 4 dimensions (padded with leading 1s). */
+typedef struct {
+  int32_t input_dims[4]; /**< Input shape. */
+  int32_t before[4];     /**< Elements added before, per dim. */
+  int32_t after[4];      /**< Elements added after, per dim. */
+  int32_t offset;        /**< 1: REFLECT (edge not repeated); 0: SYMMETRIC. */
+} te_mirror_pad_params;
+
+/**
+ * MIRROR_PAD: the padding mirrors the input about its edge (before/after at
+ * most input_dims - offset).
+ * @param p      shapes, paddings and mode.
+ * @param input  the input tensor.
+ * @param output the padded tensor.
+ * @op MIRROR_PAD
+ */
+void te_mirror_pad_s8(const te_mirror_pad_params* p, const int8_t* input,
+                      int8_t* output);
 
 /** RESIZE_NEAREST_NEIGHBOR of an NHWC tensor, or of a window of its output. */
 typedef struct {

@@ -1,5 +1,5 @@
-// Portable int8 data movement: PAD, TRANSPOSE, CONCATENATION, strided
-// slices, GATHER, 2-D copies.
+// Portable int8 data movement: PAD, MIRROR_PAD, TRANSPOSE, CONCATENATION,
+// strided slices, GATHER, 2-D copies.
 #include <string.h>
 
 #include "tinyengine_kernels.h"
@@ -131,6 +131,39 @@ extern "C" void te_gather_s8(const te_gather_params* p, const int8_t* input,
     for (int32_t k = 0; k < p->count; ++k) {
       memcpy(output, block + static_cast<int64_t>(indices[k]) * p->inner, inner);
       output += inner;
+    }
+  }
+}
+
+namespace {
+
+// The input index mirror padding shows at output index o of one dimension.
+inline int32_t mirror_index(int32_t o, int32_t before, int32_t size,
+                            int32_t offset) {
+  int32_t i = o - before;
+  if (i < 0) return -i - 1 + offset;                // mirrored before the start
+  if (i >= size) return 2 * size - i - 1 - offset;  // mirrored past the end
+  return i;
+}
+
+}  // namespace
+
+extern "C" void te_mirror_pad_s8(const te_mirror_pad_params* p,
+                                 const int8_t* input, int8_t* output) {
+  const int32_t* in = p->input_dims;
+  int32_t od[4];
+  for (int i = 0; i < 4; ++i) od[i] = p->before[i] + in[i] + p->after[i];
+  for (int32_t a = 0; a < od[0]; ++a) {
+    const int32_t sa = mirror_index(a, p->before[0], in[0], p->offset);
+    for (int32_t b = 0; b < od[1]; ++b) {
+      const int32_t sb = mirror_index(b, p->before[1], in[1], p->offset);
+      for (int32_t c = 0; c < od[2]; ++c) {
+        const int32_t sc = mirror_index(c, p->before[2], in[2], p->offset);
+        const int8_t* row = input + ((sa * in[1] + sb) * in[2] + sc) * in[3];
+        for (int32_t d = 0; d < od[3]; ++d) {
+          *output++ = row[mirror_index(d, p->before[3], in[3], p->offset)];
+        }
+      }
     }
   }
 }

@@ -1,5 +1,5 @@
-// Portable int8 ADD, SUB, MUL, SQUARED_DIFFERENCE, MAXIMUM and MINIMUM with
-// 4-D broadcasting, TFLM-exact.
+// Portable int8 ADD, SUB, MUL, SQUARED_DIFFERENCE, MAXIMUM, MINIMUM and PRELU
+// with 4-D broadcasting, TFLM-exact.
 #include "fixed_point.h"
 #include "tinyengine_kernels.h"
 
@@ -49,6 +49,19 @@ inline int8_t squared_difference_one(const te_elementwise_params* p, int32_t a,
                           diff * diff, p->output_multiplier, p->output_shift) +
                       p->output_offset;
   return static_cast<int8_t>(te::clamp_i32(out, p->act_min, p->act_max));
+}
+
+inline int8_t prelu_one(const te_elementwise_params* p, int32_t x,
+                        int32_t alpha) {
+  const int32_t a = x + p->input1_offset;
+  const int32_t scaled =
+      a >= 0 ? te::multiply_by_quantized_multiplier(a, p->output_multiplier,
+                                                    p->output_shift)
+             : te::multiply_by_quantized_multiplier(
+                   a * (alpha + p->input2_offset), p->input2_multiplier,
+                   p->input2_shift);
+  return static_cast<int8_t>(
+      te::clamp_i32(scaled + p->output_offset, p->act_min, p->act_max));
 }
 
 inline int8_t maximum_one(const te_elementwise_params*, int32_t a, int32_t b) {
@@ -121,4 +134,9 @@ extern "C" void te_minimum_s8(const te_elementwise_params* p,
                               const int8_t* input1, const int8_t* input2,
                               int8_t* output) {
   broadcast_apply<minimum_one>(p, input1, input2, output);
+}
+
+extern "C" void te_prelu_s8(const te_elementwise_params* p, const int8_t* input1,
+                            const int8_t* input2, int8_t* output) {
+  broadcast_apply<prelu_one>(p, input1, input2, output);
 }

@@ -105,10 +105,24 @@ def _check_operator(model, sg, op, names, supported) -> List[str]:
         qi, qo = _quant(sg.Tensors(inputs[0])), _quant(sg.Tensors(outputs[0]))
         if not (np.array_equal(qi[0], qo[0]) and np.array_equal(qi[1], qo[1])):
             reasons.append("input and output quantization differ; TFLM requires them equal for this operator")
+    if op_type == "MIRROR_PAD" and _mirror_pad_mode(op) != 0:
+        reasons.append("MIRROR_PAD mode SYMMETRIC is not supported (REFLECT is): TVM's importer does not read it")
     opts_act = _fused_activation(op, op_type)
     if opts_act is not None and opts_act not in _FUSED_ACTIVATIONS:
         reasons.append(f"fused activation {opts_act} is not supported (NONE, RELU, RELU6 are)")
     return reasons
+
+
+def _mirror_pad_mode(op) -> int:
+    """MirrorPadOptions.mode (0 REFLECT, 1 SYMMETRIC)."""
+    import tflite
+
+    table = op.BuiltinOptions()
+    if table is None:
+        return 0
+    opts = tflite.MirrorPadOptions()
+    opts.Init(table.Bytes, table.Pos)
+    return int(opts.Mode())
 
 
 def _fused_activation(op, op_type):

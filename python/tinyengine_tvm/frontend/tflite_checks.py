@@ -263,6 +263,8 @@ _OPS = {
     "ABS": (None, False, (1, 1), 1, ()),
     "TANH": (None, False, (1, 1), 1, ()),
     "ELU": (None, False, (1, 1), 1, ()),
+    "PRELU": (None, False, (2, 2), 1, ()),
+    "MIRROR_PAD": ("MirrorPadOptions", True, (2, 2), 1, ()),
     "RSQRT": (None, False, (1, 1), 1, ()),
     "RESIZE_NEAREST_NEIGHBOR": ("ResizeNearestNeighborOptions", False, (2, 2), 1, ()),
     "QUANTIZE": ("QuantizeOptions", False, (1, 1), 1, ()),

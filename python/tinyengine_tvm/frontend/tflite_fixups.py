@@ -16,6 +16,9 @@ Two defects of ``tvm.relax.frontend.tflite`` stop real models from importing:
 * int8 ELU is refused (the converter only has a float form); it is imported
   as ``quantize(where(x < 0, exp(x) - 1, x))`` of the dequantized input.
 
+* int8 PRELU is converted without its quantization; it is imported as
+  ``quantize(where(x >= 0, x, x * alpha))`` of the dequantized operands.
+
 * int8 data movement (PAD, PADV2, TRANSPOSE, SQUEEZE, RESIZE_NEAREST_NEIGHBOR,
   SPACE_TO_DEPTH, DEPTH_TO_SPACE, STRIDED_SLICE, SLICE, SPLIT, SPLIT_V, PACK,
   UNPACK, GATHER) is refused by the importer's list of quantized operators
@@ -56,7 +59,8 @@ def clamp_bias_quantized_dimension(data: bytes) -> bytes:
 # Data-movement operators whose int8 conversion in TVM's importer is exact.
 EXACT_INT8_DATA_MOVEMENT = frozenset({"PAD", "PADV2", "TRANSPOSE", "SQUEEZE", "RESIZE_NEAREST_NEIGHBOR",
                                       "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "STRIDED_SLICE", "SLICE", "SPLIT",
-                                      "SPLIT_V", "PACK", "UNPACK", "GATHER", "EXPAND_DIMS", "ELU"})
+                                      "SPLIT_V", "PACK", "UNPACK", "GATHER", "EXPAND_DIMS", "ELU",
+                                      "PRELU", "MIRROR_PAD"})
 
 
 @contextlib.contextmanager
@@ -67,7 +71,8 @@ def patched_importer():
     supported = tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS
     tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS = supported | EXACT_INT8_DATA_MOVEMENT
     try:
-        with _flatten_fully_connected_inputs(), _softmax_beta_in_ir(), _expand_dims_as_reshape(), _quantized_elu():
+        with _flatten_fully_connected_inputs(), _softmax_beta_in_ir(), _expand_dims_as_reshape(), \
+                _quantized_elu(), _quantized_prelu():
             yield
     finally:
         tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS = supported
@@ -182,3 +187,29 @@ def _quantized_elu():
         yield
     finally:
         tf.OperatorConverter.convert_elu = original
+
+
+@contextlib.contextmanager
+def _quantized_prelu():
+    """While active, TVM's importer reads an int8 PRELU in QDQ form:
+    ``quantize(where(x >= 0, x, x * alpha))`` of the dequantized operands."""
+    from tvm import relax
+    from tvm.relax.frontend.tflite import tflite_frontend as tf
+
+    original = tf.OperatorConverter.convert_prelu
+
+    def convert(self, op):
+        input_tensor, alpha_tensor = self.get_input_tensors(op)
+        (output_tensor,) = self.get_output_tensors(op)
+        if not input_tensor.qnn_params:
+            return original(self, op)
+        x = self.dequantize(self.get_tensor_expr(input_tensor), input_tensor)
+        alpha = self.dequantize(self.get_tensor_expr(alpha_tensor), alpha_tensor)
+        out = relax.op.where(relax.op.greater_equal(x, relax.const(0.0, "float32")), x, relax.op.multiply(x, alpha))
+        return self.quantize(out, output_tensor)
+
+    tf.OperatorConverter.convert_prelu = convert
+    try:
+        yield
+    finally:
+        tf.OperatorConverter.convert_prelu = original

@@ -523,6 +523,25 @@ class QuantizedGraph:
         """ELU (exp(x) - 1 below zero) with a calibrated output scale."""
         return self._unary("ELU", lambda v: np.where(v < 0, np.expm1(np.minimum(v, 0)), v), x, prefix)
 
+    def prelu(self, x, alpha, prefix="prelu") -> QTensor:
+        """PRELU with a constant ``alpha`` (broadcast against x; quantized on its own)."""
+        alpha = np.asarray(alpha, dtype=np.float64)
+        a = self.constant(alpha, name=prefix + "_alpha")
+        av = a.values[0]
+        y = np.where(x.values >= 0, x.values, x.values * av)
+        out = self._emit_act(prefix, y, x.shape)
+        self.writer.op("PRELU", [x.index, a.index], [out.index])
+        return out
+
+    def mirror_pad(self, x, paddings, mode="REFLECT", prefix="mirror_pad") -> QTensor:
+        """MIRROR_PAD (REFLECT or SYMMETRIC); quantization unchanged."""
+        paddings = np.asarray(paddings, dtype=np.int32).reshape(len(x.shape), 2)
+        y = np.pad(x.values, [(0, 0)] + [tuple(p) for p in paddings], mode=mode.lower())
+        pidx = self.writer.tensor(self._name(prefix + "_paddings"), paddings.shape, dtype="int32", data=paddings)
+        out = self._same_q(x, y, prefix)
+        self.writer.op("MIRROR_PAD", [x.index, pidx], [out.index], mode={"REFLECT": 0, "SYMMETRIC": 1}[mode])
+        return out
+
     def abs(self, x, prefix="abs") -> QTensor:  # noqa: A003 - the operator's name
         """ABS with a calibrated output scale."""
         return self._unary("ABS", np.abs, x, prefix)
@@ -898,11 +917,12 @@ def maximum_model(shape_a=(1, 4, 4, 8), shape_b=(1, 4, 4, 8), const_b=False, min
 
 
 def unary_math_model(seed=0) -> bytes:
-    """ABS, RSQRT, LEAKY_RELU, TANH and ELU in one int8 model (RSQRT on an input >= 0)."""
+    """ABS, RSQRT, LEAKY_RELU, TANH, ELU, MIRROR_PAD and PRELU in one int8 model (RSQRT on an input >= 0)."""
     g = QuantizedGraph(seed)
     x = g.input((1, 5, 6, 4), 0.0, 3.0)
     y = g.conv2d(x, 4, (1, 1), (1, 1))
-    return g.finish([g.rsqrt(x), g.leaky_relu(g.abs(y), 0.25), g.tanh(y), g.elu(y)])
+    return g.finish([g.rsqrt(x), g.leaky_relu(g.abs(y), 0.25), g.tanh(y), g.elu(y),
+                     g.prelu(g.mirror_pad(y, ((0, 0), (1, 2), (2, 1), (0, 0))), [[[0.1, -0.2, 0.3, 0.7]]])])
 
 
 def reduction_model(seed=0) -> bytes:

@@ -103,6 +103,7 @@ SUPPORTED_OPTIONS = {
     "ABS": (None, {}),
     "TANH": (None, {}),
     "ELU": (None, {}),
+    "PRELU": (None, {}),
     "RSQRT": (None, {}),
     "RESIZE_NEAREST_NEIGHBOR": (
         "ResizeNearestNeighborOptions",

@@ -1,5 +1,5 @@
 """Data movement family on int8 values: views (reshape/squeeze/expand_dims/
-flatten stay Relax reshapes), PAD/PADV2, TRANSPOSE (and the importer's
+flatten stay Relax reshapes), PAD/PADV2, MIRROR_PAD (REFLECT), TRANSPOSE (and the importer's
 SPACE_TO_DEPTH/DEPTH_TO_SPACE), RESIZE_NEAREST_NEIGHBOR, strided slices
 (STRIDED_SLICE, SLICE, and the parts of SPLIT, SPLIT_V and UNPACK), GATHER,
 and CONCATENATION (inputs quantized unlike the output are requantized first;
@@ -50,6 +50,31 @@ def _lower_pad(ctx, var, value, q):
     pad_value = int(np.ravel(pad_value)[0]) if isinstance(pad_value, np.ndarray) else int(pad_value)
     return make_kernel_call("te_pad_s8", [ctx.int8_value(value.args[0])], dict(
         input_dims=[1] * lead + in_shape, before=before, after=after, pad_value=pad_value), shape_of(var), "int8")
+
+
+def _is_reflect_pad(ctx, value):
+    return str(getattr(getattr(value, "attrs", None), "pad_mode", "")) == "reflect"
+
+
+def _check_mirror_pad(ctx, var, value, q):
+    in_shape = shape_of(value.args[0])
+    widths = [int(w) for w in value.attrs.pad_width]
+    if ctx.int8_value(value.args[0]) is None:
+        return "mirror pad of a value that could not be lowered"
+    if len(in_shape) > 4:
+        return "MIRROR_PAD is supported up to 4-D"
+    if any(w > d - 1 for d, w in zip([d for d in in_shape for _ in (0, 1)], widths)):
+        return "REFLECT padding wider than the input minus one"
+    return None
+
+
+def _lower_mirror_pad(ctx, var, value, q):
+    in_shape = shape_of(value.args[0])
+    widths = [int(w) for w in value.attrs.pad_width]
+    lead = 4 - len(in_shape)
+    return make_kernel_call("te_mirror_pad_s8", [ctx.int8_value(value.args[0])], dict(
+        input_dims=[1] * lead + in_shape, before=[0] * lead + widths[0::2], after=[0] * lead + widths[1::2],
+        offset=1), shape_of(var), "int8")
 
 
 # ------------------------------------------------------------- transpose
@@ -208,6 +233,9 @@ for _name in VIEW_OPS[1:]:
 LOWERINGS = [
     Lowering("RESHAPE", "int8", _lower_view, pattern=_VIEW_PATTERN, check=_needs_lowered_input("reshape"),
              tflite={"RESHAPE": (0,), "SQUEEZE": (0,), "EXPAND_DIMS": (0,)}),
+    # TVM's importer reads MIRROR_PAD's REFLECT mode only (SYMMETRIC fails there).
+    Lowering("MIRROR_PAD", "int8", _lower_mirror_pad, pattern=op_pattern("relax.nn.pad"), matcher=_is_reflect_pad,
+             check=_check_mirror_pad, tflite={"MIRROR_PAD": (0,)}),
     Lowering("PAD", "int8", _lower_pad, pattern=op_pattern("relax.nn.pad"), check=_check_pad,
              tflite={"PAD": (0,), "PADV2": (0,)}),
     # The importer writes SPACE_TO_DEPTH/DEPTH_TO_SPACE as reshape, 6-D transpose, reshape.

@@ -1,10 +1,10 @@
-"""Elementwise family: ADD, SUB, MUL, SQUARED_DIFFERENCE, MAXIMUM and MINIMUM
+"""Elementwise family: ADD, SUB, MUL, SQUARED_DIFFERENCE, PRELU, MAXIMUM and MINIMUM
 of two int8 activations (or constants), with 4-D broadcasting and TFLM's
 fixed-point rescaling (one te_elementwise_params layout for all of them)."""
 from __future__ import annotations
 
 import numpy as np
-from tvm.relax.dpl import is_op
+from tvm.relax.dpl import is_op, wildcard
 
 from ...errors import UnsupportedModelError
 from ...quantization.fixed_point import quantize_multiplier
@@ -18,6 +18,10 @@ SUB_PATTERN = is_op("relax.subtract")(dequantize_pattern(), dequantize_pattern()
 # The importer's SQUARED_DIFFERENCE: d * d of one subtraction d.
 _DIFF = is_op("relax.subtract")(dequantize_pattern(), dequantize_pattern())
 SQUARED_DIFFERENCE_PATTERN = is_op("relax.multiply")(_DIFF, _DIFF)
+# The frontend's int8 PRELU: where(x >= 0, x, x * alpha) of one dequantized x.
+_PRELU_X = dequantize_pattern()
+PRELU_PATTERN = is_op("relax.where")(is_op("relax.greater_equal")(_PRELU_X, wildcard()), _PRELU_X,
+                                     is_op("relax.multiply")(_PRELU_X, dequantize_pattern()))
 MAXIMUM_PATTERN = is_op("relax.maximum")(dequantize_pattern(), dequantize_pattern())
 MINIMUM_PATTERN = is_op("relax.minimum")(dequantize_pattern(), dequantize_pattern())
 
@@ -128,6 +132,24 @@ def _raw_compare(kernel):
     return lower
 
 
+def _lower_prelu(ctx, var, where, q):
+    cond, mul = ctx.resolve(where.args[0]), ctx.resolve(where.args[2])
+    x_var = cond.args[0]
+    if not (where.args[1].same_as(x_var) and mul.args[0].same_as(x_var)):
+        return None
+    x, alpha = ctx.activation_input(x_var), ctx.activation_input(mul.args[1])
+    if x is None or alpha is None:
+        return None
+    s_in, s_alpha, s_out = (float(np.float32(v)) for v in (x.scale, alpha.scale, q.s_out))
+    m1, sh1 = quantize_multiplier(s_in / s_out)
+    m2, sh2 = quantize_multiplier(s_in * s_alpha / s_out)
+    attrs = broadcast_attrs(shape_of(x_var), shape_of(mul.args[1]), shape_of(var))
+    attrs.update(input1_offset=-x.zero_point, input2_offset=-alpha.zero_point, output_offset=q.zp_out, left_shift=0,
+                 input1_multiplier=0, input1_shift=0, input2_multiplier=m2, input2_shift=sh2,
+                 output_multiplier=m1, output_shift=sh1)
+    return make_kernel_call("te_prelu_s8", [x.expr, alpha.expr], q.finish(attrs), shape_of(var), "int8")
+
+
 def _lower_mul(ctx, var, mul, q):
     a = ctx.activation_input(mul.args[0])
     b = ctx.activation_input(mul.args[1])
@@ -149,6 +171,7 @@ LOWERINGS = [
              matcher=_squared_difference_matcher, tflite={"SQUARED_DIFFERENCE": (0, 1)}),
     Lowering("MUL", "quantize", _lower_mul, pattern=MUL_PATTERN, tflite={"MUL": (0, 1)}),
     Lowering("SUB", "quantize", _lower_sub, pattern=SUB_PATTERN, tflite={"SUB": (0, 1)}),
+    Lowering("PRELU", "quantize", _lower_prelu, pattern=PRELU_PATTERN, fusable=False, tflite={"PRELU": (0,)}),
     # The raw comparison ignores act_min/act_max: a following clip is not folded into it.
     Lowering("MAXIMUM", "quantize", _raw_compare("te_maximum_s8"), pattern=MAXIMUM_PATTERN,
              check=_check_raw_compare, fusable=False, tflite={"MAXIMUM": (0, 1)}),
