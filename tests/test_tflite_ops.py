@@ -24,6 +24,13 @@ def _dm(shape, build, seed=0, low=-1.0, high=1.0):
     return g.finish(build(g, g.input(shape, low, high)))
 
 
+def _bmm(sa, sb, adj_x=False, adj_y=False, seed=0):
+    """One BATCH_MATMUL of two activations quantized differently."""
+    g = Q.QuantizedGraph(seed)
+    a, b = g.input(sa, -1.0, 1.0, name="lhs"), g.input(sb, -2.0, 0.5, name="rhs")
+    return g.finish(g.batch_matmul(a, b, adj_x, adj_y))
+
+
 CASES = {
     # CONV_2D
     "conv_same_s2_relu6_pc": lambda: Q.conv2d_model(),
@@ -81,6 +88,13 @@ CASES = {
     "reduce_max_hw": lambda: _dm((1, 5, 7, 6), lambda g, x: g.reduce_max(x, (1, 2))),
     "reduce_max_channels_nokeep": lambda: _dm((1, 4, 4, 9), lambda g, x: g.reduce_max(x, 3, keep_dims=False)),
     "reduce_min_rows": lambda: _dm((3, 8, 5), lambda g, x: g.reduce_min(x, 1)),
+    # BATCH_MATMUL: adjoints, batch broadcasting, rank 2 to 5, odd sizes
+    "batch_matmul": lambda: _bmm((1, 4, 6), (1, 6, 5)),
+    "batch_matmul_adj_xy": lambda: _bmm((2, 7, 3), (2, 5, 7), adj_x=True, adj_y=True),
+    "batch_matmul_adj_y_heads": lambda: _bmm((1, 4, 9, 16), (1, 4, 9, 16), adj_y=True),
+    "batch_matmul_broadcast": lambda: _bmm((3, 2, 4, 6), (1, 6, 5)),
+    "batch_matmul_rank2": lambda: _bmm((4, 6), (6, 3)),
+    "batch_matmul_rank5": lambda: _bmm((2, 1, 2, 3, 4), (1, 3, 1, 4, 2)),
     # PRELU (alpha per channel, per pixel, scalar-like), MIRROR_PAD (REFLECT)
     "prelu_channel_alpha": lambda: _dm((1, 5, 6, 4), lambda g, x: g.prelu(x, [[[0.1, -0.3, 0.25, 1.5]]])),
     "prelu_full_alpha": lambda: _dm((1, 3, 4, 2), lambda g, x: g.prelu(

@@ -253,6 +253,44 @@ void te_add_s8(const te_elementwise_params* p, const int8_t* input1,
                const int8_t* input2, int8_t* output);
 
 /**
+ * BATCH_MATMUL of two int8 activations: per batch, out[r][c] =
+ * clamp(MultiplyByQuantizedMultiplier(sum_k (lhs[r][k] + lhs_offset) *
+ * (rhs[k][c] + rhs_offset), output_multiplier, output_shift) +
+ * output_offset).  Operands are read through strides, which covers TFLite's
+ * adj_x/adj_y (transposed operands) and batch broadcasting (stride 0).
+ */
+typedef struct {
+  int32_t batches;              /**< Product of batch_dims. */
+  int32_t batch_dims[4];        /**< Output batch shape, padded with 1s. */
+  int32_t lhs_batch_strides[4]; /**< Element strides of lhs per batch dim. */
+  int32_t rhs_batch_strides[4]; /**< Element strides of rhs per batch dim. */
+  int32_t rows;                 /**< Output rows (M). */
+  int32_t cols;                 /**< Output columns (N). */
+  int32_t depth;                /**< Summed dimension (K). */
+  int32_t lhs_row_stride;       /**< lhs step per output row. */
+  int32_t lhs_depth_stride;     /**< lhs step per k. */
+  int32_t rhs_depth_stride;     /**< rhs step per k. */
+  int32_t rhs_col_stride;       /**< rhs step per output column. */
+  int32_t lhs_offset;           /**< -lhs_zero_point. */
+  int32_t rhs_offset;           /**< -rhs_zero_point. */
+  int32_t output_offset;        /**< output_zero_point. */
+  int32_t output_multiplier;    /**< Rescale lhs_scale * rhs_scale / out. */
+  int32_t output_shift;         /**< Its shift. */
+} te_batch_matmul_params;
+
+/**
+ * Quantized BATCH_MATMUL.
+ * @param p      geometry and quantization.
+ * @param lhs    left operand.
+ * @param rhs    right operand.
+ * @param output [batch_dims..., rows, cols].
+ * @op BATCH_MATMUL
+ * @macs batches * rows * cols * depth
+ */
+void te_batch_matmul_s8(const te_batch_matmul_params* p, const int8_t* lhs,
+                        const int8_t* rhs, int8_t* output);
+
+/**
  * Quantized MUL; arguments and aliasing as for te_add_s8.
  * @op MUL
  */

@@ -264,6 +264,7 @@ _OPS = {
     "TANH": (None, False, (1, 1), 1, ()),
     "ELU": (None, False, (1, 1), 1, ()),
     "PRELU": (None, False, (2, 2), 1, ()),
+    "BATCH_MATMUL": ("BatchMatMulOptions", False, (2, 2), 1, ()),
     "MIRROR_PAD": ("MirrorPadOptions", True, (2, 2), 1, ()),
     "RSQRT": (None, False, (1, 1), 1, ()),
     "RESIZE_NEAREST_NEIGHBOR": ("ResizeNearestNeighborOptions", False, (2, 2), 1, ()),

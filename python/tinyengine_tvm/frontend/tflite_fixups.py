@@ -19,6 +19,10 @@ Two defects of ``tvm.relax.frontend.tflite`` stop real models from importing:
 * int8 PRELU is converted without its quantization; it is imported as
   ``quantize(where(x >= 0, x, x * alpha))`` of the dequantized operands.
 
+* int8 BATCH_MATMUL is refused by the converter; it is imported as
+  ``quantize(matmul(a, b))`` of the dequantized operands, adj_x/adj_y as
+  transposes of their last two axes (matmul broadcasts the batch axes).
+
 * int8 data movement (PAD, PADV2, TRANSPOSE, SQUEEZE, RESIZE_NEAREST_NEIGHBOR,
   SPACE_TO_DEPTH, DEPTH_TO_SPACE, STRIDED_SLICE, SLICE, SPLIT, SPLIT_V, PACK,
   UNPACK, GATHER) is refused by the importer's list of quantized operators
@@ -60,7 +64,7 @@ def clamp_bias_quantized_dimension(data: bytes) -> bytes:
 EXACT_INT8_DATA_MOVEMENT = frozenset({"PAD", "PADV2", "TRANSPOSE", "SQUEEZE", "RESIZE_NEAREST_NEIGHBOR",
                                       "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "STRIDED_SLICE", "SLICE", "SPLIT",
                                       "SPLIT_V", "PACK", "UNPACK", "GATHER", "EXPAND_DIMS", "ELU",
-                                      "PRELU", "MIRROR_PAD"})
+                                      "PRELU", "MIRROR_PAD", "BATCH_MATMUL"})
 
 
 @contextlib.contextmanager
@@ -72,7 +76,7 @@ def patched_importer():
     tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS = supported | EXACT_INT8_DATA_MOVEMENT
     try:
         with _flatten_fully_connected_inputs(), _softmax_beta_in_ir(), _expand_dims_as_reshape(), \
-                _quantized_elu(), _quantized_prelu():
+                _quantized_elu(), _quantized_prelu(), _quantized_batch_matmul():
             yield
     finally:
         tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS = supported
@@ -213,3 +217,37 @@ def _quantized_prelu():
         yield
     finally:
         tf.OperatorConverter.convert_prelu = original
+
+
+@contextlib.contextmanager
+def _quantized_batch_matmul():
+    """While active, TVM's importer reads an int8 BATCH_MATMUL in QDQ form."""
+    import tflite
+    from tvm import relax
+    from tvm.relax.frontend.tflite import tflite_frontend as tf
+
+    original = tf.OperatorConverter.convert_batch_matmul
+
+    def convert(self, op):
+        a_tensor, b_tensor = self.get_input_tensors(op)
+        (output_tensor,) = self.get_output_tensors(op)
+        if not a_tensor.qnn_params:
+            return original(self, op)
+        opts = tflite.BatchMatMulOptions()
+        if op.BuiltinOptions() is not None:
+            opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+        operands = []
+        for tensor, adjoint in ((a_tensor, op.BuiltinOptions() is not None and opts.AdjX()),
+                                (b_tensor, op.BuiltinOptions() is not None and opts.AdjY())):
+            x = self.dequantize(self.get_tensor_expr(tensor), tensor)
+            if adjoint:
+                rank = len(self.get_tensor_shape(tensor))
+                x = relax.op.permute_dims(x, list(range(rank - 2)) + [rank - 1, rank - 2])
+            operands.append(x)
+        return self.quantize(relax.op.matmul(*operands), output_tensor)
+
+    tf.OperatorConverter.convert_batch_matmul = convert
+    try:
+        yield
+    finally:
+        tf.OperatorConverter.convert_batch_matmul = original

@@ -523,6 +523,18 @@ class QuantizedGraph:
         """ELU (exp(x) - 1 below zero) with a calibrated output scale."""
         return self._unary("ELU", lambda v: np.where(v < 0, np.expm1(np.minimum(v, 0)), v), x, prefix)
 
+    def batch_matmul(self, a, b, adj_x=False, adj_y=False, prefix="batch_matmul") -> QTensor:
+        """BATCH_MATMUL of two activations (batch axes broadcast), calibrated output scale."""
+        av = np.swapaxes(a.values, -1, -2) if adj_x else a.values
+        bv = np.swapaxes(b.values, -1, -2) if adj_y else b.values
+        rank = max(len(a.shape), len(b.shape))
+        av = av.reshape((self.samples,) + (1,) * (rank - len(a.shape)) + av.shape[1:])
+        bv = bv.reshape((self.samples,) + (1,) * (rank - len(b.shape)) + bv.shape[1:])
+        y = np.matmul(av, bv)
+        out = self._emit_act(prefix, y, y.shape[1:])
+        self.writer.op("BATCH_MATMUL", [a.index, b.index], [out.index], adj_x=adj_x, adj_y=adj_y)
+        return out
+
     def prelu(self, x, alpha, prefix="prelu") -> QTensor:
         """PRELU with a constant ``alpha`` (broadcast against x; quantized on its own)."""
         alpha = np.asarray(alpha, dtype=np.float64)
@@ -923,6 +935,15 @@ def unary_math_model(seed=0) -> bytes:
     y = g.conv2d(x, 4, (1, 1), (1, 1))
     return g.finish([g.rsqrt(x), g.leaky_relu(g.abs(y), 0.25), g.tanh(y), g.elu(y),
                      g.prelu(g.mirror_pad(y, ((0, 0), (1, 2), (2, 1), (0, 0))), [[[0.1, -0.2, 0.3, 0.7]]])])
+
+
+def batch_matmul_model(seed=0) -> bytes:
+    """Attention-style scores: BATCH_MATMUL of two projections with adj_y, then SOFTMAX."""
+    g = QuantizedGraph(seed)
+    x = g.input((1, 4, 8, 16))
+    q = g.conv2d(x, 16, (1, 1), (1, 1), prefix="query")
+    k = g.conv2d(x, 16, (1, 1), (1, 1), prefix="key")
+    return g.finish(g.softmax(g.batch_matmul(q, k, adj_y=True, prefix="scores")))
 
 
 def reduction_model(seed=0) -> bytes:

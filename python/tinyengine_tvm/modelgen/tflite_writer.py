@@ -104,6 +104,7 @@ SUPPORTED_OPTIONS = {
     "TANH": (None, {}),
     "ELU": (None, {}),
     "PRELU": (None, {}),
+    "BATCH_MATMUL": ("BatchMatMulOptions", {"adj_x": ("adjX", "bool", False), "adj_y": ("adjY", "bool", False)}),
     "RSQRT": (None, {}),
     "RESIZE_NEAREST_NEIGHBOR": (
         "ResizeNearestNeighborOptions",

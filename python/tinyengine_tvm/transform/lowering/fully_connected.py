@@ -1,13 +1,15 @@
 """Fully connected family: FULLY_CONNECTED / Gemm / MatMul as ``matmul(x, W)``
-with constant int8 weights (per-tensor zero point), optional int32 bias add."""
+with constant int8 weights (per-tensor zero point), optional int32 bias add;
+and BATCH_MATMUL, ``matmul`` of two int8 activations."""
 from __future__ import annotations
 
 import numpy as np
 from tvm import relax
 from tvm.relax.dpl import is_op, wildcard
 
+from ...quantization.fixed_point import quantize_multiplier
 from ..kernel_call import make_kernel_call
-from ..relax_utils import shape_of
+from ..relax_utils import op_name, shape_of
 from .base import Lowering, dequantize_pattern, requant_arrays
 
 # The weights are a dequantize of a constant, possibly seen through a view or a
@@ -38,11 +40,73 @@ def _lower(ctx, var, mm, q, bias_expr=None):
                             q.finish(attrs), shape_of(var), "int8")
 
 
+# ------------------------------------------------------------ BATCH_MATMUL
+def _operand(ctx, expr):
+    """(activation, transposed?) of a matmul operand: dequantize(x) or its last-two-axes transpose."""
+    e = ctx.resolve(expr)
+    if op_name(e) == "relax.permute_dims":
+        rank = len(shape_of(e))
+        axes = [int(a) for a in e.attrs.axes] if e.attrs.axes is not None else None
+        if axes != list(range(rank - 2)) + [rank - 1, rank - 2]:
+            return None, False
+        return ctx.activation_input(e.args[0]), True
+    return ctx.activation_input(expr), False
+
+
+def _two_activations(ctx, mm):
+    """A matmul whose right operand is no constant (constant weights are FULLY_CONNECTED's)."""
+    if op_name(mm) != "relax.matmul":
+        return False
+    rhs = ctx.resolve(mm.args[1])
+    if op_name(rhs) == "relax.permute_dims":
+        return ctx.weights(rhs.args[0]) is None
+    return ctx.weights(mm.args[1]) is None
+
+
+def _strides(shape):
+    return [int(np.prod(shape[i + 1:])) for i in range(len(shape))]
+
+
+def _lower_batch_matmul(ctx, var, mm, q):
+    (a, adj_a), (b, adj_b) = _operand(ctx, mm.args[0]), _operand(ctx, mm.args[1])
+    if a is None or b is None:
+        return None
+    a_shape = shape_of(ctx.resolve(mm.args[0]).args[0]) if adj_a else shape_of(mm.args[0])
+    b_shape = shape_of(ctx.resolve(mm.args[1]).args[0]) if adj_b else shape_of(mm.args[1])
+    out = shape_of(var)
+    rows, cols = out[-2], out[-1]
+    depth = a_shape[-2] if adj_a else a_shape[-1]
+    batch = out[:-2]
+    if len(batch) > 4:
+        return None
+    sa, sb = _strides(a_shape), _strides(b_shape)
+
+    def batch_strides(shape, strides):
+        lead = len(batch) - (len(shape) - 2)
+        return [0 if i < lead or shape[i - lead] == 1 and batch[i] != 1 else strides[i - lead]
+                for i in range(len(batch))]
+
+    pad = 4 - len(batch)
+    mult, shift = quantize_multiplier(float(np.float32(a.scale)) * float(np.float32(b.scale)) /
+                                      float(np.float32(q.s_out)))
+    attrs = dict(
+        batches=int(np.prod(batch)), batch_dims=[1] * pad + batch,
+        lhs_batch_strides=[0] * pad + batch_strides(a_shape, sa), rhs_batch_strides=[0] * pad + batch_strides(b_shape, sb),
+        rows=rows, cols=cols, depth=depth,
+        lhs_row_stride=1 if adj_a else a_shape[-1], lhs_depth_stride=a_shape[-1] if adj_a else 1,
+        rhs_depth_stride=1 if adj_b else b_shape[-1], rhs_col_stride=b_shape[-1] if adj_b else 1,
+        lhs_offset=-a.zero_point, rhs_offset=-b.zero_point, output_offset=q.zp_out,
+        output_multiplier=mult, output_shift=shift)
+    return make_kernel_call("te_batch_matmul_s8", [a.expr, b.expr], attrs, out, "int8")
+
+
 def _lower_biased(ctx, var, add, q):
     return _lower(ctx, var, ctx.resolve(add.args[0]), q, bias_expr=add.args[1])
 
 
 LOWERINGS = [
+    Lowering("BATCH_MATMUL", "quantize", _lower_batch_matmul, pattern=is_op("relax.matmul")(wildcard(), wildcard()),
+             matcher=_two_activations, fusable=False, tflite={"BATCH_MATMUL": (0, 1)}),
     Lowering("FULLY_CONNECTED", "quantize", _lower_biased, pattern=BIASED_MATMUL_PATTERN,
              tflite={"FULLY_CONNECTED": (0,)}),
     Lowering("FULLY_CONNECTED", "quantize", _lower, pattern=MATMUL_PATTERN, tflite={"FULLY_CONNECTED": (0,)}),
