@@ -225,3 +225,24 @@ def test_mirror_pad_symmetric_is_refused_naming_the_node():
     model = g.finish(g.mirror_pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), "SYMMETRIC", prefix="edges"))
     with pytest.raises(UnsupportedModelError, match=r"MIRROR_PAD.*edges.*SYMMETRIC"):
         te.compile(model)
+
+
+@pytest.mark.parametrize("op", ["SUB", "SQUARED_DIFFERENCE", "ADD"])
+def test_binary_ops_on_every_pair_of_int8_values(op):
+    """All 65,536 input pairs (a broadcast [256, 1] x [1, 256]) with scales where a
+    multiplier computed from float32 instead of double scales is one off: the
+    kernels' fixed-point parameters match TFLM's Prepare, not only its formula."""
+    from tinyengine_tvm.modelgen.tflite_writer import TFLiteWriter
+
+    w = TFLiteWriter()
+    a = w.tensor("a", (256, 1), "int8", scale=0.054916413059359105, zero_point=2)
+    b = w.tensor("b", (1, 256), "int8", scale=0.004899405478825175, zero_point=-9)
+    out_q = (0.17939160814222482, -128) if op == "SQUARED_DIFFERENCE" else (0.05265641580681247, -1)
+    y = w.tensor("y", (256, 256), "int8", scale=out_q[0], zero_point=out_q[1])
+    w.op(op, [a, b], [y], **({} if op == "SQUARED_DIFFERENCE" else {"fused_activation": "NONE"}))
+    w.inputs([a, b])
+    w.outputs([y])
+    model = w.finish()
+    values = np.arange(-128, 128, dtype=np.int8)
+    compiled = te.compile(model)
+    assert_matches_tflm(compiled, model, [[values.reshape(256, 1), values.reshape(1, 256)]])

@@ -4,7 +4,8 @@ Two defects of ``tvm.relax.frontend.tflite`` stop real models from importing:
 
 * FULLY_CONNECTED with an input of rank > 2 (TFLite flattens it to
   ``[-1, input_depth]``; TVM's importer multiplies the unflattened tensor and
-  fails), e.g. micro_speech_quantized.
+  fails), e.g. micro_speech_quantized; with keep_num_dims the output keeps
+  the input's leading axes.
 * 1-D bias tensors whose ``quantized_dimension`` is out of range (TFLM ignores
   it; TVM's dequantize rejects it), e.g. person_detect.
 
@@ -101,9 +102,14 @@ def _flatten_fully_connected_inputs():
         flat = self.bb.normalize(relax.op.reshape(unflattened, [-1, depth]))
         self.exp_tab.set_expr(name, flat, force_override=True)
         try:
-            return original(self, op)
+            out = original(self, op)
         finally:
             self.exp_tab.set_expr(name, unflattened, force_override=True)
+        # keep_num_dims: the output keeps the input's leading axes (the importer returns 2-D).
+        out_shape = [int(d) for d in self.get_tensor_shape(self.get_output_tensors(op)[0])]
+        if len(out_shape) != 2:
+            out = relax.op.reshape(self.bb.normalize(out), out_shape)
+        return out
 
     tf.OperatorConverter.convert_fully_connected = convert
     try:

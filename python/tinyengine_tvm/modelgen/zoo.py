@@ -1,8 +1,9 @@
-"""A zoo of stand-in int8 CNNs for the families the compiler targets.
+"""A zoo of stand-in int8 networks for the families the compiler targets.
 
 Every model here is a *stand-in with random weights*: it has the operators,
 shapes and layer mix of a real model of its family (MCUNet, MCUNetV2-style
-squeeze-excite nets, FPN detectors, PyTorch-exported MobileNetV2) but is not a
+squeeze-excite nets, FPN detectors, PyTorch-exported MobileNetV2, a
+keyword-spotting transformer encoder) but is not a
 copy of any published model and classifies nothing. Each builder is
 deterministic for a given ``seed``, is calibrated on ``samples`` random inputs
 (see :class:`~.quantized_ops.QuantizedGraph`) and returns TFLite bytes;
@@ -25,6 +26,7 @@ __all__ = [
     "mcunet_se_imagenet",
     "mcunet_fpn_detector",
     "mobilenetv2_nchw",
+    "kws_transformer",
     "ZOO",
     # building blocks (also for random models in the tests)
     "inverted_residual",
@@ -282,11 +284,69 @@ def mobilenetv2_nchw(resolution=224, width=1.0, seed=0, samples=2, classes=1000)
     return g.finish(x)
 
 
+def layer_norm(g, x, name, eps=1e-3):
+    """Layer normalization over the last axis from the operators an int8 TFLite
+    conversion writes: MEAN, SQUARED_DIFFERENCE, MEAN, ADD eps, RSQRT, SUB, MUL,
+    then MUL by gamma and ADD beta (constants)."""
+    d = x.shape[-1]
+    mean = g.mean(x, -1, keep_dims=True, prefix=f"{name}_mean")
+    var = g.mean(g.squared_difference(x, mean, prefix=f"{name}_sqdiff"), -1, keep_dims=True, prefix=f"{name}_var")
+    inv = g.rsqrt(g.add(var, g.constant(np.full((1,), eps), name=f"{name}_eps"), prefix=f"{name}_var_eps"),
+                  prefix=f"{name}_rsqrt")
+    normed = g.mul(g.sub(x, mean, prefix=f"{name}_centered"), inv, prefix=f"{name}_normed")
+    gamma = g.constant(g.rng.uniform(0.8, 1.2, size=(d,)), name=f"{name}_gamma")
+    beta = g.constant(g.rng.uniform(-0.1, 0.1, size=(d,)), name=f"{name}_beta")
+    return g.add(g.mul(normed, gamma, prefix=f"{name}_scaled"), beta, prefix=f"{name}_out")
+
+
+def self_attention(g, x, heads, name):
+    """Multi-head self-attention on [1, tokens, dim]: FULLY_CONNECTED projections,
+    BATCH_MATMUL of two activations for the scores and the mix, SOFTMAX with
+    beta 1/sqrt(head dim), heads split and merged by RESHAPE and TRANSPOSE."""
+    _, t, d = x.shape
+    dh = d // heads
+
+    def split(y, what):
+        y = g.reshape(y, (1, t, heads, dh), prefix=f"{name}_{what}_heads")
+        return g.transpose(y, (0, 2, 1, 3), prefix=f"{name}_{what}_t")
+
+    q, k, v = (split(g.fully_connected(x, d, keep_num_dims=True, prefix=f"{name}_{w}"), w) for w in "qkv")
+    scores = g.batch_matmul(q, k, adj_y=True, prefix=f"{name}_scores")
+    probs = g.softmax(scores, beta=1.0 / np.sqrt(dh), prefix=f"{name}_probs")
+    mixed = g.transpose(g.batch_matmul(probs, v, prefix=f"{name}_mix"), (0, 2, 1, 3), prefix=f"{name}_merge_t")
+    mixed = g.reshape(mixed, (1, t, d), prefix=f"{name}_merge")
+    return g.fully_connected(mixed, d, keep_num_dims=True, prefix=f"{name}_proj")
+
+
+def kws_transformer(resolution=(32, 32), patch=4, dim=32, heads=2, layers=2, mlp=64, classes=12, seed=0,
+                    samples=2) -> bytes:
+    """A keyword-spotting-style int8 transformer encoder (KWT-like) on a
+    spectrogram: CONV_2D patch embedding, pre-norm blocks of multi-head
+    self-attention and a HARD_SWISH MLP with residual ADDs, mean over tokens,
+    classifier and SOFTMAX."""
+    h, w = _pair(resolution)
+    g = QuantizedGraph(seed, samples=samples, description=f"kws_transformer {h}x{w} dim {dim} x{layers}")
+    x = g.input((1, h, w, 1), -1.0, 1.0, name="spectrogram")
+    x = g.conv2d(x, dim, (patch, patch), (patch, patch), (1, 1), "VALID", "NONE", True, prefix="patch_embed")
+    tokens = (h // patch) * (w // patch)
+    x = g.reshape(x, (1, tokens, dim), prefix="tokens")
+    for i in range(layers):
+        x = g.add(x, self_attention(g, layer_norm(g, x, f"block{i}_ln1"), heads, f"block{i}_attn"),
+                  prefix=f"block{i}_res1")
+        y = g.fully_connected(layer_norm(g, x, f"block{i}_ln2"), mlp, keep_num_dims=True, prefix=f"block{i}_mlp1")
+        y = g.fully_connected(g.hard_swish(y, prefix=f"block{i}_act"), dim, keep_num_dims=True,
+                              prefix=f"block{i}_mlp2")
+        x = g.add(x, y, prefix=f"block{i}_res2")
+    x = g.mean(x, 1, keep_dims=False, prefix="pool")
+    return g.finish(g.softmax(g.fully_connected(x, classes, prefix="classifier"), prefix="probs"))
+
+
 ZOO = {
     "mcunet_vww": mcunet_vww,
     "mcunet_se_imagenet": mcunet_se_imagenet,
     "mcunet_fpn_detector": mcunet_fpn_detector,
     "mobilenetv2_nchw": mobilenetv2_nchw,
+    "kws_transformer": kws_transformer,
 }
 
 

@@ -24,11 +24,25 @@ def _num_outputs(model: bytes) -> int:
 def tflm_run(model: bytes, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
     """Run one inference in TFLM's Python interpreter; outputs in model order."""
     runtime = _runtime()
-    interp = runtime.Interpreter.from_bytes(model)
+    interp = runtime.Interpreter.from_bytes(model, arena_size=_arena_size(model))
     for i, x in enumerate(inputs):
         interp.set_input(np.ascontiguousarray(x), i)
     interp.invoke()
     return [np.array(interp.get_output(i)) for i in range(_num_outputs(model))]
+
+
+def _arena_size(model: bytes) -> Optional[int]:
+    """An arena that holds every tensor of the model at once with room to spare
+    (the interpreter's default is too small for models with large tensors), or
+    None (the default) for small ones."""
+    import tflite
+
+    sg = tflite.Model.GetRootAsModel(model, 0).Subgraphs(0)
+    total = 0
+    for i in range(sg.TensorsLength()):
+        t = sg.Tensors(i)
+        total += int(np.prod(t.ShapeAsNumpy())) * 4 if t.ShapeLength() else 4
+    return None if total < 64 * 1024 else 2 * total + 64 * 1024
 
 
 def tflm_tensors(model: bytes, inputs: Sequence[np.ndarray], tensors: Sequence[int]) -> List[np.ndarray]:

@@ -58,25 +58,24 @@ def _lower_add(ctx, var, add, q):
     return make_kernel_call("te_add_s8", [a.expr, b.expr], q.finish(attrs), shape_of(var), "int8")
 
 
-def _sub_attrs(ctx, var, sub, q, left_shift, scales_in_float32):
-    """The ADD-style fields of SUB (left shift 20, TFLM computes the multipliers on
-    float32 scales) and SQUARED_DIFFERENCE (left shift 7, on doubles)."""
+def _sub_attrs(ctx, var, sub, q, left_shift, squared):
+    """The ADD-style fields of SUB (left shift 20) and SQUARED_DIFFERENCE (left
+    shift 7, the output dividing the square of twice the larger input scale).
+    The multipliers are computed in double from the float32 scales, as the
+    TFLM this project is checked against does."""
     a = ctx.activation_input(sub.args[0])
     b = ctx.activation_input(sub.args[1])
     if a is None or b is None:
         return None
     f32 = np.float32
     s1, s2, so = f32(a.scale), f32(b.scale), f32(q.s_out)
-    if scales_in_float32:  # SUB
-        twice_max = f32(2) * max(s1, s2)
-        m1, sh1 = quantize_multiplier(float(s1 / twice_max))
-        m2, sh2 = quantize_multiplier(float(s2 / twice_max))
-        mo, sho = quantize_multiplier(float(twice_max / (f32(1 << left_shift) * so)))
-    else:  # SQUARED_DIFFERENCE: the output divides the square of twice_max
-        twice_max = 2.0 * float(max(s1, s2))
-        m1, sh1 = quantize_multiplier(float(s1) / twice_max)
-        m2, sh2 = quantize_multiplier(float(s2) / twice_max)
+    twice_max = 2.0 * float(max(s1, s2))
+    m1, sh1 = quantize_multiplier(float(s1) / twice_max)
+    m2, sh2 = quantize_multiplier(float(s2) / twice_max)
+    if squared:
         mo, sho = quantize_multiplier(twice_max * twice_max / float(f32(1 << (2 * left_shift)) * so))
+    else:
+        mo, sho = quantize_multiplier(twice_max / float(f32(1 << left_shift) * so))
     attrs = broadcast_attrs(shape_of(sub.args[0]), shape_of(sub.args[1]), shape_of(var))
     attrs.update(input1_offset=-a.zero_point, input2_offset=-b.zero_point, output_offset=q.zp_out,
                  left_shift=left_shift, input1_multiplier=m1, input1_shift=sh1, input2_multiplier=m2,
@@ -85,7 +84,7 @@ def _sub_attrs(ctx, var, sub, q, left_shift, scales_in_float32):
 
 
 def _lower_sub(ctx, var, sub, q):
-    found = _sub_attrs(ctx, var, sub, q, 20, True)
+    found = _sub_attrs(ctx, var, sub, q, 20, False)
     if found is None:
         return None
     a, b, attrs = found
@@ -99,7 +98,7 @@ def _squared_difference_matcher(ctx, expr):
 
 
 def _lower_squared_difference(ctx, var, mul, q):
-    found = _sub_attrs(ctx, var, ctx.resolve(mul.args[0]), q, 7, False)
+    found = _sub_attrs(ctx, var, ctx.resolve(mul.args[0]), q, 7, True)
     if found is None:
         return None
     a, b, attrs = found
