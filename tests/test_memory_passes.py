@@ -268,12 +268,13 @@ def test_patching_refuses_when_it_cannot_help():
         "PatchBasedInference.max_mac_overhead": 0.0, "PatchBasedInference.halo_cache": "off"}).metadata[
         "passes"]}["PatchBasedInference"]
     assert not report["applied"] and "extra MACs" in report["reason"], report
-    cached = te.compile(halo_only, pass_config={"PatchBasedInference.max_mac_overhead": 0.0})
+    cached = te.compile(halo_only, pass_config={"PatchBasedInference.max_mac_overhead": 0.0,
+                                                "PatchBasedInference.halo_cache": "all"})
     report = {p["name"]: p for p in cached.metadata["passes"]}["PatchBasedInference"]
     assert report["applied"] and report["mac_overhead"] == 0 and report["stages"][0]["halo_cache"] != "off", report
     assert cached.metadata["total_macs"] == te.compile(halo_only, optimize=False).metadata["total_macs"]
     _compare_variants(halo_only, [dict(optimize=False), dict(pass_config={
-        "PatchBasedInference.max_mac_overhead": 0.0})])
+        "PatchBasedInference.max_mac_overhead": 0.0, "PatchBasedInference.halo_cache": "all"})])
 
 
 def test_declining_names_the_operator_that_stops_it():

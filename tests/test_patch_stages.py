@@ -243,7 +243,7 @@ def block_cnns(draw):
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(model=block_cnns(), cache=st.sampled_from(["auto", "on", "columns", "off"]),
+@given(model=block_cnns(), cache=st.sampled_from(["auto", "all", "on", "columns", "off"]),
        budget=st.sampled_from([0.1, 0.5]))
 def test_random_block_cnns_patched_are_bit_exact_with_tflm(model, cache, budget):
     compiled = te.compile(model, pass_config={"PatchBasedInference.halo_cache": cache,

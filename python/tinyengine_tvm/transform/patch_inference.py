@@ -90,9 +90,10 @@ def patch_function(func: relax.Function, max_mac_overhead: float = 0.1, max_patc
 
     ``split`` forces the last step of the (first) stage, ``patches`` an n x n grid;
     ``halo_cache`` "auto" weighs recomputing the overlaps of neighbouring
-    patches against caching the columns of the patch to the left ("columns")
-    or those and the rows of the patch above ("on": nothing recomputed);
-    "on", "columns" or "off" forces one;
+    patches against caching the columns of the patch to the left; "all" also
+    weighs caching those and the rows of the patch above (nothing
+    recomputed: the least arena, but the copies cost time the MAC budget does
+    not count); "on", "columns" or "off" forces one form;
     ``count_inputs=False`` minimizes the arena without the model inputs (held
     by the caller, e.g. in a camera frame buffer; reported the same way).
     """
@@ -204,10 +205,10 @@ class PatchBasedInference:
     constructor argument overrides them): ``max_mac_overhead`` (default 0.1),
     extra MACs allowed for halo recomputation as a share of the model's MACs,
     over all stages; ``max_patches`` (default 8), the most patches along an
-    axis; ``max_stages`` (default 16); ``halo_cache`` ("auto", "on", "columns" or
-    "off": reuse the overlaps of the neighbouring patches computed before, all
-    of them or only the columns of the patch to the left, instead of
-    recomputing them); ``split``/``patches`` force one stage (step index of its last op,
+    axis; ``max_stages`` (default 16); ``halo_cache`` ("auto", "all", "on",
+    "columns" or "off": reuse overlaps of neighbouring patches computed
+    before instead of recomputing them; "auto" weighs the columns of the
+    patch to the left, "all" also the rows above, "on" keeps every overlap); ``split``/``patches`` force one stage (step index of its last op,
     and an n x n grid); ``count_inputs`` (default true; false: minimize the
     arena the model needs besides its inputs, for callers that hold the image).
     """

@@ -82,8 +82,9 @@ def rank_stages(graph: KernelGraph, plan, stages: List[Stage], max_patches: int,
 
 def cache_forms(halo_cache: str, nh: int, nw: int) -> Tuple[str, ...]:
     """Halo cache forms (CACHE_FORMS) tried for an nh x nw grid under the
-    ``halo_cache`` option: "auto" weighs every distinct one, "on" caches all
-    overlaps, "columns" only horizontal ones, "off" none."""
+    ``halo_cache`` option: "auto" weighs recomputing against caching the
+    columns, "all" weighs every distinct form (the full cache too), "on"
+    caches every overlap, "columns" only horizontal ones, "off" none."""
     if halo_cache == "off":
         return ("off",)
     if halo_cache == "on":
@@ -91,7 +92,8 @@ def cache_forms(halo_cache: str, nh: int, nw: int) -> Tuple[str, ...]:
     if halo_cache == "columns":
         return ("columns",) if nw > 1 else ("off",)
     # With one row of patches "full" equals "columns"; with one column "columns" equals "off".
-    return ("off",) + (("columns",) if nw > 1 else ()) + (("full",) if nh > 1 else ())
+    forms = ("off",) + (("columns",) if nw > 1 else ())
+    return forms + (("full",) if nh > 1 else ()) if halo_cache == "all" else forms
 
 
 class CoverSearch:
@@ -191,7 +193,7 @@ def form_sets(halo_cache: str) -> List[Tuple[str, ...]]:
     """The sets of cache forms CoverSearch covers with, each built for real: the
     cover prefers the cheapest stage in MACs, and a free (cached) form can hold
     more bytes than recomputing would, so fewer forms may give a smaller arena."""
-    return [CACHE_FORMS, ("off", "columns"), ("off",)] if halo_cache == "auto" else [CACHE_FORMS]
+    return [CACHE_FORMS, ("off", "columns"), ("off",)] if halo_cache == "all" else [CACHE_FORMS]
 
 
 #: Bisection resolution of CoverSearch's target arena (bytes).
