@@ -142,6 +142,9 @@ def zoo_table(names) -> int:
     print("\n'no image': the arena without the input image, from a search that does not count it\n"
           "(PatchBasedInference.count_inputs=false); its target is MCUNetV2's published figure.\n")
     for name, report in fronts.items():
+        if not report["applied"]:
+            print(f"{name}: not patched ({report['reason']})")
+            continue
         print(f"{name}: stages (first..last op, grid, halo cache, +MACs; +MACs recomputing / "
               "caching every overlap, cache bytes)")
         for st in report["stages"]:
