@@ -116,9 +116,10 @@ def kept_windows(stage: Stage, plan: PatchPlan, p: int, t: int) -> Tuple[Optiona
 
 
 def cache_bytes(graph: KernelGraph, stage: Stage, plan: PatchPlan) -> int:
-    """Most bytes the halo cache holds at once: while patch p runs, the rows kept
-    by the nw patches before it (for the patches below them), the columns kept
-    by the patch before it, and what p keeps itself."""
+    """Most bytes the halo cache keeps at once, as the search estimates it: the
+    rows kept by the nw patches before p (for the patches below them) and
+    what p keeps itself.  (The columns p reads from the patch before it are
+    counted with that patch; the planner places both exactly.)"""
     if plan.cache == "off":
         return 0
     cols, rows = [], []
@@ -131,8 +132,7 @@ def cache_bytes(graph: KernelGraph, stage: Stage, plan: PatchPlan) -> int:
             r += align(kr.h * kr.w * item) if kr else 0
         cols.append(c)
         rows.append(r)
-    return max(sum(rows[max(0, p - plan.nw):p + 1]) + cols[p] + (cols[p - 1] if p else 0)
-               for p in range(len(plan.patches)))
+    return max(sum(rows[max(0, p - plan.nw):p + 1]) + cols[p] for p in range(len(plan.patches)))
 
 
 def estimate_arena(graph: KernelGraph, plan, stage: Stage, nh: int, nw: int) -> Tuple[int, int]:
