@@ -102,7 +102,9 @@ def test_transformer_at_full_size_fits_a_256k_board_and_runs_on_the_m4(tmp_path)
           f"{compiled.metadata['total_macs']:,} MACs")
     assert arena <= plain.metadata["memory"]["arena_bytes"] and arena < 256 * 1024
     if qemu.missing_tools():
-        pytest.skip(f"{', '.join(qemu.missing_tools())} not found: the Cortex-M4 run needs them")
+        reason = f"{', '.join(qemu.missing_tools())} not found: the Cortex-M4 run needs them"
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
     compiled.export(str(tmp_path / "proj"))
     q = qemu.QemuModel(str(tmp_path / "proj"), "mps2-an386", str(tmp_path / "build"))
     for x in cases:

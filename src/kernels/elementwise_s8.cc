@@ -5,50 +5,45 @@
 
 namespace {
 
-inline int8_t add_one(const te_elementwise_params* p, int32_t a, int32_t b) {
-  const int32_t shifted_a = (a + p->input1_offset) * (1 << p->left_shift);
-  const int32_t shifted_b = (b + p->input2_offset) * (1 << p->left_shift);
-  const int32_t scaled_a = te::multiply_by_quantized_multiplier(
-      shifted_a, p->input1_multiplier, p->input1_shift);
-  const int32_t scaled_b = te::multiply_by_quantized_multiplier(
-      shifted_b, p->input2_multiplier, p->input2_shift);
-  const int32_t out =
-      te::multiply_by_quantized_multiplier(scaled_a + scaled_b,
-                                           p->output_multiplier,
-                                           p->output_shift) +
-      p->output_offset;
+// Both inputs brought to a common scale with left_shift bits of headroom
+// (ADD, SUB and SQUARED_DIFFERENCE share this first step in TFLM).
+struct Rescaled {
+  int32_t a, b;
+};
+
+inline Rescaled rescale_inputs(const te_elementwise_params* p, int32_t a,
+                               int32_t b) {
+  return {te::multiply_by_quantized_multiplier(
+              (a + p->input1_offset) * (1 << p->left_shift),
+              p->input1_multiplier, p->input1_shift),
+          te::multiply_by_quantized_multiplier(
+              (b + p->input2_offset) * (1 << p->left_shift),
+              p->input2_multiplier, p->input2_shift)};
+}
+
+inline int8_t requantize_output(const te_elementwise_params* p, int32_t raw) {
+  const int32_t out = te::multiply_by_quantized_multiplier(
+                          raw, p->output_multiplier, p->output_shift) +
+                      p->output_offset;
   return static_cast<int8_t>(te::clamp_i32(out, p->act_min, p->act_max));
 }
 
+inline int8_t add_one(const te_elementwise_params* p, int32_t a, int32_t b) {
+  const Rescaled r = rescale_inputs(p, a, b);
+  return requantize_output(p, r.a + r.b);
+}
+
 inline int8_t sub_one(const te_elementwise_params* p, int32_t a, int32_t b) {
-  const int32_t scaled_a = te::multiply_by_quantized_multiplier(
-      (a + p->input1_offset) * (1 << p->left_shift), p->input1_multiplier,
-      p->input1_shift);
-  const int32_t scaled_b = te::multiply_by_quantized_multiplier(
-      (b + p->input2_offset) * (1 << p->left_shift), p->input2_multiplier,
-      p->input2_shift);
-  const int32_t out =
-      te::multiply_by_quantized_multiplier(scaled_a - scaled_b,
-                                           p->output_multiplier,
-                                           p->output_shift) +
-      p->output_offset;
-  return static_cast<int8_t>(te::clamp_i32(out, p->act_min, p->act_max));
+  const Rescaled r = rescale_inputs(p, a, b);
+  return requantize_output(p, r.a - r.b);
 }
 
 inline int8_t squared_difference_one(const te_elementwise_params* p, int32_t a,
                                      int32_t b) {
-  const int32_t scaled_a = te::multiply_by_quantized_multiplier(
-      (a + p->input1_offset) * (1 << p->left_shift), p->input1_multiplier,
-      p->input1_shift);
-  const int32_t scaled_b = te::multiply_by_quantized_multiplier(
-      (b + p->input2_offset) * (1 << p->left_shift), p->input2_multiplier,
-      p->input2_shift);
+  const Rescaled r = rescale_inputs(p, a, b);
   // |a - b| < 2^15 after the rescale (left_shift 7), so the square fits.
-  const int32_t diff = scaled_a - scaled_b;
-  const int32_t out = te::multiply_by_quantized_multiplier(
-                          diff * diff, p->output_multiplier, p->output_shift) +
-                      p->output_offset;
-  return static_cast<int8_t>(te::clamp_i32(out, p->act_min, p->act_max));
+  const int32_t diff = r.a - r.b;
+  return requantize_output(p, diff * diff);
 }
 
 inline int8_t prelu_one(const te_elementwise_params* p, int32_t x,
@@ -73,11 +68,7 @@ inline int8_t minimum_one(const te_elementwise_params*, int32_t a, int32_t b) {
 }
 
 inline int8_t mul_one(const te_elementwise_params* p, int32_t a, int32_t b) {
-  const int32_t product = (a + p->input1_offset) * (b + p->input2_offset);
-  const int32_t out = te::multiply_by_quantized_multiplier(
-                          product, p->output_multiplier, p->output_shift) +
-                      p->output_offset;
-  return static_cast<int8_t>(te::clamp_i32(out, p->act_min, p->act_max));
+  return requantize_output(p, (a + p->input1_offset) * (b + p->input2_offset));
 }
 
 // Walks the output in order; each element reads both inputs through their

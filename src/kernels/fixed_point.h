@@ -161,9 +161,9 @@ inline int32_t exp_on_negative_values(int32_t a, int integer_bits) {
   return result;
 }
 
-// 1 / (1 + a) for a Q0 value a in [0, 1), returned in Q0 (Newton-Raphson on
-// the half denominator, three iterations, in Q2).
-inline int32_t one_over_one_plus_x_for_x_in_0_1(int32_t a) {
+// 2 / (1 + a) in Q2 for a Q0 value a in [0, 1): Newton-Raphson on the half
+// denominator, three iterations (gemmlowp's division step).
+inline int32_t two_over_one_plus_x_q2(int32_t a) {
   const int32_t half_denominator = rounding_half_sum(a, INT32_MAX);
   const int32_t k48_over_17 = 1515870810;       // Q2
   const int32_t kMinus32_over_17 = -1010580540;  // Q2
@@ -180,28 +180,20 @@ inline int32_t one_over_one_plus_x_for_x_in_0_1(int32_t a) {
                             saturating_rounding_doubling_high_mul(x, one_minus),
                             2));
   }
-  // x approximates 2 / (1 + a) in Q2, i.e. 1 / (1 + a) in Q1; rescale to Q0.
-  return saturating_rounding_multiply_by_pot(x, 1);
+  return x;
 }
 
-// (1 - a) / (1 + a) for a Q0 value a in [0, 1), returned in Q0: the same
-// Newton-Raphson as above, x - 1 rescaled from Q2 at the end.
+// 1 / (1 + a) for a Q0 value a in [0, 1), returned in Q0.
+inline int32_t one_over_one_plus_x_for_x_in_0_1(int32_t a) {
+  // 2 / (1 + a) in Q2 is 1 / (1 + a) in Q1; rescale to Q0.
+  return saturating_rounding_multiply_by_pot(two_over_one_plus_x_q2(a), 1);
+}
+
+// (1 - a) / (1 + a) = 2 / (1 + a) - 1 for a Q0 value a in [0, 1), in Q0.
 inline int32_t one_minus_x_over_one_plus_x_for_x_in_0_1(int32_t a) {
-  const int32_t half_denominator = rounding_half_sum(a, INT32_MAX);
-  const int32_t k48_over_17 = 1515870810;       // Q2
-  const int32_t kMinus32_over_17 = -1010580540;  // Q2
   const int32_t kOneQ2 = int32_t{1} << 29;
-  int32_t x = wrapping_add(
-      k48_over_17,
-      saturating_rounding_doubling_high_mul(half_denominator, kMinus32_over_17));
-  for (int i = 0; i < 3; ++i) {
-    const int32_t one_minus = wrapping_sub(
-        kOneQ2, saturating_rounding_doubling_high_mul(half_denominator, x));
-    x = wrapping_add(x, saturating_rounding_multiply_by_pot(
-                            saturating_rounding_doubling_high_mul(x, one_minus),
-                            2));
-  }
-  return saturating_rounding_multiply_by_pot(wrapping_sub(x, kOneQ2), 2);
+  return saturating_rounding_multiply_by_pot(
+      wrapping_sub(two_over_one_plus_x_q2(a), kOneQ2), 2);
 }
 
 // tanh(a) for a in Q(integer_bits), returned in Q0: tanh(|a|) =

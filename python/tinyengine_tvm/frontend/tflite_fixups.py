@@ -30,9 +30,10 @@ Two defects of ``tvm.relax.frontend.tflite`` stop real models from importing:
   although its converters handle it exactly (reshapes, transposes, slices,
   takes and pads of the int8 values; PAD fills with the zero point).
 
-The first and third are handled while importing (the input is reshaped
-first; the list is extended); the second by rewriting the field in a copy of
-the flatbuffer.  All keep the model's semantics exactly.
+The bias field is rewritten in a copy of the flatbuffer; the rest is handled
+while importing (``patched_importer`` extends the list of quantized operators
+and swaps in the replacement converters registered with ``_replaces``).  All
+keep the model's semantics exactly.
 """
 from __future__ import annotations
 
@@ -68,28 +69,42 @@ EXACT_INT8_DATA_MOVEMENT = frozenset({"PAD", "PADV2", "TRANSPOSE", "SQUEEZE", "R
                                       "PRELU", "MIRROR_PAD", "BATCH_MATMUL"})
 
 
+# OperatorConverter method -> factory(original method) -> its replacement.
+_CONVERTERS = {}
+
+
+def _replaces(method: str):
+    """Register a factory of a replacement for ``OperatorConverter.<method>``."""
+    def register(factory):
+        _CONVERTERS[method] = factory
+        return factory
+    return register
+
+
 @contextlib.contextmanager
 def patched_importer():
     """While active, TVM's TFLite importer accepts the models described above."""
     from tvm.relax.frontend.tflite import tflite_frontend as tf
 
-    supported = tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS
-    tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS = supported | EXACT_INT8_DATA_MOVEMENT
+    cls = tf.OperatorConverter
+    supported = cls._SUPPORTED_QUANTIZED_OPS
+    originals = {method: getattr(cls, method) for method in _CONVERTERS}
+    cls._SUPPORTED_QUANTIZED_OPS = supported | EXACT_INT8_DATA_MOVEMENT
+    for method, factory in _CONVERTERS.items():
+        setattr(cls, method, factory(originals[method]))
     try:
-        with _flatten_fully_connected_inputs(), _softmax_beta_in_ir(), _expand_dims_as_reshape(), \
-                _quantized_elu(), _quantized_prelu(), _quantized_batch_matmul():
-            yield
+        yield
     finally:
-        tf.OperatorConverter._SUPPORTED_QUANTIZED_OPS = supported
+        cls._SUPPORTED_QUANTIZED_OPS = supported
+        for method, original in originals.items():
+            setattr(cls, method, original)
 
 
-@contextlib.contextmanager
-def _flatten_fully_connected_inputs():
-    """While active, TVM's importer reshapes rank>2 FULLY_CONNECTED inputs to 2-D."""
+@_replaces("convert_fully_connected")
+def _flatten_fully_connected_inputs(original):
+    """FULLY_CONNECTED converter that reshapes rank>2 inputs to 2-D."""
     from tvm import relax
     from tvm.relax.frontend.tflite import tflite_frontend as tf
-
-    original = tf.OperatorConverter.convert_fully_connected
 
     def convert(self, op):
         input_tensor, weight_tensor = self.get_input_tensors(op)[:2]
@@ -111,23 +126,16 @@ def _flatten_fully_connected_inputs():
             out = relax.op.reshape(self.bb.normalize(out), out_shape)
         return out
 
-    tf.OperatorConverter.convert_fully_connected = convert
-    try:
-        yield
-    finally:
-        tf.OperatorConverter.convert_fully_connected = original
+    return convert
 
 
-@contextlib.contextmanager
-def _softmax_beta_in_ir():
-    """While active, TVM's importer keeps SOFTMAX's beta (it drops it): the IR
+@_replaces("convert_softmax")
+def _softmax_beta_in_ir(original):
+    """SOFTMAX converter that keeps beta (TVM's drops it): the IR
     says ``softmax(beta * x)``, which is what TFLite computes, and the integer
     lowering reads beta from that multiply."""
     import tflite
     from tvm import relax
-    from tvm.relax.frontend.tflite import tflite_frontend as tf
-
-    original = tf.OperatorConverter.convert_softmax
 
     def convert(self, op):
         beta = 1.0
@@ -145,42 +153,28 @@ def _softmax_beta_in_ir():
         out = relax.op.nn.softmax(relax.op.multiply(x, relax.const(beta, "float32")), axis=-1)
         return self.quantize(out, output_tensor) if output_tensor.qnn_params else out
 
-    tf.OperatorConverter.convert_softmax = convert
-    try:
-        yield
-    finally:
-        tf.OperatorConverter.convert_softmax = original
+    return convert
 
 
-@contextlib.contextmanager
-def _expand_dims_as_reshape():
-    """While active, TVM's importer reads EXPAND_DIMS as a reshape to its output shape
+@_replaces("convert_expand_dims")
+def _expand_dims_as_reshape(original):
+    """EXPAND_DIMS converter: a reshape to the output shape
     (the same values; the axis operand only decides where the 1 goes)."""
     from tvm import relax
-    from tvm.relax.frontend.tflite import tflite_frontend as tf
-
-    original = tf.OperatorConverter.convert_expand_dims
 
     def convert(self, op):
         (output_tensor,) = self.get_output_tensors(op)
         x = self.get_tensor_expr(self.get_input_tensors(op)[0])
         return relax.op.reshape(x, [int(d) for d in self.get_tensor_shape(output_tensor)])
 
-    tf.OperatorConverter.convert_expand_dims = convert
-    try:
-        yield
-    finally:
-        tf.OperatorConverter.convert_expand_dims = original
+    return convert
 
 
-@contextlib.contextmanager
-def _quantized_elu():
-    """While active, TVM's importer reads an int8 ELU in QDQ form:
+@_replaces("convert_elu")
+def _quantized_elu(original):
+    """ELU converter that reads int8 ELU in QDQ form:
     ``quantize(where(x < 0, exp(x) - 1, x))`` of the dequantized input."""
     from tvm import relax
-    from tvm.relax.frontend.tflite import tflite_frontend as tf
-
-    original = tf.OperatorConverter.convert_elu
 
     def convert(self, op):
         (input_tensor,) = self.get_input_tensors(op)
@@ -192,21 +186,14 @@ def _quantized_elu():
         out = relax.op.where(relax.op.less(x, zero), relax.op.subtract(relax.op.exp(x), one), x)
         return self.quantize(out, output_tensor)
 
-    tf.OperatorConverter.convert_elu = convert
-    try:
-        yield
-    finally:
-        tf.OperatorConverter.convert_elu = original
+    return convert
 
 
-@contextlib.contextmanager
-def _quantized_prelu():
-    """While active, TVM's importer reads an int8 PRELU in QDQ form:
+@_replaces("convert_prelu")
+def _quantized_prelu(original):
+    """PRELU converter that reads int8 PRELU in QDQ form:
     ``quantize(where(x >= 0, x, x * alpha))`` of the dequantized operands."""
     from tvm import relax
-    from tvm.relax.frontend.tflite import tflite_frontend as tf
-
-    original = tf.OperatorConverter.convert_prelu
 
     def convert(self, op):
         input_tensor, alpha_tensor = self.get_input_tensors(op)
@@ -218,21 +205,14 @@ def _quantized_prelu():
         out = relax.op.where(relax.op.greater_equal(x, relax.const(0.0, "float32")), x, relax.op.multiply(x, alpha))
         return self.quantize(out, output_tensor)
 
-    tf.OperatorConverter.convert_prelu = convert
-    try:
-        yield
-    finally:
-        tf.OperatorConverter.convert_prelu = original
+    return convert
 
 
-@contextlib.contextmanager
-def _quantized_batch_matmul():
-    """While active, TVM's importer reads an int8 BATCH_MATMUL in QDQ form."""
+@_replaces("convert_batch_matmul")
+def _quantized_batch_matmul(original):
+    """BATCH_MATMUL converter that reads int8 BATCH_MATMUL in QDQ form."""
     import tflite
     from tvm import relax
-    from tvm.relax.frontend.tflite import tflite_frontend as tf
-
-    original = tf.OperatorConverter.convert_batch_matmul
 
     def convert(self, op):
         a_tensor, b_tensor = self.get_input_tensors(op)
@@ -252,8 +232,4 @@ def _quantized_batch_matmul():
             operands.append(x)
         return self.quantize(relax.op.matmul(*operands), output_tensor)
 
-    tf.OperatorConverter.convert_batch_matmul = convert
-    try:
-        yield
-    finally:
-        tf.OperatorConverter.convert_batch_matmul = original
+    return convert

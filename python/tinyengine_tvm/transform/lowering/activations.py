@@ -1,5 +1,5 @@
-"""Activations and unary math: SOFTMAX, LOGISTIC, HARD_SWISH, ABS, RSQRT,
-LEAKY_RELU, and the RELU/RELU6/clip the importers put before a quantize
+"""Activations and unary math: SOFTMAX, LOGISTIC, TANH, ELU, HARD_SWISH, ABS,
+RSQRT, LEAKY_RELU, and the RELU/RELU6/clip the importers put before a quantize
 (fused activation: becomes
 the kernel's act range) or after it (int8 clip: folded into the kernel it reads
 when it is that kernel's only reader, else a clamping requantize)."""
@@ -116,19 +116,25 @@ def _lower_softmax(ctx, var, sm, q):
 
 
 # -------------------------------------------------------------- logistic
-def _check_logistic(ctx, var, sg, q):
-    if q.s_out != np.float32(1.0 / 256) or q.zp_out != -128:
-        return "int8 logistic output must have scale 1/256 and zero point -128"
-    return None
-
-
-def _lower_logistic(ctx, var, sg, q):
-    x = ctx.activation_input(sg.args[0])
-    if x is None:
+def _fixed_output(what, scale, zero_point):
+    """Check that the output has the quantization TFLite fixes for ``what``."""
+    def check(ctx, var, value, q):
+        if q.s_out != np.float32(scale) or q.zp_out != zero_point:
+            return f"int8 {what} output must have scale 1/{round(1 / scale)} and zero point {zero_point}"
         return None
-    attrs = dict(size=int(np.prod(shape_of(var))))
-    attrs.update(logistic_params(np.float32(x.scale), x.zero_point))
-    return make_kernel_call("te_logistic_s8", [x.expr], attrs, shape_of(var), "int8")
+    return check
+
+
+def _q4_input(kernel):
+    """Lower LOGISTIC or TANH: TFLM derives both input rescales alike (Q4.27 input)."""
+    def lower(ctx, var, value, q):
+        x = ctx.activation_input(value.args[0])
+        if x is None:
+            return None
+        attrs = dict(size=int(np.prod(shape_of(var))))
+        attrs.update(logistic_params(np.float32(x.scale), x.zero_point))
+        return make_kernel_call(kernel, [x.expr], attrs, shape_of(var), "int8")
+    return lower
 
 
 # ------------------------------------------------------------ hard swish
@@ -153,22 +159,6 @@ def _lower_hard_swish(ctx, var, div, q):
     attrs = hard_swish_params(np.float32(x.scale), x.zero_point, np.float32(q.s_out), q.zp_out)
     size = int(np.prod(shape_of(var)))
     return make_kernel_call("te_hard_swish_s8", [x.expr], dict(attrs, size=size), shape_of(var), "int8")
-
-
-def _check_tanh(ctx, var, th, q):
-    if q.s_out != np.float32(1.0 / 128) or q.zp_out != 0:
-        return "int8 tanh output must have scale 1/128 and zero point 0"
-    return None
-
-
-def _lower_tanh(ctx, var, th, q):
-    x = ctx.activation_input(th.args[0])
-    if x is None:
-        return None
-    # TFLM derives TANH's input rescale exactly as LOGISTIC's (Q4.27 input).
-    attrs = dict(size=int(np.prod(shape_of(var))))
-    attrs.update(logistic_params(np.float32(x.scale), x.zero_point))
-    return make_kernel_call("te_tanh_s8", [x.expr], attrs, shape_of(var), "int8")
 
 
 # ------------------------------------------------------------------- ELU
@@ -233,10 +223,10 @@ def _unary(ctx, kernel, x, var, q, mult, alpha=(0, 0)):
 LOWERINGS = [
     Lowering("SOFTMAX", "quantize", _lower_softmax, pattern=is_op("relax.nn.softmax")(wildcard()),
              check=_check_softmax, fusable=False, tflite={"SOFTMAX": (0,)}),
-    Lowering("LOGISTIC", "quantize", _lower_logistic, pattern=is_op("relax.sigmoid")(dequantize_pattern()),
-             check=_check_logistic, fusable=False, tflite={"LOGISTIC": (0,)}),
-    Lowering("TANH", "quantize", _lower_tanh, pattern=is_op("relax.tanh")(dequantize_pattern()),
-             check=_check_tanh, fusable=False, tflite={"TANH": (0,)}),
+    Lowering("LOGISTIC", "quantize", _q4_input("te_logistic_s8"), pattern=is_op("relax.sigmoid")(dequantize_pattern()),
+             check=_fixed_output("logistic", 1.0 / 256, -128), fusable=False, tflite={"LOGISTIC": (0,)}),
+    Lowering("TANH", "quantize", _q4_input("te_tanh_s8"), pattern=is_op("relax.tanh")(dequantize_pattern()),
+             check=_fixed_output("tanh", 1.0 / 128, 0), fusable=False, tflite={"TANH": (0,)}),
     Lowering("ELU", "quantize", _lower_elu, pattern=ELU_PATTERN, fusable=False, tflite={"ELU": (0,)}),
     Lowering("ABS", "quantize", _lower_abs, pattern=is_op("relax.abs")(dequantize_pattern()), fusable=False,
              tflite={"ABS": (0,)}),

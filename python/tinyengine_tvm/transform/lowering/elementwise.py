@@ -58,9 +58,9 @@ def _lower_add(ctx, var, add, q):
     return make_kernel_call("te_add_s8", [a.expr, b.expr], q.finish(attrs), shape_of(var), "int8")
 
 
-def _sub_attrs(ctx, var, sub, q, left_shift, squared):
-    """The ADD-style fields of SUB (left shift 20) and SQUARED_DIFFERENCE (left
-    shift 7, the output dividing the square of twice the larger input scale).
+def _difference_call(kernel, ctx, var, sub, q, left_shift, squared):
+    """SUB (left shift 20) or SQUARED_DIFFERENCE (left shift 7, the output
+    dividing the square of twice the larger input scale) of ``sub``'s operands.
     The multipliers are computed in double from the float32 scales, as the
     TFLM this project is checked against does."""
     a = ctx.activation_input(sub.args[0])
@@ -72,23 +72,17 @@ def _sub_attrs(ctx, var, sub, q, left_shift, squared):
     twice_max = 2.0 * float(max(s1, s2))
     m1, sh1 = quantize_multiplier(float(s1) / twice_max)
     m2, sh2 = quantize_multiplier(float(s2) / twice_max)
-    if squared:
-        mo, sho = quantize_multiplier(twice_max * twice_max / float(f32(1 << (2 * left_shift)) * so))
-    else:
-        mo, sho = quantize_multiplier(twice_max / float(f32(1 << left_shift) * so))
+    numerator = twice_max * twice_max if squared else twice_max
+    mo, sho = quantize_multiplier(numerator / float(f32(1 << ((2 if squared else 1) * left_shift)) * so))
     attrs = broadcast_attrs(shape_of(sub.args[0]), shape_of(sub.args[1]), shape_of(var))
     attrs.update(input1_offset=-a.zero_point, input2_offset=-b.zero_point, output_offset=q.zp_out,
                  left_shift=left_shift, input1_multiplier=m1, input1_shift=sh1, input2_multiplier=m2,
                  input2_shift=sh2, output_multiplier=mo, output_shift=sho)
-    return a, b, q.finish(attrs)
+    return make_kernel_call(kernel, [a.expr, b.expr], q.finish(attrs), shape_of(var), "int8")
 
 
 def _lower_sub(ctx, var, sub, q):
-    found = _sub_attrs(ctx, var, sub, q, 20, False)
-    if found is None:
-        return None
-    a, b, attrs = found
-    return make_kernel_call("te_sub_s8", [a.expr, b.expr], attrs, shape_of(var), "int8")
+    return _difference_call("te_sub_s8", ctx, var, sub, q, 20, False)
 
 
 def _squared_difference_matcher(ctx, expr):
@@ -98,11 +92,7 @@ def _squared_difference_matcher(ctx, expr):
 
 
 def _lower_squared_difference(ctx, var, mul, q):
-    found = _sub_attrs(ctx, var, ctx.resolve(mul.args[0]), q, 7, True)
-    if found is None:
-        return None
-    a, b, attrs = found
-    return make_kernel_call("te_squared_difference_s8", [a.expr, b.expr], attrs, shape_of(var), "int8")
+    return _difference_call("te_squared_difference_s8", ctx, var, ctx.resolve(mul.args[0]), q, 7, True)
 
 
 def _check_raw_compare(ctx, var, op, q):

@@ -91,7 +91,8 @@ def _lower_batch_matmul(ctx, var, mm, q):
                                       float(np.float32(q.s_out)))
     attrs = dict(
         batches=int(np.prod(batch)), batch_dims=[1] * pad + batch,
-        lhs_batch_strides=[0] * pad + batch_strides(a_shape, sa), rhs_batch_strides=[0] * pad + batch_strides(b_shape, sb),
+        lhs_batch_strides=[0] * pad + batch_strides(a_shape, sa),
+        rhs_batch_strides=[0] * pad + batch_strides(b_shape, sb),
         rows=rows, cols=cols, depth=depth,
         lhs_row_stride=1 if adj_a else a_shape[-1], lhs_depth_stride=a_shape[-1] if adj_a else 1,
         rhs_depth_stride=1 if adj_b else b_shape[-1], rhs_col_stride=b_shape[-1] if adj_b else 1,
