@@ -43,11 +43,11 @@ except Exception as exc:  # pragma: no cover - depends on the machine
     _TFLM_MISSING = f"tflite_micro is not installed ({exc!r}); cannot compare with TFLM"
 
 _KERNEL_SOURCES = [
-    "softmax_s8.cc",
-    "logistic_s8.cc",
-    "hard_swish_s8.cc",
-    "mean_s8.cc",
-    "resize_nearest_s8.cc",
+    "te_softmax.cc",
+    "te_logistic.cc",
+    "te_hard_swish_s8.cc",
+    "te_mean.cc",
+    "te_resize.cc",
 ]
 
 needs_tflm = pytest.mark.skipif(_TFLM_MISSING is not None, reason=_TFLM_MISSING or "")

@@ -56,8 +56,8 @@ def test_list_operators_is_the_registry_and_the_readme_table(capsys):
     assert text.strip() == operator_table()
     for op in supported_ops():
         assert f"| {op} |" in text
-    assert "| SUB | int8 -> int8 | `te_sub_s8` |" in text
-    assert "| QUANTIZE | float32 -> int8; int8 -> int8 |" in text
+    assert "| SUB | int16 -> int16; int8 -> int8 | `te_sub_s16`, `te_sub_s8` |" in text
+    assert "| QUANTIZE | float32 -> int16; float32 -> int8; int16 -> int16; int16 -> int8; int32 -> int16; int32 -> int8; int8 -> int16; int8 -> int8 |" in text
     readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
     table = readme.split("<!-- operators: begin -->\n")[1].split("\n<!-- operators: end -->")[0]
     assert table == operator_table(), "README's operator table is stale: paste `tvmc compile --list-operators`"

@@ -68,7 +68,7 @@ def test_layout_and_metadata(default_compiled, tmp_path):
     assert re.search(rf"#define {name.upper()}_ARENA_BYTES {mem['arena_bytes']}\b", header)
     # Only the kernels the model uses are shipped.
     kernels = sorted(os.listdir(os.path.join(out, "src", "kernels")))
-    assert "resize_nearest_s8.cc" not in kernels and "conv2d_s8.cc" in kernels
+    assert "te_resize.cc" not in kernels and "te_conv2d.cc" in kernels
 
 
 def test_no_dynamic_allocation(default_compiled):

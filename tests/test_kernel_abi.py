@@ -109,7 +109,7 @@ def test_scratch_and_buffer_size_go_together():
 _ARG_KIND = {
     "out": lambda t: t.endswith("*") and not t.startswith("const"),
     "inout": lambda t: t.endswith("*"),
-    "inputs": lambda t: t == "const int8_t* const*",
+    "inputs": lambda t: t in ("const int8_t* const*", "const int16_t* const*"),
     "scratch": lambda t: t == "void*",
 }
 

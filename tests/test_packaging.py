@@ -44,7 +44,7 @@ def test_wheel_ships_the_c_sources(tmp_path):
     assert proc.returncode == 0, proc.stderr
     names = set(zipfile.ZipFile(glob.glob(str(tmp_path / "*.whl"))[0]).namelist())
     for required in ("tinyengine_tvm/_kernels/include/tinyengine_kernels.h",
-                     "tinyengine_tvm/_kernels/kernels/conv2d_s8.cc",
+                     "tinyengine_tvm/_kernels/kernels/te_conv2d.cc",
                      "tinyengine_tvm/_kernels/kernels/arm/arm_dsp.h",
                      "tinyengine_tvm/_firmware/src/main.c",
                      "tinyengine_tvm/_zephyr_app/CMakeLists.txt",

@@ -152,7 +152,9 @@ def test_shared_model_matches_host_and_tflm(model, board, models, shared_dir, tf
 @pytest.mark.parametrize("op", ["add_model", "quantize_dequantize_model", "softmax_model", "logistic_model",
                                 "hard_swish_model", "resize_nearest_model", "sub_model",
                                 "squared_difference_model", "maximum_model", "data_movement_model",
-                                "unary_math_model", "reduction_model", "batch_matmul_model"])
+                                "unary_math_model", "reduction_model", "batch_matmul_model",
+                                "int16_audio_model", "mixed_int8_int16_model", "upsampling_model",
+                                "mnist_mlp_model"])
 def test_operator_models_on_m4(op, models, tflm, tmp_path):
     """Two-input and float32-I/O models, and the kernels with float or
     exp/log arithmetic, are exact on the Cortex-M4 too."""

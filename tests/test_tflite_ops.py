@@ -47,6 +47,27 @@ CASES = {
     "dw_7x7_s1": lambda: Q.depthwise_conv2d_model(input_shape=(1, 9, 9, 3), kernel=(7, 7), depth_multiplier=1, activation="RELU"),
     "dw_dilation2_dm3": lambda: Q.depthwise_conv2d_model(dilation=(2, 2), depth_multiplier=3, per_channel=False),
     "dw_1x1_spatial": lambda: Q.depthwise_conv2d_model(input_shape=(1, 1, 1, 6), depth_multiplier=1),
+    # TRANSPOSE_CONV
+    "tconv_3x3_s2_same_relu": lambda: _dm((1, 4, 5, 3), lambda g, x: g.transpose_conv(x, 4, activation="RELU")),
+    "tconv_4x4_s2_valid_pt": lambda: _dm((1, 3, 3, 5), lambda g, x: g.transpose_conv(
+        x, 6, (4, 4), (2, 2), "VALID", per_channel=False)),
+    "tconv_2x2_s2_no_bias": lambda: _dm((1, 4, 4, 8), lambda g, x: g.transpose_conv(
+        x, 3, (2, 2), (2, 2), use_bias="absent")),
+    "tconv_5x1_s1_relu6": lambda: _dm((1, 7, 1, 4), lambda g, x: g.transpose_conv(
+        x, 4, (5, 1), (1, 1), activation="RELU6")),
+    "upsampling_decoder": Q.upsampling_model,
+    # LOG_SOFTMAX
+    "log_softmax_rows": lambda: _dm((4, 10), lambda g, x: g.log_softmax(x), low=-3.0, high=3.0),
+    "log_softmax_wide_range": lambda: _dm((2, 300), lambda g, x: g.log_softmax(x), low=-60.0, high=20.0),
+    "log_softmax_narrow_range_3d": lambda: _dm((1, 3, 7), lambda g, x: g.log_softmax(x), low=-0.05, high=0.05),
+    "mnist_mlp": Q.mnist_mlp_model,
+    # L2_NORMALIZATION, RESIZE_BILINEAR
+    "l2_normalization_rows": lambda: _dm((3, 10), lambda g, x: g.l2_normalization(x)),
+    "l2_normalization_4d_skewed": lambda: _dm((1, 2, 3, 40), lambda g, x: g.l2_normalization(x), low=-0.2, high=3.0),
+    "resize_bilinear_up": lambda: _dm((1, 4, 5, 3), lambda g, x: g.resize_bilinear(x, (7, 9))),
+    "resize_bilinear_down_align": lambda: _dm((2, 9, 8, 2), lambda g, x: g.resize_bilinear(x, (4, 3), True)),
+    "resize_bilinear_half_pixel": lambda: _dm((1, 3, 3, 4), lambda g, x: g.resize_bilinear(x, (8, 5), False, True)),
+    "tconv_3x3_s3_same_batch2": lambda: _dm((2, 3, 2, 2), lambda g, x: g.transpose_conv(x, 3, (3, 3), (3, 3))),
     # FULLY_CONNECTED
     "fc_pt_none": lambda: Q.fully_connected_model(),
     "fc_pc_relu": lambda: Q.fully_connected_model(per_channel=True, activation="RELU", units=7),
@@ -172,7 +193,7 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_op_bit_exact_with_tflm(case):
     model = CASES[case]()
-    compiled = te.compile(model, name=case)
+    compiled = te.compile(model, name=f"op_{case}")
     assert_matches_tflm(compiled, model, [random_inputs(compiled.metadata["inputs"], s) for s in SEEDS])
 
 
@@ -207,7 +228,8 @@ def test_gather_index_out_of_range_is_refused_naming_the_node():
 
 @pytest.mark.parametrize("op, low, high", [("tanh", -6.0, 5.0), ("tanh", -0.3, 0.2), ("abs", -2.0, 0.5),
                                            ("elu", -4.0, 2.0), ("elu", -0.1, 7.0), ("elu", -40.0, 1.0),
-                                           ("rsqrt", 0.0, 50.0), ("leaky_relu", -3.0, 3.0)])
+                                           ("rsqrt", 0.0, 50.0), ("leaky_relu", -3.0, 3.0),
+                                           ("log_softmax", -5.0, 5.0), ("log_softmax", -200.0, 100.0)])
 def test_unary_ops_on_every_int8_value(op, low, high):
     """Every one of the 256 input values, not a random sample."""
     g = Q.QuantizedGraph(5)

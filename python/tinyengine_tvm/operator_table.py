@@ -11,8 +11,9 @@ from typing import Dict, List, Tuple
 _DTYPES = {"int8_t": "int8", "int16_t": "int16", "int32_t": "int32", "int64_t": "int64", "float": "float32"}
 
 
-def _kernel_dtypes(params) -> str:
-    """'in -> out' data types of a kernel from its prototype's tensor pointers."""
+def _kernel_dtypes(params) -> Tuple[str, str]:
+    """(activation in, out) data types of a kernel from its prototype: the first
+    tensor input and the output (weights, bias and scratch are not activations)."""
     ins, outs = [], []
     for ctype, name in params[1:]:  # the first argument is the parameter struct
         base = ctype.replace("const", "").replace("*", "").strip()
@@ -20,14 +21,15 @@ def _kernel_dtypes(params) -> str:
             continue
         (ins if "const" in ctype else outs).append(_DTYPES[base])
     if not outs:  # in place: the one buffer is read and written
-        return f"{ins[0] if ins else '?'} (in place)"
-    src = sorted(set(ins) - {"int32"} or set(ins)) or outs
-    return f"{'/'.join(src)} -> {'/'.join(sorted(set(outs)))}"
+        return ins[0], ins[0]
+    if not ins:  # in place with a non-const buffer first
+        return outs[0], outs[-1]
+    return ins[0], outs[0]
 
 
 def tflite_operators() -> List[Tuple[str, List[str], List[str]]]:
     """(TFLite operator, its data types, its kernels) of every operator the import accepts, by name."""
-    from .frontend.tflite import supported_ops
+    from .frontend.tflite import supported_dtypes, supported_ops
     from .kernels.header import parse_header
 
     _, functions = parse_header()
@@ -35,11 +37,18 @@ def tflite_operators() -> List[Tuple[str, List[str], List[str]]]:
     for name, fn in functions.items():
         for op in fn.tags.get("op", "").split():
             by_op.setdefault(op, []).append(name)
+    accepted = supported_dtypes()
     rows = []
     for op in sorted(supported_ops()):
-        kernels = sorted(by_op.get(op, []))
-        dtypes = sorted({_kernel_dtypes(functions[k].params) for k in kernels}) or ["int8 (no kernel of its own: a view, or a clamp folded into its producer)"]
-        rows.append((op, dtypes, kernels))
+        types = accepted[op]
+        kernels, dtypes = [], set()
+        for k in sorted(by_op.get(op, [])):
+            src, dst = _kernel_dtypes(functions[k].params)
+            if src in types or dst in types:  # e.g. int8 SPACE_TO_DEPTH, not the int16 transpose
+                kernels.append(k)
+                dtypes.add(f"{src} -> {dst}")
+        rows.append((op, sorted(dtypes) or [f"{'/'.join(types)} (no kernel of its own: a view, or a clamp folded "
+                                            "into its producer)"], kernels))
     return rows
 
 

@@ -93,8 +93,8 @@ typedef struct {
                                  (ignored by regular convolutions). */
   int32_t input_offset;     /**< -input_zero_point. */
   int32_t output_offset;    /**< output_zero_point. */
-  int32_t act_min;          /**< Lower clamp of the int8 result. */
-  int32_t act_max;          /**< Upper clamp of the int8 result. */
+  int32_t act_min;          /**< Lower clamp of the (int8 or int16) result. */
+  int32_t act_max;          /**< Upper clamp of the (int8 or int16) result. */
 } te_conv_params;
 
 /**
@@ -116,6 +116,25 @@ void te_conv2d_s8(const te_conv_params* p, const int8_t* input,
                   int8_t* output);
 
 /**
+ * Regular convolution of int16 activations with int8 weights (TFLite 16x8):
+ * int64 accumulation and TFLite's 64-bit requantization.
+ * @param p          as te_conv2d_s8; input_offset and output_offset are 0
+ *                   (int16 activations are symmetric).
+ * @param input      [batch, input_h, input_w, input_c] int16.
+ * @param filter     [output_c, kernel_h, kernel_w, input_c], symmetric int8.
+ * @param bias       [output_c] int64, or NULL.
+ * @param multiplier [output_c] requantization multipliers.
+ * @param shift      [output_c] requantization shifts.
+ * @param output     [batch, output_h, output_w, output_c] int16.
+ * @op CONV_2D
+ * @macs batch * output_h * output_w * output_c * kernel_h * kernel_w * input_c
+ */
+void te_conv2d_s16(const te_conv_params* p, const int16_t* input,
+                   const int8_t* filter, const int64_t* bias,
+                   const int32_t* multiplier, const int32_t* shift,
+                   int16_t* output);
+
+/**
  * Depthwise convolution, per-channel requantization.
  * @param p          geometry and quantization; output_c must equal
  *                   input_c * depth_multiplier.
@@ -133,6 +152,23 @@ void te_depthwise_conv2d_s8(const te_conv_params* p, const int8_t* input,
                             const int8_t* filter, const int32_t* bias,
                             const int32_t* multiplier, const int32_t* shift,
                             int8_t* output);
+
+/**
+ * Depthwise convolution of int16 activations with int8 weights (16x8).
+ * @param p          as te_depthwise_conv2d_s8; offsets 0.
+ * @param input      [batch, input_h, input_w, input_c] int16.
+ * @param filter     [1, kernel_h, kernel_w, output_c] int8.
+ * @param bias       [output_c] int64, or NULL.
+ * @param multiplier [output_c] requantization multipliers.
+ * @param shift      [output_c] requantization shifts.
+ * @param output     [batch, output_h, output_w, output_c] int16.
+ * @op DEPTHWISE_CONV_2D
+ * @macs batch * output_h * output_w * output_c * kernel_h * kernel_w
+ */
+void te_depthwise_conv2d_s16(const te_conv_params* p, const int16_t* input,
+                             const int8_t* filter, const int64_t* bias,
+                             const int32_t* multiplier, const int32_t* shift,
+                             int16_t* output);
 
 /**
  * In-place depthwise convolution (depth_multiplier 1): the output is written
@@ -168,6 +204,61 @@ void te_depthwise_conv2d_inplace_s8(const te_conv_params* p, int8_t* buffer,
 int32_t te_depthwise_conv2d_inplace_s8_get_buffer_size(
     const te_conv_params* p);
 
+/**
+ * Transposed convolution (TRANSPOSE_CONV), per-channel requantization: each
+ * input pixel adds its products to the output pixels its filter window
+ * covers, then bias, requantization and clamp.
+ * @param p          geometry and quantization: input_* and output_* as the
+ *                   tensors, kernel_*, stride_*, pad_top/pad_left (output
+ *                   rows/columns cut before the first), offsets, act range;
+ *                   dilation and depth_multiplier ignored (1).
+ * @param input      [batch, input_h, input_w, input_c].
+ * @param filter     [output_c, kernel_h, kernel_w, input_c] (TFLite OHWI),
+ *                   symmetric.
+ * @param bias       [output_c] int32, or NULL.
+ * @param multiplier [output_c] requantization multipliers.
+ * @param shift      [output_c] requantization shifts.
+ * @param output     [batch, output_h, output_w, output_c].
+ * @param scratch    te_transpose_conv2d_s8_get_buffer_size(p) bytes: the
+ *                   int32 sums of one batch.
+ * @op TRANSPOSE_CONV
+ * @macs batch * input_h * input_w * kernel_h * kernel_w * output_c * input_c
+ */
+void te_transpose_conv2d_s8(const te_conv_params* p, const int8_t* input,
+                            const int8_t* filter, const int32_t* bias,
+                            const int32_t* multiplier, const int32_t* shift,
+                            int8_t* output, void* scratch);
+
+/** Scratch of te_transpose_conv2d_s8: one int32 per output element of a batch.
+ * @size output_h * output_w * output_c * 4
+ */
+int32_t te_transpose_conv2d_s8_get_buffer_size(const te_conv_params* p);
+
+/**
+ * TRANSPOSE_CONV of int16 activations with int8 weights (16x8): int64 sums
+ * and bias, TFLite's 64-bit requantization; arguments as for
+ * te_transpose_conv2d_s8 (offsets 0).
+ * @param p          geometry and quantization.
+ * @param input      [batch, input_h, input_w, input_c] int16.
+ * @param filter     [output_c, kernel_h, kernel_w, input_c] int8.
+ * @param bias       [output_c] int64, or NULL.
+ * @param multiplier [output_c] requantization multipliers.
+ * @param shift      [output_c] requantization shifts.
+ * @param output     [batch, output_h, output_w, output_c] int16.
+ * @param scratch    te_transpose_conv2d_s16_get_buffer_size(p) bytes.
+ * @op TRANSPOSE_CONV
+ * @macs batch * input_h * input_w * kernel_h * kernel_w * output_c * input_c
+ */
+void te_transpose_conv2d_s16(const te_conv_params* p, const int16_t* input,
+                             const int8_t* filter, const int64_t* bias,
+                             const int32_t* multiplier, const int32_t* shift,
+                             int16_t* output, void* scratch);
+
+/** Scratch of te_transpose_conv2d_s16: one int64 per output element of a batch.
+ * @size output_h * output_w * output_c * 8
+ */
+int32_t te_transpose_conv2d_s16_get_buffer_size(const te_conv_params* p);
+
 /** Shape and quantization of a fully connected layer. */
 typedef struct {
   int32_t batch;         /**< Rows of the input. */
@@ -197,6 +288,24 @@ void te_fully_connected_s8(const te_fc_params* p, const int8_t* input,
                            const int8_t* filter, const int32_t* bias,
                            const int32_t* multiplier, const int32_t* shift,
                            int8_t* output);
+
+/**
+ * Fully connected layer of int16 activations with int8 weights (16x8):
+ * int64 accumulation and TFLite's 64-bit requantization.
+ * @param p          as te_fully_connected_s8; input and output offsets 0.
+ * @param input      [batch, input_depth] int16.
+ * @param filter     [output_depth, input_depth] int8.
+ * @param bias       [output_depth] int64, or NULL.
+ * @param multiplier [output_depth] requantization multipliers.
+ * @param shift      [output_depth] requantization shifts.
+ * @param output     [batch, output_depth] int16.
+ * @op FULLY_CONNECTED
+ * @macs batch * input_depth * output_depth
+ */
+void te_fully_connected_s16(const te_fc_params* p, const int16_t* input,
+                            const int8_t* filter, const int64_t* bias,
+                            const int32_t* multiplier, const int32_t* shift,
+                            int16_t* output);
 
 /* ------------------------------------------------------------------------ */
 /* Element-wise binary operators with 4-D broadcasting                       */
@@ -334,6 +443,42 @@ void te_maximum_s8(const te_elementwise_params* p, const int8_t* input1,
 void te_minimum_s8(const te_elementwise_params* p, const int8_t* input1,
                    const int8_t* input2, int8_t* output);
 
+/**
+ * ADD of int16 values (TFLite 16x8, zero points 0): te_add_s8's arithmetic
+ * with left_shift 15; arguments and aliasing as for te_add_s8.
+ * @op ADD
+ */
+void te_add_s16(const te_elementwise_params* p, const int16_t* input1,
+                const int16_t* input2, int16_t* output);
+
+/**
+ * SUB of int16 values: te_sub_s8's arithmetic with left_shift 15.
+ * @op SUB
+ */
+void te_sub_s16(const te_elementwise_params* p, const int16_t* input1,
+                const int16_t* input2, int16_t* output);
+
+/**
+ * MUL of int16 values: te_mul_s8's arithmetic.
+ * @op MUL
+ */
+void te_mul_s16(const te_elementwise_params* p, const int16_t* input1,
+                const int16_t* input2, int16_t* output);
+
+/**
+ * MAXIMUM of the raw int16 values.
+ * @op MAXIMUM
+ */
+void te_maximum_s16(const te_elementwise_params* p, const int16_t* input1,
+                    const int16_t* input2, int16_t* output);
+
+/**
+ * MINIMUM of the raw int16 values.
+ * @op MINIMUM
+ */
+void te_minimum_s16(const te_elementwise_params* p, const int16_t* input1,
+                    const int16_t* input2, int16_t* output);
+
 /* ------------------------------------------------------------------------ */
 /* Pooling and reductions                                                    */
 /* ------------------------------------------------------------------------ */
@@ -366,12 +511,26 @@ typedef struct {
 void te_avg_pool_s8(const te_pool_params* p, const int8_t* input,
                     int8_t* output);
 
+/**
+ * Average pooling of int16 values; arguments as for te_avg_pool_s8.
+ * @op AVERAGE_POOL_2D
+ */
+void te_avg_pool_s16(const te_pool_params* p, const int16_t* input,
+                     int16_t* output);
+
 /** Max pooling over the in-bounds elements of each window; arguments as for
  *  te_avg_pool_s8.
  * @op MAX_POOL_2D
  */
 void te_max_pool_s8(const te_pool_params* p, const int8_t* input,
                     int8_t* output);
+
+/**
+ * Max pooling of int16 values; arguments as for te_avg_pool_s8.
+ * @op MAX_POOL_2D
+ */
+void te_max_pool_s16(const te_pool_params* p, const int16_t* input,
+                     int16_t* output);
 
 /** MEAN, SUM, REDUCE_MAX or REDUCE_MIN over a set of contiguous axes of a
  *  tensor seen as [outer, reduced, inner]. */
@@ -395,6 +554,13 @@ typedef struct {
 void te_mean_s8(const te_mean_params* p, const int8_t* input, int8_t* output);
 
 /**
+ * MEAN of int16 values: te_mean_s8's arithmetic, int16 result.
+ * @op MEAN
+ */
+void te_mean_s16(const te_mean_params* p, const int16_t* input,
+                 int16_t* output);
+
+/**
  * Quantized SUM: as te_mean_s8 without the division by the count.
  * @param p      shape and quantization.
  * @param input  [outer, reduced, inner].
@@ -402,6 +568,13 @@ void te_mean_s8(const te_mean_params* p, const int8_t* input, int8_t* output);
  * @op SUM
  */
 void te_sum_s8(const te_mean_params* p, const int8_t* input, int8_t* output);
+
+/**
+ * SUM of int16 values: te_sum_s8's arithmetic, int16 result.
+ * @op SUM
+ */
+void te_sum_s16(const te_mean_params* p, const int16_t* input,
+                int16_t* output);
 
 /**
  * REDUCE_MAX of the raw int8 values (input and output share one
@@ -442,9 +615,15 @@ typedef struct {
  * @param p      shapes and padding.
  * @param input  [input_dims].
  * @param output [input_dims[i] + before[i] + after[i] for i in 0..3].
- * @op PAD
+ * @op PAD PADV2
  */
 void te_pad_s8(const te_pad_params* p, const int8_t* input, int8_t* output);
+
+/**
+ * PAD of int16 values; arguments as for te_pad_s8.
+ * @op PAD PADV2
+ */
+void te_pad_s16(const te_pad_params* p, const int16_t* input, int16_t* output);
 
 /** TRANSPOSE of up to 6-D tensors. */
 typedef struct {
@@ -458,10 +637,17 @@ typedef struct {
  * @param p      rank, shape and permutation.
  * @param input  [input_dims[0 .. rank-1]].
  * @param output [input_dims[perm[i]] for i in 0 .. rank-1].
- * @op TRANSPOSE
+ * @op TRANSPOSE SPACE_TO_DEPTH DEPTH_TO_SPACE
  */
 void te_transpose_s8(const te_transpose_params* p, const int8_t* input,
                      int8_t* output);
+
+/**
+ * TRANSPOSE of int16 values; arguments as for te_transpose_s8.
+ * @op TRANSPOSE
+ */
+void te_transpose_s16(const te_transpose_params* p, const int16_t* input,
+                      int16_t* output);
 
 /** CONCATENATION along one axis, the tensors seen as [outer, axis, inner]. */
 typedef struct {
@@ -477,10 +663,18 @@ typedef struct {
  * @param p      sizes.
  * @param inputs [n_inputs] pointers; input i is [outer, axis_sizes[i], inner].
  * @param output [outer, sum(axis_sizes), inner].
- * @op CONCATENATION
+ * @op CONCATENATION PACK
  */
 void te_concat_s8(const te_concat_params* p, const int8_t* const* inputs,
                   int8_t* output);
+
+/**
+ * CONCATENATION of int16 values (one quantization); arguments as for
+ * te_concat_s8.
+ * @op CONCATENATION PACK
+ */
+void te_concat_s16(const te_concat_params* p, const int16_t* const* inputs,
+                   int16_t* output);
 
 /** A 2-D block of bytes between strided layouts. */
 typedef struct {
@@ -523,6 +717,13 @@ typedef struct {
  */
 void te_strided_slice_s8(const te_strided_slice_params* p, const int8_t* input,
                          int8_t* output);
+
+/**
+ * Strided slice of int16 values; arguments as for te_strided_slice_s8.
+ * @op STRIDED_SLICE SLICE SPLIT SPLIT_V UNPACK
+ */
+void te_strided_slice_s16(const te_strided_slice_params* p,
+                          const int16_t* input, int16_t* output);
 
 /** GATHER of an int8 tensor along one axis with int32 indices. */
 typedef struct {
@@ -596,6 +797,20 @@ typedef struct {
 void te_resize_nearest_s8(const te_resize_params* p, const int8_t* input,
                           int8_t* output);
 
+/**
+ * Bilinear resize (RESIZE_BILINEAR) of int8 values by TFLite's integer rule:
+ * positions in 1/1024 steps, the four neighbours weighted and the sum
+ * rounded at 2^20; the output keeps the input's quantization.
+ * @param p      shapes and rounding flags (the window and block fields are
+ *               the whole maps: window 0, 0, output_h, output_w; block 0, 0,
+ *               input_h, input_w).
+ * @param input  [batch, input_h, input_w, channels].
+ * @param output [batch, output_h, output_w, channels].
+ * @op RESIZE_BILINEAR
+ */
+void te_resize_bilinear_s8(const te_resize_params* p, const int8_t* input,
+                           int8_t* output);
+
 /* ------------------------------------------------------------------------ */
 /* Element-wise unary operators                                              */
 /* ------------------------------------------------------------------------ */
@@ -607,8 +822,8 @@ typedef struct {
   int32_t output_offset; /**< output_zero_point. */
   int32_t multiplier;    /**< Rescale input_scale / output_scale. */
   int32_t shift;         /**< Rescale shift. */
-  int32_t act_min;       /**< Lower clamp of the int8 result. */
-  int32_t act_max;       /**< Upper clamp of the int8 result. */
+  int32_t act_min;       /**< Lower clamp of the result (int8 or int16). */
+  int32_t act_max;       /**< Upper clamp of the result (int8 or int16). */
 } te_requantize_params;
 
 /**
@@ -621,6 +836,58 @@ typedef struct {
  */
 void te_requantize_s8(const te_requantize_params* p, const int8_t* input,
                       int8_t* output);
+
+/**
+ * te_requantize_s8 on int16 values (QUANTIZE int16->int16, int16 clips).
+ * @param p      size and quantization; act_min/act_max within int16.
+ * @param input  [size] int16.
+ * @param output [size] int16; may alias input.
+ * @op QUANTIZE
+ */
+void te_requantize_s16(const te_requantize_params* p, const int16_t* input,
+                       int16_t* output);
+
+/**
+ * QUANTIZE int8 -> int16: te_requantize_s8's arithmetic, int16 result.
+ * @param p      size and quantization; act_min/act_max within int16.
+ * @param input  [size] int8.
+ * @param output [size] int16.
+ * @op QUANTIZE
+ */
+void te_requantize_s8_s16(const te_requantize_params* p, const int8_t* input,
+                          int16_t* output);
+
+/**
+ * QUANTIZE int16 -> int8: te_requantize_s8's arithmetic on int16 input.
+ * @param p      size and quantization; act_min/act_max within int8.
+ * @param input  [size] int16.
+ * @param output [size] int8; may alias input (element i is written after
+ *               element i is read and lies at or before it).
+ * @op QUANTIZE
+ */
+void te_requantize_s16_s8(const te_requantize_params* p, const int16_t* input,
+                          int8_t* output);
+
+/**
+ * QUANTIZE int32 -> int8 (e.g. a model's int32 input): te_requantize_s8's
+ * arithmetic on int32 input.
+ * @param p      size and quantization; act_min/act_max within int8.
+ * @param input  [size] int32.
+ * @param output [size] int8.
+ * @op QUANTIZE
+ */
+void te_requantize_s32_s8(const te_requantize_params* p, const int32_t* input,
+                          int8_t* output);
+
+/**
+ * QUANTIZE int32 -> int16: te_requantize_s8's arithmetic, int32 in, int16 out.
+ * @param p      size and quantization; act_min/act_max within int16.
+ * @param input  [size] int32.
+ * @param output [size] int16.
+ * @op QUANTIZE
+ */
+void te_requantize_s32_s16(const te_requantize_params* p,
+                           const int32_t* input, int16_t* output);
 
 /**
  * An affine quantization of `size` elements: real = scale * (q - zero_point).
@@ -650,6 +917,16 @@ void te_quantize_f32_s8(const te_quant_params* p, const float* input,
                         int8_t* output);
 
 /**
+ * QUANTIZE float32 -> int16, as te_quantize_f32_s8 saturating to int16.
+ * @param p      size and quantization of the output.
+ * @param input  [size] float32.
+ * @param output [size] int16; may be the address of input (in place).
+ * @op QUANTIZE
+ */
+void te_quantize_f32_s16(const te_quant_params* p, const float* input,
+                         int16_t* output);
+
+/**
  * DEQUANTIZE int8 -> float32: scale * (x - zero_point).
  * @param p      size and quantization of the input.
  * @param input  [size] int8.
@@ -658,6 +935,16 @@ void te_quantize_f32_s8(const te_quant_params* p, const float* input,
  */
 void te_dequantize_s8_f32(const te_quant_params* p, const int8_t* input,
                           float* output);
+
+/**
+ * DEQUANTIZE int16 -> float32: scale * (x - zero_point).
+ * @param p      size and quantization of the input.
+ * @param input  [size] int16.
+ * @param output [size] float32.
+ * @op DEQUANTIZE
+ */
+void te_dequantize_s16_f32(const te_quant_params* p, const int16_t* input,
+                           float* output);
 
 /** SOFTMAX over the last axis, as TFLite's Prepare derives it. */
 typedef struct {
@@ -680,6 +967,70 @@ typedef struct {
 void te_softmax_s8(const te_softmax_params* p, const int8_t* input,
                    int8_t* output);
 
+/** LOG_SOFTMAX over the last axis, as TFLite's int8 Prepare derives it. */
+typedef struct {
+  int32_t rows;               /**< Number of vectors. */
+  int32_t depth;              /**< Length of each vector (the last axis). */
+  int32_t input_multiplier;   /**< input_scale in Q5.26 steps: multiplier */
+  int32_t input_left_shift;   /**< ... and left shift (>= 0). */
+  int32_t reverse_multiplier; /**< Q5.26 back to input steps: multiplier */
+  int32_t reverse_shift;      /**< ... and shift (<= 0). */
+  int32_t diff_min;           /**< Differences from the row maximum below
+                                   this add no exp() to the sum. */
+} te_log_softmax_params;
+
+/**
+ * LOG_SOFTMAX (output scale 16/256, zero point 127): x - max - log(sum of
+ * exp(x - max)) in fixed point.  Needs no scratch.
+ * @param p      sizes and fixed-point parameters.
+ * @param input  [rows, depth].
+ * @param output [rows, depth].
+ * @op LOG_SOFTMAX
+ */
+void te_log_softmax_s8(const te_log_softmax_params* p, const int8_t* input,
+                       int8_t* output);
+
+/** L2_NORMALIZATION over the last axis. */
+typedef struct {
+  int32_t rows;             /**< Number of vectors. */
+  int32_t depth;            /**< Length of each vector (the last axis). */
+  int32_t input_zero_point; /**< Zero point of the input (its scale cancels). */
+} te_l2_norm_params;
+
+/**
+ * L2_NORMALIZATION (output scale 1/128, zero point 0): x / sqrt(sum x^2)
+ * per vector, with TFLite's integer inverse square root.
+ * @param p      sizes and the input zero point.
+ * @param input  [rows, depth].
+ * @param output [rows, depth].
+ * @op L2_NORMALIZATION
+ */
+void te_l2_normalization_s8(const te_l2_norm_params* p, const int8_t* input,
+                            int8_t* output);
+
+/** SOFTMAX of int16 values, as TFLite's int16 Prepare derives it. */
+typedef struct {
+  int32_t rows;             /**< Number of vectors. */
+  int32_t depth;            /**< Length of each vector (the last axis). */
+  int32_t input_multiplier; /**< input_scale * beta / (10 / 65535): input */
+  int32_t input_shift;      /**< differences in exp-table steps. */
+} te_softmax_s16_params;
+
+/**
+ * SOFTMAX of int16 values (zero points 0, output scale 2^-15): exp and
+ * 1 / (1 + x) by interpolation in two tables.  Needs no scratch (the output
+ * row holds the exponentials until their sum is known).
+ * @param p                sizes and the input rescale.
+ * @param input            [rows, depth] int16.
+ * @param exp_table        [513] exp over [-10, 0] (softmax_s16_params()).
+ * @param reciprocal_table [513] 1 / (1 + x) over [0, 1].
+ * @param output           [rows, depth] int16.
+ * @op SOFTMAX
+ */
+void te_softmax_s16(const te_softmax_s16_params* p, const int16_t* input,
+                    const int16_t* exp_table, const int16_t* reciprocal_table,
+                    int16_t* output);
+
 /** LOGISTIC, as TFLite's Prepare derives it. */
 typedef struct {
   int32_t size;               /**< Number of elements. */
@@ -699,6 +1050,21 @@ typedef struct {
  */
 void te_logistic_s8(const te_logistic_params* p, const int8_t* input,
                     int8_t* output);
+
+/**
+ * LOGISTIC of int16 values (zero points 0, output scale 2^-15), by linear
+ * interpolation in a sigmoid table.
+ * @param p      size, input_multiplier and input_left_shift (the other
+ *               fields unused); a multiplier of 0 marks a power-of-two
+ *               input scale.
+ * @param input  [size] int16.
+ * @param table  [256] 65536 * sigmoid(i / 24), adjusted for interpolation
+ *               (sigmoid_table_s16() in quantization/activation_params.py).
+ * @param output [size] int16.
+ * @op LOGISTIC
+ */
+void te_logistic_s16(const te_logistic_params* p, const int16_t* input,
+                     const uint16_t* table, int16_t* output);
 
 /**
  * Element-wise rescaling operators on int8 (TFLM's arithmetic):
@@ -732,6 +1098,13 @@ typedef struct {
 void te_abs_s8(const te_unary_params* p, const int8_t* input, int8_t* output);
 
 /**
+ * ABS of int16 values; arguments as for te_abs_s8.
+ * @op ABS
+ */
+void te_abs_s16(const te_unary_params* p, const int16_t* input,
+                int16_t* output);
+
+/**
  * RSQRT.
  * @param p      size, zero points and rescale.
  * @param input  [size].
@@ -752,6 +1125,13 @@ void te_leaky_relu_s8(const te_unary_params* p, const int8_t* input,
                       int8_t* output);
 
 /**
+ * LEAKY_RELU of int16 values; arguments as for te_leaky_relu_s8.
+ * @op LEAKY_RELU
+ */
+void te_leaky_relu_s16(const te_unary_params* p, const int16_t* input,
+                       int16_t* output);
+
+/**
  * TANH (output scale 1/128, zero point 0); p as for te_logistic_s8 (TFLM
  * derives TANH's input rescale the same way).
  * @param p      size and fixed-point parameters.
@@ -761,6 +1141,18 @@ void te_leaky_relu_s8(const te_unary_params* p, const int8_t* input,
  */
 void te_tanh_s8(const te_logistic_params* p, const int8_t* input,
                 int8_t* output);
+
+/**
+ * TANH of int16 values (zero points 0, output scale 2^-15), from the same
+ * sigmoid table as te_logistic_s16.
+ * @param p      size, input_multiplier and input_left_shift.
+ * @param input  [size] int16.
+ * @param table  [256] the sigmoid table of te_logistic_s16.
+ * @param output [size] int16.
+ * @op TANH
+ */
+void te_tanh_s16(const te_logistic_params* p, const int16_t* input,
+                 const uint16_t* table, int16_t* output);
 
 /** An int8 -> int8 function given by its 256 values. */
 typedef struct {

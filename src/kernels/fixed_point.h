@@ -47,6 +47,54 @@ inline int32_t multiply_by_quantized_multiplier(int32_t x, int32_t multiplier,
       right_shift);
 }
 
+// The 64-bit accumulator form TFLite uses for int16 activations: the Q31
+// multiplier is first rounded to 16 bits, so that x (below 2^47) times it
+// cannot overflow 64 bits; shift is at most 15.
+inline int32_t multiply_by_quantized_multiplier_64(int64_t x,
+                                                   int32_t multiplier,
+                                                   int shift) {
+  const int32_t reduced =
+      multiplier < 0x7FFF0000 ? (multiplier + (1 << 15)) >> 16 : 0x7FFF;
+  const int total_shift = 15 - shift;
+  const int64_t round = static_cast<int64_t>(1) << (total_shift - 1);
+  return static_cast<int32_t>((x * reduced + round) >> total_shift);
+}
+
+// The accumulator's width picks the arithmetic: int32 sums of int8 products,
+// int64 sums of int16 ones.
+inline int32_t rescale_accumulator(int32_t acc, int32_t multiplier,
+                                   int shift) {
+  return multiply_by_quantized_multiplier(acc, multiplier, shift);
+}
+
+inline int32_t rescale_accumulator(int64_t acc, int32_t multiplier,
+                                   int shift) {
+  return multiply_by_quantized_multiplier_64(acc, multiplier, shift);
+}
+
+// Linear interpolation in TFLite's 256-entry sigmoid table (int16 LOGISTIC
+// and TANH): entry h = a >> frac_bits, with the low frac_bits of a as the
+// weight towards entry h + 1; `saturated` beyond the table.
+inline uint32_t interpolate_sigmoid_table(const uint16_t* table, int32_t a,
+                                          int frac_bits, uint32_t saturated) {
+  const int32_t h = a >> frac_bits;
+  if (h >= 255) return saturated;
+  const int32_t weight = a & ((1 << frac_bits) - 1);
+  return (static_cast<uint32_t>(table[h]) << frac_bits) +
+         static_cast<uint32_t>(weight * (table[h + 1] - table[h]));
+}
+
+// An int16 input times the LOGISTIC/TANH input multiplier, rounded right by
+// the left shift (a multiplier of 0 stands for 3 << shift, shift 0).
+inline int32_t scale_sigmoid_input(int32_t x, int32_t multiplier, int shift) {
+  if (multiplier == 0) {
+    multiplier = 3 << shift;
+    shift = 0;
+  }
+  const int32_t round = shift > 0 ? 1 << (shift - 1) : 0;
+  return (x * multiplier + round) >> shift;
+}
+
 inline int32_t saturating_left_shift(int32_t x, int shift) {
   const int64_t v = static_cast<int64_t>(x) * (int64_t{1} << shift);
   if (v > INT32_MAX) return INT32_MAX;
@@ -205,6 +253,121 @@ inline int32_t tanh(int32_t a, int integer_bits) {
   const int32_t t = one_minus_x_over_one_plus_x_for_x_in_0_1(
       exp_on_negative_values(neg_abs, integer_bits + 1));
   return a < 0 ? wrapping_sub(0, t) : t;
+}
+
+// a + b and a - b saturated to the int32 range.
+inline int32_t saturating_add(int32_t a, int32_t b) {
+  const int64_t v = static_cast<int64_t>(a) + b;
+  return static_cast<int32_t>(v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : v);
+}
+inline int32_t saturating_sub(int32_t a, int32_t b) {
+  const int64_t v = static_cast<int64_t>(a) - b;
+  return static_cast<int32_t>(v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : v);
+}
+
+// log(z) for z >= 1 given in Q(input_bits), returned in Q(output_bits).
+// z = 2^e * m with m in [sqrt(1/2), sqrt(2)) (the normalisation tried with
+// and without a factor sqrt(1/2), keeping the smaller mantissa), then
+// log(z) = e * log(2) + log(m), log(m) from a rational approximation around
+// 2^(-1/4).  The sum is formed with one more integer bit than the result.
+inline int32_t log_x_for_x_greater_than_or_equal_to_1(int32_t z,
+                                                      int input_bits,
+                                                      int output_bits) {
+  const int32_t kLog2 = 1488522236;          // log(2), Q0
+  const int32_t kSqrtSqrtHalf = 1805811301;  // 2^(-1/4), Q0
+  const int32_t kSqrtHalf = 1518500250;      // 2^(-1/2), Q0
+  const int32_t kOneQuarter = 536870912;     // Q0
+  const int32_t kAlphaN = 117049297;  // the approximation's coefficients, Q0
+  const int32_t kAlphaD = 127690142;
+  const int32_t kAlphaI = 1057819769;
+  const int32_t kAlphaF = 638450708;
+  const int acc_bits = output_bits + 1;
+  const int32_t shifted_quarter =
+      saturating_rounding_multiply_by_pot(kOneQuarter, -acc_bits);
+
+  // z read as Q0 and normalised: mantissa r_a and exponent (in Q(acc_bits)).
+  const int headroom_a = count_leading_zeros_u32(static_cast<uint32_t>(z));
+  const int32_t r_a = saturating_rounding_multiply_by_pot(
+      saturating_rounding_doubling_high_mul(
+          saturating_rounding_multiply_by_pot(z, headroom_a - 1), kSqrtHalf),
+      1);
+  const int32_t exp_a = saturating_add(
+      saturating_rounding_multiply_by_pot(input_bits - headroom_a,
+                                          31 - acc_bits),
+      shifted_quarter);
+  // The same with z * sqrt(1/2).
+  const int32_t z_b = saturating_rounding_doubling_high_mul(z, kSqrtHalf);
+  const int headroom_b =
+      count_leading_zeros_u32(static_cast<uint32_t>(z_b)) - 1;
+  const int32_t r_b = saturating_rounding_multiply_by_pot(z, headroom_b);
+  const int32_t exp_b = saturating_sub(
+      saturating_rounding_multiply_by_pot(input_bits - headroom_b,
+                                          31 - acc_bits),
+      shifted_quarter);
+  const int32_t r = r_a < r_b ? r_a : r_b;
+  const int32_t exponent = exp_a > exp_b ? exp_a : exp_b;
+
+  const int32_t p = rounding_half_sum(r, kSqrtSqrtHalf);
+  int32_t q = wrapping_sub(r, kSqrtSqrtHalf);
+  q = wrapping_add(q, q);
+  const int32_t q2 = saturating_rounding_doubling_high_mul(q, q);
+  const int32_t numerator = wrapping_add(
+      saturating_rounding_doubling_high_mul(q, r),
+      saturating_rounding_doubling_high_mul(
+          saturating_rounding_doubling_high_mul(q, q2), kAlphaN));
+  const int32_t denominator_minus_one = wrapping_add(
+      saturating_rounding_doubling_high_mul(
+          p, wrapping_add(wrapping_add(kAlphaI, q),
+                          saturating_rounding_doubling_high_mul(kAlphaD, q2))),
+      saturating_rounding_doubling_high_mul(kAlphaF, q));
+  const int32_t reciprocal =
+      one_over_one_plus_x_for_x_in_0_1(denominator_minus_one);
+  const int32_t sum = wrapping_add(
+      saturating_rounding_doubling_high_mul(exponent, kLog2),
+      saturating_rounding_doubling_high_mul(
+          saturating_rounding_multiply_by_pot(numerator, -acc_bits),
+          reciprocal));
+  return saturating_rounding_multiply_by_pot(sum, acc_bits - output_bits);
+}
+
+// 1/sqrt(input) for input > 1 as (multiplier, left shift), by the fixed-point
+// Newton-Raphson iteration of TFLite's GetInvSqrtQuantizedMultiplierExp with
+// reverse_shift = -1.  Values are Q3 (3 integer bits) unless noted.
+inline void inv_sqrt_multiplier(int32_t input, int32_t* multiplier, int* shift) {
+  if (input <= 1) {
+    *multiplier = INT32_MAX;
+    *shift = 0;
+    return;
+  }
+  int right_shift = 11;
+  while (input >= (1 << 29)) {
+    input /= 4;
+    ++right_shift;
+  }
+  const int pairs =
+      (count_leading_zeros_u32(static_cast<uint32_t>(input)) - 1) / 2 - 1;
+  right_shift -= pairs;
+  input <<= 2 * pairs;
+  const int32_t half_input = rounding_divide_by_pot(input >> 1, 1);
+  const int32_t three_halves = (1 << 28) + (1 << 27);
+  int32_t x = 1 << 28;  // 1.0
+  for (int i = 0; i < 5; ++i) {
+    // x * x * x is Q9; each product of two Q3 values is Q6.
+    const int32_t x2 = saturating_rounding_doubling_high_mul(x, x);
+    const int32_t x3 = saturating_rounding_multiply_by_pot(
+        saturating_rounding_doubling_high_mul(x2, x), 6);
+    const int32_t a = saturating_rounding_doubling_high_mul(three_halves, x);
+    const int32_t b = saturating_rounding_doubling_high_mul(half_input, x3);
+    x = saturating_rounding_multiply_by_pot(wrapping_sub(a, b), 3);
+  }
+  // Times sqrt(2)/2 (Q0).
+  x = saturating_rounding_doubling_high_mul(x, 1518500250);
+  if (right_shift < 0) {
+    x = static_cast<int32_t>(static_cast<uint32_t>(x) << -right_shift);
+    right_shift = 0;
+  }
+  *multiplier = x;
+  *shift = -right_shift;
 }
 
 // 1 / (1 + exp(-a)) for a in Q(integer_bits), returned in Q0.

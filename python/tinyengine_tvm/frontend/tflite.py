@@ -1,4 +1,4 @@
-"""TFLite int8 import: validate the flatbuffer, then run TVM's TFLite frontend."""
+"""TFLite int8/int16x8 import: validate the flatbuffer, then run TVM's TFLite frontend."""
 from __future__ import annotations
 
 from typing import Dict, List, Tuple
@@ -9,14 +9,15 @@ from ..errors import UnsupportedModelError
 from .model import ImportedModel, TensorDesc
 
 # TFLite TensorType enum values used here.
-_FLOAT32, _INT32, _INT8, _INT64 = 0, 2, 9, 4
+_FLOAT32, _INT32, _INT8, _INT64, _INT16 = 0, 2, 9, 4, 7
+_ACTIVATION_TYPES = {"int8": _INT8, "int16": _INT16}
 _TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string",
                6: "bool", 7: "int16", 9: "int8", 10: "float64"}
 
 _FUSED_ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
 # Operators that move int8 values without rescaling them.
 _SAME_QUANTIZATION = {"AVERAGE_POOL_2D", "MAX_POOL_2D", "PAD", "RESHAPE", "SQUEEZE", "TRANSPOSE",
-                      "RESIZE_NEAREST_NEIGHBOR"}
+                      "RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"}
 
 
 def _op_names():
@@ -60,7 +61,14 @@ def supported_ops() -> Dict[str, Tuple[int, ...]]:
     return supported_tflite_ops()
 
 
-def _check_operator(model, sg, op, names, supported) -> List[str]:
+def supported_dtypes() -> Dict[str, Tuple[str, ...]]:
+    """TFLite operator -> the activation types (int8, int16) the integer lowering handles it for."""
+    from ..transform.lowering import supported_tflite_dtypes
+
+    return supported_tflite_dtypes()
+
+
+def _check_operator(model, sg, op, names, supported, dtypes) -> List[str]:
     """Reasons why one operator cannot be lowered (empty when it can)."""
     oc = model.OperatorCodes(op.OpcodeIndex())
     code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
@@ -72,35 +80,49 @@ def _check_operator(model, sg, op, names, supported) -> List[str]:
     outputs = list(op.OutputsAsNumpy())
     act_idx = supported[op_type]
     acts_in = inputs if not act_idx else [inputs[i] for i in act_idx if i < len(inputs)]
+    act_types = {_ACTIVATION_TYPES[d] for d in dtypes[op_type]}
+    names_of = "/".join(dtypes[op_type])
     for idx in acts_in + outputs:
         t = sg.Tensors(idx)
         dtype = t.Type()
-        allowed = {_INT8}
+        allowed = set(act_types)
         if op_type == "QUANTIZE" and idx in acts_in:
-            allowed = {_INT8, _FLOAT32}
+            allowed |= {_FLOAT32, _INT32}
         if op_type == "DEQUANTIZE" and idx in outputs:
             allowed = {_FLOAT32}
         if dtype not in allowed:
             reasons.append(
                 f"tensor '{_tensor_name(sg, idx)}' is {_TYPE_NAMES.get(dtype, dtype)}; "
-                f"only int8 activations are supported"
-                + (" (float models must be quantized to int8 first)" if dtype == _FLOAT32 else "")
+                f"{op_type} is supported for {names_of} activations"
+                + (" (float models must be quantized to int8 or int16x8 first)" if dtype == _FLOAT32 else "")
             )
             continue
-        if dtype == _INT8:
-            scales, _ = _quant(t)
+        if dtype in (_INT8, _INT16, _INT32):
+            scales, zps = _quant(t)
+            what = _TYPE_NAMES[dtype]
             if scales.size == 0:
-                reasons.append(f"tensor '{_tensor_name(sg, idx)}' is int8 without quantization parameters")
+                reasons.append(f"tensor '{_tensor_name(sg, idx)}' is {what} without quantization parameters")
             elif scales.size > 1:
                 reasons.append(f"tensor '{_tensor_name(sg, idx)}' has per-channel activation quantization")
+            elif dtype == _INT16 and zps.size and zps[0] != 0:
+                reasons.append(f"tensor '{_tensor_name(sg, idx)}' is int16 with zero point {zps[0]}; "
+                               "TFLM's int16 kernels need zero point 0")
     if op_type in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and len(inputs) > 1:
         w = sg.Tensors(inputs[1])
         if w.Type() != _INT8:
             reasons.append(f"weights '{_tensor_name(sg, inputs[1])}' are {_TYPE_NAMES.get(w.Type(), w.Type())}, not int8")
         if not _is_const(model, w):
             reasons.append(f"weights '{_tensor_name(sg, inputs[1])}' are not constant")
-        if len(inputs) > 2 and sg.Tensors(inputs[2]).Type() != _INT32:
-            reasons.append(f"bias '{_tensor_name(sg, inputs[2])}' is not int32")
+        bias_type = {_INT8: _INT32, _INT16: _INT64}.get(sg.Tensors(inputs[0]).Type())
+        if len(inputs) > 2 and bias_type is not None and sg.Tensors(inputs[2]).Type() != bias_type:
+            reasons.append(f"bias '{_tensor_name(sg, inputs[2])}' is not {_TYPE_NAMES[bias_type]}")
+    if op_type == "TRANSPOSE_CONV" and len(inputs) > 2:
+        w = sg.Tensors(inputs[1])
+        if not _is_const(model, w) or not _is_const(model, sg.Tensors(inputs[0])):
+            reasons.append("the weights and the output shape must be constant")
+        bias_type = {_INT8: _INT32, _INT16: _INT64}.get(sg.Tensors(inputs[2]).Type())
+        if len(inputs) > 3 and bias_type is not None and sg.Tensors(inputs[3]).Type() != bias_type:
+            reasons.append(f"bias '{_tensor_name(sg, inputs[3])}' is not {_TYPE_NAMES[bias_type]}")
     if op_type in _SAME_QUANTIZATION and not reasons and outputs:
         qi, qo = _quant(sg.Tensors(inputs[0])), _quant(sg.Tensors(outputs[0]))
         if not (np.array_equal(qi[0], qo[0]) and np.array_equal(qi[1], qo[1])):
@@ -167,14 +189,14 @@ def import_tflite(data: bytes, name: str) -> ImportedModel:
     if model.SubgraphsLength() > 1:
         raise UnsupportedModelError([("SUBGRAPH", "subgraph 1", "models with control flow (several subgraphs) are not supported")], name)
     problems = []
-    supported = supported_ops()
+    supported, dtypes = supported_ops(), supported_dtypes()
     for i in range(sg.OperatorsLength()):
         op = sg.Operators(i)
         oc = model.OperatorCodes(op.OpcodeIndex())
         op_type = names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "CUSTOM")
         outs = op.OutputsAsNumpy()
         node = _tensor_name(sg, outs[0]) if len(outs) else f"op_{i}"
-        for reason in _check_operator(model, sg, op, names, supported):
+        for reason in _check_operator(model, sg, op, names, supported, dtypes):
             problems.append((op_type, f"#{i} {node}", reason))
     if problems:
         raise UnsupportedModelError(problems, name)

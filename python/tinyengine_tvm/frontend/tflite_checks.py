@@ -172,6 +172,13 @@ _SCHEMA: Dict[str, Tuple[tuple, ...]] = {
         (14, "dilation_w_factor", "i32", 1),
         (16, "dilation_h_factor", "i32", 1),
     ),
+    "TransposeConvOptions": (
+        (4, "padding", "i8", None),
+        (6, "stride_w", "i32", None),
+        (8, "stride_h", "i32", None),
+        (10, "fused_activation_function", "i8", None),
+        (12, "quantized_bias_type", "i8", None),
+    ),
     "FullyConnectedOptions": (
         _ACT,
         (6, "weights_format", "i8", None),
@@ -200,10 +207,16 @@ _SCHEMA: Dict[str, Tuple[tuple, ...]] = {
         (4, "align_corners", "bool", None),
         (6, "half_pixel_centers", "bool", None),
     ),
+    "ResizeBilinearOptions": (
+        (8, "align_corners", "bool", None),
+        (10, "half_pixel_centers", "bool", None),
+    ),
+    "L2NormOptions": ((4, "fused_activation_function", "i8", None),),
     "PadOptions": (),
     "PadV2Options": (),
     "TransposeOptions": (),
     "HardSwishOptions": (),
+    "LogSoftmaxOptions": (),
     "QuantizeOptions": (),
     "DequantizeOptions": (),
 }
@@ -227,6 +240,7 @@ _ZP_RANGE = {_T_INT8: (-128, 127), _T_UINT8: (0, 255), _T_INT16: (-32768, 32767)
 _OPS = {
     "CONV_2D": ("Conv2DOptions", True, (2, 3), 1, (2,)),
     "DEPTHWISE_CONV_2D": ("DepthwiseConv2DOptions", True, (2, 3), 1, (2,)),
+    "TRANSPOSE_CONV": ("TransposeConvOptions", True, (3, 4), 1, (3,)),
     "FULLY_CONNECTED": ("FullyConnectedOptions", False, (2, 3), 1, (2,)),
     "ADD": ("AddOptions", False, (2, 2), 1, ()),
     "SUB": ("SubOptions", False, (2, 2), 1, ()),
@@ -257,6 +271,7 @@ _OPS = {
     "DEPTH_TO_SPACE": ("DepthToSpaceOptions", True, (1, 1), 1, ()),
     "CONCATENATION": ("ConcatenationOptions", False, (1, 10), 1, ()),
     "SOFTMAX": ("SoftmaxOptions", True, (1, 1), 1, ()),
+    "LOG_SOFTMAX": ("LogSoftmaxOptions", False, (1, 1), 1, ()),
     "LOGISTIC": (None, False, (1, 1), 1, ()),
     "HARD_SWISH": ("HardSwishOptions", False, (1, 1), 1, ()),
     "LEAKY_RELU": ("LeakyReluOptions", True, (1, 1), 1, ()),
@@ -268,6 +283,8 @@ _OPS = {
     "MIRROR_PAD": ("MirrorPadOptions", True, (2, 2), 1, ()),
     "RSQRT": (None, False, (1, 1), 1, ()),
     "RESIZE_NEAREST_NEIGHBOR": ("ResizeNearestNeighborOptions", False, (2, 2), 1, ()),
+    "RESIZE_BILINEAR": ("ResizeBilinearOptions", False, (2, 2), 1, ()),
+    "L2_NORMALIZATION": ("L2NormOptions", False, (1, 1), 1, ()),
     "QUANTIZE": ("QuantizeOptions", False, (1, 1), 1, ()),
     "DEQUANTIZE": ("DequantizeOptions", False, (1, 1), 1, ()),
     "RELU": (None, False, (1, 1), 1, ()),
@@ -1059,6 +1076,37 @@ def _conv(ctx: _OpCtx, x, y):
     _weights_zero_points(ctx, w)
 
 
+def _transpose_conv(ctx: _OpCtx, x, y):
+    shape_t, w, inp = x[0], x[1], x[2]
+    ctx.padding()
+    ctx.positive("stride_w", "strides")
+    ctx.positive("stride_h", "strides")
+    ctx.activation_range(y, ctx.activation())
+    ctx.bias_type()
+    ctx.rank(inp, (4,), "input")
+    ctx.rank(w, (4,), "filter")
+    ctx.rank(y, (4,), "output")
+    ctx.same_type(inp, y)
+    _no_hybrid(ctx, inp, w)
+    if shape_t.type != _T_INT32 or len(shape_t.shape) != 1 or shape_t.shape[0] != 4:
+        ctx.fail(f"output shape '{shape_t.name}' is {ctx.c.type_name(shape_t.type)} "
+                 f"{_shape_str(shape_t.shape)}; TFLM needs a 1-D int32 tensor of 4 values")
+    want = ctx.const_ints(shape_t, "output shape")
+    if y.shape != want:
+        ctx.fail(f"output '{y.name}' has shape {_shape_str(y.shape)} but the output shape tensor "
+                 f"'{shape_t.name}' says {_shape_str(want)}")
+    cout, cin = w.shape[0], w.shape[3]
+    if inp.shape[3] != cin or y.shape[3] != cout or y.shape[0] != inp.shape[0]:
+        ctx.fail(f"filter '{w.name}' ({_shape_str(w.shape)}) does not map input {_shape_str(inp.shape)} "
+                 f"to output {_shape_str(y.shape)} (filter is [out channels, height, width, in channels])")
+    if len(x) > 3 and x[3] is not None and x[3].numel() != cout:
+        ctx.fail(f"bias '{x[3].name}' has {x[3].numel()} elements for {cout} output channels")
+    if inp.type in (_T_INT8, _T_INT16) and len(w.scale) not in (1, cout):
+        ctx.fail(f"filter '{w.name}' has {len(w.scale)} scales; TFLM needs 1 or one per output "
+                 f"channel ({cout})")
+    _weights_zero_points(ctx, w)
+
+
 def _fully_connected(ctx: _OpCtx, x, y):
     inp, w = x[0], x[1]
     ctx.activation_range(y, ctx.activation())
@@ -1294,6 +1342,20 @@ def _concatenation(ctx: _OpCtx, x, y):
                  f"{total}")
 
 
+def _log_softmax(ctx: _OpCtx, x, y):
+    inp = x[0]
+    if not inp.shape:
+        ctx.fail(f"input '{inp.name}' is a scalar; LOG_SOFTMAX needs at least 1 dimension")
+    ctx.same_shape(inp, y)
+    ctx.same_type(inp, y)
+    if inp.type == _T_INT8 and y.scale and (y.scale[0] != 16.0 / 256 or y.zero_point[0] != 127):
+        ctx.fail(f"output '{y.name}' has scale {y.scale[0]:g} and zero point {y.zero_point[0]}; "
+                 "TFLM's int8 LOG_SOFTMAX needs scale 16/256 and zero point 127")
+    if inp.type == _T_INT8 and inp.scale and not inp.scale[0] * (1 << 26) > 1.0:
+        ctx.fail(f"input '{inp.name}' has scale {inp.scale[0]:g}; TFLM's int8 LOG_SOFTMAX needs "
+                 "scale x 2^26 > 1")
+
+
 def _softmax(ctx: _OpCtx, x, y):
     inp = x[0]
     beta = ctx.opt("beta")
@@ -1337,6 +1399,24 @@ def _elementwise(ctx: _OpCtx, x, y):
                  "quantization only")
 
 
+def _resize_bilinear(ctx: _OpCtx, x, y):
+    if ctx.opt("align_corners") and ctx.opt("half_pixel_centers"):
+        ctx.fail(f"{ctx.oname('align_corners')} and half_pixel_centers are both set; TFLM refuses that")
+    _resize_nearest(ctx, x, y)
+
+
+def _l2_normalization(ctx: _OpCtx, x, y):
+    inp = x[0]
+    if ctx.activation() != 0:
+        ctx.fail(f"{ctx.oname('fused_activation_function')} must be NONE for TFLM's L2_NORMALIZATION")
+    ctx.rank(inp, (1, 2, 3, 4), "input")
+    ctx.same_shape(inp, y)
+    ctx.same_type(inp, y)
+    if inp.type == _T_INT8 and y.scale and (y.scale[0] != 1.0 / 128 or y.zero_point[0] != 0):
+        ctx.fail(f"output '{y.name}' has scale {y.scale[0]:g} and zero point {y.zero_point[0]}; TFLM's int8 "
+                 "L2_NORMALIZATION writes scale 1/128 and zero point 0")
+
+
 def _resize_nearest(ctx: _OpCtx, x, y):
     inp, size_t = x
     ctx.rank(inp, (4,), "input")
@@ -1355,6 +1435,7 @@ def _resize_nearest(ctx: _OpCtx, x, y):
 _HANDLERS = {
     "CONV_2D": _conv,
     "DEPTHWISE_CONV_2D": _conv,
+    "TRANSPOSE_CONV": _transpose_conv,
     "FULLY_CONNECTED": _fully_connected,
     "ADD": _broadcast,
     "SUB": _broadcast,
@@ -1369,6 +1450,7 @@ _HANDLERS = {
     "TRANSPOSE": _transpose,
     "CONCATENATION": _concatenation,
     "SOFTMAX": _softmax,
+    "LOG_SOFTMAX": _log_softmax,
     "LOGISTIC": _logistic,
     "HARD_SWISH": _elementwise,
     "RELU": _elementwise,
@@ -1376,6 +1458,8 @@ _HANDLERS = {
     "QUANTIZE": _elementwise,
     "DEQUANTIZE": _elementwise,
     "RESIZE_NEAREST_NEIGHBOR": _resize_nearest,
+    "RESIZE_BILINEAR": _resize_bilinear,
+    "L2_NORMALIZATION": _l2_normalization,
 }
 
 

@@ -24,9 +24,24 @@ Two defects of ``tvm.relax.frontend.tflite`` stop real models from importing:
   ``quantize(matmul(a, b))`` of the dequantized operands, adj_x/adj_y as
   transposes of their last two axes (matmul broadcasts the batch axes).
 
+* TRANSPOSE_CONV loses its fused activation in the importer; it is applied
+  after the converter's result (as the other converters do).
+
+* A CONV_2D (or TRANSPOSE_CONV) whose optional bias is absent (input 2 marked -1) fails the
+  importer; absent trailing inputs are left out while it is converted.
+
+* int16x8 CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED fail on their int64
+  bias (Relax's dequantize takes no int64); the bias is handed to the
+  converter as ``astype(bias, float32) * scale``, which the integer lowering
+  reads back as the int64 constant.
+
+* int8 L2_NORMALIZATION is refused by the converter; it is imported as
+  ``quantize(x / sqrt(sum(x * x) + 1e-12))`` over the last axis.
+
 * int8 data movement (PAD, PADV2, TRANSPOSE, SQUEEZE, RESIZE_NEAREST_NEIGHBOR,
   SPACE_TO_DEPTH, DEPTH_TO_SPACE, STRIDED_SLICE, SLICE, SPLIT, SPLIT_V, PACK,
-  UNPACK, GATHER) is refused by the importer's list of quantized operators
+  UNPACK, GATHER), LOG_SOFTMAX and RESIZE_BILINEAR are refused by the
+  importer's list of quantized operators
   although its converters handle it exactly (reshapes, transposes, slices,
   takes and pads of the int8 values; PAD fills with the zero point).
 
@@ -62,11 +77,12 @@ def clamp_bias_quantized_dimension(data: bytes) -> bytes:
     return bytes(buf)
 
 
-# Data-movement operators whose int8 conversion in TVM's importer is exact.
-EXACT_INT8_DATA_MOVEMENT = frozenset({"PAD", "PADV2", "TRANSPOSE", "SQUEEZE", "RESIZE_NEAREST_NEIGHBOR",
-                                      "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "STRIDED_SLICE", "SLICE", "SPLIT",
-                                      "SPLIT_V", "PACK", "UNPACK", "GATHER", "EXPAND_DIMS", "ELU",
-                                      "PRELU", "MIRROR_PAD", "BATCH_MATMUL"})
+# Quantized operators the importer's list leaves out although their conversion
+# (its own or a replacement registered below) is exact.
+QUANTIZED_OPS_ADMITTED = frozenset({
+    "PAD", "PADV2", "TRANSPOSE", "SQUEEZE", "RESIZE_NEAREST_NEIGHBOR", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE",
+    "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "GATHER", "EXPAND_DIMS", "ELU", "PRELU",
+    "MIRROR_PAD", "BATCH_MATMUL", "LOG_SOFTMAX", "RESIZE_BILINEAR", "L2_NORMALIZATION"})
 
 
 # OperatorConverter method -> factory(original method) -> its replacement.
@@ -89,7 +105,7 @@ def patched_importer():
     cls = tf.OperatorConverter
     supported = cls._SUPPORTED_QUANTIZED_OPS
     originals = {method: getattr(cls, method) for method in _CONVERTERS}
-    cls._SUPPORTED_QUANTIZED_OPS = supported | EXACT_INT8_DATA_MOVEMENT
+    cls._SUPPORTED_QUANTIZED_OPS = supported | QUANTIZED_OPS_ADMITTED
     for method, factory in _CONVERTERS.items():
         setattr(cls, method, factory(originals[method]))
     try:
@@ -100,6 +116,110 @@ def patched_importer():
             setattr(cls, method, original)
 
 
+@contextlib.contextmanager
+def _int64_bias_as_float(converter, op, bias_index=2):
+    """While ``op`` (a CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED or, with
+    bias_index 3, TRANSPOSE_CONV) is converted, its quantized int64 bias reads as
+    the float ``astype(bias, float32) * scale`` and is not dequantized again."""
+    import tflite
+    from tvm import relax
+    from tvm.relax.frontend.tflite import tflite_frontend as tf
+
+    inputs = converter.get_input_tensors(op)
+    bias = inputs[bias_index] if len(inputs) > bias_index else None
+    if (bias is None or bias.tensor_idx < 0 or bias.tensor.Type() != tflite.TensorType.INT64
+            or not bias.qnn_params):
+        yield
+        return
+    value = converter.get_tensor_value(bias)
+    as_float = relax.op.multiply(relax.op.astype(relax.const(value, "int64"), "float32"),
+                                 bias.qnn_params["scale"])
+    converter.exp_tab.set_expr(tf.get_tensor_name(converter.subgraph, bias.tensor_idx),
+                               converter.bb.normalize(as_float), force_override=True)
+    dequantize = converter.dequantize
+    converter.dequantize = lambda expr, t: expr if t.tensor_idx == bias.tensor_idx else dequantize(expr, t)
+    try:
+        yield
+    finally:
+        del converter.dequantize
+
+
+@contextlib.contextmanager
+def _absent_inputs_dropped(converter):
+    """While active, ``get_input_tensors`` leaves out optional inputs marked -1 at the end."""
+    get = converter.get_input_tensors
+
+    def present(op):
+        tensors = get(op)
+        while tensors and tensors[-1].tensor_idx < 0:
+            tensors.pop()
+        return tensors
+
+    converter.get_input_tensors = present
+    try:
+        yield
+    finally:
+        del converter.get_input_tensors
+
+
+@_replaces("convert_conv")
+def _conv_fixes(original):
+    """CONV_2D / DEPTHWISE_CONV_2D converter that reads an int16x8 layer's int64
+    bias and a CONV_2D without bias (input 2 marked -1: the importer reads it)."""
+    def convert(self, op, conv_type):
+        with _absent_inputs_dropped(self), _int64_bias_as_float(self, op):
+            return original(self, op, conv_type)
+
+    return convert
+
+
+@_replaces("convert_transpose_conv")
+def _transpose_conv_fixes(original):
+    """TRANSPOSE_CONV converter that reads an absent or int64 bias and applies
+    the fused activation (the importer drops it)."""
+    import tflite
+    from tvm.relax.frontend.tflite import tflite_frontend as tf
+
+    def convert(self, op):
+        with _absent_inputs_dropped(self), _int64_bias_as_float(self, op, bias_index=3):
+            out = original(self, op)
+        opts = tflite.TransposeConvOptions()
+        opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+        (output_tensor,) = self.get_output_tensors(op)
+        act = opts.FusedActivationFunction()
+        if act == tflite.ActivationFunctionType.NONE:
+            return out
+        if not output_tensor.qnn_params:
+            return self.convert_fused_activation_function(out, act)
+        q = output_tensor.qnn_params
+        return self.convert_qnn_fused_activation_function(
+            self.bb.normalize(out), act, tf.get_scalar_from_constant(q["scale"]),
+            tf.get_scalar_from_constant(q["zero_point"]), self.get_tensor_type_str(output_tensor.tensor.Type()))
+
+    return convert
+
+
+@_replaces("convert_l2_normalization")
+def _quantized_l2_normalization(original):
+    """L2_NORMALIZATION converter that reads int8 L2_NORMALIZATION (refused by the
+    importer) in QDQ form: ``quantize(x / sqrt(sum(x * x) + 1e-12))`` over the
+    last axis of the dequantized input."""
+    from tvm import relax
+
+    def convert(self, op):
+        (input_tensor,) = self.get_input_tensors(op)
+        (output_tensor,) = self.get_output_tensors(op)
+        if not input_tensor.qnn_params:
+            return original(self, op)
+        x = self.dequantize(self.get_expr(input_tensor.tensor_idx), input_tensor)
+        rank = len(input_tensor.tensor.ShapeAsNumpy())
+        squares = relax.op.sum(relax.op.multiply(x, x), axis=[rank - 1], keepdims=True)
+        norm = relax.op.sqrt(relax.op.add(squares, relax.const(1e-12, "float32")))
+        return self.quantize(relax.op.divide(x, norm), output_tensor)
+
+    return convert
+
+
 @_replaces("convert_fully_connected")
 def _flatten_fully_connected_inputs(original):
     """FULLY_CONNECTED converter that reshapes rank>2 inputs to 2-D."""
@@ -107,6 +227,10 @@ def _flatten_fully_connected_inputs(original):
     from tvm.relax.frontend.tflite import tflite_frontend as tf
 
     def convert(self, op):
+        with _int64_bias_as_float(self, op):
+            return _convert(self, op)
+
+    def _convert(self, op):
         input_tensor, weight_tensor = self.get_input_tensors(op)[:2]
         in_shape = [int(d) for d in self.get_tensor_shape(input_tensor)]
         depth = int(self.get_tensor_shape(weight_tensor)[1])

@@ -109,7 +109,7 @@ def parse_header(path: str = "") -> Tuple[Dict[str, List[CDecl]], Dict[str, CFun
 
 
 def defining_sources(root: str = "") -> Dict[str, str]:
-    """Function -> the file under ``kernels/`` (e.g. ``conv2d_s8.cc``, ``arm/arm_add_s8.cc``) defining it."""
+    """Function -> the file under ``kernels/`` (e.g. ``te_conv2d.cc``, ``arm/arm_add_s8.cc``) defining it."""
     base = os.path.join(root or kernel_dir(), "kernels")
     out: Dict[str, str] = {}
     for dirpath, _, files in os.walk(base):

@@ -50,32 +50,40 @@ __all__ = [
 ]
 
 _QMIN, _QMAX = -128, 127
+#: Integer range of each activation data type.
+_RANGE = {"int8": (-128, 127), "int16": (-32768, 32767)}
+_NP = {"int8": np.int8, "int16": np.int16}
 
 
 def _pair(v):
     return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
 
 
-def choose_qparams(lo: float, hi: float) -> tuple[float, int]:
-    """Asymmetric int8 scale/zero point covering ``[lo, hi]`` (always including 0)."""
+def choose_qparams(lo: float, hi: float, dtype: str = "int8") -> tuple[float, int]:
+    """Scale/zero point covering ``[lo, hi]`` (always including 0): asymmetric for
+    int8, symmetric with zero point 0 for int16 (as TFLite's 16x8 quantization)."""
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
     if hi - lo < 1e-6:
         # A constant-zero tensor still needs a usable, non-zero scale.
         hi = lo + 1e-3
+    if dtype == "int16":
+        return max(-lo, hi) / 32767.0, 0
     scale = (hi - lo) / float(_QMAX - _QMIN)
     zp = int(np.clip(round(_QMIN - lo / scale), _QMIN, _QMAX))
     return scale, zp
 
 
-def fake_quant(v, scale: float, zp: int):
-    """Round float values onto the int8 grid of ``(scale, zp)`` and back."""
-    q = np.clip(np.round(np.asarray(v) / scale) + zp, _QMIN, _QMAX)
+def fake_quant(v, scale: float, zp: int, dtype: str = "int8"):
+    """Round float values onto the integer grid of ``(scale, zp)`` and back."""
+    qmin, qmax = _RANGE[dtype]
+    q = np.clip(np.round(np.asarray(v) / scale) + zp, qmin, qmax)
     return (q - zp) * scale
 
 
-def quantize(v, scale: float, zp: int) -> np.ndarray:
-    """Quantize float values to int8 with ``(scale, zp)``."""
-    return np.clip(np.round(np.asarray(v) / scale) + zp, _QMIN, _QMAX).astype(np.int8)
+def quantize(v, scale: float, zp: int, dtype: str = "int8") -> np.ndarray:
+    """Quantize float values to ``dtype`` with ``(scale, zp)``."""
+    qmin, qmax = _RANGE[dtype]
+    return np.clip(np.round(np.asarray(v) / scale) + zp, qmin, qmax).astype(_NP[dtype])
 
 
 def _apply_activation(y, activation):
@@ -220,7 +228,8 @@ class QuantizedGraph:
         return fn(*flat)
 
     def _emit_act(self, prefix, values, shape, activation=None, qparams=None, dtype="int8"):
-        """Quantize calibration ``values`` (computed in float) into a new activation tensor."""
+        """Quantize calibration ``values`` (computed in float) into a new activation
+        tensor of ``dtype`` (an op's output takes its input's type)."""
         values = np.asarray(values, dtype=np.float64).reshape((self.samples,) + tuple(shape))
         if dtype == "float32":
             idx = self.writer.tensor(self._name(prefix), shape, dtype="float32")
@@ -233,10 +242,10 @@ class QuantizedGraph:
                 lo, hi = 0.0, min(hi, 6.0)
             elif act == "RELU":
                 lo = 0.0
-            qparams = choose_qparams(lo, hi)
+            qparams = choose_qparams(lo, hi, dtype)
         scale, zp = qparams
-        idx = self.writer.tensor(self._name(prefix), shape, scale=scale, zero_point=zp)
-        return QTensor(idx, shape, "int8", scale, zp, fake_quant(values, scale, zp))
+        idx = self.writer.tensor(self._name(prefix), shape, dtype=dtype, scale=scale, zero_point=zp)
+        return QTensor(idx, shape, dtype, scale, zp, fake_quant(values, scale, zp, dtype))
 
     def _weights(self, w, per_channel, axis):
         """Symmetric int8 weights; returns (int8 array, scales list)."""
@@ -251,16 +260,17 @@ class QuantizedGraph:
         q = np.clip(np.round(w / scales.reshape(shape)), -127, 127).astype(np.int8)
         return q, (scales if per_channel else scales[:1])
 
-    def _bias(self, prefix, b, x_scale, w_scales, n):
-        """int32 bias quantized with input_scale * weight_scale (per channel if needed)."""
+    def _bias(self, prefix, b, x_scale, w_scales, n, dtype="int32"):
+        """Bias quantized with input_scale * weight_scale (per channel if needed):
+        int32 for int8 activations, int64 for int16 ones."""
         ws = np.broadcast_to(np.asarray(w_scales, dtype=np.float64), (n,))
         bscale = x_scale * ws
-        bq = np.round(b / bscale).astype(np.int32)
+        bq = np.round(b / bscale).astype(dtype)
         scale_arg = bscale if len(w_scales) > 1 else float(bscale[0])
-        idx = self.writer.tensor(self._name(prefix), [n], dtype="int32", scale=scale_arg, data=bq)
+        idx = self.writer.tensor(self._name(prefix), [n], dtype=dtype, scale=scale_arg, data=bq)
         return idx, bq * bscale
 
-    def _maybe_bias(self, prefix, use_bias, x_scale, w_scales, n):
+    def _maybe_bias(self, prefix, use_bias, x, w_scales, n):
         """Bias input for conv/depthwise/FC: returns (tensor index or -1, dequantized bias).
 
         ``use_bias`` is True (random bias), False (an all-zero int32 bias, which
@@ -272,20 +282,20 @@ class QuantizedGraph:
                 raise ValueError(f"use_bias must be True, False or 'absent', got {use_bias!r}")
             return -1, np.zeros(n)
         b = self.rng.normal(0.0, 0.1, size=n) if use_bias else np.zeros(n)
-        return self._bias(prefix + "_b", b, x_scale, w_scales, n)
+        return self._bias(prefix + "_b", b, x.scale, w_scales, n, "int64" if x.dtype == "int16" else "int32")
 
     # ---------------------------------------------------------------- graph IO
     def input(self, shape, low=-1.0, high=1.0, dtype="int8", name="input") -> QTensor:
-        """A model input whose calibration data is uniform in ``[low, high]``."""
+        """A model input (int8, int16 or float32) whose calibration data is uniform in ``[low, high]``."""
         shape = tuple(int(d) for d in shape)
         values = self.rng.uniform(low, high, size=(self.samples,) + shape)
         if dtype == "float32":
             idx = self.writer.tensor(name, shape, dtype="float32")
             t = QTensor(idx, shape, "float32", None, None, values)
         else:
-            scale, zp = choose_qparams(low, high)
-            idx = self.writer.tensor(name, shape, scale=scale, zero_point=zp)
-            t = QTensor(idx, shape, "int8", scale, zp, fake_quant(values, scale, zp))
+            scale, zp = choose_qparams(low, high, dtype)
+            idx = self.writer.tensor(name, shape, dtype=dtype, scale=scale, zero_point=zp)
+            t = QTensor(idx, shape, dtype, scale, zp, fake_quant(values, scale, zp, dtype))
         self._inputs.append(t)
         return t
 
@@ -341,12 +351,12 @@ class QuantizedGraph:
             quantized_dimension=0,
         )
         wdeq = wq * np.broadcast_to(wscales, (out_channels,)).reshape(-1, 1, 1, 1)
-        bidx, bdeq = self._maybe_bias(prefix, use_bias, x.scale, wscales, out_channels)
+        bidx, bdeq = self._maybe_bias(prefix, use_bias, x, wscales, out_channels)
         s, d = _pair(stride), _pair(dilation)
         y = self._per_sample(lambda v: conv2d_ref(v, wdeq, bdeq, s, d, padding), x)
         y = _apply_activation(y, activation)
         out_shape = (x.shape[0],) + y.shape[1:]
-        out = self._emit_act(prefix, y, out_shape, activation)
+        out = self._emit_act(prefix, y, out_shape, activation, dtype=x.dtype)
         self.writer.op(
             "CONV_2D",
             [x.index, widx, bidx],
@@ -386,13 +396,13 @@ class QuantizedGraph:
             quantized_dimension=3,
         )
         wdeq = wq.astype(np.float64) * np.broadcast_to(wscales, (cout,))
-        bidx, bdeq = self._maybe_bias(prefix, use_bias, x.scale, wscales, cout)
+        bidx, bdeq = self._maybe_bias(prefix, use_bias, x, wscales, cout)
         s, d = _pair(stride), _pair(dilation)
         y = self._per_sample(
             lambda v: depthwise_conv2d_ref(v, wdeq, bdeq, s, d, padding, depth_multiplier), x
         )
         y = _apply_activation(y, activation)
-        out = self._emit_act(prefix, y, (x.shape[0],) + y.shape[1:], activation)
+        out = self._emit_act(prefix, y, (x.shape[0],) + y.shape[1:], activation, dtype=x.dtype)
         self.writer.op(
             "DEPTHWISE_CONV_2D",
             [x.index, widx, bidx],
@@ -403,6 +413,41 @@ class QuantizedGraph:
             depth_multiplier=depth_multiplier,
             fused_activation=activation,
         )
+        return out
+
+    def transpose_conv(self, x, out_channels, kernel=(3, 3), stride=(2, 2), padding="SAME", activation="NONE",
+                       per_channel=True, use_bias=True, prefix="tconv") -> QTensor:
+        """TRANSPOSE_CONV (a strided upsampling convolution); output size in*stride
+        (SAME) or (in-1)*stride + kernel (VALID), weights OHWI quantized along O."""
+        kh, kw = _pair(kernel)
+        sh, sw = _pair(stride)
+        n, h, w_in, cin = x.shape
+        w = self.rng.normal(0.0, math.sqrt(2.0 / (kh * kw * cin)), size=(out_channels, kh, kw, cin))
+        w *= self.rng.uniform(0.3, 1.5, size=(out_channels, 1, 1, 1))
+        wq, wscales = self._weights(w, per_channel, axis=0)
+        widx = self.writer.tensor(self._name(prefix + "_w"), wq.shape, data=wq,
+                                  scale=wscales if per_channel else float(wscales[0]), zero_point=0)
+        wdeq = wq * np.broadcast_to(wscales, (out_channels,)).reshape(-1, 1, 1, 1)
+        bidx, bdeq = self._maybe_bias(prefix, use_bias, x, wscales, out_channels)
+        same = padding.upper() == "SAME"
+        oh, ow = (h * sh, w_in * sw) if same else ((h - 1) * sh + kh, (w_in - 1) * sw + kw)
+        # TFLM pads the output as a convolution of the output would be padded.
+        pad_t = max((-(-oh // sh) - 1) * sh + kh - oh, 0) // 2 if same else 0
+        pad_l = max((-(-ow // sw) - 1) * sw + kw - ow, 0) // 2 if same else 0
+        full = np.zeros((self.samples * n, (h - 1) * sh + kh, (w_in - 1) * sw + kw, out_channels))
+        flat = x.values.reshape((-1,) + x.shape[1:])
+        for ky in range(kh):
+            for kx in range(kw):
+                full[:, ky:ky + (h - 1) * sh + 1:sh, kx:kx + (w_in - 1) * sw + 1:sw, :] += np.einsum(
+                    "nhwc,oc->nhwo", flat, wdeq[:, ky, kx, :])
+        y = np.zeros((self.samples * n, oh, ow, out_channels))
+        rows, cols = min(oh, full.shape[1] - pad_t), min(ow, full.shape[2] - pad_l)
+        y[:, :rows, :cols] = full[:, pad_t:pad_t + rows, pad_l:pad_l + cols]
+        y = _apply_activation(y + bdeq, activation)
+        out = self._emit_act(prefix, y, (n, oh, ow, out_channels), activation, dtype=x.dtype)
+        shape_idx = self._int32(prefix + "_output_shape", [n, oh, ow, out_channels])
+        self.writer.op("TRANSPOSE_CONV", [shape_idx, widx, x.index, bidx], [out.index], padding=padding,
+                       stride=(sh, sw), fused_activation=activation)
         return out
 
     def fully_connected(
@@ -429,14 +474,14 @@ class QuantizedGraph:
             quantized_dimension=0,
         )
         wdeq = wq.astype(np.float64) * np.broadcast_to(wscales, (units,)).reshape(-1, 1)
-        bidx, bdeq = self._maybe_bias(prefix, use_bias, x.scale, wscales, units)
+        bidx, bdeq = self._maybe_bias(prefix, use_bias, x, wscales, units)
         flat = x.values.reshape(self.samples, -1, fin)
         y = _apply_activation(flat @ wdeq.T + bdeq, activation)
         if keep_num_dims:
             out_shape = x.shape[:-1] + (units,)
         else:
             out_shape = (int(np.prod(x.shape[:-1])), units)
-        out = self._emit_act(prefix, y, out_shape, activation)
+        out = self._emit_act(prefix, y, out_shape, activation, dtype=x.dtype)
         self.writer.op(
             "FULLY_CONNECTED",
             [x.index, widx, bidx],
@@ -454,7 +499,7 @@ class QuantizedGraph:
         av = a.values.reshape((self.samples,) + (1,) * (rank - len(a.shape)) + a.shape)
         bv = b.values.reshape((self.samples,) + (1,) * (rank - len(b.shape)) + b.shape)
         y = _apply_activation(fn(av, bv), activation)
-        out = self._emit_act(prefix, y, y.shape[1:], activation, qparams=qparams)
+        out = self._emit_act(prefix, y, y.shape[1:], activation, qparams=qparams, dtype=a.dtype)
         options = {} if activation is None else dict(fused_activation=activation)
         self.writer.op(opname, [a.index, b.index], [out.index], **options)
         return out
@@ -485,7 +530,7 @@ class QuantizedGraph:
 
     def _unary(self, opname, fn, x, prefix, qparams=None, **options):
         y = fn(x.values)
-        out = self._emit_act(prefix, y, x.shape, qparams=qparams)
+        out = self._emit_act(prefix, y, x.shape, qparams=qparams, dtype=x.dtype)
         self.writer.op(opname, [x.index], [out.index], **options)
         return out
 
@@ -504,10 +549,9 @@ class QuantizedGraph:
         return self._unary("RELU6", lambda v: np.clip(v, 0.0, 6.0), x, prefix, qparams=qparams)
 
     def logistic(self, x, prefix="logistic") -> QTensor:
-        """LOGISTIC; int8 output is fixed at scale 1/256, zero point -128 by TFLite."""
-        return self._unary(
-            "LOGISTIC", lambda v: 1.0 / (1.0 + np.exp(-v)), x, prefix, qparams=(1.0 / 256, -128)
-        )
+        """LOGISTIC; TFLite fixes the output at scale 1/256, zero point -128 (int8) or 2^-15, 0 (int16)."""
+        qparams = (1.0 / 32768, 0) if x.dtype == "int16" else (1.0 / 256, -128)
+        return self._unary("LOGISTIC", lambda v: 1.0 / (1.0 + np.exp(-v)), x, prefix, qparams=qparams)
 
     def hard_swish(self, x, prefix="hard_swish") -> QTensor:
         """HARD_SWISH x * relu6(x + 3) / 6 with a calibrated output scale."""
@@ -516,8 +560,8 @@ class QuantizedGraph:
         )
 
     def tanh(self, x, prefix="tanh") -> QTensor:
-        """TANH; int8 output is fixed at scale 1/128, zero point 0 by TFLite."""
-        return self._unary("TANH", np.tanh, x, prefix, qparams=(1.0 / 128, 0))
+        """TANH; TFLite fixes the output at scale 1/128 (int8) or 2^-15 (int16), zero point 0."""
+        return self._unary("TANH", np.tanh, x, prefix, qparams=(1.0 / 32768 if x.dtype == "int16" else 1.0 / 128, 0))
 
     def elu(self, x, prefix="elu") -> QTensor:
         """ELU (exp(x) - 1 below zero) with a calibrated output scale."""
@@ -531,7 +575,7 @@ class QuantizedGraph:
         av = av.reshape((self.samples,) + (1,) * (rank - len(a.shape)) + av.shape[1:])
         bv = bv.reshape((self.samples,) + (1,) * (rank - len(b.shape)) + bv.shape[1:])
         y = np.matmul(av, bv)
-        out = self._emit_act(prefix, y, y.shape[1:])
+        out = self._emit_act(prefix, y, y.shape[1:], dtype=a.dtype)
         self.writer.op("BATCH_MATMUL", [a.index, b.index], [out.index], adj_x=adj_x, adj_y=adj_y)
         return out
 
@@ -541,7 +585,7 @@ class QuantizedGraph:
         a = self.constant(alpha, name=prefix + "_alpha")
         av = a.values[0]
         y = np.where(x.values >= 0, x.values, x.values * av)
-        out = self._emit_act(prefix, y, x.shape)
+        out = self._emit_act(prefix, y, x.shape, dtype=x.dtype)
         self.writer.op("PRELU", [x.index, a.index], [out.index])
         return out
 
@@ -567,14 +611,61 @@ class QuantizedGraph:
         return self._unary("LEAKY_RELU", lambda v: np.where(v >= 0, v, alpha * v), x, prefix, alpha=alpha)
 
     def softmax(self, x, beta=1.0, prefix="softmax") -> QTensor:
-        """SOFTMAX over the last axis; int8 output is fixed at 1/256, -128 by TFLite."""
+        """SOFTMAX over the last axis; TFLite fixes the output at 1/256, -128 (int8) or 1/32768, 0 (int16)."""
 
         def fn(v):
             z = beta * (v - v.max(axis=-1, keepdims=True))
             e = np.exp(z)
             return e / e.sum(axis=-1, keepdims=True)
 
-        return self._unary("SOFTMAX", fn, x, prefix, qparams=(1.0 / 256, -128), beta=beta)
+        qparams = (1.0 / 32768, 0) if x.dtype == "int16" else (1.0 / 256, -128)
+        return self._unary("SOFTMAX", fn, x, prefix, qparams=qparams, beta=beta)
+
+    def l2_normalization(self, x, prefix="l2_norm") -> QTensor:
+        """L2_NORMALIZATION over the last axis; TFLM writes int8 at scale 1/128, zero point 0."""
+        def fn(v):
+            return v / np.sqrt(np.maximum((v * v).sum(axis=-1, keepdims=True), 1e-12))
+
+        return self._unary("L2_NORMALIZATION", fn, x, prefix, qparams=(1.0 / 128, 0))
+
+    def resize_bilinear(self, x, size, align_corners=False, half_pixel_centers=False,
+                        prefix="resize_bilinear") -> QTensor:
+        """RESIZE_BILINEAR to ``size``; TFLM interpolates raw values, so the output keeps x's quantization."""
+        oh, ow = _pair(size)
+        _, h, w, _ = x.shape
+
+        def source(n_out, n_in):
+            if align_corners and n_out > 1:
+                scale = (n_in - 1) / (n_out - 1)
+            else:
+                scale = n_in / n_out
+            pos = (np.arange(n_out) + (0.5 if half_pixel_centers else 0.0)) * scale - (
+                0.5 if half_pixel_centers else 0.0)
+            pos = np.clip(pos, 0, n_in - 1)
+            lo = np.floor(pos).astype(int)
+            return lo, np.minimum(lo + 1, n_in - 1), pos - lo
+
+        y0, y1, fy = source(oh, h)
+        x0, x1, fx = source(ow, w)
+        v = x.values
+        top = v[:, :, y0][:, :, :, x0] * (1 - fx)[:, None] + v[:, :, y0][:, :, :, x1] * fx[:, None]
+        bottom = v[:, :, y1][:, :, :, x0] * (1 - fx)[:, None] + v[:, :, y1][:, :, :, x1] * fx[:, None]
+        y = top * (1 - fy)[:, None, None] + bottom * fy[:, None, None]
+        out = self._emit_act(prefix, y, (x.shape[0], oh, ow, x.shape[3]), qparams=(x.scale, x.zero_point),
+                             dtype=x.dtype)
+        sidx = self._int32(prefix + "_size", [oh, ow])
+        self.writer.op("RESIZE_BILINEAR", [x.index, sidx], [out.index], align_corners=align_corners,
+                       half_pixel_centers=half_pixel_centers)
+        return out
+
+    def log_softmax(self, x, prefix="log_softmax") -> QTensor:
+        """LOG_SOFTMAX over the last axis; TFLite fixes the int8 output at 16/256, 127."""
+
+        def fn(v):
+            z = v - v.max(axis=-1, keepdims=True)
+            return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+        return self._unary("LOG_SOFTMAX", fn, x, prefix, qparams=(16.0 / 256, 127))
 
     # ------------------------------------------------------------- pooling
     def _pool(self, opname, kind, x, filt, stride, padding, activation, prefix):
@@ -583,7 +674,8 @@ class QuantizedGraph:
         y = _apply_activation(y, activation)
         # int8 pooling kernels do not rescale, so the output shares the input's grid.
         out = self._emit_act(
-            prefix, y, (x.shape[0],) + y.shape[1:], qparams=(x.scale, x.zero_point)
+            prefix, y, (x.shape[0],) + y.shape[1:], qparams=(x.scale, x.zero_point),
+            dtype=x.dtype,
         )
         self.writer.op(
             opname,
@@ -628,13 +720,14 @@ class QuantizedGraph:
         aidx = self.writer.tensor(
             self._name(prefix + "_axis"), [len(axis)], dtype="int32", data=np.array(axis)
         )
-        out = self._emit_act(prefix, y, y.shape[1:], qparams=(x.scale, x.zero_point) if same_q else None)
+        qparams = (x.scale, x.zero_point) if same_q else None
+        out = self._emit_act(prefix, y, y.shape[1:], qparams=qparams, dtype=x.dtype)
         self.writer.op(opname, [x.index, aidx], [out.index], keep_dims=keep_dims)
         return out
 
     # ------------------------------------------------------------ data movement
     def _same_q(self, x, y, prefix):
-        return self._emit_act(prefix, y, y.shape[1:], qparams=(x.scale, x.zero_point))
+        return self._emit_act(prefix, y, y.shape[1:], qparams=(x.scale, x.zero_point), dtype=x.dtype)
 
     def pad(self, x, paddings, prefix="pad") -> QTensor:
         """PAD with zeros (the zero point in int8); quantization is unchanged."""
@@ -650,10 +743,10 @@ class QuantizedGraph:
     def pad_v2(self, x, paddings, value, prefix="padv2") -> QTensor:
         """PADV2 with a constant fill ``value`` (a real number, quantized like x)."""
         paddings = np.asarray(paddings, dtype=np.int32).reshape(len(x.shape), 2)
-        q = int(np.clip(np.round(value / x.scale) + x.zero_point, -128, 127))
+        q = int(quantize(value, x.scale, x.zero_point, x.dtype))
         y = np.pad(x.values, [(0, 0)] + [tuple(p) for p in paddings], constant_values=(q - x.zero_point) * x.scale)
         pidx = self.writer.tensor(self._name(prefix + "_paddings"), paddings.shape, dtype="int32", data=paddings)
-        vidx = self.writer.tensor(self._name(prefix + "_value"), [], dtype="int8", data=np.array(q, np.int8),
+        vidx = self.writer.tensor(self._name(prefix + "_value"), [], dtype=x.dtype, data=np.array(q, _NP[x.dtype]),
                                   scale=x.scale, zero_point=x.zero_point)
         out = self._same_q(x, y, prefix)
         self.writer.op("PADV2", [x.index, pidx, vidx], [out.index])
@@ -805,9 +898,9 @@ class QuantizedGraph:
         y = _apply_activation(np.concatenate([t.values for t in xs], axis=ax + 1), activation)
         qs = {(t.scale, t.zero_point) for t in xs}
         if len(qs) == 1 and (activation or "NONE").upper() == "NONE":
-            out = self._emit_act(prefix, y, y.shape[1:], qparams=qs.pop())
+            out = self._emit_act(prefix, y, y.shape[1:], qparams=qs.pop(), dtype=xs[0].dtype)
         else:
-            out = self._emit_act(prefix, y, y.shape[1:], activation)
+            out = self._emit_act(prefix, y, y.shape[1:], activation, dtype=xs[0].dtype)
         self.writer.op(
             "CONCATENATION", [t.index for t in xs], [out.index], axis=axis,
             fused_activation=activation,
@@ -825,7 +918,8 @@ class QuantizedGraph:
             self._name(prefix + "_size"), [2], dtype="int32", data=np.array(size)
         )
         out = self._emit_act(
-            prefix, y, (x.shape[0],) + y.shape[1:], qparams=(x.scale, x.zero_point)
+            prefix, y, (x.shape[0],) + y.shape[1:], qparams=(x.scale, x.zero_point),
+            dtype=x.dtype,
         )
         self.writer.op(
             "RESIZE_NEAREST_NEIGHBOR",
@@ -837,14 +931,14 @@ class QuantizedGraph:
         return out
 
     # ------------------------------------------------------------ (de)quantize
-    def quantize(self, x, prefix="quantize", qparams=None) -> QTensor:
-        """QUANTIZE float32 -> int8, or requantize int8 -> int8 to new ``qparams``."""
-        out = self._emit_act(prefix, x.values, x.shape, qparams=qparams)
+    def quantize(self, x, prefix="quantize", qparams=None, dtype="int8") -> QTensor:
+        """QUANTIZE float32 -> int8/int16, or requantize int8/int16 -> ``dtype`` to new ``qparams``."""
+        out = self._emit_act(prefix, x.values, x.shape, qparams=qparams, dtype=dtype)
         self.writer.op("QUANTIZE", [x.index], [out.index])
         return out
 
     def dequantize(self, x, prefix="dequantize") -> QTensor:
-        """DEQUANTIZE int8 -> float32."""
+        """DEQUANTIZE int8/int16 -> float32."""
         out = self._emit_act(prefix, x.values, x.shape, dtype="float32")
         self.writer.op("DEQUANTIZE", [x.index], [out.index])
         return out
@@ -951,6 +1045,59 @@ def reduction_model(seed=0) -> bytes:
     g = QuantizedGraph(seed)
     x = g.input((1, 6, 5, 4))
     return g.finish([g.sum(x, (1, 2)), g.reduce_max(x, 3, keep_dims=False), g.reduce_min(x, 1)])
+
+
+def int16_audio_model(seed=0) -> bytes:
+    """A 16x8 audio-style network (int16 activations, int8 weights, int64 bias):
+    1-D convolutions over time, a residual ADD, SUB, MUL, STRIDED_SLICE, PAD,
+    LEAKY_RELU, pooling, TRANSPOSE_CONV, MEAN, FULLY_CONNECTED, SOFTMAX, LOGISTIC
+    and TANH."""
+    g = QuantizedGraph(seed)
+    x = g.input((1, 24, 1, 8), dtype="int16")
+    y = g.conv2d(x, 12, kernel=(5, 1), padding="SAME", activation="RELU")
+    d = g.depthwise_conv2d(y, kernel=(3, 1), dilation=(2, 1), activation="RELU6")
+    y = g.add(y, g.conv2d(d, 12, kernel=(1, 1)))
+    y = g.leaky_relu(g.pad(g.strided_slice(y, [0, 1, 0, 0], [1, 23, 1, 12], [1, 2, 1, 1]),
+                           ((0, 0), (1, 1), (0, 0), (0, 0))), 0.1)
+    y = g.mul(g.sub(y, g.max_pool(y, (3, 1), (1, 1), "SAME")), g.avg_pool(y, (3, 1), (1, 1), "SAME"))
+    y = g.transpose_conv(y, 12, (3, 1), (2, 1), "SAME", activation="RELU")
+    v = g.fully_connected(g.reshape(g.mean(y, (1, 2)), (1, 12)), 6)
+    return g.finish([g.softmax(v), g.logistic(v), g.tanh(v)])
+
+
+def mnist_mlp_model(seed=0) -> bytes:
+    """An MNIST-style MLP as the TFLM examples train it: a 28x28 image flattened,
+    two FULLY_CONNECTED layers and LOG_SOFTMAX over the ten classes."""
+    g = QuantizedGraph(seed)
+    x = g.input((1, 28, 28, 1), 0.0, 1.0)
+    h = g.fully_connected(g.reshape(x, (1, 784)), 64, activation="RELU")
+    return g.finish(g.log_softmax(g.fully_connected(h, 10)))
+
+
+def upsampling_model(seed=0) -> bytes:
+    """A segmentation-style int8 decoder: strided convolutions down, TRANSPOSE_CONV
+    back up with a skip connection (ADD) and a second TRANSPOSE_CONV without bias."""
+    g = QuantizedGraph(seed)
+    x = g.input((1, 12, 12, 3))
+    d1 = g.conv2d(x, 8, stride=(2, 2), activation="RELU")
+    d2 = g.conv2d(d1, 16, stride=(2, 2), activation="RELU")
+    u1 = g.add(g.transpose_conv(d2, 8, (3, 3), (2, 2), activation="RELU"), d1)
+    return g.finish(g.transpose_conv(u1, 2, (4, 4), (2, 2), use_bias="absent"))
+
+
+def mixed_int8_int16_model(seed=0) -> bytes:
+    """int8 input, an int16 middle (QUANTIZE int8 -> int16 and back) and a
+    float output: the mixed graphs of 16x8 models with int8 ends."""
+    g = QuantizedGraph(seed)
+    x = g.input((1, 8, 8, 3))
+    y = g.conv2d(x, 8, stride=(2, 2), activation="RELU")
+    z = g.quantize(y, dtype="int16")
+    z = g.depthwise_conv2d(z, activation="RELU")
+    a, b = g.conv2d(z, 4, kernel=(1, 1)), g.conv2d(z, 4, kernel=(1, 1))
+    # 16x8 CONCATENATION inputs share the output's quantization (an int16 requantize first)
+    z = g.concat([a, g.quantize(b, qparams=(a.scale, 0), dtype="int16")], axis=-1)
+    z = g.quantize(z, dtype="int8")
+    return g.finish(g.dequantize(g.add(z, g.conv2d(y, 8, kernel=(1, 1)))))
 
 
 def data_movement_model(seed=0) -> bytes:

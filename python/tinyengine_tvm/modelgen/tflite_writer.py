@@ -66,6 +66,15 @@ SUPPORTED_OPTIONS = {
             "fused_activation": ("fusedActivationFunction", "act", "NONE"),
         },
     ),
+    "TRANSPOSE_CONV": (
+        "TransposeConvOptions",
+        {
+            "padding": ("padding", "padding", "SAME"),
+            "stride_h": ("strideH", "int", 1),
+            "stride_w": ("strideW", "int", 1),
+            "fused_activation": ("fusedActivationFunction", "act", "NONE"),
+        },
+    ),
     "FULLY_CONNECTED": (
         "FullyConnectedOptions",
         {
@@ -99,6 +108,7 @@ SUPPORTED_OPTIONS = {
     "SOFTMAX": ("SoftmaxOptions", {"beta": ("beta", "float", 1.0)}),
     "LOGISTIC": (None, {}),
     "HARD_SWISH": ("HardSwishOptions", {}),
+    "LOG_SOFTMAX": ("LogSoftmaxOptions", {}),
     "LEAKY_RELU": ("LeakyReluOptions", {"alpha": ("alpha", "float", 0.2)}),
     "ABS": (None, {}),
     "TANH": (None, {}),
@@ -106,6 +116,14 @@ SUPPORTED_OPTIONS = {
     "PRELU": (None, {}),
     "BATCH_MATMUL": ("BatchMatMulOptions", {"adj_x": ("adjX", "bool", False), "adj_y": ("adjY", "bool", False)}),
     "RSQRT": (None, {}),
+    "RESIZE_BILINEAR": (
+        "ResizeBilinearOptions",
+        {
+            "align_corners": ("alignCorners", "bool", False),
+            "half_pixel_centers": ("halfPixelCenters", "bool", False),
+        },
+    ),
+    "L2_NORMALIZATION": ("L2NormOptions", {"fused_activation": ("fusedActivationFunction", "act", "NONE")}),
     "RESIZE_NEAREST_NEIGHBOR": (
         "ResizeNearestNeighborOptions",
         {

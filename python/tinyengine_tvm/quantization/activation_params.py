@@ -14,6 +14,7 @@ float32 first.  Scales are therefore rounded to float32 on entry.
 from __future__ import annotations
 
 import math
+from typing import Tuple
 
 import numpy as np
 
@@ -23,12 +24,18 @@ from .fixed_point import (
     downscale_int32_to_int16_multiplier,
     preprocess_softmax_scaling,
     quantize_multiplier,
+    quantize_multiplier_smaller_than_one_exp,
     tflite_round,
 )
 
 __all__ = [
     "softmax_params",
+    "log_softmax_params",
     "logistic_params",
+    "sigmoid_s16_params",
+    "softmax_s16_params",
+    "lut_s16",
+    "sigmoid_table_s16",
     "hard_swish_params",
     "mean_params",
     "SOFTMAX_OUTPUT_SCALE",
@@ -81,6 +88,22 @@ def softmax_params(input_scale: float, beta: float = 1.0) -> dict:
     }
 
 
+def log_softmax_params(input_scale: float) -> dict:
+    """Parameters of ``te_log_softmax_s8`` (TFLM's int8 LOG_SOFTMAX Prepare):
+    {"input_multiplier", "input_left_shift"} bring input differences to Q5.26,
+    {"reverse_multiplier", "reverse_shift"} take Q5.26 back to input steps, and
+    "diff_min" is the smallest difference whose exp counts.  The output must be
+    quantized with scale 16/256 and zero point 127."""
+    s = _check_scale(input_scale, "input")
+    multiplier, left_shift = preprocess_softmax_scaling(1.0, s, _SOFTMAX_SCALED_DIFF_INTEGER_BITS)
+    reverse = float(1 << (31 - left_shift)) / float(multiplier)
+    reverse_multiplier, reverse_shift = quantize_multiplier_smaller_than_one_exp(reverse)
+    diff_min = -calculate_input_radius(_SOFTMAX_SCALED_DIFF_INTEGER_BITS, left_shift)
+    return {"input_multiplier": int(multiplier), "input_left_shift": int(left_shift),
+            "reverse_multiplier": int(reverse_multiplier), "reverse_shift": int(reverse_shift),
+            "diff_min": int(diff_min)}
+
+
 def logistic_params(input_scale: float, input_zero_point: int) -> dict:
     """Parameters of ``te_logistic_s8`` (TFLM ``CalculateArithmeticOpDataLogistic``).
 
@@ -104,6 +127,47 @@ def logistic_params(input_scale: float, input_zero_point: int) -> dict:
         "input_multiplier": int(q_fixed),
         "input_left_shift": int(left_shift),
     }
+
+
+def sigmoid_table_s16() -> np.ndarray:
+    """The 256-entry uint16 table behind TFLM's int16 LOGISTIC and TANH:
+    65536 * sigmoid(i / 24) at i = 0..255, each entry lowered by half the
+    chord's error over its interval (so that linear interpolation between
+    entries errs equally above and below), rounded; the last entry is the
+    full scale 65535, where interpolation saturates."""
+    i = np.arange(256, dtype=np.float64)
+
+    def f(x):
+        return 65536.0 / (1.0 + np.exp(-x / 24.0))
+
+    chord_error = (f(i) + f(i + 1)) / 2 - f(i + 0.5)
+    table = np.minimum(np.round(f(i) - chord_error / 2), 65535).astype(np.uint16)
+    table[-1] = 65535
+    return table
+
+
+def _checked_log2(x: float) -> Tuple[bool, int]:
+    """TFLite's CheckedLog2 in float32: (x is a power of two within 1e-3 in log2, rounded log2)."""
+    log2 = np.float32(np.log(np.float32(x))) * np.float32(1.0 / np.log(np.float32(2.0)))
+    rounded = np.float32(tflite_round(float(log2)))
+    return bool(abs(np.float32(log2 - rounded)) < np.float32(1e-3)), int(rounded)
+
+
+def sigmoid_s16_params(input_scale: float, tanh: bool) -> dict:
+    """``te_logistic_params`` of the int16 LOGISTIC (``tanh=False``) or TANH kernels
+    (TFLM's int16 Prepare): {"input_multiplier", "input_left_shift"}; a
+    multiplier of 0 means a power-of-two input scale handled by the shift alone.
+    Inputs and output have zero point 0 and the output scale is 2^-15."""
+    s = _check_scale(input_scale, "input")
+    pot, log2 = _checked_log2(s)
+    left_shift = 12 + log2
+    if pot and (left_shift == 0 or tanh and left_shift == 1):
+        return {"input_multiplier": 0, "input_left_shift": left_shift}
+    multiplier, left_shift = float(s) * 4096.0 * 3.0, 0
+    while multiplier <= 16383.5 and left_shift <= 30:
+        left_shift += 1
+        multiplier *= 2.0
+    return {"input_multiplier": int(multiplier), "input_left_shift": left_shift}
 
 
 def hard_swish_params(input_scale: float, input_zero_point: int,
@@ -203,3 +267,50 @@ def elu_table(input_scale: float, input_zero_point: int, output_scale: float,
         q = int(f32(rounded + f32(out_zp)))
         table[val & 0xFF] = min(127, max(-128, q))
     return table
+
+
+def _round_half_away(v):
+    return np.float32(np.sign(v) * np.floor(np.abs(v) + np.float32(0.5)))
+
+
+def lut_s16(input_scale: float, input_zp: int, output_scale: float, output_zp: int, f) -> np.ndarray:
+    """A 513-entry int16 table of ``f`` over the int16 input range, as TFLite
+    builds the int16 SOFTMAX tables (in float32): entry i samples f at the
+    i-th of 512 steps, lowered by half the interpolation error at the step's
+    midpoint; read with linear interpolation (``te_softmax_s16``)."""
+    f32 = np.float32
+    si, so = f32(input_scale), f32(output_scale)
+    in_min, in_max = si * f32(-32768 - input_zp), si * f32(32767 - input_zp)
+    out_min, out_max = so * f32(-32768 - output_zp), so * f32(32767 - output_zp)
+    step = (in_max - in_min) / f32(512)
+    half = step / f32(2)
+    inverse = f32(65536) / (out_max - out_min)
+    table = np.zeros(513, np.int16)
+    for i in range(512):
+        at = in_min + f32(i) * step
+        sample = _round_half_away(f(at) * inverse)
+        interpolated = _round_half_away((f(in_min + f32(i + 1) * step) * inverse + sample) / f32(2))
+        midpoint = _round_half_away(f(at + half) * inverse)
+        bias = _round_half_away((interpolated - midpoint) / f32(2))
+        table[i] = int(min(max(sample - bias, f32(-32768)), f32(32767)))
+    table[512] = int(min(max(_round_half_away(f(in_max) * inverse), f32(-32768)), f32(32767)))
+    return table
+
+
+#: The int16 SOFTMAX tables span exp over [-10, 0] and 1 / (1 + x) over [0, 1].
+_SOFTMAX_S16_RANGE = 65535
+
+
+def softmax_s16_params(input_scale: float, beta: float) -> Tuple[dict, np.ndarray, np.ndarray]:
+    """``te_softmax_s16`` parameters (TFLM's int16 SOFTMAX Prepare): the fields
+    {"input_multiplier", "input_shift"} rescaling input differences to the exp
+    table's 10/65535 steps, the exp table and the 1 / (1 + x) table."""
+    s = _check_scale(input_scale, "input")
+    multiplier, shift = quantize_multiplier(float(s) * float(np.float32(beta)) / (10.0 / _SOFTMAX_S16_RANGE))
+    f32 = np.float32
+    expf = _libm_expf()
+    span = f32(_SOFTMAX_S16_RANGE)
+    exp_table = lut_s16(f32(10.0) / span, 32767, f32(2.0) / span, 0, expf)
+    reciprocal_table = lut_s16(f32(1.0) / span, -32768, f32(2.0) / span, 0,
+                               lambda v: f32(f32(1) / (f32(1) + f32(v))))
+    return {"input_multiplier": int(multiplier), "input_shift": int(shift)}, exp_table, reciprocal_table

@@ -33,8 +33,8 @@ def tflm_run(model: bytes, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
 
 def _arena_size(model: bytes) -> Optional[int]:
     """An arena that holds every tensor of the model at once with room to spare
-    (the interpreter's default is too small for models with large tensors), or
-    None (the default) for small ones."""
+    for kernel scratch (the interpreter's default is too small for models with
+    large tensors or scratch, e.g. a 1000-wide LOG_SOFTMAX)."""
     import tflite
 
     sg = tflite.Model.GetRootAsModel(model, 0).Subgraphs(0)
@@ -42,7 +42,7 @@ def _arena_size(model: bytes) -> Optional[int]:
     for i in range(sg.TensorsLength()):
         t = sg.Tensors(i)
         total += int(np.prod(t.ShapeAsNumpy())) * 4 if t.ShapeLength() else 4
-    return None if total < 64 * 1024 else 2 * total + 64 * 1024
+    return 2 * total + 64 * 1024
 
 
 def tflm_tensors(model: bytes, inputs: Sequence[np.ndarray], tensors: Sequence[int]) -> List[np.ndarray]:

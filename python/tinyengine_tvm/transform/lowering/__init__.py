@@ -6,7 +6,8 @@ records in ``LOWERINGS``; :mod:`.driver` rewrites a QDQ Relax function with
 them (a ``PyExprMutator``).  Adding an operator touches a family module and a kernel.
 """
 from .base import Lowering, QuantizeContext
-from .driver import FAMILIES, LowerToIntegerKernels, LoweringDriver, all_lowerings, supported_tflite_ops
+from .driver import (FAMILIES, LowerToIntegerKernels, LoweringDriver, all_lowerings, supported_tflite_dtypes,
+                     supported_tflite_ops)
 
 __all__ = ["Lowering", "QuantizeContext", "FAMILIES", "LowerToIntegerKernels", "LoweringDriver", "all_lowerings",
-           "supported_tflite_ops"]
+           "supported_tflite_dtypes", "supported_tflite_ops"]

@@ -9,31 +9,34 @@ import numpy as np
 from tvm import relax
 from tvm.relax.dpl import is_op, wildcard
 
-from ...quantization.activation_params import elu_table, hard_swish_params, logistic_params, softmax_params
+from ...quantization.activation_params import (elu_table, hard_swish_params, log_softmax_params, logistic_params,
+                                               sigmoid_s16_params,
+                                               sigmoid_table_s16, softmax_params, softmax_s16_params)
 from ...quantization.fixed_point import quantize_multiplier
 from ..kernel_call import make_kernel_call
 from ..relax_utils import dtype_of, op_name, shape_of
-from .base import INT8_MAX, INT8_MIN, Lowering, dequantize_pattern, op_pattern, tflm_quantize
+from .base import ACTIVATION_RANGE, INT8_MAX, INT8_MIN, Lowering, activation_kernel, dequantize_pattern, op_pattern, tflm_quantize
 
 
-def fused_activation(ctx, body, s_out, zp_out):
+def fused_activation(ctx, body, s_out, zp_out, dtype="int8"):
     """A float activation the importer put before quantize (RELU/RELU6 fused into
     ADD/MUL, or a standalone RELU/RELU6): (act range, its name, the expression under it)."""
-    act, float_act, inner = (INT8_MIN, INT8_MAX), None, body
+    qmin, qmax = ACTIVATION_RANGE[dtype]
+    act, float_act, inner = (qmin, qmax), None, body
     name = op_name(body)
     if name == "relax.nn.relu":
-        act, float_act = (max(INT8_MIN, zp_out), INT8_MAX), "RELU"
+        act, float_act = (max(qmin, zp_out), qmax), "RELU"
         inner = ctx.resolve(body.args[0])
     elif name == "relax.clip" and dtype_of(body) == "float32":
         fmin, fmax = float(body.args[1].value), float(body.args[2].value)
-        act = (max(INT8_MIN, tflm_quantize(fmin, s_out, zp_out)),
-               min(INT8_MAX, tflm_quantize(fmax, s_out, zp_out)))
+        act = (max(qmin, tflm_quantize(fmin, s_out, zp_out)),
+               min(qmax, tflm_quantize(fmax, s_out, zp_out)))
         float_act = "RELU6" if (fmin, fmax) == (0.0, 6.0) else "CLIP"
         inner = ctx.resolve(body.args[0])
     return act, float_act, inner
 
 
-def tflm_act_range(lo, hi, scale, zp):
+def tflm_act_range(lo, hi, scale, zp, dtype="int8"):
     """Recover TFLM's rounding of a fused RELU/RELU6/RELU_N1_TO_1 range.
 
     The importer computed the clip bounds with Python's round-half-even on
@@ -41,12 +44,13 @@ def tflm_act_range(lo, hi, scale, zp):
     """
     if scale is None:
         return lo, hi
+    qmin, qmax = ACTIVATION_RANGE[dtype]
     for fmin, fmax in ((0.0, 6.0), (-1.0, 1.0), (0.0, None)):
-        py_lo = max(INT8_MIN, round(fmin / scale) + zp)
-        py_hi = INT8_MAX if fmax is None else min(INT8_MAX, round(fmax / scale) + zp)
+        py_lo = max(qmin, round(fmin / scale) + zp)
+        py_hi = qmax if fmax is None else min(qmax, round(fmax / scale) + zp)
         if (py_lo, py_hi) == (lo, hi):
-            t_lo = max(INT8_MIN, tflm_quantize(fmin, scale, zp))
-            t_hi = INT8_MAX if fmax is None else min(INT8_MAX, tflm_quantize(fmax, scale, zp))
+            t_lo = max(qmin, tflm_quantize(fmin, scale, zp))
+            t_hi = qmax if fmax is None else min(qmax, tflm_quantize(fmax, scale, zp))
             return t_lo, t_hi
     return lo, hi
 
@@ -71,17 +75,20 @@ def _lower_clip(ctx, var, value, q):
     """A clip after quantize is the frontend's fused activation: fold it."""
     src_var = value.args[0]
     lo, hi = _clip_bounds(value)
+    dtype = dtype_of(var)
     pending = _foldable(ctx, src_var)
     if pending is not None:
         attrs = dict(pending["attrs"])
-        attrs["act_min"], attrs["act_max"] = tflm_act_range(lo, hi, attrs.get("_out_scale"), attrs.get("_out_zp"))
+        attrs["act_min"], attrs["act_max"] = tflm_act_range(lo, hi, attrs.get("_out_scale"), attrs.get("_out_zp"),
+                                                            dtype)
         attrs["act_min"] = max(attrs["act_min"], pending["attrs"]["act_min"])
         attrs["act_max"] = min(attrs["act_max"], pending["attrs"]["act_max"])
         ctx.forget(src_var)
-        return make_kernel_call(pending["kernel"], pending["tensors"], attrs, shape_of(var), "int8")
-    return make_kernel_call("te_requantize_s8", [ctx.int8_value(src_var)], dict(
+        return make_kernel_call(pending["kernel"], pending["tensors"], attrs, shape_of(var), dtype)
+    qmin, qmax = ACTIVATION_RANGE[dtype]
+    return make_kernel_call(activation_kernel("te_requantize", dtype), [ctx.int8_value(src_var)], dict(
         size=int(np.prod(shape_of(var))), input_offset=0, output_offset=0, multiplier=1 << 30, shift=1,
-        act_min=max(lo, INT8_MIN), act_max=min(hi, INT8_MAX), _op_type="CLIP"), shape_of(var), "int8")
+        act_min=max(lo, qmin), act_max=min(hi, qmax), _op_type="CLIP"), shape_of(var), dtype)
 
 
 # --------------------------------------------------------------- softmax
@@ -99,7 +106,10 @@ def _softmax_operand(ctx, sm):
 def _check_softmax(ctx, var, sm, q):
     if int(sm.attrs.axis) not in (-1, len(shape_of(var)) - 1):
         return "softmax is only supported over the last axis"
-    if q.s_out != np.float32(1.0 / 256) or q.zp_out != -128:
+    if q.dtype == "int16":
+        if abs(q.s_out * 32768 - 1) > 1e-3 or q.zp_out != 0:
+            return "int16 softmax output must have scale 1/32768 and zero point 0"
+    elif q.s_out != np.float32(1.0 / 256) or q.zp_out != -128:
         return "int8 softmax output must have scale 1/256 and zero point -128"
     return None
 
@@ -107,33 +117,88 @@ def _check_softmax(ctx, var, sm, q):
 def _lower_softmax(ctx, var, sm, q):
     beta, operand = _softmax_operand(ctx, sm)
     x = ctx.activation_input(operand)
-    if x is None:
+    if x is None or x.dtype != q.dtype:
         return None
     shape = shape_of(var)
     attrs = dict(rows=int(np.prod(shape[:-1])), depth=shape[-1])
+    if q.dtype == "int16":
+        fields, exp_table, reciprocal_table = softmax_s16_params(np.float32(x.scale), beta)
+        attrs.update(fields)
+        return make_kernel_call("te_softmax_s16", [x.expr, relax.const(exp_table), relax.const(reciprocal_table)],
+                                attrs, shape, "int16")
     attrs.update(softmax_params(np.float32(x.scale), beta))
     return make_kernel_call("te_softmax_s8", [x.expr], attrs, shape, "int8")
 
 
+# ----------------------------------------------------------- log softmax
+def _check_log_softmax(ctx, var, op, q):
+    if int(op.attrs.axis) not in (-1, len(shape_of(var)) - 1):
+        return "log_softmax is only supported over the last axis"
+    if q.s_out != np.float32(16.0 / 256) or q.zp_out != 127:
+        return "int8 log_softmax output must have scale 16/256 and zero point 127"
+    return None
+
+
+def _lower_log_softmax(ctx, var, op, q):
+    x = ctx.activation_input(op.args[0])
+    if x is None or x.dtype != "int8":
+        return None
+    shape = shape_of(var)
+    attrs = dict(rows=int(np.prod(shape[:-1])), depth=shape[-1])
+    attrs.update(log_softmax_params(np.float32(x.scale)))
+    return make_kernel_call("te_log_softmax_s8", [x.expr], attrs, shape, "int8")
+
+
+# ------------------------------------------------------ L2 normalization
+# x / sqrt(sum(x * x, last axis) + eps), the frontend's form of int8 L2_NORMALIZATION.
+_L2_X = dequantize_pattern()
+L2_NORMALIZATION_PATTERN = is_op("relax.divide")(_L2_X, is_op("relax.sqrt")(is_op("relax.add")(
+    is_op("relax.sum")(is_op("relax.multiply")(_L2_X, _L2_X)), wildcard())))
+
+
+def _check_l2_normalization(ctx, var, op, q):
+    if q.s_out != np.float32(1.0 / 128) or q.zp_out != 0:
+        return "int8 L2_NORMALIZATION output must have scale 1/128 and zero point 0 (what TFLM writes)"
+    return None
+
+
+def _lower_l2_normalization(ctx, var, div, q):
+    x = ctx.activation_input(div.args[0])
+    if x is None or x.dtype != "int8":
+        return None
+    shape = shape_of(var)
+    return make_kernel_call("te_l2_normalization_s8", [x.expr], dict(
+        rows=int(np.prod(shape[:-1])), depth=shape[-1], input_zero_point=x.zero_point), shape, "int8")
+
+
 # -------------------------------------------------------------- logistic
 def _fixed_output(what, scale, zero_point):
-    """Check that the output has the quantization TFLite fixes for ``what``."""
+    """Check that the output has the quantization TFLite fixes for ``what``
+    (int8: ``scale``/``zero_point``; int16: 2^-15 and 0)."""
     def check(ctx, var, value, q):
-        if q.s_out != np.float32(scale) or q.zp_out != zero_point:
+        if q.dtype == "int16":
+            if abs(np.log2(q.s_out) + 15) >= 1e-3 or q.zp_out != 0:
+                return f"int16 {what} output must have scale 2^-15 and zero point 0"
+        elif q.s_out != np.float32(scale) or q.zp_out != zero_point:
             return f"int8 {what} output must have scale 1/{round(1 / scale)} and zero point {zero_point}"
         return None
     return check
 
 
-def _q4_input(kernel):
-    """Lower LOGISTIC or TANH: TFLM derives both input rescales alike (Q4.27 input)."""
+def _sigmoid_like(kernel, tanh):
+    """Lower LOGISTIC or TANH: int8 with a Q4.27 input rescale (TFLM derives both
+    alike), int16 by interpolation in the sigmoid table."""
     def lower(ctx, var, value, q):
         x = ctx.activation_input(value.args[0])
-        if x is None:
+        if x is None or x.dtype != q.dtype:
             return None
         attrs = dict(size=int(np.prod(shape_of(var))))
+        if q.dtype == "int16":
+            attrs.update(input_zero_point=0, input_range_radius=0, **sigmoid_s16_params(np.float32(x.scale), tanh))
+            return make_kernel_call(f"{kernel}_s16", [x.expr, relax.const(sigmoid_table_s16(), "uint16")], attrs,
+                                    shape_of(var), "int16")
         attrs.update(logistic_params(np.float32(x.scale), x.zero_point))
-        return make_kernel_call(kernel, [x.expr], attrs, shape_of(var), "int8")
+        return make_kernel_call(f"{kernel}_s8", [x.expr], attrs, shape_of(var), "int8")
     return lower
 
 
@@ -187,12 +252,12 @@ def _lower_elu(ctx, var, where, q):
 # ------------------------------------------------ ABS, RSQRT, LEAKY_RELU
 def _lower_abs(ctx, var, op, q):
     x = ctx.activation_input(op.args[0])
-    if x is None:
+    if x is None or x.dtype != q.dtype:
         return None
     s_in, s_out = np.float32(x.scale), np.float32(q.s_out)
     # TFLM rescales only when the scales differ; 2^30 * 2^1 is exactly 1 otherwise.
     mult = quantize_multiplier(float(s_in) / float(s_out)) if s_in != s_out else (1 << 30, 1)
-    return _unary(ctx, "te_abs_s8", x, var, q, mult)
+    return _unary(ctx, activation_kernel("te_abs", q.dtype), x, var, q, mult)
 
 
 def _lower_rsqrt(ctx, var, op, q):
@@ -205,37 +270,43 @@ def _lower_rsqrt(ctx, var, op, q):
 
 def _lower_leaky_relu(ctx, var, op, q):
     x = ctx.activation_input(op.args[0])
-    if x is None:
+    if x is None or x.dtype != q.dtype:
         return None
-    f32 = np.float32
-    s_in, s_out, alpha = f32(x.scale), f32(q.s_out), f32(float(op.attrs.alpha))
-    # TFLM divides in float32, then quantizes the double of that.
-    return _unary(ctx, "te_leaky_relu_s8", x, var, q, quantize_multiplier(float(s_in / s_out)),
-                  quantize_multiplier(float(s_in * alpha / s_out)))
+    s_in, s_out, alpha = (float(np.float32(v)) for v in (x.scale, q.s_out, float(op.attrs.alpha)))
+    # TFLM computes both ratios in double from the float32 scales and alpha
+    # (every int16 input value tells a float32 ratio apart).
+    return _unary(ctx, activation_kernel("te_leaky_relu", q.dtype), x, var, q, quantize_multiplier(s_in / s_out),
+                  quantize_multiplier(s_in * alpha / s_out))
 
 
 def _unary(ctx, kernel, x, var, q, mult, alpha=(0, 0)):
     return make_kernel_call(kernel, [x.expr], dict(
         size=int(np.prod(shape_of(var))), input_zero_point=x.zero_point, output_zero_point=q.zp_out,
-        multiplier=mult[0], shift=mult[1], alpha_multiplier=alpha[0], alpha_shift=alpha[1]), shape_of(var), "int8")
+        multiplier=mult[0], shift=mult[1], alpha_multiplier=alpha[0], alpha_shift=alpha[1]), shape_of(var), q.dtype)
 
 
 LOWERINGS = [
     Lowering("SOFTMAX", "quantize", _lower_softmax, pattern=is_op("relax.nn.softmax")(wildcard()),
-             check=_check_softmax, fusable=False, tflite={"SOFTMAX": (0,)}),
-    Lowering("LOGISTIC", "quantize", _q4_input("te_logistic_s8"), pattern=is_op("relax.sigmoid")(dequantize_pattern()),
-             check=_fixed_output("logistic", 1.0 / 256, -128), fusable=False, tflite={"LOGISTIC": (0,)}),
-    Lowering("TANH", "quantize", _q4_input("te_tanh_s8"), pattern=is_op("relax.tanh")(dequantize_pattern()),
-             check=_fixed_output("tanh", 1.0 / 128, 0), fusable=False, tflite={"TANH": (0,)}),
+             check=_check_softmax, fusable=False, tflite={"SOFTMAX": (0,)}, dtypes=("int8", "int16")),
+    Lowering("L2_NORMALIZATION", "quantize", _lower_l2_normalization, pattern=L2_NORMALIZATION_PATTERN,
+             check=_check_l2_normalization, fusable=False, tflite={"L2_NORMALIZATION": (0,)}),
+    Lowering("LOG_SOFTMAX", "quantize", _lower_log_softmax, pattern=is_op("relax.nn.log_softmax")(dequantize_pattern()),
+             check=_check_log_softmax, fusable=False, tflite={"LOG_SOFTMAX": (0,)}),
+    Lowering("LOGISTIC", "quantize", _sigmoid_like("te_logistic", False),
+             pattern=is_op("relax.sigmoid")(dequantize_pattern()), check=_fixed_output("logistic", 1.0 / 256, -128),
+             fusable=False, tflite={"LOGISTIC": (0,)}, dtypes=("int8", "int16")),
+    Lowering("TANH", "quantize", _sigmoid_like("te_tanh", True), pattern=is_op("relax.tanh")(dequantize_pattern()),
+             check=_fixed_output("tanh", 1.0 / 128, 0), fusable=False, tflite={"TANH": (0,)},
+             dtypes=("int8", "int16")),
     Lowering("ELU", "quantize", _lower_elu, pattern=ELU_PATTERN, fusable=False, tflite={"ELU": (0,)}),
     Lowering("ABS", "quantize", _lower_abs, pattern=is_op("relax.abs")(dequantize_pattern()), fusable=False,
-             tflite={"ABS": (0,)}),
+             tflite={"ABS": (0,)}, dtypes=("int8", "int16")),
     Lowering("RSQRT", "quantize", _lower_rsqrt, pattern=is_op("relax.rsqrt")(dequantize_pattern()), fusable=False,
              tflite={"RSQRT": (0,)}),
     Lowering("LEAKY_RELU", "quantize", _lower_leaky_relu, pattern=is_op("relax.nn.leakyrelu")(dequantize_pattern()),
-             fusable=False, tflite={"LEAKY_RELU": (0,)}),
+             fusable=False, tflite={"LEAKY_RELU": (0,)}, dtypes=("int8", "int16")),
     Lowering("HARD_SWISH", "quantize", _lower_hard_swish, pattern=HARD_SWISH_PATTERN, fusable=False,
              tflite={"HARD_SWISH": (0,)}),
     Lowering("CLIP", "int8", _lower_clip, pattern=op_pattern("relax.clip"), check=_check_clip,
-             tflite={"RELU": (0,), "RELU6": (0,)}),
+             tflite={"RELU": (0,), "RELU6": (0,)}, dtypes=("int8", "int16")),
 ]

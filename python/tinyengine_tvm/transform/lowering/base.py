@@ -32,6 +32,9 @@ from ...quantization.fixed_point import quantize_multiplier
 
 INT8_MIN, INT8_MAX = -128, 127
 
+#: The integer activation types, with their ranges.
+ACTIVATION_RANGE = {"int8": (INT8_MIN, INT8_MAX), "int16": (-32768, 32767)}
+
 
 def tflm_round(x: np.float32) -> int:
     """TfLiteRound: round half away from zero."""
@@ -56,21 +59,23 @@ def op_pattern(name: str) -> DFPattern:
 
 @dataclasses.dataclass
 class Activation:
-    """An int8 activation value: a lowered op output, a function input or a view."""
+    """An int8 or int16 activation value: a lowered op output, a function input or a view."""
 
     expr: relax.Expr
     scale: float
     zero_point: int
+    dtype: str = "int8"
 
 
 @dataclasses.dataclass
 class QuantizeContext:
-    """The output quantization of a quantize anchor and the fused activation range."""
+    """The output quantization (and type) of a quantize anchor and the fused activation range."""
 
     s_out: float
     zp_out: int
     act: Tuple[int, int]
     float_act: Optional[str]
+    dtype: str = "int8"
 
     def finish(self, attrs: dict) -> dict:
         """Attach the activation range and output quantization (read by clip folding)."""
@@ -103,11 +108,21 @@ class Lowering:
     # axes; ALL_INPUTS: every input).  The TFLite import accepts exactly the
     # operators some record names here.
     tflite: Dict[str, Tuple[int, ...]] = dataclasses.field(default_factory=dict)
+    # The activation types (of the anchored value) it lowers; the import
+    # accepts an operator's int16 tensors when some record of it lowers int16.
+    dtypes: Tuple[str, ...] = ("int8",)
+    # Operators of ``tflite`` that TFLM computes for fewer types than ``dtypes``.
+    op_dtypes: Dict[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     def matches(self, ctx: Any, expr: relax.Expr) -> bool:
         if self.matcher is not None and not self.matcher(ctx, expr):
             return False
         return self.pattern is None or bool(self.pattern.match(expr, ctx.var2val))
+
+
+def activation_kernel(base: str, dtype: str) -> str:
+    """The kernel symbol of ``base`` (e.g. ``te_conv2d``) for activations of ``dtype``."""
+    return f"{base}_s{np.iinfo(dtype).bits}"
 
 
 def requant_arrays(s_in, w_scales, s_out, n):

@@ -1,4 +1,6 @@
-"""Data movement family on int8 values: views (reshape/squeeze/expand_dims/
+"""Data movement family on int8 values (and int16 where TFLM moves int16: views,
+PAD/PADV2, TRANSPOSE, strided slices, SPLIT/SPLIT_V/UNPACK, PACK and CONCATENATION
+of one quantization): views (reshape/squeeze/expand_dims/
 flatten stay Relax reshapes), PAD/PADV2, MIRROR_PAD (REFLECT), TRANSPOSE (and the importer's
 SPACE_TO_DEPTH/DEPTH_TO_SPACE), RESIZE_NEAREST_NEIGHBOR, strided slices
 (STRIDED_SLICE, SLICE, and the parts of SPLIT, SPLIT_V and UNPACK), GATHER,
@@ -13,8 +15,10 @@ from tvm.relax.dpl import is_op, wildcard
 
 from ...quantization.fixed_point import quantize_multiplier
 from ..kernel_call import make_kernel_call
-from ..relax_utils import VIEW_OPS, op_name, shape_of
-from .base import ALL_INPUTS, INT8_MAX, INT8_MIN, Lowering, op_pattern
+from ..relax_utils import VIEW_OPS, dtype_of, op_name, shape_of
+from .base import ALL_INPUTS, INT8_MAX, INT8_MIN, Lowering, activation_kernel, op_pattern
+
+_BOTH = ("int8", "int16")
 
 
 def _needs_lowered_input(what):
@@ -48,8 +52,9 @@ def _lower_pad(ctx, var, value, q):
     if pad_value is None:
         pad_value = float(value.attrs.pad_value) if hasattr(value.attrs, "pad_value") else 0.0
     pad_value = int(np.ravel(pad_value)[0]) if isinstance(pad_value, np.ndarray) else int(pad_value)
-    return make_kernel_call("te_pad_s8", [ctx.int8_value(value.args[0])], dict(
-        input_dims=[1] * lead + in_shape, before=before, after=after, pad_value=pad_value), shape_of(var), "int8")
+    dtype = dtype_of(var)
+    return make_kernel_call(activation_kernel("te_pad", dtype), [ctx.int8_value(value.args[0])], dict(
+        input_dims=[1] * lead + in_shape, before=before, after=after, pad_value=pad_value), shape_of(var), dtype)
 
 
 def _is_reflect_pad(ctx, value):
@@ -87,8 +92,9 @@ def _lower_transpose(ctx, var, value, q):
     in_shape = shape_of(value.args[0])
     rank = len(in_shape)
     perm = [int(a) for a in value.attrs.axes] if value.attrs.axes is not None else list(range(rank))[::-1]
-    return make_kernel_call("te_transpose_s8", [ctx.int8_value(value.args[0])], dict(
-        rank=rank, input_dims=in_shape + [1] * (6 - rank), perm=perm + [0] * (6 - rank)), shape_of(var), "int8")
+    dtype = dtype_of(var)
+    return make_kernel_call(activation_kernel("te_transpose", dtype), [ctx.int8_value(value.args[0])], dict(
+        rank=rank, input_dims=in_shape + [1] * (6 - rank), perm=perm + [0] * (6 - rank)), shape_of(var), dtype)
 
 
 # ---------------------------------------------------------------- resize
@@ -113,12 +119,39 @@ def _lower_resize(ctx, var, value, q):
         shape_of(var), "int8")
 
 
+def _is_bilinear(ctx, value):
+    return str(getattr(getattr(value, "attrs", None), "method", "")) == "linear"
+
+
+def _check_resize_bilinear(ctx, var, value, q):
+    a = value.attrs
+    x = ctx.activation_input(value.args[0])
+    if str(a.layout) != "NHWC":
+        return "only NHWC bilinear resize is supported"
+    if x is not None and (np.float32(x.scale), x.zero_point) != (np.float32(q.s_out), q.zp_out):
+        return "RESIZE_BILINEAR needs one quantization for input and output (TFLM interpolates raw values)"
+    return None
+
+
+def _lower_resize_bilinear(ctx, var, value, q):
+    mode = str(value.attrs.coordinate_transformation_mode)
+    x = ctx.activation_input(value.args[0])
+    if x is None or x.dtype != "int8" or mode not in ("asymmetric", "align_corners", "half_pixel"):
+        return None
+    i, o = shape_of(value.args[0]), shape_of(var)
+    return make_kernel_call("te_resize_bilinear_s8", [x.expr], dict(
+        batch=i[0], input_h=i[1], input_w=i[2], channels=i[3], output_h=o[1], output_w=o[2],
+        align_corners=int(mode == "align_corners"), half_pixel_centers=int(mode == "half_pixel"),
+        window_y0=0, window_x0=0, window_h=o[1], window_w=o[2], block_y0=0, block_x0=0, block_h=i[1],
+        block_w=i[2]), o, "int8")
+
+
 # -------------------------------------------------------- strided slices
-def _slice_call(src, in_shape, begin, strides, out_shape):
+def _slice_call(src, in_shape, begin, strides, out_shape, dtype):
     rank = len(in_shape)
-    return make_kernel_call("te_strided_slice_s8", [src], dict(
+    return make_kernel_call(activation_kernel("te_strided_slice", dtype), [src], dict(
         rank=rank, input_dims=in_shape + [1] * (6 - rank), begin=begin + [0] * (6 - rank),
-        strides=strides + [1] * (6 - rank), output_dims=out_shape + [1] * (6 - rank)), out_shape, "int8")
+        strides=strides + [1] * (6 - rank), output_dims=out_shape + [1] * (6 - rank)), out_shape, dtype)
 
 
 def _check_rank6(what):
@@ -141,7 +174,7 @@ def _lower_strided_slice(ctx, var, value, q):
         # numpy's clamping of the start: [0, dim] forwards, [-1, dim - 1] backwards.
         begin[axis] = min(max(b, 0), dim) if step > 0 else min(max(b, -1), dim - 1)
         strides[axis] = step
-    return _slice_call(ctx.int8_value(value.args[0]), in_shape, begin, strides, shape_of(var))
+    return _slice_call(ctx.int8_value(value.args[0]), in_shape, begin, strides, shape_of(var), dtype_of(var))
 
 
 def _is_split_part(ctx, value):
@@ -159,7 +192,8 @@ def _lower_split_part(ctx, var, item, q):
         cuts = [in_shape[axis] * k // int(sections) for k in range(int(sections))]
     begin = [0] * len(in_shape)
     begin[axis] = cuts[item.index]
-    return _slice_call(ctx.int8_value(split.args[0]), in_shape, begin, [1] * len(in_shape), shape_of(var))
+    return _slice_call(ctx.int8_value(split.args[0]), in_shape, begin, [1] * len(in_shape), shape_of(var),
+                       dtype_of(var))
 
 
 # ---------------------------------------------------------------- gather
@@ -186,16 +220,27 @@ def _lower_gather(ctx, var, value, q):
 
 
 # ---------------------------------------------------------------- concat
+def _check_concat(ctx, var, cat, q):
+    if q.dtype != "int16":
+        return None
+    qs = {(float(np.float32(p.scale)), p.zero_point) for p in map(ctx.activation_input, cat.args[0].fields)
+          if p is not None} | {(float(np.float32(q.s_out)), q.zp_out)}
+    if len(qs) > 1:
+        return ("int16 inputs quantized unlike the output; TFLM's int16 CONCATENATION copies the raw values, "
+                "so they must share one scale")
+    return None
+
+
 def _lower_concat(ctx, var, cat, q):
     fields = list(cat.args[0].fields)
     parts = [ctx.activation_input(f) for f in fields]
-    if any(p is None for p in parts) or q.act != (INT8_MIN, INT8_MAX):
+    if any(p is None or p.dtype != q.dtype for p in parts) or q.act != (INT8_MIN, INT8_MAX) and q.dtype == "int8":
         return None
     shape = shape_of(var)
     axis = int(cat.attrs.axis) % len(shape)
     srcs = []
     for p, f in zip(parts, fields):
-        if p.scale == q.s_out and p.zero_point == q.zp_out:
+        if p.scale == q.s_out and p.zero_point == q.zp_out or q.dtype == "int16":
             srcs.append(p.expr)
             continue
         # Inputs quantized differently from the output are requantized first.
@@ -205,7 +250,7 @@ def _lower_concat(ctx, var, cat, q):
             multiplier=mult, shift=shift, act_min=INT8_MIN, act_max=INT8_MAX), shape_of(f), "int8"))
     attrs = dict(outer=int(np.prod(shape[:axis])), inner=int(np.prod(shape[axis + 1:])),
                  axis_sizes=[shape_of(f)[axis] for f in fields])
-    return make_kernel_call("te_concat_s8", srcs, attrs, shape, "int8")
+    return make_kernel_call(activation_kernel("te_concat", q.dtype), srcs, attrs, shape, q.dtype)
 
 
 def _check_int8_concat(ctx, var, cat, q):
@@ -222,7 +267,9 @@ def _lower_int8_concat(ctx, var, cat, q):
     axis = int(cat.attrs.axis) % len(shape)
     attrs = dict(outer=int(np.prod(shape[:axis])), inner=int(np.prod(shape[axis + 1:])),
                  axis_sizes=[shape_of(f)[axis] for f in fields])
-    return make_kernel_call("te_concat_s8", [ctx.int8_value(f) for f in fields], attrs, shape, "int8")
+    dtype = dtype_of(var)
+    return make_kernel_call(activation_kernel("te_concat", dtype), [ctx.int8_value(f) for f in fields], attrs, shape,
+                            dtype)
 
 
 # A view is any of VIEW_OPS: an OrPattern of their calls.
@@ -232,25 +279,28 @@ for _name in VIEW_OPS[1:]:
 
 LOWERINGS = [
     Lowering("RESHAPE", "int8", _lower_view, pattern=_VIEW_PATTERN, check=_needs_lowered_input("reshape"),
-             tflite={"RESHAPE": (0,), "SQUEEZE": (0,), "EXPAND_DIMS": (0,)}),
+             tflite={"RESHAPE": (0,), "SQUEEZE": (0,), "EXPAND_DIMS": (0,)}, dtypes=_BOTH),
     # TVM's importer reads MIRROR_PAD's REFLECT mode only (SYMMETRIC fails there).
     Lowering("MIRROR_PAD", "int8", _lower_mirror_pad, pattern=op_pattern("relax.nn.pad"), matcher=_is_reflect_pad,
              check=_check_mirror_pad, tflite={"MIRROR_PAD": (0,)}),
     Lowering("PAD", "int8", _lower_pad, pattern=op_pattern("relax.nn.pad"), check=_check_pad,
-             tflite={"PAD": (0,), "PADV2": (0,)}),
+             tflite={"PAD": (0,), "PADV2": (0,)}, dtypes=_BOTH),
     # The importer writes SPACE_TO_DEPTH/DEPTH_TO_SPACE as reshape, 6-D transpose, reshape.
     Lowering("TRANSPOSE", "int8", _lower_transpose, pattern=op_pattern("relax.permute_dims"), check=_check_transpose,
-             tflite={"TRANSPOSE": (0,), "SPACE_TO_DEPTH": (0,), "DEPTH_TO_SPACE": (0,)}),
+             tflite={"TRANSPOSE": (0,), "SPACE_TO_DEPTH": (0,), "DEPTH_TO_SPACE": (0,)}, dtypes=_BOTH,
+             op_dtypes={"SPACE_TO_DEPTH": ("int8",), "DEPTH_TO_SPACE": ("int8",)}),
     Lowering("RESIZE_NEAREST_NEIGHBOR", "int8", _lower_resize, pattern=op_pattern("relax.image.resize2d"),
              check=_check_resize, tflite={"RESIZE_NEAREST_NEIGHBOR": (0,)}),
+    Lowering("RESIZE_BILINEAR", "quantize", _lower_resize_bilinear, pattern=op_pattern("relax.image.resize2d"),
+             matcher=_is_bilinear, check=_check_resize_bilinear, fusable=False, tflite={"RESIZE_BILINEAR": (0,)}),
     Lowering("STRIDED_SLICE", "int8", _lower_strided_slice, pattern=op_pattern("relax.strided_slice"),
-             check=_check_rank6("strided slice"), tflite={"STRIDED_SLICE": (0,), "SLICE": (0,)}),
+             check=_check_rank6("strided slice"), tflite={"STRIDED_SLICE": (0,), "SLICE": (0,)}, dtypes=_BOTH),
     Lowering("SPLIT", "int8", _lower_split_part, matcher=_is_split_part, check=_check_rank6("split"),
-             tflite={"SPLIT": (1,), "SPLIT_V": (0,), "UNPACK": (0,)}),
+             tflite={"SPLIT": (1,), "SPLIT_V": (0,), "UNPACK": (0,)}, dtypes=_BOTH),
     Lowering("GATHER", "int8", _lower_gather, pattern=op_pattern("relax.take"), check=_check_gather,
              tflite={"GATHER": (0,)}),
     Lowering("PACK", "int8", _lower_int8_concat, pattern=is_op("relax.concat")(wildcard()), check=_check_int8_concat,
-             tflite={"PACK": ALL_INPUTS}),
+             tflite={"PACK": ALL_INPUTS}, dtypes=_BOTH),
     Lowering("CONCATENATION", "quantize", _lower_concat, pattern=is_op("relax.concat")(wildcard()),
-             fusable=False, tflite={"CONCATENATION": ALL_INPUTS}),
+             check=_check_concat, fusable=False, tflite={"CONCATENATION": ALL_INPUTS}, dtypes=_BOTH),
 ]

@@ -28,7 +28,7 @@ from ..kernel_call import parse_kernel_call
 from ..relax_utils import (VIEW_OPS, const_value, definitions, dtype_of, function_outputs, op_name, resolve,
                            shape_of, use_counts)
 from . import activations, convolution, data_movement, elementwise, fully_connected, pooling, quantize
-from .base import Activation, Lowering, QuantizeContext
+from .base import ACTIVATION_RANGE, Activation, Lowering, QuantizeContext
 
 # Family modules in the order their records are tried (a biased conv or FC is an
 # add: those records come before the elementwise ADD).
@@ -48,6 +48,15 @@ def supported_tflite_ops() -> Dict[str, Tuple[int, ...]]:
             if ops.setdefault(op, inputs) != inputs:
                 raise AssertionError(f"{op}: records disagree on its activation inputs")
     return ops
+
+
+def supported_tflite_dtypes() -> Dict[str, Tuple[str, ...]]:
+    """TFLite operator -> the activation types some record lowers it for."""
+    dtypes: Dict[str, set] = {}
+    for rec in all_lowerings():
+        for op in rec.tflite:
+            dtypes.setdefault(op, set()).update(rec.op_dtypes.get(op, rec.dtypes))
+    return {op: tuple(sorted(d, key=lambda t: np.iinfo(t).bits)) for op, d in dtypes.items()}
 
 
 class LoweringDriver:
@@ -95,7 +104,7 @@ class LoweringDriver:
                 int(e.attrs.axis))
 
     def activation_input(self, expr) -> Optional[Activation]:
-        """An int8 activation seen through its dequantize (per-tensor)."""
+        """An int8 or int16 activation seen through its dequantize (per-tensor)."""
         dq = self.dequantize(expr)
         if dq is None:
             return None
@@ -105,10 +114,10 @@ class LoweringDriver:
         src = self.int8_value(x)
         if src is None:
             return None
-        return Activation(src, float(scale[0]), int(zp[0]))
+        return Activation(src, float(scale[0]), int(zp[0]), dtype_of(x))
 
     def int8_value(self, var) -> Optional[relax.Expr]:
-        """The lowered expression of an int8 Var (or constant), if any."""
+        """The lowered expression of an int8 or int16 Var (or constant), if any."""
         if isinstance(var, relax.Var) and var in self.lowered:
             return self.lowered[var]
         if isinstance(var, relax.Var) and var in self.params:
@@ -136,15 +145,21 @@ class LoweringDriver:
         return q, dq[1], dq[2], dq[3]
 
     def bias(self, bias_expr, n):
-        """int32 bias of n channels (dequantized with zero point 0), or None."""
+        """Bias of n channels, or None: int32 (dequantized with zero point 0) or,
+        of an int16x8 layer, int64 (``astype(b, float32) * scale``, frontend/tflite_fixups)."""
         if bias_expr is None:
             return None
         dq = self.dequantize(bias_expr)
-        if dq is None:
-            return None
-        b = self.const(dq[0])
-        if b is None or b.dtype != np.int32 or np.any(dq[2] != 0):
-            return None
+        if dq is not None:
+            b = self.const(dq[0])
+            if b is None or b.dtype != np.int32 or np.any(dq[2] != 0):
+                return None
+        else:
+            e = self.resolve(bias_expr)
+            cast = self.resolve(e.args[0]) if op_name(e) == "relax.multiply" else None
+            b = self.const(cast.args[0]) if op_name(cast) == "relax.astype" else None
+            if b is None or b.dtype != np.int64:
+                return None
         return b.reshape(-1) if b.size == n else None
 
     def forget(self, var):
@@ -182,7 +197,7 @@ class LoweringDriver:
         try:
             self._visit(var, value)
             if (var not in self.lowered and var in self.output_vars and isinstance(var.ty, relax.TensorType)
-                    and dtype_of(var) != "int8"):
+                    and dtype_of(var) not in ACTIVATION_RANGE):
                 self._lower_output(var, value)
         except (ValueError, ArithmeticError) as exc:
             # Scales, zero points or betas whose fixed-point form does not
@@ -205,7 +220,7 @@ class LoweringDriver:
             if value in self.lowered:
                 self.lowered[var] = self.lowered[value]
             return
-        if dtype_of(var) != "int8":
+        if dtype_of(var) not in ACTIVATION_RANGE:
             return
         if self.const(var) is not None:
             return  # weights: folded where used
@@ -214,7 +229,9 @@ class LoweringDriver:
             return
         for rec in self.by_anchor["int8"]:
             if rec.matches(self, value):
-                if not self._apply(rec, var, value, None):
+                if dtype_of(var) not in rec.dtypes:
+                    self.unsupported(var, value, f"{rec.name} has no {dtype_of(var)} kernel")
+                elif not self._apply(rec, var, value, None):
                     self.unsupported(var, value, f"no integer lowering for {rec.name} on these operands")
                 return
         # Other int8 ops are either consumed by a pattern or unsupported;
@@ -227,11 +244,15 @@ class LoweringDriver:
             self.unsupported(var, value, "output quantization must be per-tensor and constant")
             return
         s_out, zp_out = float(np.float32(np.ravel(out_scale)[0])), int(np.ravel(out_zp)[0])
-        act, float_act, inner = activations.fused_activation(self, self.resolve(value.args[0]), s_out, zp_out)
-        q = QuantizeContext(s_out=s_out, zp_out=zp_out, act=act, float_act=float_act)
+        dtype = dtype_of(var)
+        act, float_act, inner = activations.fused_activation(self, self.resolve(value.args[0]), s_out, zp_out, dtype)
+        q = QuantizeContext(s_out=s_out, zp_out=zp_out, act=act, float_act=float_act, dtype=dtype)
         handled = False
         for rec in self.by_anchor["quantize"]:
             if rec.matches(self, inner):
+                if dtype not in rec.dtypes:
+                    self.unsupported(var, inner, f"{rec.name} has no {dtype} kernel")
+                    return
                 handled = self._apply(rec, var, inner, q)
                 break
         if not handled and var not in self.lowered:
@@ -354,7 +375,7 @@ def _holds_qdq(func: relax.Function) -> bool:
         ty = getattr(e, "ty", None)
         types = list(ty.fields) if isinstance(ty, relax.TupleType) else [ty]  # e.g. a SPLIT's parts
         if e.op.name in ("relax.quantize", "relax.dequantize", "relax.call_dps_packed") or any(
-                isinstance(t, relax.TensorType) and str(t.dtype) == "int8" for t in types):
+                isinstance(t, relax.TensorType) and str(t.dtype) in ACTIVATION_RANGE for t in types):
             found.append(e)
 
     relax.analysis.post_order_visit(func.body, visit)

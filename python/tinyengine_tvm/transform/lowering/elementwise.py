@@ -1,6 +1,7 @@
 """Elementwise family: ADD, SUB, MUL, SQUARED_DIFFERENCE, PRELU, MAXIMUM and MINIMUM
 of two int8 activations (or constants), with 4-D broadcasting and TFLM's
-fixed-point rescaling (one te_elementwise_params layout for all of them)."""
+fixed-point rescaling (one te_elementwise_params layout for all of them);
+ADD, SUB, MUL, MAXIMUM and MINIMUM also of two int16 activations."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,19 @@ from ...errors import UnsupportedModelError
 from ...quantization.fixed_point import quantize_multiplier
 from ..kernel_call import make_kernel_call
 from ..relax_utils import shape_of
-from .base import Lowering, dequantize_pattern
+from .base import Lowering, activation_kernel, dequantize_pattern
+
+#: Bits of headroom ADD and SUB give the rescaled inputs (TFLM: 20 for int8, 15 for int16).
+_LEFT_SHIFT = {"int8": 20, "int16": 15}
+
+
+def _operands(ctx, op, q):
+    """Both activations of a binary ``op``, when they have the output's type."""
+    a = ctx.activation_input(op.args[0])
+    b = ctx.activation_input(op.args[1])
+    if a is None or b is None or a.dtype != q.dtype or b.dtype != q.dtype:
+        return None, None
+    return a, b
 
 ADD_PATTERN = is_op("relax.add")(dequantize_pattern(), dequantize_pattern())
 MUL_PATTERN = is_op("relax.multiply")(dequantize_pattern(), dequantize_pattern())
@@ -40,12 +53,11 @@ def broadcast_attrs(s1, s2, so):
 
 
 def _lower_add(ctx, var, add, q):
-    a = ctx.activation_input(add.args[0])
-    b = ctx.activation_input(add.args[1])
-    if a is None or b is None:
+    a, b = _operands(ctx, add, q)
+    if a is None:
         return None
     s1, s2, so = np.float64(np.float32(a.scale)), np.float64(np.float32(b.scale)), np.float64(q.s_out)
-    left_shift = 20
+    left_shift = _LEFT_SHIFT[q.dtype]
     twice_max = 2.0 * max(s1, s2)
     m1, sh1 = quantize_multiplier(s1 / twice_max)
     m2, sh2 = quantize_multiplier(s2 / twice_max)
@@ -55,7 +67,8 @@ def _lower_add(ctx, var, add, q):
                  output_offset=q.zp_out, left_shift=left_shift,
                  input1_multiplier=m1, input1_shift=sh1, input2_multiplier=m2,
                  input2_shift=sh2, output_multiplier=mo, output_shift=sho)
-    return make_kernel_call("te_add_s8", [a.expr, b.expr], q.finish(attrs), shape_of(var), "int8")
+    return make_kernel_call(activation_kernel("te_add", q.dtype), [a.expr, b.expr], q.finish(attrs), shape_of(var),
+                            q.dtype)
 
 
 def _difference_call(kernel, ctx, var, sub, q, left_shift, squared):
@@ -63,9 +76,8 @@ def _difference_call(kernel, ctx, var, sub, q, left_shift, squared):
     dividing the square of twice the larger input scale) of ``sub``'s operands.
     The multipliers are computed in double from the float32 scales, as the
     TFLM this project is checked against does."""
-    a = ctx.activation_input(sub.args[0])
-    b = ctx.activation_input(sub.args[1])
-    if a is None or b is None:
+    a, b = _operands(ctx, sub, q)
+    if a is None:
         return None
     f32 = np.float32
     s1, s2, so = f32(a.scale), f32(b.scale), f32(q.s_out)
@@ -78,11 +90,11 @@ def _difference_call(kernel, ctx, var, sub, q, left_shift, squared):
     attrs.update(input1_offset=-a.zero_point, input2_offset=-b.zero_point, output_offset=q.zp_out,
                  left_shift=left_shift, input1_multiplier=m1, input1_shift=sh1, input2_multiplier=m2,
                  input2_shift=sh2, output_multiplier=mo, output_shift=sho)
-    return make_kernel_call(kernel, [a.expr, b.expr], q.finish(attrs), shape_of(var), "int8")
+    return make_kernel_call(kernel, [a.expr, b.expr], q.finish(attrs), shape_of(var), q.dtype)
 
 
 def _lower_sub(ctx, var, sub, q):
-    return _difference_call("te_sub_s8", ctx, var, sub, q, 20, False)
+    return _difference_call(activation_kernel("te_sub", q.dtype), ctx, var, sub, q, _LEFT_SHIFT[q.dtype], False)
 
 
 def _squared_difference_matcher(ctx, expr):
@@ -110,14 +122,14 @@ def _check_raw_compare(ctx, var, op, q):
 
 def _raw_compare(kernel):
     def lower(ctx, var, op, q):
-        a = ctx.activation_input(op.args[0])
-        b = ctx.activation_input(op.args[1])
-        if a is None or b is None:
+        a, b = _operands(ctx, op, q)
+        if a is None:
             return None
         attrs = broadcast_attrs(shape_of(op.args[0]), shape_of(op.args[1]), shape_of(var))
         attrs.update(input1_offset=0, input2_offset=0, output_offset=0, left_shift=0, input1_multiplier=0,
                      input1_shift=0, input2_multiplier=0, input2_shift=0, output_multiplier=0, output_shift=0)
-        return make_kernel_call(kernel, [a.expr, b.expr], q.finish(attrs), shape_of(var), "int8")
+        return make_kernel_call(activation_kernel(kernel, q.dtype), [a.expr, b.expr], q.finish(attrs), shape_of(var),
+                                q.dtype)
     return lower
 
 
@@ -140,9 +152,8 @@ def _lower_prelu(ctx, var, where, q):
 
 
 def _lower_mul(ctx, var, mul, q):
-    a = ctx.activation_input(mul.args[0])
-    b = ctx.activation_input(mul.args[1])
-    if a is None or b is None:
+    a, b = _operands(ctx, mul, q)
+    if a is None:
         return None
     real = np.float64(np.float32(a.scale)) * np.float64(np.float32(b.scale)) / np.float64(q.s_out)
     mo, sho = quantize_multiplier(real)
@@ -151,19 +162,20 @@ def _lower_mul(ctx, var, mul, q):
                  output_offset=q.zp_out, left_shift=0, input1_multiplier=0,
                  input1_shift=0, input2_multiplier=0, input2_shift=0,
                  output_multiplier=mo, output_shift=sho)
-    return make_kernel_call("te_mul_s8", [a.expr, b.expr], q.finish(attrs), shape_of(var), "int8")
+    return make_kernel_call(activation_kernel("te_mul", q.dtype), [a.expr, b.expr], q.finish(attrs), shape_of(var),
+                            q.dtype)
 
 
 LOWERINGS = [
-    Lowering("ADD", "quantize", _lower_add, pattern=ADD_PATTERN, tflite={"ADD": (0, 1)}),
+    Lowering("ADD", "quantize", _lower_add, pattern=ADD_PATTERN, tflite={"ADD": (0, 1)}, dtypes=("int8", "int16")),
     Lowering("SQUARED_DIFFERENCE", "quantize", _lower_squared_difference, pattern=SQUARED_DIFFERENCE_PATTERN,
              matcher=_squared_difference_matcher, tflite={"SQUARED_DIFFERENCE": (0, 1)}),
-    Lowering("MUL", "quantize", _lower_mul, pattern=MUL_PATTERN, tflite={"MUL": (0, 1)}),
-    Lowering("SUB", "quantize", _lower_sub, pattern=SUB_PATTERN, tflite={"SUB": (0, 1)}),
+    Lowering("MUL", "quantize", _lower_mul, pattern=MUL_PATTERN, tflite={"MUL": (0, 1)}, dtypes=("int8", "int16")),
+    Lowering("SUB", "quantize", _lower_sub, pattern=SUB_PATTERN, tflite={"SUB": (0, 1)}, dtypes=("int8", "int16")),
     Lowering("PRELU", "quantize", _lower_prelu, pattern=PRELU_PATTERN, fusable=False, tflite={"PRELU": (0,)}),
     # The raw comparison ignores act_min/act_max: a following clip is not folded into it.
-    Lowering("MAXIMUM", "quantize", _raw_compare("te_maximum_s8"), pattern=MAXIMUM_PATTERN,
-             check=_check_raw_compare, fusable=False, tflite={"MAXIMUM": (0, 1)}),
-    Lowering("MINIMUM", "quantize", _raw_compare("te_minimum_s8"), pattern=MINIMUM_PATTERN,
-             check=_check_raw_compare, fusable=False, tflite={"MINIMUM": (0, 1)}),
+    Lowering("MAXIMUM", "quantize", _raw_compare("te_maximum"), pattern=MAXIMUM_PATTERN,
+             check=_check_raw_compare, fusable=False, tflite={"MAXIMUM": (0, 1)}, dtypes=("int8", "int16")),
+    Lowering("MINIMUM", "quantize", _raw_compare("te_minimum"), pattern=MINIMUM_PATTERN,
+             check=_check_raw_compare, fusable=False, tflite={"MINIMUM": (0, 1)}, dtypes=("int8", "int16")),
 ]

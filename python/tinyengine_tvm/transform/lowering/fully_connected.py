@@ -1,5 +1,6 @@
 """Fully connected family: FULLY_CONNECTED / Gemm / MatMul as ``matmul(x, W)``
-with constant int8 weights (per-tensor zero point), optional int32 bias add;
+with constant int8 weights (per-tensor zero point), optional bias add (int32;
+int64 for int16 activations);
 and BATCH_MATMUL, ``matmul`` of two int8 activations."""
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from tvm.relax.dpl import is_op, wildcard
 from ...quantization.fixed_point import quantize_multiplier
 from ..kernel_call import make_kernel_call
 from ..relax_utils import op_name, shape_of
-from .base import Lowering, dequantize_pattern, requant_arrays
+from .base import Lowering, activation_kernel, dequantize_pattern, requant_arrays
 
 # The weights are a dequantize of a constant, possibly seen through a view or a
 # permute the importer added: left to ctx.weights(), which folds them.
@@ -21,7 +22,7 @@ BIASED_MATMUL_PATTERN = is_op("relax.add")(MATMUL_PATTERN, wildcard())
 def _lower(ctx, var, mm, q, bias_expr=None):
     x = ctx.activation_input(mm.args[0])
     w = ctx.weights(mm.args[1])
-    if x is None or w is None:
+    if x is None or w is None or x.dtype != q.dtype:
         return None
     wq, w_scale, w_zp, _ = w
     if wq.ndim != 2 or w_zp.size != 1:
@@ -31,13 +32,23 @@ def _lower(ctx, var, mm, q, bias_expr=None):
     bias = ctx.bias(bias_expr, out_depth)
     if bias_expr is not None and bias is None:
         return None
-    mult, shift = requant_arrays(x.scale, w_scale, q.s_out, out_depth)
+    if w_scale.size == 1:
+        # TFLM's per-tensor multiplier rounds input_scale * weight_scale to float first.
+        product = np.float64(np.float32(x.scale) * np.float32(w_scale[0]))
+        m, sh = quantize_multiplier(product / np.float64(q.s_out))
+        mult = relax.const(np.full(out_depth, m, np.int32))
+        shift = relax.const(np.full(out_depth, sh, np.int32))
+    else:
+        mult, shift = requant_arrays(x.scale, w_scale, q.s_out, out_depth)
     attrs = dict(batch=int(np.prod(shape_of(mm.args[0])[:-1])), input_depth=in_depth,
                  output_depth=out_depth, input_offset=-x.zero_point,
                  filter_offset=-int(w_zp[0]), output_offset=q.zp_out)
-    bias_c = relax.const(bias.astype(np.int32)) if bias is not None else relax.const(np.zeros(out_depth, np.int32))
-    return make_kernel_call("te_fully_connected_s8", [x.expr, relax.const(filt), bias_c, mult, shift],
-                            q.finish(attrs), shape_of(var), "int8")
+    bias_type = np.int64 if x.dtype == "int16" else np.int32
+    # relax.const narrows int64 to int32 unless told the type
+    bias_c = relax.const(bias.astype(bias_type) if bias is not None else np.zeros(out_depth, bias_type),
+                         np.dtype(bias_type).name)
+    return make_kernel_call(activation_kernel("te_fully_connected", x.dtype),
+                            [x.expr, relax.const(filt), bias_c, mult, shift], q.finish(attrs), shape_of(var), q.dtype)
 
 
 # ------------------------------------------------------------ BATCH_MATMUL
@@ -109,6 +120,7 @@ LOWERINGS = [
     Lowering("BATCH_MATMUL", "quantize", _lower_batch_matmul, pattern=is_op("relax.matmul")(wildcard(), wildcard()),
              matcher=_two_activations, fusable=False, tflite={"BATCH_MATMUL": (0, 1)}),
     Lowering("FULLY_CONNECTED", "quantize", _lower_biased, pattern=BIASED_MATMUL_PATTERN,
-             tflite={"FULLY_CONNECTED": (0,)}),
-    Lowering("FULLY_CONNECTED", "quantize", _lower, pattern=MATMUL_PATTERN, tflite={"FULLY_CONNECTED": (0,)}),
+             tflite={"FULLY_CONNECTED": (0,)}, dtypes=("int8", "int16")),
+    Lowering("FULLY_CONNECTED", "quantize", _lower, pattern=MATMUL_PATTERN, tflite={"FULLY_CONNECTED": (0,)},
+             dtypes=("int8", "int16")),
 ]

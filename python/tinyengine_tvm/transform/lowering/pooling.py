@@ -9,13 +9,13 @@ from tvm.relax.dpl import is_op, wildcard
 from ...errors import UnsupportedModelError
 from ...quantization.activation_params import mean_params
 from ..kernel_call import make_kernel_call
-from ..relax_utils import op_name, shape_of
-from .base import INT8_MAX, INT8_MIN, Lowering, dequantize_pattern, op_pattern
+from ..relax_utils import dtype_of, op_name, shape_of
+from .base import ACTIVATION_RANGE, Lowering, activation_kernel, dequantize_pattern, op_pattern
 
 AVG_POOL_PATTERN = is_op("relax.astype")(is_op("relax.nn.avg_pool2d")(is_op("relax.astype")(wildcard())))
 
 
-def pool_attrs(pool, in_shape, out_shape):
+def pool_attrs(pool, in_shape, out_shape, dtype="int8"):
     a = pool.attrs
     if str(a.layout) != "NHWC":
         raise UnsupportedModelError([("pool", str(a.layout), "only NHWC pooling is supported")])
@@ -25,7 +25,7 @@ def pool_attrs(pool, in_shape, out_shape):
         output_h=out_shape[1], output_w=out_shape[2],
         filter_h=int(a.pool_size[0]), filter_w=int(a.pool_size[1]),
         stride_h=int(a.strides[0]), stride_w=int(a.strides[1]),
-        pad_top=pad[0], pad_left=pad[1], act_min=INT8_MIN, act_max=INT8_MAX,
+        pad_top=pad[0], pad_left=pad[1], act_min=ACTIVATION_RANGE[dtype][0], act_max=ACTIVATION_RANGE[dtype][1],
     )
 
 
@@ -35,7 +35,7 @@ def _check_avg_pool(ctx, var, value, q):
     # form is AVG_POOL_PATTERN.
     if not AVG_POOL_PATTERN.match(value, ctx.var2val):
         if op_name(ctx.resolve(value.args[0])) != "relax.nn.avg_pool2d":
-            return "astype to int8 is only supported around avg_pool2d"
+            return "astype to an integer type is only supported around avg_pool2d"
         return "unexpected avg_pool2d input"
     widen = ctx.resolve(ctx.resolve(value.args[0]).args[0])
     if ctx.int8_value(widen.args[0]) is None:
@@ -46,8 +46,9 @@ def _check_avg_pool(ctx, var, value, q):
 def _lower_avg_pool(ctx, var, value, q):
     pool = ctx.resolve(value.args[0])
     src_var = ctx.resolve(pool.args[0]).args[0]
-    return make_kernel_call("te_avg_pool_s8", [ctx.int8_value(src_var)],
-                            pool_attrs(pool, shape_of(src_var), shape_of(var)), shape_of(var), "int8")
+    dtype = dtype_of(var)
+    return make_kernel_call(activation_kernel("te_avg_pool", dtype), [ctx.int8_value(src_var)],
+                            pool_attrs(pool, shape_of(src_var), shape_of(var), dtype), shape_of(var), dtype)
 
 
 # ------------------------------------------------------------ max pool
@@ -58,8 +59,9 @@ def _check_max_pool(ctx, var, value, q):
 
 
 def _lower_max_pool(ctx, var, value, q):
-    return make_kernel_call("te_max_pool_s8", [ctx.int8_value(value.args[0])],
-                            pool_attrs(value, shape_of(value.args[0]), shape_of(var)), shape_of(var), "int8")
+    dtype = dtype_of(var)
+    return make_kernel_call(activation_kernel("te_max_pool", dtype), [ctx.int8_value(value.args[0])],
+                            pool_attrs(value, shape_of(value.args[0]), shape_of(var), dtype), shape_of(var), dtype)
 
 
 # ------------------------------------------- MEAN, SUM, REDUCE_MAX/MIN
@@ -87,7 +89,7 @@ def _reduce(kernel, counted):
     ``counted``: MEAN/SUM rescale (else raw REDUCE_MAX/MIN)."""
     def lower(ctx, var, mean, q):
         x = ctx.activation_input(mean.args[0])
-        if x is None:
+        if x is None or x.dtype != q.dtype:
             return None
         in_shape = shape_of(mean.args[0])
         axes = _mean_axes(mean)
@@ -98,23 +100,23 @@ def _reduce(kernel, counted):
             attrs.update(mean_params(np.float32(x.scale), x.zero_point, np.float32(q.s_out), q.zp_out, reduced))
         else:
             attrs.update(input_offset=0, output_offset=0, multiplier=0, shift=0)
-        return make_kernel_call(kernel, [x.expr], attrs, shape_of(var), "int8")
+        return make_kernel_call(activation_kernel(kernel, q.dtype), [x.expr], attrs, shape_of(var), q.dtype)
     return lower
 
 
 LOWERINGS = [
     Lowering("AVERAGE_POOL_2D", "int8", _lower_avg_pool, pattern=op_pattern("relax.astype"), check=_check_avg_pool,
-             tflite={"AVERAGE_POOL_2D": (0,)}),
+             tflite={"AVERAGE_POOL_2D": (0,)}, dtypes=("int8", "int16")),
     Lowering("MAX_POOL_2D", "int8", _lower_max_pool, pattern=op_pattern("relax.nn.max_pool2d"),
-             check=_check_max_pool, tflite={"MAX_POOL_2D": (0,)}),
-    Lowering("MEAN", "quantize", _reduce("te_mean_s8", True), pattern=is_op("relax.mean")(dequantize_pattern()),
-             check=_check_reduce("MEAN"), fusable=False, tflite={"MEAN": (0,)}),
-    Lowering("SUM", "quantize", _reduce("te_sum_s8", True), pattern=is_op("relax.sum")(dequantize_pattern()),
-             check=_check_reduce("SUM"), fusable=False, tflite={"SUM": (0,)}),
-    Lowering("REDUCE_MAX", "quantize", _reduce("te_reduce_max_s8", False),
+             check=_check_max_pool, tflite={"MAX_POOL_2D": (0,)}, dtypes=("int8", "int16")),
+    Lowering("MEAN", "quantize", _reduce("te_mean", True), pattern=is_op("relax.mean")(dequantize_pattern()),
+             check=_check_reduce("MEAN"), fusable=False, tflite={"MEAN": (0,)}, dtypes=("int8", "int16")),
+    Lowering("SUM", "quantize", _reduce("te_sum", True), pattern=is_op("relax.sum")(dequantize_pattern()),
+             check=_check_reduce("SUM"), fusable=False, tflite={"SUM": (0,)}, dtypes=("int8", "int16")),
+    Lowering("REDUCE_MAX", "quantize", _reduce("te_reduce_max", False),
              pattern=is_op("relax.max")(dequantize_pattern()), check=_check_reduce("REDUCE_MAX", True),
              fusable=False, tflite={"REDUCE_MAX": (0,)}),
-    Lowering("REDUCE_MIN", "quantize", _reduce("te_reduce_min_s8", False),
+    Lowering("REDUCE_MIN", "quantize", _reduce("te_reduce_min", False),
              pattern=is_op("relax.min")(dequantize_pattern()), check=_check_reduce("REDUCE_MIN", True),
              fusable=False, tflite={"REDUCE_MIN": (0,)}),
 ]

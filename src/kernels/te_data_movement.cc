@@ -1,15 +1,18 @@
-// Portable int8 data movement: PAD, MIRROR_PAD, TRANSPOSE, CONCATENATION,
-// strided slices, GATHER, 2-D copies.
+// Portable data movement: PAD, MIRROR_PAD, TRANSPOSE, CONCATENATION, strided
+// slices, GATHER, 2-D copies of int8 values; PAD, TRANSPOSE, CONCATENATION
+// and strided slices of int16 values too (the same copies, wider elements).
 #include <string.h>
 
 #include "tinyengine_kernels.h"
 
-extern "C" void te_pad_s8(const te_pad_params* p, const int8_t* input,
-                          int8_t* output) {
+namespace {
+
+template <typename T>
+void pad(const te_pad_params* p, const T* input, T* output) {
   const int32_t* in = p->input_dims;
   int32_t od[4];
   for (int i = 0; i < 4; ++i) od[i] = p->before[i] + in[i] + p->after[i];
-  const int8_t fill = static_cast<int8_t>(p->pad_value);
+  const T fill = static_cast<T>(p->pad_value);
   for (int32_t i0 = 0; i0 < od[0]; ++i0) {
     const int32_t s0 = i0 - p->before[0];
     for (int32_t i1 = 0; i1 < od[1]; ++i1) {
@@ -18,8 +21,7 @@ extern "C" void te_pad_s8(const te_pad_params* p, const int8_t* input,
         const int32_t s2 = i2 - p->before[2];
         const bool row_inside = s0 >= 0 && s0 < in[0] && s1 >= 0 &&
                                 s1 < in[1] && s2 >= 0 && s2 < in[2];
-        const int8_t* src =
-            input + ((s0 * in[1] + s1) * in[2] + s2) * in[3];
+        const T* src = input + ((s0 * in[1] + s1) * in[2] + s2) * in[3];
         for (int32_t i3 = 0; i3 < od[3]; ++i3) {
           const int32_t s3 = i3 - p->before[3];
           *output++ = (row_inside && s3 >= 0 && s3 < in[3]) ? src[s3] : fill;
@@ -29,8 +31,8 @@ extern "C" void te_pad_s8(const te_pad_params* p, const int8_t* input,
   }
 }
 
-extern "C" void te_transpose_s8(const te_transpose_params* p,
-                                const int8_t* input, int8_t* output) {
+template <typename T>
+void transpose(const te_transpose_params* p, const T* input, T* output) {
   // Pad to 6-D so one loop nest serves every rank.
   int32_t in_dims[6], in_strides[6], out_dims[6], src_stride[6];
   const int32_t lead = 6 - p->rank;
@@ -57,8 +59,8 @@ extern "C" void te_transpose_s8(const te_transpose_params* p,
           }
 }
 
-extern "C" void te_concat_s8(const te_concat_params* p,
-                             const int8_t* const* inputs, int8_t* output) {
+template <typename T>
+void concat(const te_concat_params* p, const T* const* inputs, T* output) {
   const int32_t* axis_sizes = p->axis_sizes;
   const int32_t n_inputs = p->n_inputs;
   const int32_t outer = p->outer;
@@ -66,11 +68,13 @@ extern "C" void te_concat_s8(const te_concat_params* p,
   for (int32_t o = 0; o < outer; ++o) {
     for (int32_t i = 0; i < n_inputs; ++i) {
       const int32_t chunk = axis_sizes[i] * inner;
-      const int8_t* src = inputs[i] + o * chunk;
+      const T* src = inputs[i] + o * chunk;
       for (int32_t k = 0; k < chunk; ++k) *output++ = src[k];
     }
   }
 }
+
+}  // namespace
 
 extern "C" void te_copy_2d_s8(const te_copy_2d_params* p, const int8_t* src,
                               int8_t* dst) {
@@ -85,8 +89,11 @@ extern "C" void te_copy_2d_s8(const te_copy_2d_params* p, const int8_t* src,
   }
 }
 
-extern "C" void te_strided_slice_s8(const te_strided_slice_params* p,
-                                    const int8_t* input, int8_t* output) {
+namespace {
+
+template <typename T>
+void strided_slice(const te_strided_slice_params* p, const T* input,
+                   T* output) {
   // Pad to 6-D (leading 1s) so one loop nest serves every rank; the innermost
   // dimension with step 1 is one memcpy per row.
   int32_t in_dims[6], begin[6], steps[6], out_dims[6], in_strides[6];
@@ -112,15 +119,57 @@ extern "C" void te_strided_slice_s8(const te_strided_slice_params* p,
       for (int32_t c = 0; c < out_dims[2]; ++c)
         for (int32_t d = 0; d < out_dims[3]; ++d)
           for (int32_t e = 0; e < out_dims[4]; ++e) {
-            const int8_t* row = input + base + a * step[0] + b * step[1] +
-                                c * step[2] + d * step[3] + e * step[4];
+            const T* row = input + base + a * step[0] + b * step[1] +
+                           c * step[2] + d * step[3] + e * step[4];
             if (contiguous_rows) {
-              memcpy(output, row, static_cast<size_t>(out_dims[5]));
+              memcpy(output, row, sizeof(T) * static_cast<size_t>(out_dims[5]));
               output += out_dims[5];
             } else {
               for (int32_t f = 0; f < out_dims[5]; ++f) *output++ = row[f * step[5]];
             }
           }
+}
+
+}  // namespace
+
+extern "C" void te_pad_s8(const te_pad_params* p, const int8_t* input,
+                          int8_t* output) {
+  pad(p, input, output);
+}
+
+extern "C" void te_pad_s16(const te_pad_params* p, const int16_t* input,
+                           int16_t* output) {
+  pad(p, input, output);
+}
+
+extern "C" void te_transpose_s8(const te_transpose_params* p,
+                                const int8_t* input, int8_t* output) {
+  transpose(p, input, output);
+}
+
+extern "C" void te_transpose_s16(const te_transpose_params* p,
+                                 const int16_t* input, int16_t* output) {
+  transpose(p, input, output);
+}
+
+extern "C" void te_concat_s8(const te_concat_params* p,
+                             const int8_t* const* inputs, int8_t* output) {
+  concat(p, inputs, output);
+}
+
+extern "C" void te_concat_s16(const te_concat_params* p,
+                              const int16_t* const* inputs, int16_t* output) {
+  concat(p, inputs, output);
+}
+
+extern "C" void te_strided_slice_s8(const te_strided_slice_params* p,
+                                    const int8_t* input, int8_t* output) {
+  strided_slice(p, input, output);
+}
+
+extern "C" void te_strided_slice_s16(const te_strided_slice_params* p,
+                                     const int16_t* input, int16_t* output) {
+  strided_slice(p, input, output);
 }
 
 extern "C" void te_gather_s8(const te_gather_params* p, const int8_t* input,

@@ -37,3 +37,21 @@ extern "C" void te_logistic_s8(const te_logistic_params* p,
     }
   }
 }
+
+// LOGISTIC, int16 -> int16 (zero points 0, output scale 2^-15): TFLM's
+// interpolation in the 256-entry sigmoid table, which holds sigmoid over
+// [0, 256 / 24) in steps of 1/24 (an input of 2^9 per step after scaling).
+// Negative inputs read the table at |x| and take 1 - sigmoid.
+extern "C" void te_logistic_s16(const te_logistic_params* p,
+                                const int16_t* input, const uint16_t* table,
+                                int16_t* output) {
+  for (int32_t i = 0; i < p->size; ++i) {
+    const int32_t d = te::scale_sigmoid_input(input[i], p->input_multiplier,
+                                              p->input_left_shift);
+    const int32_t a = d < 0 ? -d : d;
+    uint32_t r = te::interpolate_sigmoid_table(
+        table, a, 9, static_cast<uint32_t>(0x7FFF) << 10);
+    r = d >= 0 ? r + (1u << 9) : (1u << 25) - r + (1u << 9) - 1;
+    output[i] = static_cast<int16_t>(r >> 10);
+  }
+}

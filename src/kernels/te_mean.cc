@@ -1,4 +1,4 @@
-// MEAN and SUM, int8 -> int8, over the contiguous middle block of a tensor
+// MEAN and SUM, int8 -> int8 and int16 -> int16, over the contiguous middle block of a tensor
 // viewed as [outer, reduced, inner]; REDUCE_MAX and REDUCE_MIN likewise.
 //
 // Integer algorithm of TFLM's MEAN for int8 (reference_ops::
@@ -18,8 +18,8 @@
 
 namespace {
 
-template <bool kSum>
-void mean_or_sum(const te_mean_params* p, const int8_t* input, int8_t* output) {
+template <bool kSum, typename T, int32_t kMin, int32_t kMax>
+void mean_or_sum(const te_mean_params* p, const T* input, T* output) {
   const int32_t outer = p->outer;
   const int32_t reduced = p->reduced;
   const int32_t inner = p->inner;
@@ -52,11 +52,11 @@ void mean_or_sum(const te_mean_params* p, const int8_t* input, int8_t* output) {
   const int64_t zero_point_total = -static_cast<int64_t>(p->input_offset) * count;
 
   for (int32_t o = 0; o < outer; ++o) {
-    const int8_t* block = input + static_cast<int64_t>(o) * reduced * inner;
-    int8_t* out = output + static_cast<int64_t>(o) * inner;
+    const T* block = input + static_cast<int64_t>(o) * reduced * inner;
+    T* out = output + static_cast<int64_t>(o) * inner;
     for (int32_t i = 0; i < inner; ++i) {
       int32_t sum = 0;
-      const int8_t* v = block + i;
+      const T* v = block + i;
       for (int32_t r = 0; r < reduced; ++r) {
         sum = te::wrapping_add(sum, v[static_cast<int64_t>(r) * inner]);
       }
@@ -65,7 +65,7 @@ void mean_or_sum(const te_mean_params* p, const int8_t* input, int8_t* output) {
       const int32_t y =
           te::multiply_by_quantized_multiplier(centred, multiplier, shift) +
           p->output_offset;
-      out[i] = static_cast<int8_t>(te::clamp_i32(y, INT8_MIN, INT8_MAX));
+      out[i] = static_cast<T>(te::clamp_i32(y, kMin, kMax));
     }
   }
 }
@@ -91,12 +91,22 @@ void reduce_extreme(const te_mean_params* p, const int8_t* input,
 
 extern "C" void te_mean_s8(const te_mean_params* p, const int8_t* input,
                            int8_t* output) {
-  mean_or_sum<false>(p, input, output);
+  mean_or_sum<false, int8_t, INT8_MIN, INT8_MAX>(p, input, output);
+}
+
+extern "C" void te_mean_s16(const te_mean_params* p, const int16_t* input,
+                            int16_t* output) {
+  mean_or_sum<false, int16_t, INT16_MIN, INT16_MAX>(p, input, output);
 }
 
 extern "C" void te_sum_s8(const te_mean_params* p, const int8_t* input,
                           int8_t* output) {
-  mean_or_sum<true>(p, input, output);
+  mean_or_sum<true, int8_t, INT8_MIN, INT8_MAX>(p, input, output);
+}
+
+extern "C" void te_sum_s16(const te_mean_params* p, const int16_t* input,
+                           int16_t* output) {
+  mean_or_sum<true, int16_t, INT16_MIN, INT16_MAX>(p, input, output);
 }
 
 extern "C" void te_reduce_max_s8(const te_mean_params* p, const int8_t* input,

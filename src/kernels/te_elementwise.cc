@@ -1,5 +1,6 @@
 // Portable int8 ADD, SUB, MUL, SQUARED_DIFFERENCE, MAXIMUM, MINIMUM and PRELU
-// with 4-D broadcasting, TFLM-exact.
+// with 4-D broadcasting, TFLM-exact; ADD, SUB, MUL, MAXIMUM and MINIMUM also
+// on int16 (the same arithmetic; ADD and SUB with 15 bits of headroom).
 #include "fixed_point.h"
 #include "tinyengine_kernels.h"
 
@@ -21,24 +22,25 @@ inline Rescaled rescale_inputs(const te_elementwise_params* p, int32_t a,
               p->input2_multiplier, p->input2_shift)};
 }
 
-inline int8_t requantize_output(const te_elementwise_params* p, int32_t raw) {
+// Each operation below returns its clamped result, which the element type holds.
+inline int32_t requantize_output(const te_elementwise_params* p, int32_t raw) {
   const int32_t out = te::multiply_by_quantized_multiplier(
                           raw, p->output_multiplier, p->output_shift) +
                       p->output_offset;
-  return static_cast<int8_t>(te::clamp_i32(out, p->act_min, p->act_max));
+  return te::clamp_i32(out, p->act_min, p->act_max);
 }
 
-inline int8_t add_one(const te_elementwise_params* p, int32_t a, int32_t b) {
+inline int32_t add_one(const te_elementwise_params* p, int32_t a, int32_t b) {
   const Rescaled r = rescale_inputs(p, a, b);
   return requantize_output(p, r.a + r.b);
 }
 
-inline int8_t sub_one(const te_elementwise_params* p, int32_t a, int32_t b) {
+inline int32_t sub_one(const te_elementwise_params* p, int32_t a, int32_t b) {
   const Rescaled r = rescale_inputs(p, a, b);
   return requantize_output(p, r.a - r.b);
 }
 
-inline int8_t squared_difference_one(const te_elementwise_params* p, int32_t a,
+inline int32_t squared_difference_one(const te_elementwise_params* p, int32_t a,
                                      int32_t b) {
   const Rescaled r = rescale_inputs(p, a, b);
   // |a - b| < 2^15 after the rescale (left_shift 7), so the square fits.
@@ -46,7 +48,7 @@ inline int8_t squared_difference_one(const te_elementwise_params* p, int32_t a,
   return requantize_output(p, diff * diff);
 }
 
-inline int8_t prelu_one(const te_elementwise_params* p, int32_t x,
+inline int32_t prelu_one(const te_elementwise_params* p, int32_t x,
                         int32_t alpha) {
   const int32_t a = x + p->input1_offset;
   const int32_t scaled =
@@ -55,27 +57,27 @@ inline int8_t prelu_one(const te_elementwise_params* p, int32_t x,
              : te::multiply_by_quantized_multiplier(
                    a * (alpha + p->input2_offset), p->input2_multiplier,
                    p->input2_shift);
-  return static_cast<int8_t>(
-      te::clamp_i32(scaled + p->output_offset, p->act_min, p->act_max));
+  return te::clamp_i32(scaled + p->output_offset, p->act_min, p->act_max);
 }
 
-inline int8_t maximum_one(const te_elementwise_params*, int32_t a, int32_t b) {
-  return static_cast<int8_t>(a > b ? a : b);
+inline int32_t maximum_one(const te_elementwise_params*, int32_t a, int32_t b) {
+  return a > b ? a : b;
 }
 
-inline int8_t minimum_one(const te_elementwise_params*, int32_t a, int32_t b) {
-  return static_cast<int8_t>(a < b ? a : b);
+inline int32_t minimum_one(const te_elementwise_params*, int32_t a, int32_t b) {
+  return a < b ? a : b;
 }
 
-inline int8_t mul_one(const te_elementwise_params* p, int32_t a, int32_t b) {
+inline int32_t mul_one(const te_elementwise_params* p, int32_t a, int32_t b) {
   return requantize_output(p, (a + p->input1_offset) * (b + p->input2_offset));
 }
 
 // Walks the output in order; each element reads both inputs through their
 // (possibly zero) strides, which covers every broadcast pattern of rank <= 4.
-template <int8_t (*Op)(const te_elementwise_params*, int32_t, int32_t)>
-void broadcast_apply(const te_elementwise_params* p, const int8_t* in1,
-                     const int8_t* in2, int8_t* out) {
+template <int32_t (*Op)(const te_elementwise_params*, int32_t, int32_t),
+          typename T>
+void broadcast_apply(const te_elementwise_params* p, const T* in1,
+                     const T* in2, T* out) {
   const int32_t* d = p->dims;
   const int32_t* s1 = p->input1_strides;
   const int32_t* s2 = p->input2_strides;
@@ -85,7 +87,8 @@ void broadcast_apply(const te_elementwise_params* p, const int8_t* in1,
         const int32_t base1 = i0 * s1[0] + i1 * s1[1] + i2 * s1[2];
         const int32_t base2 = i0 * s2[0] + i1 * s2[1] + i2 * s2[2];
         for (int32_t i3 = 0; i3 < d[3]; ++i3) {
-          *out++ = Op(p, in1[base1 + i3 * s1[3]], in2[base2 + i3 * s2[3]]);
+          *out++ = static_cast<T>(
+              Op(p, in1[base1 + i3 * s1[3]], in2[base2 + i3 * s2[3]]));
         }
       }
     }
@@ -130,4 +133,34 @@ extern "C" void te_minimum_s8(const te_elementwise_params* p,
 extern "C" void te_prelu_s8(const te_elementwise_params* p, const int8_t* input1,
                             const int8_t* input2, int8_t* output) {
   broadcast_apply<prelu_one>(p, input1, input2, output);
+}
+
+extern "C" void te_add_s16(const te_elementwise_params* p,
+                              const int16_t* input1, const int16_t* input2,
+                              int16_t* output) {
+  broadcast_apply<add_one>(p, input1, input2, output);
+}
+
+extern "C" void te_mul_s16(const te_elementwise_params* p,
+                              const int16_t* input1, const int16_t* input2,
+                              int16_t* output) {
+  broadcast_apply<mul_one>(p, input1, input2, output);
+}
+
+extern "C" void te_sub_s16(const te_elementwise_params* p,
+                              const int16_t* input1, const int16_t* input2,
+                              int16_t* output) {
+  broadcast_apply<sub_one>(p, input1, input2, output);
+}
+
+extern "C" void te_maximum_s16(const te_elementwise_params* p,
+                              const int16_t* input1, const int16_t* input2,
+                              int16_t* output) {
+  broadcast_apply<maximum_one>(p, input1, input2, output);
+}
+
+extern "C" void te_minimum_s16(const te_elementwise_params* p,
+                              const int16_t* input1, const int16_t* input2,
+                              int16_t* output) {
+  broadcast_apply<minimum_one>(p, input1, input2, output);
 }

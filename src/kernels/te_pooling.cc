@@ -1,4 +1,4 @@
-// Portable int8 average and max pooling, TFLM-exact.
+// Portable average and max pooling of int8 and int16 values, TFLM-exact.
 #include "fixed_point.h"
 #include "tinyengine_kernels.h"
 
@@ -20,19 +20,16 @@ inline Window clip_window(const te_pool_params* p, int32_t oy, int32_t ox) {
   return w;
 }
 
-}  // namespace
-
-extern "C" void te_avg_pool_s8(const te_pool_params* p, const int8_t* input,
-                               int8_t* output) {
+template <typename T>
+void avg_pool(const te_pool_params* p, const T* input, T* output) {
   const int32_t ch = p->channels;
   for (int32_t b = 0; b < p->batch; ++b) {
-    const int8_t* in_b = input + b * p->input_h * p->input_w * ch;
+    const T* in_b = input + b * p->input_h * p->input_w * ch;
     for (int32_t oy = 0; oy < p->output_h; ++oy) {
       for (int32_t ox = 0; ox < p->output_w; ++ox) {
         const Window w = clip_window(p, oy, ox);
         const int32_t count = (w.y1 - w.y0) * (w.x1 - w.x0);
-        int8_t* out =
-            output + ((b * p->output_h + oy) * p->output_w + ox) * ch;
+        T* out = output + ((b * p->output_h + oy) * p->output_w + ox) * ch;
         for (int32_t c = 0; c < ch; ++c) {
           int32_t acc = 0;
           for (int32_t y = w.y0; y < w.y1; ++y) {
@@ -41,39 +38,60 @@ extern "C" void te_avg_pool_s8(const te_pool_params* p, const int8_t* input,
             }
           }
           if (count == 0) {
-            out[c] = static_cast<int8_t>(te::clamp_i32(0, p->act_min, p->act_max));
+            out[c] = static_cast<T>(te::clamp_i32(0, p->act_min, p->act_max));
             continue;
           }
           // Round half away from zero, as TFLM does.
           acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
-          out[c] = static_cast<int8_t>(te::clamp_i32(acc, p->act_min, p->act_max));
+          out[c] = static_cast<T>(te::clamp_i32(acc, p->act_min, p->act_max));
         }
       }
     }
   }
 }
 
-extern "C" void te_max_pool_s8(const te_pool_params* p, const int8_t* input,
-                               int8_t* output) {
+template <typename T, int32_t kLowest>
+void max_pool(const te_pool_params* p, const T* input, T* output) {
   const int32_t ch = p->channels;
   for (int32_t b = 0; b < p->batch; ++b) {
-    const int8_t* in_b = input + b * p->input_h * p->input_w * ch;
+    const T* in_b = input + b * p->input_h * p->input_w * ch;
     for (int32_t oy = 0; oy < p->output_h; ++oy) {
       for (int32_t ox = 0; ox < p->output_w; ++ox) {
         const Window w = clip_window(p, oy, ox);
-        int8_t* out =
-            output + ((b * p->output_h + oy) * p->output_w + ox) * ch;
+        T* out = output + ((b * p->output_h + oy) * p->output_w + ox) * ch;
         for (int32_t c = 0; c < ch; ++c) {
-          int32_t m = -128;
+          int32_t m = kLowest;
           for (int32_t y = w.y0; y < w.y1; ++y) {
             for (int32_t x = w.x0; x < w.x1; ++x) {
               const int32_t v = in_b[(y * p->input_w + x) * ch + c];
               if (v > m) m = v;
             }
           }
-          out[c] = static_cast<int8_t>(te::clamp_i32(m, p->act_min, p->act_max));
+          out[c] = static_cast<T>(te::clamp_i32(m, p->act_min, p->act_max));
         }
       }
     }
   }
+}
+
+}  // namespace
+
+extern "C" void te_avg_pool_s8(const te_pool_params* p, const int8_t* input,
+                               int8_t* output) {
+  avg_pool(p, input, output);
+}
+
+extern "C" void te_avg_pool_s16(const te_pool_params* p, const int16_t* input,
+                                int16_t* output) {
+  avg_pool(p, input, output);
+}
+
+extern "C" void te_max_pool_s8(const te_pool_params* p, const int8_t* input,
+                               int8_t* output) {
+  max_pool<int8_t, INT8_MIN>(p, input, output);
+}
+
+extern "C" void te_max_pool_s16(const te_pool_params* p, const int16_t* input,
+                                int16_t* output) {
+  max_pool<int16_t, INT16_MIN>(p, input, output);
 }
