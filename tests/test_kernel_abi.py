@@ -86,18 +86,31 @@ def test_every_kernel_takes_one_struct_then_tensors():
         structs_used.add(first_type[len("const "):-1])
         for ctype, pname in fn.params[1:]:
             assert ctype.endswith("*"), f"{name}: scalar argument {pname} outside the parameter struct"
-        if name.endswith("_get_buffer_size"):
+        if name.endswith("_reset_state"):
+            assert fn.returns == "void" and [p for _, p in fn.params] == ["p", "state"], name
+            continue
+        suffix = next((s for s in ("_get_buffer_size", "_get_state_size") if name.endswith(s)), None)
+        if suffix:
             assert fn.returns == "int32_t" and len(fn.params) == 1
-            kernel = FUNCTIONS[name[:-len("_get_buffer_size")]]
+            kernel = FUNCTIONS[name[:-len(suffix)]]
             assert kernel.params[0] == fn.params[0], f"{name} must take the kernel's own struct"
         else:
             assert fn.returns == "void", name
     assert structs_used == set(STRUCTS), f"structs no function takes: {set(STRUCTS) - structs_used}"
 
 
+def test_state_and_state_size_go_together():
+    for name, fn in FUNCTIONS.items():
+        if name.endswith(("_get_buffer_size", "_get_state_size", "_reset_state")):
+            continue
+        takes = any(p == "state" for _, p in fn.params)
+        assert takes == (f"{name}_get_state_size" in FUNCTIONS), \
+            f"{name}: a kernel takes state exactly when it has {name}_get_state_size()"
+
+
 def test_scratch_and_buffer_size_go_together():
     for name, fn in FUNCTIONS.items():
-        if name.endswith("_get_buffer_size"):
+        if name.endswith(("_get_buffer_size", "_get_state_size", "_reset_state")):
             continue
         takes = any(p == "scratch" for _, p in fn.params)
         if takes:
@@ -111,6 +124,7 @@ _ARG_KIND = {
     "inout": lambda t: t.endswith("*"),
     "inputs": lambda t: t in ("const int8_t* const*", "const int16_t* const*"),
     "scratch": lambda t: t == "void*",
+    "state": lambda t: t.endswith("*") and not t.startswith("const"),
 }
 
 
@@ -218,7 +232,27 @@ def _dw_sweep():
     yield _conv_attrs(3, 3, 8, 8, 1, 1, 10, 10, pt=0, pl=0, depthwise=True)   # valid padding
 
 
+def _svdf_sweep():
+    for batch, filters, memory, rank in itertools.product((1, 3), (4, 12), (1, 5), (1, 2)):
+        yield dict(batch=batch, input_size=7, num_filters=filters, memory_size=memory, rank=rank,
+                   input_zero_point=0, state_zero_point=0, output_zero_point=0, feature_multiplier=1 << 30,
+                   feature_shift=0, output_multiplier=1 << 30, output_shift=0)
+
+
+def _lstm_sweep():
+    for batch, time, units in itertools.product((1, 3), (1, 4), (1, 5, 16)):
+        yield dict(batch=batch, time=time, input_size=6, units=units, time_major=0, input_zero_point=0,
+                   hidden_zero_point=0, input_multiplier=[1 << 30] * 4, input_shift=[0] * 4,
+                   recurrent_multiplier=[1 << 30] * 4, recurrent_shift=[0] * 4, forget_multiplier=1 << 30,
+                   forget_shift=-14, update_multiplier=1 << 30, update_shift=-18, hidden_multiplier=1 << 30,
+                   hidden_shift=-22, cell_scale_power=-11, cell_clip=0, cell_gate_tanh=1)
+
+
 def _sweep_for(kernel):
+    if "svdf" in kernel:
+        return list(_svdf_sweep())
+    if "lstm" in kernel:
+        return list(_lstm_sweep())
     if "depthwise" in kernel:
         cases = list(_dw_sweep())
         m = re.search(r"_(\d)x\1s(\d)_", kernel)
@@ -227,6 +261,12 @@ def _sweep_for(kernel):
             cases = [a for a in cases if (a["kernel_h"], a["kernel_w"], a["stride_h"], a["stride_w"]) == (k, k, s, s)]
         return cases
     return list(_conv_sweep())
+
+
+def _c_field(Params, field, value):
+    """A ctypes value for a struct field (array fields take a list)."""
+    kind = dict(Params._fields_)[field]
+    return kind(*value) if isinstance(value, (list, tuple)) else value
 
 
 def _sized_kernels():
@@ -249,10 +289,24 @@ def test_buffer_size_matches_python(lib, kernel):
     cases = _sweep_for(kernel)
     assert len(cases) >= 8, f"{kernel}: too few shapes swept"
     for attrs in cases:
-        p = Params(**{f: attrs[f] for f in spec.fields})
+        p = Params(**{f: _c_field(Params, f, attrs[f]) for f in spec.fields})
         c_size = fn(ctypes.byref(p))
         assert c_size == scratch_bytes(kernel, attrs), f"{kernel} {attrs}: C {c_size} != Python {scratch_bytes(kernel, attrs)}"
         assert c_size > 0 and c_size % (4 if "arm" in kernel else 1) == 0
+
+
+@pytest.mark.parametrize("kernel", sorted(k for k in KERNELS if f"{c_function(k)}_get_state_size" in FUNCTIONS))
+def test_state_size_matches_python(lib, kernel):
+    from tinyengine_tvm.kernels import state_bytes
+
+    spec = KERNELS[kernel]
+    Params = ctypes_struct(spec.struct)
+    fn = getattr(lib, f"{c_function(kernel)}_get_state_size")
+    fn.argtypes = [ctypes.POINTER(Params)]
+    fn.restype = ctypes.c_int32
+    for attrs in _sweep_for(kernel):
+        p = Params(**{f: _c_field(Params, f, attrs[f]) for f in spec.fields})
+        assert fn(ctypes.byref(p)) == state_bytes(kernel, attrs) > 0, f"{kernel} {attrs}"
 
 
 def test_dequantize_float_equals_tflm_double(lib):
@@ -299,15 +353,16 @@ def test_dsp_build_defines_buffer_size_functions(tmp_path, cpu):
 
 # --------------------------------------------------------------------------- (a) tags
 def test_op_tags_are_the_kernels_of_the_lowering():
-    """Every @op function is a portable kernel, of an operator some lowering record names."""
+    """Every @op function is a portable kernel, of an operator some lowering record
+    names or the frontend imports straight into its kernel call."""
+    from tinyengine_tvm.frontend.tflite import supported_ops
     from tinyengine_tvm.kernels.portable import TAGGED
-    from tinyengine_tvm.transform.lowering import supported_tflite_ops
 
     tagged = {name for name, fn in FUNCTIONS.items() if "op" in fn.tags}
     assert tagged == set(TAGGED) and len(tagged) >= 19
-    ops = set(supported_tflite_ops())
+    ops = set(supported_ops())
     for name in tagged:
-        assert KERNELS[name].op_type in ops, f"{name}: @op {KERNELS[name].op_type} is lowered by no record"
+        assert KERNELS[name].op_type in ops, f"{name}: @op {KERNELS[name].op_type} is imported by no record"
     # the costs the header states
     conv = dict(batch=1, output_h=4, output_w=5, output_c=6, kernel_h=3, kernel_w=2, input_c=7)
     assert KERNELS["te_conv2d_s8"].macs(conv) == 4 * 5 * 6 * 3 * 2 * 7

@@ -24,6 +24,12 @@ def _dm(shape, build, seed=0, low=-1.0, high=1.0):
     return g.finish(build(g, g.input(shape, low, high)))
 
 
+def _two_inputs(build, sa=(1, 4, 5, 3), sb=(1, 1, 5, 3), seed=0):
+    """A model of ``build(g, a, b)`` on two inputs quantized differently."""
+    g = Q.QuantizedGraph(seed)
+    return g.finish(build(g, g.input(sa, -1.0, 1.0, name="a"), g.input(sb, -2.0, 0.5, name="b")))
+
+
 def _bmm(sa, sb, adj_x=False, adj_y=False, seed=0):
     """One BATCH_MATMUL of two activations quantized differently."""
     g = Q.QuantizedGraph(seed)
@@ -61,6 +67,15 @@ CASES = {
     "log_softmax_wide_range": lambda: _dm((2, 300), lambda g, x: g.log_softmax(x), low=-60.0, high=20.0),
     "log_softmax_narrow_range_3d": lambda: _dm((1, 3, 7), lambda g, x: g.log_softmax(x), low=-0.05, high=0.05),
     "mnist_mlp": Q.mnist_mlp_model,
+    # comparisons (bool), SELECT_V2, ARG_MAX/ARG_MIN (int32), CAST
+    "compare_select_arg_cast": Q.comparison_model,
+    **{f"compare_{op.lower()}": (lambda op=op: _two_inputs(lambda g, a, b: g.compare(op, a, b)))
+       for op in ("EQUAL", "NOT_EQUAL", "GREATER", "GREATER_EQUAL", "LESS", "LESS_EQUAL")},
+    "select_broadcast": lambda: _two_inputs(lambda g, a, b: g.select(g.compare("LESS", a, b), a, b),
+                                            (2, 1, 5), (2, 4, 1)),
+    "arg_max_axis1_3d": lambda: _dm((2, 9, 4), lambda g, x: g.arg_max(x, 1)),
+    "arg_min_last": lambda: _dm((3, 11), lambda g, x: g.arg_max(x, -1, minimum=True)),
+    "cast_int8_to_int32_int16": lambda: _dm((2, 7), lambda g, x: [g.cast(x, "int32"), g.cast(x, "int16")]),
     # L2_NORMALIZATION, RESIZE_BILINEAR
     "l2_normalization_rows": lambda: _dm((3, 10), lambda g, x: g.l2_normalization(x)),
     "l2_normalization_4d_skewed": lambda: _dm((1, 2, 3, 40), lambda g, x: g.l2_normalization(x), low=-0.2, high=3.0),
@@ -249,7 +264,7 @@ def test_mirror_pad_symmetric_is_refused_naming_the_node():
         te.compile(model)
 
 
-@pytest.mark.parametrize("op", ["SUB", "SQUARED_DIFFERENCE", "ADD"])
+@pytest.mark.parametrize("op", ["SUB", "SQUARED_DIFFERENCE", "ADD", "GREATER", "EQUAL", "LESS_EQUAL"])
 def test_binary_ops_on_every_pair_of_int8_values(op):
     """All 65,536 input pairs (a broadcast [256, 1] x [1, 256]) with scales where a
     multiplier computed from float32 instead of double scales is one off: the
@@ -260,11 +275,104 @@ def test_binary_ops_on_every_pair_of_int8_values(op):
     a = w.tensor("a", (256, 1), "int8", scale=0.054916413059359105, zero_point=2)
     b = w.tensor("b", (1, 256), "int8", scale=0.004899405478825175, zero_point=-9)
     out_q = (0.17939160814222482, -128) if op == "SQUARED_DIFFERENCE" else (0.05265641580681247, -1)
-    y = w.tensor("y", (256, 256), "int8", scale=out_q[0], zero_point=out_q[1])
-    w.op(op, [a, b], [y], **({} if op == "SQUARED_DIFFERENCE" else {"fused_activation": "NONE"}))
+    if op in ("GREATER", "EQUAL", "LESS_EQUAL"):  # comparisons: bool, ties where the two grids meet
+        y = w.tensor("y", (256, 256), "bool")
+        w.op(op, [a, b], [y])
+    else:
+        y = w.tensor("y", (256, 256), "int8", scale=out_q[0], zero_point=out_q[1])
+        w.op(op, [a, b], [y], **({} if op == "SQUARED_DIFFERENCE" else {"fused_activation": "NONE"}))
     w.inputs([a, b])
     w.outputs([y])
     model = w.finish()
     values = np.arange(-128, 128, dtype=np.int8)
     compiled = te.compile(model)
     assert_matches_tflm(compiled, model, [[values.reshape(256, 1), values.reshape(1, 256)]])
+
+
+def _svdf(batch=1, features=12, filters=8, memory=5, rank=2, state_dtype="int16", seed=0):
+    g = Q.QuantizedGraph(seed)
+    return g.finish(g.svdf(g.input((batch, features)), filters, memory, rank, state_dtype))
+
+
+@pytest.mark.parametrize("build", [lambda: _svdf(), lambda: _svdf(rank=1, memory=1), lambda: _svdf(batch=2, seed=1),
+                                   lambda: _svdf(state_dtype="int8", seed=2), Q.svdf_kws_model],
+                         ids=["rank2", "memory1", "batch2", "int8_state", "kws_two_svdf"])
+def test_svdf_streams_like_tflm(build):
+    """Twelve invocations with the state carried, then a reset and four more:
+    every output equal to TFLM's interpreter fed the same frames."""
+    from tflite_micro import runtime
+
+    model = build()
+    compiled = te.compile(model, name="svdf_stream")
+    assert compiled.metadata["memory"]["state_bytes"] > 0
+    interp = runtime.Interpreter.from_bytes(model)
+    frames = [random_inputs(compiled.metadata["inputs"], s) for s in range(16)]
+    for k, frame in enumerate(frames):
+        if k == 12:
+            interp.reset()
+            compiled.reset()
+        interp.set_input(frame[0], 0)
+        interp.invoke()
+        got = list(compiled.run(frame).values())[0]
+        np.testing.assert_array_equal(got, interp.get_output(0), err_msg=f"invocation {k}")
+
+
+def test_svdf_with_mixed_state_types_is_refused():
+    """TFLM reads int8 time weights over an int16 state without complaint (and wrongly)."""
+    from tinyengine_tvm.errors import UnsupportedModelError
+    from tinyengine_tvm.modelgen.tflite_writer import TFLiteWriter
+
+    w = TFLiteWriter()
+    x = w.tensor("frame", (1, 4), "int8", scale=0.01)
+    wf = w.tensor("wf", (2, 4), "int8", scale=0.02, data=np.ones((2, 4), np.int8))
+    wt = w.tensor("wt", (2, 3), "int8", scale=0.03, data=np.ones((2, 3), np.int8))
+    b = w.tensor("b", (2,), "int32", scale=0.03 * 0.004, data=np.zeros(2, np.int32))
+    st = w.tensor("history", (1, 6), "int16", scale=0.004, is_variable=True)
+    y = w.tensor("y", (1, 2), "int8", scale=0.05)
+    w.op("SVDF", [x, wf, wt, b, st], [y], rank=1)
+    w.inputs([x])
+    w.outputs([y])
+    with pytest.raises(UnsupportedModelError, match=r"SVDF.*both be int16"):
+        te.compile(w.finish())
+
+
+def _lstm(shape=(1, 3, 4), units=5, seed=0, **kw):
+    g = Q.QuantizedGraph(seed)
+    return g.finish(g.lstm(g.input(shape), units, **kw))
+
+
+@pytest.mark.parametrize("build", [
+    lambda: _lstm(), lambda: _lstm((3, 2, 6), 7, 1, time_major=True), lambda: _lstm((3, 4, 6), 7, 2),
+    lambda: _lstm((2, 5, 8), 16, 3, cell_clip=0.6, cell_scale=2.0 ** -12),
+    lambda: _lstm((1, 4, 5), 6, 4, cell_scale=2.0 ** -9, intermediates=False), Q.mnist_lstm_model],
+    ids=["tiny", "time_major", "batch3", "cell_clip", "cell_scale_2^-9", "mnist_lstm"])
+def test_lstm_sequences_like_tflm(build):
+    """Six invocations with the hidden and cell state carried, then a reset and
+    three more: every output equal to TFLM's interpreter fed the same sequences."""
+    from tflite_micro import runtime
+
+    model = build()
+    compiled = te.compile(model, name="lstm_sequence")
+    interp = runtime.Interpreter.from_bytes(model)
+    for k, seed in enumerate(range(9)):
+        x = random_inputs(compiled.metadata["inputs"], seed)
+        if k == 6:
+            interp.reset()
+            compiled.reset()
+        interp.set_input(x[0], 0)
+        interp.invoke()
+        np.testing.assert_array_equal(list(compiled.run(x).values())[0], interp.get_output(0),
+                                      err_msg=f"invocation {k}")
+
+
+def test_lstm_with_peephole_is_refused_naming_the_node():
+    from tinyengine_tvm.errors import UnsupportedModelError
+
+    g = Q.QuantizedGraph(0)
+    x = g.input((1, 3, 4))
+    out = g.lstm(x, 5, prefix="recurrent")
+    # Point input 9 (cell_to_input weights) at a real tensor: a peephole TFLM refuses.
+    ops = g.writer._ops
+    ops[-1].inputs[9] = ops[-1].inputs[1]
+    with pytest.raises(UnsupportedModelError, match=r"UNIDIRECTIONAL_SEQUENCE_LSTM.*peephole"):
+        te.compile(g.finish(out))

@@ -72,7 +72,9 @@ class CompiledModel:
                 tar.addfile(info, io.BytesIO(data))
 
     def run(self, inputs, **kwargs) -> Dict[str, np.ndarray]:
-        """Run the generated C on this host (built once with gcc) and return the outputs."""
+        """Run the generated C on this host (built once with gcc) and return the
+        outputs.  Streaming operators' state (SVDF) carries from one call to the
+        next, as on the device; :meth:`reset` starts a new stream."""
         from .runtime.host import HostModel
 
         if self._host is None:
@@ -80,6 +82,11 @@ class CompiledModel:
             self.export(os.path.join(build_dir, "project"))
             self._host = HostModel(os.path.join(build_dir, "project"), **kwargs)
         return self._host.run(inputs)
+
+    def reset(self) -> None:
+        """Forget the state streaming operators keep between runs (``<name>_reset()``)."""
+        if self._host is not None:
+            self._host.reset()
 
 
 def check_export_path(path: str, keep: Sequence[str] = ()):
@@ -223,7 +230,7 @@ def _metadata(imported: ImportedModel, graph: KernelGraph, plan, passes) -> dict
     # Buffers are named after the model tensor they hold (a kernel's scratch after
     # the kernel's output); a buffer an in-place kernel overwrites takes the name of
     # that kernel's output from then on (a PASTE only fills part of its buffer).
-    names = {k: graph.tensors[k].name if not isinstance(k, tuple) else f"{graph.steps[k[1]].name}[scratch]"
+    names = {k: graph.tensors[k].name if not isinstance(k, tuple) else f"{graph.steps[k[1]].name}[{k[0]}]"
              for k in plan.buffers}
     for s, step in enumerate(graph.steps):
         spec = kernel_spec(step.kernel)
@@ -249,9 +256,11 @@ def _metadata(imported: ImportedModel, graph: KernelGraph, plan, passes) -> dict
         "inputs": [d.to_json() for d in imported.inputs],
         "outputs": [d.to_json() for d in imported.outputs],
         "memory": {
-            "arena_contents": "model inputs while needed, activations, outputs, kernel scratch",
+            "arena_contents": "model inputs while needed, activations, outputs, kernel scratch, "
+                              "operator state kept between invocations",
             "arena_bytes": int(plan.arena_bytes),
             "scratch_bytes": int(plan.scratch_bytes),
+            "state_bytes": int(plan.state_bytes),
             "weights_bytes": int(weights),
             # Inputs and outputs live in the arena (written/read through
             # <name>_input()/<name>_output()); no caller-owned buffer is needed.

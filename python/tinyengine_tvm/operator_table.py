@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Dict, List, Tuple
 
 #: C pointer types of kernel arguments -> tensor data types.
-_DTYPES = {"int8_t": "int8", "int16_t": "int16", "int32_t": "int32", "int64_t": "int64", "float": "float32"}
+_DTYPES = {"int8_t": "int8", "int16_t": "int16", "int32_t": "int32", "int64_t": "int64", "float": "float32",
+           "bool": "bool"}
 
 
 def _kernel_dtypes(params) -> Tuple[str, str]:
@@ -17,14 +18,15 @@ def _kernel_dtypes(params) -> Tuple[str, str]:
     ins, outs = [], []
     for ctype, name in params[1:]:  # the first argument is the parameter struct
         base = ctype.replace("const", "").replace("*", "").strip()
-        if "*" not in ctype or base not in _DTYPES or "scratch" in name:
+        if "*" not in ctype or base not in _DTYPES or name in ("scratch", "state"):
             continue
         (ins if "const" in ctype else outs).append(_DTYPES[base])
     if not outs:  # in place: the one buffer is read and written
         return ins[0], ins[0]
     if not ins:  # in place with a non-const buffer first
         return outs[0], outs[-1]
-    return ins[0], outs[0]
+    data = [t for t in ins if t != "bool"] or ins  # SELECT's condition is not its data
+    return data[0], outs[0]
 
 
 def tflite_operators() -> List[Tuple[str, List[str], List[str]]]:

@@ -59,6 +59,7 @@
 #ifndef TINYENGINE_KERNELS_H_
 #define TINYENGINE_KERNELS_H_
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -480,6 +481,223 @@ void te_minimum_s16(const te_elementwise_params* p, const int16_t* input1,
                     const int16_t* input2, int16_t* output);
 
 /* ------------------------------------------------------------------------ */
+/* Recurrent (stateful) operators                                            */
+/* ------------------------------------------------------------------------ */
+
+/** Shapes and quantization of an SVDF layer. */
+typedef struct {
+  int32_t batch;              /**< B: rows of input, output and state. */
+  int32_t input_size;         /**< I: features of one input frame. */
+  int32_t num_filters;        /**< F: feature filters (rank * units). */
+  int32_t memory_size;        /**< M: frames of history per filter. */
+  int32_t rank;               /**< R: filters summed into one output unit. */
+  int32_t input_zero_point;   /**< Zero point of the input. */
+  int32_t state_zero_point;   /**< Zero point of the state. */
+  int32_t output_zero_point;  /**< Zero point of the output. */
+  int32_t feature_multiplier; /**< input * weights_feature -> state: */
+  int32_t feature_shift;      /**< s_in * s_wf / s_state. */
+  int32_t output_multiplier;  /**< state * weights_time -> output: */
+  int32_t output_shift;       /**< s_state * s_wt / s_out. */
+} te_svdf_params;
+
+/**
+ * SVDF with int8 input and output and an int16 state (TFLM's integer SVDF):
+ * the history moves one frame left, the new frame's feature projections
+ * (requantized to the state) enter as its newest column, each filter's
+ * history is weighted in time, filters are summed per unit (rank), bias
+ * added, the sum requantized to the output.  The fused activation is not
+ * applied (TFLM's integer path ignores it).
+ * @param p               shapes and quantization.
+ * @param input           [batch, input_size] int8.
+ * @param weights_feature [num_filters, input_size] int8.
+ * @param weights_time    [num_filters, memory_size] int16.
+ * @param bias            [num_filters / rank] int32.
+ * @param state           te_svdf_s8_get_state_size(p) bytes: [batch,
+ *                        num_filters, memory_size] int16, kept by the caller
+ *                        between calls (0 at the start of a stream).
+ * @param output          [batch, num_filters / rank] int8.
+ * @param scratch         te_svdf_s8_get_buffer_size(p) bytes.
+ * @op SVDF
+ * @macs batch * num_filters * (input_size + memory_size)
+ */
+void te_svdf_s8(const te_svdf_params* p, const int8_t* input,
+                const int8_t* weights_feature, const int16_t* weights_time,
+                const int32_t* bias, int16_t* state, int8_t* output,
+                void* scratch);
+
+/** Scratch of te_svdf_s8: the per-filter time sums, int32.
+ * @size batch * num_filters * 4
+ */
+int32_t te_svdf_s8_get_buffer_size(const te_svdf_params* p);
+
+/** Persistent state of te_svdf_s8: the int16 history.
+ * @size batch * num_filters * memory_size * 2
+ */
+int32_t te_svdf_s8_get_state_size(const te_svdf_params* p);
+
+/**
+ * SVDF as te_svdf_s8 with int8 time weights and an int8 state (at its zero
+ * point at the start of a stream).
+ * @param p               shapes and quantization.
+ * @param input           [batch, input_size] int8.
+ * @param weights_feature [num_filters, input_size] int8.
+ * @param weights_time    [num_filters, memory_size] int8.
+ * @param bias            [num_filters / rank] int32.
+ * @param state           te_svdf_s8_int8_state_get_state_size(p) bytes.
+ * @param output          [batch, num_filters / rank] int8.
+ * @param scratch         te_svdf_s8_int8_state_get_buffer_size(p) bytes.
+ * @op SVDF
+ * @macs batch * num_filters * (input_size + memory_size)
+ */
+void te_svdf_s8_int8_state(const te_svdf_params* p, const int8_t* input,
+                           const int8_t* weights_feature,
+                           const int8_t* weights_time, const int32_t* bias,
+                           int8_t* state, int8_t* output, void* scratch);
+
+/** Scratch of te_svdf_s8_int8_state.
+ * @size batch * num_filters * 4
+ */
+int32_t te_svdf_s8_int8_state_get_buffer_size(const te_svdf_params* p);
+
+/** Persistent state of te_svdf_s8_int8_state: the int8 history.
+ * @size batch * num_filters * memory_size
+ */
+int32_t te_svdf_s8_int8_state_get_state_size(const te_svdf_params* p);
+
+/**
+ * EQUAL of two int8 tensors (4-D broadcasting): both inputs brought to a
+ * common scale as te_add_s8 does (left_shift 8; output fields unused), then
+ * compared; the bool result.
+ * @param p      broadcast shape, strides and the inputs' rescales.
+ * @param input1 first operand.
+ * @param input2 second operand.
+ * @param output [dims] bool.
+ * @op EQUAL
+ */
+void te_equal_s8(const te_elementwise_params* p, const int8_t* input1,
+                 const int8_t* input2, bool* output);
+
+/** NOT_EQUAL; arguments as for te_equal_s8.
+ * @op NOT_EQUAL
+ */
+void te_not_equal_s8(const te_elementwise_params* p, const int8_t* input1,
+                     const int8_t* input2, bool* output);
+
+/** GREATER; arguments as for te_equal_s8.
+ * @op GREATER
+ */
+void te_greater_s8(const te_elementwise_params* p, const int8_t* input1,
+                   const int8_t* input2, bool* output);
+
+/** GREATER_EQUAL; arguments as for te_equal_s8.
+ * @op GREATER_EQUAL
+ */
+void te_greater_equal_s8(const te_elementwise_params* p, const int8_t* input1,
+                         const int8_t* input2, bool* output);
+
+/** LESS; arguments as for te_equal_s8.
+ * @op LESS
+ */
+void te_less_s8(const te_elementwise_params* p, const int8_t* input1,
+                const int8_t* input2, bool* output);
+
+/** LESS_EQUAL; arguments as for te_equal_s8.
+ * @op LESS_EQUAL
+ */
+void te_less_equal_s8(const te_elementwise_params* p, const int8_t* input1,
+                      const int8_t* input2, bool* output);
+
+/** SELECT_V2's broadcast: the output shape (padded to 4-D with leading 1s)
+ *  and each input's element strides (0 on broadcast axes). */
+typedef struct {
+  int32_t dims[4];              /**< Output shape. */
+  int32_t condition_strides[4]; /**< Strides of the condition. */
+  int32_t x_strides[4];         /**< Strides of x. */
+  int32_t y_strides[4];         /**< Strides of y. */
+} te_select_params;
+
+/**
+ * SELECT_V2: x where the condition holds, else y (raw int8 values: x, y and
+ * the output share one quantization).
+ * @param p         broadcast shape and strides.
+ * @param condition bool.
+ * @param x         int8.
+ * @param y         int8.
+ * @param output    [dims] int8.
+ * @op SELECT_V2 SELECT
+ */
+void te_select_s8(const te_select_params* p, const bool* condition,
+                  const int8_t* x, const int8_t* y, int8_t* output);
+
+/** Shapes and quantization of an integer UNIDIRECTIONAL_SEQUENCE_LSTM.  Gates
+ *  are indexed input, forget, cell, output. */
+typedef struct {
+  int32_t batch;                   /**< B: independent sequences. */
+  int32_t time;                    /**< T: steps per invocation. */
+  int32_t input_size;              /**< I: features per step. */
+  int32_t units;                   /**< S: cells (and hidden values). */
+  int32_t time_major;              /**< 1: input [T, B, I]; 0: [B, T, I]. */
+  int32_t input_zero_point;        /**< Zero point of the input. */
+  int32_t hidden_zero_point;       /**< Zero point of the hidden state (and output). */
+  int32_t input_multiplier[4];     /**< input projection -> gate (2^-12 steps) */
+  int32_t input_shift[4];          /**< ... per gate. */
+  int32_t recurrent_multiplier[4]; /**< hidden projection -> gate (2^-12 steps) */
+  int32_t recurrent_shift[4];      /**< ... per gate. */
+  int32_t forget_multiplier;       /**< forget gate * cell -> cell. */
+  int32_t forget_shift;            /**< Its shift. */
+  int32_t update_multiplier;       /**< input gate * cell gate -> cell. */
+  int32_t update_shift;            /**< Its shift. */
+  int32_t hidden_multiplier;       /**< output gate * tanh(cell) -> hidden. */
+  int32_t hidden_shift;            /**< Its shift. */
+  int32_t cell_scale_power;        /**< log2 of the cell scale (rounded). */
+  int32_t cell_clip;               /**< |cell| limit in cell steps; 0: none. */
+  int32_t cell_gate_tanh;          /**< 1: tanh on the cell gate; 0: none. */
+} te_lstm_params;
+
+/**
+ * UNIDIRECTIONAL_SEQUENCE_LSTM, int8 input/output/weights, int16 cell
+ * (TFLM's integer LSTM, no peephole, projection or layer norm).  Each step:
+ * four gates from the input and hidden projections, cell = forget * cell +
+ * input * cell gate (clipped), hidden = output gate * tanh(cell); the output
+ * holds every step's hidden state.
+ * @param p                 shapes and quantization.
+ * @param input             [T, B, I] or [B, T, I] int8.
+ * @param input_weights     [4, units, input_size] int8, symmetric.
+ * @param recurrent_weights [4, units, units] int8, symmetric.
+ * @param bias              [4, units] int32 (input projections only).
+ * @param table             [256] sigmoid_table_s16().
+ * @param state             te_lstm_s8_get_state_size(p) bytes: the cells
+ *                          (int16 [B, units]) then the hidden state (int8
+ *                          [B, units]); set by te_lstm_s8_reset_state().
+ * @param output            [T, B, units] or [B, T, units] int8.
+ * @param scratch           te_lstm_s8_get_buffer_size(p) bytes: one step's gates.
+ * @op UNIDIRECTIONAL_SEQUENCE_LSTM
+ * @macs batch * time * 4 * units * (input_size + units)
+ */
+void te_lstm_s8(const te_lstm_params* p, const int8_t* input,
+                const int8_t* input_weights, const int8_t* recurrent_weights,
+                const int32_t* bias, const uint16_t* table, void* state,
+                int8_t* output, void* scratch);
+
+/** Scratch of te_lstm_s8: the four gates of one step, int16.
+ * @size 4 * units * 2
+ */
+int32_t te_lstm_s8_get_buffer_size(const te_lstm_params* p);
+
+/** Persistent state of te_lstm_s8: int16 cells and int8 hidden values.
+ * @size batch * units * 3
+ */
+int32_t te_lstm_s8_get_state_size(const te_lstm_params* p);
+
+/**
+ * The start of a sequence for te_lstm_s8: cells 0, hidden state at its zero
+ * point (as TFLM resets variable tensors).
+ * @param p     shapes and quantization.
+ * @param state te_lstm_s8_get_state_size(p) bytes.
+ */
+void te_lstm_s8_reset_state(const te_lstm_params* p, void* state);
+
+/* ------------------------------------------------------------------------ */
 /* Pooling and reductions                                                    */
 /* ------------------------------------------------------------------------ */
 
@@ -596,6 +814,28 @@ void te_reduce_max_s8(const te_mean_params* p, const int8_t* input,
  */
 void te_reduce_min_s8(const te_mean_params* p, const int8_t* input,
                       int8_t* output);
+
+/**
+ * ARG_MAX over the middle axis of [outer, reduced, inner]: the index (first
+ * of equals) of the largest raw int8 value (quantization does not change the
+ * order); offsets and multiplier of p unused.
+ * @param p      the [outer, reduced, inner] view of the input.
+ * @param input  int8.
+ * @param output [outer, inner] int32.
+ * @op ARG_MAX
+ */
+void te_arg_max_s8(const te_mean_params* p, const int8_t* input,
+                   int32_t* output);
+
+/**
+ * ARG_MIN: as te_arg_max_s8 for the smallest value.
+ * @param p      the [outer, reduced, inner] view of the input.
+ * @param input  int8.
+ * @param output [outer, inner] int32.
+ * @op ARG_MIN
+ */
+void te_arg_min_s8(const te_mean_params* p, const int8_t* input,
+                   int32_t* output);
 
 /* ------------------------------------------------------------------------ */
 /* Data movement                                                             */
@@ -945,6 +1185,30 @@ void te_dequantize_s8_f32(const te_quant_params* p, const int8_t* input,
  */
 void te_dequantize_s16_f32(const te_quant_params* p, const int16_t* input,
                            float* output);
+
+/** CAST int8 -> int16 of the raw values (p: size only).
+ * @op CAST
+ */
+void te_cast_s8_s16(const te_quant_params* p, const int8_t* input,
+                    int16_t* output);
+
+/** CAST int8 -> int32 of the raw values (p: size only).
+ * @op CAST
+ */
+void te_cast_s8_s32(const te_quant_params* p, const int8_t* input,
+                    int32_t* output);
+
+/** CAST int16 -> int8 of the raw values, wrapping as C converts (p: size only).
+ * @op CAST
+ */
+void te_cast_s16_s8(const te_quant_params* p, const int16_t* input,
+                    int8_t* output);
+
+/** CAST int16 -> int32 of the raw values (p: size only).
+ * @op CAST
+ */
+void te_cast_s16_s32(const te_quant_params* p, const int16_t* input,
+                     int32_t* output);
 
 /** SOFTMAX over the last axis, as TFLite's Prepare derives it. */
 typedef struct {

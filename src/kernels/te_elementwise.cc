@@ -164,3 +164,94 @@ extern "C" void te_minimum_s16(const te_elementwise_params* p,
                               int16_t* output) {
   broadcast_apply<minimum_one>(p, input1, input2, output);
 }
+
+namespace {
+
+// Comparisons of int8 values in TFLM's common scale (each input rescaled with
+// 8 bits of headroom, as ADD does with 20), written as bool.
+template <bool (*Compare)(int32_t, int32_t)>
+void compare_s8(const te_elementwise_params* p, const int8_t* in1,
+                const int8_t* in2, bool* out) {
+  const int32_t* d = p->dims;
+  const int32_t* s1 = p->input1_strides;
+  const int32_t* s2 = p->input2_strides;
+  for (int32_t i0 = 0; i0 < d[0]; ++i0) {
+    for (int32_t i1 = 0; i1 < d[1]; ++i1) {
+      for (int32_t i2 = 0; i2 < d[2]; ++i2) {
+        const int32_t base1 = i0 * s1[0] + i1 * s1[1] + i2 * s1[2];
+        const int32_t base2 = i0 * s2[0] + i1 * s2[1] + i2 * s2[2];
+        for (int32_t i3 = 0; i3 < d[3]; ++i3) {
+          const Rescaled r = rescale_inputs(p, in1[base1 + i3 * s1[3]],
+                                            in2[base2 + i3 * s2[3]]);
+          *out++ = Compare(r.a, r.b);
+        }
+      }
+    }
+  }
+}
+
+inline bool equal(int32_t a, int32_t b) { return a == b; }
+inline bool not_equal(int32_t a, int32_t b) { return a != b; }
+inline bool greater(int32_t a, int32_t b) { return a > b; }
+inline bool greater_equal(int32_t a, int32_t b) { return a >= b; }
+inline bool less(int32_t a, int32_t b) { return a < b; }
+inline bool less_equal(int32_t a, int32_t b) { return a <= b; }
+
+}  // namespace
+
+extern "C" void te_equal_s8(const te_elementwise_params* p,
+                            const int8_t* input1, const int8_t* input2,
+                            bool* output) {
+  compare_s8<equal>(p, input1, input2, output);
+}
+
+extern "C" void te_not_equal_s8(const te_elementwise_params* p,
+                                const int8_t* input1, const int8_t* input2,
+                                bool* output) {
+  compare_s8<not_equal>(p, input1, input2, output);
+}
+
+extern "C" void te_greater_s8(const te_elementwise_params* p,
+                              const int8_t* input1, const int8_t* input2,
+                              bool* output) {
+  compare_s8<greater>(p, input1, input2, output);
+}
+
+extern "C" void te_greater_equal_s8(const te_elementwise_params* p,
+                                    const int8_t* input1,
+                                    const int8_t* input2, bool* output) {
+  compare_s8<greater_equal>(p, input1, input2, output);
+}
+
+extern "C" void te_less_s8(const te_elementwise_params* p, const int8_t* input1,
+                           const int8_t* input2, bool* output) {
+  compare_s8<less>(p, input1, input2, output);
+}
+
+extern "C" void te_less_equal_s8(const te_elementwise_params* p,
+                                 const int8_t* input1, const int8_t* input2,
+                                 bool* output) {
+  compare_s8<less_equal>(p, input1, input2, output);
+}
+
+extern "C" void te_select_s8(const te_select_params* p, const bool* condition,
+                             const int8_t* x, const int8_t* y,
+                             int8_t* output) {
+  const int32_t* d = p->dims;
+  for (int32_t i0 = 0; i0 < d[0]; ++i0) {
+    for (int32_t i1 = 0; i1 < d[1]; ++i1) {
+      for (int32_t i2 = 0; i2 < d[2]; ++i2) {
+        for (int32_t i3 = 0; i3 < d[3]; ++i3) {
+          const int32_t at[4] = {i0, i1, i2, i3};
+          int32_t c = 0, a = 0, b = 0;
+          for (int k = 0; k < 4; ++k) {
+            c += at[k] * p->condition_strides[k];
+            a += at[k] * p->x_strides[k];
+            b += at[k] * p->y_strides[k];
+          }
+          *output++ = condition[c] ? x[a] : y[b];
+        }
+      }
+    }
+  }
+}

@@ -118,3 +118,38 @@ extern "C" void te_reduce_min_s8(const te_mean_params* p, const int8_t* input,
                                  int8_t* output) {
   reduce_extreme<false>(p, input, output);
 }
+
+namespace {
+
+// TFLM keeps the first index of the extreme value (a strict comparison).
+template <bool kMax>
+void arg_extreme(const te_mean_params* p, const int8_t* input,
+                 int32_t* output) {
+  for (int32_t o = 0; o < p->outer; ++o) {
+    const int8_t* block = input + static_cast<int64_t>(o) * p->reduced * p->inner;
+    for (int32_t i = 0; i < p->inner; ++i) {
+      int32_t best_index = 0;
+      int8_t best = block[i];
+      for (int32_t r = 1; r < p->reduced; ++r) {
+        const int8_t v = block[static_cast<int64_t>(r) * p->inner + i];
+        if (kMax ? v > best : v < best) {
+          best = v;
+          best_index = r;
+        }
+      }
+      output[static_cast<int64_t>(o) * p->inner + i] = best_index;
+    }
+  }
+}
+
+}  // namespace
+
+extern "C" void te_arg_max_s8(const te_mean_params* p, const int8_t* input,
+                              int32_t* output) {
+  arg_extreme<true>(p, input, output);
+}
+
+extern "C" void te_arg_min_s8(const te_mean_params* p, const int8_t* input,
+                              int32_t* output) {
+  arg_extreme<false>(p, input, output);
+}

@@ -109,3 +109,34 @@ extern "C" void te_dequantize_s16_f32(const te_quant_params* p,
                                       const int16_t* input, float* output) {
   dequantize_to_float(p, input, output);
 }
+
+namespace {
+
+// CAST between integer types: the raw values converted as C converts them
+// (TFLM's CAST ignores quantization).
+template <typename In, typename Out>
+void cast(const te_quant_params* p, const In* input, Out* output) {
+  for (int32_t i = 0; i < p->size; ++i) output[i] = static_cast<Out>(input[i]);
+}
+
+}  // namespace
+
+extern "C" void te_cast_s8_s16(const te_quant_params* p, const int8_t* input,
+                               int16_t* output) {
+  cast(p, input, output);
+}
+
+extern "C" void te_cast_s8_s32(const te_quant_params* p, const int8_t* input,
+                               int32_t* output) {
+  cast(p, input, output);
+}
+
+extern "C" void te_cast_s16_s8(const te_quant_params* p, const int16_t* input,
+                               int8_t* output) {
+  cast(p, input, output);
+}
+
+extern "C" void te_cast_s16_s32(const te_quant_params* p, const int16_t* input,
+                                int32_t* output) {
+  cast(p, input, output);
+}

@@ -11,6 +11,7 @@ from .model import ImportedModel, TensorDesc
 # TFLite TensorType enum values used here.
 _FLOAT32, _INT32, _INT8, _INT64, _INT16 = 0, 2, 9, 4, 7
 _ACTIVATION_TYPES = {"int8": _INT8, "int16": _INT16}
+_VALUE_TYPES = {"int8": _INT8, "int16": _INT16, "int32": _INT32, "int64": _INT64, "bool": 6}
 _TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string",
                6: "bool", 7: "int16", 9: "int8", 10: "float64"}
 
@@ -57,18 +58,29 @@ def supported_ops() -> Dict[str, Tuple[int, ...]]:
     empty tuple: every input).  Read from the lowering's family records, so an
     operator is accepted exactly when a record lowers it."""
     from ..transform.lowering import supported_tflite_ops
+    from .tflite_fixups import DIRECT_IMPORTS
 
-    return supported_tflite_ops()
+    return {**supported_tflite_ops(), **{op: inputs for op, (inputs, _) in DIRECT_IMPORTS.items()}}
 
 
 def supported_dtypes() -> Dict[str, Tuple[str, ...]]:
     """TFLite operator -> the activation types (int8, int16) the integer lowering handles it for."""
     from ..transform.lowering import supported_tflite_dtypes
+    from .tflite_fixups import DIRECT_IMPORTS
 
-    return supported_tflite_dtypes()
+    return {**supported_tflite_dtypes(), **{op: dtypes for op, (_, dtypes) in DIRECT_IMPORTS.items()}}
 
 
-def _check_operator(model, sg, op, names, supported, dtypes) -> List[str]:
+def supported_output_dtypes() -> Dict[str, Tuple[str, ...]]:
+    """TFLite operator -> the types of its outputs the lowering produces (a
+    comparison's bool, ARG_MAX's int32; else the activation types)."""
+    from ..transform.lowering import supported_tflite_output_dtypes
+    from .tflite_fixups import DIRECT_IMPORTS
+
+    return {**supported_tflite_output_dtypes(), **{op: dtypes for op, (_, dtypes) in DIRECT_IMPORTS.items()}}
+
+
+def _check_operator(model, sg, op, names, supported, dtypes, output_dtypes) -> List[str]:
     """Reasons why one operator cannot be lowered (empty when it can)."""
     oc = model.OperatorCodes(op.OpcodeIndex())
     code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
@@ -81,23 +93,27 @@ def _check_operator(model, sg, op, names, supported, dtypes) -> List[str]:
     act_idx = supported[op_type]
     acts_in = inputs if not act_idx else [inputs[i] for i in act_idx if i < len(inputs)]
     act_types = {_ACTIVATION_TYPES[d] for d in dtypes[op_type]}
+    out_types = {_VALUE_TYPES[d] for d in output_dtypes[op_type]}
     names_of = "/".join(dtypes[op_type])
     for idx in acts_in + outputs:
         t = sg.Tensors(idx)
         dtype = t.Type()
-        allowed = set(act_types)
+        allowed = set(act_types) if idx in acts_in else set(out_types)
         if op_type == "QUANTIZE" and idx in acts_in:
             allowed |= {_FLOAT32, _INT32}
         if op_type == "DEQUANTIZE" and idx in outputs:
             allowed = {_FLOAT32}
         if dtype not in allowed:
+            what = names_of if idx in acts_in else "/".join(output_dtypes[op_type])
             reasons.append(
                 f"tensor '{_tensor_name(sg, idx)}' is {_TYPE_NAMES.get(dtype, dtype)}; "
-                f"{op_type} is supported for {names_of} activations"
+                f"{op_type} is supported for {what} {'activations' if idx in acts_in else 'outputs'}"
                 + (" (float models must be quantized to int8 or int16x8 first)" if dtype == _FLOAT32 else "")
             )
             continue
-        if dtype in (_INT8, _INT16, _INT32):
+        if op_type == "CAST":
+            continue  # raw integer values: TFLM's CAST ignores quantization
+        if dtype in (_INT8, _INT16) or dtype == _INT32 and op_type == "QUANTIZE":
             scales, zps = _quant(t)
             what = _TYPE_NAMES[dtype]
             if scales.size == 0:
@@ -127,6 +143,10 @@ def _check_operator(model, sg, op, names, supported, dtypes) -> List[str]:
         qi, qo = _quant(sg.Tensors(inputs[0])), _quant(sg.Tensors(outputs[0]))
         if not (np.array_equal(qi[0], qo[0]) and np.array_equal(qi[1], qo[1])):
             reasons.append("input and output quantization differ; TFLM requires them equal for this operator")
+    if op_type in ("SELECT", "SELECT_V2") and len(inputs) == 3 and not reasons:
+        qs = [_quant(sg.Tensors(i)) for i in (inputs[1], inputs[2], outputs[0])]
+        if any(not (np.array_equal(q[0], qs[0][0]) and np.array_equal(q[1], qs[0][1])) for q in qs):
+            reasons.append("x, y and the output are quantized differently; TFLM selects the raw values")
     if op_type == "MIRROR_PAD" and _mirror_pad_mode(op) != 0:
         reasons.append("MIRROR_PAD mode SYMMETRIC is not supported (REFLECT is): TVM's importer does not read it")
     opts_act = _fused_activation(op, op_type)
@@ -189,14 +209,14 @@ def import_tflite(data: bytes, name: str) -> ImportedModel:
     if model.SubgraphsLength() > 1:
         raise UnsupportedModelError([("SUBGRAPH", "subgraph 1", "models with control flow (several subgraphs) are not supported")], name)
     problems = []
-    supported, dtypes = supported_ops(), supported_dtypes()
+    supported, dtypes, output_dtypes = supported_ops(), supported_dtypes(), supported_output_dtypes()
     for i in range(sg.OperatorsLength()):
         op = sg.Operators(i)
         oc = model.OperatorCodes(op.OpcodeIndex())
         op_type = names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "CUSTOM")
         outs = op.OutputsAsNumpy()
         node = _tensor_name(sg, outs[0]) if len(outs) else f"op_{i}"
-        for reason in _check_operator(model, sg, op, names, supported, dtypes):
+        for reason in _check_operator(model, sg, op, names, supported, dtypes, output_dtypes):
             problems.append((op_type, f"#{i} {node}", reason))
     if problems:
         raise UnsupportedModelError(problems, name)

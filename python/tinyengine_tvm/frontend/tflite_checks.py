@@ -212,11 +212,35 @@ _SCHEMA: Dict[str, Tuple[tuple, ...]] = {
         (10, "half_pixel_centers", "bool", None),
     ),
     "L2NormOptions": ((4, "fused_activation_function", "i8", None),),
+    "UnidirectionalSequenceLSTMOptions": (
+        (4, "fused_activation_function", "i8", None),
+        (6, "cell_clip", "f32", None),
+        (8, "proj_clip", "f32", None),
+        (10, "time_major", "bool", None),
+        (12, "asymmetric_quantize_inputs", "bool", None),
+        (14, "diagonal_recurrent_tensors", "bool", None),
+    ),
+    "SVDFOptions": (
+        (4, "rank", "i32", None),
+        (6, "fused_activation_function", "i8", None),
+        (8, "asymmetric_quantize_inputs", "bool", None),
+    ),
     "PadOptions": (),
     "PadV2Options": (),
     "TransposeOptions": (),
     "HardSwishOptions": (),
     "LogSoftmaxOptions": (),
+    "EqualOptions": (),
+    "NotEqualOptions": (),
+    "GreaterOptions": (),
+    "GreaterEqualOptions": (),
+    "LessOptions": (),
+    "LessEqualOptions": (),
+    "SelectV2Options": (),
+    "SelectOptions": (),
+    "ArgMaxOptions": ((4, "output_type", "i8", None),),
+    "ArgMinOptions": ((4, "output_type", "i8", None),),
+    "CastOptions": ((4, "in_data_type", "i8", None), (6, "out_data_type", "i8", None)),
     "QuantizeOptions": (),
     "DequantizeOptions": (),
 }
@@ -272,6 +296,17 @@ _OPS = {
     "CONCATENATION": ("ConcatenationOptions", False, (1, 10), 1, ()),
     "SOFTMAX": ("SoftmaxOptions", True, (1, 1), 1, ()),
     "LOG_SOFTMAX": ("LogSoftmaxOptions", False, (1, 1), 1, ()),
+    "EQUAL": ("EqualOptions", False, (2, 2), 1, ()),
+    "NOT_EQUAL": ("NotEqualOptions", False, (2, 2), 1, ()),
+    "GREATER": ("GreaterOptions", False, (2, 2), 1, ()),
+    "GREATER_EQUAL": ("GreaterEqualOptions", False, (2, 2), 1, ()),
+    "LESS": ("LessOptions", False, (2, 2), 1, ()),
+    "LESS_EQUAL": ("LessEqualOptions", False, (2, 2), 1, ()),
+    "SELECT_V2": ("SelectV2Options", False, (3, 3), 1, ()),
+    "SELECT": ("SelectOptions", False, (3, 3), 1, ()),
+    "ARG_MAX": ("ArgMaxOptions", False, (2, 2), 1, ()),
+    "ARG_MIN": ("ArgMinOptions", False, (2, 2), 1, ()),
+    "CAST": ("CastOptions", False, (1, 1), 1, ()),
     "LOGISTIC": (None, False, (1, 1), 1, ()),
     "HARD_SWISH": ("HardSwishOptions", False, (1, 1), 1, ()),
     "LEAKY_RELU": ("LeakyReluOptions", True, (1, 1), 1, ()),
@@ -285,6 +320,9 @@ _OPS = {
     "RESIZE_NEAREST_NEIGHBOR": ("ResizeNearestNeighborOptions", False, (2, 2), 1, ()),
     "RESIZE_BILINEAR": ("ResizeBilinearOptions", False, (2, 2), 1, ()),
     "L2_NORMALIZATION": ("L2NormOptions", False, (1, 1), 1, ()),
+    "SVDF": ("SVDFOptions", True, (5, 5), 1, ()),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": ("UnidirectionalSequenceLSTMOptions", True, (24, 24), 1,
+                                     (9, 10, 11, 16, 17, 20, 21, 22, 23)),
     "QUANTIZE": ("QuantizeOptions", False, (1, 1), 1, ()),
     "DEQUANTIZE": ("DequantizeOptions", False, (1, 1), 1, ()),
     "RELU": (None, False, (1, 1), 1, ()),
@@ -902,7 +940,8 @@ class _Checker:
         y = T[outs[0]]
         ctx = _OpCtx(self, op_type, node, opts)
         for t in x + [y]:
-            if t is not None and t.type in (_T_INT8, _T_INT16) and not t.scale:
+            # CAST converts raw values: TFLM ignores its quantization.
+            if t is not None and t.type in (_T_INT8, _T_INT16) and not t.scale and op_type != "CAST":
                 ctx.fail(f"tensor '{t.name}' is {self.type_name(t.type)} without quantization "
                          "parameters (TFLM's integer kernels need a scale and zero point)")
         handler = _HANDLERS.get(op_type)
@@ -1148,6 +1187,57 @@ def _fully_connected(ctx: _OpCtx, x, y):
                 ctx.fail(f"bias '{bias.name}' scale {bscale:g} differs "
                          f"from input scale x weight scale {prod:g} by more than TFLM's tolerance")
     _weights_zero_points(ctx, w)
+
+
+def _broadcast_shape(ctx: _OpCtx, tensors, y):
+    """Check that ``y`` has the broadcast shape of ``tensors``."""
+    out = []
+    for k in range(max(len(t.shape) for t in tensors)):
+        dims = {t.shape[::-1][k] for t in tensors if k < len(t.shape)} - {1}
+        if len(dims) > 1:
+            ctx.fail("inputs " + ", ".join(f"'{t.name}' {_shape_str(t.shape)}" for t in tensors)
+                     + " cannot be broadcast together")
+        out.append(dims.pop() if dims else 1)
+    if y.shape != out[::-1]:
+        ctx.fail(f"output '{y.name}' has shape {_shape_str(y.shape)}; broadcasting the inputs gives "
+                 f"{_shape_str(out[::-1])}")
+
+
+def _compare(ctx: _OpCtx, x, y):
+    ctx.same_type(x[0], x[1])
+    if y.type != 6:  # BOOL
+        ctx.fail(f"output '{y.name}' is {ctx.c.type_name(y.type)}; {ctx.op_type} writes bool")
+    _broadcast_shape(ctx, x, y)
+
+
+def _select(ctx: _OpCtx, x, y):
+    cond, a, b = x
+    if cond.type != 6:
+        ctx.fail(f"condition '{cond.name}' is {ctx.c.type_name(cond.type)}, not bool")
+    ctx.same_type(a, b)
+    ctx.same_type(a, y)
+    _broadcast_shape(ctx, x, y)
+
+
+def _arg_extreme(ctx: _OpCtx, x, y):
+    inp, axis_t = x
+    values = ctx.const_ints(axis_t, "axis")
+    if len(values) != 1:
+        ctx.fail(f"axis '{axis_t.name}' has {len(values)} values; {ctx.op_type} takes one")
+    axis = values[0]
+    rank = len(inp.shape)
+    if not -rank <= axis < rank:
+        ctx.fail(f"axis {axis} is outside the input's {rank} dimensions")
+    want = [d for k, d in enumerate(inp.shape) if k != axis % max(rank, 1)]
+    if y.shape != want:
+        ctx.fail(f"output '{y.name}' has shape {_shape_str(y.shape)}; {_shape_str(want)} expected")
+    if y.type != ctx.opt("output_type"):
+        ctx.fail(f"output '{y.name}' is {ctx.c.type_name(y.type)} but {ctx.oname('output_type')} says "
+                 f"{ctx.c.type_name(ctx.opt('output_type'))}")
+
+
+def _cast(ctx: _OpCtx, x, y):
+    ctx.same_shape(x[0], y)
 
 
 def _broadcast(ctx: _OpCtx, x, y):
@@ -1405,6 +1495,78 @@ def _resize_bilinear(ctx: _OpCtx, x, y):
     _resize_nearest(ctx, x, y)
 
 
+def _svdf(ctx: _OpCtx, x, y):
+    inp, wf, wt, bias, state = x
+    rank = ctx.positive("rank", "rank")
+    ctx.activation()
+    for t, what in ((inp, "input"), (wf, "weights_feature"), (wt, "weights_time"), (state, "state"), (y, "output")):
+        ctx.rank(t, (2,), what)
+    batch, features = inp.shape
+    filters, memory = wt.shape
+    if wf.shape != [filters, features]:
+        ctx.fail(f"weights_feature '{wf.name}' is {_shape_str(wf.shape)}; [{filters}, {features}] expected "
+                 "(num_filters x input features)")
+    if filters % rank:
+        ctx.fail(f"{ctx.oname('rank')} is {rank}, which does not divide the {filters} filters")
+    units = filters // max(rank, 1)
+    if y.shape != [batch, units] or bias.shape != [units]:
+        ctx.fail(f"output '{y.name}' {_shape_str(y.shape)} and bias '{bias.name}' {_shape_str(bias.shape)} "
+                 f"must be [{batch}, {units}] and [{units}]")
+    if state.shape != [batch, filters * memory]:
+        ctx.fail(f"state '{state.name}' is {_shape_str(state.shape)}; [{batch}, {filters * memory}] expected")
+    if not state.is_variable:
+        ctx.fail(f"state '{state.name}' is not a variable tensor; TFLM's SVDF keeps its history there")
+    if inp.type == _T_INT8:
+        if wf.type != _T_INT8 or bias.type != _T_INT32 or y.type != _T_INT8:
+            ctx.fail("int8 SVDF needs int8 weights_feature and output and an int32 bias")
+        if wt.type != state.type or wt.type not in (_T_INT16, _T_INT8):
+            ctx.fail(f"weights_time '{wt.name}' and state '{state.name}' must both be int16 (or both int8); "
+                     "TFLM misreads a mixed pair")
+        if state.scale and wt.scale and bias.scale and abs(bias.scale[0] - state.scale[0] * wt.scale[0]) >= 1e-5:
+            ctx.fail(f"bias '{bias.name}' scale {bias.scale[0]:g} is not state scale x weights_time scale; "
+                     "TFLM refuses it")
+
+
+def _lstm(ctx: _OpCtx, x, y):
+    inp = x[0]
+    for k in (9, 10, 11, 16, 17, 20, 21, 22, 23):
+        if x[k] is not None:
+            ctx.fail(f"input {k} ('{x[k].name}') is present; TFLM's LSTM has no peephole, projection or "
+                     "layer normalization")
+    missing = [k for k in list(range(1, 9)) + [12, 13, 14, 15, 18, 19] if x[k] is None]
+    if missing:
+        ctx.fail(f"inputs {missing} are absent; TFLM's LSTM needs all eight weights, four biases and both "
+                 "states (no CIFG)")
+    if not math.isfinite(ctx.opt("cell_clip")) or ctx.opt("cell_clip") < 0:
+        ctx.fail(f"{ctx.oname('cell_clip')} is {ctx.opt('cell_clip')}; it must be >= 0")
+    ctx.rank(inp, (3,), "input")
+    ctx.rank(y, (3,), "output")
+    rows = inp.shape[:2]
+    units = x[1].shape[0] if x[1].shape else 0
+    for k in range(1, 9):
+        cols = inp.shape[2] if k <= 4 else units
+        if x[k].shape != [units, cols]:
+            ctx.fail(f"weights '{x[k].name}' are {_shape_str(x[k].shape)}; [{units}, {cols}] expected")
+        if x[k].type != _T_INT8 and inp.type == _T_INT8:
+            ctx.fail(f"weights '{x[k].name}' are {ctx.c.type_name(x[k].type)}; int8 expected")
+        if len(x[k].scale) > 1:
+            ctx.fail(f"weights '{x[k].name}' are quantized per channel; TFLM's LSTM reads one scale")
+        _weights_zero_points(ctx, x[k])
+    for k in (12, 13, 14, 15):
+        if x[k].shape != [units]:
+            ctx.fail(f"bias '{x[k].name}' is {_shape_str(x[k].shape)}; [{units}] expected")
+    batch = inp.shape[1] if ctx.opt("time_major") else inp.shape[0]
+    for k, what in ((18, "output_state"), (19, "cell_state")):
+        if not x[k].is_variable:
+            ctx.fail(f"{what} '{x[k].name}' is not a variable tensor; TFLM keeps the LSTM state there")
+        if x[k].numel() != batch * units:
+            ctx.fail(f"{what} '{x[k].name}' has {x[k].numel()} elements; {batch} sequences x {units} units expected")
+    if y.shape != rows + [units]:
+        ctx.fail(f"output '{y.name}' is {_shape_str(y.shape)}; {_shape_str(rows + [units])} expected")
+    if inp.type == _T_INT8 and (x[19].type != _T_INT16 or x[18].type != _T_INT8 or y.type != _T_INT8):
+        ctx.fail("int8 LSTM needs an int8 output_state and output and an int16 cell_state")
+
+
 def _l2_normalization(ctx: _OpCtx, x, y):
     inp = x[0]
     if ctx.activation() != 0:
@@ -1451,6 +1613,17 @@ _HANDLERS = {
     "CONCATENATION": _concatenation,
     "SOFTMAX": _softmax,
     "LOG_SOFTMAX": _log_softmax,
+    "EQUAL": _compare,
+    "NOT_EQUAL": _compare,
+    "GREATER": _compare,
+    "GREATER_EQUAL": _compare,
+    "LESS": _compare,
+    "LESS_EQUAL": _compare,
+    "SELECT_V2": _select,
+    "SELECT": _select,
+    "ARG_MAX": _arg_extreme,
+    "ARG_MIN": _arg_extreme,
+    "CAST": _cast,
     "LOGISTIC": _logistic,
     "HARD_SWISH": _elementwise,
     "RELU": _elementwise,
@@ -1460,6 +1633,8 @@ _HANDLERS = {
     "RESIZE_NEAREST_NEIGHBOR": _resize_nearest,
     "RESIZE_BILINEAR": _resize_bilinear,
     "L2_NORMALIZATION": _l2_normalization,
+    "SVDF": _svdf,
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": _lstm,
 }
 
 

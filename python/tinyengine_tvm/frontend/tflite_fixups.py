@@ -35,6 +35,14 @@ Two defects of ``tvm.relax.frontend.tflite`` stop real models from importing:
   converter as ``astype(bias, float32) * scale``, which the integer lowering
   reads back as the int64 constant.
 
+* int8 SVDF and UNIDIRECTIONAL_SEQUENCE_LSTM are refused (and the float SVDF
+  converter drops the state between invocations); they are imported straight
+  into their kernel calls (DIRECT_IMPORTS), the state kept in the arena from
+  one invocation to the next.
+
+* ARG_MAX/ARG_MIN come out as int64 whatever the model's output type; the
+  output is cast to it.
+
 * int8 L2_NORMALIZATION is refused by the converter; it is imported as
   ``quantize(x / sqrt(sum(x * x) + 1e-12))`` over the last axis.
 
@@ -82,7 +90,12 @@ def clamp_bias_quantized_dimension(data: bytes) -> bytes:
 QUANTIZED_OPS_ADMITTED = frozenset({
     "PAD", "PADV2", "TRANSPOSE", "SQUEEZE", "RESIZE_NEAREST_NEIGHBOR", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE",
     "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "GATHER", "EXPAND_DIMS", "ELU", "PRELU",
-    "MIRROR_PAD", "BATCH_MATMUL", "LOG_SOFTMAX", "RESIZE_BILINEAR", "L2_NORMALIZATION"})
+    "MIRROR_PAD", "BATCH_MATMUL", "LOG_SOFTMAX", "RESIZE_BILINEAR", "L2_NORMALIZATION", "SVDF", "SELECT_V2",
+    "SELECT", "ARG_MAX", "ARG_MIN", "CAST", "UNIDIRECTIONAL_SEQUENCE_LSTM"})
+
+#: Operators imported straight into their integer kernel call (no QDQ Relax form
+#: exists for them), with the indices of their activation inputs and their types.
+DIRECT_IMPORTS = {"SVDF": ((0,), ("int8",)), "UNIDIRECTIONAL_SEQUENCE_LSTM": ((0,), ("int8",))}
 
 
 # OperatorConverter method -> factory(original method) -> its replacement.
@@ -216,6 +229,127 @@ def _quantized_l2_normalization(original):
         squares = relax.op.sum(relax.op.multiply(x, x), axis=[rank - 1], keepdims=True)
         norm = relax.op.sqrt(relax.op.add(squares, relax.const(1e-12, "float32")))
         return self.quantize(relax.op.divide(x, norm), output_tensor)
+
+    return convert
+
+
+@_replaces("_convert_arg_min_max")
+def _arg_min_max_output_type(original):
+    """ARG_MAX / ARG_MIN converter that gives the output TFLite's type (the
+    importer's argmax is int64 whatever the model's output_type)."""
+    from tvm import relax
+
+    def convert(self, op, relax_op):
+        (output_tensor,) = self.get_output_tensors(op)
+        out = self.bb.normalize(original(self, op, relax_op))
+        want = self.get_tensor_type_str(output_tensor.tensor.Type())
+        return out if str(out.ty.dtype) == want else relax.op.astype(out, want)
+
+    return convert
+
+
+@_replaces("convert_svdf")
+def _svdf_kernel_call(original):
+    """SVDF converter for int8 SVDF (refused by TVM's importer, whose float form
+    drops the state between invocations): the te_svdf_s8 kernel call itself,
+    with TFLM's parameters; the state lives in the arena between invocations."""
+    import numpy as np
+    import tflite
+    from tvm import relax
+    from tvm.relax.frontend.tflite import tflite_frontend as tf
+
+    from ..kernel_call import make_kernel_call
+    from ..quantization.fixed_point import quantize_multiplier
+
+    def convert(self, op):
+        x, wf, wt, bias, state = self.get_input_tensors(op)
+        (out,) = self.get_output_tensors(op)
+        if not x.qnn_params:
+            return original(self, op)
+        opts = tflite.SVDFOptions()
+        opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+
+        def q(t):  # (float32 scale as double, zero point)
+            return (float(np.float32(tf.get_scalar_from_constant(t.qnn_params["scale"]))),
+                    int(tf.get_scalar_from_constant(t.qnn_params["zero_point"])))
+
+        (s_in, zp_in), (s_wf, _), (s_wt, _), (s_st, zp_st), (s_out, zp_out) = map(q, (x, wf, wt, state, out))
+        feature_m, feature_s = quantize_multiplier(s_in * s_wf / s_st)
+        output_m, output_s = quantize_multiplier(s_st * s_wt / s_out)
+        wt_value = self.get_tensor_value(wt)
+        batch, features = (int(d) for d in self.get_tensor_shape(x))
+        filters, memory = wt_value.shape
+        attrs = dict(batch=batch, input_size=features, num_filters=int(filters), memory_size=int(memory),
+                     rank=int(opts.Rank()), input_zero_point=zp_in, state_zero_point=zp_st,
+                     output_zero_point=zp_out, feature_multiplier=feature_m, feature_shift=feature_s,
+                     output_multiplier=output_m, output_shift=output_s)
+        kernel = "te_svdf_s8" if wt_value.dtype == np.int16 else "te_svdf_s8_int8_state"
+        return make_kernel_call(kernel, [self.get_expr(x.tensor_idx), relax.const(self.get_tensor_value(wf), "int8"),
+                                         relax.const(wt_value, str(wt_value.dtype)),
+                                         relax.const(self.get_tensor_value(bias), "int32")],
+                                attrs, [int(d) for d in self.get_tensor_shape(out)], "int8")
+
+    return convert
+
+
+@_replaces("convert_unidirectional_sequence_lstm")
+def _lstm_kernel_call(original):
+    """UNIDIRECTIONAL_SEQUENCE_LSTM converter for the integer LSTM (refused by
+    TVM's importer): the te_lstm_s8 kernel call with TFLM's parameters (gates in
+    2^-12 steps, products to the cell and hidden scales, the cell clip), the
+    eight weights and four biases stacked input, forget, cell, output; the
+    hidden and cell state live in the arena between invocations."""
+    import numpy as np
+    import tflite
+    from tvm import relax
+    from tvm.relax.frontend.tflite import tflite_frontend as tf
+
+    from ..kernel_call import make_kernel_call
+    from ..quantization.activation_params import sigmoid_table_s16
+    from ..quantization.fixed_point import quantize_multiplier
+
+    def convert(self, op):
+        t = self.get_input_tensors(op)
+        (out,) = self.get_output_tensors(op)
+        if not t[0].qnn_params:
+            return original(self, op)
+        opts = tflite.UnidirectionalSequenceLSTMOptions()
+        opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+
+        def scale(w):
+            return float(np.float32(tf.get_scalar_from_constant(w.qnn_params["scale"])))
+
+        def zero_point(w):
+            return int(tf.get_scalar_from_constant(w.qnn_params["zero_point"]))
+
+        s_in, s_h, s_c = scale(t[0]), scale(t[18]), scale(t[19])
+        gate_step = 2.0 ** -12
+        in_m, in_s = zip(*(quantize_multiplier(s_in * scale(t[k]) / gate_step) for k in (1, 2, 3, 4)))
+        rec_m, rec_s = zip(*(quantize_multiplier(s_h * scale(t[k]) / gate_step) for k in (5, 6, 7, 8)))
+        forget_m, forget_s = quantize_multiplier(2.0 ** -15 * s_c / s_c)
+        update_m, update_s = quantize_multiplier(2.0 ** -15 * 2.0 ** -15 / s_c)
+        hidden_m, hidden_s = quantize_multiplier(2.0 ** -30 / s_h)
+        log2 = float(np.float32(np.log(np.float32(s_c))) * np.float32(1.0 / np.log(np.float32(2.0))))
+        clip = float(opts.CellClip())
+        in_shape = [int(d) for d in self.get_tensor_shape(t[0])]
+        time_major = bool(opts.TimeMajor())
+        weights_x = np.stack([self.get_tensor_value(t[k]) for k in (1, 2, 3, 4)]).astype(np.int8)
+        weights_h = np.stack([self.get_tensor_value(t[k]) for k in (5, 6, 7, 8)]).astype(np.int8)
+        bias = np.stack([self.get_tensor_value(t[k]) for k in (12, 13, 14, 15)]).astype(np.int32)
+        attrs = dict(
+            batch=in_shape[1] if time_major else in_shape[0], time=in_shape[0] if time_major else in_shape[1],
+            input_size=in_shape[2], units=int(weights_x.shape[1]), time_major=int(time_major),
+            input_zero_point=zero_point(t[0]), hidden_zero_point=zero_point(t[18]),
+            input_multiplier=list(in_m), input_shift=list(in_s), recurrent_multiplier=list(rec_m),
+            recurrent_shift=list(rec_s), forget_multiplier=forget_m, forget_shift=forget_s,
+            update_multiplier=update_m, update_shift=update_s, hidden_multiplier=hidden_m, hidden_shift=hidden_s,
+            cell_scale_power=int(np.round(log2)),
+            cell_clip=int(np.trunc(np.clip(clip / s_c, -32768, 32767))) if clip > 0 else 0,
+            cell_gate_tanh=int(opts.FusedActivationFunction() == tflite.ActivationFunctionType.TANH))
+        return make_kernel_call("te_lstm_s8", [
+            self.get_expr(t[0].tensor_idx), relax.const(weights_x, "int8"), relax.const(weights_h, "int8"),
+            relax.const(bias, "int32"), relax.const(sigmoid_table_s16(), "uint16")],
+            attrs, [int(d) for d in self.get_tensor_shape(out)], "int8")
 
     return convert
 

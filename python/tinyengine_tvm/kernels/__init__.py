@@ -13,17 +13,18 @@ passes, KernelGraph, kernel selection and the C writer:
                     and the compiler's variants of them
 ``arm``             the Cortex-M kernels (src/kernels/arm/) and their layouts
 ``arm_packing``     packing of the Cortex-M kernels' constants
-``registry``        KERNELS and the lookups (scratch_bytes, macs, is_inplace, ...)
+``registry``        KERNELS and the lookups (scratch_bytes, state_bytes, macs, ...)
 ``sources``         which files of src/ a model needs
 ==================  ===========================================================
 """
 from .abi import FUNCTIONS, STRUCTS, CDecl, CFunction
 from .registry import (KERNELS, buffer_size_function, c_function, inplace_kernels, is_inplace, macs, op_type,
-                       scratch_bytes, spec, steps_scratch)
+                       scratch_bytes, spec, state_bytes, steps_scratch, steps_state)
 from .header import kernel_dir
 from .sources import COMMON_SOURCES, SOURCE_HEADERS, kernel_sources_for
 from .spec import KernelSpec
 
 __all__ = ["CDecl", "CFunction", "COMMON_SOURCES", "FUNCTIONS", "KERNELS", "KernelSpec", "SOURCE_HEADERS",
            "STRUCTS", "buffer_size_function", "c_function", "inplace_kernels", "is_inplace", "kernel_dir",
-           "kernel_sources_for", "macs", "op_type", "scratch_bytes", "spec", "steps_scratch"]
+           "kernel_sources_for", "macs", "op_type", "scratch_bytes", "spec", "state_bytes", "steps_scratch",
+           "steps_state"]

@@ -24,7 +24,7 @@ def _args(name: str, fn: CFunction) -> List[str]:
             if pname != "p" or not ctype.endswith("_params*"):
                 raise TinyEngineError(f"tinyengine_kernels.h: {name} must take `const te_*_params* p` first")
             args.append("p")
-        elif pname in ("output", "scratch", "inputs"):
+        elif pname in ("output", "scratch", "inputs", "state"):
             args.append("out" if pname == "output" else pname)
         elif pname == "buffer":
             args.append("inout")
@@ -38,8 +38,10 @@ def _args(name: str, fn: CFunction) -> List[str]:
 def _derived(name: str, fn: CFunction) -> KernelSpec:
     struct = fn.params[0][0].replace("const ", "").rstrip("*") if fn.params else None
     size_fn = FUNCTIONS.get(f"{name}_get_buffer_size")
-    if size_fn is not None and "size" not in size_fn.tags:
-        raise TinyEngineError(f"tinyengine_kernels.h: {name}_get_buffer_size needs an @size tag")
+    state_fn = FUNCTIONS.get(f"{name}_get_state_size")
+    for fn_name, f in ((f"{name}_get_buffer_size", size_fn), (f"{name}_get_state_size", state_fn)):
+        if f is not None and "size" not in f.tags:
+            raise TinyEngineError(f"tinyengine_kernels.h: {fn_name} needs an @size tag")
     if name not in SOURCES:
         raise TinyEngineError(f"tinyengine_kernels.h: {name} is declared but no kernels/*.cc defines it")
     args = _args(name, fn)
@@ -48,6 +50,8 @@ def _derived(name: str, fn: CFunction) -> KernelSpec:
         costs["macs"] = formula(fn.tags["macs"])
     if size_fn is not None:
         costs["scratch"] = formula(size_fn.tags["size"])
+    if state_fn is not None:
+        costs["state"] = formula(state_fn.tags["size"])
     return KernelSpec(fn.tags["op"].split()[0], SOURCES[name], args, struct, inplace="inout" in args, **costs)
 
 

@@ -43,6 +43,16 @@ def scratch_bytes(kernel: str, attrs: Dict[str, Any]) -> int:
     return int(spec(kernel).scratch(attrs))
 
 
+def state_bytes(kernel: str, attrs: Dict[str, Any]) -> int:
+    """Persistent state bytes of one step of ``kernel`` (its C ``*_get_state_size()``)."""
+    return int(spec(kernel).state(attrs))
+
+
+def steps_state(steps: Iterable) -> List[int]:
+    """Persistent state bytes of every step (objects with ``.kernel`` and ``.attrs``), in order."""
+    return [state_bytes(s.kernel, s.attrs) for s in steps]
+
+
 def steps_scratch(steps: Iterable) -> List[int]:
     """Scratch bytes of every step (objects with ``.kernel`` and ``.attrs``), in order."""
     return [scratch_bytes(s.kernel, s.attrs) for s in steps]

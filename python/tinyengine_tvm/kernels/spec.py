@@ -7,7 +7,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from .abi import STRUCTS
 
 #: Argument words of :attr:`KernelSpec.args` (see there).
-ARG_WORDS = ("p", "inputs", "out", "scratch", "inout")
+ARG_WORDS = ("p", "inputs", "out", "scratch", "inout", "state")
 
 
 def _zero(attrs: Dict) -> int:
@@ -22,7 +22,8 @@ class KernelSpec:
     struct ``struct`` (every kernel takes one), "inN" the N-th tensor
     argument, "inputs" the array of all tensor inputs, "out" the output,
     "scratch" the step's arena scratch, "inout" input 0 as a writable buffer
-    (in-place kernels).  Pointer arguments honour the byte offsets in the
+    (in-place kernels), "state" the step's persistent state (kept in the arena
+    from one invocation to the next, e.g. SVDF's activation history).  Pointer arguments honour the byte offsets in the
     notes ``in_offsets`` (per tensor input) and ``inout_offset`` (kernel_call).
 
     The struct's fields are read from the step attributes of the same name,
@@ -36,6 +37,7 @@ class KernelSpec:
     struct: Optional[str] = None
     macs: Callable[[Dict], int] = _zero
     scratch: Callable[[Dict], int] = _zero  # bytes of arena scratch per call (= C *_get_buffer_size)
+    state: Callable[[Dict], int] = _zero  # bytes of persistent state of the step (= C *_get_state_size)
     inplace: bool = False  # the output is written over input 0 (same arena bytes)
     function: Optional[str] = None  # C function when it differs from the key; "" for no call
     field_attrs: Dict[str, str] = dataclasses.field(default_factory=dict)

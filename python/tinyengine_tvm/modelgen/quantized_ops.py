@@ -450,6 +450,101 @@ class QuantizedGraph:
                        stride=(sh, sw), fused_activation=activation)
         return out
 
+    def svdf(self, x, num_filters, memory_size, rank=1, state_dtype="int16", prefix="svdf") -> QTensor:
+        """SVDF over frames x [batch, features]: num_filters feature projections
+        remembered for memory_size invocations in a variable state tensor, weighted
+        in time and summed per unit (rank filters each).  Weights: int8 features,
+        int16 (or int8, with an int8 state) time weights, int32 bias.  Calibrated
+        as if the history held the current frame's projections."""
+        batch, features = x.shape
+        units = num_filters // rank
+        wf = self.rng.normal(0.0, math.sqrt(2.0 / features), size=(num_filters, features))
+        wt = self.rng.normal(0.0, math.sqrt(1.0 / memory_size), size=(num_filters, memory_size))
+        wf_scale = np.abs(wf).max() / 127.0
+        wfq = np.clip(np.round(wf / wf_scale), -127, 127).astype(np.int8)
+        qmax = 32767 if state_dtype == "int16" else 127
+        wt_scale = np.abs(wt).max() / qmax
+        wtq = np.clip(np.round(wt / wt_scale), -qmax, qmax).astype(_NP[state_dtype])
+        feat = x.values.reshape(-1, features) @ (wfq * wf_scale).T
+        st_scale, st_zp = choose_qparams(feat.min(), feat.max(), state_dtype)
+        feat = fake_quant(feat, st_scale, st_zp, state_dtype)
+        b = self.rng.normal(0.0, 0.1, size=units)
+        b_scale = st_scale * wt_scale
+        bq = np.round(b / b_scale).astype(np.int32)
+        per_filter = feat * (wtq * wt_scale).sum(axis=1)
+        y = per_filter.reshape(-1, units, rank).sum(axis=2) + bq * b_scale
+        out = self._emit_act(prefix, y, (batch, units), dtype=x.dtype)
+        wf_idx = self.writer.tensor(self._name(prefix + "_weights_feature"), wfq.shape, data=wfq, scale=wf_scale)
+        wt_idx = self.writer.tensor(self._name(prefix + "_weights_time"), wtq.shape, dtype=state_dtype, data=wtq,
+                                    scale=wt_scale)
+        b_idx = self.writer.tensor(self._name(prefix + "_bias"), [units], dtype="int32", data=bq, scale=b_scale)
+        st_idx = self.writer.tensor(self._name(prefix + "_state"), [batch, num_filters * memory_size],
+                                    dtype=state_dtype, scale=st_scale, zero_point=st_zp, is_variable=True)
+        self.writer.op("SVDF", [x.index, wf_idx, wt_idx, b_idx, st_idx], [out.index], rank=rank)
+        return out
+
+    def lstm(self, x, units, time_major=False, cell_clip=0.0, cell_scale=2.0 ** -11, intermediates=True,
+             prefix="lstm") -> QTensor:
+        """UNIDIRECTIONAL_SEQUENCE_LSTM (int8, int16 cell) over x [batch, time, features]
+        (or [time, batch, features] when time_major): per-tensor int8 weights, int32
+        biases, variable hidden (int8) and cell (int16) states, and, as the converter
+        writes them, five empty intermediate tensors."""
+        if time_major:
+            steps, batch, features = x.shape
+        else:
+            batch, steps, features = x.shape
+        h_scale, h_zp = choose_qparams(-1.0, 1.0)
+
+        def weights(cols, name):
+            w = self.rng.normal(0.0, 1.0 / math.sqrt(cols), size=(units, cols))
+            scale = np.abs(w).max() / 127.0
+            q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+            return self.writer.tensor(self._name(f"{prefix}_{name}"), q.shape, data=q, scale=scale), q * scale
+
+        wx = [weights(features, f"input_to_{g}") for g in ("input", "forget", "cell", "output")]
+        wh = [weights(units, f"recurrent_to_{g}") for g in ("input", "forget", "cell", "output")]
+        biases = []
+        for g, (idx, w) in zip(("input", "forget", "cell", "output"), wx):
+            b = self.rng.normal(1.0 if g == "forget" else 0.0, 0.1, size=units)
+            b_scale = x.scale * (np.abs(w).max() / 127.0 if np.abs(w).max() else 1.0)
+            bq = np.round(b / b_scale).astype(np.int32)
+            biases.append((self.writer.tensor(self._name(f"{prefix}_{g}_bias"), [units], dtype="int32", data=bq,
+                                              scale=b_scale), bq * b_scale))
+        # Float reference for the calibration values: the sequence from zero states.
+        seq = x.values if not time_major else np.swapaxes(x.values, 1, 2)
+        h = np.zeros((self.samples, batch, units))
+        c = np.zeros((self.samples, batch, units))
+        outs = []
+        sig = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+        for t in range(steps):
+            xt = seq[:, :, t, :]
+            gates = [xt @ w.T + h @ r.T + b for (_, w), (_, r), (_, b) in zip(wx, wh, biases)]
+            c = sig(gates[1]) * c + sig(gates[0]) * np.tanh(gates[2])
+            if cell_clip:
+                c = np.clip(c, -cell_clip, cell_clip)
+            h = sig(gates[3]) * np.tanh(c)
+            outs.append(h)
+        y = np.stack(outs, axis=2)
+        if time_major:
+            y = np.swapaxes(y, 1, 2)
+        out = self._emit_act(prefix, y, y.shape[1:], qparams=(h_scale, h_zp), dtype=x.dtype)
+        hidden = self.writer.tensor(self._name(prefix + "_output_state"), [batch, units], scale=h_scale,
+                                    zero_point=h_zp, is_variable=True)
+        cell = self.writer.tensor(self._name(prefix + "_cell_state"), [batch, units], dtype="int16",
+                                  scale=cell_scale, is_variable=True)
+        inputs = [x.index] + [i for i, _ in wx] + [i for i, _ in wh] + [-1] * 3 + [i for i, _ in biases]
+        inputs += [-1, -1, hidden, cell] + [-1] * 4
+        inter = []
+        if intermediates:  # the converter's gate and hidden scales (TFLM reads none of them)
+            for k in range(5):
+                inter.append(self.writer.tensor(self._name(f"{prefix}_intermediate"), [0],
+                                                dtype="int16" if k < 4 else "int8",
+                                                scale=2.0 ** -12 if k < 4 else h_scale,
+                                                zero_point=0 if k < 4 else h_zp))
+        self.writer.op("UNIDIRECTIONAL_SEQUENCE_LSTM", inputs, [out.index], version=3, intermediates=inter,
+                       time_major=time_major, cell_clip=cell_clip)
+        return out
+
     def fully_connected(
         self,
         x,
@@ -656,6 +751,52 @@ class QuantizedGraph:
         sidx = self._int32(prefix + "_size", [oh, ow])
         self.writer.op("RESIZE_BILINEAR", [x.index, sidx], [out.index], align_corners=align_corners,
                        half_pixel_centers=half_pixel_centers)
+        return out
+
+    def compare(self, opname, a, b, prefix=None) -> QTensor:
+        """EQUAL, NOT_EQUAL, GREATER, GREATER_EQUAL, LESS or LESS_EQUAL: a bool tensor."""
+        fn = {"EQUAL": np.equal, "NOT_EQUAL": np.not_equal, "GREATER": np.greater,
+              "GREATER_EQUAL": np.greater_equal, "LESS": np.less, "LESS_EQUAL": np.less_equal}[opname]
+        rank = max(len(a.shape), len(b.shape))
+        av = a.values.reshape((self.samples,) + (1,) * (rank - len(a.shape)) + a.shape)
+        bv = b.values.reshape((self.samples,) + (1,) * (rank - len(b.shape)) + b.shape)
+        y = fn(av, bv)
+        idx = self.writer.tensor(self._name(prefix or opname.lower()), y.shape[1:], dtype="bool")
+        out = QTensor(idx, y.shape[1:], "bool", None, None, y.astype(np.float64))
+        self.writer.op(opname, [a.index, b.index], [out.index])
+        return out
+
+    def select(self, condition, x, y, prefix="select") -> QTensor:
+        """SELECT_V2 (broadcasting): x where the bool condition holds, else y; x, y and
+        the output share x's quantization (y is requantized to it first when needed)."""
+        if (y.scale, y.zero_point) != (x.scale, x.zero_point):
+            y = self.quantize(y, qparams=(x.scale, x.zero_point), dtype=x.dtype)
+        rank = max(len(t.shape) for t in (condition, x, y))
+        vals = [t.values.reshape((self.samples,) + (1,) * (rank - len(t.shape)) + t.shape)
+                for t in (condition, x, y)]
+        out_v = np.where(vals[0] > 0.5, vals[1], vals[2])
+        out = self._emit_act(prefix, out_v, out_v.shape[1:], qparams=(x.scale, x.zero_point), dtype=x.dtype)
+        self.writer.op("SELECT_V2", [condition.index, x.index, y.index], [out.index])
+        return out
+
+    def arg_max(self, x, axis=-1, minimum=False, prefix=None) -> QTensor:
+        """ARG_MAX (or ARG_MIN) over ``axis``: int32 indices."""
+        opname = "ARG_MIN" if minimum else "ARG_MAX"
+        ax = int(axis) % len(x.shape)
+        y = (np.argmin if minimum else np.argmax)(x.values, axis=ax + 1)
+        aidx = self._int32((prefix or opname.lower()) + "_axis", [ax], shape=[1])
+        idx = self.writer.tensor(self._name(prefix or opname.lower()), y.shape[1:], dtype="int32")
+        out = QTensor(idx, y.shape[1:], "int32", None, None, y.astype(np.float64))
+        self.writer.op(opname, [x.index, aidx], [out.index], output_type=2)
+        return out
+
+    def cast(self, x, dtype, prefix="cast") -> QTensor:
+        """CAST of the raw integer values to ``dtype`` (int8, int16 or int32)."""
+        raw = np.round(x.values / x.scale + x.zero_point) if x.scale is not None else x.values
+        idx = self.writer.tensor(self._name(prefix), x.shape, dtype=dtype)
+        out = QTensor(idx, x.shape, dtype, None, None, raw)
+        codes = {"int8": 9, "int16": 7, "int32": 2}
+        self.writer.op("CAST", [x.index], [out.index], in_data_type=codes[x.dtype], out_data_type=codes[dtype])
         return out
 
     def log_softmax(self, x, prefix="log_softmax") -> QTensor:
@@ -1072,6 +1213,40 @@ def mnist_mlp_model(seed=0) -> bytes:
     x = g.input((1, 28, 28, 1), 0.0, 1.0)
     h = g.fully_connected(g.reshape(x, (1, 784)), 64, activation="RELU")
     return g.finish(g.log_softmax(g.fully_connected(h, 10)))
+
+
+def svdf_kws_model(seed=0) -> bytes:
+    """A streaming keyword spotter as TFLM's examples build it: one frame of 40
+    filterbank features per invocation, two SVDF layers (int16 state) holding
+    the last frames, FULLY_CONNECTED and SOFTMAX over four classes."""
+    g = QuantizedGraph(seed)
+    x = g.input((1, 40), -1.0, 1.0)
+    h = g.svdf(x, 32, 8, rank=1, prefix="svdf_1")
+    h = g.svdf(h, 16, 4, rank=2, prefix="svdf_2")
+    return g.finish(g.softmax(g.fully_connected(h, 4)))
+
+
+def comparison_model(seed=0) -> bytes:
+    """Comparisons (bool outputs), SELECT_V2 on their result, ARG_MAX / ARG_MIN
+    (int32 indices) and CAST: the int8 operators whose outputs are not int8."""
+    g = QuantizedGraph(seed)
+    a = g.input((1, 4, 6, 3), -1.0, 1.0, name="a")
+    b = g.input((1, 1, 6, 3), -2.0, 0.5, name="b")
+    scores = g.conv2d(a, 5, (1, 1), (1, 1))
+    mask = g.compare("GREATER_EQUAL", a, b)
+    return g.finish([mask, g.compare("NOT_EQUAL", a, b), g.select(mask, a, b), g.arg_max(scores, -1),
+                     g.arg_max(scores, 1, minimum=True), g.cast(scores, "int32")])
+
+
+def mnist_lstm_model(seed=0) -> bytes:
+    """An MNIST LSTM as TFLM's mnist_lstm example builds it: the 28 image rows
+    as 28 steps of 28 features, an integer LSTM (int16 cell), the last step's
+    hidden state, FULLY_CONNECTED and SOFTMAX over ten classes."""
+    g = QuantizedGraph(seed)
+    x = g.input((1, 28, 28), 0.0, 1.0)
+    h = g.lstm(x, 20)
+    last = g.strided_slice(h, [0, 27, 0], [1, 28, 20], [1, 1, 1], shrink_axis_mask=0b010)
+    return g.finish(g.softmax(g.fully_connected(last, 10)))
 
 
 def upsampling_model(seed=0) -> bytes:

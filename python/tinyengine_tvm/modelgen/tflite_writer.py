@@ -109,6 +109,16 @@ SUPPORTED_OPTIONS = {
     "LOGISTIC": (None, {}),
     "HARD_SWISH": ("HardSwishOptions", {}),
     "LOG_SOFTMAX": ("LogSoftmaxOptions", {}),
+    "EQUAL": ("EqualOptions", {}),
+    "NOT_EQUAL": ("NotEqualOptions", {}),
+    "GREATER": ("GreaterOptions", {}),
+    "GREATER_EQUAL": ("GreaterEqualOptions", {}),
+    "LESS": ("LessOptions", {}),
+    "LESS_EQUAL": ("LessEqualOptions", {}),
+    "SELECT_V2": ("SelectV2Options", {}),
+    "ARG_MAX": ("ArgMaxOptions", {"output_type": ("outputType", "int", 2)}),
+    "ARG_MIN": ("ArgMinOptions", {"output_type": ("outputType", "int", 2)}),
+    "CAST": ("CastOptions", {"in_data_type": ("inDataType", "int", 9), "out_data_type": ("outDataType", "int", 2)}),
     "LEAKY_RELU": ("LeakyReluOptions", {"alpha": ("alpha", "float", 0.2)}),
     "ABS": (None, {}),
     "TANH": (None, {}),
@@ -121,6 +131,19 @@ SUPPORTED_OPTIONS = {
         {
             "align_corners": ("alignCorners", "bool", False),
             "half_pixel_centers": ("halfPixelCenters", "bool", False),
+        },
+    ),
+    "SVDF": (
+        "SVDFOptions",
+        {"rank": ("rank", "int", 1), "fused_activation": ("fusedActivationFunction", "act", "NONE")},
+    ),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": (
+        "UnidirectionalSequenceLSTMOptions",
+        {
+            "fused_activation": ("fusedActivationFunction", "act", "TANH"),
+            "cell_clip": ("cellClip", "float", 0.0),
+            "proj_clip": ("projClip", "float", 0.0),
+            "time_major": ("timeMajor", "bool", False),
         },
     ),
     "L2_NORMALIZATION": ("L2NormOptions", {"fused_activation": ("fusedActivationFunction", "act", "NONE")}),
@@ -213,9 +236,9 @@ def _aligned_buffer_cls():
 
 
 class _TensorInfo:
-    __slots__ = ("name", "shape", "dtype", "scale", "zero_point", "qdim", "data")
+    __slots__ = ("name", "shape", "dtype", "scale", "zero_point", "qdim", "data", "is_variable")
 
-    def __init__(self, name, shape, dtype, scale, zero_point, qdim, data):
+    def __init__(self, name, shape, dtype, scale, zero_point, qdim, data, is_variable=False):
         self.name = name
         self.shape = shape
         self.dtype = dtype
@@ -223,17 +246,19 @@ class _TensorInfo:
         self.zero_point = zero_point
         self.qdim = qdim
         self.data = data
+        self.is_variable = is_variable
 
 
 class _OpInfo:
-    __slots__ = ("name", "inputs", "outputs", "options", "version")
+    __slots__ = ("name", "inputs", "outputs", "options", "version", "intermediates")
 
-    def __init__(self, name, inputs, outputs, options, version):
+    def __init__(self, name, inputs, outputs, options, version, intermediates=()):
         self.name = name
         self.inputs = inputs
         self.outputs = outputs
         self.options = options
         self.version = version
+        self.intermediates = list(intermediates)
 
 
 class TFLiteWriter:
@@ -262,12 +287,14 @@ class TFLiteWriter:
         zero_point=None,
         data=None,
         quantized_dimension: int = 0,
+        is_variable: bool = False,
     ) -> int:
         """Add a tensor and return its index.
 
         ``scale``/``zero_point`` may be scalars (per-tensor) or 1-D sequences
         (per-channel along ``quantized_dimension``); ``zero_point`` defaults to 0.
-        A non-None ``data`` array makes the tensor a constant with its own buffer.
+        A non-None ``data`` array makes the tensor a constant with its own buffer;
+        ``is_variable`` marks state an operator keeps between invocations (SVDF's).
         """
         if dtype not in _DTYPES:
             raise ValueError(f"unsupported dtype {dtype!r}; expected one of {sorted(_DTYPES)}")
@@ -318,7 +345,7 @@ class TFLiteWriter:
                 )
             arr = np.ascontiguousarray(arr.reshape(shape).astype(np_dtype))
 
-        self._tensors.append(_TensorInfo(name, shape, dtype, sc, zp, quantized_dimension, arr))
+        self._tensors.append(_TensorInfo(name, shape, dtype, sc, zp, quantized_dimension, arr, is_variable))
         return len(self._tensors) - 1
 
     def const(self, name, data, dtype: str | None = None, **quant) -> int:
@@ -341,12 +368,13 @@ class TFLiteWriter:
         }
 
     # ---------------------------------------------------------------- operators
-    def op(self, name: str, inputs, outputs, version: int | None = None, **options) -> int:
+    def op(self, name: str, inputs, outputs, version: int | None = None, intermediates=(), **options) -> int:
         """Add a builtin operator; ``options`` fill that op's builtin options table.
 
         ``stride``/``dilation``/``filter`` accept an int or an ``(h, w)`` pair as
         shorthand, and ``activation`` is an alias of ``fused_activation``. The op
-        version is derived from the tensor types unless ``version`` is given.
+        version is derived from the tensor types unless ``version`` is given;
+        ``intermediates`` are tensor indices (the converter's LSTM gate scales).
         """
         name = name.upper()
         inputs = [int(i) for i in inputs]
@@ -384,7 +412,7 @@ class TFLiteWriter:
                 if val not in _ACTIVATION:
                     raise ValueError(f"{name}: unknown fused activation {val!r}")
             resolved[key] = val
-        self._ops.append(_OpInfo(name, inputs, outputs, resolved, version))
+        self._ops.append(_OpInfo(name, inputs, outputs, resolved, version, intermediates))
         return len(self._ops) - 1
 
     def inputs(self, tensors) -> None:
@@ -498,6 +526,7 @@ class TFLiteWriter:
             tt.name = t.name
             tt.shape = list(t.shape)
             tt.type = getattr(schema.TensorType, _DTYPES[t.dtype][0])
+            tt.isVariable = bool(t.is_variable)
             if t.data is not None:
                 b = buffer_cls()
                 b.data = t.data.tobytes()
@@ -534,6 +563,8 @@ class TFLiteWriter:
             ot.opcodeIndex = opcode_index[key]
             ot.inputs = list(op.inputs)
             ot.outputs = list(op.outputs)
+            if op.intermediates:
+                ot.intermediates = list(op.intermediates)
             opts_name, fields = SUPPORTED_OPTIONS.get(op.name, (None, {}))
             if opts_name is not None:
                 opts = getattr(schema, opts_name + "T")()

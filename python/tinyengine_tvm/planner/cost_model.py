@@ -8,15 +8,16 @@ A buffer is a root tensor (views and in-place outputs share their root's
 memory) or one step's kernel scratch (``tinyengine_tvm.kernels.scratch_bytes``).
 A root is alive from the step that first writes it (a model input: from before
 the run) to the last step that reads or writes it (a model output: until after
-the run); scratch only during its step.  Sizes count aligned to ALIGNMENT, as
-the planner places them.
+the run); scratch only during its step; a step's persistent state (SVDF's
+history) during the whole run and between runs.  Sizes count aligned to
+ALIGNMENT, as the planner places them.
 """
 from __future__ import annotations
 
 from typing import Callable, Dict, Hashable, List, Optional, Sequence, Tuple, Union
 
 from ..kernel_graph import KernelGraph
-from ..kernels import steps_scratch
+from ..kernels import steps_scratch, steps_state
 
 ALIGNMENT = 16
 
@@ -46,6 +47,8 @@ class CostModel:
         if scratch is None:
             scratch = kernel_scratch(graph)
         self.scratch: List[int] = [int(scratch(s) if callable(scratch) else scratch[s]) for s in range(self.n)]
+        self.state: List[int] = steps_state(graph.steps)
+        self._state_total = sum(align(b) for b in self.state if b)
         self.inputs = {graph.root(t) for t in graph.inputs}
         self.outputs = {graph.root(t) for t in graph.outputs}
         self.size: Dict[int, int] = {r: graph.tensors[r].nbytes for r in self.inputs}
@@ -71,7 +74,8 @@ class CostModel:
 
     def lifetimes(self) -> Dict[Hashable, Tuple[int, int, int]]:
         """(bytes, first step, last step) of every buffer in program order; -1 is
-        before the run and ``n`` after it.  Keys: root tensor, or ("scratch", step)."""
+        before the run and ``n`` after it.  Keys: root tensor, ("scratch", step)
+        or ("state", step)."""
         out: Dict[Hashable, Tuple[int, int, int]] = {}
         for r, size in self.size.items():
             first = -1 if r in self.inputs else self.producer[r]
@@ -81,13 +85,16 @@ class CostModel:
         for s, size in enumerate(self.scratch):
             if size > 0:
                 out[("scratch", s)] = (size, s, s)
+        for s, size in enumerate(self.state):
+            if size > 0:
+                out[("state", s)] = (size, -1, self.n)
         return out
 
     def step_bytes(self, done: int, t: int) -> int:
         """Bytes alive while step ``t`` runs after the steps in the bitmask ``done``:
         its scratch, and every buffer already produced that ``t`` or a later
         step still uses, or that the caller reads."""
-        total = align(self.scratch[t]) if self.scratch[t] else 0
+        total = (align(self.scratch[t]) if self.scratch[t] else 0) + self._state_total
         after = done | (1 << t)
         for size, produced_by, users, is_output in self._roots:
             if produced_by and not after & produced_by:

@@ -22,7 +22,7 @@ from .cost_model import ALIGNMENT, CostModel, Scratch, align  # noqa: F401 - ALI
 
 @dataclasses.dataclass
 class BufferPlacement:
-    """One arena buffer.  ``key`` is a root tensor index, or ("scratch", step)."""
+    """One arena buffer.  ``key`` is a root tensor index, ("scratch", step) or ("state", step)."""
 
     key: Hashable
     size: int
@@ -80,7 +80,13 @@ class ArenaPlan:
     @property
     def scratch_bytes(self) -> int:
         """Largest scratch buffer of any step."""
-        return max((b.size for k, b in self.buffers.items() if isinstance(k, tuple)), default=0)
+        return max((b.size for k, b in self.buffers.items() if isinstance(k, tuple) and k[0] == "scratch"),
+                   default=0)
+
+    @property
+    def state_bytes(self) -> int:
+        """Bytes of the steps' persistent state (kept between invocations)."""
+        return sum(b.size for k, b in self.buffers.items() if isinstance(k, tuple) and k[0] == "state")
 
     def offset_of(self, key: Hashable) -> int:
         """Arena offset of a root tensor or scratch buffer."""

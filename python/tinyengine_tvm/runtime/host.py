@@ -80,6 +80,14 @@ class HostModel:
             raise TinyEngineError(f"{self.meta['model']}_run returned {rc}")
         return outs
 
+    def reset(self) -> None:
+        """Start a new stream: ``<name>_reset()`` clears the operators' state (a
+        model without state has nothing to clear)."""
+        fn = getattr(self._lib, f"{self.meta['model']}_reset", None)
+        if fn is not None:
+            fn.restype = None
+            fn()
+
 
 class HostRunner(Runner):
     """The host :class:`~.runner.Runner`: wall-clock milliseconds per inference

@@ -12,7 +12,7 @@ from ..errors import TinyEngineError
 Inputs = Union[Mapping[str, np.ndarray], Sequence[np.ndarray], np.ndarray]
 
 
-_DTYPES = ("int8", "int16", "int32", "uint8", "float32")
+_DTYPES = ("int8", "int16", "int32", "uint8", "float32", "bool")
 
 
 def read_metadata(project_dir: str) -> dict:

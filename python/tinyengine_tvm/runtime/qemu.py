@@ -45,7 +45,8 @@ from .runner import Runner, check_counts
 __all__ = ["DEFAULT_BOARD", "QemuModel", "build_firmware", "elf_sizes", "firmware_dir", "glue_source",
            "missing_tools", "model_sizes", "run_firmware", "run_on_qemu", "write_glue"]
 
-_C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t", "float32": "float"}
+_C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t", "float32": "float",
+            "bool": "bool"}
 
 
 # --------------------------------------------------------------------------- glue

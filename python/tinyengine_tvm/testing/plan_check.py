@@ -24,6 +24,8 @@ def check_plan_valid(compiled):
     spans = [(lo, hi, plan.offset_of(r), graph.tensors[r].nbytes, r) for r, (lo, hi) in live.items()]
     spans += [(s, s, plan.offset_of(("scratch", s)), b.size, ("scratch", s))
               for s in range(n) for k, b in plan.buffers.items() if k == ("scratch", s)]
+    spans += [(-1, n, b.offset, b.size, k) for k, b in plan.buffers.items()
+              if isinstance(k, tuple) and k[0] == "state"]
     for a in range(len(spans)):
         for b in range(a + 1, len(spans)):
             la, ha, oa, sa, ka = spans[a]

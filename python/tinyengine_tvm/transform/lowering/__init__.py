@@ -7,7 +7,7 @@ them (a ``PyExprMutator``).  Adding an operator touches a family module and a ke
 """
 from .base import Lowering, QuantizeContext
 from .driver import (FAMILIES, LowerToIntegerKernels, LoweringDriver, all_lowerings, supported_tflite_dtypes,
-                     supported_tflite_ops)
+                     supported_tflite_ops, supported_tflite_output_dtypes)
 
 __all__ = ["Lowering", "QuantizeContext", "FAMILIES", "LowerToIntegerKernels", "LoweringDriver", "all_lowerings",
-           "supported_tflite_dtypes", "supported_tflite_ops"]
+           "supported_tflite_dtypes", "supported_tflite_ops", "supported_tflite_output_dtypes"]

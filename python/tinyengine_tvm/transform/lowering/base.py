@@ -113,6 +113,13 @@ class Lowering:
     dtypes: Tuple[str, ...] = ("int8",)
     # Operators of ``tflite`` that TFLM computes for fewer types than ``dtypes``.
     op_dtypes: Dict[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    # The types of the anchored value when they are not the activations' (a
+    # comparison's bool, ARG_MAX's int32): the record lowers values of these.
+    outputs: Optional[Tuple[str, ...]] = None
+
+    def output_dtypes(self) -> Tuple[str, ...]:
+        """Types of the values the record produces."""
+        return self.outputs if self.outputs is not None else self.dtypes
 
     def matches(self, ctx: Any, expr: relax.Expr) -> bool:
         if self.matcher is not None and not self.matcher(ctx, expr):

@@ -272,6 +272,28 @@ def _lower_int8_concat(ctx, var, cat, q):
                             dtype)
 
 
+# ------------------------------------------------------------------ cast
+_CAST_TYPES = ("int8", "int16", "int32")
+
+
+def _is_integer_cast(ctx, value):
+    """astype between integer types of a value the lowering holds (not avg_pool's
+    widening, which its own record reads, nor ARG_MAX's output type)."""
+    src = ctx.resolve(value.args[0]) if op_name(value) == "relax.astype" else None
+    return (src is not None and dtype_of(value.args[0]) in _BOTH and dtype_of(value) in _CAST_TYPES
+            and op_name(src) not in ("relax.argmax", "relax.argmin", "relax.nn.avg_pool2d"))
+
+
+def _lower_cast(ctx, var, value, q):
+    src = ctx.int8_value(value.args[0])
+    if src is None:
+        return None
+    bits = {"int8": 8, "int16": 16, "int32": 32}
+    kernel = f"te_cast_s{bits[dtype_of(value.args[0])]}_s{bits[dtype_of(var)]}"
+    return make_kernel_call(kernel, [src], dict(size=int(np.prod(shape_of(var))), scale=1.0, zero_point=0),
+                            shape_of(var), dtype_of(var))
+
+
 # A view is any of VIEW_OPS: an OrPattern of their calls.
 _VIEW_PATTERN = op_pattern(VIEW_OPS[0])
 for _name in VIEW_OPS[1:]:
@@ -299,6 +321,8 @@ LOWERINGS = [
              tflite={"SPLIT": (1,), "SPLIT_V": (0,), "UNPACK": (0,)}, dtypes=_BOTH),
     Lowering("GATHER", "int8", _lower_gather, pattern=op_pattern("relax.take"), check=_check_gather,
              tflite={"GATHER": (0,)}),
+    Lowering("CAST", "int8", _lower_cast, pattern=op_pattern("relax.astype"), matcher=_is_integer_cast, fusable=False,
+             tflite={"CAST": (0,)}, outputs=_CAST_TYPES, dtypes=_BOTH),
     Lowering("PACK", "int8", _lower_int8_concat, pattern=is_op("relax.concat")(wildcard()), check=_check_int8_concat,
              tflite={"PACK": ALL_INPUTS}, dtypes=_BOTH),
     Lowering("CONCATENATION", "quantize", _lower_concat, pattern=is_op("relax.concat")(wildcard()),

@@ -50,13 +50,30 @@ def supported_tflite_ops() -> Dict[str, Tuple[int, ...]]:
     return ops
 
 
+def _by_width(types) -> Tuple[str, ...]:
+    return tuple(sorted(types, key=lambda t: (t == "bool", np.dtype(t).itemsize, t)))
+
+
 def supported_tflite_dtypes() -> Dict[str, Tuple[str, ...]]:
     """TFLite operator -> the activation types some record lowers it for."""
     dtypes: Dict[str, set] = {}
     for rec in all_lowerings():
         for op in rec.tflite:
             dtypes.setdefault(op, set()).update(rec.op_dtypes.get(op, rec.dtypes))
-    return {op: tuple(sorted(d, key=lambda t: np.iinfo(t).bits)) for op, d in dtypes.items()}
+    return {op: _by_width(d) for op, d in dtypes.items()}
+
+
+def supported_tflite_output_dtypes() -> Dict[str, Tuple[str, ...]]:
+    """TFLite operator -> the types of the outputs some record produces for it."""
+    dtypes: Dict[str, set] = {}
+    for rec in all_lowerings():
+        for op in rec.tflite:
+            dtypes.setdefault(op, set()).update(rec.op_dtypes.get(op, rec.output_dtypes()))
+    return {op: _by_width(d) for op, d in dtypes.items()}
+
+
+#: Types of values the lowering computes: activations, and other records' outputs.
+_INTEGER_VALUES = ("int8", "int16", "int32", "int64", "bool")
 
 
 class LoweringDriver:
@@ -220,7 +237,7 @@ class LoweringDriver:
             if value in self.lowered:
                 self.lowered[var] = self.lowered[value]
             return
-        if dtype_of(var) not in ACTIVATION_RANGE:
+        if dtype_of(var) not in _INTEGER_VALUES:
             return
         if self.const(var) is not None:
             return  # weights: folded where used
@@ -228,8 +245,10 @@ class LoweringDriver:
             self._lower_quantize(var, value)
             return
         for rec in self.by_anchor["int8"]:
+            if dtype_of(var) not in ACTIVATION_RANGE and dtype_of(var) not in rec.output_dtypes():
+                continue  # a bool or int32 value: only the records that produce one
             if rec.matches(self, value):
-                if dtype_of(var) not in rec.dtypes:
+                if dtype_of(var) not in rec.output_dtypes():
                     self.unsupported(var, value, f"{rec.name} has no {dtype_of(var)} kernel")
                 elif not self._apply(rec, var, value, None):
                     self.unsupported(var, value, f"no integer lowering for {rec.name} on these operands")
@@ -374,6 +393,7 @@ def _holds_qdq(func: relax.Function) -> bool:
             return
         ty = getattr(e, "ty", None)
         types = list(ty.fields) if isinstance(ty, relax.TupleType) else [ty]  # e.g. a SPLIT's parts
+        types += [getattr(a, "ty", None) for a in e.args]  # e.g. ARG_MAX of an int8 tensor
         if e.op.name in ("relax.quantize", "relax.dequantize", "relax.call_dps_packed") or any(
                 isinstance(t, relax.TensorType) and str(t.dtype) in ACTIVATION_RANGE for t in types):
             found.append(e)

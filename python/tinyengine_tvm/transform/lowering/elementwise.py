@@ -1,7 +1,8 @@
 """Elementwise family: ADD, SUB, MUL, SQUARED_DIFFERENCE, PRELU, MAXIMUM and MINIMUM
 of two int8 activations (or constants), with 4-D broadcasting and TFLM's
 fixed-point rescaling (one te_elementwise_params layout for all of them);
-ADD, SUB, MUL, MAXIMUM and MINIMUM also of two int16 activations."""
+ADD, SUB, MUL, MAXIMUM and MINIMUM also of two int16 activations; the
+comparisons EQUAL ... LESS_EQUAL (bool results) and SELECT_V2."""
 from __future__ import annotations
 
 import numpy as np
@@ -166,6 +167,61 @@ def _lower_mul(ctx, var, mul, q):
                             q.dtype)
 
 
+# ------------------------------------------------------------ comparisons
+_COMPARISONS = {"EQUAL": "equal", "NOT_EQUAL": "not_equal", "GREATER": "greater",
+                "GREATER_EQUAL": "greater_equal", "LESS": "less", "LESS_EQUAL": "less_equal"}
+
+
+def _check_compare(ctx, var, op, q):
+    for arg in op.args:
+        x = ctx.activation_input(arg)
+        if x is not None and not 0.0 < np.float32(x.scale) < 1.0:
+            return f"input scale {x.scale:g} is not below 1, which TFLM's int8 comparison needs"
+    return None
+
+
+def _compare(kernel):
+    def lower(ctx, var, op, q):
+        a = ctx.activation_input(op.args[0])
+        b = ctx.activation_input(op.args[1])
+        if a is None or b is None or (a.dtype, b.dtype) != ("int8", "int8"):
+            return None
+        # TFLM rescales each input by its own scale (both then share one unit).
+        m1, sh1 = quantize_multiplier(float(np.float32(a.scale)))
+        m2, sh2 = quantize_multiplier(float(np.float32(b.scale)))
+        attrs = broadcast_attrs(shape_of(op.args[0]), shape_of(op.args[1]), shape_of(var))
+        attrs.update(input1_offset=-a.zero_point, input2_offset=-b.zero_point, output_offset=0, left_shift=8,
+                     input1_multiplier=m1, input1_shift=sh1, input2_multiplier=m2, input2_shift=sh2,
+                     output_multiplier=0, output_shift=0, act_min=0, act_max=1)
+        return make_kernel_call(kernel, [a.expr, b.expr], attrs, shape_of(var), "bool")
+    return lower
+
+
+# ----------------------------------------------------------------- select
+def _check_select(ctx, var, where, q):
+    if any(ctx.int8_value(a) is None for a in where.args):
+        return "select of a value that could not be lowered"
+    return None
+
+
+def _lower_select(ctx, var, where, q):
+    cond, x, y = (ctx.int8_value(a) for a in where.args)
+    shapes = [shape_of(a) for a in where.args]
+    out = shape_of(var)
+    if max(len(s) for s in shapes + [out]) > 4:
+        return None
+    dims = [1] * (4 - len(out)) + list(out)
+
+    def strides(shape):
+        shape = [1] * (4 - len(shape)) + list(shape)
+        dense = [int(np.prod(shape[i + 1:])) for i in range(4)]
+        return [0 if shape[i] == 1 and dims[i] != 1 else dense[i] for i in range(4)]
+
+    return make_kernel_call("te_select_s8", [cond, x, y], dict(
+        dims=dims, condition_strides=strides(shapes[0]), x_strides=strides(shapes[1]), y_strides=strides(shapes[2])),
+        out, "int8")
+
+
 LOWERINGS = [
     Lowering("ADD", "quantize", _lower_add, pattern=ADD_PATTERN, tflite={"ADD": (0, 1)}, dtypes=("int8", "int16")),
     Lowering("SQUARED_DIFFERENCE", "quantize", _lower_squared_difference, pattern=SQUARED_DIFFERENCE_PATTERN,
@@ -178,4 +234,9 @@ LOWERINGS = [
              check=_check_raw_compare, fusable=False, tflite={"MAXIMUM": (0, 1)}, dtypes=("int8", "int16")),
     Lowering("MINIMUM", "quantize", _raw_compare("te_minimum"), pattern=MINIMUM_PATTERN,
              check=_check_raw_compare, fusable=False, tflite={"MINIMUM": (0, 1)}, dtypes=("int8", "int16")),
+    *[Lowering(op, "int8", _compare(f"te_{name}_s8"),
+               pattern=is_op(f"relax.{name}")(dequantize_pattern(), dequantize_pattern()), check=_check_compare,
+               fusable=False, tflite={op: (0, 1)}, outputs=("bool",)) for op, name in _COMPARISONS.items()],
+    Lowering("SELECT_V2", "int8", _lower_select, pattern=is_op("relax.where")(wildcard(), wildcard(), wildcard()),
+             check=_check_select, fusable=False, tflite={"SELECT_V2": (1, 2), "SELECT": (1, 2)}),
 ]

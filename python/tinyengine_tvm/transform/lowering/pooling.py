@@ -1,6 +1,6 @@
 """Pooling and reduction family: AVERAGE_POOL_2D (the TFLite importer's
 astype(int8, avg_pool2d(astype(int32, x))) form), MAX_POOL_2D on int8, and the
-reductions MEAN, SUM, REDUCE_MAX and REDUCE_MIN."""
+reductions MEAN, SUM, REDUCE_MAX, REDUCE_MIN, ARG_MAX and ARG_MIN (int32 indices)."""
 from __future__ import annotations
 
 import numpy as np
@@ -104,9 +104,39 @@ def _reduce(kernel, counted):
     return lower
 
 
+# ------------------------------------------------------- ARG_MAX / ARG_MIN
+ARG_PATTERN = is_op("relax.astype")(is_op("relax.argmax")(wildcard()) | is_op("relax.argmin")(wildcard()))
+
+
+def _check_arg(ctx, var, cast, q):
+    arg = ctx.resolve(cast.args[0])
+    if arg.attrs.axis is None or ctx.int8_value(arg.args[0]) is None:
+        return "ARG_MAX/ARG_MIN needs one axis and an int8 input that could be lowered"
+    return None
+
+
+def _lower_arg(ctx, var, cast, q):
+    arg = ctx.resolve(cast.args[0])
+    in_shape = shape_of(arg.args[0])
+    axis = int(arg.attrs.axis) % len(in_shape)
+    if dtype_of(arg.args[0]) != "int8":
+        return None
+    kernel = "te_arg_max_s8" if op_name(arg) == "relax.argmax" else "te_arg_min_s8"
+    return make_kernel_call(kernel, [ctx.int8_value(arg.args[0])], dict(
+        outer=int(np.prod(in_shape[:axis])), reduced=in_shape[axis], inner=int(np.prod(in_shape[axis + 1:])),
+        input_offset=0, output_offset=0, multiplier=0, shift=0), shape_of(var), "int32")
+
+
+def _is_avg_pool_cast(ctx, value):
+    """The importer's astype(avg_pool2d(astype(x))) (a CAST of its own is data movement's)."""
+    return op_name(value) == "relax.astype" and op_name(ctx.resolve(value.args[0])) == "relax.nn.avg_pool2d"
+
+
 LOWERINGS = [
     Lowering("AVERAGE_POOL_2D", "int8", _lower_avg_pool, pattern=op_pattern("relax.astype"), check=_check_avg_pool,
-             tflite={"AVERAGE_POOL_2D": (0,)}, dtypes=("int8", "int16")),
+             matcher=_is_avg_pool_cast, tflite={"AVERAGE_POOL_2D": (0,)}, dtypes=("int8", "int16")),
+    Lowering("ARG_MAX", "int8", _lower_arg, pattern=ARG_PATTERN, check=_check_arg, fusable=False,
+             tflite={"ARG_MAX": (0,), "ARG_MIN": (0,)}, outputs=("int32",)),
     Lowering("MAX_POOL_2D", "int8", _lower_max_pool, pattern=op_pattern("relax.nn.max_pool2d"),
              check=_check_max_pool, tflite={"MAX_POOL_2D": (0,)}, dtypes=("int8", "int16")),
     Lowering("MEAN", "quantize", _reduce("te_mean", True), pattern=is_op("relax.mean")(dequantize_pattern()),
