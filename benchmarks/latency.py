@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Instructions of one inference on an emulated Cortex-M7 (QEMU mps2-an500), portable vs DSP kernels.
 
-For every model of ../shared/models, compiled with the default pipeline
-(memory passes on):
+For every model of ../shared/models and the project's own models of the
+operator families the shared ones lack (a 16x8 audio network, an SVDF keyword
+spotter, an MNIST LSTM and a 1-D depthwise-separable DS-CNN, built by
+tinyengine_tvm.modelgen), compiled with the default pipeline (memory passes on):
   MACs          multiply-accumulates of the compiled schedule (patch-based
                 inference recomputes halos, so it can exceed the model's)
   portable      executed instructions with the portable kernels (compile(core=None))
@@ -12,7 +14,8 @@ For every model of ../shared/models, compiled with the default pipeline
   sram          the dsp model's arena + static data + measured stack peak
   arena         the arena of the portable and of the dsp build (optimized
                 kernels need scratch: im2col columns, a depthwise plane)
-  reference     TFLM + CMSIS-NN on the same emulated core (../shared/models/README.md)
+  reference     TFLM + CMSIS-NN on the same emulated core (../shared/models/README.md;
+                none for the project's models)
   ratio         dsp / reference
   TFLM          the dsp build's outputs equal TFLM's (random input, seed 0)
 Counts are exact and deterministic (QEMU -icount, see firmware/README.md), but
@@ -29,6 +32,7 @@ import tempfile
 import numpy as np
 
 import tinyengine_tvm as te
+from tinyengine_tvm.modelgen import quantized_ops
 from tinyengine_tvm.runtime import qemu
 from tinyengine_tvm.targets import get_board
 from tinyengine_tvm.testing import SHARED_MODELS, random_inputs, shared_models_dir
@@ -39,6 +43,11 @@ REFERENCE = {
     "kws_ref_model": 7_642_354, "person_detect": 22_716_305, "vww_96_int8": 24_025_982,
     "pretrainedResnet_quant": 30_026_100,
 }
+
+
+#: The project's models of the operator families the shared models lack.
+PROJECT_MODELS = {"int16_audio": quantized_ops.int16_audio_model, "svdf_kws": quantized_ops.svdf_kws_model,
+                  "mnist_lstm": quantized_ops.mnist_lstm_model, "ds_cnn_1d": quantized_ops.ds_cnn_1d_model}
 
 
 def reference_counts(models_dir: str) -> dict:
@@ -69,20 +78,21 @@ def run(compiled, build_root: str, board: str, x):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="*", default=SHARED_MODELS)
+    parser.add_argument("models", nargs="*", default=SHARED_MODELS + list(PROJECT_MODELS))
     parser.add_argument("--board", default="mps2-an500")
     parser.add_argument("--disable", nargs="*", default=[], help="passes to disable (e.g. PatchBasedInference)")
     args = parser.parse_args(argv)
     d = shared_models_dir()
-    if d is None:
-        print("../shared/models not found (set TINYENGINE_SHARED_MODELS)", file=sys.stderr)
+    if d is None and any(name not in PROJECT_MODELS for name in args.models):
+        print("../shared/models not found (set TINYENGINE_SHARED_MODELS); the project's models run without it: "
+              + " ".join(PROJECT_MODELS), file=sys.stderr)
         return 1
     missing = qemu.missing_tools()
     if missing:
         print(f"missing {', '.join(missing)}: run scripts/install_arm_toolchain.sh", file=sys.stderr)
         return 1
     board = get_board(args.board)
-    refs = reference_counts(d)
+    refs = reference_counts(d) if d is not None else dict(REFERENCE)
     try:
         from tinyengine_tvm.testing import tflm_run
     except ImportError:  # pragma: no cover
@@ -96,7 +106,12 @@ def main(argv=None) -> int:
     print("-" * len(cols))
     with tempfile.TemporaryDirectory(prefix="tinyengine-latency-") as root:
         for name in args.models:
-            path = os.path.join(d, f"{name}.tflite")
+            if name in PROJECT_MODELS:
+                path = os.path.join(root, f"{name}.tflite")
+                with open(path, "wb") as f:
+                    f.write(PROJECT_MODELS[name]())
+            else:
+                path = os.path.join(d, f"{name}.tflite")
             portable = te.compile(path, disabled_passes=args.disable)
             dsp = te.compile(path, disabled_passes=args.disable, core=board.core)
             x = random_inputs(dsp.metadata["inputs"], 0)

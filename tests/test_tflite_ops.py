@@ -69,6 +69,16 @@ CASES = {
     "mnist_mlp": Q.mnist_mlp_model,
     # comparisons (bool), SELECT_V2, ARG_MAX/ARG_MIN (int32), CAST
     "compare_select_arg_cast": Q.comparison_model,
+    # BROADCAST_TO, FILL, ZEROS_LIKE, ADD_N, SPACE_TO_BATCH_ND, BATCH_TO_SPACE_ND
+    "broadcast_to_4d": lambda: _dm((1, 1, 5, 1), lambda g, x: g.broadcast_to(x, (2, 3, 5, 4))),
+    "broadcast_to_rank_up": lambda: _dm((3, 1), lambda g, x: g.broadcast_to(x, (2, 3, 6))),
+    "fill_and_add": lambda: _dm((2, 3), lambda g, x: [g.fill((2, 3), 0.25, x), g.add(x, g.fill((2, 3), -0.5, x))]),
+    "zeros_like": lambda: _dm((2, 3, 4), lambda g, x: g.zeros_like(x)),
+    "add_n_three": lambda: _two_inputs(lambda g, a, b: g.add_n([a, g.quantize(b, qparams=(a.scale, a.zero_point)), a]),
+                                       (1, 4, 3), (1, 4, 3)),
+    # TFLM leaves SPACE_TO_BATCH_ND's padding uninitialised: compared without padding.
+    "space_to_batch": lambda: _dm((2, 4, 6, 3), lambda g, x: g.space_to_batch(x, (2, 3))),
+    "batch_to_space_crops": lambda: _dm((6, 2, 3, 2), lambda g, x: g.batch_to_space(x, (2, 3), ((0, 1), (1, 0)))),
     **{f"compare_{op.lower()}": (lambda op=op: _two_inputs(lambda g, a, b: g.compare(op, a, b)))
        for op in ("EQUAL", "NOT_EQUAL", "GREATER", "GREATER_EQUAL", "LESS", "LESS_EQUAL")},
     "select_broadcast": lambda: _two_inputs(lambda g, a, b: g.select(g.compare("LESS", a, b), a, b),

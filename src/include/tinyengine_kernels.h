@@ -480,6 +480,30 @@ void te_maximum_s16(const te_elementwise_params* p, const int16_t* input1,
 void te_minimum_s16(const te_elementwise_params* p, const int16_t* input1,
                     const int16_t* input2, int16_t* output);
 
+/** ADD_N of int8 tensors of one shape and one quantization. */
+typedef struct {
+  int32_t size;              /**< Elements per tensor. */
+  int32_t n_inputs;          /**< Number of inputs summed. */
+  int32_t input_offset;      /**< -input_zero_point. */
+  int32_t output_offset;     /**< output_zero_point. */
+  int32_t left_shift;        /**< Headroom bits (20). */
+  int32_t input_multiplier;  /**< Rescale of each term (1/2). */
+  int32_t input_shift;       /**< Its shift. */
+  int32_t output_multiplier; /**< 2 input_scale / (2^left_shift output_scale). */
+  int32_t output_shift;      /**< Its shift. */
+} te_add_n_params;
+
+/**
+ * ADD_N: the sum of n_inputs int8 tensors with TFLM's arithmetic (each term
+ * rescaled as ADD does, the sum starting at the rescaled -zero_point).
+ * @param p      sizes and quantization.
+ * @param inputs [n_inputs] pointers to [size] int8.
+ * @param output [size] int8.
+ * @op ADD_N
+ */
+void te_add_n_s8(const te_add_n_params* p, const int8_t* const* inputs,
+                 int8_t* output);
+
 /* ------------------------------------------------------------------------ */
 /* Recurrent (stateful) operators                                            */
 /* ------------------------------------------------------------------------ */
@@ -915,6 +939,29 @@ void te_concat_s8(const te_concat_params* p, const int8_t* const* inputs,
  */
 void te_concat_s16(const te_concat_params* p, const int16_t* const* inputs,
                    int16_t* output);
+
+/** A tensor of one value (FILL, ZEROS_LIKE). */
+typedef struct {
+  int32_t size;  /**< Number of elements. */
+  int32_t value; /**< The raw value written (int8 or int16 range). */
+} te_fill_params;
+
+/**
+ * FILL / ZEROS_LIKE of int8: every element the raw value (ZEROS_LIKE writes
+ * raw 0, as TFLM does, not the zero point).
+ * @param p      size and value.
+ * @param output [size] int8.
+ * @op FILL ZEROS_LIKE
+ */
+void te_fill_s8(const te_fill_params* p, int8_t* output);
+
+/**
+ * FILL / ZEROS_LIKE of int16; arguments as for te_fill_s8.
+ * @param p      size and value.
+ * @param output [size] int16.
+ * @op FILL ZEROS_LIKE
+ */
+void te_fill_s16(const te_fill_params* p, int16_t* output);
 
 /** A 2-D block of bytes between strided layouts. */
 typedef struct {

@@ -216,3 +216,21 @@ extern "C" void te_mirror_pad_s8(const te_mirror_pad_params* p,
     }
   }
 }
+
+namespace {
+
+template <typename T>
+void fill(const te_fill_params* p, T* output) {
+  const T value = static_cast<T>(p->value);
+  for (int32_t i = 0; i < p->size; ++i) output[i] = value;
+}
+
+}  // namespace
+
+extern "C" void te_fill_s8(const te_fill_params* p, int8_t* output) {
+  fill(p, output);
+}
+
+extern "C" void te_fill_s16(const te_fill_params* p, int16_t* output) {
+  fill(p, output);
+}

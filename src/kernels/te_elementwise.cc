@@ -75,9 +75,9 @@ inline int32_t mul_one(const te_elementwise_params* p, int32_t a, int32_t b) {
 // Walks the output in order; each element reads both inputs through their
 // (possibly zero) strides, which covers every broadcast pattern of rank <= 4.
 template <int32_t (*Op)(const te_elementwise_params*, int32_t, int32_t),
-          typename T>
+          typename T, typename Out = T>
 void broadcast_apply(const te_elementwise_params* p, const T* in1,
-                     const T* in2, T* out) {
+                     const T* in2, Out* out) {
   const int32_t* d = p->dims;
   const int32_t* s1 = p->input1_strides;
   const int32_t* s2 = p->input2_strides;
@@ -87,7 +87,7 @@ void broadcast_apply(const te_elementwise_params* p, const T* in1,
         const int32_t base1 = i0 * s1[0] + i1 * s1[1] + i2 * s1[2];
         const int32_t base2 = i0 * s2[0] + i1 * s2[1] + i2 * s2[2];
         for (int32_t i3 = 0; i3 < d[3]; ++i3) {
-          *out++ = static_cast<T>(
+          *out++ = static_cast<Out>(
               Op(p, in1[base1 + i3 * s1[3]], in2[base2 + i3 * s2[3]]));
         }
       }
@@ -168,26 +168,11 @@ extern "C" void te_minimum_s16(const te_elementwise_params* p,
 namespace {
 
 // Comparisons of int8 values in TFLM's common scale (each input rescaled with
-// 8 bits of headroom, as ADD does with 20), written as bool.
+// 8 bits of headroom, as ADD does with 20); 1 or 0, written as bool.
 template <bool (*Compare)(int32_t, int32_t)>
-void compare_s8(const te_elementwise_params* p, const int8_t* in1,
-                const int8_t* in2, bool* out) {
-  const int32_t* d = p->dims;
-  const int32_t* s1 = p->input1_strides;
-  const int32_t* s2 = p->input2_strides;
-  for (int32_t i0 = 0; i0 < d[0]; ++i0) {
-    for (int32_t i1 = 0; i1 < d[1]; ++i1) {
-      for (int32_t i2 = 0; i2 < d[2]; ++i2) {
-        const int32_t base1 = i0 * s1[0] + i1 * s1[1] + i2 * s1[2];
-        const int32_t base2 = i0 * s2[0] + i1 * s2[1] + i2 * s2[2];
-        for (int32_t i3 = 0; i3 < d[3]; ++i3) {
-          const Rescaled r = rescale_inputs(p, in1[base1 + i3 * s1[3]],
-                                            in2[base2 + i3 * s2[3]]);
-          *out++ = Compare(r.a, r.b);
-        }
-      }
-    }
-  }
+inline int32_t compare_one(const te_elementwise_params* p, int32_t a, int32_t b) {
+  const Rescaled r = rescale_inputs(p, a, b);
+  return Compare(r.a, r.b) ? 1 : 0;
 }
 
 inline bool equal(int32_t a, int32_t b) { return a == b; }
@@ -202,36 +187,36 @@ inline bool less_equal(int32_t a, int32_t b) { return a <= b; }
 extern "C" void te_equal_s8(const te_elementwise_params* p,
                             const int8_t* input1, const int8_t* input2,
                             bool* output) {
-  compare_s8<equal>(p, input1, input2, output);
+  broadcast_apply<compare_one<equal>>(p, input1, input2, output);
 }
 
 extern "C" void te_not_equal_s8(const te_elementwise_params* p,
                                 const int8_t* input1, const int8_t* input2,
                                 bool* output) {
-  compare_s8<not_equal>(p, input1, input2, output);
+  broadcast_apply<compare_one<not_equal>>(p, input1, input2, output);
 }
 
 extern "C" void te_greater_s8(const te_elementwise_params* p,
                               const int8_t* input1, const int8_t* input2,
                               bool* output) {
-  compare_s8<greater>(p, input1, input2, output);
+  broadcast_apply<compare_one<greater>>(p, input1, input2, output);
 }
 
 extern "C" void te_greater_equal_s8(const te_elementwise_params* p,
                                     const int8_t* input1,
                                     const int8_t* input2, bool* output) {
-  compare_s8<greater_equal>(p, input1, input2, output);
+  broadcast_apply<compare_one<greater_equal>>(p, input1, input2, output);
 }
 
 extern "C" void te_less_s8(const te_elementwise_params* p, const int8_t* input1,
                            const int8_t* input2, bool* output) {
-  compare_s8<less>(p, input1, input2, output);
+  broadcast_apply<compare_one<less>>(p, input1, input2, output);
 }
 
 extern "C" void te_less_equal_s8(const te_elementwise_params* p,
                                  const int8_t* input1, const int8_t* input2,
                                  bool* output) {
-  compare_s8<less_equal>(p, input1, input2, output);
+  broadcast_apply<compare_one<less_equal>>(p, input1, input2, output);
 }
 
 extern "C" void te_select_s8(const te_select_params* p, const bool* condition,
@@ -253,5 +238,25 @@ extern "C" void te_select_s8(const te_select_params* p, const bool* condition,
         }
       }
     }
+  }
+}
+
+extern "C" void te_add_n_s8(const te_add_n_params* p,
+                            const int8_t* const* inputs, int8_t* output) {
+  // TFLM starts the sum at the rescaled -zero_point (one more than the inputs
+  // contribute); every term carries left_shift bits of headroom.
+  const auto rescale = [p](int32_t v) {
+    return te::multiply_by_quantized_multiplier(v * (1 << p->left_shift),
+                                                p->input_multiplier,
+                                                p->input_shift);
+  };
+  const int32_t start = rescale(p->input_offset);
+  for (int32_t i = 0; i < p->size; ++i) {
+    int32_t acc = start;
+    for (int32_t k = 0; k < p->n_inputs; ++k) acc += rescale(inputs[k][i] + p->input_offset);
+    const int32_t y = te::multiply_by_quantized_multiplier(acc, p->output_multiplier,
+                                                           p->output_shift) +
+                      p->output_offset;
+    output[i] = static_cast<int8_t>(te::clamp_i32(y, INT8_MIN, INT8_MAX));
   }
 }

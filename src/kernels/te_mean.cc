@@ -70,19 +70,25 @@ void mean_or_sum(const te_mean_params* p, const T* input, T* output) {
   }
 }
 
-template <bool kMax>
-void reduce_extreme(const te_mean_params* p, const int8_t* input,
-                    int8_t* output) {
+// The extreme value (REDUCE_MAX/MIN) or its index (ARG_MAX/MIN, the first of
+// equals: a strict comparison) of each reduced run.  An empty run gives TFLM's
+// initial value (the type's lowest for a maximum) and index 0.
+template <bool kMax, bool kIndex, typename Out>
+void extreme(const te_mean_params* p, const int8_t* input, Out* output) {
   for (int32_t o = 0; o < p->outer; ++o) {
     const int8_t* block = input + static_cast<int64_t>(o) * p->reduced * p->inner;
-    int8_t* out = output + static_cast<int64_t>(o) * p->inner;
+    Out* out = output + static_cast<int64_t>(o) * p->inner;
     for (int32_t i = 0; i < p->inner; ++i) {
-      int8_t best = kMax ? INT8_MIN : INT8_MAX;  // TFLM's initial value
-      for (int32_t r = 0; r < p->reduced; ++r) {
+      int8_t best = p->reduced > 0 ? block[i] : (kMax ? INT8_MIN : INT8_MAX);
+      int32_t best_index = 0;
+      for (int32_t r = 1; r < p->reduced; ++r) {
         const int8_t v = block[static_cast<int64_t>(r) * p->inner + i];
-        best = kMax ? (v > best ? v : best) : (v < best ? v : best);
+        if (kMax ? v > best : v < best) {
+          best = v;
+          best_index = r;
+        }
       }
-      out[i] = best;
+      out[i] = static_cast<Out>(kIndex ? best_index : best);
     }
   }
 }
@@ -111,45 +117,20 @@ extern "C" void te_sum_s16(const te_mean_params* p, const int16_t* input,
 
 extern "C" void te_reduce_max_s8(const te_mean_params* p, const int8_t* input,
                                  int8_t* output) {
-  reduce_extreme<true>(p, input, output);
+  extreme<true, false>(p, input, output);
 }
 
 extern "C" void te_reduce_min_s8(const te_mean_params* p, const int8_t* input,
                                  int8_t* output) {
-  reduce_extreme<false>(p, input, output);
+  extreme<false, false>(p, input, output);
 }
-
-namespace {
-
-// TFLM keeps the first index of the extreme value (a strict comparison).
-template <bool kMax>
-void arg_extreme(const te_mean_params* p, const int8_t* input,
-                 int32_t* output) {
-  for (int32_t o = 0; o < p->outer; ++o) {
-    const int8_t* block = input + static_cast<int64_t>(o) * p->reduced * p->inner;
-    for (int32_t i = 0; i < p->inner; ++i) {
-      int32_t best_index = 0;
-      int8_t best = block[i];
-      for (int32_t r = 1; r < p->reduced; ++r) {
-        const int8_t v = block[static_cast<int64_t>(r) * p->inner + i];
-        if (kMax ? v > best : v < best) {
-          best = v;
-          best_index = r;
-        }
-      }
-      output[static_cast<int64_t>(o) * p->inner + i] = best_index;
-    }
-  }
-}
-
-}  // namespace
 
 extern "C" void te_arg_max_s8(const te_mean_params* p, const int8_t* input,
                               int32_t* output) {
-  arg_extreme<true>(p, input, output);
+  extreme<true, true>(p, input, output);
 }
 
 extern "C" void te_arg_min_s8(const te_mean_params* p, const int8_t* input,
                               int32_t* output) {
-  arg_extreme<false>(p, input, output);
+  extreme<false, true>(p, input, output);
 }

@@ -238,6 +238,12 @@ _SCHEMA: Dict[str, Tuple[tuple, ...]] = {
     "LessEqualOptions": (),
     "SelectV2Options": (),
     "SelectOptions": (),
+    "BroadcastToOptions": (),
+    "FillOptions": (),
+    "ZerosLikeOptions": (),
+    "AddNOptions": (),
+    "SpaceToBatchNDOptions": (),
+    "BatchToSpaceNDOptions": (),
     "ArgMaxOptions": ((4, "output_type", "i8", None),),
     "ArgMinOptions": ((4, "output_type", "i8", None),),
     "CastOptions": ((4, "in_data_type", "i8", None), (6, "out_data_type", "i8", None)),
@@ -304,6 +310,12 @@ _OPS = {
     "LESS_EQUAL": ("LessEqualOptions", False, (2, 2), 1, ()),
     "SELECT_V2": ("SelectV2Options", False, (3, 3), 1, ()),
     "SELECT": ("SelectOptions", False, (3, 3), 1, ()),
+    "BROADCAST_TO": ("BroadcastToOptions", False, (2, 2), 1, ()),
+    "FILL": ("FillOptions", False, (2, 2), 1, ()),
+    "ZEROS_LIKE": ("ZerosLikeOptions", False, (1, 1), 1, ()),
+    "ADD_N": ("AddNOptions", False, (1, 16), 1, ()),
+    "SPACE_TO_BATCH_ND": ("SpaceToBatchNDOptions", False, (3, 3), 1, ()),
+    "BATCH_TO_SPACE_ND": ("BatchToSpaceNDOptions", False, (3, 3), 1, ()),
     "ARG_MAX": ("ArgMaxOptions", False, (2, 2), 1, ()),
     "ARG_MIN": ("ArgMinOptions", False, (2, 2), 1, ()),
     "CAST": ("CastOptions", False, (1, 1), 1, ()),
@@ -1236,6 +1248,55 @@ def _arg_extreme(ctx: _OpCtx, x, y):
                  f"{ctx.c.type_name(ctx.opt('output_type'))}")
 
 
+def _broadcast_to(ctx: _OpCtx, x, y):
+    inp, shape_t = x
+    want = ctx.const_ints(shape_t, "shape", limit=6)
+    ctx.same_type(inp, y)
+    if y.shape != want:
+        ctx.fail(f"output '{y.name}' has shape {_shape_str(y.shape)}; the shape tensor says {_shape_str(want)}")
+    _broadcast_shape(ctx, [inp, y], y)
+
+
+def _fill(ctx: _OpCtx, x, y):
+    dims_t, value = x
+    want = ctx.const_ints(dims_t, "dims", limit=6)
+    if y.shape != want:
+        ctx.fail(f"output '{y.name}' has shape {_shape_str(y.shape)}; the dims tensor says {_shape_str(want)}")
+    if not ctx.c.is_const(value) or value.numel() != 1:
+        ctx.fail(f"value '{value.name}' must be a constant scalar")
+    ctx.same_type(value, y)
+
+
+def _add_n(ctx: _OpCtx, x, y):
+    for t in x:
+        ctx.same_shape(t, y)
+        ctx.same_type(t, y)
+        if (t.scale, t.zero_point) != (x[0].scale, x[0].zero_point):
+            ctx.fail(f"input '{t.name}' is quantized unlike '{x[0].name}'; TFLM's ADD_N needs one quantization")
+
+
+def _batch_space(ctx: _OpCtx, x, y):
+    inp, block_t, pads_t = x
+    ctx.rank(inp, (4,), "input")
+    block = ctx.const_ints(block_t, "block shape")
+    pads = ctx.const_ints(pads_t, "paddings" if ctx.op_type == "SPACE_TO_BATCH_ND" else "crops")
+    if len(block) != 2 or len(pads) != 4 or min(block) < 1 or min(pads) < 0:
+        ctx.fail("block shape must hold 2 positive values and paddings/crops 2x2 non-negative ones")
+    ctx.same_type(inp, y)
+    b, h, w, c = inp.shape
+    if ctx.op_type == "SPACE_TO_BATCH_ND":
+        ph, pw = h + pads[0] + pads[1], w + pads[2] + pads[3]
+        if ph % block[0] or pw % block[1]:
+            ctx.fail(f"padded size {ph}x{pw} is not a multiple of the block {block}")
+        want = [b * block[0] * block[1], ph // block[0], pw // block[1], c]
+    else:
+        if b % (block[0] * block[1]):
+            ctx.fail(f"batch {b} is not a multiple of the block {block}")
+        want = [b // (block[0] * block[1]), h * block[0] - pads[0] - pads[1], w * block[1] - pads[2] - pads[3], c]
+    if y.shape != want:
+        ctx.fail(f"output '{y.name}' has shape {_shape_str(y.shape)}; {_shape_str(want)} expected")
+
+
 def _cast(ctx: _OpCtx, x, y):
     ctx.same_shape(x[0], y)
 
@@ -1621,6 +1682,12 @@ _HANDLERS = {
     "LESS_EQUAL": _compare,
     "SELECT_V2": _select,
     "SELECT": _select,
+    "BROADCAST_TO": _broadcast_to,
+    "FILL": _fill,
+    "ZEROS_LIKE": _cast,
+    "ADD_N": _add_n,
+    "SPACE_TO_BATCH_ND": _batch_space,
+    "BATCH_TO_SPACE_ND": _batch_space,
     "ARG_MAX": _arg_extreme,
     "ARG_MIN": _arg_extreme,
     "CAST": _cast,

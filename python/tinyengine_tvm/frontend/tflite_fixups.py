@@ -43,6 +43,12 @@ Two defects of ``tvm.relax.frontend.tflite`` stop real models from importing:
 * ARG_MAX/ARG_MIN come out as int64 whatever the model's output type; the
   output is cast to it.
 
+* FILL of a constant fails in the importer; it is ``full(dims, value)``.
+  SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND become TOPI packed calls; they are
+  pad, reshape, transpose, reshape (and a crop) of the raw values.  int8
+  ADD_N is refused; it is imported straight into its kernel call (its sum
+  starts at the rescaled -zero_point, which no QDQ form says).
+
 * int8 L2_NORMALIZATION is refused by the converter; it is imported as
   ``quantize(x / sqrt(sum(x * x) + 1e-12))`` over the last axis.
 
@@ -91,11 +97,13 @@ QUANTIZED_OPS_ADMITTED = frozenset({
     "PAD", "PADV2", "TRANSPOSE", "SQUEEZE", "RESIZE_NEAREST_NEIGHBOR", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE",
     "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "GATHER", "EXPAND_DIMS", "ELU", "PRELU",
     "MIRROR_PAD", "BATCH_MATMUL", "LOG_SOFTMAX", "RESIZE_BILINEAR", "L2_NORMALIZATION", "SVDF", "SELECT_V2",
-    "SELECT", "ARG_MAX", "ARG_MIN", "CAST", "UNIDIRECTIONAL_SEQUENCE_LSTM"})
+    "SELECT", "ARG_MAX", "ARG_MIN", "CAST", "UNIDIRECTIONAL_SEQUENCE_LSTM", "BROADCAST_TO", "FILL",
+    "ZEROS_LIKE", "ADD_N", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"})
 
 #: Operators imported straight into their integer kernel call (no QDQ Relax form
 #: exists for them), with the indices of their activation inputs and their types.
-DIRECT_IMPORTS = {"SVDF": ((0,), ("int8",)), "UNIDIRECTIONAL_SEQUENCE_LSTM": ((0,), ("int8",))}
+DIRECT_IMPORTS = {"SVDF": ((0,), ("int8",)), "UNIDIRECTIONAL_SEQUENCE_LSTM": ((0,), ("int8",)),
+                  "ADD_N": ((), ("int8",))}
 
 
 # OperatorConverter method -> factory(original method) -> its replacement.
@@ -244,6 +252,103 @@ def _arg_min_max_output_type(original):
         out = self.bb.normalize(original(self, op, relax_op))
         want = self.get_tensor_type_str(output_tensor.tensor.Type())
         return out if str(out.ty.dtype) == want else relax.op.astype(out, want)
+
+    return convert
+
+
+@_replaces("convert_fill")
+def _fill_of_constant(original):
+    """FILL converter (the importer's fails on a constant value): ``full(dims,
+    value)`` of the raw value, in the value's type."""
+    from tvm import relax
+
+    def convert(self, op):
+        dims, value = self.get_input_tensors(op)
+        shape = [int(d) for d in self.get_tensor_value(dims).ravel()]
+        v = self.get_tensor_value(value).ravel()[0]
+        dtype = self.get_tensor_type_str(value.tensor.Type())
+        return relax.op.full(shape, relax.const(v, dtype), dtype)
+
+    return convert
+
+
+def _space_batch_parts(self, op):
+    (x, block_t, pads_t) = self.get_input_tensors(op)
+    block = [int(v) for v in self.get_tensor_value(block_t).ravel()]
+    pads = [int(v) for v in self.get_tensor_value(pads_t).ravel()]
+    return x, self.get_expr(x.tensor_idx), [int(d) for d in self.get_tensor_shape(x)], block, pads
+
+
+@_replaces("convert_space_to_batch_nd")
+def _space_to_batch_as_data_movement(original):
+    """SPACE_TO_BATCH_ND as pad, reshape, transpose, reshape of the raw values
+    (the importer's is a TOPI packed call).  TFLM leaves the padding
+    uninitialised; it is the zero point here."""
+    from tvm import relax
+    from tvm.relax.frontend.tflite import tflite_frontend as tf
+
+    def convert(self, op):
+        x, expr, (b, h, w, c), (bh, bw), pads = _space_batch_parts(self, op)
+        zp = tf.get_scalar_from_constant(x.qnn_params["zero_point"]) if x.qnn_params else 0
+        if any(pads):
+            expr = relax.op.nn.pad(expr, [0, 0, pads[0], pads[1], pads[2], pads[3], 0, 0], pad_value=float(zp))
+        ph, pw = h + pads[0] + pads[1], w + pads[2] + pads[3]
+        expr = relax.op.reshape(expr, [b, ph // bh, bh, pw // bw, bw, c])
+        expr = relax.op.permute_dims(expr, [2, 4, 0, 1, 3, 5])
+        return relax.op.reshape(expr, [bh * bw * b, ph // bh, pw // bw, c])
+
+    return convert
+
+
+@_replaces("convert_batch_to_space_nd")
+def _batch_to_space_as_data_movement(original):
+    """BATCH_TO_SPACE_ND as reshape, transpose, reshape and the crops' strided
+    slice of the raw values (the importer's is a TOPI packed call)."""
+    from tvm import relax
+
+    def convert(self, op):
+        _, expr, (b, h, w, c), (bh, bw), crops = _space_batch_parts(self, op)
+        n = b // (bh * bw)
+        expr = relax.op.reshape(expr, [bh, bw, n, h, w, c])
+        expr = relax.op.permute_dims(expr, [2, 3, 0, 4, 1, 5])
+        expr = relax.op.reshape(expr, [n, h * bh, w * bw, c])
+        if any(crops):
+            expr = relax.op.strided_slice(expr, axes=[1, 2], begin=[crops[0], crops[2]],
+                                          end=[h * bh - crops[1], w * bw - crops[3]])
+        return expr
+
+    return convert
+
+
+@_replaces("convert_add_n")
+def _add_n_kernel_call(original):
+    """ADD_N converter for int8 (refused by the importer): the te_add_n_s8
+    kernel call with TFLM's parameters (its sum starts at the rescaled
+    -zero_point, which no QDQ form expresses)."""
+    import numpy as np
+
+    from tvm.relax.frontend.tflite import tflite_frontend as tf
+
+    from ..kernel_call import make_kernel_call
+    from ..quantization.fixed_point import quantize_multiplier
+
+    def convert(self, op):
+        inputs = self.get_input_tensors(op)
+        (out,) = self.get_output_tensors(op)
+        if not inputs[0].qnn_params:
+            return original(self, op)
+        s_in = float(np.float32(tf.get_scalar_from_constant(inputs[0].qnn_params["scale"])))
+        s_out = float(np.float32(tf.get_scalar_from_constant(out.qnn_params["scale"])))
+        zp_in = int(tf.get_scalar_from_constant(inputs[0].qnn_params["zero_point"]))
+        zp_out = int(tf.get_scalar_from_constant(out.qnn_params["zero_point"]))
+        left_shift = 20
+        in_m, in_s = quantize_multiplier(s_in / (2 * s_in))
+        out_m, out_s = quantize_multiplier(2 * s_in / ((1 << left_shift) * s_out))
+        shape = [int(d) for d in self.get_tensor_shape(out)]
+        attrs = dict(size=int(np.prod(shape)), n_inputs=len(inputs), input_offset=-zp_in, output_offset=zp_out,
+                     left_shift=left_shift, input_multiplier=in_m, input_shift=in_s, output_multiplier=out_m,
+                     output_shift=out_s)
+        return make_kernel_call("te_add_n_s8", [self.get_expr(t.tensor_idx) for t in inputs], attrs, shape, "int8")
 
     return convert
 

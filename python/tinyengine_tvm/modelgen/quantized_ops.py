@@ -753,6 +753,66 @@ class QuantizedGraph:
                        half_pixel_centers=half_pixel_centers)
         return out
 
+    def broadcast_to(self, x, shape, prefix="broadcast_to") -> QTensor:
+        """BROADCAST_TO a constant shape; quantization unchanged (raw copy)."""
+        shape = tuple(int(d) for d in shape)
+        y = np.broadcast_to(x.values.reshape((self.samples,) + (1,) * (len(shape) - len(x.shape)) + x.shape),
+                            (self.samples,) + shape)
+        sidx = self._int32(prefix + "_shape", list(shape))
+        out = self._same_q(x, y, prefix)
+        self.writer.op("BROADCAST_TO", [x.index, sidx], [out.index])
+        return out
+
+    def fill(self, shape, value, like, prefix="fill") -> QTensor:
+        """FILL of a constant: ``value`` quantized like ``like`` (a graph input that
+        makes the output a tensor of the graph)."""
+        q = int(quantize(value, like.scale, like.zero_point, like.dtype))
+        didx = self._int32(prefix + "_dims", list(shape))
+        vidx = self.writer.tensor(self._name(prefix + "_value"), [], dtype=like.dtype,
+                                  data=np.array(q, _NP[like.dtype]), scale=like.scale, zero_point=like.zero_point)
+        y = np.full((self.samples,) + tuple(shape), (q - like.zero_point) * like.scale)
+        out = self._emit_act(prefix, y, tuple(shape), qparams=(like.scale, like.zero_point), dtype=like.dtype)
+        self.writer.op("FILL", [didx, vidx], [out.index])
+        return out
+
+    def zeros_like(self, x, prefix="zeros_like") -> QTensor:
+        """ZEROS_LIKE (TFLM writes raw 0, not the zero point); quantization of x."""
+        out = self._same_q(x, np.zeros_like(x.values), prefix)
+        self.writer.op("ZEROS_LIKE", [x.index], [out.index])
+        return out
+
+    def add_n(self, xs, prefix="add_n") -> QTensor:
+        """ADD_N of tensors sharing one quantization (TFLM requires it), calibrated output."""
+        y = sum(t.values for t in xs)
+        out = self._emit_act(prefix, y, xs[0].shape, dtype=xs[0].dtype)
+        self.writer.op("ADD_N", [t.index for t in xs], [out.index])
+        return out
+
+    def space_to_batch(self, x, block, paddings=((0, 0), (0, 0)), prefix="space_to_batch") -> QTensor:
+        """SPACE_TO_BATCH_ND of an NHWC tensor (TFLM leaves its padding uninitialised:
+        bit-exact comparisons use zero paddings)."""
+        (bh, bw), pads = _pair(block), np.asarray(paddings, np.int32).reshape(2, 2)
+        v = np.pad(x.values, [(0, 0), (0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0)])
+        s, b, h, w, c = v.shape
+        y = v.reshape(s, b, h // bh, bh, w // bw, bw, c).transpose(0, 3, 5, 1, 2, 4, 6)
+        y = y.reshape(s, bh * bw * b, h // bh, w // bw, c)
+        bidx, pidx = self._int32(prefix + "_block", [bh, bw]), self._int32(prefix + "_paddings", pads)
+        out = self._same_q(x, y, prefix)
+        self.writer.op("SPACE_TO_BATCH_ND", [x.index, bidx, pidx], [out.index])
+        return out
+
+    def batch_to_space(self, x, block, crops=((0, 0), (0, 0)), prefix="batch_to_space") -> QTensor:
+        """BATCH_TO_SPACE_ND of an NHWC tensor with crops."""
+        (bh, bw), cr = _pair(block), np.asarray(crops, np.int32).reshape(2, 2)
+        s, b, h, w, c = (self.samples,) + x.shape
+        n = b // (bh * bw)
+        y = x.values.reshape(s, bh, bw, n, h, w, c).transpose(0, 3, 4, 1, 5, 2, 6).reshape(s, n, h * bh, w * bw, c)
+        y = y[:, :, cr[0][0]:h * bh - cr[0][1], cr[1][0]:w * bw - cr[1][1], :]
+        bidx, cidx = self._int32(prefix + "_block", [bh, bw]), self._int32(prefix + "_crops", cr)
+        out = self._same_q(x, y, prefix)
+        self.writer.op("BATCH_TO_SPACE_ND", [x.index, bidx, cidx], [out.index])
+        return out
+
     def compare(self, opname, a, b, prefix=None) -> QTensor:
         """EQUAL, NOT_EQUAL, GREATER, GREATER_EQUAL, LESS or LESS_EQUAL: a bool tensor."""
         fn = {"EQUAL": np.equal, "NOT_EQUAL": np.not_equal, "GREATER": np.greater,
@@ -1247,6 +1307,21 @@ def mnist_lstm_model(seed=0) -> bytes:
     h = g.lstm(x, 20)
     last = g.strided_slice(h, [0, 27, 0], [1, 28, 20], [1, 1, 1], shrink_axis_mask=0b010)
     return g.finish(g.softmax(g.fully_connected(last, 10)))
+
+
+def ds_cnn_1d_model(seed=0, frames=49, features=40, channels=64, blocks=4) -> bytes:
+    """A streaming keyword-spotting DS-CNN over time: MFCC frames as [1, frames,
+    1, features], a strided 1-D convolution, depthwise-separable blocks of 3x1
+    depthwise convolutions (dilated 1, 2, 4, ...) and 1x1 convolutions, average
+    pooling over time, FULLY_CONNECTED and SOFTMAX over twelve classes."""
+    g = QuantizedGraph(seed)
+    x = g.input((1, frames, 1, features))
+    y = g.conv2d(x, channels, kernel=(3, 1), stride=(2, 1), activation="RELU", prefix="conv_1d")
+    for k in range(blocks):
+        y = g.depthwise_conv2d(y, kernel=(3, 1), dilation=(2 ** k, 1), activation="RELU", prefix=f"dw_{k}")
+        y = g.conv2d(y, channels, kernel=(1, 1), activation="RELU", prefix=f"pw_{k}")
+    y = g.avg_pool(y, (y.shape[1], 1), (y.shape[1], 1), "VALID")
+    return g.finish(g.softmax(g.fully_connected(g.reshape(y, (1, channels)), 12)))
 
 
 def upsampling_model(seed=0) -> bytes:

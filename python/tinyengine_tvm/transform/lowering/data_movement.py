@@ -272,6 +272,26 @@ def _lower_int8_concat(ctx, var, cat, q):
                             dtype)
 
 
+# ---------------------------------------------- broadcast_to, fill, zeros
+def _lower_broadcast_to(ctx, var, value, q):
+    src = ctx.int8_value(value.args[0])
+    out = shape_of(var)
+    if src is None or len(out) > 6:
+        return None
+    in_dims = [1] * (len(out) - len(shape_of(value.args[0]))) + shape_of(value.args[0])
+    steps = [0 if d == 1 and o != 1 else 1 for d, o in zip(in_dims, out)]
+    return _slice_call(src, in_dims, [0] * len(out), steps, out, dtype_of(var))
+
+
+def _lower_fill(ctx, var, value, q):
+    """FILL (``full`` of a constant) or ZEROS_LIKE (raw 0, as TFLM writes it)."""
+    fill = 0 if op_name(value) == "relax.zeros_like" else ctx.const(value.args[1])
+    if fill is None:
+        return None
+    return make_kernel_call(activation_kernel("te_fill", dtype_of(var)), [], dict(
+        size=int(np.prod(shape_of(var))), value=int(np.ravel(fill)[0])), shape_of(var), dtype_of(var))
+
+
 # ------------------------------------------------------------------ cast
 _CAST_TYPES = ("int8", "int16", "int32")
 
@@ -309,8 +329,15 @@ LOWERINGS = [
              tflite={"PAD": (0,), "PADV2": (0,)}, dtypes=_BOTH),
     # The importer writes SPACE_TO_DEPTH/DEPTH_TO_SPACE as reshape, 6-D transpose, reshape.
     Lowering("TRANSPOSE", "int8", _lower_transpose, pattern=op_pattern("relax.permute_dims"), check=_check_transpose,
-             tflite={"TRANSPOSE": (0,), "SPACE_TO_DEPTH": (0,), "DEPTH_TO_SPACE": (0,)}, dtypes=_BOTH,
-             op_dtypes={"SPACE_TO_DEPTH": ("int8",), "DEPTH_TO_SPACE": ("int8",)}),
+             tflite={"TRANSPOSE": (0,), "SPACE_TO_DEPTH": (0,), "DEPTH_TO_SPACE": (0,), "SPACE_TO_BATCH_ND": (0,),
+                     "BATCH_TO_SPACE_ND": (0,)}, dtypes=_BOTH,
+             op_dtypes={op: ("int8",) for op in ("SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "SPACE_TO_BATCH_ND",
+                                                  "BATCH_TO_SPACE_ND")}),
+    Lowering("BROADCAST_TO", "int8", _lower_broadcast_to, pattern=op_pattern("relax.broadcast_to"),
+             check=_needs_lowered_input("broadcast_to"), tflite={"BROADCAST_TO": (0,)}, dtypes=_BOTH),
+    Lowering("FILL", "int8", _lower_fill, pattern=op_pattern("relax.full") | op_pattern("relax.zeros_like"),
+             fusable=False, tflite={"FILL": (1,), "ZEROS_LIKE": (0,)}, dtypes=_BOTH,
+             op_dtypes={"FILL": ("int8",), "ZEROS_LIKE": ("int8",)}),
     Lowering("RESIZE_NEAREST_NEIGHBOR", "int8", _lower_resize, pattern=op_pattern("relax.image.resize2d"),
              check=_check_resize, tflite={"RESIZE_NEAREST_NEIGHBOR": (0,)}),
     Lowering("RESIZE_BILINEAR", "quantize", _lower_resize_bilinear, pattern=op_pattern("relax.image.resize2d"),
