@@ -346,16 +346,17 @@ def test_svdf_with_mixed_state_types_is_refused():
         te.compile(w.finish())
 
 
-def _lstm(shape=(1, 3, 4), units=5, seed=0, **kw):
+def _lstm(shape=(1, 3, 4), units=5, seed=0, dtype="int8", **kw):
     g = Q.QuantizedGraph(seed)
-    return g.finish(g.lstm(g.input(shape), units, **kw))
+    return g.finish(g.lstm(g.input(shape, dtype=dtype), units, **kw))
 
 
 @pytest.mark.parametrize("build", [
     lambda: _lstm(), lambda: _lstm((3, 2, 6), 7, 1, time_major=True), lambda: _lstm((3, 4, 6), 7, 2),
     lambda: _lstm((2, 5, 8), 16, 3, cell_clip=0.6, cell_scale=2.0 ** -12),
-    lambda: _lstm((1, 4, 5), 6, 4, cell_scale=2.0 ** -9, intermediates=False), Q.mnist_lstm_model],
-    ids=["tiny", "time_major", "batch3", "cell_clip", "cell_scale_2^-9", "mnist_lstm"])
+    lambda: _lstm((1, 4, 5), 6, 4, cell_scale=2.0 ** -9, intermediates=False), Q.mnist_lstm_model,
+    lambda: _lstm((2, 3, 4), 5, 5, dtype="int16"), lambda: _lstm((3, 2, 6), 7, 6, dtype="int16", time_major=True)],
+    ids=["tiny", "time_major", "batch3", "cell_clip", "cell_scale_2^-9", "mnist_lstm", "int16x8", "int16x8_time_major"])
 def test_lstm_sequences_like_tflm(build):
     """Six invocations with the hidden and cell state carried, then a reset and
     three more: every output equal to TFLM's interpreter fed the same sequences."""

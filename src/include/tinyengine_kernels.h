@@ -721,6 +721,45 @@ int32_t te_lstm_s8_get_state_size(const te_lstm_params* p);
  */
 void te_lstm_s8_reset_state(const te_lstm_params* p, void* state);
 
+/**
+ * UNIDIRECTIONAL_SEQUENCE_LSTM of int16 activations with int8 weights
+ * (16x8): te_lstm_s8's steps with int64 sums and bias, an int16 hidden state.
+ * @param p                 shapes and quantization (zero points 0).
+ * @param input             [T, B, I] or [B, T, I] int16.
+ * @param input_weights     [4, units, input_size] int8.
+ * @param recurrent_weights [4, units, units] int8.
+ * @param bias              [4, units] int64.
+ * @param table             [256] sigmoid_table_s16().
+ * @param state             te_lstm_s16_get_state_size(p) bytes: int16 cells,
+ *                          then the int16 hidden state.
+ * @param output            [T, B, units] or [B, T, units] int16.
+ * @param scratch           te_lstm_s16_get_buffer_size(p) bytes.
+ * @op UNIDIRECTIONAL_SEQUENCE_LSTM
+ * @macs batch * time * 4 * units * (input_size + units)
+ */
+void te_lstm_s16(const te_lstm_params* p, const int16_t* input,
+                 const int8_t* input_weights, const int8_t* recurrent_weights,
+                 const int64_t* bias, const uint16_t* table, void* state,
+                 int16_t* output, void* scratch);
+
+/** Scratch of te_lstm_s16: the four gates of one step, int16.
+ * @size 4 * units * 2
+ */
+int32_t te_lstm_s16_get_buffer_size(const te_lstm_params* p);
+
+/** Persistent state of te_lstm_s16: int16 cells and hidden values.
+ * @size batch * units * 4
+ */
+int32_t te_lstm_s16_get_state_size(const te_lstm_params* p);
+
+/**
+ * The start of a sequence for te_lstm_s16: cells 0, hidden state at its zero
+ * point.
+ * @param p     shapes and quantization.
+ * @param state te_lstm_s16_get_state_size(p) bytes.
+ */
+void te_lstm_s16_reset_state(const te_lstm_params* p, void* state);
+
 /* ------------------------------------------------------------------------ */
 /* Pooling and reductions                                                    */
 /* ------------------------------------------------------------------------ */

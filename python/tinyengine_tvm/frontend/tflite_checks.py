@@ -1608,7 +1608,7 @@ def _lstm(ctx: _OpCtx, x, y):
         cols = inp.shape[2] if k <= 4 else units
         if x[k].shape != [units, cols]:
             ctx.fail(f"weights '{x[k].name}' are {_shape_str(x[k].shape)}; [{units}, {cols}] expected")
-        if x[k].type != _T_INT8 and inp.type == _T_INT8:
+        if x[k].type != _T_INT8 and inp.type in (_T_INT8, _T_INT16):
             ctx.fail(f"weights '{x[k].name}' are {ctx.c.type_name(x[k].type)}; int8 expected")
         if len(x[k].scale) > 1:
             ctx.fail(f"weights '{x[k].name}' are quantized per channel; TFLM's LSTM reads one scale")
@@ -1624,8 +1624,10 @@ def _lstm(ctx: _OpCtx, x, y):
             ctx.fail(f"{what} '{x[k].name}' has {x[k].numel()} elements; {batch} sequences x {units} units expected")
     if y.shape != rows + [units]:
         ctx.fail(f"output '{y.name}' is {_shape_str(y.shape)}; {_shape_str(rows + [units])} expected")
-    if inp.type == _T_INT8 and (x[19].type != _T_INT16 or x[18].type != _T_INT8 or y.type != _T_INT8):
-        ctx.fail("int8 LSTM needs an int8 output_state and output and an int16 cell_state")
+    if inp.type in (_T_INT8, _T_INT16) and (x[19].type != _T_INT16 or x[18].type != inp.type or y.type != inp.type):
+        ctx.fail("an integer LSTM needs output_state and output of the input's type and an int16 cell_state")
+    if inp.type == _T_INT16 and any(x[k].type != _T_INT64 for k in (12, 13, 14, 15)):
+        ctx.fail("an int16 LSTM needs int64 biases")
 
 
 def _l2_normalization(ctx: _OpCtx, x, y):

@@ -102,7 +102,7 @@ QUANTIZED_OPS_ADMITTED = frozenset({
 
 #: Operators imported straight into their integer kernel call (no QDQ Relax form
 #: exists for them), with the indices of their activation inputs and their types.
-DIRECT_IMPORTS = {"SVDF": ((0,), ("int8",)), "UNIDIRECTIONAL_SEQUENCE_LSTM": ((0,), ("int8",)),
+DIRECT_IMPORTS = {"SVDF": ((0,), ("int8",)), "UNIDIRECTIONAL_SEQUENCE_LSTM": ((0,), ("int8", "int16")),
                   "ADD_N": ((), ("int8",))}
 
 
@@ -440,7 +440,8 @@ def _lstm_kernel_call(original):
         time_major = bool(opts.TimeMajor())
         weights_x = np.stack([self.get_tensor_value(t[k]) for k in (1, 2, 3, 4)]).astype(np.int8)
         weights_h = np.stack([self.get_tensor_value(t[k]) for k in (5, 6, 7, 8)]).astype(np.int8)
-        bias = np.stack([self.get_tensor_value(t[k]) for k in (12, 13, 14, 15)]).astype(np.int32)
+        wide = self.get_tensor_type_str(t[0].tensor.Type()) == "int16"  # 16x8: int64 bias and sums
+        bias = np.stack([self.get_tensor_value(t[k]) for k in (12, 13, 14, 15)]).astype(np.int64 if wide else np.int32)
         attrs = dict(
             batch=in_shape[1] if time_major else in_shape[0], time=in_shape[0] if time_major else in_shape[1],
             input_size=in_shape[2], units=int(weights_x.shape[1]), time_major=int(time_major),
@@ -451,10 +452,10 @@ def _lstm_kernel_call(original):
             cell_scale_power=int(np.round(log2)),
             cell_clip=int(np.trunc(np.clip(clip / s_c, -32768, 32767))) if clip > 0 else 0,
             cell_gate_tanh=int(opts.FusedActivationFunction() == tflite.ActivationFunctionType.TANH))
-        return make_kernel_call("te_lstm_s8", [
+        return make_kernel_call("te_lstm_s16" if wide else "te_lstm_s8", [
             self.get_expr(t[0].tensor_idx), relax.const(weights_x, "int8"), relax.const(weights_h, "int8"),
-            relax.const(bias, "int32"), relax.const(sigmoid_table_s16(), "uint16")],
-            attrs, [int(d) for d in self.get_tensor_shape(out)], "int8")
+            relax.const(bias, str(bias.dtype)), relax.const(sigmoid_table_s16(), "uint16")],
+            attrs, [int(d) for d in self.get_tensor_shape(out)], "int16" if wide else "int8")
 
     return convert
 

@@ -493,7 +493,8 @@ class QuantizedGraph:
             steps, batch, features = x.shape
         else:
             batch, steps, features = x.shape
-        h_scale, h_zp = choose_qparams(-1.0, 1.0)
+        h_scale, h_zp = choose_qparams(-1.0, 1.0, x.dtype)
+        bias_type = "int64" if x.dtype == "int16" else "int32"
 
         def weights(cols, name):
             w = self.rng.normal(0.0, 1.0 / math.sqrt(cols), size=(units, cols))
@@ -507,8 +508,8 @@ class QuantizedGraph:
         for g, (idx, w) in zip(("input", "forget", "cell", "output"), wx):
             b = self.rng.normal(1.0 if g == "forget" else 0.0, 0.1, size=units)
             b_scale = x.scale * (np.abs(w).max() / 127.0 if np.abs(w).max() else 1.0)
-            bq = np.round(b / b_scale).astype(np.int32)
-            biases.append((self.writer.tensor(self._name(f"{prefix}_{g}_bias"), [units], dtype="int32", data=bq,
+            bq = np.round(b / b_scale).astype(bias_type)
+            biases.append((self.writer.tensor(self._name(f"{prefix}_{g}_bias"), [units], dtype=bias_type, data=bq,
                                               scale=b_scale), bq * b_scale))
         # Float reference for the calibration values: the sequence from zero states.
         seq = x.values if not time_major else np.swapaxes(x.values, 1, 2)
@@ -528,8 +529,8 @@ class QuantizedGraph:
         if time_major:
             y = np.swapaxes(y, 1, 2)
         out = self._emit_act(prefix, y, y.shape[1:], qparams=(h_scale, h_zp), dtype=x.dtype)
-        hidden = self.writer.tensor(self._name(prefix + "_output_state"), [batch, units], scale=h_scale,
-                                    zero_point=h_zp, is_variable=True)
+        hidden = self.writer.tensor(self._name(prefix + "_output_state"), [batch, units], dtype=x.dtype,
+                                    scale=h_scale, zero_point=h_zp, is_variable=True)
         cell = self.writer.tensor(self._name(prefix + "_cell_state"), [batch, units], dtype="int16",
                                   scale=cell_scale, is_variable=True)
         inputs = [x.index] + [i for i, _ in wx] + [i for i, _ in wh] + [-1] * 3 + [i for i, _ in biases]
@@ -538,10 +539,11 @@ class QuantizedGraph:
         if intermediates:  # the converter's gate and hidden scales (TFLM reads none of them)
             for k in range(5):
                 inter.append(self.writer.tensor(self._name(f"{prefix}_intermediate"), [0],
-                                                dtype="int16" if k < 4 else "int8",
+                                                dtype="int16" if k < 4 else x.dtype,
                                                 scale=2.0 ** -12 if k < 4 else h_scale,
                                                 zero_point=0 if k < 4 else h_zp))
-        self.writer.op("UNIDIRECTIONAL_SEQUENCE_LSTM", inputs, [out.index], version=3, intermediates=inter,
+        self.writer.op("UNIDIRECTIONAL_SEQUENCE_LSTM", inputs, [out.index], version=4 if x.dtype == "int16" else 3,
+                       intermediates=inter,
                        time_major=time_major, cell_clip=cell_clip)
         return out
 
