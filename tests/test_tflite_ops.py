@@ -77,6 +77,9 @@ CASES = {
     "add_n_three": lambda: _two_inputs(lambda g, a, b: g.add_n([a, g.quantize(b, qparams=(a.scale, a.zero_point)), a]),
                                        (1, 4, 3), (1, 4, 3)),
     # TFLM leaves SPACE_TO_BATCH_ND's padding uninitialised: compared without padding.
+    "gather_nd_rows": lambda: _dm((4, 3, 5), lambda g, x: g.gather_nd(x, [[3], [0], [3]])),
+    "gather_nd_elements_2d_index": lambda: _dm((2, 3, 4), lambda g, x: g.gather_nd(x, [[[1, 2, 3], [0, 0, 1]],
+                                                                                      [[1, 0, 0], [0, 2, 2]]])),
     "space_to_batch": lambda: _dm((2, 4, 6, 3), lambda g, x: g.space_to_batch(x, (2, 3))),
     "batch_to_space_crops": lambda: _dm((6, 2, 3, 2), lambda g, x: g.batch_to_space(x, (2, 3), ((0, 1), (1, 0)))),
     **{f"compare_{op.lower()}": (lambda op=op: _two_inputs(lambda g, a, b: g.compare(op, a, b)))
@@ -387,3 +390,15 @@ def test_lstm_with_peephole_is_refused_naming_the_node():
     ops[-1].inputs[9] = ops[-1].inputs[1]
     with pytest.raises(UnsupportedModelError, match=r"UNIDIRECTIONAL_SEQUENCE_LSTM.*peephole"):
         te.compile(g.finish(out))
+
+
+def test_gather_nd_index_out_of_range_is_refused_naming_the_node():
+    from tinyengine_tvm.errors import UnsupportedModelError
+
+    g = Q.QuantizedGraph(3)
+    x = g.input((2, 3))
+    model = bytearray(g.finish(g.gather_nd(x, [[1, 2], [0, 1]], prefix="picked")))
+    at = bytes(model).find(np.array([1, 2, 0, 1], np.int32).tobytes())
+    model[at + 4:at + 8] = np.array([3], np.int32).tobytes()  # column 3 of 3
+    with pytest.raises(UnsupportedModelError, match=r"GATHER_ND.*picked.*hold 3 for a dimension of 3"):
+        te.compile(bytes(model))

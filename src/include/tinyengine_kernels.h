@@ -1071,6 +1071,26 @@ typedef struct {
 void te_gather_s8(const te_gather_params* p, const int8_t* input,
                   const int32_t* indices, int8_t* output);
 
+/** GATHER_ND with constant indices: count index tuples of depth values. */
+typedef struct {
+  int32_t count;      /**< Index tuples (the product of indices' outer dims). */
+  int32_t depth;      /**< Values per tuple (indices' last dim, at most 5). */
+  int32_t slice_size; /**< Elements copied per tuple (params' trailing dims). */
+  int32_t strides[5]; /**< Elements of params per step of each indexed dim. */
+} te_gather_nd_params;
+
+/**
+ * GATHER_ND of int8 values: output tuple n is the slice of params the n-th
+ * index tuple addresses (raw copy; indices checked in range at compile time).
+ * @param p       counts and params' strides.
+ * @param input   params.
+ * @param indices [count, depth] int32.
+ * @param output  [count, slice_size] int8.
+ * @op GATHER_ND
+ */
+void te_gather_nd_s8(const te_gather_nd_params* p, const int8_t* input,
+                     const int32_t* indices, int8_t* output);
+
 /** MIRROR_PAD of an int8 tensor of up to 4 dimensions (padded with leading 1s). */
 typedef struct {
   int32_t input_dims[4]; /**< Input shape. */

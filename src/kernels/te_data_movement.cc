@@ -234,3 +234,15 @@ extern "C" void te_fill_s8(const te_fill_params* p, int8_t* output) {
 extern "C" void te_fill_s16(const te_fill_params* p, int16_t* output) {
   fill(p, output);
 }
+
+extern "C" void te_gather_nd_s8(const te_gather_nd_params* p,
+                                const int8_t* input, const int32_t* indices,
+                                int8_t* output) {
+  for (int32_t n = 0; n < p->count; ++n) {
+    const int32_t* index = indices + n * p->depth;
+    int32_t offset = 0;
+    for (int32_t k = 0; k < p->depth; ++k) offset += index[k] * p->strides[k];
+    memcpy(output + n * p->slice_size, input + offset,
+           static_cast<size_t>(p->slice_size));
+  }
+}

@@ -239,6 +239,7 @@ _SCHEMA: Dict[str, Tuple[tuple, ...]] = {
     "SelectV2Options": (),
     "SelectOptions": (),
     "BroadcastToOptions": (),
+    "GatherNdOptions": (),
     "FillOptions": (),
     "ZerosLikeOptions": (),
     "AddNOptions": (),
@@ -311,6 +312,7 @@ _OPS = {
     "SELECT_V2": ("SelectV2Options", False, (3, 3), 1, ()),
     "SELECT": ("SelectOptions", False, (3, 3), 1, ()),
     "BROADCAST_TO": ("BroadcastToOptions", False, (2, 2), 1, ()),
+    "GATHER_ND": ("GatherNdOptions", False, (2, 2), 1, ()),
     "FILL": ("FillOptions", False, (2, 2), 1, ()),
     "ZEROS_LIKE": ("ZerosLikeOptions", False, (1, 1), 1, ()),
     "ADD_N": ("AddNOptions", False, (1, 16), 1, ()),
@@ -1257,6 +1259,24 @@ def _broadcast_to(ctx: _OpCtx, x, y):
     _broadcast_shape(ctx, [inp, y], y)
 
 
+def _gather_nd(ctx: _OpCtx, x, y):
+    params, idx_t = x
+    if not idx_t.shape:
+        ctx.fail(f"indices '{idx_t.name}' are a scalar; GATHER_ND needs at least one dimension")
+    depth = idx_t.shape[-1]
+    if not 1 <= depth <= min(5, len(params.shape)):
+        ctx.fail(f"indices '{idx_t.name}' index {depth} dimensions of a {len(params.shape)}-D tensor (TFLM: 1..5)")
+    values = ctx.const_ints(idx_t, "indices", limit=4096)
+    for n in range(0, len(values), depth):
+        for k, v in enumerate(values[n:n + depth]):
+            if not 0 <= v < params.shape[k]:
+                ctx.fail(f"indices '{idx_t.name}' hold {v} for a dimension of {params.shape[k]}; TFLM fails at run time")
+    want = idx_t.shape[:-1] + params.shape[depth:]
+    if y.shape != want:
+        ctx.fail(f"output '{y.name}' has shape {_shape_str(y.shape)}; {_shape_str(want)} expected")
+    ctx.same_type(params, y)
+
+
 def _fill(ctx: _OpCtx, x, y):
     dims_t, value = x
     want = ctx.const_ints(dims_t, "dims", limit=6)
@@ -1685,6 +1705,7 @@ _HANDLERS = {
     "SELECT_V2": _select,
     "SELECT": _select,
     "BROADCAST_TO": _broadcast_to,
+    "GATHER_ND": _gather_nd,
     "FILL": _fill,
     "ZEROS_LIKE": _cast,
     "ADD_N": _add_n,

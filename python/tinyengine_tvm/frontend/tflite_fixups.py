@@ -49,6 +49,9 @@ Two defects of ``tvm.relax.frontend.tflite`` stop real models from importing:
   ADD_N is refused; it is imported straight into its kernel call (its sum
   starts at the rescaled -zero_point, which no QDQ form says).
 
+* GATHER_ND is imported wrongly (the indices transposed); it is imported
+  straight into its kernel call with the constant indices.
+
 * int8 L2_NORMALIZATION is refused by the converter; it is imported as
   ``quantize(x / sqrt(sum(x * x) + 1e-12))`` over the last axis.
 
@@ -98,12 +101,12 @@ QUANTIZED_OPS_ADMITTED = frozenset({
     "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "GATHER", "EXPAND_DIMS", "ELU", "PRELU",
     "MIRROR_PAD", "BATCH_MATMUL", "LOG_SOFTMAX", "RESIZE_BILINEAR", "L2_NORMALIZATION", "SVDF", "SELECT_V2",
     "SELECT", "ARG_MAX", "ARG_MIN", "CAST", "UNIDIRECTIONAL_SEQUENCE_LSTM", "BROADCAST_TO", "FILL",
-    "ZEROS_LIKE", "ADD_N", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"})
+    "ZEROS_LIKE", "ADD_N", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "GATHER_ND"})
 
 #: Operators imported straight into their integer kernel call (no QDQ Relax form
 #: exists for them), with the indices of their activation inputs and their types.
 DIRECT_IMPORTS = {"SVDF": ((0,), ("int8",)), "UNIDIRECTIONAL_SEQUENCE_LSTM": ((0,), ("int8", "int16")),
-                  "ADD_N": ((), ("int8",))}
+                  "ADD_N": ((), ("int8",)), "GATHER_ND": ((0,), ("int8",))}
 
 
 # OperatorConverter method -> factory(original method) -> its replacement.
@@ -316,6 +319,31 @@ def _batch_to_space_as_data_movement(original):
             expr = relax.op.strided_slice(expr, axes=[1, 2], begin=[crops[0], crops[2]],
                                           end=[h * bh - crops[1], w * bw - crops[3]])
         return expr
+
+    return convert
+
+
+@_replaces("convert_gather_nd")
+def _gather_nd_kernel_call(original):
+    """GATHER_ND converter (the importer's transposes the indices it should read
+    as they are): the te_gather_nd_s8 call with the constant indices."""
+    import numpy as np
+    from tvm import relax
+
+    from ..kernel_call import make_kernel_call
+
+    def convert(self, op):
+        params, indices = self.get_input_tensors(op)
+        (out,) = self.get_output_tensors(op)
+        shape = [int(d) for d in self.get_tensor_shape(params)]
+        idx = self.get_tensor_value(indices).astype(np.int32)
+        depth = idx.shape[-1]
+        strides = [int(np.prod(shape[k + 1:])) for k in range(depth)] + [0] * (5 - depth)
+        attrs = dict(count=int(idx.size // depth), depth=int(depth), slice_size=int(np.prod(shape[depth:])),
+                     strides=strides)
+        return make_kernel_call("te_gather_nd_s8", [self.get_expr(params.tensor_idx),
+                                                    relax.const(idx.reshape(-1, depth), "int32")],
+                                attrs, [int(d) for d in self.get_tensor_shape(out)], "int8")
 
     return convert
 

@@ -765,6 +765,18 @@ class QuantizedGraph:
         self.writer.op("BROADCAST_TO", [x.index, sidx], [out.index])
         return out
 
+    def gather_nd(self, x, indices, prefix="gather_nd") -> QTensor:
+        """GATHER_ND with constant int32 ``indices`` [..., depth]; quantization unchanged."""
+        idx = np.asarray(indices, np.int32)
+        depth = idx.shape[-1]
+        flat = idx.reshape(-1, depth)
+        y = np.stack([x.values[(slice(None),) + tuple(t)] for t in flat], axis=1)
+        y = y.reshape((self.samples,) + idx.shape[:-1] + x.shape[depth:])
+        iidx = self._int32(prefix + "_indices", idx)
+        out = self._same_q(x, y, prefix)
+        self.writer.op("GATHER_ND", [x.index, iidx], [out.index])
+        return out
+
     def fill(self, shape, value, like, prefix="fill") -> QTensor:
         """FILL of a constant: ``value`` quantized like ``like`` (a graph input that
         makes the output a tensor of the graph)."""

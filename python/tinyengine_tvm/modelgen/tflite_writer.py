@@ -110,6 +110,7 @@ SUPPORTED_OPTIONS = {
     "HARD_SWISH": ("HardSwishOptions", {}),
     "LOG_SOFTMAX": ("LogSoftmaxOptions", {}),
     "BROADCAST_TO": ("BroadcastToOptions", {}),
+    "GATHER_ND": ("GatherNdOptions", {}),
     "FILL": ("FillOptions", {}),
     "ZEROS_LIKE": ("ZerosLikeOptions", {}),
     "ADD_N": ("AddNOptions", {}),
