@@ -77,6 +77,9 @@ CASES = {
     "add_n_three": lambda: _two_inputs(lambda g, a, b: g.add_n([a, g.quantize(b, qparams=(a.scale, a.zero_point)), a]),
                                        (1, 4, 3), (1, 4, 3)),
     # TFLM leaves SPACE_TO_BATCH_ND's padding uninitialised: compared without padding.
+    "cumsum_last": lambda: _dm((2, 5, 4), lambda g, x: g.cumsum(x, -1)),
+    "cumsum_exclusive_reverse_axis1": lambda: _dm((2, 5, 4), lambda g, x: g.cumsum(x, 1, True, True), low=-0.3,
+                                                  high=2.0),
     "gather_nd_rows": lambda: _dm((4, 3, 5), lambda g, x: g.gather_nd(x, [[3], [0], [3]])),
     "gather_nd_elements_2d_index": lambda: _dm((2, 3, 4), lambda g, x: g.gather_nd(x, [[[1, 2, 3], [0, 0, 1]],
                                                                                       [[1, 0, 0], [0, 2, 2]]])),

@@ -480,10 +480,16 @@ void te_maximum_s16(const te_elementwise_params* p, const int16_t* input1,
 void te_minimum_s16(const te_elementwise_params* p, const int16_t* input1,
                     const int16_t* input2, int16_t* output);
 
-/** ADD_N of int8 tensors of one shape and one quantization. */
+/** ADD_N (size, n_inputs) or CUMSUM (outer, axis_size, inner, exclusive,
+ *  reverse) of int8 tensors of one quantization; each uses its own fields. */
 typedef struct {
-  int32_t size;              /**< Elements per tensor. */
-  int32_t n_inputs;          /**< Number of inputs summed. */
+  int32_t size;              /**< ADD_N: elements per tensor. */
+  int32_t n_inputs;          /**< ADD_N: number of inputs summed. */
+  int32_t outer;             /**< CUMSUM: product of the dims before the axis. */
+  int32_t axis_size;         /**< CUMSUM: length of the summed axis. */
+  int32_t inner;             /**< CUMSUM: product of the dims after the axis. */
+  int32_t exclusive;         /**< CUMSUM: 1 leaves each output's own input out. */
+  int32_t reverse;           /**< CUMSUM: 1 sums from the end of the axis. */
   int32_t input_offset;      /**< -input_zero_point. */
   int32_t output_offset;     /**< output_zero_point. */
   int32_t left_shift;        /**< Headroom bits (20). */
@@ -491,7 +497,7 @@ typedef struct {
   int32_t input_shift;       /**< Its shift. */
   int32_t output_multiplier; /**< 2 input_scale / (2^left_shift output_scale). */
   int32_t output_shift;      /**< Its shift. */
-} te_add_n_params;
+} te_sum_params;
 
 /**
  * ADD_N: the sum of n_inputs int8 tensors with TFLM's arithmetic (each term
@@ -501,8 +507,19 @@ typedef struct {
  * @param output [size] int8.
  * @op ADD_N
  */
-void te_add_n_s8(const te_add_n_params* p, const int8_t* const* inputs,
+void te_add_n_s8(const te_sum_params* p, const int8_t* const* inputs,
                  int8_t* output);
+
+/**
+ * CUMSUM with TFLM's arithmetic (terms rescaled as ADD does, the running sum
+ * starting at the rescaled -zero_point).
+ * @param p      shape, flags and quantization.
+ * @param input  [outer, axis_size, inner] int8.
+ * @param output [outer, axis_size, inner] int8.
+ * @op CUMSUM
+ */
+void te_cumsum_s8(const te_sum_params* p, const int8_t* input,
+                  int8_t* output);
 
 /* ------------------------------------------------------------------------ */
 /* Recurrent (stateful) operators                                            */

@@ -241,15 +241,21 @@ extern "C" void te_select_s8(const te_select_params* p, const bool* condition,
   }
 }
 
-extern "C" void te_add_n_s8(const te_add_n_params* p,
+namespace {
+
+// One term of ADD_N or CUMSUM with left_shift bits of headroom, rescaled (TFLM
+// starts their sums at the rescaled -zero_point, one more term than the inputs).
+inline int32_t rescale_term(const te_sum_params* p, int32_t v) {
+  return te::multiply_by_quantized_multiplier(v * (1 << p->left_shift),
+                                              p->input_multiplier,
+                                              p->input_shift);
+}
+
+}  // namespace
+
+extern "C" void te_add_n_s8(const te_sum_params* p,
                             const int8_t* const* inputs, int8_t* output) {
-  // TFLM starts the sum at the rescaled -zero_point (one more than the inputs
-  // contribute); every term carries left_shift bits of headroom.
-  const auto rescale = [p](int32_t v) {
-    return te::multiply_by_quantized_multiplier(v * (1 << p->left_shift),
-                                                p->input_multiplier,
-                                                p->input_shift);
-  };
+  const auto rescale = [p](int32_t v) { return rescale_term(p, v); };
   const int32_t start = rescale(p->input_offset);
   for (int32_t i = 0; i < p->size; ++i) {
     int32_t acc = start;
@@ -258,5 +264,27 @@ extern "C" void te_add_n_s8(const te_add_n_params* p,
                                                            p->output_shift) +
                       p->output_offset;
     output[i] = static_cast<int8_t>(te::clamp_i32(y, INT8_MIN, INT8_MAX));
+  }
+}
+
+extern "C" void te_cumsum_s8(const te_sum_params* p, const int8_t* input,
+                             int8_t* output) {
+  const auto rescale = [p](int32_t v) { return rescale_term(p, v); };
+  const int32_t start = rescale(p->input_offset);
+  for (int32_t o = 0; o < p->outer; ++o) {
+    for (int32_t i = 0; i < p->inner; ++i) {
+      int32_t sum = start;
+      for (int32_t k = 0; k < p->axis_size; ++k) {
+        const int32_t a = p->reverse ? p->axis_size - 1 - k : k;
+        const int32_t at = (o * p->axis_size + a) * p->inner + i;
+        const int32_t term = rescale(input[at] + p->input_offset);
+        if (!p->exclusive) sum += term;
+        const int32_t y = te::multiply_by_quantized_multiplier(
+                              sum, p->output_multiplier, p->output_shift) +
+                          p->output_offset;
+        output[at] = static_cast<int8_t>(te::clamp_i32(y, INT8_MIN, INT8_MAX));
+        if (p->exclusive) sum += term;
+      }
+    }
   }
 }

@@ -240,6 +240,7 @@ _SCHEMA: Dict[str, Tuple[tuple, ...]] = {
     "SelectOptions": (),
     "BroadcastToOptions": (),
     "GatherNdOptions": (),
+    "CumsumOptions": ((4, "exclusive", "bool", None), (6, "reverse", "bool", None)),
     "FillOptions": (),
     "ZerosLikeOptions": (),
     "AddNOptions": (),
@@ -313,6 +314,7 @@ _OPS = {
     "SELECT": ("SelectOptions", False, (3, 3), 1, ()),
     "BROADCAST_TO": ("BroadcastToOptions", False, (2, 2), 1, ()),
     "GATHER_ND": ("GatherNdOptions", False, (2, 2), 1, ()),
+    "CUMSUM": ("CumsumOptions", False, (2, 2), 1, ()),
     "FILL": ("FillOptions", False, (2, 2), 1, ()),
     "ZEROS_LIKE": ("ZerosLikeOptions", False, (1, 1), 1, ()),
     "ADD_N": ("AddNOptions", False, (1, 16), 1, ()),
@@ -1259,6 +1261,15 @@ def _broadcast_to(ctx: _OpCtx, x, y):
     _broadcast_shape(ctx, [inp, y], y)
 
 
+def _cumsum(ctx: _OpCtx, x, y):
+    inp, axis_t = x
+    values = ctx.const_ints(axis_t, "axis")
+    if len(values) != 1 or not -len(inp.shape) <= values[0] < len(inp.shape):
+        ctx.fail(f"axis '{axis_t.name}' must hold one axis of the {len(inp.shape)}-D input")
+    ctx.same_shape(inp, y)
+    ctx.same_type(inp, y)
+
+
 def _gather_nd(ctx: _OpCtx, x, y):
     params, idx_t = x
     if not idx_t.shape:
@@ -1706,6 +1717,7 @@ _HANDLERS = {
     "SELECT": _select,
     "BROADCAST_TO": _broadcast_to,
     "GATHER_ND": _gather_nd,
+    "CUMSUM": _cumsum,
     "FILL": _fill,
     "ZEROS_LIKE": _cast,
     "ADD_N": _add_n,

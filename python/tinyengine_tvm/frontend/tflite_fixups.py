@@ -49,6 +49,9 @@ Two defects of ``tvm.relax.frontend.tflite`` stop real models from importing:
   ADD_N is refused; it is imported straight into its kernel call (its sum
   starts at the rescaled -zero_point, which no QDQ form says).
 
+* int8 CUMSUM is refused; it is imported straight into its kernel call (the
+  ADD_N arithmetic along one axis).
+
 * GATHER_ND is imported wrongly (the indices transposed); it is imported
   straight into its kernel call with the constant indices.
 
@@ -101,12 +104,12 @@ QUANTIZED_OPS_ADMITTED = frozenset({
     "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "GATHER", "EXPAND_DIMS", "ELU", "PRELU",
     "MIRROR_PAD", "BATCH_MATMUL", "LOG_SOFTMAX", "RESIZE_BILINEAR", "L2_NORMALIZATION", "SVDF", "SELECT_V2",
     "SELECT", "ARG_MAX", "ARG_MIN", "CAST", "UNIDIRECTIONAL_SEQUENCE_LSTM", "BROADCAST_TO", "FILL",
-    "ZEROS_LIKE", "ADD_N", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "GATHER_ND"})
+    "ZEROS_LIKE", "ADD_N", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "GATHER_ND", "CUMSUM"})
 
 #: Operators imported straight into their integer kernel call (no QDQ Relax form
 #: exists for them), with the indices of their activation inputs and their types.
 DIRECT_IMPORTS = {"SVDF": ((0,), ("int8",)), "UNIDIRECTIONAL_SEQUENCE_LSTM": ((0,), ("int8", "int16")),
-                  "ADD_N": ((), ("int8",)), "GATHER_ND": ((0,), ("int8",))}
+                  "ADD_N": ((), ("int8",)), "GATHER_ND": ((0,), ("int8",)), "CUMSUM": ((0,), ("int8",))}
 
 
 # OperatorConverter method -> factory(original method) -> its replacement.
@@ -348,6 +351,43 @@ def _gather_nd_kernel_call(original):
     return convert
 
 
+@_replaces("convert_cumsum")
+def _cumsum_kernel_call(original):
+    """CUMSUM converter for int8 (refused by the importer): the te_cumsum_s8 call
+    with TFLM's parameters (the ADD_N arithmetic along one axis)."""
+    import numpy as np
+    import tflite
+    from tvm.relax.frontend.tflite import tflite_frontend as tf
+
+    from ..kernel_call import make_kernel_call
+    from ..quantization.fixed_point import quantize_multiplier
+
+    def convert(self, op):
+        x, axis_t = self.get_input_tensors(op)
+        (out,) = self.get_output_tensors(op)
+        if not x.qnn_params:
+            return original(self, op)
+        opts = tflite.CumsumOptions()
+        opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+        s_in = float(np.float32(tf.get_scalar_from_constant(x.qnn_params["scale"])))
+        s_out = float(np.float32(tf.get_scalar_from_constant(out.qnn_params["scale"])))
+        shape = [int(d) for d in self.get_tensor_shape(x)]
+        axis = int(self.get_tensor_value(axis_t).ravel()[0]) % len(shape)
+        left_shift = 20
+        in_m, in_s = quantize_multiplier(0.5)
+        out_m, out_s = quantize_multiplier(2 * s_in / ((1 << left_shift) * s_out))
+        attrs = dict(size=0, n_inputs=0, outer=int(np.prod(shape[:axis])), axis_size=shape[axis],
+                     inner=int(np.prod(shape[axis + 1:])),
+                     exclusive=int(opts.Exclusive()), reverse=int(opts.Reverse()),
+                     input_offset=-int(tf.get_scalar_from_constant(x.qnn_params["zero_point"])),
+                     output_offset=int(tf.get_scalar_from_constant(out.qnn_params["zero_point"])),
+                     left_shift=left_shift, input_multiplier=in_m, input_shift=in_s, output_multiplier=out_m,
+                     output_shift=out_s)
+        return make_kernel_call("te_cumsum_s8", [self.get_expr(x.tensor_idx)], attrs, shape, "int8")
+
+    return convert
+
+
 @_replaces("convert_add_n")
 def _add_n_kernel_call(original):
     """ADD_N converter for int8 (refused by the importer): the te_add_n_s8
@@ -373,7 +413,8 @@ def _add_n_kernel_call(original):
         in_m, in_s = quantize_multiplier(s_in / (2 * s_in))
         out_m, out_s = quantize_multiplier(2 * s_in / ((1 << left_shift) * s_out))
         shape = [int(d) for d in self.get_tensor_shape(out)]
-        attrs = dict(size=int(np.prod(shape)), n_inputs=len(inputs), input_offset=-zp_in, output_offset=zp_out,
+        attrs = dict(size=int(np.prod(shape)), n_inputs=len(inputs), outer=0, axis_size=0, inner=0, exclusive=0,
+                     reverse=0, input_offset=-zp_in, output_offset=zp_out,
                      left_shift=left_shift, input_multiplier=in_m, input_shift=in_s, output_multiplier=out_m,
                      output_shift=out_s)
         return make_kernel_call("te_add_n_s8", [self.get_expr(t.tensor_idx) for t in inputs], attrs, shape, "int8")

@@ -765,6 +765,17 @@ class QuantizedGraph:
         self.writer.op("BROADCAST_TO", [x.index, sidx], [out.index])
         return out
 
+    def cumsum(self, x, axis=-1, exclusive=False, reverse=False, prefix="cumsum") -> QTensor:
+        """CUMSUM along ``axis`` (a constant int32), calibrated output."""
+        ax = int(axis) % len(x.shape) + 1
+        v = np.flip(x.values, ax) if reverse else x.values
+        y = np.cumsum(v, axis=ax) - (v if exclusive else 0)
+        y = np.flip(y, ax) if reverse else y
+        aidx = self._int32(prefix + "_axis", [int(axis) % len(x.shape)], shape=[])
+        out = self._emit_act(prefix, y, x.shape, dtype=x.dtype)
+        self.writer.op("CUMSUM", [x.index, aidx], [out.index], exclusive=exclusive, reverse=reverse)
+        return out
+
     def gather_nd(self, x, indices, prefix="gather_nd") -> QTensor:
         """GATHER_ND with constant int32 ``indices`` [..., depth]; quantization unchanged."""
         idx = np.asarray(indices, np.int32)

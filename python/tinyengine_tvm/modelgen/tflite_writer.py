@@ -111,6 +111,7 @@ SUPPORTED_OPTIONS = {
     "LOG_SOFTMAX": ("LogSoftmaxOptions", {}),
     "BROADCAST_TO": ("BroadcastToOptions", {}),
     "GATHER_ND": ("GatherNdOptions", {}),
+    "CUMSUM": ("CumsumOptions", {"exclusive": ("exclusive", "bool", False), "reverse": ("reverse", "bool", False)}),
     "FILL": ("FillOptions", {}),
     "ZEROS_LIKE": ("ZerosLikeOptions", {}),
     "ADD_N": ("AddNOptions", {}),
