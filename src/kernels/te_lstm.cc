@@ -116,6 +116,18 @@ void lstm(const te_lstm_params* p, const T* input, const int8_t* input_weights,
   }
 }
 
+// The start of a sequence: cells 0, then the hidden values (of type T) at
+// their zero point.
+template <typename T>
+void reset_state(const te_lstm_params* p, void* state) {
+  int16_t* cells = static_cast<int16_t*>(state);
+  T* hidden = reinterpret_cast<T*>(cells + p->batch * p->units);
+  for (int32_t i = 0; i < p->batch * p->units; ++i) {
+    cells[i] = 0;
+    hidden[i] = static_cast<T>(p->hidden_zero_point);
+  }
+}
+
 }  // namespace
 
 extern "C" void te_lstm_s8(const te_lstm_params* p, const int8_t* input,
@@ -137,12 +149,7 @@ extern "C" int32_t te_lstm_s8_get_state_size(const te_lstm_params* p) {
 }
 
 extern "C" void te_lstm_s8_reset_state(const te_lstm_params* p, void* state) {
-  int16_t* cells = static_cast<int16_t*>(state);
-  int8_t* hidden = reinterpret_cast<int8_t*>(cells + p->batch * p->units);
-  for (int32_t i = 0; i < p->batch * p->units; ++i) {
-    cells[i] = 0;
-    hidden[i] = static_cast<int8_t>(p->hidden_zero_point);
-  }
+  reset_state<int8_t>(p, state);
 }
 
 extern "C" void te_lstm_s16(const te_lstm_params* p, const int16_t* input,
@@ -164,9 +171,5 @@ extern "C" int32_t te_lstm_s16_get_state_size(const te_lstm_params* p) {
 }
 
 extern "C" void te_lstm_s16_reset_state(const te_lstm_params* p, void* state) {
-  int16_t* values = static_cast<int16_t*>(state);
-  for (int32_t i = 0; i < p->batch * p->units; ++i) {
-    values[i] = 0;
-    values[p->batch * p->units + i] = static_cast<int16_t>(p->hidden_zero_point);
-  }
+  reset_state<int16_t>(p, state);
 }

@@ -351,16 +351,36 @@ def _gather_nd_kernel_call(original):
     return convert
 
 
+def _qparams(tensor):
+    """(scale as the double of its float32, zero point) of a quantized TensorWrapper."""
+    import numpy as np
+    from tvm.relax.frontend.tflite import tflite_frontend as tf
+
+    return (float(np.float32(tf.get_scalar_from_constant(tensor.qnn_params["scale"]))),
+            int(tf.get_scalar_from_constant(tensor.qnn_params["zero_point"])))
+
+
+def _running_sum_attrs(x, out):
+    """te_sum_params' quantization fields of ADD_N and CUMSUM (TFLM: ADD's
+    rescale with 20 bits of headroom, each term halved)."""
+    from ..quantization.fixed_point import quantize_multiplier
+
+    (s_in, zp_in), (s_out, zp_out) = _qparams(x), _qparams(out)
+    left_shift = 20
+    in_m, in_s = quantize_multiplier(0.5)
+    out_m, out_s = quantize_multiplier(2 * s_in / ((1 << left_shift) * s_out))
+    return dict(input_offset=-zp_in, output_offset=zp_out, left_shift=left_shift, input_multiplier=in_m,
+                input_shift=in_s, output_multiplier=out_m, output_shift=out_s)
+
+
 @_replaces("convert_cumsum")
 def _cumsum_kernel_call(original):
     """CUMSUM converter for int8 (refused by the importer): the te_cumsum_s8 call
     with TFLM's parameters (the ADD_N arithmetic along one axis)."""
     import numpy as np
     import tflite
-    from tvm.relax.frontend.tflite import tflite_frontend as tf
 
     from ..kernel_call import make_kernel_call
-    from ..quantization.fixed_point import quantize_multiplier
 
     def convert(self, op):
         x, axis_t = self.get_input_tensors(op)
@@ -369,20 +389,11 @@ def _cumsum_kernel_call(original):
             return original(self, op)
         opts = tflite.CumsumOptions()
         opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
-        s_in = float(np.float32(tf.get_scalar_from_constant(x.qnn_params["scale"])))
-        s_out = float(np.float32(tf.get_scalar_from_constant(out.qnn_params["scale"])))
         shape = [int(d) for d in self.get_tensor_shape(x)]
         axis = int(self.get_tensor_value(axis_t).ravel()[0]) % len(shape)
-        left_shift = 20
-        in_m, in_s = quantize_multiplier(0.5)
-        out_m, out_s = quantize_multiplier(2 * s_in / ((1 << left_shift) * s_out))
         attrs = dict(size=0, n_inputs=0, outer=int(np.prod(shape[:axis])), axis_size=shape[axis],
-                     inner=int(np.prod(shape[axis + 1:])),
-                     exclusive=int(opts.Exclusive()), reverse=int(opts.Reverse()),
-                     input_offset=-int(tf.get_scalar_from_constant(x.qnn_params["zero_point"])),
-                     output_offset=int(tf.get_scalar_from_constant(out.qnn_params["zero_point"])),
-                     left_shift=left_shift, input_multiplier=in_m, input_shift=in_s, output_multiplier=out_m,
-                     output_shift=out_s)
+                     inner=int(np.prod(shape[axis + 1:])), exclusive=int(opts.Exclusive()),
+                     reverse=int(opts.Reverse()), **_running_sum_attrs(x, out))
         return make_kernel_call("te_cumsum_s8", [self.get_expr(x.tensor_idx)], attrs, shape, "int8")
 
     return convert
@@ -395,28 +406,16 @@ def _add_n_kernel_call(original):
     -zero_point, which no QDQ form expresses)."""
     import numpy as np
 
-    from tvm.relax.frontend.tflite import tflite_frontend as tf
-
     from ..kernel_call import make_kernel_call
-    from ..quantization.fixed_point import quantize_multiplier
 
     def convert(self, op):
         inputs = self.get_input_tensors(op)
         (out,) = self.get_output_tensors(op)
         if not inputs[0].qnn_params:
             return original(self, op)
-        s_in = float(np.float32(tf.get_scalar_from_constant(inputs[0].qnn_params["scale"])))
-        s_out = float(np.float32(tf.get_scalar_from_constant(out.qnn_params["scale"])))
-        zp_in = int(tf.get_scalar_from_constant(inputs[0].qnn_params["zero_point"]))
-        zp_out = int(tf.get_scalar_from_constant(out.qnn_params["zero_point"]))
-        left_shift = 20
-        in_m, in_s = quantize_multiplier(s_in / (2 * s_in))
-        out_m, out_s = quantize_multiplier(2 * s_in / ((1 << left_shift) * s_out))
         shape = [int(d) for d in self.get_tensor_shape(out)]
         attrs = dict(size=int(np.prod(shape)), n_inputs=len(inputs), outer=0, axis_size=0, inner=0, exclusive=0,
-                     reverse=0, input_offset=-zp_in, output_offset=zp_out,
-                     left_shift=left_shift, input_multiplier=in_m, input_shift=in_s, output_multiplier=out_m,
-                     output_shift=out_s)
+                     reverse=0, **_running_sum_attrs(inputs[0], out))
         return make_kernel_call("te_add_n_s8", [self.get_expr(t.tensor_idx) for t in inputs], attrs, shape, "int8")
 
     return convert
@@ -430,7 +429,6 @@ def _svdf_kernel_call(original):
     import numpy as np
     import tflite
     from tvm import relax
-    from tvm.relax.frontend.tflite import tflite_frontend as tf
 
     from ..kernel_call import make_kernel_call
     from ..quantization.fixed_point import quantize_multiplier
@@ -443,11 +441,7 @@ def _svdf_kernel_call(original):
         opts = tflite.SVDFOptions()
         opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
 
-        def q(t):  # (float32 scale as double, zero point)
-            return (float(np.float32(tf.get_scalar_from_constant(t.qnn_params["scale"]))),
-                    int(tf.get_scalar_from_constant(t.qnn_params["zero_point"])))
-
-        (s_in, zp_in), (s_wf, _), (s_wt, _), (s_st, zp_st), (s_out, zp_out) = map(q, (x, wf, wt, state, out))
+        (s_in, zp_in), (s_wf, _), (s_wt, _), (s_st, zp_st), (s_out, zp_out) = map(_qparams, (x, wf, wt, state, out))
         feature_m, feature_s = quantize_multiplier(s_in * s_wf / s_st)
         output_m, output_s = quantize_multiplier(s_st * s_wt / s_out)
         wt_value = self.get_tensor_value(wt)
@@ -476,10 +470,9 @@ def _lstm_kernel_call(original):
     import numpy as np
     import tflite
     from tvm import relax
-    from tvm.relax.frontend.tflite import tflite_frontend as tf
 
     from ..kernel_call import make_kernel_call
-    from ..quantization.activation_params import sigmoid_table_s16
+    from ..quantization.activation_params import checked_log2, sigmoid_table_s16
     from ..quantization.fixed_point import quantize_multiplier
 
     def convert(self, op):
@@ -491,10 +484,7 @@ def _lstm_kernel_call(original):
         opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
 
         def scale(w):
-            return float(np.float32(tf.get_scalar_from_constant(w.qnn_params["scale"])))
-
-        def zero_point(w):
-            return int(tf.get_scalar_from_constant(w.qnn_params["zero_point"]))
+            return _qparams(w)[0]
 
         s_in, s_h, s_c = scale(t[0]), scale(t[18]), scale(t[19])
         gate_step = 2.0 ** -12
@@ -503,7 +493,7 @@ def _lstm_kernel_call(original):
         forget_m, forget_s = quantize_multiplier(2.0 ** -15 * s_c / s_c)
         update_m, update_s = quantize_multiplier(2.0 ** -15 * 2.0 ** -15 / s_c)
         hidden_m, hidden_s = quantize_multiplier(2.0 ** -30 / s_h)
-        log2 = float(np.float32(np.log(np.float32(s_c))) * np.float32(1.0 / np.log(np.float32(2.0))))
+        _, cell_scale_power = checked_log2(s_c)  # TFLM keeps the rounded power, pot or not
         clip = float(opts.CellClip())
         in_shape = [int(d) for d in self.get_tensor_shape(t[0])]
         time_major = bool(opts.TimeMajor())
@@ -514,11 +504,11 @@ def _lstm_kernel_call(original):
         attrs = dict(
             batch=in_shape[1] if time_major else in_shape[0], time=in_shape[0] if time_major else in_shape[1],
             input_size=in_shape[2], units=int(weights_x.shape[1]), time_major=int(time_major),
-            input_zero_point=zero_point(t[0]), hidden_zero_point=zero_point(t[18]),
+            input_zero_point=_qparams(t[0])[1], hidden_zero_point=_qparams(t[18])[1],
             input_multiplier=list(in_m), input_shift=list(in_s), recurrent_multiplier=list(rec_m),
             recurrent_shift=list(rec_s), forget_multiplier=forget_m, forget_shift=forget_s,
             update_multiplier=update_m, update_shift=update_s, hidden_multiplier=hidden_m, hidden_shift=hidden_s,
-            cell_scale_power=int(np.round(log2)),
+            cell_scale_power=cell_scale_power,
             cell_clip=int(np.trunc(np.clip(clip / s_c, -32768, 32767))) if clip > 0 else 0,
             cell_gate_tanh=int(opts.FusedActivationFunction() == tflite.ActivationFunctionType.TANH))
         return make_kernel_call("te_lstm_s16" if wide else "te_lstm_s8", [

@@ -33,6 +33,7 @@ __all__ = [
     "log_softmax_params",
     "logistic_params",
     "sigmoid_s16_params",
+    "checked_log2",
     "softmax_s16_params",
     "lut_s16",
     "sigmoid_table_s16",
@@ -146,7 +147,7 @@ def sigmoid_table_s16() -> np.ndarray:
     return table
 
 
-def _checked_log2(x: float) -> Tuple[bool, int]:
+def checked_log2(x: float) -> Tuple[bool, int]:
     """TFLite's CheckedLog2 in float32: (x is a power of two within 1e-3 in log2, rounded log2)."""
     log2 = np.float32(np.log(np.float32(x))) * np.float32(1.0 / np.log(np.float32(2.0)))
     rounded = np.float32(tflite_round(float(log2)))
@@ -159,7 +160,7 @@ def sigmoid_s16_params(input_scale: float, tanh: bool) -> dict:
     multiplier of 0 means a power-of-two input scale handled by the shift alone.
     Inputs and output have zero point 0 and the output scale is 2^-15."""
     s = _check_scale(input_scale, "input")
-    pot, log2 = _checked_log2(s)
+    pot, log2 = checked_log2(s)
     left_shift = 12 + log2
     if pot and (left_shift == 0 or tanh and left_shift == 1):
         return {"input_multiplier": 0, "input_left_shift": left_shift}

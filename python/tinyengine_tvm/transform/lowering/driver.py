@@ -54,22 +54,24 @@ def _by_width(types) -> Tuple[str, ...]:
     return tuple(sorted(types, key=lambda t: (t == "bool", np.dtype(t).itemsize, t)))
 
 
-def supported_tflite_dtypes() -> Dict[str, Tuple[str, ...]]:
-    """TFLite operator -> the activation types some record lowers it for."""
+def _types_by_op(types_of) -> Dict[str, Tuple[str, ...]]:
+    """TFLite operator -> the union over its records of ``types_of(record)``
+    (narrowed by the record's ``op_dtypes``)."""
     dtypes: Dict[str, set] = {}
     for rec in all_lowerings():
         for op in rec.tflite:
-            dtypes.setdefault(op, set()).update(rec.op_dtypes.get(op, rec.dtypes))
+            dtypes.setdefault(op, set()).update(rec.op_dtypes.get(op, types_of(rec)))
     return {op: _by_width(d) for op, d in dtypes.items()}
+
+
+def supported_tflite_dtypes() -> Dict[str, Tuple[str, ...]]:
+    """TFLite operator -> the activation types some record lowers it for."""
+    return _types_by_op(lambda rec: rec.dtypes)
 
 
 def supported_tflite_output_dtypes() -> Dict[str, Tuple[str, ...]]:
     """TFLite operator -> the types of the outputs some record produces for it."""
-    dtypes: Dict[str, set] = {}
-    for rec in all_lowerings():
-        for op in rec.tflite:
-            dtypes.setdefault(op, set()).update(rec.op_dtypes.get(op, rec.output_dtypes()))
-    return {op: _by_width(d) for op, d in dtypes.items()}
+    return _types_by_op(Lowering.output_dtypes)
 
 
 #: Types of values the lowering computes: activations, and other records' outputs.
