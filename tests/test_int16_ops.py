@@ -126,6 +126,13 @@ CASES = {
     "softmax": lambda: _one((3, 10), lambda g, x: g.softmax(x), low=-6.0, high=6.0),
     "softmax_beta_long_rows": lambda: _one((2, 100), lambda g, x: g.softmax(x, beta=0.7), low=-20.0, high=5.0),
     "softmax_4d": lambda: _one((1, 2, 3, 5), lambda g, x: g.softmax(x), low=-0.5, high=0.5),
+    # int8 in, int16 out (scale 1/65536, zero point -32768)
+    "softmax_int8_to_int16": lambda: _one((3, 10), lambda g, x: g.softmax(x, out_dtype="int16"), low=-6.0,
+                                          high=6.0, dtype="int8"),
+    "softmax_int8_to_int16_beta_long": lambda: _one((2, 300), lambda g, x: g.softmax(x, beta=0.6, out_dtype="int16"),
+                                                    low=-30.0, high=4.0, dtype="int8"),
+    "softmax_int8_to_int16_flat": lambda: _one((1, 3, 9), lambda g, x: g.softmax(x, out_dtype="int16"),
+                                               low=-0.02, high=0.02, dtype="int8"),
     # pooling and reductions
     "avg_pool_same_relu": lambda: _one((1, 7, 6, 3), lambda g, x: g.avg_pool(
         x, (3, 3), (2, 2), "SAME", activation="RELU")),

@@ -37,6 +37,12 @@ def _bmm(sa, sb, adj_x=False, adj_y=False, seed=0):
     return g.finish(g.batch_matmul(a, b, adj_x, adj_y))
 
 
+def _shape_int16():
+    g = Q.QuantizedGraph(0)
+    x = g.input((2, 3, 7), -1.0, 1.0, dtype="int16")
+    return g.finish([g.abs(x), g.shape(x)])
+
+
 CASES = {
     # CONV_2D
     "conv_same_s2_relu6_pc": lambda: Q.conv2d_model(),
@@ -195,6 +201,10 @@ CASES = {
     "pad_hw": lambda: Q.pad_model(),
     "pad_channels": lambda: Q.pad_model(paddings=((0, 0), (0, 0), (0, 0), (2, 3))),
     "reshape": lambda: Q.reshape_model(),
+    # SHAPE: a model output, and a dynamic batch's SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE
+    "shape_output": lambda: _dm((1, 4, 5, 3), lambda g, x: [g.relu(x), g.shape(x)]),
+    "shape_output_int16": lambda: _shape_int16(),
+    "shape_dynamic_batch_flatten": Q.shape_model,
     "squeeze": lambda: Q.squeeze_model(),
     "transpose_nchw": lambda: Q.transpose_model(),
     "transpose_hw": lambda: Q.transpose_model(perm=(0, 2, 1, 3)),
@@ -280,6 +290,31 @@ def test_mirror_pad_symmetric_is_refused_naming_the_node():
         te.compile(model)
 
 
+def test_shape_used_other_than_as_a_reshape_shape_is_refused_naming_the_node():
+    """A shape computed in the graph folds away only into a RESHAPE; elsewhere (or
+    as a model output, unless SHAPE's own) it is refused at import, naming the node."""
+    from tinyengine_tvm.errors import UnsupportedModelError
+
+    g = Q.QuantizedGraph(0)
+    x = g.input((1, 4, 5, 3))
+    shape = g.shape(x, prefix="dims")
+    sliced = g.writer.tensor("first_dim", [1], dtype="int32")
+    g.writer.op("SLICE", [shape.index, g._int32("b", [0]), g._int32("n", [1])], [sliced])
+    g.writer.outputs([sliced])
+    g.writer.inputs([x.index])
+    with pytest.raises(UnsupportedModelError, match=r"SLICE.*first_dim.*shape computed from SHAPE is a model output"):
+        te.compile(g.writer.finish())
+
+    g = Q.QuantizedGraph(0)
+    x = g.input((1, 4, 5, 3))
+    shape = g.shape(x, prefix="dims")
+    y = g.strided_slice(x, [0, 0, 0, 0], [1, 2, 5, 3], [1, 1, 1, 1], prefix="rows")
+    g.writer.op("TILE", [y.index, shape.index], [g.writer.tensor("tiled", [1, 2, 5, 3], dtype="int8",
+                                                                  scale=y.scale, zero_point=y.zero_point)])
+    with pytest.raises(UnsupportedModelError, match=r"TILE.*input 'dims.*' is a shape computed in the graph"):
+        te.compile(g.finish([y]))
+
+
 @pytest.mark.parametrize("op", ["SUB", "SQUARED_DIFFERENCE", "ADD", "GREATER", "EQUAL", "LESS_EQUAL"])
 def test_binary_ops_on_every_pair_of_int8_values(op):
     """All 65,536 input pairs (a broadcast [256, 1] x [1, 256]) with scales where a
@@ -331,6 +366,123 @@ def test_svdf_streams_like_tflm(build):
         interp.invoke()
         got = list(compiled.run(frame).values())[0]
         np.testing.assert_array_equal(got, interp.get_output(0), err_msg=f"invocation {k}")
+
+
+def _accumulator(dtype="int8", initial=None, reads=1, seed=0):
+    """y = x + acc; acc = y (requantized to acc's quantization): a resource variable
+    read ``reads`` times and assigned once per invocation."""
+    g = Q.QuantizedGraph(seed)
+    x = g.input((1, 6), -1.0, 1.0, dtype=dtype)
+    q = (x.scale, x.zero_point) if dtype == "int16" else (0.02, -7)
+    acc = g.read_variable("acc", (1, 6), q, dtype=dtype, initial=initial)
+    y = g.add(x, acc)
+    for _ in range(reads - 1):
+        y = g.add(y, g.read_variable("acc", (1, 6), q, dtype=dtype))
+    g.assign_variable("acc", g.quantize(y, qparams=q, dtype=dtype))
+    return g.finish([y])
+
+
+@pytest.mark.parametrize("build", [
+    lambda: _accumulator(), lambda: _accumulator(initial=0.3), lambda: _accumulator(reads=2, seed=1),
+    lambda: _accumulator("int16", initial=-0.2), lambda: Q.streaming_conv_model(),
+    lambda: Q.streaming_conv_model(frames=3, features=7, channels=3, initial=0.5, seed=2)],
+    ids=["int8", "int8_call_once", "read_twice", "int16_call_once", "frame_buffer", "frame_buffer_call_once"])
+def test_resource_variables_stream_like_tflm(build):
+    """Seven invocations with the variables carried, equal to TFLM's; then after
+    ``reset()`` four more, equal to a new TFLM interpreter's (a variable starts
+    again from its CALL_ONCE value; TFLM's own reset() does not rerun CALL_ONCE)."""
+    from tflite_micro import runtime
+
+    model = build()
+    compiled = te.compile(model, name="variables")
+    assert compiled.metadata["variables"] and compiled.metadata["memory"]["state_bytes"] > 0
+    frames = [random_inputs(compiled.metadata["inputs"], s) for s in range(11)]
+    interp = runtime.Interpreter.from_bytes(model)
+    for k, frame in enumerate(frames):
+        if k == 7:
+            interp = runtime.Interpreter.from_bytes(model)
+            compiled.reset()
+        interp.set_input(frame[0], 0)
+        interp.invoke()
+        got = list(compiled.run(frame).values())[0]
+        np.testing.assert_array_equal(got, interp.get_output(0), err_msg=f"invocation {k}")
+
+
+def _variable_misuse(kind):
+    g = Q.QuantizedGraph(0)
+    x = g.input((1, 6))
+    acc = g.read_variable("acc", (1, 6), (x.scale, x.zero_point), initial=0.0 if kind == "bad_init" else None)
+    if kind == "read_after_assign":
+        g.assign_variable("acc", x)
+        return g.finish([g.add(acc, g.read_variable("acc", (1, 6), (x.scale, x.zero_point), prefix="late"))])
+    if kind == "assign_twice":
+        g.assign_variable("acc", x)
+        g.assign_variable("acc", acc)
+    if kind == "bad_init":
+        g.assign_variable("acc", x)
+        model = g.finish([acc])
+        # The initialisation subgraph computes its value (an ABS) instead of assigning a constant.
+        from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+        m = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
+        init = m.subgraphs[1]
+        k = next(i for i, op in enumerate(init.operators) if m.operatorCodes[op.opcodeIndex].builtinCode
+                 == schema.BuiltinOperator.ASSIGN_VARIABLE)
+        code = schema.OperatorCodeT()
+        code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.ABS
+        code.version = 1
+        m.operatorCodes.append(code)
+        t = schema.TensorT()
+        t.name, t.shape, t.type, t.buffer = "computed", [1, 6], schema.TensorType.INT8, 0
+        t.quantization = init.tensors[init.operators[k].inputs[1]].quantization
+        init.tensors.append(t)
+        absop = schema.OperatorT()
+        absop.opcodeIndex, absop.inputs, absop.outputs = len(m.operatorCodes) - 1, [init.operators[k].inputs[1]], \
+            [len(init.tensors) - 1]
+        init.operators[k].inputs = [init.operators[k].inputs[0], len(init.tensors) - 1]
+        init.operators.insert(k, absop)
+        import flatbuffers
+        b = flatbuffers.Builder(0)
+        b.Finish(m.Pack(b), file_identifier=b"TFL3")
+        return bytes(b.Output())
+    return g.finish([acc])
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("read_after_assign", r"READ_VARIABLE.*late.*after it is assigned"),
+    ("assign_twice", r"ASSIGN_VARIABLE.*a second time"),
+    ("bad_init", r"ABS.*subgraph 1.*only assign constant")])
+def test_variable_uses_the_rewrite_cannot_keep_exact_are_refused(kind, message):
+    from tinyengine_tvm.errors import UnsupportedModelError
+
+    with pytest.raises(UnsupportedModelError, match=message):
+        te.compile(_variable_misuse(kind))
+
+
+def test_malformed_initialisation_subgraph_is_a_format_error(tmp_path):
+    """An ASSIGN_VARIABLE of the CALL_ONCE subgraph naming a tensor that does not
+    exist: a clear format error, exit status 2 from tvmc, nothing written."""
+    import subprocess
+    import sys
+
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    import flatbuffers
+    from tinyengine_tvm.errors import ModelFormatError
+
+    m = schema.ModelT.InitFromPackedBuf(bytearray(_accumulator(initial=0.1)), 0)
+    assign = next(op for op in m.subgraphs[1].operators
+                  if m.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.ASSIGN_VARIABLE)
+    assign.inputs = [assign.inputs[0], 99]
+    b = flatbuffers.Builder(0)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    with pytest.raises(ModelFormatError, match="initialisation subgraph"):
+        te.compile(bytes(b.Output()))
+    path, out = tmp_path / "broken.tflite", tmp_path / "out"
+    path.write_bytes(bytes(b.Output()))
+    run = subprocess.run([sys.executable, "-m", "tinyengine_tvm", "compile", str(path), "--target=tinyengine",
+                          "-o", str(out)], capture_output=True, text=True)
+    assert run.returncode == 2 and "initialisation subgraph" in run.stderr, run.stderr
+    assert not out.exists()
 
 
 def test_svdf_with_mixed_state_types_is_refused():

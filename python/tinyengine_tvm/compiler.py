@@ -156,7 +156,8 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
         limit = plan.arena_bytes if keep_portable_arena else None
         graph, plan, selection = _select_within_arena(lowered, core, limit)
     _fill_io_from_graph(imported, graph)
-    writer = CWriter(imported.name, graph, plan, imported.inputs, imported.outputs)
+    writer = CWriter(imported.name, graph, plan, imported.inputs, imported.outputs,
+                     {v.name: v.initial for v in imported.variables})
     files = {
         f"include/{imported.name}.h": writer.header(),
         f"src/{imported.name}.c": writer.source(),
@@ -255,12 +256,16 @@ def _metadata(imported: ImportedModel, graph: KernelGraph, plan, passes) -> dict
         "nhwc_input": any(r.get("name") == "NHWCInput" and r.get("changed") for r in passes),
         "inputs": [d.to_json() for d in imported.inputs],
         "outputs": [d.to_json() for d in imported.outputs],
+        "variables": [{"name": v.name, "shape": v.shape, "dtype": v.dtype, "bytes": v.nbytes}
+                      for v in imported.variables],
         "memory": {
             "arena_contents": "model inputs while needed, activations, outputs, kernel scratch, "
-                              "operator state kept between invocations",
+                              "operator state and resource variables kept between invocations",
             "arena_bytes": int(plan.arena_bytes),
             "scratch_bytes": int(plan.scratch_bytes),
-            "state_bytes": int(plan.state_bytes),
+            # Streaming operators' state and resource variables, kept between invocations.
+            "state_bytes": int(plan.state_bytes) + sum(graph.tensors[v].nbytes for _, v, _ in graph.variables
+                                                       if v is not None),
             "weights_bytes": int(weights),
             # Inputs and outputs live in the arena (written/read through
             # <name>_input()/<name>_output()); no caller-owned buffer is needed.

@@ -8,7 +8,7 @@ which are constants), so this module extracts them once.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import tvm
@@ -66,6 +66,15 @@ class KernelGraph:
     steps: List[Step]
     inputs: List[int]
     outputs: List[int]
+    #: Resource variables: (name, tensor holding its value or None, tensor assigned
+    #: to it or None).  Both live through the whole run; the generated code
+    #: copies the assigned value into the variable after the last step.
+    variables: List[Tuple[str, Optional[int], Optional[int]]] = dataclasses.field(default_factory=list)
+
+    @property
+    def persistent(self) -> List[int]:
+        """Tensors alive through the whole run besides inputs and outputs (the variables')."""
+        return [t for _, value, assigned in self.variables for t in (value, assigned) if t is not None]
 
     def root(self, index: int) -> int:
         """The tensor that owns the memory of ``index`` (follows views)."""
@@ -134,4 +143,21 @@ class KernelGraph:
         else:
             out_idx = index_of[ret] if isinstance(ret, relax.Var) else tensor_of(ret)
         outputs = out_idx if isinstance(out_idx, list) else [out_idx]
-        return KernelGraph(tensors, steps, inputs, outputs)
+        # Resource variables (frontend.tflite_variables) are inputs and outputs of
+        # the function, not of the model.
+        variables = [(str(name), None if int(i) < 0 else inputs[int(i)], None if int(o) < 0 else outputs[int(o)])
+                     for name, i, o in (func.attrs or {}).get("tinyengine.variables", [])]
+        var_in = {int(i) for _, i, _ in (func.attrs or {}).get("tinyengine.variables", [])}
+        var_out = {int(o) for _, _, o in (func.attrs or {}).get("tinyengine.variables", [])}
+        inputs = [t for k, t in enumerate(inputs) if k not in var_in]
+        outputs = [t for k, t in enumerate(outputs) if k not in var_out]
+        for k, index in enumerate(outputs):
+            src = tensors[index]
+            if src.kind == "constant":
+                # A value known at compile time (e.g. SHAPE's) still has to be
+                # written where the caller reads the output.
+                out = add(("output", k), f"{src.name}_output", relax.TensorType(src.shape, src.dtype), "activation")
+                steps.append(Step("te_copy_s8", [index], out, dict(rows=1, row_bytes=src.nbytes),
+                                  f"output_{k}", {"op_type": "COPY"}))
+                outputs[k] = out
+        return KernelGraph(tensors, steps, inputs, outputs, variables)

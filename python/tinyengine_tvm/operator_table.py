@@ -39,6 +39,8 @@ def tflite_operators() -> List[Tuple[str, List[str], List[str]]]:
     for name, fn in functions.items():
         for op in fn.tags.get("op", "").split():
             by_op.setdefault(op, []).append(name)
+    from .frontend.tflite_fixups import NO_KERNEL
+
     accepted = supported_dtypes()
     rows = []
     for op in sorted(supported_ops()):
@@ -49,9 +51,14 @@ def tflite_operators() -> List[Tuple[str, List[str], List[str]]]:
             if src in types or dst in types:  # e.g. int8 SPACE_TO_DEPTH, not the int16 transpose
                 kernels.append(k)
                 dtypes.add(f"{src} -> {dst}")
+        if not dtypes and op in NO_KERNEL:
+            dtypes.add(NO_KERNEL[op])
         rows.append((op, sorted(dtypes) or [f"{'/'.join(types)} (no kernel of its own: a view, or a clamp folded "
                                             "into its producer)"], kernels))
-    return rows
+    from .frontend.tflite_variables import VARIABLE_OPS, VARIABLE_OPS_NOTE
+
+    rows += [(op, [VARIABLE_OPS_NOTE], []) for op in VARIABLE_OPS]
+    return sorted(rows)
 
 
 def onnx_operators() -> List[str]:

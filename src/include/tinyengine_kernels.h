@@ -935,7 +935,7 @@ typedef struct {
  * @param p      shapes and padding.
  * @param input  [input_dims].
  * @param output [input_dims[i] + before[i] + after[i] for i in 0..3].
- * @op PAD PADV2
+ * @op PAD PADV2 SPACE_TO_BATCH_ND
  */
 void te_pad_s8(const te_pad_params* p, const int8_t* input, int8_t* output);
 
@@ -957,7 +957,7 @@ typedef struct {
  * @param p      rank, shape and permutation.
  * @param input  [input_dims[0 .. rank-1]].
  * @param output [input_dims[perm[i]] for i in 0 .. rank-1].
- * @op TRANSPOSE SPACE_TO_DEPTH DEPTH_TO_SPACE
+ * @op TRANSPOSE SPACE_TO_DEPTH DEPTH_TO_SPACE SPACE_TO_BATCH_ND BATCH_TO_SPACE_ND
  */
 void te_transpose_s8(const te_transpose_params* p, const int8_t* input,
                      int8_t* output);
@@ -1056,14 +1056,14 @@ typedef struct {
  * @param p      shapes, first index and steps.
  * @param input  the input tensor.
  * @param output the output tensor.
- * @op STRIDED_SLICE SLICE SPLIT SPLIT_V UNPACK
+ * @op STRIDED_SLICE SLICE SPLIT SPLIT_V UNPACK BROADCAST_TO BATCH_TO_SPACE_ND
  */
 void te_strided_slice_s8(const te_strided_slice_params* p, const int8_t* input,
                          int8_t* output);
 
 /**
  * Strided slice of int16 values; arguments as for te_strided_slice_s8.
- * @op STRIDED_SLICE SLICE SPLIT SPLIT_V UNPACK
+ * @op STRIDED_SLICE SLICE SPLIT SPLIT_V UNPACK BROADCAST_TO
  */
 void te_strided_slice_s16(const te_strided_slice_params* p,
                           const int16_t* input, int16_t* output);
@@ -1353,6 +1353,17 @@ typedef struct {
  */
 void te_softmax_s8(const te_softmax_params* p, const int8_t* input,
                    int8_t* output);
+
+/**
+ * SOFTMAX of int8 to int16 (output scale 1/65536, zero point -32768, as TFLM
+ * requires): the int8 kernel's arithmetic with 16 output bits.
+ * @param p      sizes and fixed-point parameters, as for te_softmax_s8.
+ * @param input  [rows, depth] int8.
+ * @param output [rows, depth] int16.
+ * @op SOFTMAX
+ */
+void te_softmax_s8_s16(const te_softmax_params* p, const int8_t* input,
+                       int16_t* output);
 
 /** LOG_SOFTMAX over the last axis, as TFLite's int8 Prepare derives it. */
 typedef struct {

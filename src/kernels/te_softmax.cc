@@ -1,4 +1,5 @@
-// SOFTMAX, int8 in -> int8 out (output scale 1/256, zero point -128).
+// SOFTMAX, int8 in -> int8 out (output scale 1/256, zero point -128) or int16
+// out (scale 1/65536, zero point -32768); int16 in -> int16 out.
 //
 // Integer algorithm of TFLM's reference int8 softmax:
 //   1. per row, find the largest input value;
@@ -29,10 +30,11 @@ inline int32_t scaled_exp(int32_t diff, int32_t beta_multiplier,
   return te::exp_on_negative_values(diff_q5_26, kScaledDiffIntegerBits);
 }
 
-}  // namespace
-
-extern "C" void te_softmax_s8(const te_softmax_params* p, const int8_t* input,
-                              int8_t* output) {
+// int8 input; OutT is int8 (steps of 1/256 from -128) or int16 (steps of
+// 1/65536 from -32768), TFLM's two outputs of an int8 softmax.
+template <typename OutT>
+void softmax_int8_input(const te_softmax_params* p, const int8_t* input,
+                        OutT* output) {
   const int32_t rows = p->rows;
   const int32_t depth = p->depth;
   const int32_t input_beta_multiplier = p->input_beta_multiplier;
@@ -40,7 +42,7 @@ extern "C" void te_softmax_s8(const te_softmax_params* p, const int8_t* input,
   const int32_t diff_min = p->diff_min;
   for (int32_t r = 0; r < rows; ++r) {
     const int8_t* in = input + static_cast<int64_t>(r) * depth;
-    int8_t* out = output + static_cast<int64_t>(r) * depth;
+    OutT* out = output + static_cast<int64_t>(r) * depth;
 
     int32_t max_in_row = INT8_MIN;
     for (int32_t c = 0; c < depth; ++c) {
@@ -63,12 +65,15 @@ extern "C" void te_softmax_s8(const te_softmax_params* p, const int8_t* input,
     int num_bits_over_unit = 0;
     const int32_t reciprocal = te::get_reciprocal(
         sum_of_exps, kAccumulationIntegerBits, &num_bits_over_unit);
-    // Q0 product -> int8 steps of 1/256: drop 31 - 8 bits plus the bits by
-    // which the sum exceeded one.
+    // Q0 product -> output steps (1/256 or 1/65536): drop 31 minus the output
+    // bits, plus the bits by which the sum exceeded one.
     // TFLM aborts (TFLITE_CHECK) when exponent > 31, which needs a sum of
-    // exps >= 256 (a long, nearly flat row).  Every output is then below
+    // exps >= 2^bits (a long, nearly flat row).  Every output is then below
     // half a step, so we return the correctly rounded 0 instead.
-    const int exponent = num_bits_over_unit + 31 - 8;
+    constexpr int kOutBits = 8 * static_cast<int>(sizeof(OutT));
+    constexpr int32_t kOutMin = -(int32_t(1) << (kOutBits - 1));
+    constexpr int32_t kOutMax = (int32_t(1) << (kOutBits - 1)) - 1;
+    const int exponent = num_bits_over_unit + 31 - kOutBits;
     const bool all_zero = exponent > 31;
 
     for (int32_t c = 0; c < depth; ++c) {
@@ -82,13 +87,25 @@ extern "C" void te_softmax_s8(const te_softmax_params* p, const int8_t* input,
                            te::saturating_rounding_doubling_high_mul(
                                reciprocal, e),
                            exponent);
-        out[c] = static_cast<int8_t>(
-            te::clamp_i32(unsat + INT8_MIN, INT8_MIN, INT8_MAX));
+        out[c] = static_cast<OutT>(
+            te::clamp_i32(unsat + kOutMin, kOutMin, kOutMax));
       } else {
-        out[c] = INT8_MIN;
+        out[c] = static_cast<OutT>(kOutMin);
       }
     }
   }
+}
+
+}  // namespace
+
+extern "C" void te_softmax_s8(const te_softmax_params* p, const int8_t* input,
+                              int8_t* output) {
+  softmax_int8_input(p, input, output);
+}
+
+extern "C" void te_softmax_s8_s16(const te_softmax_params* p,
+                                  const int8_t* input, int16_t* output) {
+  softmax_int8_input(p, input, output);
 }
 
 namespace {

@@ -10,7 +10,7 @@ from the registry of :mod:`tinyengine_tvm.kernels`; this module knows no kernel 
 """
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -83,12 +83,13 @@ class CWriter:
     """Turns (graph, plan) into the text of the generated files."""
 
     def __init__(self, name: str, graph: KernelGraph, plan: ArenaPlan,
-                 inputs: List[TensorDesc], outputs: List[TensorDesc]):
+                 inputs: List[TensorDesc], outputs: List[TensorDesc], initial: Optional[Dict[str, np.ndarray]] = None):
         self.name = name
         self.graph = graph
         self.plan = plan
         self.inputs = inputs
         self.outputs = outputs
+        self.initial = initial or {}  # variable name -> its raw values at start-up
         self.const_names: Dict[int, str] = {
             t.index: f"{name}_w{k}" for k, t in enumerate(graph.constants)
         }
@@ -120,11 +121,14 @@ class CWriter:
                    f"const void* {n}_output(int32_t index);\n\n")
         out.append(f"/** Run one inference on the inputs already written at {n}_input(). Returns 0. */\n"
                    f"int {n}_invoke(void);\n\n")
-        if self._states():
-            out.append(f"/**\n * Forget the state streaming operators (e.g. SVDF) keep from one {n}_invoke()\n"
-                       f" * to the next ({self.plan.state_bytes} bytes of the arena): the next invocation starts a\n"
-                       " * new stream, as at start-up (int8 state at its zero point, int16 state at 0,\n"
-                       " * as TFLM resets variable tensors).\n */\n"
+        if self._states() or self._variables():
+            state_bytes = self.plan.state_bytes + sum(size for _, _, size in self._variables())
+            out.append(f"/**\n * Forget the state the model keeps from one {n}_invoke() to the next\n"
+                       f" * ({state_bytes} bytes of the arena: streaming operators such as SVDF, and\n"
+                       " * resource variables): the next invocation starts a new stream, as at start-up\n"
+                       " * (operator state: int8 at its zero point, int16 at 0, as TFLM resets variable\n"
+                       " * tensors; variables: the values the model's initialisation subgraph assigns,\n"
+                       " * else their zero point).  invoke() calls it once at start-up.\n */\n"
                        f"void {n}_reset(void);\n\n")
         out.append("/**\n * Copy the inputs in, run one inference and copy the outputs out:\n")
         for i, d in enumerate(self.inputs):
@@ -167,11 +171,19 @@ class CWriter:
             for i, t in enumerate(tensors):
                 out.append(f"    case {i}: return {n}_arena + {self.plan.offset_of(self.graph.root(t))};\n")
             out.append("    default: return 0;\n  }\n}\n\n")
-        states = self._states()
-        if states:
-            out.append(f"/* Whether the operator state has been initialised since start-up. */\n"
+        states, variables = self._states(), self._variables()
+        for k, (name, value, size) in enumerate(variables):
+            data = np.asarray(self.initial[name])
+            out.append(f"/* Start-up value of variable '{comment_text(name)}'. */\n"
+                       f"static const {_C_TYPES[data.dtype.name]} {n}_variable{k}_initial[{max(data.size, 1)}] = {{\n"
+                       f"{_array_body(data)}\n}};\n\n")
+        if states or variables:
+            out.append(f"/* Whether the state has been initialised since start-up. */\n"
                        f"static int {n}_state_ready = 0;\n\n"
                        f"void {n}_reset(void) {{\n")
+            for k, (name, value, size) in enumerate(variables):
+                out.append(f"  memcpy({n}_arena + {self.plan.offset_of(self.graph.root(value))}, "
+                           f"{n}_variable{k}_initial, {size});  /* variable '{comment_text(name)}' */\n")
             for s, fill, size in states:
                 step = self.graph.steps[s]
                 at = f"{n}_arena + {self.plan.offset_of(('state', s))}"
@@ -183,10 +195,16 @@ class CWriter:
                     out.append(f"  memset({at}, {fill}, {size});  /* '{comment_text(step.name)}' */\n")
             out.append(f"  {n}_state_ready = 1;\n}}\n\n")
         out.append(f"int {n}_invoke(void) {{\n")
-        if states:
+        if states or variables:
             out.append(f"  if (!{n}_state_ready) {n}_reset();\n")
         for s, step in enumerate(self.graph.steps):
             out.append(self._step(s, step))
+        for name, value, assigned in self.graph.variables:
+            if value is not None and assigned is not None and self.graph.root(value) != self.graph.root(assigned):
+                # Every read of the variable is behind us: its new value replaces it for the next invocation.
+                out.append(f"  memmove({n}_arena + {self.plan.offset_of(self.graph.root(value))}, "
+                           f"{n}_arena + {self.plan.offset_of(self.graph.root(assigned))}, "
+                           f"{self.graph.tensors[value].nbytes});  /* ASSIGN_VARIABLE '{comment_text(name)}' */\n")
         out.append("  return 0;\n}\n\n")
         out.append(f"int {n}_run({self._signature()}) {{\n")
         for i, t in enumerate(self.graph.inputs):
@@ -198,6 +216,11 @@ class CWriter:
         return "".join(out)
 
     # -------------------------------------------------------------- helpers
+    def _variables(self) -> List[tuple]:
+        """(name, value tensor, bytes) of every variable the model reads."""
+        return [(name, value, self.graph.tensors[value].nbytes) for name, value, _ in self.graph.variables
+                if value is not None]
+
     def _states(self) -> List[tuple]:
         """(step, fill byte, bytes) of every step with persistent state: int8 state
         starts at its zero point (``state_zero_point``), wider state at 0."""
@@ -219,7 +242,10 @@ class CWriter:
 
     def _pointer(self, index: int, ctype: str, extra: int = 0) -> str:
         if self.graph.tensors[index].kind == "constant":
-            return self.const_names[index]
+            # A constant read as bytes (an output copied from it) takes the kernel's pointer type.
+            elem = _C_TYPES.get(self.graph.tensors[index].dtype)
+            same = elem is not None and ctype.replace("const", "").replace("*", "").strip() == elem
+            return self.const_names[index] if same else f"({ctype}){self.const_names[index]}"
         return f"({ctype})({self.name}_arena + {self.plan.offset_of(self.graph.root(index)) + extra})"
 
     def _step(self, s: int, step) -> str:

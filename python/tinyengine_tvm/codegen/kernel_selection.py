@@ -86,7 +86,9 @@ def _compact(graph: KernelGraph) -> KernelGraph:
                                    view_of=None if t.view_of is None else new_index[t.view_of]) for t in keep]
     steps = [dataclasses.replace(s, inputs=[new_index[i] for i in s.inputs], output=new_index[s.output])
              for s in graph.steps]
-    return KernelGraph(tensors, steps, [new_index[i] for i in graph.inputs], [new_index[i] for i in graph.outputs])
+    return KernelGraph(tensors, steps, [new_index[i] for i in graph.inputs], [new_index[i] for i in graph.outputs],
+                       [(name, None if v is None else new_index[v], None if a is None else new_index[a])
+                        for name, v, a in graph.variables])
 
 
 # --------------------------------------------------------------------------- convolution, depthwise, fully connected

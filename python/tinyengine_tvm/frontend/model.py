@@ -41,3 +41,5 @@ class ImportedModel:
     mod: Any
     inputs: List[TensorDesc]
     outputs: List[TensorDesc]
+    #: Resource variables kept between invocations (frontend.tflite_variables.Variable).
+    variables: List[Any] = dataclasses.field(default_factory=list)

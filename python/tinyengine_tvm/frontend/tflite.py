@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import UnsupportedModelError
 from .model import ImportedModel, TensorDesc
+from .tflite_variables import has_variables, mark_variables, stateless_model
 
 # TFLite TensorType enum values used here.
 _FLOAT32, _INT32, _INT8, _INT64, _INT16 = 0, 2, 9, 4, 7
@@ -77,7 +78,10 @@ def supported_output_dtypes() -> Dict[str, Tuple[str, ...]]:
     from ..transform.lowering import supported_tflite_output_dtypes
     from .tflite_fixups import DIRECT_IMPORTS
 
-    return {**supported_tflite_output_dtypes(), **{op: dtypes for op, (_, dtypes) in DIRECT_IMPORTS.items()}}
+    from .tflite_fixups import DIRECT_OUTPUT_TYPES
+
+    return {**supported_tflite_output_dtypes(), **{op: dtypes for op, (_, dtypes) in DIRECT_IMPORTS.items()},
+            **DIRECT_OUTPUT_TYPES}
 
 
 def _check_operator(model, sg, op, names, supported, dtypes, output_dtypes) -> List[str]:
@@ -120,7 +124,7 @@ def _check_operator(model, sg, op, names, supported, dtypes, output_dtypes) -> L
                 reasons.append(f"tensor '{_tensor_name(sg, idx)}' is {what} without quantization parameters")
             elif scales.size > 1:
                 reasons.append(f"tensor '{_tensor_name(sg, idx)}' has per-channel activation quantization")
-            elif dtype == _INT16 and zps.size and zps[0] != 0:
+            elif dtype == _INT16 and zps.size and zps[0] != 0 and not _int8_softmax_output(sg, op_type, inputs, idx):
                 reasons.append(f"tensor '{_tensor_name(sg, idx)}' is int16 with zero point {zps[0]}; "
                                "TFLM's int16 kernels need zero point 0")
     if op_type in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and len(inputs) > 1:
@@ -153,6 +157,59 @@ def _check_operator(model, sg, op, names, supported, dtypes, output_dtypes) -> L
     if opts_act is not None and opts_act not in _FUSED_ACTIVATIONS:
         reasons.append(f"fused activation {opts_act} is not supported (NONE, RELU, RELU6 are)")
     return reasons
+
+
+#: int32 operators a static-shape model uses to compute a RESHAPE's shape from
+#: SHAPE (a dynamic batch): they fold away at compile time.
+SHAPE_ARITHMETIC = frozenset({"STRIDED_SLICE", "SLICE", "PACK", "CONCATENATION", "GATHER", "RESHAPE", "SQUEEZE",
+                              "EXPAND_DIMS", "CAST"})
+
+
+def _shape_arithmetic(model, sg, names) -> Tuple[set, List[Tuple[str, str, str]]]:
+    """The operators computing shapes from SHAPE's outputs (skipped by the checks:
+    they fold away), and the problems of the shapes so computed: they may only
+    reach a RESHAPE's shape input (which then takes its output's declared shape)
+    or further shape arithmetic; SHAPE's own output may also be a model output."""
+    computed, folded, producer = set(), set(), {}
+    for i in range(sg.OperatorsLength()):
+        op = sg.Operators(i)
+        oc = model.OperatorCodes(op.OpcodeIndex())
+        op_type = names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "CUSTOM")
+        ins = [int(t) for t in op.InputsAsNumpy() if t >= 0]
+        outs = [int(t) for t in op.OutputsAsNumpy()]
+        if op_type == "SHAPE":
+            computed.update(outs)
+        elif (op_type in SHAPE_ARITHMETIC and any(t in computed for t in ins)
+              and all(t in computed or _is_const(model, sg.Tensors(t)) for t in ins)
+              and all(sg.Tensors(t).Type() == _INT32 for t in outs)):
+            computed.update(outs)
+            folded.add(i)
+            producer.update({t: (op_type, i) for t in outs})
+    problems = []
+    for i in range(sg.OperatorsLength()):
+        if i in folded:
+            continue
+        op = sg.Operators(i)
+        oc = model.OperatorCodes(op.OpcodeIndex())
+        op_type = names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "CUSTOM")
+        for k, t in enumerate(op.InputsAsNumpy()):
+            if t in computed and not (op_type == "RESHAPE" and k == 1):
+                problems.append((op_type, f"#{i} {_tensor_name(sg, op.OutputsAsNumpy()[0])}",
+                                 f"input '{_tensor_name(sg, t)}' is a shape computed in the graph; only a "
+                                 "RESHAPE's shape input may be"))
+    for k in range(sg.OutputsLength()):
+        t = sg.Outputs(k)
+        if t in producer:
+            op_type, i = producer[t]
+            problems.append((op_type, f"#{i} {_tensor_name(sg, t)}",
+                             "a shape computed from SHAPE is a model output; only SHAPE's own output may be"))
+    return folded, problems
+
+
+def _int8_softmax_output(sg, op_type, inputs, idx) -> bool:
+    """Whether tensor ``idx`` is the int16 output of an int8 SOFTMAX (TFLM fixes
+    its zero point at -32768; the lowering checks it)."""
+    return op_type == "SOFTMAX" and idx not in inputs and bool(inputs) and sg.Tensors(inputs[0]).Type() == _INT8
 
 
 def _mirror_pad_mode(op) -> int:
@@ -205,12 +262,18 @@ def import_tflite(data: bytes, name: str) -> ImportedModel:
     check_tflite(data, name)
     model = _parse(data)
     names = _op_names()
+    variables = []
+    if has_variables(model, names):
+        data, variables = stateless_model(data, name, names)
+        model = _parse(data)
     sg = model.Subgraphs(0)
     if model.SubgraphsLength() > 1:
         raise UnsupportedModelError([("SUBGRAPH", "subgraph 1", "models with control flow (several subgraphs) are not supported")], name)
-    problems = []
+    folded, problems = _shape_arithmetic(model, sg, names)
     supported, dtypes, output_dtypes = supported_ops(), supported_dtypes(), supported_output_dtypes()
     for i in range(sg.OperatorsLength()):
+        if i in folded:
+            continue
         op = sg.Operators(i)
         oc = model.OperatorCodes(op.OpcodeIndex())
         op_type = names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "CUSTOM")
@@ -224,8 +287,11 @@ def import_tflite(data: bytes, name: str) -> ImportedModel:
     import tflite
     from tvm.relax.frontend.tflite import from_tflite
 
-    inputs = [_describe(sg, sg.Inputs(i)) for i in range(sg.InputsLength())]
-    outputs = [_describe(sg, sg.Outputs(i)) for i in range(sg.OutputsLength())]
+    # The variables' values are inputs and outputs of the rewritten model, after the model's own.
+    n_in = sg.InputsLength() - sum(v.read_input is not None for v in variables)
+    n_out = sg.OutputsLength() - sum(v.assign_output is not None for v in variables)
+    inputs = [_describe(sg, sg.Inputs(i)) for i in range(n_in)]
+    outputs = [_describe(sg, sg.Outputs(i)) for i in range(n_out)]
     from .tensor_names import name_bindings, recording_tflite_names
     from .tflite_fixups import clamp_bias_quantized_dimension, patched_importer
 
@@ -237,6 +303,8 @@ def import_tflite(data: bytes, name: str) -> ImportedModel:
         raise UnsupportedModelError([("MODEL", name, f"TVM's TFLite frontend failed: {exc}")], name) from exc
     # Each binding holding a model tensor takes the tensor's name (reports, C comments).
     mod["main"] = name_bindings(mod["main"], tensor_names)
+    if variables:
+        mod["main"] = mark_variables(mod["main"], variables)
     return ImportedModel(
-        name=name, format="tflite", mod=mod, inputs=inputs, outputs=outputs,
+        name=name, format="tflite", mod=mod, inputs=inputs, outputs=outputs, variables=variables,
     )

@@ -251,6 +251,11 @@ _SCHEMA: Dict[str, Tuple[tuple, ...]] = {
     "CastOptions": ((4, "in_data_type", "i8", None), (6, "out_data_type", "i8", None)),
     "QuantizeOptions": (),
     "DequantizeOptions": (),
+    "ShapeOptions": ((4, "out_type", "i8", None),),
+    "VarHandleOptions": ((4, "container", "str", None), (6, "shared_name", "str", None)),
+    "ReadVariableOptions": (),
+    "AssignVariableOptions": (),
+    "CallOnceOptions": ((4, "init_subgraph_index", "i32", None),),
 }
 _FIELD_BY_NAME = {t: {f[1]: f for f in fields} for t, fields in _SCHEMA.items()}
 _UNIONS_FIXED = {
@@ -262,6 +267,7 @@ _UNIONS_FIXED = {
 _PADDING = {0: "SAME", 1: "VALID"}
 _ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
 _T_FLOAT32, _T_INT32, _T_UINT8, _T_INT64, _T_INT16, _T_INT8, _T_INT4 = 0, 2, 3, 4, 7, 9, 17
+_T_RESOURCE = 13
 # Bytes per element (0: variable size); INT4 is packed two to a byte.
 _TYPE_SIZES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 5: 0, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16,
                12: 8, 13: 0, 14: 0, 15: 4, 16: 2, 17: 0.5, 18: 2}
@@ -317,6 +323,11 @@ _OPS = {
     "CUMSUM": ("CumsumOptions", False, (2, 2), 1, ()),
     "FILL": ("FillOptions", False, (2, 2), 1, ()),
     "ZEROS_LIKE": ("ZerosLikeOptions", False, (1, 1), 1, ()),
+    "SHAPE": ("ShapeOptions", False, (1, 1), 1, ()),
+    "VAR_HANDLE": ("VarHandleOptions", False, (0, 0), 1, ()),
+    "READ_VARIABLE": ("ReadVariableOptions", False, (1, 1), 1, ()),
+    "ASSIGN_VARIABLE": ("AssignVariableOptions", False, (2, 2), 0, ()),
+    "CALL_ONCE": ("CallOnceOptions", True, (0, 0), 0, ()),
     "ADD_N": ("AddNOptions", False, (1, 16), 1, ()),
     "SPACE_TO_BATCH_ND": ("SpaceToBatchNDOptions", False, (3, 3), 1, ()),
     "BATCH_TO_SPACE_ND": ("BatchToSpaceNDOptions", False, (3, 3), 1, ()),
@@ -953,9 +964,9 @@ class _Checker:
             return  # not lowered by the compiler: refused (by name) by the frontend
         T = self.tensors
         x = [T[i] if i >= 0 else None for i in ins]
-        y = T[outs[0]]
+        y = T[outs[0]] if outs else None  # ASSIGN_VARIABLE and CALL_ONCE produce nothing
         ctx = _OpCtx(self, op_type, node, opts)
-        for t in x + [y]:
+        for t in x + ([y] if y is not None else []):
             # CAST converts raw values: TFLM ignores its quantization.
             if t is not None and t.type in (_T_INT8, _T_INT16) and not t.scale and op_type != "CAST":
                 ctx.fail(f"tensor '{t.name}' is {self.type_name(t.type)} without quantization "
@@ -1326,6 +1337,25 @@ def _batch_space(ctx: _OpCtx, x, y):
         want = [b // (block[0] * block[1]), h * block[0] - pads[0] - pads[1], w * block[1] - pads[2] - pads[3], c]
     if y.shape != want:
         ctx.fail(f"output '{y.name}' has shape {_shape_str(y.shape)}; {_shape_str(want)} expected")
+
+
+def _shape(ctx: _OpCtx, x, y):
+    if y.type != _T_INT32 or ctx.opt("out_type") != _T_INT32:
+        ctx.fail(f"output '{y.name}' must be int32 (ShapeOptions.out_type {ctx.opt('out_type')}); "
+                 "TFLM writes shapes as int32")
+    if y.shape != [len(x[0].shape)]:
+        ctx.fail(f"output '{y.name}' has shape {_shape_str(y.shape)}; the input has rank {len(x[0].shape)}")
+
+
+def _variable_op(ctx: _OpCtx, x, y):
+    """The handle of a variable operator is a RESOURCE tensor; the values are quantized."""
+    handle = y if ctx.op_type == "VAR_HANDLE" else x[0]
+    if handle.type != _T_RESOURCE:
+        ctx.fail(f"tensor '{handle.name}' is {ctx.c.type_name(handle.type)}; a variable handle is a resource")
+    value = y if ctx.op_type == "READ_VARIABLE" else x[1] if ctx.op_type == "ASSIGN_VARIABLE" else None
+    if value is not None and value.type not in (_T_INT8, _T_INT16):
+        ctx.fail(f"tensor '{value.name}' is {ctx.c.type_name(value.type)}; variables are supported for "
+                 "int8/int16 values")
 
 
 def _cast(ctx: _OpCtx, x, y):
@@ -1719,6 +1749,10 @@ _HANDLERS = {
     "GATHER_ND": _gather_nd,
     "CUMSUM": _cumsum,
     "FILL": _fill,
+    "SHAPE": _shape,
+    "VAR_HANDLE": _variable_op,
+    "READ_VARIABLE": _variable_op,
+    "ASSIGN_VARIABLE": _variable_op,
     "ZEROS_LIKE": _cast,
     "ADD_N": _add_n,
     "SPACE_TO_BATCH_ND": _batch_space,

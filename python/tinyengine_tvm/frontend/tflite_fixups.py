@@ -76,6 +76,7 @@ import contextlib
 import struct
 
 import flatbuffers
+import numpy as np
 
 
 def clamp_bias_quantized_dimension(data: bytes) -> bytes:
@@ -104,12 +105,21 @@ QUANTIZED_OPS_ADMITTED = frozenset({
     "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "GATHER", "EXPAND_DIMS", "ELU", "PRELU",
     "MIRROR_PAD", "BATCH_MATMUL", "LOG_SOFTMAX", "RESIZE_BILINEAR", "L2_NORMALIZATION", "SVDF", "SELECT_V2",
     "SELECT", "ARG_MAX", "ARG_MIN", "CAST", "UNIDIRECTIONAL_SEQUENCE_LSTM", "BROADCAST_TO", "FILL",
-    "ZEROS_LIKE", "ADD_N", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "GATHER_ND", "CUMSUM"})
+    "ZEROS_LIKE", "ADD_N", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "GATHER_ND", "CUMSUM", "SHAPE"})
 
 #: Operators imported straight into their integer kernel call (no QDQ Relax form
 #: exists for them), with the indices of their activation inputs and their types.
 DIRECT_IMPORTS = {"SVDF": ((0,), ("int8",)), "UNIDIRECTIONAL_SEQUENCE_LSTM": ((0,), ("int8", "int16")),
-                  "ADD_N": ((), ("int8",)), "GATHER_ND": ((0,), ("int8",)), "CUMSUM": ((0,), ("int8",))}
+                  "ADD_N": ((), ("int8",)), "GATHER_ND": ((0,), ("int8",)), "CUMSUM": ((0,), ("int8",)),
+                  "SHAPE": ((0,), ("int8", "int16"))}
+
+#: Output types of the direct imports whose outputs are not activations.
+DIRECT_OUTPUT_TYPES = {"SHAPE": ("int32",)}
+
+#: What the operators without a kernel of their own compute, for the operator table.
+NO_KERNEL = {"SHAPE": "int8/int16 -> int32 (a constant: shapes are static; a RESHAPE whose shape it "
+                      "computes through STRIDED_SLICE, SLICE, PACK, CONCATENATION, GATHER, RESHAPE, SQUEEZE, "
+                      "EXPAND_DIMS or CAST takes its output's declared shape)"}
 
 
 # OperatorConverter method -> factory(original method) -> its replacement.
@@ -258,6 +268,39 @@ def _arg_min_max_output_type(original):
         out = self.bb.normalize(original(self, op, relax_op))
         want = self.get_tensor_type_str(output_tensor.tensor.Type())
         return out if str(out.ty.dtype) == want else relax.op.astype(out, want)
+
+    return convert
+
+
+@_replaces("convert_shape")
+def _shape_as_constant(original):
+    """SHAPE converter: the input's static dimensions as a constant (the importer's
+    is a run-time shape_of that no kernel computes)."""
+    from tvm import relax
+
+    def convert(self, op):
+        (x,) = self.get_input_tensors(op)
+        (out,) = self.get_output_tensors(op)
+        dtype = self.get_tensor_type_str(out.tensor.Type())
+        return relax.const(np.array([int(d) for d in self.get_tensor_shape(x)], dtype), dtype)
+
+    return convert
+
+
+@_replaces("convert_reshape")
+def _reshape_to_declared_shape(original):
+    """RESHAPE converter: a shape input computed in the graph (a dynamic batch's
+    SHAPE, STRIDED_SLICE, PACK) is replaced by the output's declared shape, which
+    it equals in a model with static shapes."""
+    from tvm import relax
+
+    def convert(self, op):
+        inputs = self.get_input_tensors(op)
+        if len(inputs) == 2 and self.has_expr(inputs[1].tensor_idx):
+            (out,) = self.get_output_tensors(op)
+            return relax.op.reshape(self.get_expr(inputs[0].tensor_idx),
+                                    [int(d) for d in self.get_tensor_shape(out)])
+        return original(self, op)
 
     return convert
 

@@ -76,6 +76,10 @@ VARIANTS: Dict[str, KernelSpec] = {
     "te_buffer": KernelSpec("BUFFER", SOURCES["te_copy_2d_s8"], [], function=""),
     "te_crop_s8": KernelSpec("CROP", SOURCES["te_copy_2d_s8"], ["p", "in0", "out"], "te_copy_2d_params",
                              function="te_copy_2d_s8", field_attrs={"dst_stride": "row_bytes"}),
+    # A constant output's bytes copied into the output buffer.
+    "te_copy_s8": KernelSpec("COPY", SOURCES["te_copy_2d_s8"], ["p", "in0", "out"], "te_copy_2d_params",
+                             function="te_copy_2d_s8",
+                             field_attrs={"src_stride": "row_bytes", "dst_stride": "row_bytes"}),
     "te_paste_s8": KernelSpec("PASTE", SOURCES["te_copy_2d_s8"], ["p", "in1", "inout"], "te_copy_2d_params",
                               function="te_copy_2d_s8", inplace=True, partial_write=True,
                               field_attrs={"src_stride": "row_bytes"}),

@@ -215,6 +215,7 @@ class QuantizedGraph:
         self.samples = samples
         self.writer = TFLiteWriter(description or "tinyengine-tvm modelgen")
         self._inputs: list[QTensor] = []
+        self._variables: dict = {}  # name -> (shape, dtype, scale, zero point, initial raw values or None)
         self._count = 0
 
     # ---------------------------------------------------------------- helpers
@@ -312,10 +313,51 @@ class QuantizedGraph:
         samples = np.broadcast_to(deq, (self.samples,) + values.shape)
         return QTensor(idx, values.shape, "int8", scale, zp, samples)
 
+    def read_variable(self, name, shape, qparams, dtype="int8", initial=None, prefix=None) -> QTensor:
+        """READ_VARIABLE of the resource variable ``name`` (VAR_HANDLE shared_name),
+        an activation of ``qparams``.  ``initial`` (float values, quantized with
+        qparams) is assigned once by a CALL_ONCE initialisation subgraph, as the
+        converter writes a variable's initial value; without it the variable
+        starts as TFLM leaves it."""
+        shape = tuple(int(d) for d in shape)
+        scale, zp = qparams
+        if name not in self._variables:
+            q = None if initial is None else quantize(np.broadcast_to(initial, shape), scale, zp, dtype)
+            self._variables[name] = (shape, dtype, scale, zp, q)
+        start = self._variables[name][4]
+        values = np.zeros((self.samples,) + shape) if start is None else \
+            np.broadcast_to((start.astype(np.float64) - zp) * scale, (self.samples,) + shape)
+        handle = self._var_handle(self.writer, name)
+        out = self._emit_act(prefix or f"{name}_read", values, shape, qparams=qparams, dtype=dtype)
+        self.writer.op("READ_VARIABLE", [handle], [out.index])
+        return out
+
+    def assign_variable(self, name, value) -> None:
+        """ASSIGN_VARIABLE: ``value``'s raw integers become variable ``name``'s."""
+        self.writer.op("ASSIGN_VARIABLE", [self._var_handle(self.writer, name), value.index], [])
+
+    def _var_handle(self, writer, name) -> int:
+        handle = writer.tensor(self._name(f"{name}_handle"), [], dtype="resource")
+        writer.op("VAR_HANDLE", [], [handle], shared_name=name)
+        return handle
+
+    def _init_subgraph(self) -> None:
+        """CALL_ONCE of a subgraph assigning the variables' initial values (the
+        converter's form), as the first operator."""
+        initial = {n: v for n, v in self._variables.items() if v[4] is not None}
+        if not initial:
+            return
+        sub = self.writer.subgraph()
+        for name, (shape, dtype, scale, zp, q) in initial.items():
+            value = sub.tensor(f"{name}_initial", shape, dtype=dtype, scale=scale, zero_point=zp, data=q)
+            sub.op("ASSIGN_VARIABLE", [self._var_handle(sub, name), value], [])
+        self.writer.op("CALL_ONCE", [], [], at=0, init_subgraph_index=len(self.writer._subgraphs))
+
     def finish(self, outputs) -> bytes:
         """Declare outputs (a QTensor or list) and serialize the model."""
         if isinstance(outputs, QTensor):
             outputs = [outputs]
+        self._init_subgraph()
         self.writer.inputs([t.index for t in self._inputs])
         self.writer.outputs([t.index for t in outputs])
         return self.writer.finish()
@@ -707,14 +749,19 @@ class QuantizedGraph:
         """LEAKY_RELU with a calibrated output scale."""
         return self._unary("LEAKY_RELU", lambda v: np.where(v >= 0, v, alpha * v), x, prefix, alpha=alpha)
 
-    def softmax(self, x, beta=1.0, prefix="softmax") -> QTensor:
-        """SOFTMAX over the last axis; TFLite fixes the output at 1/256, -128 (int8) or 1/32768, 0 (int16)."""
+    def softmax(self, x, beta=1.0, out_dtype=None, prefix="softmax") -> QTensor:
+        """SOFTMAX over the last axis; TFLite fixes the output at 1/256, -128 (int8),
+        1/32768, 0 (int16) or, for an int8 input with ``out_dtype="int16"``, 1/65536, -32768."""
 
         def fn(v):
             z = beta * (v - v.max(axis=-1, keepdims=True))
             e = np.exp(z)
             return e / e.sum(axis=-1, keepdims=True)
 
+        if out_dtype == "int16" and x.dtype == "int8":
+            out = self._emit_act(prefix, fn(x.values), x.shape, qparams=(1.0 / 65536, -32768), dtype="int16")
+            self.writer.op("SOFTMAX", [x.index], [out.index], beta=beta)
+            return out
         qparams = (1.0 / 32768, 0) if x.dtype == "int16" else (1.0 / 256, -128)
         return self._unary("SOFTMAX", fn, x, prefix, qparams=qparams, beta=beta)
 
@@ -798,6 +845,32 @@ class QuantizedGraph:
         y = np.full((self.samples,) + tuple(shape), (q - like.zero_point) * like.scale)
         out = self._emit_act(prefix, y, tuple(shape), qparams=(like.scale, like.zero_point), dtype=like.dtype)
         self.writer.op("FILL", [didx, vidx], [out.index])
+        return out
+
+    def shape(self, x, prefix="shape") -> QTensor:
+        """SHAPE of ``x``: its dimensions as an int32 tensor."""
+        dims = np.array(x.shape, np.int32)
+        idx = self.writer.tensor(self._name(prefix), [len(dims)], dtype="int32")
+        out = QTensor(idx, (len(dims),), "int32", None, None,
+                      np.broadcast_to(dims, (self.samples, len(dims))).astype(np.float64))
+        self.writer.op("SHAPE", [x.index], [out.index], out_type=2)
+        return out
+
+    def reshape_keeping_batch(self, x, tail, prefix="flatten") -> QTensor:
+        """RESHAPE to ``[batch] + tail`` where the batch comes from the graph, as the
+        converter writes it for a dynamic batch: SHAPE, STRIDED_SLICE of element 0,
+        PACK with the constant tail, RESHAPE to the packed int32 shape."""
+        shape = self.shape(x, prefix + "_shape")
+        i32 = lambda n, v: self._int32(f"{prefix}_{n}", v)  # noqa: E731
+        batch = self.writer.tensor(self._name(prefix + "_batch"), [], dtype="int32")
+        self.writer.op("STRIDED_SLICE", [shape.index, i32("begin", [0]), i32("end", [1]), i32("strides", [1])],
+                       [batch], shrink_axis_mask=1)
+        dims = [batch] + [self.writer.tensor(self._name(f"{prefix}_dim"), [], dtype="int32",
+                                             data=np.array(int(d), np.int32)) for d in tail]
+        packed = self.writer.tensor(self._name(prefix + "_packed"), [len(dims)], dtype="int32")
+        self.writer.op("PACK", dims, [packed], values_count=len(dims), axis=0)
+        out = self._same_q(x, x.values.reshape((self.samples, x.shape[0]) + tuple(int(d) for d in tail)), prefix)
+        self.writer.op("RESHAPE", [x.index, packed], [out.index])
         return out
 
     def zeros_like(self, x, prefix="zeros_like") -> QTensor:
@@ -1309,6 +1382,34 @@ def svdf_kws_model(seed=0) -> bytes:
     h = g.svdf(x, 32, 8, rank=1, prefix="svdf_1")
     h = g.svdf(h, 16, 4, rank=2, prefix="svdf_2")
     return g.finish(g.softmax(g.fully_connected(h, 4)))
+
+
+def streaming_conv_model(frames=5, features=10, channels=4, seed=0, initial=None) -> bytes:
+    """A streaming audio network in the converter's stateful form: each invocation
+    takes one frame; a resource variable keeps the previous ``frames - 1`` (read,
+    concatenated with the new frame along time, the oldest frame sliced off and
+    assigned back), a kx1 convolution over the window, a mean and a classifier.
+    ``initial`` (a float) makes a CALL_ONCE subgraph assign the buffer's start."""
+    g = QuantizedGraph(seed)
+    x = g.input((1, 1, features, channels), -1.0, 1.0)
+    past = g.read_variable("frames", (1, frames - 1, features, channels), (x.scale, x.zero_point),
+                           initial=initial, prefix="past_frames")
+    window = g.concat([past, x], axis=1, prefix="window")
+    if (window.scale, window.zero_point) != (x.scale, x.zero_point):
+        window = g.quantize(window, qparams=(x.scale, x.zero_point), prefix="window_q")
+    g.assign_variable("frames", g.strided_slice(window, [0, 1, 0, 0], [1, frames, features, channels],
+                                                [1, 1, 1, 1], prefix="kept_frames"))
+    h = g.conv2d(window, 8, kernel=(frames, 3), stride=(1, 1), padding="VALID", activation="RELU")
+    return g.finish(g.fully_connected(g.reshape(g.mean(h, axis=(1, 2), keep_dims=False), (1, 8)), 3))
+
+
+def shape_model(seed=0) -> bytes:
+    """SHAPE as a model output, and a dynamic batch's flatten (SHAPE, STRIDED_SLICE,
+    PACK, RESHAPE) before a classifier."""
+    g = QuantizedGraph(seed)
+    x = g.input((1, 4, 5, 3), -1.0, 1.0)
+    h = g.relu(x)
+    return g.finish([g.fully_connected(g.reshape_keeping_batch(h, [60]), 7), g.shape(h, prefix="feature_shape")])
 
 
 def comparison_model(seed=0) -> bytes:

@@ -23,6 +23,7 @@ _DTYPES = {
     "int32": ("INT32", np.int32),
     "int64": ("INT64", np.int64),
     "bool": ("BOOL", np.bool_),
+    "resource": ("RESOURCE", np.int32),  # a variable's handle (VAR_HANDLE); no data
 }
 
 _PADDING = {"SAME": 0, "VALID": 1}
@@ -113,6 +114,12 @@ SUPPORTED_OPTIONS = {
     "GATHER_ND": ("GatherNdOptions", {}),
     "CUMSUM": ("CumsumOptions", {"exclusive": ("exclusive", "bool", False), "reverse": ("reverse", "bool", False)}),
     "FILL": ("FillOptions", {}),
+    "SHAPE": ("ShapeOptions", {"out_type": ("outType", "int", 2)}),
+    "VAR_HANDLE": ("VarHandleOptions", {"container": ("container", "str", ""),
+                                        "shared_name": ("sharedName", "str", "")}),
+    "READ_VARIABLE": ("ReadVariableOptions", {}),
+    "ASSIGN_VARIABLE": ("AssignVariableOptions", {}),
+    "CALL_ONCE": ("CallOnceOptions", {"init_subgraph_index": ("initSubgraphIndex", "int", 1)}),
     "ZEROS_LIKE": ("ZerosLikeOptions", {}),
     "ADD_N": ("AddNOptions", {}),
     "SPACE_TO_BATCH_ND": ("SpaceToBatchNDOptions", {}),
@@ -270,11 +277,13 @@ class _OpInfo:
 
 
 class TFLiteWriter:
-    """Incrementally describe a single-subgraph TFLite model and serialize it.
+    """Incrementally describe a TFLite model and serialize it.
 
     Tensors and operators are recorded as plain Python data; the flatbuffer is
     produced by :meth:`finish`. Tensor handles are integer indices, and ``-1``
-    may be used as an operator input to mark an absent optional input.
+    may be used as an operator input to mark an absent optional input.  The
+    writer describes subgraph 0; :meth:`subgraph` adds further ones (CALL_ONCE's
+    initialisation subgraph).
     """
 
     def __init__(self, description: str = "tinyengine-tvm modelgen"):
@@ -284,6 +293,14 @@ class TFLiteWriter:
         self._inputs: list[int] = []
         self._outputs: list[int] = []
         self._names: set[str] = set()
+        self._subgraphs: list[TFLiteWriter] = []
+
+    def subgraph(self) -> "TFLiteWriter":
+        """A writer for the next subgraph (index 1, 2, ...) of this model: add its
+        tensors and operators to it; :meth:`finish` of this writer serializes it."""
+        child = TFLiteWriter(self.description)
+        self._subgraphs.append(child)
+        return child
 
     # ------------------------------------------------------------------ tensors
     def tensor(
@@ -376,13 +393,15 @@ class TFLiteWriter:
         }
 
     # ---------------------------------------------------------------- operators
-    def op(self, name: str, inputs, outputs, version: int | None = None, intermediates=(), **options) -> int:
+    def op(self, name: str, inputs, outputs, version: int | None = None, intermediates=(), at: int | None = None,
+           **options) -> int:
         """Add a builtin operator; ``options`` fill that op's builtin options table.
 
         ``stride``/``dilation``/``filter`` accept an int or an ``(h, w)`` pair as
         shorthand, and ``activation`` is an alias of ``fused_activation``. The op
         version is derived from the tensor types unless ``version`` is given;
-        ``intermediates`` are tensor indices (the converter's LSTM gate scales).
+        ``intermediates`` are tensor indices (the converter's LSTM gate scales);
+        ``at`` inserts the operator at that position instead of appending it.
         """
         name = name.upper()
         inputs = [int(i) for i in inputs]
@@ -420,8 +439,12 @@ class TFLiteWriter:
                 if val not in _ACTIVATION:
                     raise ValueError(f"{name}: unknown fused activation {val!r}")
             resolved[key] = val
-        self._ops.append(_OpInfo(name, inputs, outputs, resolved, version, intermediates))
-        return len(self._ops) - 1
+        info = _OpInfo(name, inputs, outputs, resolved, version, intermediates)
+        if at is None:
+            self._ops.append(info)
+            return len(self._ops) - 1
+        self._ops.insert(at, info)
+        return at
 
     def inputs(self, tensors) -> None:
         """Declare the model's input tensors (in order)."""
@@ -522,12 +545,30 @@ class TFLiteWriter:
         import flatbuffers
 
         schema = load_schema()
-        buffer_cls = _aligned_buffer_cls()
         if not self._inputs or not self._outputs:
             raise ValueError("declare model inputs and outputs before finish()")
 
         # Buffer 0 is the conventional empty sentinel for non-constant tensors.
         buffers = [schema.BufferT()]
+        opcode_index: dict[tuple[int, int], int] = {}
+        opcodes = []
+        subgraphs = [w._subgraph(schema, buffers, opcodes, opcode_index, f"subgraph_{k}" if k else "main")
+                     for k, w in enumerate([self] + self._subgraphs)]
+
+        model = schema.ModelT()
+        model.version = 3
+        model.operatorCodes = opcodes
+        model.subgraphs = subgraphs
+        model.description = self.description
+        model.buffers = buffers
+
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        return bytes(builder.Output())
+
+    def _subgraph(self, schema, buffers, opcodes, opcode_index, name):
+        """This writer's SubGraphT; constants go to ``buffers``, operator codes to ``opcodes``."""
+        buffer_cls = _aligned_buffer_cls()
         tensors = []
         for t in self._tensors:
             tt = schema.TensorT()
@@ -550,8 +591,6 @@ class TFLiteWriter:
                 tt.quantization = q
             tensors.append(tt)
 
-        opcode_index: dict[tuple[int, int], int] = {}
-        opcodes = []
         operators = []
         for op in self._ops:
             code = getattr(schema.BuiltinOperator, op.name, None)
@@ -590,6 +629,8 @@ class TFLiteWriter:
                         val = float(val)
                     elif kind == "intlist":
                         val = None if val is None else [int(v) for v in val]
+                    elif kind == "str":
+                        val = str(val)
                     setattr(opts, field, val)
                 ot.builtinOptionsType = getattr(schema.BuiltinOptions, opts_name)
                 ot.builtinOptions = opts
@@ -600,15 +641,5 @@ class TFLiteWriter:
         sg.inputs = list(self._inputs)
         sg.outputs = list(self._outputs)
         sg.operators = operators
-        sg.name = "main"
-
-        model = schema.ModelT()
-        model.version = 3
-        model.operatorCodes = opcodes
-        model.subgraphs = [sg]
-        model.description = self.description
-        model.buffers = buffers
-
-        builder = flatbuffers.Builder(1024)
-        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-        return bytes(builder.Output())
+        sg.name = name
+        return sg

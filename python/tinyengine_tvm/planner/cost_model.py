@@ -49,8 +49,11 @@ class CostModel:
         self.scratch: List[int] = [int(scratch(s) if callable(scratch) else scratch[s]) for s in range(self.n)]
         self.state: List[int] = steps_state(graph.steps)
         self._state_total = sum(align(b) for b in self.state if b)
-        self.inputs = {graph.root(t) for t in graph.inputs}
-        self.outputs = {graph.root(t) for t in graph.outputs}
+        # A variable's value is there before the run and, like the value assigned
+        # to it, is kept to its end (then copied into the variable).
+        values = {graph.root(v) for _, v, _ in graph.variables if v is not None}
+        self.inputs = {graph.root(t) for t in graph.inputs} | values
+        self.outputs = {graph.root(t) for t in graph.outputs} | {graph.root(t) for t in graph.persistent}
         self.size: Dict[int, int] = {r: graph.tensors[r].nbytes for r in self.inputs}
         self.producer: Dict[int, int] = {}  # root -> first step writing it
         self.users: Dict[int, int] = {}  # root -> bitmask of the steps reading or writing it
@@ -66,7 +69,7 @@ class CostModel:
             self.users[r] = self.users.get(r, 0) | (1 << s)
             self.size[r] = graph.tensors[r].nbytes
         if not count_inputs:  # inputs held outside the arena (e.g. a camera frame buffer)
-            for r in self.inputs:
+            for r in self.inputs - values:
                 self.size[r] = 0
         # (aligned size, produced-by bitmask or 0 for an input, users, is output) per root.
         self._roots = [(align(self.size[r]), 0 if r in self.inputs else 1 << self.producer[r],

@@ -106,7 +106,11 @@ def _softmax_operand(ctx, sm):
 def _check_softmax(ctx, var, sm, q):
     if int(sm.attrs.axis) not in (-1, len(shape_of(var)) - 1):
         return "softmax is only supported over the last axis"
-    if q.dtype == "int16":
+    x = ctx.activation_input(_softmax_operand(ctx, sm)[1])
+    if q.dtype == "int16" and x is not None and x.dtype == "int8":
+        if q.s_out != np.float32(1.0 / 65536) or q.zp_out != -32768:
+            return "int16 softmax output of an int8 input must have scale 1/65536 and zero point -32768"
+    elif q.dtype == "int16":
         if abs(q.s_out * 32768 - 1) > 1e-3 or q.zp_out != 0:
             return "int16 softmax output must have scale 1/32768 and zero point 0"
     elif q.s_out != np.float32(1.0 / 256) or q.zp_out != -128:
@@ -117,10 +121,13 @@ def _check_softmax(ctx, var, sm, q):
 def _lower_softmax(ctx, var, sm, q):
     beta, operand = _softmax_operand(ctx, sm)
     x = ctx.activation_input(operand)
-    if x is None or x.dtype != q.dtype:
+    if x is None or (x.dtype, q.dtype) not in (("int8", "int8"), ("int8", "int16"), ("int16", "int16")):
         return None
     shape = shape_of(var)
     attrs = dict(rows=int(np.prod(shape[:-1])), depth=shape[-1])
+    if x.dtype == "int8" and q.dtype == "int16":
+        attrs.update(softmax_params(np.float32(x.scale), beta))
+        return make_kernel_call("te_softmax_s8_s16", [x.expr], attrs, shape, "int16")
     if q.dtype == "int16":
         fields, exp_table, reciprocal_table = softmax_s16_params(np.float32(x.scale), beta)
         attrs.update(fields)

@@ -68,7 +68,7 @@ def find_stages(graph: KernelGraph) -> Tuple[List[Stage], Dict[int, str]]:
     for s, step in enumerate(graph.steps):
         for i in step.inputs:
             last_use[graph.root(i)] = s
-    outputs = {graph.root(t) for t in graph.outputs}
+    outputs = {graph.root(t) for t in graph.outputs + graph.persistent}
     stages = []
     for first in range(n):
         produced: Dict[int, int] = {}
