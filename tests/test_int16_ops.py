@@ -126,6 +126,11 @@ CASES = {
     "softmax": lambda: _one((3, 10), lambda g, x: g.softmax(x), low=-6.0, high=6.0),
     "softmax_beta_long_rows": lambda: _one((2, 100), lambda g, x: g.softmax(x, beta=0.7), low=-20.0, high=5.0),
     "softmax_4d": lambda: _one((1, 2, 3, 5), lambda g, x: g.softmax(x), low=-0.5, high=0.5),
+    "resize_nearest_2x": lambda: _one((1, 4, 5, 3), lambda g, x: g.resize_nearest(x, (8, 10))),
+    "resize_nearest_align_corners": lambda: _one((1, 4, 5, 3), lambda g, x: g.resize_nearest(
+        x, (7, 5), align_corners=True)),
+    "resize_nearest_half_pixel_down": lambda: _one((1, 9, 8, 2), lambda g, x: g.resize_nearest(
+        x, (4, 3), half_pixel_centers=True)),
     # int8 in, int16 out (scale 1/65536, zero point -32768)
     "softmax_int8_to_int16": lambda: _one((3, 10), lambda g, x: g.softmax(x, out_dtype="int16"), low=-6.0,
                                           high=6.0, dtype="int8"),

@@ -1161,6 +1161,17 @@ void te_resize_nearest_s8(const te_resize_params* p, const int8_t* input,
                           int8_t* output);
 
 /**
+ * RESIZE_NEAREST_NEIGHBOR of int16 values; arguments as for
+ * te_resize_nearest_s8 (windows included).
+ * @param p      geometry, as for te_resize_nearest_s8.
+ * @param input  the input block, int16.
+ * @param output the output window, int16.
+ * @op RESIZE_NEAREST_NEIGHBOR
+ */
+void te_resize_nearest_s16(const te_resize_params* p, const int16_t* input,
+                           int16_t* output);
+
+/**
  * Bilinear resize (RESIZE_BILINEAR) of int8 values by TFLite's integer rule:
  * positions in 1/1024 steps, the four neighbours weighted and the sum
  * rounded at 2^20; the output keeps the input's quantization.

@@ -1,4 +1,4 @@
-// RESIZE_NEAREST_NEIGHBOR of an int8 NHWC tensor.
+// RESIZE_NEAREST_NEIGHBOR of an int8 or int16 NHWC tensor.
 //
 // Source index rule of TFLite's reference kernel, evaluated in float32 at run
 // time exactly as TFLM does (the result depends on float rounding, so it is
@@ -31,34 +31,44 @@ inline int32_t nearest_source_index(int32_t dst, int32_t in_size,
   return src;
 }
 
-}  // namespace
-
-extern "C" void te_resize_nearest_s8(const te_resize_params* p,
-                                     const int8_t* input, int8_t* output) {
+template <typename T>
+void resize_nearest(const te_resize_params* p, const T* input, T* output) {
   const bool align = p->align_corners != 0;
   const bool half = p->half_pixel_centers != 0;
   const int64_t col_stride = p->channels;
   const int64_t row_stride = static_cast<int64_t>(p->block_w) * col_stride;
   const int64_t batch_stride = static_cast<int64_t>(p->block_h) * row_stride;
-  const size_t pixel_bytes = static_cast<size_t>(p->channels);
+  const size_t pixel_bytes = static_cast<size_t>(p->channels) * sizeof(T);
 
-  int8_t* out = output;
+  T* out = output;
   for (int32_t b = 0; b < p->batch; ++b) {
-    const int8_t* in_batch = input + b * batch_stride;
+    const T* in_batch = input + b * batch_stride;
     for (int32_t y = p->window_y0; y < p->window_y0 + p->window_h; ++y) {
       const int32_t in_y =
           nearest_source_index(y, p->input_h, p->output_h, align, half) -
           p->block_y0;
-      const int8_t* in_row = in_batch + in_y * row_stride;
+      const T* in_row = in_batch + in_y * row_stride;
       for (int32_t x = p->window_x0; x < p->window_x0 + p->window_w; ++x) {
         const int32_t in_x =
             nearest_source_index(x, p->input_w, p->output_w, align, half) -
             p->block_x0;
         memcpy(out, in_row + in_x * col_stride, pixel_bytes);
-        out += pixel_bytes;
+        out += p->channels;
       }
     }
   }
+}
+
+}  // namespace
+
+extern "C" void te_resize_nearest_s8(const te_resize_params* p,
+                                     const int8_t* input, int8_t* output) {
+  resize_nearest(p, input, output);
+}
+
+extern "C" void te_resize_nearest_s16(const te_resize_params* p,
+                                      const int16_t* input, int16_t* output) {
+  resize_nearest(p, input, output);
 }
 
 namespace {

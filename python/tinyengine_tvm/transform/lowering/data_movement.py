@@ -101,7 +101,7 @@ def _lower_transpose(ctx, var, value, q):
 def _check_resize(ctx, var, value, q):
     a = value.attrs
     if ctx.int8_value(value.args[0]) is None or str(a.method) != "nearest_neighbor" or str(a.layout) != "NHWC":
-        return "only NHWC nearest-neighbour resize is supported on int8"
+        return "only NHWC nearest-neighbour resize is supported on int8/int16"
     mode = str(a.coordinate_transformation_mode)
     if mode not in ("asymmetric", "align_corners", "half_pixel"):
         return f"resize coordinate mode {mode} is not supported"
@@ -111,12 +111,13 @@ def _check_resize(ctx, var, value, q):
 def _lower_resize(ctx, var, value, q):
     mode = str(value.attrs.coordinate_transformation_mode)
     i, o = shape_of(value.args[0]), shape_of(var)
-    return make_kernel_call("te_resize_nearest_s8", [ctx.int8_value(value.args[0])], dict(
+    dtype = dtype_of(var)
+    return make_kernel_call(activation_kernel("te_resize_nearest", dtype), [ctx.int8_value(value.args[0])], dict(
         batch=i[0], input_h=i[1], input_w=i[2], channels=i[3], output_h=o[1], output_w=o[2],
         align_corners=int(mode == "align_corners"), half_pixel_centers=int(mode == "half_pixel"),
         window_y0=0, window_x0=0, window_h=o[1], window_w=o[2], block_y0=0, block_x0=0, block_h=i[1],
         block_w=i[2]),
-        shape_of(var), "int8")
+        shape_of(var), dtype)
 
 
 def _is_bilinear(ctx, value):
@@ -339,7 +340,7 @@ LOWERINGS = [
              fusable=False, tflite={"FILL": (1,), "ZEROS_LIKE": (0,)}, dtypes=_BOTH,
              op_dtypes={"FILL": ("int8",), "ZEROS_LIKE": ("int8",)}),
     Lowering("RESIZE_NEAREST_NEIGHBOR", "int8", _lower_resize, pattern=op_pattern("relax.image.resize2d"),
-             check=_check_resize, tflite={"RESIZE_NEAREST_NEIGHBOR": (0,)}),
+             check=_check_resize, tflite={"RESIZE_NEAREST_NEIGHBOR": (0,)}, dtypes=_BOTH),
     Lowering("RESIZE_BILINEAR", "quantize", _lower_resize_bilinear, pattern=op_pattern("relax.image.resize2d"),
              matcher=_is_bilinear, check=_check_resize_bilinear, fusable=False, tflite={"RESIZE_BILINEAR": (0,)}),
     Lowering("STRIDED_SLICE", "int8", _lower_strided_slice, pattern=op_pattern("relax.strided_slice"),
