@@ -104,6 +104,12 @@ def binding_names(func: relax.Function, named: Sequence[Tuple[str, relax.Expr]])
             name = first.get(b.var, first.get(b.value))
             if name is not None:
                 names.setdefault(b.var, name)
+                # The importer ends some converters with a reshape (STRIDED_SLICE's
+                # shrink): the unnamed value it reshapes is the operator's result too.
+                src = b.value.args[0] if isinstance(b.value, relax.Call) and getattr(b.value.op, "name", "") \
+                    == "relax.reshape" else None
+                if isinstance(src, relax.Var) and src not in params and src not in names and src not in first:
+                    names[src] = name
     return names
 
 
