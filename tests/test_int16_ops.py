@@ -131,6 +131,10 @@ CASES = {
         x, (7, 5), align_corners=True)),
     "resize_nearest_half_pixel_down": lambda: _one((1, 9, 8, 2), lambda g, x: g.resize_nearest(
         x, (4, 3), half_pixel_centers=True)),
+    # 16x8 FULLY_CONNECTED with an int32 bias (TFLM sums in int32)
+    "fc_int32_bias": lambda: _one((3, 40), lambda g, x: g.fully_connected(x, 12, bias_dtype="int32")),
+    "fc_int32_bias_per_channel_relu": lambda: _one((1, 64), lambda g, x: g.fully_connected(
+        x, 10, activation="RELU", per_channel=True, bias_dtype="int32"), low=-4.0, high=4.0),
     # int8 in, int16 out (scale 1/65536, zero point -32768)
     "softmax_int8_to_int16": lambda: _one((3, 10), lambda g, x: g.softmax(x, out_dtype="int16"), low=-6.0,
                                           high=6.0, dtype="int8"),
@@ -203,6 +207,18 @@ def test_int16_with_nonzero_zero_point_is_refused():
     w.outputs([y])
     with pytest.raises(UnsupportedModelError, match=r"shifted.*int16 with zero point 5"):
         te.compile(w.finish())
+
+
+def test_int16_fully_connected_with_int32_bias_sums_in_int32():
+    """TFLM's 16x8 FULLY_CONNECTED with an int32 bias accumulates in int32 and rounds
+    like an int8 layer: over many inputs that differs from the int64 path, and the
+    compiled model must follow TFLM, not the int64 arithmetic."""
+    g = Q.QuantizedGraph(3)
+    x = g.input((16, 96), -8.0, 8.0, dtype="int16")
+    model = g.finish(g.fully_connected(x, 24, per_channel=True, bias_dtype="int32"))
+    compiled = te.compile(model)
+    assert [o["kernel"] for o in compiled.metadata["ops"]] == ["te_fully_connected_s16_b32"]
+    assert_matches_tflm(compiled, model, [random_inputs(compiled.metadata["inputs"], s) for s in range(6)])
 
 
 def test_int16_convolution_with_int32_bias_is_refused():

@@ -308,6 +308,25 @@ void te_fully_connected_s16(const te_fc_params* p, const int16_t* input,
                             const int32_t* multiplier, const int32_t* shift,
                             int16_t* output);
 
+/**
+ * Fully connected layer of int16 activations with an int32 bias: TFLM then
+ * accumulates in int32 and requantizes with the 32-bit rounding of int8
+ * layers (the partial sums must fit in int32, as TFLM assumes).
+ * @param p          as te_fully_connected_s8; input and output offsets 0.
+ * @param input      [batch, input_depth] int16.
+ * @param filter     [output_depth, input_depth] int8.
+ * @param bias       [output_depth] int32.
+ * @param multiplier [output_depth] requantization multipliers.
+ * @param shift      [output_depth] requantization shifts.
+ * @param output     [batch, output_depth] int16.
+ * @op FULLY_CONNECTED
+ * @macs batch * input_depth * output_depth
+ */
+void te_fully_connected_s16_b32(const te_fc_params* p, const int16_t* input,
+                                const int8_t* filter, const int32_t* bias,
+                                const int32_t* multiplier,
+                                const int32_t* shift, int16_t* output);
+
 /* ------------------------------------------------------------------------ */
 /* Element-wise binary operators with 4-D broadcasting                       */
 /* ------------------------------------------------------------------------ */

@@ -1,5 +1,6 @@
 // Portable fully connected layers, TFLM-exact: int8 activations with int32
-// accumulators and bias, int16 activations (16x8) with int64 ones.
+// accumulators and bias, int16 activations (16x8) with int64 ones, or with
+// int32 ones when the model's bias is int32 (TFLM then sums in the bias type).
 #include "fixed_point.h"
 #include "tinyengine_kernels.h"
 
@@ -46,5 +47,12 @@ extern "C" void te_fully_connected_s16(const te_fc_params* p,
                                        const int64_t* bias,
                                        const int32_t* multiplier,
                                        const int32_t* shift, int16_t* output) {
+  fully_connected(p, input, filter, bias, multiplier, shift, output);
+}
+
+extern "C" void te_fully_connected_s16_b32(
+    const te_fc_params* p, const int16_t* input, const int8_t* filter,
+    const int32_t* bias, const int32_t* multiplier, const int32_t* shift,
+    int16_t* output) {
   fully_connected(p, input, filter, bias, multiplier, shift, output);
 }

@@ -271,7 +271,7 @@ class QuantizedGraph:
         idx = self.writer.tensor(self._name(prefix), [n], dtype=dtype, scale=scale_arg, data=bq)
         return idx, bq * bscale
 
-    def _maybe_bias(self, prefix, use_bias, x, w_scales, n):
+    def _maybe_bias(self, prefix, use_bias, x, w_scales, n, dtype=None):
         """Bias input for conv/depthwise/FC: returns (tensor index or -1, dequantized bias).
 
         ``use_bias`` is True (random bias), False (an all-zero int32 bias, which
@@ -283,7 +283,8 @@ class QuantizedGraph:
                 raise ValueError(f"use_bias must be True, False or 'absent', got {use_bias!r}")
             return -1, np.zeros(n)
         b = self.rng.normal(0.0, 0.1, size=n) if use_bias else np.zeros(n)
-        return self._bias(prefix + "_b", b, x.scale, w_scales, n, "int64" if x.dtype == "int16" else "int32")
+        return self._bias(prefix + "_b", b, x.scale, w_scales, n,
+                          dtype or ("int64" if x.dtype == "int16" else "int32"))
 
     # ---------------------------------------------------------------- graph IO
     def input(self, shape, low=-1.0, high=1.0, dtype="int8", name="input") -> QTensor:
@@ -597,9 +598,11 @@ class QuantizedGraph:
         per_channel=False,
         use_bias=True,
         keep_num_dims=False,
+        bias_dtype=None,
         prefix="fc",
     ) -> QTensor:
-        """FULLY_CONNECTED over the last axis; weights are (units, in_features)."""
+        """FULLY_CONNECTED over the last axis; weights are (units, in_features).
+        ``bias_dtype`` overrides the bias type (e.g. an int32 bias on a 16x8 layer)."""
         fin = x.shape[-1]
         w = self.rng.normal(0.0, math.sqrt(2.0 / fin), size=(units, fin))
         w *= self.rng.uniform(0.3, 1.5, size=(units, 1))
@@ -613,7 +616,7 @@ class QuantizedGraph:
             quantized_dimension=0,
         )
         wdeq = wq.astype(np.float64) * np.broadcast_to(wscales, (units,)).reshape(-1, 1)
-        bidx, bdeq = self._maybe_bias(prefix, use_bias, x, wscales, units)
+        bidx, bdeq = self._maybe_bias(prefix, use_bias, x, wscales, units, bias_dtype)
         flat = x.values.reshape(self.samples, -1, fin)
         y = _apply_activation(flat @ wdeq.T + bdeq, activation)
         if keep_num_dims:

@@ -1,6 +1,6 @@
 """Fully connected family: FULLY_CONNECTED / Gemm / MatMul as ``matmul(x, W)``
 with constant int8 weights (per-tensor zero point), optional bias add (int32;
-int64 for int16 activations);
+int64 for int16 activations, or int32 as TFLM also takes);
 and BATCH_MATMUL, ``matmul`` of two int8 activations."""
 from __future__ import annotations
 
@@ -44,10 +44,13 @@ def _lower(ctx, var, mm, q, bias_expr=None):
                  output_depth=out_depth, input_offset=-x.zero_point,
                  filter_offset=-int(w_zp[0]), output_offset=q.zp_out)
     bias_type = np.int64 if x.dtype == "int16" else np.int32
+    kernel = activation_kernel("te_fully_connected", x.dtype)
+    if x.dtype == "int16" and bias is not None and bias.dtype == np.int32:
+        bias_type, kernel = np.int32, "te_fully_connected_s16_b32"  # TFLM sums in the bias's type
     # relax.const narrows int64 to int32 unless told the type
     bias_c = relax.const(bias.astype(bias_type) if bias is not None else np.zeros(out_depth, bias_type),
                          np.dtype(bias_type).name)
-    return make_kernel_call(activation_kernel("te_fully_connected", x.dtype),
+    return make_kernel_call(kernel,
                             [x.expr, relax.const(filt), bias_c, mult, shift], q.finish(attrs), shape_of(var), q.dtype)
 
 
