@@ -135,6 +135,9 @@ CASES = {
     "fc_int32_bias": lambda: _one((3, 40), lambda g, x: g.fully_connected(x, 12, bias_dtype="int32")),
     "fc_int32_bias_per_channel_relu": lambda: _one((1, 64), lambda g, x: g.fully_connected(
         x, 10, activation="RELU", per_channel=True, bias_dtype="int32"), low=-4.0, high=4.0),
+    "conv_int32_bias": lambda: _one((1, 6, 7, 3), lambda g, x: g.conv2d(x, 5, bias_dtype="int32")),
+    "conv_int32_bias_strided_relu": lambda: _one((1, 9, 8, 4), lambda g, x: g.conv2d(
+        x, 6, kernel=(3, 1), stride=(2, 1), activation="RELU", bias_dtype="int32"), low=-3.0, high=3.0),
     # int8 in, int16 out (scale 1/65536, zero point -32768)
     "softmax_int8_to_int16": lambda: _one((3, 10), lambda g, x: g.softmax(x, out_dtype="int16"), low=-6.0,
                                           high=6.0, dtype="int8"),
@@ -221,7 +224,7 @@ def test_int16_fully_connected_with_int32_bias_sums_in_int32():
     assert_matches_tflm(compiled, model, [random_inputs(compiled.metadata["inputs"], s) for s in range(6)])
 
 
-def test_int16_convolution_with_int32_bias_is_refused():
+def test_int16_depthwise_with_int32_bias_is_refused():
     """TFLM reads a 16x8 depthwise layer's int32 bias as int64 (wrong outputs); the project asks for int64."""
     from tinyengine_tvm.modelgen.tflite_writer import TFLiteWriter
 

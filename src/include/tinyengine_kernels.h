@@ -136,6 +136,25 @@ void te_conv2d_s16(const te_conv_params* p, const int16_t* input,
                    int16_t* output);
 
 /**
+ * Regular convolution of int16 activations with an int32 bias: TFLM then
+ * accumulates in int32 and requantizes with the 32-bit rounding of int8
+ * layers (the partial sums must fit in int32, as TFLM assumes).
+ * @param p          as te_conv2d_s16.
+ * @param input      [batch, input_h, input_w, input_c] int16.
+ * @param filter     [output_c, kernel_h, kernel_w, input_c], symmetric int8.
+ * @param bias       [output_c] int32.
+ * @param multiplier [output_c] requantization multipliers.
+ * @param shift      [output_c] requantization shifts.
+ * @param output     [batch, output_h, output_w, output_c] int16.
+ * @op CONV_2D
+ * @macs batch * output_h * output_w * output_c * kernel_h * kernel_w * input_c
+ */
+void te_conv2d_s16_b32(const te_conv_params* p, const int16_t* input,
+                       const int8_t* filter, const int32_t* bias,
+                       const int32_t* multiplier, const int32_t* shift,
+                       int16_t* output);
+
+/**
  * Depthwise convolution, per-channel requantization.
  * @param p          geometry and quantization; output_c must equal
  *                   input_c * depth_multiplier.

@@ -122,6 +122,14 @@ extern "C" void te_conv2d_s16(const te_conv_params* p, const int16_t* input,
   conv2d(p, input, filter, bias, multiplier, shift, output);
 }
 
+extern "C" void te_conv2d_s16_b32(const te_conv_params* p,
+                                  const int16_t* input, const int8_t* filter,
+                                  const int32_t* bias,
+                                  const int32_t* multiplier,
+                                  const int32_t* shift, int16_t* output) {
+  conv2d(p, input, filter, bias, multiplier, shift, output);
+}
+
 extern "C" void te_depthwise_conv2d_s8(const te_conv_params* p,
                                        const int8_t* input,
                                        const int8_t* filter,

@@ -134,9 +134,9 @@ def _check_operator(model, sg, op, names, supported, dtypes, output_dtypes) -> L
         if not _is_const(model, w):
             reasons.append(f"weights '{_tensor_name(sg, inputs[1])}' are not constant")
         bias_type = {_INT8: _INT32, _INT16: _INT64}.get(sg.Tensors(inputs[0]).Type())
-        # TFLM's 16x8 FULLY_CONNECTED also runs an int32 bias (summing in int32); its
-        # convolutions misread one.
-        narrow = op_type == "FULLY_CONNECTED" and bias_type == _INT64
+        # TFLM's 16x8 FULLY_CONNECTED and CONV_2D also run an int32 bias (summing in
+        # int32); its depthwise convolution misreads one.
+        narrow = op_type in ("FULLY_CONNECTED", "CONV_2D") and bias_type == _INT64
         if len(inputs) > 2 and bias_type is not None and sg.Tensors(inputs[2]).Type() != bias_type \
                 and not (narrow and sg.Tensors(inputs[2]).Type() == _INT32):
             reasons.append(f"bias '{_tensor_name(sg, inputs[2])}' is not {_TYPE_NAMES[bias_type]}")

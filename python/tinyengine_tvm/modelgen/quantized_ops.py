@@ -375,6 +375,7 @@ class QuantizedGraph:
         activation="NONE",
         per_channel=True,
         use_bias=True,
+        bias_dtype=None,
         prefix="conv",
     ) -> QTensor:
         """CONV_2D with He-initialised weights whose magnitude varies per channel."""
@@ -394,7 +395,7 @@ class QuantizedGraph:
             quantized_dimension=0,
         )
         wdeq = wq * np.broadcast_to(wscales, (out_channels,)).reshape(-1, 1, 1, 1)
-        bidx, bdeq = self._maybe_bias(prefix, use_bias, x, wscales, out_channels)
+        bidx, bdeq = self._maybe_bias(prefix, use_bias, x, wscales, out_channels, bias_dtype)
         s, d = _pair(stride), _pair(dilation)
         y = self._per_sample(lambda v: conv2d_ref(v, wdeq, bdeq, s, d, padding), x)
         y = _apply_activation(y, activation)

@@ -1,7 +1,7 @@
 """Convolution family: CONV_2D, DEPTHWISE_CONV_2D and TRANSPOSE_CONV (NHWC,
 per-channel int8 weights with zero point 0), with or without bias add: int8
 activations with an int32 bias, or int16 activations with an int64 bias
-(TFLite's 16x8)."""
+(TFLite's 16x8; CONV_2D also an int32 one, summed in int32 as TFLM does)."""
 from __future__ import annotations
 
 import numpy as np
@@ -78,6 +78,8 @@ def _lower(ctx, var, conv, q, bias_expr=None):
         return None
     mult, shift = requant_arrays(x.scale, w_scale, q.s_out, oc)
     bias_type = np.int64 if x.dtype == "int16" else np.int32
+    if groups == 1 and x.dtype == "int16" and bias is not None and bias.dtype == np.int32:
+        bias_type, kernel = np.int32, "te_conv2d_s16_b32"  # TFLM sums in the bias's type
     # relax.const narrows int64 to int32 unless told the type
     bias_c = relax.const(bias.astype(bias_type) if bias is not None else np.zeros(oc, bias_type),
                          np.dtype(bias_type).name)
