@@ -485,6 +485,23 @@ def test_malformed_initialisation_subgraph_is_a_format_error(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("op, why", [("NEG", "no int8/int16 NEG kernel"),
+                                     ("RELU_N1_TO_1", "no standalone RELU_N1_TO_1")])
+def test_operators_tflm_cannot_run_in_int8_are_refused_with_the_reason(op, why):
+    """TFLM fails int8 NEG at invoke and registers no standalone RELU_N1_TO_1:
+    no exact reference exists, so the import says so, naming the node."""
+    from tinyengine_tvm.errors import UnsupportedModelError
+    from tinyengine_tvm.modelgen.tflite_writer import TFLiteWriter
+
+    w = TFLiteWriter()
+    x, y = w.tensor("x", (1, 8), "int8", scale=0.01), w.tensor("result", (1, 8), "int8", scale=0.01)
+    w.op(op, [x], [y])
+    w.inputs([x])
+    w.outputs([y])
+    with pytest.raises(UnsupportedModelError, match=rf"{op} \(node '#0 result'\).*{why}"):
+        te.compile(w.finish())
+
+
 def test_svdf_with_mixed_state_types_is_refused():
     """TFLM reads int8 time weights over an int16 state without complaint (and wrongly)."""
     from tinyengine_tvm.errors import UnsupportedModelError

@@ -84,13 +84,24 @@ def supported_output_dtypes() -> Dict[str, Tuple[str, ...]]:
             **DIRECT_OUTPUT_TYPES}
 
 
+#: Why some operators a user may expect are refused.
+_REFUSED_BECAUSE = {
+    "NEG": "TFLM has no int8/int16 NEG kernel (it fails at invoke), so there is no exact result to match",
+    "RELU_N1_TO_1": "TFLM registers no standalone RELU_N1_TO_1 kernel (as a fused activation it is supported)",
+    "IF": "control flow is not supported",
+    "WHILE": "control flow is not supported",
+    "CALL_ONCE": "control flow is not supported (except an initialisation subgraph of variable assignments)",
+}
+
+
 def _check_operator(model, sg, op, names, supported, dtypes, output_dtypes) -> List[str]:
     """Reasons why one operator cannot be lowered (empty when it can)."""
     oc = model.OperatorCodes(op.OpcodeIndex())
     code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
     op_type = names.get(code, f"CUSTOM({code})")
     if op_type not in supported:
-        return [f"operator {op_type} is not supported"]
+        why = _REFUSED_BECAUSE.get(op_type)
+        return [f"operator {op_type} is not supported" + (f": {why}" if why else "")]
     reasons = []
     inputs = [i for i in op.InputsAsNumpy() if i >= 0]
     outputs = list(op.OutputsAsNumpy())
