@@ -120,6 +120,16 @@ def _pytorch_view_flatten(int8_io=False, seed=0):
     return g.finish(g.gemm(flat, 5))
 
 
+def _prelu_after_maxpool(int8_io=False, seed=0):
+    """MaxPool (exact, NHWC inside) -> PRelu per channel: the slope follows the activation's layout."""
+    g = q.QDQGraph(seed, 13, int8_io)
+    x = g.input((1, 4, 6, 6), -2.0, 1.0)
+    c = g.unary("MaxPool", x, dict(kernel_shape=[2, 2], strides=[1, 1]), same_qparams=True)
+    slope = g.const_act(g.rng.uniform(-0.5, 0.5, size=(4, 1, 1)), prefix="slope")
+    name, values = g.float_op("PRelu", [c, slope], prefix="prelu")
+    return g.finish(g.quantize(name, values, prefix="prelu"))
+
+
 # (id, builder, kwargs); every case runs with float32 and with int8 model I/O.
 CASES = [
     # Conv
@@ -209,6 +219,70 @@ CASES = [
     ("clip_min_only", q.clip_model, dict(max=None)),
     ("clip_max_only", q.clip_model, dict(min=None, max=1.0)),
     ("relu", q.relu_model, {}),
+    # Sub, LeakyRelu, PRelu, Tanh
+    ("sub", q.sub_model, {}),
+    ("sub_broadcast_c11_relu", q.sub_model, dict(shape_b=(1, 4, 1, 1), activation="Relu")),
+    ("sub_broadcast_rank1", q.sub_model, dict(shape_b=(5,))),
+    ("sub_const_b", q.sub_model, dict(b_constant=True, shape_b=(1, 1, 5, 5))),
+    ("sub_3d_odd", q.sub_model, dict(shape_a=(3, 7, 5), shape_b=(1, 7, 1))),
+    ("leaky_relu", q.leaky_relu_model, {}),
+    ("leaky_relu_alpha_0_01_2d", q.leaky_relu_model, dict(input_shape=(3, 11), alpha=0.01)),
+    ("leaky_relu_alpha_1_5", q.leaky_relu_model, dict(alpha=1.5, input_range=(-1.0, 1.0))),
+    ("prelu_per_channel", q.prelu_model, {}),
+    ("prelu_shared_slope", q.prelu_model, dict(slope_shape=(1,))),
+    ("prelu_last_axis_3d", q.prelu_model, dict(input_shape=(2, 3, 7), slope_shape=(7,))),
+    ("prelu_after_maxpool_nhwc", _prelu_after_maxpool, {}),
+    ("tanh", q.tanh_model, {}),
+    ("tanh_ort_qparams", q.tanh_model, dict(output_qparams=(2.0 / 255.0, 0))),
+    ("tanh_kernel_qparams_2d", q.tanh_model, dict(input_shape=(3, 9), output_qparams=(1.0 / 128.0, 0))),
+    ("tanh_wide_input", q.tanh_model, dict(input_range=(-8.0, 6.0))),
+    # Slice, Split, Gather
+    ("slice_steps_negative_axis", q.slice_model, {}),
+    ("slice_no_axes", q.slice_model, dict(starts=(0, 1, 2), ends=(1, 3, 5), axes=None, steps=None)),
+    ("slice_negative_step", q.slice_model, dict(starts=(-1, 5), ends=(-100, 0), axes=(2, 3), steps=(-2, -1))),
+    ("slice_clamped_ends", q.slice_model, dict(starts=(-3,), ends=(2 ** 62,), axes=(-2,), steps=None)),
+    ("slice_2d_opset19", q.slice_model, dict(input_shape=(5, 9), starts=(1, -8), ends=(5, -1), axes=(0, 1),
+                                             steps=(3, 2), opset=19)),
+    ("split_uneven_channels", q.split_model, {}),
+    ("split_equal_last_axis", q.split_model, dict(input_shape=(1, 2, 3, 6), axis=-1, split=None, num_outputs=3)),
+    ("split_num_outputs_opset18_odd", q.split_model, dict(input_shape=(1, 7, 2, 3), split=None, num_outputs=3,
+                                                          opset=18)),
+    ("split_3d_axis1", q.split_model, dict(input_shape=(2, 9, 4), axis=1, split=(4, 1, 4))),
+    ("gather_channels_negative", q.gather_model, {}),
+    ("gather_scalar_index", q.gather_model, dict(indices=-2, axis=2)),
+    ("gather_2d_indices", q.gather_model, dict(input_shape=(6, 5), indices=((0, 5), (-1, 2)), axis=0)),
+    ("gather_repeated_last_axis", q.gather_model, dict(indices=(4, 4, 0, 1), axis=-1)),
+    # MatMul of two activations, ConvTranspose
+    ("matmul_activations_4d", q.batch_matmul_model, {}),
+    ("matmul_activations_2d_odd", q.batch_matmul_model, dict(shape_a=(3, 7), shape_b=(7, 5))),
+    ("matmul_activations_broadcast_batch", q.batch_matmul_model, dict(shape_a=(2, 1, 3, 4), shape_b=(3, 4, 5))),
+    ("matmul_activations_rhs_rank2", q.batch_matmul_model, dict(shape_a=(2, 3, 4), shape_b=(4, 6))),
+    ("conv_transpose_s2_p1", q.conv_transpose_model, {}),
+    ("conv_transpose_output_padding", q.conv_transpose_model, dict(output_padding=1)),
+    ("conv_transpose_asym_pads_s1x2", q.conv_transpose_model, dict(kernel=(2, 3), stride=(1, 2), pads=(0, 1, 1, 0),
+                                                                   output_padding=(0, 1), input_shape=(1, 2, 3, 5))),
+    ("conv_transpose_pertensor_nobias", q.conv_transpose_model, dict(per_channel=False, bias=False, pads=0)),
+    ("conv_transpose_dilated", q.conv_transpose_model, dict(dilation=2, stride=1, pads=(1, 0, 2, 1))),
+    ("conv_transpose_s3_k2_odd", q.conv_transpose_model, dict(kernel=2, stride=3, pads=0, out_channels=3,
+                                                              input_shape=(1, 5, 3, 2))),
+    # LayerNormalization (last axis)
+    ("layer_norm", q.layer_norm_model, {}),
+    ("layer_norm_no_bias_4d", q.layer_norm_model, dict(input_shape=(1, 3, 4, 10), bias=False)),
+    ("layer_norm_wide_eps", q.layer_norm_model, dict(input_shape=(5, 33), epsilon=0.1, input_range=(-0.3, 0.2))),
+    ("layer_norm_depth_256", q.layer_norm_model, dict(input_shape=(2, 256))),
+    ("layer_norm_axis_minus1_opset18", q.layer_norm_model, dict(input_shape=(1, 4, 7), opset=18)),
+    # ReduceMean / ReduceMax
+    ("reducemean_c_keepdims", q.reduce_model, {}),
+    ("reducemean_c_nokeep", q.reduce_model, dict(keepdims=0)),
+    ("reducemean_hw_nokeep", q.reduce_model, dict(axes=(2, 3), keepdims=0)),
+    ("reducemean_ch_noncontiguous", q.reduce_model, dict(axes=(1, 3), keepdims=1)),
+    ("reducemean_all_opset18", q.reduce_model, dict(axes=None, keepdims=0, opset=18)),
+    ("reducemean_negative_axis_opset18", q.reduce_model, dict(input_shape=(2, 7, 5), axes=(-1,), keepdims=0,
+                                                              opset=18)),
+    ("reducemax_hw_keepdims", q.reduce_model, dict(op_type="ReduceMax", axes=(2, 3), same_qparams=True)),
+    ("reducemax_c_nokeep_requantized", q.reduce_model, dict(op_type="ReduceMax", axes=(1,), keepdims=0)),
+    ("reducemax_negative_axis_opset18", q.reduce_model, dict(op_type="ReduceMax", input_shape=(3, 5, 7),
+                                                             axes=(-2,), keepdims=1, opset=18)),
     # graphs
     ("small_cnn", q.small_cnn_model, {}),
     ("small_cnn_opset19", q.small_cnn_model, dict(opset=19)),
@@ -532,6 +606,7 @@ REFUSALS = [
     ("softmax_fine_scale", lambda: q.softmax_model(output_qparams=(1.0 / 512.0, -128)), "Softmax", "1/512"),
     ("softmax_opset12_several_axes", lambda: q.softmax_model(opset=12, input_shape=(1, 5, 2, 2), axis=1),
      "Softmax", "opset 13"),
+    ("tanh_fine_scale", lambda: q.tanh_model(input_range=(-0.5, 0.25)), "Tanh", "1/256"),
     ("sigmoid_fine_scale", lambda: q.sigmoid_model(output_qparams=(1.0 / 2048.0, -128)), "Sigmoid", "1/512"),
 ]
 
