@@ -618,6 +618,14 @@ FUZZ_BASES = {
     "reshape": lambda: q.reshape_model(),
     "softmax": lambda: q.softmax_model(),
     "small_cnn": lambda: q.small_cnn_model(),
+    "conv_transpose": lambda: q.conv_transpose_model(output_padding=1),
+    "layer_norm_int8io": lambda: q.layer_norm_model(int8_io=True),
+    "split": lambda: q.split_model(),
+    "gather": lambda: q.gather_model(),
+    "slice": lambda: q.slice_model(),
+    "reduce_max": lambda: q.reduce_model(op_type="ReduceMax", keepdims=0),
+    "batch_matmul": lambda: q.batch_matmul_model(),
+    "prelu_tanh": lambda: q.prelu_model(),
 }
 FUZZ_SEEDS = range(4)
 FUZZ_PER_SEED = 250  # 4 x 250 mutations: 2/3 protobuf fields, 1/3 raw bytes

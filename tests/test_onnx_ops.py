@@ -228,6 +228,7 @@ CASES = [
     ("leaky_relu", q.leaky_relu_model, {}),
     ("leaky_relu_alpha_0_01_2d", q.leaky_relu_model, dict(input_shape=(3, 11), alpha=0.01)),
     ("leaky_relu_alpha_1_5", q.leaky_relu_model, dict(alpha=1.5, input_range=(-1.0, 1.0))),
+    ("leaky_relu_negative_alpha", q.leaky_relu_model, dict(alpha=-0.3)),
     ("prelu_per_channel", q.prelu_model, {}),
     ("prelu_shared_slope", q.prelu_model, dict(slope_shape=(1,))),
     ("prelu_last_axis_3d", q.prelu_model, dict(input_shape=(2, 3, 7), slope_shape=(7,))),
@@ -452,6 +453,87 @@ def test_onnxruntime_quantize_static_model(tmp_path):
     share, worst = compare_with_onnxruntime(compiled, buf, seeds=range(8))
     RESULTS[("onnxruntime_quantize_static", False)] = (share, worst)
     assert worst <= 1.0 + 1e-3 and share >= MIN_EQUAL_SHARE
+
+
+def _float_attention_scores(path):
+    """LayerNormalization -> Split -> Transpose -> MatMul of two activations (attention scores)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("LayerNormalization", ["x", "gamma", "beta"], ["n"], axis=-1),
+        helper.make_node("Split", ["n", "sizes"], ["q", "k"], axis=-1),
+        helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["q", "kt"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(rng.uniform(0.5, 1.5, 16).astype(np.float32), "gamma"),
+             numpy_helper.from_array(rng.normal(0.0, 0.1, 16).astype(np.float32), "beta"),
+             numpy_helper.from_array(np.array([8, 8], np.int64), "sizes")]
+    graph = helper.make_graph(nodes, "scores", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6, 6])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def _float_decoder(path):
+    """Conv -> Relu -> ConvTranspose (stride 2, output_padding) -> Slice -> Gather."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+
+    def const(name, values):
+        return numpy_helper.from_array(np.asarray(values), name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("ConvTranspose", ["r", "w2", "b2"], ["d"], strides=[2, 2], pads=[1, 1, 1, 1],
+                         output_padding=[1, 1]),
+        helper.make_node("Slice", ["d", "starts", "ends", "axes"], ["s"]),
+        helper.make_node("Gather", ["s", "indices"], ["y"], axis=1),
+    ]
+    inits = [const("w1", rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32)),
+             const("b1", rng.normal(0, 0.1, 8).astype(np.float32)),
+             const("w2", rng.normal(0, 0.3, (8, 6, 3, 3)).astype(np.float32)),
+             const("b2", rng.normal(0, 0.1, 6).astype(np.float32)),
+             const("starts", np.array([1, 0], np.int64)), const("ends", np.array([7, 5], np.int64)),
+             const("axes", np.array([2, 3], np.int64)), const("indices", np.array([5, 0, 2], np.int64))]
+    graph = helper.make_graph(nodes, "decoder", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 6, 5])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+@pytest.mark.parametrize("build,shape,kernels", [
+    (_float_attention_scores, (1, 6, 16), {"te_layer_norm_s8", "te_batch_matmul_s8"}),
+    (_float_decoder, (1, 3, 8, 8), {"te_transpose_conv2d_s8", "te_strided_slice_s8", "te_gather_s8"}),
+], ids=["attention_scores", "decoder"])
+def test_onnxruntime_quantize_static_new_operators(tmp_path, build, shape, kernels):
+    """Models of the newer operators as onnxruntime's own quantizer writes them (e.g. the
+    LayerNormalization bias as int32 with a 1-element scale and a 0-d zero point)."""
+    quantization = pytest.importorskip("onnxruntime.quantization")
+
+    class Reader(quantization.CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(1)
+            self.data = iter([{"x": rng.uniform(-1, 1, shape).astype(np.float32)} for _ in range(16)])
+
+        def get_next(self):
+            return next(self.data, None)
+
+    build(str(tmp_path / "f32.onnx"))
+    quantization.quantize_static(str(tmp_path / "f32.onnx"), str(tmp_path / "q.onnx"), Reader(),
+                                 quant_format=quantization.QuantFormat.QDQ, per_channel=True,
+                                 activation_type=quantization.QuantType.QInt8,
+                                 weight_type=quantization.QuantType.QInt8)
+    buf = (tmp_path / "q.onnx").read_bytes()
+    compiled = te.compile(buf)
+    assert kernels <= {s.kernel for s in compiled.graph.steps}
+    share, worst = compare_with_onnxruntime(compiled, buf, seeds=range(8))
+    RESULTS[(f"onnxruntime_quantize_static_{build.__name__}", False)] = (share, worst)
+    assert worst <= 1.0 + 1e-3 and share >= MIN_EQUAL_SHARE, (share, worst)
 
 
 def test_pad_stays_in_the_ir():

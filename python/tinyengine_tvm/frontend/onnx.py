@@ -1308,7 +1308,9 @@ def _check_qparams(g, node, a, reasons, shape) -> None:
             reasons.append(f"scale (input 1) has rank {scale.ndim}; only a scalar (per tensor) or a 1-D "
                            "(per axis) scale is supported")
     if zp is not None:
-        if scale is not None and zp.shape != scale.shape:
+        # A 1-element scale with a 0-d zero point (or the reverse) is one per-tensor pair:
+        # onnxruntime's quantizer writes LayerNormalization biases so.
+        if scale is not None and zp.shape != scale.shape and not (zp.size == 1 and scale.size == 1):
             reasons.append(f"zero point (input 2) has shape {list(zp.shape)} but scale has shape {list(scale.shape)}")
         if zp.dtype.kind not in "iu":
             reasons.append(f"zero point (input 2) is {zp.dtype}; it must be an integer type")

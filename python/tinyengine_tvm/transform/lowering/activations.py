@@ -183,8 +183,14 @@ def _check_layer_norm(ctx, var, op, q):
         return f"layer normalization over axes {axes} is not supported; only the last axis is"
     if shape[-1] > _LAYER_NORM_MAX_DEPTH:
         return f"layer normalization over {shape[-1]} values is not supported (at most {_LAYER_NORM_MAX_DEPTH})"
-    if ctx.const(op.args[1]) is None or ctx.const(op.args[2]) is None:
+    gamma, beta = ctx.const(op.args[1]), ctx.const(op.args[2])
+    if gamma is None or beta is None:
         return "layer normalization needs constant scale (gamma) and bias (beta)"
+    if not (np.isfinite(gamma).all() and np.isfinite(beta).all()):
+        return "layer normalization scale (gamma) and bias (beta) must be finite"
+    x = ctx.activation_input(op.args[0])
+    if x is not None and np.max(np.abs(gamma)) * np.sqrt(shape[-1]) / float(np.float32(q.s_out)) >= 2.0 ** 28:
+        return "layer normalization scale (gamma) is too large for the output scale (every output would saturate)"
     return None
 
 
@@ -208,7 +214,8 @@ def _lower_layer_norm(ctx, var, op, q):
                  fraction_bits=frac, epsilon_term=int(round(eps_term)))
     mult = relax.const(np.array([m for m, _ in pairs], np.int32))
     shift = relax.const(np.array([sh - 30 for _, sh in pairs], np.int32))
-    bias = relax.const(np.round(beta / s_y * 2.0 ** frac).astype(np.int32))
+    # Beyond +-2^30 the output saturates anyway: clipping keeps the int32 sum from wrapping.
+    bias = relax.const(np.clip(np.round(beta / s_y * 2.0 ** frac), -2.0 ** 30, 2.0 ** 30).astype(np.int32))
     return make_kernel_call("te_layer_norm_s8", [x.expr, mult, shift, bias], attrs, shape, "int8")
 
 
