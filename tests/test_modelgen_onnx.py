@@ -103,6 +103,7 @@ CASES = [
                                                       opset=18)),
     ("gather", q.gather_model, {}),
     ("conv_transpose", q.conv_transpose_model, {}),
+    ("conv_transpose_grouped", q.conv_transpose_model, dict(input_shape=(1, 4, 3, 3), out_channels=6, group=2)),
     ("reduce_mean", q.reduce_model, {}),
     ("reduce_max_opset18", q.reduce_model, dict(op_type="ReduceMax", axes=(2, 3), same_qparams=True, opset=18)),
     ("layer_norm", q.layer_norm_model, dict(opset=17)),

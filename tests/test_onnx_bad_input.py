@@ -528,7 +528,6 @@ def test_gather_index_out_of_range():
 
 
 @pytest.mark.parametrize("attr,value,words", [
-    ("group", 3, ("group=3", "only group=1")),
     ("auto_pad", "SAME_UPPER", ("auto_pad=SAME_*", "explicit pads")),
     ("output_padding", [2, 0], ("output_padding [2, 0]", "smaller than the stride")),
 ])
@@ -538,10 +537,18 @@ def test_conv_transpose_unsupported_attributes(attr, value, words):
     if attr == "auto_pad":
         node.attribute.remove(next(a for a in node.attribute if a.name == "pads"))
     _set_attr(node, attr, value)
-    if attr == "group":  # weights (3, 3, 3, 3) read as 3 groups of one input channel
-        _set_attr(node, "pads", [1, 1, 1, 1])
     _free_output_shapes(m)
     _refused_named(m, "ConvTranspose", *words)
+
+
+def test_conv_transpose_group_must_divide_the_input_channels():
+    m = onnx.load_from_string(q.conv_transpose_model(input_shape=(1, 3, 4, 4), out_channels=3))
+    i, node = _node(m, "ConvTranspose")
+    _set_attr(node, "group", 2)
+    _free_output_shapes(m)
+    with pytest.raises((UnsupportedModelError, ModelFormatError)) as err:
+        te.compile(m.SerializeToString())
+    assert "ConvTranspose" in str(err.value) and "group" in str(err.value), str(err.value)
 
 
 def test_conv_transpose_output_shape_attribute():

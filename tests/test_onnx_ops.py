@@ -264,6 +264,9 @@ CASES = [
                                                                    output_padding=(0, 1), input_shape=(1, 2, 3, 5))),
     ("conv_transpose_pertensor_nobias", q.conv_transpose_model, dict(per_channel=False, bias=False, pads=0)),
     ("conv_transpose_dilated", q.conv_transpose_model, dict(dilation=2, stride=1, pads=(1, 0, 2, 1))),
+    ("conv_transpose_grouped", q.conv_transpose_model, dict(input_shape=(1, 4, 3, 3), out_channels=6, group=2)),
+    ("conv_transpose_depthwise_pertensor", q.conv_transpose_model, dict(input_shape=(1, 3, 4, 4), out_channels=3,
+                                                                        group=3, per_channel=False)),
     ("conv_transpose_s3_k2_odd", q.conv_transpose_model, dict(kernel=2, stride=3, pads=0, out_channels=3,
                                                               input_shape=(1, 5, 3, 2))),
     # LayerNormalization (last axis)

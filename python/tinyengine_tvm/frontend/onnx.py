@@ -576,8 +576,6 @@ def _check_new_compute_node(g: _OnnxGraph, node, a: dict, shape_in) -> List[str]
         if w is not None and w.ndim != 4:
             reasons.append(f"only 2-D transposed convolution is supported (weights of rank {w.ndim})")
         reasons += _check_weights(g, node.input[1], "weights", lambda ax, nd: ax == 1, symmetric=True)
-        if int(a.get("group", 1)) != 1:
-            reasons.append(f"group={a.get('group')} is not supported; only group=1 is")
         if "output_shape" in a:
             reasons.append("the output_shape attribute is not supported (TVM's importer ignores it); give pads "
                            "and output_padding instead")
@@ -591,7 +589,8 @@ def _check_new_compute_node(g: _OnnxGraph, node, a: dict, shape_in) -> List[str]
                                "or the dilation")
                 break
         if len(node.input) > 2 and node.input[2]:
-            reasons += _check_bias(g, node.input[2], w.shape[1] if w is not None and w.ndim == 4 else None)
+            reasons += _check_bias(g, node.input[2], w.shape[1] * int(a.get("group", 1))
+                                   if w is not None and w.ndim == 4 else None)
     elif op in ("ReduceMean", "ReduceMax"):
         axes = a.get("axes") if "axes" in a else (g.const(node.input[1]) if len(node.input) > 1 and node.input[1]
                                                  else None)
@@ -1247,6 +1246,9 @@ def _check_fields(g: "_OnnxGraph", node) -> List[str]:
                 _check_int_list(reasons, a, name, n_values, low, f"{n_values} values")
             if shape is not None and len(shape) > 1 and shape[1] is not None and shape[1] != w.shape[0]:
                 reasons.append(f"weights of shape {list(w.shape)} do not fit the {shape[1]} input channels")
+            group = int(a.get("group", 1))
+            if group < 1 or group > _INT32_MAX or w.shape[0] % group:
+                reasons.append(f"group {group}: must be >= 1 and divide the {w.shape[0]} input channels")
     elif op in ("Gather", "Split"):
         _check_axis(reasons, a, "axis", 0, rank)
     elif op in ("ReduceMean", "ReduceMax") and "axes" in a and rank is not None:

@@ -839,26 +839,44 @@ def gather_model(input_shape=(1, 4, 5, 5), indices=(3, 0, -1), axis=1, int8_io=F
 
 
 def conv_transpose_model(input_shape=(1, 3, 4, 4), out_channels=4, kernel=3, stride=2, pads=(1, 1, 1, 1),
-                         output_padding=None, dilation=1, per_channel=True, bias=True, int8_io=False,
+                         output_padding=None, dilation=1, group=1, per_channel=True, bias=True, int8_io=False,
                          opset=DEFAULT_OPSET, seed=0) -> bytes:
-    """ConvTranspose (group 1) with int8 weights ``(C_in, C_out, kh, kw)``, per channel along
-    axis 1 or per tensor, and an optional int32 bias."""
+    """ConvTranspose with int8 weights ``(C_in, C_out / group, kh, kw)``, per channel along
+    axis 1 or per tensor, and an optional int32 bias (one value per output channel)."""
     g = QDQGraph(seed, opset, int8_io)
     x = g.input(input_shape)
     kernel, stride, dilation = _tuple(kernel), _tuple(stride), _tuple(dilation)
     cin = input_shape[1]
-    w = g.rng.normal(0.0, math.sqrt(2.0 / (cin * kernel[0] * kernel[1])), size=(cin, out_channels) + kernel)
-    w *= g.rng.uniform(0.25, 1.5, size=(1, out_channels, 1, 1))
+    if cin % group or out_channels % group:
+        raise ValueError(f"group {group} must divide channels {cin} and {out_channels}")
+    per_group = out_channels // group
+    w = g.rng.normal(0.0, math.sqrt(2.0 / (cin // group * kernel[0] * kernel[1])),
+                     size=(cin, per_group) + kernel)
+    w *= g.rng.uniform(0.25, 1.5, size=(1, per_group, 1, 1))
     w_name, w_deq, w_scales = g.weight(w, per_channel, axis=1, prefix="deconv_weight")
     inputs = [x, (w_name, w_deq)]
     if bias:
-        inputs.append(g.bias(g.rng.normal(0.0, 0.1, size=out_channels), x.scale, w_scales, prefix="deconv_bias"))
+        b_scales = np.tile(w_scales, group) if per_channel else w_scales
+        inputs.append(g.bias(g.rng.normal(0.0, 0.1, size=out_channels), x.scale, b_scales, prefix="deconv_bias"))
     attrs = dict(kernel_shape=list(kernel), strides=list(stride), dilations=list(dilation),
-                 pads=list(_tuple(pads, 4)))
+                 pads=list(_tuple(pads, 4)), group=int(group))
     if output_padding is not None:
         attrs["output_padding"] = list(_tuple(output_padding))
-    name, values = g.float_op("ConvTranspose", inputs, attrs, prefix="deconv")
-    return g.finish(g.quantize(name, values, prefix="deconv"))
+    if group == 1:
+        name, values = g.float_op("ConvTranspose", inputs, attrs, prefix="deconv")
+        return g.finish(g.quantize(name, values, prefix="deconv"))
+    # onnx's reference ConvTranspose computes only group 1 (and depthwise): calibrate group by group.
+    name = g._name("deconv")
+    g._node("ConvTranspose", [g.dq(x)] + [item[0] for item in inputs[1:]], [name], **attrs)
+    cg = cin // group
+    one = dict(attrs, group=1)
+    parts = []
+    for k in range(group):
+        ins = [(x.values[:, :, k * cg:(k + 1) * cg], True), (inputs[1][1][k * cg:(k + 1) * cg], False)]
+        if bias:
+            ins.append((inputs[2][1][k * per_group:(k + 1) * per_group], False))
+        parts.append(g.evaluate("ConvTranspose", ins, one)[0])
+    return g.finish(g.quantize(name, np.concatenate(parts, axis=2), prefix="deconv"))
 
 
 def reduce_model(op_type="ReduceMean", input_shape=(1, 4, 5, 6), axes=(1,), keepdims=1, input_range=(-1.0, 2.0),

@@ -51,8 +51,9 @@ Operator by operator (q = quantize, dq = dequantize, all per-tensor int8):
 * ReduceMean/ReduceMax: over a layout where the reduced axes are adjacent
   (keepdims=0 drops them from the layout); the max in the input's quantization
   (TFLM's REDUCE_MAX compares raw values), then requantized.
-* ConvTranspose: ``conv2d_transpose`` NHWC with the IOHW weights (dilations as
-  zeros between the taps; output_padding as that much less end padding).
+* ConvTranspose: ``conv2d_transpose`` NHWC with the IOHW weights (groups as
+  block-diagonal dense weights, dilations as zeros between the taps,
+  output_padding as that much less end padding).
 * LayerNormalization: ``layer_norm`` over the last axis with gamma/beta
   dequantized to float constants (the kernel folds them into its multipliers).
 * Requantizations by a ratio below 1/2 are written as a multiplication by 1.0
@@ -711,7 +712,7 @@ class _Canonicalizer:
         if x is None:
             return None
         rank = len(x.shape)
-        axes = sorted({int(a) % rank for a in op.attrs.axis}) if op.attrs.axis is not None else list(range(rank))
+        axes = sorted({int(a) % rank for a in op.attrs.axis}) if op.attrs.axis else list(range(rank))
         x = self._reduced_layout(x, axes)
         phys = sorted(x.layout.index(a) for a in axes)
         keep = bool(op.attrs.keepdims)
@@ -1001,13 +1002,25 @@ class _Canonicalizer:
 
     def _conv_transpose(self, conv, ctx, bias=None):
         a = conv.attrs
-        if str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "IOHW" or int(a.groups) != 1:
+        if str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "IOHW":
             return None
         x = self._operand(conv.args[0], NHWC)
         w = self._weights(conv.args[1])
         if x is None or w is None or w[0].dtype != np.int8:
             return None
         wq, ws, wz, axis = w
+        groups = int(a.groups)
+        if groups > 1:
+            # Grouped: block-diagonal dense weights (input channels of group g
+            # feed only its outputs) give the same sums; per-channel scales
+            # repeat for every group's outputs.
+            cg, mg = wq.shape[0] // groups, wq.shape[1]
+            full = np.zeros((wq.shape[0], mg * groups) + wq.shape[2:], np.int8)
+            for g in range(groups):
+                full[g * cg:(g + 1) * cg, g * mg:(g + 1) * mg] = wq[g * cg:(g + 1) * cg]
+            wq = full
+            if ws.size > 1:
+                ws, wz = np.tile(ws, groups), np.tile(wz, groups)
         dil = [int(d) for d in a.dilation]
         if dil != [1, 1]:
             # A dilated kernel is the dense kernel with zeros between its taps.
