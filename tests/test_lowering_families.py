@@ -265,3 +265,35 @@ def test_per_channel_output_quantization_is_unsupported():
     body = lambda bb, x: bb.emit(relax.op.quantize(_dq(x, 0.5), relax.const(np.array([0.5, 0.25], np.float32)),
                                                    relax.const(np.array([0, 0], np.int8)), axis=1), name_hint="rq")
     _raises(_func([x], body), "relax.quantize", "rq", "output quantization must be per-tensor and constant")
+
+
+# ------------------------------------------------------- layer normalization
+def _layer_norm(axes=(-1,)):
+    gamma = np.array([1.0, 2.0, 0.5, 1.0], np.float32)
+    beta = np.array([0.0, 0.25, -0.5, 0.125], np.float32)
+
+    def body(bb, x):
+        shape = [int(d) for d in x.ty.shape][-len(axes):]
+        f = bb.emit(relax.op.nn.layer_norm(_dq(x, 0.5, 1), relax.const(np.resize(gamma, shape)),
+                                           relax.const(np.resize(beta, shape)), axes=list(axes), epsilon=1e-3))
+        return bb.emit(_q(f, 0.25, -1), name_hint="y")
+    return body
+
+
+def test_layer_norm_folds_gamma_and_beta_into_the_kernel_constants():
+    (step,) = [parse_kernel_call(b.value) for blk in _lower(_func([_t((3, 4))], _layer_norm())).body.blocks
+               for b in blk.bindings if parse_kernel_call(b.value) is not None]
+    assert step.kernel == "te_layer_norm_s8"
+    a = step.attrs
+    assert (a["rows"], a["depth"], a["input_zero_point"], a["output_zero_point"]) == (3, 4, 1, -1)
+    assert a["epsilon_term"] == round(1e-3 * 4 ** 3 / 0.5 ** 2)
+    mult, shift, bias = (t.value.numpy() for t in step.tensors[1:4])
+    # y (Q30) * multiplier * 2^shift / 2^31 is sqrt(depth) * gamma / output_scale in fraction_bits
+    factor = mult.astype(np.float64) * 2.0 ** (shift.astype(np.float64) + 30 - 31)
+    want = 2.0 * np.array([1.0, 2.0, 0.5, 1.0]) / 0.25 * 2.0 ** a["fraction_bits"]
+    np.testing.assert_allclose(factor, want, rtol=1e-8)
+    np.testing.assert_array_equal(bias, np.round(np.array([0.0, 0.25, -0.5, 0.125]) / 0.25 * 2.0 ** a["fraction_bits"]))
+
+
+def test_layer_norm_over_several_axes_is_unsupported():
+    _raises(_func([_t((3, 4))], _layer_norm(axes=(0, 1))), "relax.nn.layer_norm", "y", "only the last axis")

@@ -76,7 +76,9 @@ def _conv(**kw):
 
 # ------------------------------------------------------------------ the valid models compile
 @pytest.mark.parametrize("builder", ["conv", "avgpool", "maxpool", "gemm", "concat", "transpose", "softmax",
-                                     "resize_nearest", "clip", "reshape", "pad", "flatten", "small_cnn"])
+                                     "resize_nearest", "clip", "reshape", "pad", "flatten", "small_cnn", "sub",
+                                     "leaky_relu", "prelu", "tanh", "batch_matmul", "slice", "split", "gather",
+                                     "conv_transpose", "reduce", "layer_norm"])
 def test_valid_models_pass_every_check(builder):
     te.compile(q.MODEL_BUILDERS[builder]())
 
@@ -443,6 +445,170 @@ def test_scale_must_be_a_constant():
     _refused(m, "QuantizeLinear", i, "scale (input 1) must be a constant")
 
 
+# ------------------------------------------------------------------ the operators of issue 11
+def _refused_named(m, op_type, *words):
+    """compile() raises UnsupportedModelError with a problem of the ``op_type`` node
+    (named by its node name, as the QDQ-structure checks do) naming every word."""
+    node = _node(m, op_type)[1]
+    with pytest.raises(UnsupportedModelError) as err:
+        te.compile(m.SerializeToString())
+    assert any(p[0] == op_type and p[1] == node.name and all(w in p[2] for w in words)
+               for p in err.value.problems), str(err.value)
+    return err.value
+
+
+def _free_output_shapes(m):
+    """Let shape inference give the graph outputs' shapes (an edited attribute changes them)."""
+    for o in m.graph.output:
+        for k, d in enumerate(o.type.tensor_type.shape.dim):
+            d.dim_param = f"d{k}"
+
+
+def _runtime_input(m, op_type, k, length):
+    """Make input k of the first ``op_type`` node a new int64 graph input (no constant)."""
+    node = _node(m, op_type)[1]
+    const_name = node.input[k]
+    del m.graph.initializer[[t.name for t in m.graph.initializer].index(const_name)]
+    m.graph.input.append(helper.make_tensor_value_info(const_name, TensorProto.INT64, [length]))
+
+
+def _lstm_model(int8_io=False):
+    """A QDQ-wrapped float LSTM (what a hand-made 'QDQ LSTM' would look like)."""
+    g = q.QDQGraph(0, 14, int8_io)
+    x = g.input((3, 1, 4))  # [seq, batch, input]
+    hidden = 5
+    w, _, _ = g.weight(g.rng.normal(0, 0.3, (1, 4 * hidden, 4)), per_channel=False, prefix="lstm_w")
+    r, _, _ = g.weight(g.rng.normal(0, 0.3, (1, 4 * hidden, hidden)), per_channel=False, prefix="lstm_r")
+    y = g._name("lstm_y")
+    g._node("LSTM", [g.dq(x), w, r], [y], hidden_size=hidden)
+    values = g.rng.uniform(-1, 1, (g.samples, 3, 1, 1, hidden))
+    return g.finish(g.quantize(y, values, prefix="lstm"))
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU", "RNN"])
+def test_recurrent_operators_are_refused_naming_the_node(op):
+    m = onnx.load_from_string(_lstm_model())
+    i, node = _node(m, "LSTM")
+    node.op_type = op
+    with pytest.raises(UnsupportedModelError) as err:
+        te.compile(m.SerializeToString())
+    assert [(p[0], p[1]) for p in err.value.problems] == [(op, node.name)], str(err.value)
+    reason = err.value.problems[0][2]
+    assert f"operator {op} is not supported" in reason and "TVM's ONNX importer has no converter" in reason
+    assert "DynamicQuantizeLSTM" in reason and "UNIDIRECTIONAL_SEQUENCE_LSTM" in reason
+
+
+def test_lstm_refused_by_tvmc_with_exit_status_2(tmp_path, capsys):
+    from tinyengine_tvm import cli
+
+    buf = _lstm_model(int8_io=True)
+    name = _node(onnx.load_from_string(buf), "LSTM")[1].name
+    src = tmp_path / "lstm.onnx"
+    src.write_bytes(buf)
+    assert cli.main(["compile", "--target=tinyengine", str(src), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "LSTM" in err and name in err and "no converter" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_gather_indices_computed_at_run_time():
+    m = onnx.load_from_string(q.gather_model())
+    _runtime_input(m, "Gather", 1, 3)
+    _refused_named(m, "Gather", "computed at run time", "only constant indices")
+
+
+def test_gather_index_out_of_range():
+    m = onnx.load_from_string(q.gather_model(indices=(0, 1)))
+    gather = _node(m, "Gather")[1]
+    _set_init(m, gather.input[1], np.array([0, 4], np.int64))
+    with pytest.raises(UnsupportedModelError) as err:
+        te.compile(m.SerializeToString())
+    assert any(p[0] == "Gather" and "indices [0, 4] are outside [-4, 4)" in p[2] for p in err.value.problems), \
+        str(err.value)
+
+
+@pytest.mark.parametrize("attr,value,words", [
+    ("auto_pad", "SAME_UPPER", ("auto_pad=SAME_*", "explicit pads")),
+    ("output_padding", [2, 0], ("output_padding [2, 0]", "smaller than the stride")),
+])
+def test_conv_transpose_unsupported_attributes(attr, value, words):
+    m = onnx.load_from_string(q.conv_transpose_model(input_shape=(1, 3, 4, 4), out_channels=3))
+    node = _node(m, "ConvTranspose")[1]
+    if attr == "auto_pad":
+        node.attribute.remove(next(a for a in node.attribute if a.name == "pads"))
+    _set_attr(node, attr, value)
+    _free_output_shapes(m)
+    _refused_named(m, "ConvTranspose", *words)
+
+
+def test_conv_transpose_group_must_divide_the_input_channels():
+    m = onnx.load_from_string(q.conv_transpose_model(input_shape=(1, 3, 4, 4), out_channels=3))
+    i, node = _node(m, "ConvTranspose")
+    _set_attr(node, "group", 2)
+    _free_output_shapes(m)
+    with pytest.raises((UnsupportedModelError, ModelFormatError)) as err:
+        te.compile(m.SerializeToString())
+    assert "ConvTranspose" in str(err.value) and "group" in str(err.value), str(err.value)
+
+
+def test_conv_transpose_output_shape_attribute():
+    m = onnx.load_from_string(q.conv_transpose_model(input_shape=(1, 3, 4, 4), out_channels=3))
+    _set_attr(_node(m, "ConvTranspose")[1], "output_shape", [7, 7])  # what the pads give anyway
+    _refused_named(m, "ConvTranspose", "output_shape attribute is not supported")
+
+
+def test_conv_transpose_weights_per_channel_on_the_input_axis():
+    m = onnx.load_from_string(q.conv_transpose_model(input_shape=(1, 4, 4, 4), out_channels=4))
+    node = _node(m, "ConvTranspose")[1]
+    dq = next(n for n in m.graph.node if n.output[0] == node.input[1])
+    _set_attr(dq, "axis", 0)
+    _refused_named(m, "ConvTranspose", "per channel along axis 0", "output-channel axis")
+
+
+def test_prelu_slope_varying_along_two_axes():
+    m = onnx.load_from_string(q.prelu_model(slope_shape=(4, 5, 1)))
+    _refused_named(m, "PRelu", "slope of shape [4, 5, 1]", "several axes")
+
+
+def test_matmul_second_operand_not_quantized():
+    m = onnx.load_from_string(q.batch_matmul_model(shape_a=(3, 4), shape_b=(4, 5)))
+    i, mm = _node(m, "MatMul")
+    mm.input[1] = "float_b"
+    m.graph.initializer.append(numpy_helper.from_array(np.ones((4, 5), np.float32), "float_b"))
+    _refused_named(m, "MatMul", "'float_b' is not produced by DequantizeLinear")
+
+
+def test_layer_norm_over_several_axes():
+    m = onnx.load_from_string(q.layer_norm_model(input_shape=(1, 6, 16)))
+    i, ln = _node(m, "LayerNormalization")
+    _set_attr(ln, "axis", 1)
+    with pytest.raises((UnsupportedModelError, ModelFormatError)) as err:
+        te.compile(m.SerializeToString())
+    assert "axis 1" in str(err.value) and "last axis" in str(err.value), str(err.value)
+
+
+def test_layer_norm_statistics_outputs_are_refused():
+    m = onnx.load_from_string(q.layer_norm_model(input_shape=(1, 6, 16), int8_io=True))
+    i, ln = _node(m, "LayerNormalization")
+    ln.output.append("ln_mean")
+    m.graph.output.append(helper.make_tensor_value_info("ln_mean", TensorProto.FLOAT, [1, 6, 1]))
+    _refused_named(m, "LayerNormalization", "output 'ln_mean'", "only the normalized output Y")
+
+
+def test_reduce_noop_with_empty_axes():
+    m = onnx.load_from_string(q.reduce_model(axes=None, opset=18))
+    i, node = _node(m, "ReduceMean")
+    _set_attr(node, "noop_with_empty_axes", 1)
+    _free_output_shapes(m)
+    _refused_named(m, "ReduceMean", "noop_with_empty_axes=1")
+
+
+def test_slice_starts_must_be_constant():
+    m = onnx.load_from_string(q.slice_model())
+    _runtime_input(m, "Slice", 1, 2)
+    _refused_named(m, "Slice", "starts (input 1) must be constant")
+
+
 # ------------------------------------------------------------------ fuzzing
 FUZZ_BASES = {
     "conv": lambda: q.conv_model(),
@@ -459,6 +625,14 @@ FUZZ_BASES = {
     "reshape": lambda: q.reshape_model(),
     "softmax": lambda: q.softmax_model(),
     "small_cnn": lambda: q.small_cnn_model(),
+    "conv_transpose": lambda: q.conv_transpose_model(output_padding=1),
+    "layer_norm_int8io": lambda: q.layer_norm_model(int8_io=True),
+    "split": lambda: q.split_model(),
+    "gather": lambda: q.gather_model(),
+    "slice": lambda: q.slice_model(),
+    "reduce_max": lambda: q.reduce_model(op_type="ReduceMax", keepdims=0),
+    "batch_matmul": lambda: q.batch_matmul_model(),
+    "prelu_tanh": lambda: q.prelu_model(),
 }
 FUZZ_SEEDS = range(4)
 FUZZ_PER_SEED = 250  # 4 x 250 mutations: 2/3 protobuf fields, 1/3 raw bytes

@@ -120,6 +120,16 @@ def _pytorch_view_flatten(int8_io=False, seed=0):
     return g.finish(g.gemm(flat, 5))
 
 
+def _prelu_after_maxpool(int8_io=False, seed=0):
+    """MaxPool (exact, NHWC inside) -> PRelu per channel: the slope follows the activation's layout."""
+    g = q.QDQGraph(seed, 13, int8_io)
+    x = g.input((1, 4, 6, 6), -2.0, 1.0)
+    c = g.unary("MaxPool", x, dict(kernel_shape=[2, 2], strides=[1, 1]), same_qparams=True)
+    slope = g.const_act(g.rng.uniform(-0.5, 0.5, size=(4, 1, 1)), prefix="slope")
+    name, values = g.float_op("PRelu", [c, slope], prefix="prelu")
+    return g.finish(g.quantize(name, values, prefix="prelu"))
+
+
 # (id, builder, kwargs); every case runs with float32 and with int8 model I/O.
 CASES = [
     # Conv
@@ -209,6 +219,74 @@ CASES = [
     ("clip_min_only", q.clip_model, dict(max=None)),
     ("clip_max_only", q.clip_model, dict(min=None, max=1.0)),
     ("relu", q.relu_model, {}),
+    # Sub, LeakyRelu, PRelu, Tanh
+    ("sub", q.sub_model, {}),
+    ("sub_broadcast_c11_relu", q.sub_model, dict(shape_b=(1, 4, 1, 1), activation="Relu")),
+    ("sub_broadcast_rank1", q.sub_model, dict(shape_b=(5,))),
+    ("sub_const_b", q.sub_model, dict(b_constant=True, shape_b=(1, 1, 5, 5))),
+    ("sub_3d_odd", q.sub_model, dict(shape_a=(3, 7, 5), shape_b=(1, 7, 1))),
+    ("leaky_relu", q.leaky_relu_model, {}),
+    ("leaky_relu_alpha_0_01_2d", q.leaky_relu_model, dict(input_shape=(3, 11), alpha=0.01)),
+    ("leaky_relu_alpha_1_5", q.leaky_relu_model, dict(alpha=1.5, input_range=(-1.0, 1.0))),
+    ("leaky_relu_negative_alpha", q.leaky_relu_model, dict(alpha=-0.3)),
+    ("prelu_per_channel", q.prelu_model, {}),
+    ("prelu_shared_slope", q.prelu_model, dict(slope_shape=(1,))),
+    ("prelu_last_axis_3d", q.prelu_model, dict(input_shape=(2, 3, 7), slope_shape=(7,))),
+    ("prelu_after_maxpool_nhwc", _prelu_after_maxpool, {}),
+    ("tanh", q.tanh_model, {}),
+    ("tanh_ort_qparams", q.tanh_model, dict(output_qparams=(2.0 / 255.0, 0))),
+    ("tanh_kernel_qparams_2d", q.tanh_model, dict(input_shape=(3, 9), output_qparams=(1.0 / 128.0, 0))),
+    ("tanh_wide_input", q.tanh_model, dict(input_range=(-8.0, 6.0))),
+    # Slice, Split, Gather
+    ("slice_steps_negative_axis", q.slice_model, {}),
+    ("slice_no_axes", q.slice_model, dict(starts=(0, 1, 2), ends=(1, 3, 5), axes=None, steps=None)),
+    ("slice_negative_step", q.slice_model, dict(starts=(-1, 5), ends=(-100, 0), axes=(2, 3), steps=(-2, -1))),
+    ("slice_clamped_ends", q.slice_model, dict(starts=(-3,), ends=(2 ** 62,), axes=(-2,), steps=None)),
+    ("slice_2d_opset19", q.slice_model, dict(input_shape=(5, 9), starts=(1, -8), ends=(5, -1), axes=(0, 1),
+                                             steps=(3, 2), opset=19)),
+    ("split_uneven_channels", q.split_model, {}),
+    ("split_equal_last_axis", q.split_model, dict(input_shape=(1, 2, 3, 6), axis=-1, split=None, num_outputs=3)),
+    ("split_num_outputs_opset18_odd", q.split_model, dict(input_shape=(1, 7, 2, 3), split=None, num_outputs=3,
+                                                          opset=18)),
+    ("split_3d_axis1", q.split_model, dict(input_shape=(2, 9, 4), axis=1, split=(4, 1, 4))),
+    ("gather_channels_negative", q.gather_model, {}),
+    ("gather_scalar_index", q.gather_model, dict(indices=-2, axis=2)),
+    ("gather_2d_indices", q.gather_model, dict(input_shape=(6, 5), indices=((0, 5), (-1, 2)), axis=0)),
+    ("gather_repeated_last_axis", q.gather_model, dict(indices=(4, 4, 0, 1), axis=-1)),
+    # MatMul of two activations, ConvTranspose
+    ("matmul_activations_4d", q.batch_matmul_model, {}),
+    ("matmul_activations_2d_odd", q.batch_matmul_model, dict(shape_a=(3, 7), shape_b=(7, 5))),
+    ("matmul_activations_broadcast_batch", q.batch_matmul_model, dict(shape_a=(2, 1, 3, 4), shape_b=(3, 4, 5))),
+    ("matmul_activations_rhs_rank2", q.batch_matmul_model, dict(shape_a=(2, 3, 4), shape_b=(4, 6))),
+    ("conv_transpose_s2_p1", q.conv_transpose_model, {}),
+    ("conv_transpose_output_padding", q.conv_transpose_model, dict(output_padding=1)),
+    ("conv_transpose_asym_pads_s1x2", q.conv_transpose_model, dict(kernel=(2, 3), stride=(1, 2), pads=(0, 1, 1, 0),
+                                                                   output_padding=(0, 1), input_shape=(1, 2, 3, 5))),
+    ("conv_transpose_pertensor_nobias", q.conv_transpose_model, dict(per_channel=False, bias=False, pads=0)),
+    ("conv_transpose_dilated", q.conv_transpose_model, dict(dilation=2, stride=1, pads=(1, 0, 2, 1))),
+    ("conv_transpose_grouped", q.conv_transpose_model, dict(input_shape=(1, 4, 3, 3), out_channels=6, group=2)),
+    ("conv_transpose_depthwise_pertensor", q.conv_transpose_model, dict(input_shape=(1, 3, 4, 4), out_channels=3,
+                                                                        group=3, per_channel=False)),
+    ("conv_transpose_s3_k2_odd", q.conv_transpose_model, dict(kernel=2, stride=3, pads=0, out_channels=3,
+                                                              input_shape=(1, 5, 3, 2))),
+    # LayerNormalization (last axis)
+    ("layer_norm", q.layer_norm_model, {}),
+    ("layer_norm_no_bias_4d", q.layer_norm_model, dict(input_shape=(1, 3, 4, 10), bias=False)),
+    ("layer_norm_wide_eps", q.layer_norm_model, dict(input_shape=(5, 33), epsilon=0.1, input_range=(-0.3, 0.2))),
+    ("layer_norm_depth_256", q.layer_norm_model, dict(input_shape=(2, 256))),
+    ("layer_norm_axis_minus1_opset18", q.layer_norm_model, dict(input_shape=(1, 4, 7), opset=18)),
+    # ReduceMean / ReduceMax
+    ("reducemean_c_keepdims", q.reduce_model, {}),
+    ("reducemean_c_nokeep", q.reduce_model, dict(keepdims=0)),
+    ("reducemean_hw_nokeep", q.reduce_model, dict(axes=(2, 3), keepdims=0)),
+    ("reducemean_ch_noncontiguous", q.reduce_model, dict(axes=(1, 3), keepdims=1)),
+    ("reducemean_all_opset18", q.reduce_model, dict(axes=None, keepdims=0, opset=18)),
+    ("reducemean_negative_axis_opset18", q.reduce_model, dict(input_shape=(2, 7, 5), axes=(-1,), keepdims=0,
+                                                              opset=18)),
+    ("reducemax_hw_keepdims", q.reduce_model, dict(op_type="ReduceMax", axes=(2, 3), same_qparams=True)),
+    ("reducemax_c_nokeep_requantized", q.reduce_model, dict(op_type="ReduceMax", axes=(1,), keepdims=0)),
+    ("reducemax_negative_axis_opset18", q.reduce_model, dict(op_type="ReduceMax", input_shape=(3, 5, 7),
+                                                             axes=(-2,), keepdims=1, opset=18)),
     # graphs
     ("small_cnn", q.small_cnn_model, {}),
     ("small_cnn_opset19", q.small_cnn_model, dict(opset=19)),
@@ -380,6 +458,87 @@ def test_onnxruntime_quantize_static_model(tmp_path):
     assert worst <= 1.0 + 1e-3 and share >= MIN_EQUAL_SHARE
 
 
+def _float_attention_scores(path):
+    """LayerNormalization -> Split -> Transpose -> MatMul of two activations (attention scores)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("LayerNormalization", ["x", "gamma", "beta"], ["n"], axis=-1),
+        helper.make_node("Split", ["n", "sizes"], ["q", "k"], axis=-1),
+        helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["q", "kt"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(rng.uniform(0.5, 1.5, 16).astype(np.float32), "gamma"),
+             numpy_helper.from_array(rng.normal(0.0, 0.1, 16).astype(np.float32), "beta"),
+             numpy_helper.from_array(np.array([8, 8], np.int64), "sizes")]
+    graph = helper.make_graph(nodes, "scores", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6, 6])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def _float_decoder(path):
+    """Conv -> Relu -> ConvTranspose (stride 2, output_padding) -> Slice -> Gather."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+
+    def const(name, values):
+        return numpy_helper.from_array(np.asarray(values), name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("ConvTranspose", ["r", "w2", "b2"], ["d"], strides=[2, 2], pads=[1, 1, 1, 1],
+                         output_padding=[1, 1]),
+        helper.make_node("Slice", ["d", "starts", "ends", "axes"], ["s"]),
+        helper.make_node("Gather", ["s", "indices"], ["y"], axis=1),
+    ]
+    inits = [const("w1", rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32)),
+             const("b1", rng.normal(0, 0.1, 8).astype(np.float32)),
+             const("w2", rng.normal(0, 0.3, (8, 6, 3, 3)).astype(np.float32)),
+             const("b2", rng.normal(0, 0.1, 6).astype(np.float32)),
+             const("starts", np.array([1, 0], np.int64)), const("ends", np.array([7, 5], np.int64)),
+             const("axes", np.array([2, 3], np.int64)), const("indices", np.array([5, 0, 2], np.int64))]
+    graph = helper.make_graph(nodes, "decoder", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 6, 5])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+@pytest.mark.parametrize("build,shape,kernels", [
+    (_float_attention_scores, (1, 6, 16), {"te_layer_norm_s8", "te_batch_matmul_s8"}),
+    (_float_decoder, (1, 3, 8, 8), {"te_transpose_conv2d_s8", "te_strided_slice_s8", "te_gather_s8"}),
+], ids=["attention_scores", "decoder"])
+def test_onnxruntime_quantize_static_new_operators(tmp_path, build, shape, kernels):
+    """Models of the newer operators as onnxruntime's own quantizer writes them (e.g. the
+    LayerNormalization bias as int32 with a 1-element scale and a 0-d zero point)."""
+    quantization = pytest.importorskip("onnxruntime.quantization")
+
+    class Reader(quantization.CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(1)
+            self.data = iter([{"x": rng.uniform(-1, 1, shape).astype(np.float32)} for _ in range(16)])
+
+        def get_next(self):
+            return next(self.data, None)
+
+    build(str(tmp_path / "f32.onnx"))
+    quantization.quantize_static(str(tmp_path / "f32.onnx"), str(tmp_path / "q.onnx"), Reader(),
+                                 quant_format=quantization.QuantFormat.QDQ, per_channel=True,
+                                 activation_type=quantization.QuantType.QInt8,
+                                 weight_type=quantization.QuantType.QInt8)
+    buf = (tmp_path / "q.onnx").read_bytes()
+    compiled = te.compile(buf)
+    assert kernels <= {s.kernel for s in compiled.graph.steps}
+    share, worst = compare_with_onnxruntime(compiled, buf, seeds=range(8))
+    RESULTS[(f"onnxruntime_quantize_static_{build.__name__}", False)] = (share, worst)
+    assert worst <= 1.0 + 1e-3 and share >= MIN_EQUAL_SHARE, (share, worst)
+
+
 def test_pad_stays_in_the_ir():
     import tvm
     from tvm.relax.frontend.onnx import from_onnx
@@ -532,6 +691,7 @@ REFUSALS = [
     ("softmax_fine_scale", lambda: q.softmax_model(output_qparams=(1.0 / 512.0, -128)), "Softmax", "1/512"),
     ("softmax_opset12_several_axes", lambda: q.softmax_model(opset=12, input_shape=(1, 5, 2, 2), axis=1),
      "Softmax", "opset 13"),
+    ("tanh_fine_scale", lambda: q.tanh_model(input_range=(-0.5, 0.25)), "Tanh", "1/256"),
     ("sigmoid_fine_scale", lambda: q.sigmoid_model(output_qparams=(1.0 / 2048.0, -128)), "Sigmoid", "1/512"),
 ]
 

@@ -1455,6 +1455,37 @@ typedef struct {
 void te_l2_normalization_s8(const te_l2_norm_params* p, const int8_t* input,
                             int8_t* output);
 
+/** LayerNormalization over the last axis (ONNX; TFLite has no builtin). */
+typedef struct {
+  int32_t rows;              /**< Number of vectors. */
+  int32_t depth;             /**< Length of each vector (the last axis, at
+                                  most 4096). */
+  int32_t input_zero_point;  /**< Zero point of the input. */
+  int32_t output_zero_point; /**< Zero point of the output. */
+  int32_t fraction_bits;     /**< Fraction bits of the scaled values and
+                                  of bias (0..16). */
+  int64_t epsilon_term;      /**< round(epsilon * depth^3 / input_scale^2),
+                                  at most 2^60. */
+} te_layer_norm_params;
+
+/**
+ * LayerNormalization: (x - mean) / sqrt(variance + epsilon) * gamma + beta
+ * per vector, in integers (int64 sums and one integer inverse square root
+ * per vector).  Element c of a vector is written as
+ * y * multiplier[c] * 2^shift[c] (y: the normalized value in Q30) plus
+ * bias[c], both with fraction_bits fraction bits, then rounded.
+ * @param p          sizes, zero points and the epsilon term.
+ * @param input      [rows, depth].
+ * @param multiplier [depth] Q31 of sqrt(depth) * gamma[c] / output_scale.
+ * @param shift      [depth] its power of two (including -30 and fraction_bits).
+ * @param bias       [depth] beta[c] / output_scale * 2^fraction_bits.
+ * @param output     [rows, depth].
+ * @op LAYER_NORMALIZATION
+ */
+void te_layer_norm_s8(const te_layer_norm_params* p, const int8_t* input,
+                      const int32_t* multiplier, const int32_t* shift,
+                      const int32_t* bias, int8_t* output);
+
 /** SOFTMAX of int16 values, as TFLite's int16 Prepare derives it. */
 typedef struct {
   int32_t rows;             /**< Number of vectors. */

@@ -29,7 +29,8 @@ from .model import ImportedModel, TensorDesc
 COMPUTE_OPS = frozenset({
     "Conv", "Gemm", "MatMul", "Add", "Mul", "AveragePool", "MaxPool", "GlobalAveragePool",
     "Pad", "Reshape", "Flatten", "Transpose", "Concat", "Softmax", "Sigmoid", "Resize",
-    "Clip", "Relu",
+    "Clip", "Relu", "Sub", "LeakyRelu", "PRelu", "Tanh", "Slice", "Split", "Gather", "ConvTranspose",
+    "ReduceMean", "ReduceMax", "LayerNormalization",
 })
 # Q/DQ and the helpers that only provide constants or pass a tensor through.
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
@@ -46,8 +47,16 @@ OPERATOR_FORM = frozenset({
     "DynamicQuantizeMatMul", "QAttention", "QEmbedLayerNormalization",
 })
 # Which inputs of a compute op are activations (the rest must be constants).
-_ACTIVATION_INPUTS = {"Conv": (0,), "Gemm": (0,), "MatMul": (0,), "Add": (0, 1), "Mul": (0, 1),
+_ACTIVATION_INPUTS = {"Conv": (0,), "Gemm": (0,), "MatMul": (0,), "Add": (0, 1), "Mul": (0, 1), "Sub": (0, 1),
                       "Concat": None}  # None: every input; default (0,)
+# Recurrent operators: refused with the reason (TVM's importer has no converter for them).
+_RECURRENT_HINT = ("is not supported: TVM's ONNX importer has no converter for it, and a QDQ model keeps it in "
+                   "float (onnxruntime's quantizer only offers DynamicQuantizeLSTM, dynamic quantization in the "
+                   "com.microsoft domain); convert the model to TFLite, whose int8/int16 "
+                   "UNIDIRECTIONAL_SEQUENCE_LSTM is supported")
+RECURRENT_OPS = frozenset({"LSTM", "GRU", "RNN"})
+# Tanh's kernel writes (1/128, 0); one requantization reaches coarser output steps only.
+_TANH_QPARAMS = (np.float32(1.0 / 128.0), 0)
 _QDQ_HINT = ("export the model in QDQ format instead (QuantizeLinear/DequantizeLinear around "
              "float operators: onnxruntime.quantization.quantize_static(..., "
              "quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, "
@@ -261,10 +270,11 @@ def _check_qdq_node(g: _OnnxGraph, node) -> List[str]:
         if dtype == "int32":
             users = g.real_consumers(node.output[0])
             ok = x_const is not None and all(
-                (u.op_type in ("Conv", "Gemm") and len(u.input) > 2 and
+                (u.op_type in ("Conv", "Gemm", "ConvTranspose", "LayerNormalization") and len(u.input) > 2 and
                  _resolve_identity(g, u.input[2]) == node.output[0]) for u in users)
             if not ok:
-                reasons.append("int32 DequantizeLinear is only supported for the constant bias of Conv/Gemm")
+                reasons.append("int32 DequantizeLinear is only supported for the constant bias of Conv, Gemm, "
+                               "ConvTranspose and LayerNormalization")
         elif dtype != "int8":
             reasons.append(f"{dtype} quantization is not supported: only int8 (int32 for biases)"
                            + (" (no zero point means uint8)" if zp is None else ""))
@@ -375,13 +385,23 @@ def _check_compute_node(g: _OnnxGraph, node) -> List[str]:
     elif op == "MatMul":
         dq = _dq_of(g, node.input[1])
         w = g.const(dq.input[0]) if dq is not None else None
-        if w is None:
-            reasons.append("MatMul of two activations is not supported (the second input must be constant weights)")
+        if dq is None:
+            reasons.append(f"input '{node.input[1]}' is not produced by DequantizeLinear: the second operand "
+                           "must be int8 weights or an int8 activation read through DequantizeLinear")
+        elif w is None:  # two activations (TFLite's BATCH_MATMUL)
+            for i in node.input[:2]:
+                s = g.shapes.get(i)
+                if s is not None and len(s) < 2:
+                    reasons.append(f"MatMul of two activations needs operands of rank >= 2 ('{i}' has rank "
+                                   f"{len(s)})")
+                elif s is not None and len(s) > 6:
+                    reasons.append(f"MatMul of two activations is supported up to 4 batch axes ('{i}' has rank "
+                                   f"{len(s)})")
         else:
             if w.ndim != 2:
                 reasons.append("MatMul weights must be 2-D")
             reasons += _check_weights(g, node.input[1], "weights", lambda ax, nd: ax == nd - 1, symmetric=False)
-    elif op in ("Add", "Mul"):
+    elif op in ("Add", "Mul", "Sub"):
         for i in node.input[:2]:
             s = g.shapes.get(i)
             if s is not None and len(s) > 4:
@@ -492,6 +512,9 @@ def _check_compute_node(g: _OnnxGraph, node) -> List[str]:
         for i in node.input[1:3]:
             if i and g.const(i) is None:
                 reasons.append("Clip bounds must be constant")
+    elif op in ("Sub", "LeakyRelu", "PRelu", "Tanh", "Slice", "Split", "Gather", "ConvTranspose", "ReduceMean",
+                "ReduceMax", "LayerNormalization"):
+        reasons += _check_new_compute_node(g, node, a, shape_in)
     if op in ("Softmax", "Sigmoid"):
         q = _q_after(g, node)
         if q is not None:
@@ -505,6 +528,89 @@ def _check_compute_node(g: _OnnxGraph, node) -> List[str]:
                     reasons.append(
                         f"output quantization scale {float(s):.6g} is 1/512 or finer; the int8 kernel "
                         f"computes in (1/256, -128) and cannot represent it within one step")
+    return reasons
+
+
+def _check_new_compute_node(g: _OnnxGraph, node, a: dict, shape_in) -> List[str]:
+    """Operand and semantics checks of PRelu, Tanh, Slice, Gather, ConvTranspose,
+    ReduceMean/ReduceMax and LayerNormalization (those the kernels restrict)."""
+    op = node.op_type
+    rank = len(shape_in) if shape_in is not None else None
+    reasons: List[str] = []
+    if op == "PRelu":
+        dq = _dq_of(g, node.input[1])
+        slope = g.const(dq.input[0]) if dq is not None else None
+        if slope is None or slope.dtype != np.int8 or np.size(g.qparams(dq)[0]) != 1:
+            reasons.append(f"slope '{node.input[1]}' must be a constant int8 tensor, per-tensor quantized, read "
+                           "through DequantizeLinear")
+        elif sum(d != 1 for d in slope.shape) > 1:
+            reasons.append(f"slope of shape {list(slope.shape)} varies along several axes; only a scalar or a "
+                           "per-channel slope (one non-1 axis) is supported")
+        if rank is not None and rank > 4:
+            reasons.append(f"PRelu is supported up to 4-D (input of rank {rank})")
+    elif op == "Tanh":
+        q = _q_after(g, node)
+        if q is not None:
+            s, _ = g.qparams(q)
+            if s is not None and np.size(s) == 1 and float(np.ravel(s)[0]) <= float(_TANH_QPARAMS[0]) / 2:
+                reasons.append(f"output quantization scale {float(np.ravel(s)[0]):.6g} is 1/256 or finer; the int8 "
+                               "kernel computes in (1/128, 0) and cannot represent it within one step")
+    elif op == "Slice":
+        for k, what in ((1, "starts"), (2, "ends"), (3, "axes"), (4, "steps")):
+            if len(node.input) > k and node.input[k] and g.const(node.input[k]) is None:
+                reasons.append(f"{what} (input {k}) must be constant")
+        if rank is not None and rank > 6:
+            reasons.append(f"Slice is supported up to 6-D (input of rank {rank})")
+    elif op == "Split":
+        if len(node.input) > 1 and node.input[1] and g.const(node.input[1]) is None:
+            reasons.append("split (input 1) must be constant")
+        if rank is not None and rank > 6:
+            reasons.append(f"Split is supported up to 6-D (input of rank {rank})")
+    elif op == "Gather":
+        if g.const(node.input[1]) is None:
+            reasons.append(f"indices '{node.input[1]}' are computed at run time; only constant indices are "
+                           "supported")
+    elif op == "ConvTranspose":
+        dq = _dq_of(g, node.input[1])
+        w = g.const(dq.input[0]) if dq is not None else None
+        if w is not None and w.ndim != 4:
+            reasons.append(f"only 2-D transposed convolution is supported (weights of rank {w.ndim})")
+        reasons += _check_weights(g, node.input[1], "weights", lambda ax, nd: ax == 1, symmetric=True)
+        if "output_shape" in a:
+            reasons.append("the output_shape attribute is not supported (TVM's importer ignores it); give pads "
+                           "and output_padding instead")
+        if _str_attr(a, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
+            reasons.append("auto_pad=SAME_* is not supported for ConvTranspose; give explicit pads")
+        strides = list(a.get("strides", [1, 1]))
+        dil = list(a.get("dilations", [1, 1]))
+        for d, (op_, s_) in enumerate(zip(a.get("output_padding", [0, 0]), strides)):
+            if op_ >= max(s_, dil[d] if d < len(dil) else 1):
+                reasons.append(f"output_padding {list(a.get('output_padding'))} must be smaller than the stride "
+                               "or the dilation")
+                break
+        if len(node.input) > 2 and node.input[2]:
+            reasons += _check_bias(g, node.input[2], w.shape[1] * int(a.get("group", 1))
+                                   if w is not None and w.ndim == 4 else None)
+    elif op in ("ReduceMean", "ReduceMax"):
+        axes = a.get("axes") if "axes" in a else (g.const(node.input[1]) if len(node.input) > 1 and node.input[1]
+                                                 else None)
+        if "axes" not in a and len(node.input) > 1 and node.input[1] and axes is None:
+            reasons.append("axes (input 1) must be constant")
+        elif (axes is None or np.size(axes) == 0) and a.get("noop_with_empty_axes", 0):
+            reasons.append("noop_with_empty_axes=1 with no axes (an identity) is not supported")
+        if rank is not None and rank > 6:
+            reasons.append(f"{op} is supported up to 6-D (input of rank {rank})")
+    elif op == "LayerNormalization":
+        for k, what in ((1, "scale"), (2, "bias")):
+            if len(node.input) > k and node.input[k]:
+                dq = _dq_of(g, node.input[k])
+                if (dq is None and g.const(node.input[k]) is None) or (dq is not None and g.const(dq.input[0]) is None):
+                    reasons.append(f"{what} (input {k}) '{node.input[k]}' must be constant")
+        axis = int(a.get("axis", -1))
+        if rank is not None and -rank <= axis < rank and axis % rank != rank - 1:
+            reasons.append(f"axis {axis} normalizes over several axes; only the last axis (axis=-1) is supported")
+        if int(a.get("stash_type", 1)) != 1:
+            reasons.append("stash_type other than 1 (float32) is not supported")
     return reasons
 
 
@@ -522,6 +628,8 @@ def _check_graph(g: _OnnxGraph) -> List[Tuple[str, str, str]]:
                 unsupported.append((n.op_type, label, f"operators of domain '{n.domain}' are not supported"))
         elif n.op_type in OPERATOR_FORM or n.op_type.startswith("QLinear") or n.op_type.endswith("Integer"):
             operator_form.append((n.op_type, label))
+        elif n.op_type in RECURRENT_OPS:
+            unsupported.append((n.op_type, label, f"operator {n.op_type} {_RECURRENT_HINT}"))
         elif n.op_type not in SUPPORTED_OPS:
             unsupported.append((n.op_type, label, f"operator {n.op_type} is not supported"))
     for op, label in operator_form:
@@ -555,13 +663,22 @@ def _check_graph(g: _OnnxGraph) -> List[Tuple[str, str, str]]:
             if n.op_type in ACTIVATION_OPS and prod in COMPUTE_OPS - ACTIVATION_OPS and \
                     _q_after(g, g.producer_node(name)) is not None:
                 continue
-            if prod is None and g.const(name) is not None and n.op_type in ("Add", "Mul"):
+            if prod is None and g.const(name) is not None and n.op_type in ("Add", "Mul", "Sub"):
                 reasons.append(f"constant operand '{name}' is float; it must be int8 through DequantizeLinear")
                 continue
             reasons.append(f"input '{name}' is not produced by DequantizeLinear: float operators must read "
                            "int8 values through DequantizeLinear (is the model quantized in QDQ format?)")
         # ... and the result must be quantized again (possibly after Relu/Clip).
         users = g.real_consumers(n.output[0])
+        if n.op_type == "Split":
+            for out in n.output[1:]:
+                if out and not _read_by_one_quantize(g, out):
+                    reasons.append(f"output '{out}' must be read by one QuantizeLinear and nothing else")
+        elif n.op_type == "LayerNormalization":
+            for out in n.output[1:]:
+                if out and (g.consumers.get(out) or out in g.graph_outputs):
+                    reasons.append(f"output '{out}' (Mean or InvStdDev) is used; only the normalized output "
+                                   "Y is supported")
         if n.output[0] in g.graph_outputs or _resolve_out(g, n.output[0]):
             reasons.append(f"output '{n.output[0]}' is a float graph output; it must go through "
                            "QuantizeLinear (and DequantizeLinear for a float output)")
@@ -601,6 +718,12 @@ def _check_graph(g: _OnnxGraph) -> List[Tuple[str, str, str]]:
             problems.append(("OUTPUT", name, "a graph output must be produced by QuantizeLinear (int8) or "
                                              "DequantizeLinear (float32)"))
     return problems
+
+
+def _read_by_one_quantize(g: _OnnxGraph, name: str) -> bool:
+    users = g.real_consumers(name)
+    return name not in g.graph_outputs and not _resolve_out(g, name) and len(users) == 1 and \
+        users[0].op_type == "QuantizeLinear"
 
 
 def _resolve_out(g: _OnnxGraph, name: str) -> bool:
@@ -1110,6 +1233,33 @@ def _check_fields(g: "_OnnxGraph", node) -> List[str]:
                 reasons.append(f"perm {perm} is not a permutation of the {rank} input axes")
     elif op == "Reshape":
         _check_reshape(g, node, a, reasons, shape)
+    elif op == "ConvTranspose":
+        dq = _dq_of(g, node.input[1]) if len(node.input) > 1 else None
+        w = g.const(dq.input[0]) if dq is not None else g.const(node.input[1])
+        spatial = w.ndim - 2 if w is not None and w.ndim >= 3 else None
+        if spatial is not None:
+            kernel = _check_int_list(reasons, a, "kernel_shape", spatial, 1, f"one per spatial axis, {spatial}")
+            if kernel is not None and kernel != list(w.shape[2:]):
+                reasons.append(f"kernel_shape {kernel} does not match the weights' spatial shape {list(w.shape[2:])}")
+            for name, n_values, low in (("strides", spatial, 1), ("dilations", spatial, 1),
+                                        ("pads", 2 * spatial, 0), ("output_padding", spatial, 0)):
+                _check_int_list(reasons, a, name, n_values, low, f"{n_values} values")
+            if shape is not None and len(shape) > 1 and shape[1] is not None and shape[1] != w.shape[0]:
+                reasons.append(f"weights of shape {list(w.shape)} do not fit the {shape[1]} input channels")
+            group = int(a.get("group", 1))
+            if group < 1 or group > _INT32_MAX or w.shape[0] % group:
+                reasons.append(f"group {group}: must be >= 1 and divide the {w.shape[0]} input channels")
+    elif op in ("Gather", "Split"):
+        _check_axis(reasons, a, "axis", 0, rank)
+    elif op in ("ReduceMean", "ReduceMax") and "axes" in a and rank is not None:
+        if any(not -rank <= int(x) < rank for x in a["axes"]):
+            reasons.append(f"axes {list(a['axes'])} are out of range for a rank-{rank} input")
+    elif op == "LeakyRelu" and not math.isfinite(a.get("alpha", 0.01)):
+        reasons.append(f"alpha {a.get('alpha')}: must be finite")
+    elif op == "LayerNormalization":
+        _check_axis(reasons, a, "axis", -1, rank)
+        if not (math.isfinite(a.get("epsilon", 1e-5)) and a.get("epsilon", 1e-5) > 0):
+            reasons.append(f"epsilon {a.get('epsilon')}: must be finite and > 0")
     elif op == "Pad":
         _check_pad(g, node, a, reasons, rank)
     elif op == "Resize":
@@ -1160,7 +1310,9 @@ def _check_qparams(g, node, a, reasons, shape) -> None:
             reasons.append(f"scale (input 1) has rank {scale.ndim}; only a scalar (per tensor) or a 1-D "
                            "(per axis) scale is supported")
     if zp is not None:
-        if scale is not None and zp.shape != scale.shape:
+        # A 1-element scale with a 0-d zero point (or the reverse) is one per-tensor pair:
+        # onnxruntime's quantizer writes LayerNormalization biases so.
+        if scale is not None and zp.shape != scale.shape and not (zp.size == 1 and scale.size == 1):
             reasons.append(f"zero point (input 2) has shape {list(zp.shape)} but scale has shape {list(scale.shape)}")
         if zp.dtype.kind not in "iu":
             reasons.append(f"zero point (input 2) is {zp.dtype}; it must be an integer type")

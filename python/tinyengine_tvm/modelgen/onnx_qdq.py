@@ -67,6 +67,17 @@ __all__ = [
     "relu_model",
     "small_cnn_model",
     "qlinearconv_model",
+    "sub_model",
+    "leaky_relu_model",
+    "prelu_model",
+    "tanh_model",
+    "batch_matmul_model",
+    "slice_model",
+    "split_model",
+    "gather_model",
+    "conv_transpose_model",
+    "reduce_model",
+    "layer_norm_model",
     "random_inputs",
     "MODEL_BUILDERS",
     "DEFAULT_OPSET",
@@ -740,6 +751,167 @@ def qlinearconv_model(input_shape=(1, 3, 9, 9), out_channels=5, kernel=3, stride
     return g.finish(y)
 
 
+def sub_model(shape_a=(1, 4, 5, 5), shape_b=(1, 4, 5, 5), range_a=(-1.0, 1.0), range_b=(-3.0, 0.5),
+              b_constant=False, activation=None, int8_io=False, opset=DEFAULT_OPSET, seed=0) -> bytes:
+    """Sub of two int8 activations (same options as :func:`add_model`)."""
+    return _binary_model("Sub", shape_a, shape_b, range_a, range_b, b_constant, activation, int8_io,
+                         opset, seed)
+
+
+def leaky_relu_model(input_shape=(1, 4, 5, 5), alpha=0.1, input_range=(-2.0, 1.0), int8_io=False,
+                     opset=DEFAULT_OPSET, seed=0) -> bytes:
+    """LeakyRelu (calibrated output parameters)."""
+    g = QDQGraph(seed, opset, int8_io)
+    x = g.input(input_shape, *input_range)
+    return g.finish(g.unary("LeakyRelu", x, dict(alpha=float(alpha))))
+
+
+def prelu_model(input_shape=(1, 4, 5, 5), slope_shape=(4, 1, 1), input_range=(-2.0, 1.0), int8_io=False,
+                opset=DEFAULT_OPSET, seed=0) -> bytes:
+    """PRelu with a constant int8 slope (per-tensor quantized) broadcast to the input
+    (``slope_shape`` (C, 1, 1) is PyTorch's per-channel form, (1,) a shared slope)."""
+    g = QDQGraph(seed, opset, int8_io)
+    x = g.input(input_shape, *input_range)
+    slope = g.const_act(g.rng.uniform(-0.5, 0.5, size=slope_shape), prefix="slope")
+    name, values = g.float_op("PRelu", [x, slope], prefix="prelu")
+    return g.finish(g.quantize(name, values, prefix="prelu"))
+
+
+def tanh_model(input_shape=(1, 4, 5, 5), input_range=(-3.0, 3.0), output_qparams=None, int8_io=False,
+               opset=DEFAULT_OPSET, seed=0) -> bytes:
+    """Tanh; calibrated output parameters unless ``output_qparams`` is given."""
+    g = QDQGraph(seed, opset, int8_io)
+    x = g.input(input_shape, *input_range)
+    return g.finish(g.unary("Tanh", x, qparams=output_qparams))
+
+
+def batch_matmul_model(shape_a=(1, 3, 4, 5), shape_b=(1, 3, 5, 6), range_a=(-1.0, 1.0), range_b=(-2.0, 1.0),
+                       int8_io=False, opset=DEFAULT_OPSET, seed=0) -> bytes:
+    """MatMul of two int8 activations (numpy batch broadcasting)."""
+    g = QDQGraph(seed, opset, int8_io)
+    a = g.input(shape_a, *range_a, name="input_0")
+    b = g.input(shape_b, *range_b, name="input_1")
+    return g.finish(g.binary("MatMul", a, b))
+
+
+def slice_model(input_shape=(1, 4, 6, 7), starts=(1, 0), ends=(4, 7), axes=(1, -1), steps=(2, 2), int8_io=False,
+                opset=DEFAULT_OPSET, seed=0) -> bytes:
+    """Slice with int64 initializers (``axes``/``steps`` None omit those inputs); same quantization."""
+    g = QDQGraph(seed, opset, int8_io)
+    x = g.input(input_shape)
+    extra = [g.int64_const(starts, "starts"), g.int64_const(ends, "ends")]
+    if axes is not None or steps is not None:
+        extra.append(g.int64_const(axes, "axes") if axes is not None else None)
+    if steps is not None:
+        extra.append(g.int64_const(steps, "steps"))
+    return g.finish(g.unary("Slice", x, same_qparams=True, extra=extra))
+
+
+def split_model(input_shape=(1, 5, 4, 4), axis=1, split=(2, 3), num_outputs=None, int8_io=False,
+                opset=DEFAULT_OPSET, seed=0) -> bytes:
+    """Split into ``split`` sizes (an int64 input) or, with ``split=None``, ``num_outputs``
+    parts (opset 18's attribute; before it, equal parts by the output count); each part
+    keeps the input's quantization, as onnxruntime's quantizer writes it."""
+    g = QDQGraph(seed, opset, int8_io)
+    x = g.input(input_shape)
+    n = len(split) if split is not None else int(num_outputs)
+    inputs, evals = [g.dq(x)], [(x.values, True)]
+    if split is not None:
+        s_name, s_arr = g.int64_const(split, "split")
+        inputs.append(s_name)
+        evals.append((s_arr, False))
+    attrs = dict(axis=int(axis))
+    if split is None and opset >= 18:
+        attrs["num_outputs"] = n
+    outs = [g._name("split") for _ in range(n)]
+    g._node("Split", inputs, outs, **attrs)
+    parts = g.evaluate("Split", evals, attrs, n_outputs=n)
+    return g.finish([g.quantize(o, v, share=x, prefix=o) for o, v in zip(outs, parts)])
+
+
+def gather_model(input_shape=(1, 4, 5, 5), indices=(3, 0, -1), axis=1, int8_io=False, opset=DEFAULT_OPSET,
+                 seed=0) -> bytes:
+    """Gather with constant int64 indices (negative ones count from the end); same quantization."""
+    g = QDQGraph(seed, opset, int8_io)
+    x = g.input(input_shape)
+    return g.finish(g.unary("Gather", x, dict(axis=int(axis)), same_qparams=True,
+                            extra=[g.int64_const(indices, "indices")]))
+
+
+def conv_transpose_model(input_shape=(1, 3, 4, 4), out_channels=4, kernel=3, stride=2, pads=(1, 1, 1, 1),
+                         output_padding=None, dilation=1, group=1, per_channel=True, bias=True, int8_io=False,
+                         opset=DEFAULT_OPSET, seed=0) -> bytes:
+    """ConvTranspose with int8 weights ``(C_in, C_out / group, kh, kw)``, per channel along
+    axis 1 or per tensor, and an optional int32 bias (one value per output channel)."""
+    g = QDQGraph(seed, opset, int8_io)
+    x = g.input(input_shape)
+    kernel, stride, dilation = _tuple(kernel), _tuple(stride), _tuple(dilation)
+    cin = input_shape[1]
+    if cin % group or out_channels % group:
+        raise ValueError(f"group {group} must divide channels {cin} and {out_channels}")
+    per_group = out_channels // group
+    w = g.rng.normal(0.0, math.sqrt(2.0 / (cin // group * kernel[0] * kernel[1])),
+                     size=(cin, per_group) + kernel)
+    w *= g.rng.uniform(0.25, 1.5, size=(1, per_group, 1, 1))
+    w_name, w_deq, w_scales = g.weight(w, per_channel, axis=1, prefix="deconv_weight")
+    inputs = [x, (w_name, w_deq)]
+    if bias:
+        b_scales = np.tile(w_scales, group) if per_channel else w_scales
+        inputs.append(g.bias(g.rng.normal(0.0, 0.1, size=out_channels), x.scale, b_scales, prefix="deconv_bias"))
+    attrs = dict(kernel_shape=list(kernel), strides=list(stride), dilations=list(dilation),
+                 pads=list(_tuple(pads, 4)), group=int(group))
+    if output_padding is not None:
+        attrs["output_padding"] = list(_tuple(output_padding))
+    if group == 1:
+        name, values = g.float_op("ConvTranspose", inputs, attrs, prefix="deconv")
+        return g.finish(g.quantize(name, values, prefix="deconv"))
+    # onnx's reference ConvTranspose computes only group 1 (and depthwise): calibrate group by group.
+    name = g._name("deconv")
+    g._node("ConvTranspose", [g.dq(x)] + [item[0] for item in inputs[1:]], [name], **attrs)
+    cg = cin // group
+    one = dict(attrs, group=1)
+    parts = []
+    for k in range(group):
+        ins = [(x.values[:, :, k * cg:(k + 1) * cg], True), (inputs[1][1][k * cg:(k + 1) * cg], False)]
+        if bias:
+            ins.append((inputs[2][1][k * per_group:(k + 1) * per_group], False))
+        parts.append(g.evaluate("ConvTranspose", ins, one)[0])
+    return g.finish(g.quantize(name, np.concatenate(parts, axis=2), prefix="deconv"))
+
+
+def reduce_model(op_type="ReduceMean", input_shape=(1, 4, 5, 6), axes=(1,), keepdims=1, input_range=(-1.0, 2.0),
+                 same_qparams=False, int8_io=False, opset=DEFAULT_OPSET, seed=0) -> bytes:
+    """ReduceMean / ReduceMax over ``axes`` (None: all); from opset 18 the axes are an int64
+    input, before it an attribute. ``same_qparams`` keeps the input's quantization (a max)."""
+    g = QDQGraph(seed, opset, int8_io)
+    x = g.input(input_shape, *input_range)
+    attrs, extra = dict(keepdims=int(keepdims)), []
+    if axes is not None:
+        if opset >= 18:
+            extra.append(g.int64_const(axes, "axes"))
+        else:
+            attrs["axes"] = [int(a) for a in axes]
+    return g.finish(g.unary(op_type, x, attrs, same_qparams=same_qparams, extra=extra))
+
+
+def layer_norm_model(input_shape=(1, 6, 16), axis=-1, epsilon=1e-5, input_range=(-2.0, 3.0), bias=True,
+                     int8_io=False, opset=17, seed=0) -> bytes:
+    """LayerNormalization over the last axis as onnxruntime's quantizer writes it: the
+    scale (gamma) as int8 weights per tensor, the bias (beta) as int32 with scale
+    ``input_scale * gamma_scale``; calibrated output parameters."""
+    g = QDQGraph(seed, opset, int8_io)
+    x = g.input(input_shape, *input_range)
+    n = input_shape[-1]
+    gamma_name, gamma, gamma_scale = g.weight(g.rng.uniform(0.5, 1.5, size=n), per_channel=False, axis=0,
+                                              prefix="ln_scale")
+    inputs = [x, (gamma_name, gamma)]
+    if bias:
+        inputs.append(g.bias(g.rng.normal(0.0, 0.2, size=n), x.scale, gamma_scale, prefix="ln_bias"))
+    name, values = g.float_op("LayerNormalization", inputs, dict(axis=int(axis), epsilon=float(epsilon)),
+                              prefix="layer_norm")
+    return g.finish(g.quantize(name, values, prefix="layer_norm"))
+
+
 def random_inputs(model_bytes, seed=0):
     """Random feeds for a model: full-range int8, or float32 uniform over the range of the
     input's QuantizeLinear (``[-1, 1]`` when it has none)."""
@@ -785,4 +957,15 @@ MODEL_BUILDERS = {
     "relu": relu_model,
     "small_cnn": small_cnn_model,
     "qlinearconv": qlinearconv_model,
+    "sub": sub_model,
+    "leaky_relu": leaky_relu_model,
+    "prelu": prelu_model,
+    "tanh": tanh_model,
+    "batch_matmul": batch_matmul_model,
+    "slice": slice_model,
+    "split": split_model,
+    "gather": gather_model,
+    "conv_transpose": conv_transpose_model,
+    "reduce": reduce_model,
+    "layer_norm": layer_norm_model,
 }

@@ -41,6 +41,21 @@ Operator by operator (q = quantize, dq = dequantize, all per-tensor int8):
 * Concat: inputs requantized to the output's parameters, axis mapped.
 * Softmax/Sigmoid: quantized at the kernels' ``(1/256, -128)``, then
   requantized if the model asks for other parameters.
+* Sub, LeakyRelu, PRelu (the slope laid out like its operand, as the
+  ``where(x >= 0, x, x * slope)`` the lowering reads): in the operand's layout.
+* Tanh: quantized at the kernel's ``(1/128, 0)``, then requantized.
+* MatMul of two activations: ``matmul`` of both in the ONNX layout (BATCH_MATMUL).
+* Slice, Split, Gather: int8 ``strided_slice`` / ``split`` / ``take`` (axes
+  mapped to the layout; Gather in the ONNX layout, negative indices made
+  positive), then a requantization when the output's parameters differ.
+* ReduceMean/ReduceMax: over a layout where the reduced axes are adjacent
+  (keepdims=0 drops them from the layout); the max in the input's quantization
+  (TFLM's REDUCE_MAX compares raw values), then requantized.
+* ConvTranspose: ``conv2d_transpose`` NHWC with the IOHW weights (groups as
+  block-diagonal dense weights, dilations as zeros between the taps,
+  output_padding as that much less end padding).
+* LayerNormalization: ``layer_norm`` over the last axis with gamma/beta
+  dequantized to float constants (the kernel folds them into its multipliers).
 * Requantizations by a ratio below 1/2 are written as a multiplication by 1.0
   (int8 64 at scale 1/64) so TFLM's fixed point rounds once.
 
@@ -64,6 +79,7 @@ from .relax_utils import shape_of as _shape
 
 NHWC = (0, 2, 3, 1)
 _SOFTMAX_SCALE, _SOFTMAX_ZP = float(np.float32(1.0 / 256.0)), -128
+_TANH_SCALE = float(np.float32(1.0 / 128.0))
 _Tuple = relax.Tuple if hasattr(relax, "Tuple") else tvm.ir.Tuple
 
 
@@ -95,6 +111,11 @@ class _Int8:
     @property
     def physical_shape(self) -> List[int]:
         return [self.shape[a] for a in self.layout]
+
+
+def _fmt_list(values) -> str:
+    flat = [int(v) for v in np.ravel(values)]
+    return str(flat[:8])[:-1] + ", ...]" if len(flat) > 8 else str(flat)
 
 
 def _round_half_even_f32(x, scale) -> float:
@@ -176,6 +197,7 @@ class _Canonicalizer:
         self.values: Dict[relax.Var, _Int8] = {}
         self._layout_cache: Dict[tuple, _Int8] = {}
         self._dq_cache: Dict[tuple, relax.Expr] = {}
+        self._splits: Dict[tuple, relax.Expr] = {}
         self.problems: List[Tuple[str, str, str]] = []
         self.failed: set = set()  # int8 values that could not be rebuilt (already reported)
         self.bb: Optional[relax.BlockBuilder] = None
@@ -451,7 +473,18 @@ class _Canonicalizer:
                 "relax.nn.softmax": self._softmax,
                 "relax.sigmoid": self._sigmoid,
                 "relax.image.resize2d": self._resize,
+                "relax.subtract": self._binary,
+                "relax.nn.leakyrelu": self._leaky_relu,
+                "relax.tanh": self._tanh,
+                "relax.nn.prelu": self._prelu,
+                "relax.strided_slice": self._slice,
+                "relax.take": self._gather,
+                "relax.max": self._reduce_max,
+                "relax.nn.conv2d_transpose": self._conv_transpose,
+                "relax.nn.layer_norm": self._layer_norm,
             }.get(_op_name(e))
+            if isinstance(e, relax.TupleGetItem) and _op_name(self._resolve(e.tuple_value)) == "relax.split":
+                handler = self._split_part
             reported = len(self.problems)
             out = handler(e, ctx) if handler is not None else None
             if out is None:
@@ -481,6 +514,8 @@ class _Canonicalizer:
             return self._conv(lhs, ctx, bias=add.args[1])
         if _op_name(lhs) == "relax.matmul":
             return self._matmul(lhs, ctx, bias=add.args[1])
+        if _op_name(lhs) == "relax.nn.conv2d_transpose":
+            return self._conv_transpose(lhs, ctx, bias=add.args[1])
         return self._binary(add, ctx)
 
     def _weights(self, w_expr):
@@ -546,6 +581,9 @@ class _Canonicalizer:
         if x is None:
             return None
         x = self._to_layout(x, _ident(len(x.shape)))
+        rhs = self._operand(mm.args[1])
+        if bias is None and rhs is not None and rhs.data is None:
+            return self._matmul_activations(mm, x, rhs, ctx)
         e = self._resolve(mm.args[1])
         transposed = _op_name(e) == "relax.permute_dims"
         if transposed:
@@ -596,8 +634,9 @@ class _Canonicalizer:
                     v = _Int8(self._emit(relax.op.reshape(flat.expr, full), "view"), _ident(rank), full,
                               v.scale, v.zero_point)
             ops.append(self._dequantize(self._to_layout(v, layout)))
-        fn = relax.op.add if _op_name(e) == "relax.add" else relax.op.multiply
-        y = self._emit(fn(ops[0], ops[1]), "add" if fn is relax.op.add else "mul")
+        fn, what = {"relax.add": (relax.op.add, "add"), "relax.subtract": (relax.op.subtract, "sub"),
+                    "relax.multiply": (relax.op.multiply, "mul")}[_op_name(e)]
+        y = self._emit(fn(ops[0], ops[1]), what)
         return _Int8(self._quantize(y, ctx["s_out"], ctx["zp_out"]), layout, out_shape, ctx["s_out"], ctx["zp_out"])
 
     def _pool_common(self, pool):
@@ -654,19 +693,48 @@ class _Canonicalizer:
             return None
         return self._requantize(_Int8(y, NHWC, out_shape, x.scale, x.zero_point), ctx["s_out"], ctx["zp_out"])
 
-    def _mean(self, mean, ctx):
-        x = self._operand(mean.args[0])
-        if x is None or not bool(mean.attrs.keepdims):
+    def _reduced_layout(self, x: _Int8, axes: List[int]) -> _Int8:
+        """``x`` in a layout where ``axes`` are adjacent (a reduction kernel sums one contiguous block)."""
+        rank = len(x.shape)
+        phys = sorted(x.layout.index(a) for a in axes)
+        if phys == list(range(phys[0], phys[-1] + 1)):
+            return x
+        for layout in ((NHWC,) if rank == 4 else ()) + (_ident(rank),):
+            phys = sorted(layout.index(a) for a in axes)
+            if phys == list(range(phys[0], phys[-1] + 1)):
+                return self._to_layout(x, layout)
+        return self._to_layout(x, tuple(a for a in range(rank) if a not in axes) + tuple(axes))
+
+    def _reduce(self, op, ctx, fn, name, s_out, zp_out):
+        """``fn`` (mean or max) over the ONNX axes of ``op`` in whatever layout keeps them adjacent;
+        without keepdims the output's layout is the input's minus the reduced axes."""
+        x = self._operand(op.args[0])
+        if x is None:
             return None
         rank = len(x.shape)
-        axes = sorted(int(a) % rank for a in mean.attrs.axis)
+        axes = sorted({int(a) % rank for a in op.attrs.axis}) if op.attrs.axis else list(range(rank))
+        x = self._reduced_layout(x, axes)
         phys = sorted(x.layout.index(a) for a in axes)
-        if phys != list(range(phys[0], phys[-1] + 1)):
-            x = self._to_layout(x, NHWC if rank == 4 else _ident(rank))
-            phys = sorted(x.layout.index(a) for a in axes)
-        y = self._emit(relax.op.mean(self._dequantize(x), axis=phys, keepdims=True), "mean")
-        out_shape = _shape(mean)
-        return _Int8(self._quantize(y, ctx["s_out"], ctx["zp_out"]), x.layout, out_shape, ctx["s_out"], ctx["zp_out"])
+        keep = bool(op.attrs.keepdims)
+        y = self._emit(fn(self._dequantize(x), axis=phys, keepdims=keep), name)
+        if keep:
+            layout = x.layout
+        else:
+            left = [a for a in x.layout if a not in axes]
+            layout = tuple(sorted(left).index(a) for a in left)
+        return _Int8(self._quantize(y, s_out, zp_out), layout, _shape(op), s_out, zp_out)
+
+    def _mean(self, mean, ctx):
+        return self._reduce(mean, ctx, relax.op.mean, "mean", ctx["s_out"], ctx["zp_out"])
+
+    def _reduce_max(self, op, ctx):
+        # The largest value is the same in any quantization: take it in the
+        # input's (TFLM's REDUCE_MAX compares raw values), then requantize.
+        x = self._operand(op.args[0])
+        if x is None:
+            return None
+        out = self._reduce(op, ctx, relax.op.max, "reduce_max", x.scale, x.zero_point)
+        return None if out is None else self._requantize(out, ctx["s_out"], ctx["zp_out"])
 
     def _pad(self, call, ctx):
         # Constant Pads arrive as relax.nn.pad (frontend/onnx_fixups.py).
@@ -807,6 +875,180 @@ class _Canonicalizer:
             method="nearest_neighbor", coordinate_transformation_mode=choice[0], rounding_method=choice[1]),
             "resize")
         return self._requantize(_Int8(y, NHWC, out_shape, x.scale, x.zero_point), ctx["s_out"], ctx["zp_out"])
+
+    # ------------------------------------------- activations and data movement
+    def _leaky_relu(self, op, ctx):
+        x = self._operand(op.args[0])
+        if x is None:
+            return None
+        y = self._emit(relax.op.nn.leakyrelu(self._dequantize(x), float(op.attrs.alpha)), "leaky_relu")
+        return _Int8(self._quantize(y, ctx["s_out"], ctx["zp_out"]), x.layout, _shape(op), ctx["s_out"], ctx["zp_out"])
+
+    def _tanh(self, op, ctx):
+        x = self._operand(op.args[0])
+        if x is None:
+            return None
+        # TFLM's int8 TANH writes (1/128, 0); other output parameters are one requantization away.
+        y = self._emit(relax.op.tanh(self._dequantize(x)), "tanh")
+        q = _Int8(self._quantize(y, _TANH_SCALE, 0), x.layout, _shape(op), _TANH_SCALE, 0)
+        return self._requantize(q, ctx["s_out"], ctx["zp_out"])
+
+    def _prelu(self, op, ctx):
+        x = self._operand(op.args[0])
+        e = self._resolve(op.args[1])
+        while _op_name(e) in ("relax.reshape", "relax.expand_dims", "relax.squeeze"):
+            e = self._resolve(e.args[0])
+        slope = self._operand(e)
+        if x is None or slope is None or slope.data is None:
+            return None
+        rank, axis = len(x.shape), int(op.attrs.axis) % len(x.shape)
+        values = np.ravel(slope.data)
+        full = [1] * rank
+        full[axis] = values.size
+        if values.size not in (1, x.shape[axis]):
+            return None
+        data = values.reshape(full)
+        alpha = self._to_layout(_Int8(relax.const(data), _ident(rank), full, slope.scale, slope.zero_point, data),
+                                x.layout)
+        xf = self._dequantize(x)
+        y = self._emit(relax.op.where(self._emit(relax.op.greater_equal(xf, relax.const(0.0, "float32")), "is_positive"),
+                                      xf, self._emit(relax.op.multiply(xf, self._dequantize(alpha)), "scaled")), "prelu")
+        return _Int8(self._quantize(y, ctx["s_out"], ctx["zp_out"]), x.layout, _shape(op), ctx["s_out"], ctx["zp_out"])
+
+    def _slice(self, op, ctx):
+        x = self._operand(op.args[0])
+        if x is None:
+            return None
+        axes, begin, end, strides = ([int(f.value) for f in arg.fields] for arg in op.args[1:5])
+        rank = len(x.shape)
+        phys = [x.layout.index(a % rank) for a in axes]
+        y = self._emit(relax.op.strided_slice(x.expr, phys, begin, end, strides, assume_inbound=False), "slice")
+        if [int(d) for d in y.ty.shape] != [_shape(op)[a] for a in x.layout]:
+            return None
+        return self._requantize(_Int8(y, x.layout, _shape(op), x.scale, x.zero_point), ctx["s_out"], ctx["zp_out"])
+
+    def _split_part(self, item, ctx):
+        split = self._resolve(item.tuple_value)
+        x = self._operand(split.args[0])
+        if x is None:
+            return None
+        rank = len(x.shape)
+        axis = int(split.attrs.axis) % rank
+        sizes = [int(f.shape[axis]) for f in split.ty.fields]
+        key = (x.expr, x.layout, axis, tuple(sizes))
+        if key not in self._splits:  # one int8 split serves every part
+            cuts = [int(c) for c in np.cumsum(sizes)[:-1]]
+            self._splits[key] = self._emit(relax.op.split(x.expr, cuts, axis=x.layout.index(axis)), "split")
+        part = self._emit(relax.TupleGetItem(self._splits[key], int(item.index)), "split_part")
+        out_shape = [int(d) for d in split.ty.fields[int(item.index)].shape]
+        return self._requantize(_Int8(part, x.layout, out_shape, x.scale, x.zero_point), ctx["s_out"], ctx["zp_out"])
+
+    def _gather(self, op, ctx):
+        x = self._operand(op.args[0])
+        # The importer wraps constant indices as where(i < 0, i + dim, i): read the constant.
+        indices = self._const(op.args[1])
+        if x is None or indices is None:
+            return None
+        x = self._to_layout(x, _ident(len(x.shape)))
+        axis = int(op.attrs.axis) % len(x.shape)
+        dim = x.shape[axis]
+        indices = np.asarray(indices).astype(np.int64)
+        if np.any(indices < -dim) or np.any(indices >= dim):
+            self._problem("Gather", ctx["var"].name, f"indices {_fmt_list(indices)} are outside [-{dim}, {dim})")
+            return None
+        indices = np.where(indices < 0, indices + dim, indices).astype(np.int32)
+        y = self._emit(relax.op.take(x.expr, relax.const(indices), axis=axis), "gather")
+        out_shape = _shape(op)
+        return self._requantize(_Int8(y, _ident(len(out_shape)), out_shape, x.scale, x.zero_point),
+                                ctx["s_out"], ctx["zp_out"])
+
+    def _float_constant(self, expr) -> Optional[np.ndarray]:
+        """A float constant, or the float value of ``dequantize(constant)`` (gamma, beta)."""
+        c = self._const(expr)
+        if c is not None:
+            return c.astype(np.float32)
+        w = self._weights(expr)
+        if w is None:
+            return None
+        data, scale, zp, axis = w
+        shape = [1] * data.ndim
+        if scale.size > 1:
+            shape[axis % data.ndim] = -1
+        return ((data.astype(np.float64) - zp.reshape(shape)) * scale.astype(np.float64).reshape(shape)).astype(
+            np.float32)
+
+    def _layer_norm(self, op, ctx):
+        x = self._operand(op.args[0])
+        gamma, beta = self._float_constant(op.args[1]), self._float_constant(op.args[2])
+        rank = len(x.shape) if x is not None else 0
+        if x is None or gamma is None or beta is None or [int(a) % rank for a in op.attrs.axes] != [rank - 1]:
+            return None
+        if x.layout[-1] != rank - 1:
+            x = self._to_layout(x, _ident(rank))
+        y = self._emit(relax.op.nn.layer_norm(self._dequantize(x), relax.const(np.ravel(gamma)),
+                                              relax.const(np.ravel(beta)), axes=[-1],
+                                              epsilon=float(op.attrs.epsilon)), "layer_norm")
+        return _Int8(self._quantize(y, ctx["s_out"], ctx["zp_out"]), x.layout, _shape(op), ctx["s_out"], ctx["zp_out"])
+
+    def _matmul_activations(self, mm, x, rhs, ctx):
+        """MatMul of two int8 activations (TFLite's BATCH_MATMUL), both in the ONNX layout."""
+        if len(x.shape) < 2 or len(rhs.shape) < 2:
+            return None
+        rhs = self._to_layout(rhs, _ident(len(rhs.shape)))
+        y = self._emit(relax.op.matmul(self._dequantize(x), self._dequantize(rhs)), "matmul")
+        out_shape = _shape(mm)
+        return _Int8(self._quantize(y, ctx["s_out"], ctx["zp_out"]), _ident(len(out_shape)), out_shape,
+                     ctx["s_out"], ctx["zp_out"])
+
+    def _conv_transpose(self, conv, ctx, bias=None):
+        a = conv.attrs
+        if str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "IOHW":
+            return None
+        x = self._operand(conv.args[0], NHWC)
+        w = self._weights(conv.args[1])
+        if x is None or w is None or w[0].dtype != np.int8:
+            return None
+        wq, ws, wz, axis = w
+        groups = int(a.groups)
+        if groups > 1:
+            # Grouped: block-diagonal dense weights (input channels of group g
+            # feed only its outputs) give the same sums; per-channel scales
+            # repeat for every group's outputs.
+            cg, mg = wq.shape[0] // groups, wq.shape[1]
+            full = np.zeros((wq.shape[0], mg * groups) + wq.shape[2:], np.int8)
+            for g in range(groups):
+                full[g * cg:(g + 1) * cg, g * mg:(g + 1) * mg] = wq[g * cg:(g + 1) * cg]
+            wq = full
+            if ws.size > 1:
+                ws, wz = np.tile(ws, groups), np.tile(wz, groups)
+        dil = [int(d) for d in a.dilation]
+        if dil != [1, 1]:
+            # A dilated kernel is the dense kernel with zeros between its taps.
+            kh, kw = wq.shape[2:]
+            dense = np.zeros(wq.shape[:2] + ((kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1), np.int8)
+            dense[:, :, ::dil[0], ::dil[1]] = wq
+            wq = dense
+        scale = relax.const(ws if ws.size > 1 else np.float32(ws[0]))
+        zp = relax.const(wz.astype(np.int8) if wz.size > 1 else np.int8(wz[0]))
+        wdq = self._emit(relax.op.dequantize(relax.const(wq), scale, zp, axis=axis if ws.size > 1 else 1,
+                                             out_dtype="float32"), "weights")
+        # output_padding only adds rows/columns at the bottom/right: the same
+        # output shape with that much less end padding (the kernel reads top/left).
+        pad = [int(p) for p in a.padding]
+        out_pad = [int(p) for p in a.output_padding]
+        padding = [pad[0], pad[1], pad[2] - out_pad[0], pad[3] - out_pad[1]]
+        y = self._emit(relax.op.nn.conv2d_transpose(
+            self._dequantize(x), wdq, strides=[int(s) for s in a.strides], padding=padding,
+            data_layout="NHWC", kernel_layout="IOHW", out_layout="NHWC"), "conv_transpose")
+        if bias is not None:
+            b = self._bias(bias)
+            if b is None:
+                return None
+            y = self._emit(relax.op.add(y, b), "conv_transpose_bias")
+        out_shape = _shape(conv)
+        if _shape(y) != [out_shape[i] for i in NHWC]:
+            return None
+        return _Int8(self._quantize(y, ctx["s_out"], ctx["zp_out"]), NHWC, out_shape, ctx["s_out"], ctx["zp_out"])
 
 
 @tvm.transform.module_pass(opt_level=0, name="CanonicalizeONNXQDQ")

@@ -178,6 +178,54 @@ def _lower_l2_normalization(ctx, var, div, q):
         rows=int(np.prod(shape[:-1])), depth=shape[-1], input_zero_point=x.zero_point), shape, "int8")
 
 
+# ------------------------------------------------------- layer normalization
+LAYER_NORM_PATTERN = is_op("relax.nn.layer_norm")(dequantize_pattern(), wildcard(), wildcard())
+_LAYER_NORM_MAX_DEPTH = 4096  # keeps the kernel's int64 sum of squares far from overflow
+
+
+def _check_layer_norm(ctx, var, op, q):
+    shape = shape_of(var)
+    axes = [int(a) % len(shape) for a in op.attrs.axes]
+    if axes != [len(shape) - 1]:
+        return f"layer normalization over axes {axes} is not supported; only the last axis is"
+    if shape[-1] > _LAYER_NORM_MAX_DEPTH:
+        return f"layer normalization over {shape[-1]} values is not supported (at most {_LAYER_NORM_MAX_DEPTH})"
+    gamma, beta = ctx.const(op.args[1]), ctx.const(op.args[2])
+    if gamma is None or beta is None:
+        return "layer normalization needs constant scale (gamma) and bias (beta)"
+    if not (np.isfinite(gamma).all() and np.isfinite(beta).all()):
+        return "layer normalization scale (gamma) and bias (beta) must be finite"
+    x = ctx.activation_input(op.args[0])
+    if x is not None and np.max(np.abs(gamma)) * np.sqrt(shape[-1]) / float(np.float32(q.s_out)) >= 2.0 ** 28:
+        return "layer normalization scale (gamma) is too large for the output scale (every output would saturate)"
+    return None
+
+
+def _lower_layer_norm(ctx, var, op, q):
+    x = ctx.activation_input(op.args[0])
+    if x is None or x.dtype != "int8":
+        return None
+    shape = shape_of(var)
+    n = shape[-1]
+    gamma = np.broadcast_to(np.ravel(ctx.const(op.args[1])).astype(np.float64), (n,))
+    beta = np.broadcast_to(np.ravel(ctx.const(op.args[2])).astype(np.float64), (n,))
+    s_x, s_y = float(np.float32(x.scale)), float(np.float32(q.s_out))
+    factors = np.sqrt(n) * gamma / s_y
+    biggest = float(np.max(np.abs(factors))) if n else 0.0
+    # Fraction bits of the scaled values: as many as keep |factor| * 2^frac below 2^29 (int32 headroom).
+    frac = int(np.clip(28 - np.ceil(np.log2(max(biggest, 1e-30))), 0, 16))
+    pairs = [quantize_multiplier(float(f) * 2.0 ** frac) if f != 0 else (0, 30) for f in factors]
+    pairs = [(m, sh) if sh - 30 >= -31 else (0, 30) for m, sh in pairs]  # below 2^-62: no contribution
+    eps_term = min(float(op.attrs.epsilon) * float(n) ** 3 / (s_x * s_x), float(2 ** 60))
+    attrs = dict(rows=int(np.prod(shape[:-1])), depth=n, input_zero_point=x.zero_point, output_zero_point=q.zp_out,
+                 fraction_bits=frac, epsilon_term=int(round(eps_term)))
+    mult = relax.const(np.array([m for m, _ in pairs], np.int32))
+    shift = relax.const(np.array([sh - 30 for _, sh in pairs], np.int32))
+    # Beyond +-2^30 the output saturates anyway: clipping keeps the int32 sum from wrapping.
+    bias = relax.const(np.clip(np.round(beta / s_y * 2.0 ** frac), -2.0 ** 30, 2.0 ** 30).astype(np.int32))
+    return make_kernel_call("te_layer_norm_s8", [x.expr, mult, shift, bias], attrs, shape, "int8")
+
+
 # -------------------------------------------------------------- logistic
 def _fixed_output(what, scale, zero_point):
     """Check that the output has the quantization TFLite fixes for ``what``
@@ -297,6 +345,9 @@ LOWERINGS = [
              check=_check_softmax, fusable=False, tflite={"SOFTMAX": (0,)}, dtypes=("int8", "int16")),
     Lowering("L2_NORMALIZATION", "quantize", _lower_l2_normalization, pattern=L2_NORMALIZATION_PATTERN,
              check=_check_l2_normalization, fusable=False, tflite={"L2_NORMALIZATION": (0,)}),
+    # ONNX LayerNormalization (TFLite models spell it out as MEAN, SQUARED_DIFFERENCE, RSQRT, MUL, ADD).
+    Lowering("LAYER_NORMALIZATION", "quantize", _lower_layer_norm, pattern=LAYER_NORM_PATTERN,
+             check=_check_layer_norm, fusable=False),
     Lowering("LOG_SOFTMAX", "quantize", _lower_log_softmax, pattern=is_op("relax.nn.log_softmax")(dequantize_pattern()),
              check=_check_log_softmax, fusable=False, tflite={"LOG_SOFTMAX": (0,)}),
     Lowering("LOGISTIC", "quantize", _sigmoid_like("te_logistic", False),
