@@ -191,6 +191,25 @@ def test_new_operator_models_on_m7_and_m55(op, board, models, tflm, tmp_path):
 
 
 @requires_arm
+@pytest.mark.parametrize("board", ["mps2-an386", "mps2-an500", "mps3-an547"])
+@pytest.mark.parametrize("op", ["layer_norm_model", "conv_transpose_model", "tanh_model", "batch_matmul_model"])
+def test_onnx_operator_models_equal_the_host_on_cortex_m(op, board, models, tmp_path):
+    """The ONNX-only kernels (integer LayerNormalization) and the ONNX paths into
+    the TFLite kernels run on the Cortex-M4, M7 and M55 with the host build's outputs."""
+    from tinyengine_tvm.modelgen import onnx_qdq
+
+    path = tmp_path / f"{op}.onnx"
+    path.write_bytes(getattr(onnx_qdq, op)(int8_io=True))
+    compiled, _ = models.compile(f"onnx_{op}", str(path))
+    x = random_inputs(compiled.metadata["inputs"], 5)
+    got, _ = models.on(f"onnx_{op}", board).run(x)
+    host = compiled.run(x)
+    assert list(got) == list(host)
+    for name in host:
+        np.testing.assert_array_equal(got[name], host[name], err_msg=f"{op} {name} on {board}")
+
+
+@requires_arm
 def test_instruction_count_is_deterministic(default, models):
     compiled, _ = default
     q = models.on("default", "mps2-an500")
