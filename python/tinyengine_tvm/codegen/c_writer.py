@@ -165,7 +165,8 @@ class CWriter:
             const = "const " if kind == "output" else ""
             out.append(f"{const}void* {n}_{kind}(int32_t index) {{\n  switch (index) {{\n")
             for i, t in enumerate(tensors):
-                out.append(f"    case {i}: return {n}_arena + {self.plan.offset_of(self.graph.root(t))};\n")
+                at = self.plan.offset_of(self.graph.root(t)) + self.graph.offset(t)
+                out.append(f"    case {i}: return {n}_arena + {at};\n")
             out.append("    default: return 0;\n  }\n}\n\n")
         states = self._states()
         if states:
@@ -220,7 +221,9 @@ class CWriter:
     def _pointer(self, index: int, ctype: str, extra: int = 0) -> str:
         if self.graph.tensors[index].kind == "constant":
             return self.const_names[index]
-        return f"({ctype})({self.name}_arena + {self.plan.offset_of(self.graph.root(index)) + extra})"
+        # A slice view starts ``graph.offset`` bytes into its root's buffer.
+        at = self.plan.offset_of(self.graph.root(index)) + self.graph.offset(index) + extra
+        return f"({ctype})({self.name}_arena + {at})"
 
     def _step(self, s: int, step) -> str:
         spec = kernel_spec(step.kernel)

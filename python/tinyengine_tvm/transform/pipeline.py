@@ -1,6 +1,6 @@
 """The default optimization pipeline (what ``tvmc compile`` runs).
 
-Passes run after integer lowering, in this order: FoldPadIntoConv,
+Passes run after integer lowering, in this order: FoldPadIntoConv, SliceViews,
 PatchBasedInference, InplaceDepthwise, InplaceElementwise, MemoryAwareSchedule.
 Each can be disabled by name (``--disable-pass``, or TVM's
 ``PassContext(disabled_pass=[...])``); their options live in
@@ -21,9 +21,11 @@ from .pass_options import (CONFIG_PREFIX, PASS_OPTIONS, Option, attach_options, 
                            config_key, list_configs, normalize_config, parse_pass_config, pass_context,
                            pass_options)
 from .patch_inference import PatchBasedInference
+from .slice_views import SliceViews
 
 PASS_FACTORIES = {
     "FoldPadIntoConv": FoldPadIntoConv,
+    "SliceViews": SliceViews,
     "PatchBasedInference": PatchBasedInference,
     "InplaceDepthwise": InplaceDepthwise,
     "InplaceElementwise": InplaceElementwise,
