@@ -209,3 +209,28 @@ def test_view_that_grows_the_arena_stays_a_copy():
         views = {r["name"]: r for r in c.metadata["passes"]}.get("SliceViews", {}).get("views", 0)
         assert views == (label == "forced")
     assert arena["checked"] == arena["copies"] < arena["forced"]
+
+
+def test_patch_stage_reads_its_source_through_a_view():
+    """The lower half of a split is a patch stage's source: its windows are cut at the
+    view's offset plus the window's (views forced: here the copies let the first
+    half's memory go early, so the pass alone keeps them)."""
+    g = QuantizedGraph(9)
+    x = g.input((1, 16, 12, 3))
+    y = g.conv2d(x, 8, (3, 3), padding="SAME", activation="RELU", prefix="stem")
+    top, bottom = g.split(y, 2, axis=1)
+    outs = []
+    for k, part in enumerate((top, bottom)):
+        z = g.conv2d(part, 24, (3, 3), padding="SAME", activation="RELU", prefix=f"wide{k}")
+        z = g.conv2d(z, 4, (3, 3), (2, 2), padding="SAME", prefix=f"down{k}")
+        outs.append(g.mean(z, (1, 2), prefix=f"mean{k}"))
+    model = g.finish(outs)
+    c = te.compile(model, pass_config={"PatchBasedInference.max_mac_overhead": 1.0,
+                                       "SliceViews.only_if_smaller": False})
+    check_plan_valid(c)
+    assert {p["name"]: p for p in c.metadata["passes"]}["PatchBasedInference"]["applied"]
+    assert_matches_tflm(c, model, [random_inputs(c.metadata["inputs"], s) for s in range(3)])
+    graph = c.graph
+    crops = [s for s in graph.steps if s.kernel == "te_crop_s8" and graph.tensors[s.inputs[0]].view_of is not None]
+    assert any(graph.offset(s.inputs[0]) > 0 for s in crops), "no patch window read through the lower half"
+    assert not any(s.kernel in SLICE_KERNELS for s in graph.steps)

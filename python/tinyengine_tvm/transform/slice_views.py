@@ -29,6 +29,7 @@ from .memory_schedule import schedule_function
 from .relax_utils import VIEW_OPS, definitions, function_outputs, op_name, rebuild_function, rewrite_lowered
 
 _SLICE_KERNELS = ("te_strided_slice_s8", "te_strided_slice_s16")
+_GREEDY_TRIALS = 16
 
 
 def _owner_chain(var: relax.Expr, defs: Dict[relax.Var, relax.Expr],
@@ -114,15 +115,17 @@ def slice_views(func: relax.Function, only_if_smaller: bool = True) -> Tuple[rel
     if only_if_smaller:
         base = _arena(func)
         if _arena(new) > base:
-            # Greedy, in program order: keep each view that does not grow the arena.
+            # Greedy, in program order: keep each view that does not grow the arena
+            # (each trial plans and schedules the function, so only the first few).
             kept: Dict[relax.Var, relax.Call] = {}
-            for var, view in views.items():
+            for var, view in list(views.items())[:_GREEDY_TRIALS]:
                 trial = rebuild_function(func, lambda v, x: {**kept, var: view}.get(v, x))
                 size = _arena(trial)
                 if size <= base:
                     kept[var], base, new = view, size, trial
             if not kept:
                 return func, dict(report, reason="every view makes the arena larger")
+            report["copies_kept"] = len(views) - len(kept)
             views = kept
     report["views"] = len(views)
     return new, report
