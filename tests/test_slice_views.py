@@ -5,7 +5,8 @@
   axis lose their kernel call (in the kernel graph and in the generated C),
   stay bit-exact with TFLM, and the arena is never larger than with copies;
 * a model output that would alias a model input or another output keeps its copy;
-* an in-place kernel never writes over a buffer a live view still reads;
+* an in-place kernel never writes over a buffer a live view still reads, and a
+  copy an in-place kernel writes over stays a copy;
 * a view that would keep a large input alive longer stays a copy.
 """
 import numpy as np
@@ -184,6 +185,29 @@ def test_inplace_kernels_never_write_over_a_live_view():
     assert not any(s.kernel in SLICE_KERNELS for s in graph.steps)
 
 
+def test_a_copy_an_inplace_kernel_writes_over_stays_a_copy():
+    """The upper rows' only reader is a depthwise convolution run in place over them:
+    as a view, it would write over the tensor a later convolution reads whole."""
+    g = QuantizedGraph(7)
+    x = g.input((1, 8, 8, 4))
+    y = g.conv2d(x, 8, (3, 3), padding="SAME", activation="RELU")
+    top = g.slice(y, [0, 0, 0, 0], [1, 4, 8, 8])
+    d = g.depthwise_conv2d(top, (3, 3), (1, 1), padding="SAME")
+    pw = g.conv2d(d, 8, (1, 1), prefix="pw")
+    model = g.finish([pw, g.conv2d(y, 8, (3, 3), padding="SAME", prefix="late")])
+    forced = {"InplaceDepthwise.only_if_smaller": False, "SliceViews.only_if_smaller": False}
+    c = te.compile(model, pass_config=forced, disabled_passes=["PatchBasedInference"])
+    check_plan_valid(c)
+    assert_matches_tflm(c, model, [random_inputs(c.metadata["inputs"], s) for s in range(3)])
+    graph = c.graph
+    conv = graph.steps[0].output
+    dw = next(s for s in graph.steps if "depthwise" in s.kernel)
+    assert dw.kernel == "te_depthwise_conv2d_inplace_s8"
+    assert graph.root(dw.output) != conv  # over the upper half's own copy
+    assert [s.kernel for s in graph.steps].count("te_strided_slice_s8") == 1
+    assert {r["name"]: r for r in c.metadata["passes"]}["SliceViews"]["views"] == 0
+
+
 def _late_small_slice_model():
     """A one-row slice read at the very end, of a tensor the wide layers start from:
     as a view it would keep its whole source alive across them (in any order)."""
@@ -193,7 +217,7 @@ def _late_small_slice_model():
     row = g.slice(y, [0, 0, 0, 0], [1, 1, 12, 16])
     wide = g.conv2d(g.conv2d(y, 32, (1, 1), prefix="w1"), 32, (1, 1), prefix="w2")
     summary = g.conv2d(wide, 16, (12, 1), padding="VALID", prefix="summary")
-    return g.finish(g.add(row, summary))
+    return g.finish(g.sub(row, summary))  # SUB: no in-place form, which would keep the copy anyway
 
 
 def test_view_that_grows_the_arena_stays_a_copy():
@@ -213,8 +237,8 @@ def test_view_that_grows_the_arena_stays_a_copy():
 
 def test_patch_stage_reads_its_source_through_a_view():
     """The lower half of a split is a patch stage's source: its windows are cut at the
-    view's offset plus the window's (views forced: here the copies let the first
-    half's memory go early, so the pass alone keeps them)."""
+    view's offset plus the window's (views forced: the pass keeps copies wherever
+    views would not lower the patched plan)."""
     g = QuantizedGraph(9)
     x = g.input((1, 16, 12, 3))
     y = g.conv2d(x, 8, (3, 3), padding="SAME", activation="RELU", prefix="stem")

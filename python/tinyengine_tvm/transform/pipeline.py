@@ -1,7 +1,8 @@
 """The default optimization pipeline (what ``tvmc compile`` runs).
 
-Passes run after integer lowering, in this order: FoldPadIntoConv, SliceViews,
-PatchBasedInference, InplaceDepthwise, InplaceElementwise, MemoryAwareSchedule.
+Passes run after integer lowering, in this order: FoldPadIntoConv,
+PatchBasedInference, InplaceDepthwise, InplaceElementwise, MemoryAwareSchedule,
+SliceViews (last: it keeps a view only where the final plan does not grow).
 Each can be disabled by name (``--disable-pass``, or TVM's
 ``PassContext(disabled_pass=[...])``); their options live in
 :mod:`.pass_options` (re-exported here).
@@ -25,11 +26,11 @@ from .slice_views import SliceViews
 
 PASS_FACTORIES = {
     "FoldPadIntoConv": FoldPadIntoConv,
-    "SliceViews": SliceViews,
     "PatchBasedInference": PatchBasedInference,
     "InplaceDepthwise": InplaceDepthwise,
     "InplaceElementwise": InplaceElementwise,
     "MemoryAwareSchedule": MemoryAwareSchedule,
+    "SliceViews": SliceViews,
 }
 
 

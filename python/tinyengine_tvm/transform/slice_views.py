@@ -8,12 +8,15 @@ Relax ``strided_slice`` that the kernel graph reads as a view: no kernel call,
 the consumers read the input buffer at a byte offset, and the planner keeps
 the input alive as long as any view of it is read.
 
-A copy is kept when the slice is a model output whose input is (a view of) a
-model input or another output: the caller expects each output in a buffer of
-its own.  A view can make the arena larger (a small slice read late keeps its
-whole input alive), so with ``only_if_smaller`` (default) the views are kept
-only as far as the planned arena does not grow (in program order or in the
-order MemoryAwareSchedule would pick).
+The pass runs last in the pipeline, on the final schedule, so the arena it
+compares is the one the planner will place; after MemoryAwareSchedule it
+orders the steps again for the views' lifetimes when that plans smaller.  A copy is kept when the slice is
+a model output whose input is (a view of) a model input or another output
+(the caller expects each output in a buffer of its own), and when an in-place
+kernel writes over the copy (as a view, it would write over its input).  A
+view can make the arena larger (a small slice read late keeps its whole input
+alive), so with ``only_if_smaller`` (default) the views are kept only as far
+as the arena does not grow.
 """
 from __future__ import annotations
 
@@ -22,11 +25,13 @@ from typing import Any, Dict, List, Optional, Tuple
 import tvm
 from tvm import relax
 
+from ..kernels import inplace_kernels
 from ..slice_view import contiguous_offset, is_slice_view, view_expr
 from .inplace_depthwise import arena_bytes
 from .kernel_call import parse_kernel_call
 from .memory_schedule import schedule_function
-from .relax_utils import VIEW_OPS, definitions, function_outputs, op_name, rebuild_function, rewrite_lowered
+from .relax_utils import (VIEW_OPS, definitions, function_outputs, op_name, pass_reports, rebuild_function,
+                          rewrite_lowered)
 
 _SLICE_KERNELS = ("te_strided_slice_s8", "te_strided_slice_s16")
 _GREEDY_TRIALS = 16
@@ -91,19 +96,27 @@ def _view_of(var: relax.Var, value: relax.Expr) -> Optional[relax.Call]:
     return view_expr(src, begin, out_shape)
 
 
-def _arena(func: relax.Function) -> int:
-    """The arena of ``func`` in its own order or in MemoryAwareSchedule's, whichever is
-    smaller: a view changes lifetimes, so the schedule can favour the copies."""
-    return min(arena_bytes(func), arena_bytes(schedule_function(func)[0]))
+def _ordered(func: relax.Function, reschedule: bool) -> relax.Function:
+    """``func``, or its memory-aware order when ``reschedule`` and that plans smaller."""
+    if not reschedule:
+        return func
+    other = schedule_function(func)[0]
+    return other if arena_bytes(other) < arena_bytes(func) else func
 
 
 def slice_views(func: relax.Function, only_if_smaller: bool = True) -> Tuple[relax.Function, Dict[str, Any]]:
     """``func`` with its contiguous slices as views, and the report."""
     defs = definitions(func)
+    overwritten = set()  # values an in-place kernel writes over (its first operand, and what that views)
+    inplace = inplace_kernels()
+    for value in defs.values():
+        call = parse_kernel_call(value)
+        if call is not None and call.kernel in inplace and isinstance(call.tensors[0], relax.Var):
+            overwritten.update(_owner_chain(call.tensors[0], defs, {}))  # through reshapes
     views: Dict[relax.Var, relax.Call] = {}
     for var, value in defs.items():
         view = _view_of(var, value)
-        if view is not None:
+        if view is not None and var not in overwritten:
             views[var] = view
     kept_for_caller = _drop_caller_aliases(func, defs, views)
     report: Dict[str, Any] = {"views": 0}
@@ -111,16 +124,18 @@ def slice_views(func: relax.Function, only_if_smaller: bool = True) -> Tuple[rel
         report["copies_for_outputs"] = kept_for_caller
     if not views:
         return func, report
-    new = rebuild_function(func, lambda v, x: views.get(v, x))
+    # A view changes lifetimes: after MemoryAwareSchedule, order the steps again for them.
+    reschedule = any(r.get("name") == "MemoryAwareSchedule" for r in pass_reports(func))
+    new = _ordered(rebuild_function(func, lambda v, x: views.get(v, x)), reschedule)
     if only_if_smaller:
-        base = _arena(func)
-        if _arena(new) > base:
+        base = arena_bytes(func)
+        if arena_bytes(new) > base:
             # Greedy, in program order: keep each view that does not grow the arena
             # (each trial plans and schedules the function, so only the first few).
             kept: Dict[relax.Var, relax.Call] = {}
             for var, view in list(views.items())[:_GREEDY_TRIALS]:
-                trial = rebuild_function(func, lambda v, x: {**kept, var: view}.get(v, x))
-                size = _arena(trial)
+                trial = _ordered(rebuild_function(func, lambda v, x: {**kept, var: view}.get(v, x)), reschedule)
+                size = arena_bytes(trial)
                 if size <= base:
                     kept[var], base, new = view, size, trial
             if not kept:
