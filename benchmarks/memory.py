@@ -4,15 +4,17 @@
 Every figure is an arena in bytes (inputs, activations, outputs and scratch,
 the int8 input image held in SRAM while it is needed):
   tflm head   TFLM's planned activations, measured with tflite-micro's allocation report
-  layerwise   max over ops of (non-constant inputs + output) after PAD folding, reshapes as
-              views: the least a layer-by-layer schedule needs without in-place or patches
+  layerwise   max over ops of (non-constant inputs + output) after PAD folding, reshapes and
+              contiguous slices as views: the least a layer-by-layer schedule needs without
+              in-place or patches
   none        this project, integer lowering only
-  +sched      + FoldPadIntoConv + MemoryAwareSchedule (and the planner's best packing)
+  +sched      + FoldPadIntoConv + SliceViews + MemoryAwareSchedule (and the planner's best packing)
   +inplace    + InplaceDepthwise + InplaceElementwise
   +patch      + PatchBasedInference (all passes on)
   +patch m7   the same with the Cortex-M7 kernels selected (their scratch included)
   streamed    +patch with the input image outside the arena (a caller that supplies each
               patch's window, e.g. from a camera line buffer): what streaming would save
+  views       slice copies SliceViews turned into views (no kernel call) in the +patch plan
 A second table gives each patched stage: its operators, grid, extra MACs, and the extra
 MACs and cache bytes of the same grid with the halo columns of adjacent patches cached
 (the search weighs both; "cache used" marks the stages generated that way).
@@ -34,6 +36,7 @@ from tinyengine_tvm.planner.bounds import layerwise_lower_bound
 from tinyengine_tvm.planner.lifetime_planner import plan_arena
 from tinyengine_tvm.testing import SHARED_MODELS, shared_models_dir, tflm_arena_head
 from tinyengine_tvm.transform.fold_pad import FoldPadIntoConv
+from tinyengine_tvm.transform.slice_views import SliceViews
 
 VARIANTS = {
     "none": dict(optimize=False),
@@ -64,7 +67,7 @@ def main(argv=None) -> int:
     if d is None:
         print("../shared/models not found (set TINYENGINE_SHARED_MODELS)", file=sys.stderr)
         return 1
-    cols = ["tflm head", "layerwise"] + list(VARIANTS) + ["streamed"]
+    cols = ["tflm head", "layerwise"] + list(VARIANTS) + ["streamed", "views"]
     header = f"{'model':<24}" + "".join(f"{c:>11}" for c in cols) + f"{'weights':>10}{'compile s':>11}"
     print(header)
     print("-" * len(header))
@@ -78,10 +81,12 @@ def main(argv=None) -> int:
             compiled[label] = te.compile(path, **kwargs)
             seconds = time.perf_counter() - t0
             row[label] = compiled[label].metadata["memory"]["arena_bytes"]
-        folded = FoldPadIntoConv()(compiled["none"].lowered)
+        folded = SliceViews()(FoldPadIntoConv()(compiled["none"].lowered))
         row["layerwise"] = layerwise_lower_bound(KernelGraph.from_relax(folded["main"]))
         row["streamed"] = streamed_arena(compiled["+patch"])
-        patches[name] = {p["name"]: p for p in compiled["+patch"].metadata["passes"]}["PatchBasedInference"]
+        reports = {p["name"]: p for p in compiled["+patch"].metadata["passes"]}
+        patches[name] = reports["PatchBasedInference"]
+        row["views"] = reports["SliceViews"]["views"]
         weights = compiled["none"].metadata["memory"]["weights_bytes"]
         print(f"{name:<24}" + "".join(f"{row[c]:>11,}" if row[c] is not None else f"{'n/a':>11}" for c in cols)
               + f"{weights:>10,}{seconds:>11.2f}")

@@ -320,3 +320,45 @@ def test_resize_nearest_in_a_stage(align, half, nh, nw, cache):
     check_plan_valid(compiled)
     _same_outputs(compiled, ref, seeds=range(2))
     assert_matches_tflm(compiled, model, [random_inputs(compiled.metadata["inputs"], s) for s in range(2)])
+
+
+def _int16_cnn(mixed=False):
+    """A 16x8 CNN (int16 activations): convolution, depthwise, residual ADD, a
+    LOGISTIC gate (MUL), SUB, both poolings, PAD; with ``mixed`` an int8 input
+    requantized to int16 inside the first stage and back to int8 after it."""
+    g = QuantizedGraph(12)
+    x = g.input((1, 20, 18, 3), dtype="int8" if mixed else "int16")
+    if mixed:
+        x = g.quantize(x, dtype="int16")
+    y = g.conv2d(x, 16, (3, 3), (1, 1), padding="SAME", activation="RELU6")
+    d = g.depthwise_conv2d(y, (3, 3), (1, 1), padding="SAME", activation="RELU")
+    y = g.add(y, g.conv2d(d, 16, (1, 1), prefix="project"))
+    y = g.mul(y, g.logistic(y))
+    y = g.sub(y, g.max_pool(y, (3, 3), (1, 1), "SAME", prefix="neighbours"))
+    y = g.max_pool(y, (2, 2), (2, 2))
+    if mixed:
+        y = g.quantize(y, dtype="int8")
+    y = g.conv2d(g.pad(y, ((0, 0), (1, 1), (1, 1), (0, 0))), 24, (3, 3), (1, 1), padding="VALID", activation="RELU")
+    y = g.avg_pool(y, (3, 3), (1, 1), padding="SAME")
+    y = g.mean(y, (1, 2))
+    return g.finish(g.fully_connected(g.reshape(y, (1, 24)), 5))
+
+
+@pytest.mark.parametrize("cache", ["off", "columns", "all"])
+@pytest.mark.parametrize("mixed", [False, True])
+def test_int16_stages_are_patched_and_bit_exact_with_tflm(cache, mixed):
+    model = _int16_cnn(mixed)
+    plain = te.compile(model, disabled_passes=["PatchBasedInference"])
+    compiled = te.compile(model, pass_config={"PatchBasedInference.halo_cache": cache})
+    report = {p["name"]: p for p in compiled.metadata["passes"]}["PatchBasedInference"]
+    assert report["applied"], report["reason"]
+    patched = [s.kernel for s in compiled.graph.steps if s.notes.get("patch_of") is not None]
+    assert {"te_conv2d_s16", "te_depthwise_conv2d_s16", "te_add_s16", "te_mul_s16", "te_logistic_s16",
+            "te_sub_s16", "te_max_pool_s16"} <= set(patched)
+    if mixed:
+        assert "te_requantize_s8_s16" in patched
+    assert compiled.metadata["memory"]["arena_bytes"] < plain.metadata["memory"]["arena_bytes"]
+    check_plan_valid(compiled)
+    cases = [random_inputs(compiled.metadata["inputs"], s) for s in range(3)]
+    assert_matches_tflm(compiled, model, cases)
+    _same_outputs(compiled, plain)

@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="never let the Cortex-M kernels' scratch grow the arena (keeps portable kernels there)")
     c.add_argument("--disable-pass", action="append", default=[], metavar="PASS",
                    help="turn off one optimization pass (repeatable): FoldPadIntoConv, PatchBasedInference, "
-                        "InplaceDepthwise, InplaceElementwise, MemoryAwareSchedule")
+                        "InplaceDepthwise, InplaceElementwise, MemoryAwareSchedule, SliceViews")
     c.add_argument("--pass-config", action="append", default=[], metavar="PASS.OPTION=VALUE",
                    help="set a pass option, e.g. MemoryAwareSchedule.max_states=5000 (repeatable)")
     c.add_argument("--sram-budget", type=int_option(1, 1 << 31), default=None, metavar="BYTES",

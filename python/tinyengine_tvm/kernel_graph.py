@@ -2,8 +2,8 @@
 
 After integer lowering, ``main`` is a straight line of kernel calls and
 reshapes.  The planner and the C writer both need the same facts about it
-(which tensor each step reads and writes, which tensors are views of others,
-which are constants), so this module extracts them once.
+(which tensor each step reads and writes, which tensors are views of others
+and at which byte offset, which are constants), so this module extracts them once.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from tvm import relax
 from .errors import TinyEngineError, UnsupportedModelError
 from .kernel_call import parse_kernel_call
 from .kernels import inplace_kernels as _inplace_kernels
+from .slice_view import is_slice_view, view_offset
 
 _VIEW_OPS = ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.flatten")
 
@@ -31,9 +32,10 @@ class Tensor:
     dtype: str
     kind: str
     data: Optional[np.ndarray] = None
-    view_of: Optional[int] = None  # shares the memory of this tensor (reshape, in-place op)
+    view_of: Optional[int] = None  # shares the memory of this tensor (reshape, slice view, in-place op)
     # The Relax Var holding it (inputs and bound values), for passes that rewrite the function.
     var: Optional[Any] = dataclasses.field(default=None, repr=False, compare=False)
+    offset: int = 0  # bytes into the memory of ``view_of`` where this view starts (a slice view)
 
     @property
     def nbytes(self) -> int:
@@ -82,6 +84,14 @@ class KernelGraph:
             index = self.tensors[index].view_of
         return index
 
+    def offset(self, index: int) -> int:
+        """Bytes from the start of ``root(index)``'s memory to where ``index`` starts."""
+        total = 0
+        while self.tensors[index].view_of is not None:
+            total += self.tensors[index].offset
+            index = self.tensors[index].view_of
+        return total
+
     @property
     def constants(self) -> List[Tensor]:
         """Constant tensors (weights, bias, requantization tables)."""
@@ -94,9 +104,9 @@ class KernelGraph:
         index_of: Dict[Any, int] = {}
         constant_of: Dict[int, int] = {}  # a Constant's object address -> its tensor (same_as identity)
 
-        def add(key, name, ty, kind, data=None, view_of=None):
+        def add(key, name, ty, kind, data=None, view_of=None, offset=0):
             t = Tensor(len(tensors), name, [int(d) for d in ty.shape], str(ty.dtype), kind, data, view_of,
-                       key if isinstance(key, relax.Var) else None)
+                       key if isinstance(key, relax.Var) else None, offset)
             tensors.append(t)
             index_of[key] = t.index
             return t.index
@@ -127,6 +137,13 @@ class KernelGraph:
                     steps.append(Step(call.kernel, ins, out, call.attrs, var.name, call.notes))
                 elif isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and value.op.name in _VIEW_OPS:
                     add(var, var.name, var.ty, "activation", view_of=tensor_of(value.args[0]))
+                elif is_slice_view(value):
+                    start = view_offset(value)
+                    if start is None:
+                        raise UnsupportedModelError([("relax.strided_slice", var.name,
+                                                      "a slice left in Relax must be a contiguous view")])
+                    add(var, var.name, var.ty, "activation", view_of=tensor_of(value.args[0]),
+                        offset=start * np.dtype(str(var.ty.dtype)).itemsize)
                 elif isinstance(value, relax.Var):
                     index_of[var] = tensor_of(value)
                 elif isinstance(value, tvm.ir.Tuple):

@@ -169,7 +169,8 @@ class CWriter:
             const = "const " if kind == "output" else ""
             out.append(f"{const}void* {n}_{kind}(int32_t index) {{\n  switch (index) {{\n")
             for i, t in enumerate(tensors):
-                out.append(f"    case {i}: return {n}_arena + {self.plan.offset_of(self.graph.root(t))};\n")
+                at = self.plan.offset_of(self.graph.root(t)) + self.graph.offset(t)
+                out.append(f"    case {i}: return {n}_arena + {at};\n")
             out.append("    default: return 0;\n  }\n}\n\n")
         states, variables = self._states(), self._variables()
         for k, (name, value, size) in enumerate(variables):
@@ -182,7 +183,7 @@ class CWriter:
                        f"static int {n}_state_ready = 0;\n\n"
                        f"void {n}_reset(void) {{\n")
             for k, (name, value, size) in enumerate(variables):
-                out.append(f"  memcpy({n}_arena + {self.plan.offset_of(self.graph.root(value))}, "
+                out.append(f"  memcpy({n}_arena + {self._offset(value)}, "
                            f"{n}_variable{k}_initial, {size});  /* variable '{comment_text(name)}' */\n")
             for s, fill, size in states:
                 step = self.graph.steps[s]
@@ -200,10 +201,10 @@ class CWriter:
         for s, step in enumerate(self.graph.steps):
             out.append(self._step(s, step))
         for name, value, assigned in self.graph.variables:
-            if value is not None and assigned is not None and self.graph.root(value) != self.graph.root(assigned):
+            if value is not None and assigned is not None and self._offset(value) != self._offset(assigned):
                 # Every read of the variable is behind us: its new value replaces it for the next invocation.
-                out.append(f"  memmove({n}_arena + {self.plan.offset_of(self.graph.root(value))}, "
-                           f"{n}_arena + {self.plan.offset_of(self.graph.root(assigned))}, "
+                out.append(f"  memmove({n}_arena + {self._offset(value)}, "
+                           f"{n}_arena + {self._offset(assigned)}, "
                            f"{self.graph.tensors[value].nbytes});  /* ASSIGN_VARIABLE '{comment_text(name)}' */\n")
         out.append("  return 0;\n}\n\n")
         out.append(f"int {n}_run({self._signature()}) {{\n")
@@ -216,6 +217,10 @@ class CWriter:
         return "".join(out)
 
     # -------------------------------------------------------------- helpers
+    def _offset(self, index: int) -> int:
+        """Arena offset of a tensor (its root's buffer plus a slice view's offset)."""
+        return self.plan.offset_of(self.graph.root(index)) + self.graph.offset(index)
+
     def _variables(self) -> List[tuple]:
         """(name, value tensor, bytes) of every variable the model reads."""
         return [(name, value, self.graph.tensors[value].nbytes) for name, value, _ in self.graph.variables
@@ -246,7 +251,9 @@ class CWriter:
             elem = _C_TYPES.get(self.graph.tensors[index].dtype)
             same = elem is not None and ctype.replace("const", "").replace("*", "").strip() == elem
             return self.const_names[index] if same else f"({ctype}){self.const_names[index]}"
-        return f"({ctype})({self.name}_arena + {self.plan.offset_of(self.graph.root(index)) + extra})"
+        # A slice view starts ``graph.offset`` bytes into its root's buffer.
+        at = self.plan.offset_of(self.graph.root(index)) + self.graph.offset(index) + extra
+        return f"({ctype})({self.name}_arena + {at})"
 
     def _step(self, s: int, step) -> str:
         spec = kernel_spec(step.kernel)

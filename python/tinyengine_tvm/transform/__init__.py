@@ -14,10 +14,11 @@ from .memory_schedule import MemoryAwareSchedule
 from .patch_inference import PatchBasedInference
 from .pipeline import attach_options, list_configs, optimization_passes, pass_context
 from .relax_utils import pass_reports
+from .slice_views import SliceViews
 
 __all__ = [
     "LowerToIntegerKernels", "FoldPadIntoConv", "PatchBasedInference", "InplaceDepthwise",
-    "InplaceElementwise", "MemoryAwareSchedule", "optimization_passes", "pass_context",
+    "InplaceElementwise", "MemoryAwareSchedule", "SliceViews", "optimization_passes", "pass_context",
     "attach_options", "list_configs", "pass_reports",
     "KernelCall", "make_kernel_call", "parse_kernel_call",
 ]

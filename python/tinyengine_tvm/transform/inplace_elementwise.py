@@ -18,7 +18,7 @@ from tvm import relax
 
 from .inplace_depthwise import arena_bytes
 from .kernel_call import make_kernel_call, parse_kernel_call
-from .relax_utils import definitions, function_outputs, rebuild_function, rewrite_lowered, use_counts
+from .relax_utils import definitions, function_outputs, rebuild_function, rewrite_lowered, sole_reader, use_counts
 
 _INPLACE = {"te_add_s8": "te_add_inplace_s8", "te_mul_s8": "te_mul_inplace_s8"}
 _QUANTIZE, _QUANTIZE_INPLACE = "te_quantize_f32_s8", "te_quantize_inplace_f32_s8"
@@ -38,7 +38,7 @@ def inplace_elementwise(func: relax.Function, only_if_smaller: bool = True) -> T
             # float -> int8 in place: the int8 tensor takes the start of the float
             # buffer, so the float input and a full int8 copy are never both held.
             src = call.tensors[0]
-            if isinstance(src, relax.Var) and uses.get(src, 0) == 1 and src not in outputs \
+            if isinstance(src, relax.Var) and sole_reader(src, defs, uses, outputs) \
                     and not call.notes.get("in_offsets"):
                 replaced[var] = make_kernel_call(_QUANTIZE_INPLACE, list(call.tensors), dict(call.attrs),
                                                  [int(d) for d in var.ty.shape], "int8", dict(call.notes))

@@ -42,6 +42,7 @@ class Option:
 # Checked before any pass runs, so a bad value is a clear error, not a traceback mid-compile.
 PASS_OPTIONS: Dict[str, Dict[str, Option]] = {
     "FoldPadIntoConv": {},
+    "SliceViews": {"only_if_smaller": Option(bool, True, lambda v: True, "true or false")},
     "PatchBasedInference": {
         "max_mac_overhead": Option(float, 0.1, lambda v: 0 <= v <= 100,
                                    "a number from 0 to 100 (fraction of extra MACs)"),

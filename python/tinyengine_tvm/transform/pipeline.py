@@ -1,7 +1,8 @@
 """The default optimization pipeline (what ``tvmc compile`` runs).
 
 Passes run after integer lowering, in this order: FoldPadIntoConv,
-PatchBasedInference, InplaceDepthwise, InplaceElementwise, MemoryAwareSchedule.
+PatchBasedInference, InplaceDepthwise, InplaceElementwise, MemoryAwareSchedule,
+SliceViews (last: it keeps a view only where the final plan does not grow).
 Each can be disabled by name (``--disable-pass``, or TVM's
 ``PassContext(disabled_pass=[...])``); their options live in
 :mod:`.pass_options` (re-exported here).
@@ -21,6 +22,7 @@ from .pass_options import (CONFIG_PREFIX, PASS_OPTIONS, Option, attach_options, 
                            config_key, list_configs, normalize_config, parse_pass_config, pass_context,
                            pass_options)
 from .patch_inference import PatchBasedInference
+from .slice_views import SliceViews
 
 PASS_FACTORIES = {
     "FoldPadIntoConv": FoldPadIntoConv,
@@ -28,6 +30,7 @@ PASS_FACTORIES = {
     "InplaceDepthwise": InplaceDepthwise,
     "InplaceElementwise": InplaceElementwise,
     "MemoryAwareSchedule": MemoryAwareSchedule,
+    "SliceViews": SliceViews,
 }
 
 

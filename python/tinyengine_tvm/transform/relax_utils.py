@@ -10,6 +10,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from ..slice_view import is_slice_view
 from .kernel_call import parse_kernel_call
 
 # Function attribute holding one report dict per pass run on the function, in run order.
@@ -107,6 +108,25 @@ def function_outputs(func: relax.Function) -> List[relax.Var]:
             if isinstance(v, (relax.Var, tvm.ir.Tuple)):
                 stack.append(v)
     return seen
+
+
+def sole_reader(var: relax.Var, defs: Dict[relax.Var, relax.Expr], uses: Dict[relax.Var, int],
+                outputs) -> bool:
+    """Whether the one reader of ``var`` may overwrite its memory: ``var`` and every
+    value it is a view of (reshape, slice view, alias) have that one reader and
+    none is a model output."""
+    while True:
+        if uses.get(var, 0) != 1 or var in outputs:
+            return False
+        value = defs.get(var)
+        if isinstance(value, relax.Var):
+            var = value
+        elif op_name(value) in VIEW_OPS or is_slice_view(value):
+            if not isinstance(value.args[0], relax.Var):
+                return False
+            var = value.args[0]
+        else:
+            return True
 
 
 def rebuild_function(func: relax.Function, replace: Callable[[relax.Var, relax.Expr], relax.Expr],

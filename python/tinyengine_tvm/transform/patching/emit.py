@@ -27,6 +27,10 @@ class _PatchedStage:
     def _shape(self, t: int) -> List[int]:
         return self.graph.tensors[t].shape
 
+    def _item(self, t: int) -> int:
+        """Bytes per element of ``t`` (crops and pastes copy bytes)."""
+        return np.dtype(self.graph.tensors[t].dtype).itemsize
+
     def calls(self) -> List[Tuple[str, List, Dict, List[int], str, str]]:
         """(kernel, tensor args, attrs, out shape, out dtype, name) of the patched stage.
 
@@ -48,7 +52,8 @@ class _PatchedStage:
         out_shape = self._shape(stage.output)
         _, H, W, C = out_shape
         name = lambda t: g.tensors[t].name  # noqa: E731
-        calls.append(("te_buffer", [], {}, out_shape, "int8", name(stage.output)))
+        dtype, out_item = g.tensors[stage.output].dtype, self._item(stage.output)
+        calls.append(("te_buffer", [], {}, out_shape, dtype, name(stage.output)))
         halo: Dict[int, int] = {}  # tensor -> call keeping the columns the next patch reuses
         rows_kept: Dict[Tuple[int, int], int] = {}  # (grid column, tensor) -> call keeping rows for the patch below
         for p, patch in enumerate(plan.patches):
@@ -95,17 +100,18 @@ class _PatchedStage:
                                                              f"patch {plan.below(p)} rows")
             halo = next_halo
             calls.append(("te_paste_s8", [("stage",), ("local", local_of[stage.output])], dict(
-                row_bytes=patch.w * C, rows=patch.h, dst_stride=W * C,
-                _inout_offset=(patch.y0 * W + patch.x0) * C), out_shape, "int8", f"{name(stage.output)}[paste {p}]"))
+                row_bytes=patch.w * C * out_item, rows=patch.h, dst_stride=W * C * out_item,
+                _inout_offset=(patch.y0 * W + patch.x0) * C * out_item), out_shape, dtype,
+                f"{name(stage.output)}[paste {p}]"))
         return calls
 
     def _keep(self, calls, t: int, ow: Window, keep: Window, local: int, label: str) -> int:
         """Append the crop of ``keep`` out of the patch buffer ``local`` (window ``ow`` of ``t``)."""
-        oc = self._shape(t)[3]
+        oc, item = self._shape(t)[3], self._item(t)
         calls.append(("te_crop_s8", [("local", local)], dict(
-            src_stride=ow.w * oc, row_bytes=keep.w * oc, rows=keep.h,
-            _in_offsets=[((keep.y0 - ow.y0) * ow.w + keep.x0 - ow.x0) * oc]), [1, keep.h, keep.w, oc], "int8",
-            f"{self.graph.tensors[t].name}[{label}]"))
+            src_stride=ow.w * oc * item, row_bytes=keep.w * oc * item, rows=keep.h,
+            _in_offsets=[((keep.y0 - ow.y0) * ow.w + keep.x0 - ow.x0) * oc * item]), [1, keep.h, keep.w, oc],
+            self.graph.tensors[t].dtype, f"{self.graph.tensors[t].name}[{label}]"))
         return len(calls) - 1
 
     def _step_call(self, calls, s: int, step: Step, ow: Window, need, local_of, crops, p: int, suffix: str) -> int:
@@ -179,15 +185,15 @@ class _PatchedStage:
         """The patch's window ``ow`` of ``t`` from (call, window, label) parts that tile it."""
         if len(parts) == 1 and parts[0][1] == ow:
             return parts[0][0]
-        oc = self._shape(t)[3]
+        oc, item, dtype = self._shape(t)[3], self._item(t), self.graph.tensors[t].dtype
         name = self.graph.tensors[t].name
-        calls.append(("te_buffer", [], {}, [1, ow.h, ow.w, oc], "int8", f"{name}[patch {p} buffer]"))
+        calls.append(("te_buffer", [], {}, [1, ow.h, ow.w, oc], dtype, f"{name}[patch {p} buffer]"))
         buf = len(calls) - 1
         for src, w, label in parts:
             calls.append(("te_paste_s8", [("local", buf), ("local", src)], dict(
-                row_bytes=w.w * oc, rows=w.h, dst_stride=ow.w * oc,
-                _inout_offset=((w.y0 - ow.y0) * ow.w + w.x0 - ow.x0) * oc),
-                [1, ow.h, ow.w, oc], "int8", f"{name}[patch {p}{' ' + label + ' pasted' if label else ''}]"))
+                row_bytes=w.w * oc * item, rows=w.h, dst_stride=ow.w * oc * item,
+                _inout_offset=((w.y0 - ow.y0) * ow.w + w.x0 - ow.x0) * oc * item),
+                [1, ow.h, ow.w, oc], dtype, f"{name}[patch {p}{' ' + label + ' pasted' if label else ''}]"))
             buf = len(calls) - 1
         return buf
 

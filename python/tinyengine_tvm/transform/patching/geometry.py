@@ -7,12 +7,19 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-WINDOWED = ("te_conv2d_s8", "te_depthwise_conv2d_s8", "te_avg_pool_s8", "te_max_pool_s8")
-POINTWISE = ("te_requantize_s8", "te_quantize_f32_s8", "te_logistic_s8", "te_hard_swish_s8")  # "size" elements
-BINARY = ("te_add_s8", "te_mul_s8", "te_sub_s8", "te_squared_difference_s8", "te_maximum_s8", "te_minimum_s8")
-CONCAT = ("te_concat_s8",)
-PAD = ("te_pad_s8",)
+# int16 activations (TFLite 16x8) run the same templated kernels with the same
+# parameter structs, so their windowed forms take the same local geometry.
+WINDOWED = ("te_conv2d_s8", "te_depthwise_conv2d_s8", "te_avg_pool_s8", "te_max_pool_s8",
+            "te_conv2d_s16", "te_depthwise_conv2d_s16", "te_avg_pool_s16", "te_max_pool_s16")
+POINTWISE = ("te_requantize_s8", "te_quantize_f32_s8", "te_logistic_s8", "te_hard_swish_s8",  # "size" elements
+             "te_requantize_s16", "te_requantize_s8_s16", "te_requantize_s16_s8", "te_quantize_f32_s16",
+             "te_logistic_s16")
+BINARY = ("te_add_s8", "te_mul_s8", "te_sub_s8", "te_squared_difference_s8", "te_maximum_s8", "te_minimum_s8",
+          "te_add_s16", "te_mul_s16", "te_sub_s16", "te_maximum_s16", "te_minimum_s16")
+CONCAT = ("te_concat_s8", "te_concat_s16")
+PAD = ("te_pad_s8", "te_pad_s16")
 RESIZE = ("te_resize_nearest_s8",)
+_CONVOLUTIONS = ("te_conv2d_s8", "te_depthwise_conv2d_s8", "te_conv2d_s16", "te_depthwise_conv2d_s16")
 PATCHABLE = WINDOWED + POINTWISE + BINARY + CONCAT + PAD + RESIZE
 
 
@@ -49,7 +56,7 @@ class Window:
 def window_geometry(step_attrs: Dict, kernel: str) -> Tuple[int, int, int, int, int, int, int, int]:
     """(kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left)."""
     a = step_attrs
-    if kernel in ("te_conv2d_s8", "te_depthwise_conv2d_s8"):
+    if kernel in _CONVOLUTIONS:
         return (a["kernel_h"], a["kernel_w"], a["stride_h"], a["stride_w"], a["dilation_h"], a["dilation_w"],
                 a["pad_top"], a["pad_left"])
     return (a["filter_h"], a["filter_w"], a["stride_h"], a["stride_w"], 1, 1, a["pad_top"], a["pad_left"])

@@ -155,7 +155,7 @@ def estimate_arena(graph: KernelGraph, plan, stage: Stage, nh: int, nw: int) -> 
         step = graph.steps[s]
         t = graph.tensors[step.output]
         ow = need.get(step.output)
-        live = ow.h * ow.w * t.shape[3] if ow is not None else 0
+        live = ow.h * ow.w * t.shape[3] * np.dtype(t.dtype).itemsize if ow is not None else 0
         for i in step.inputs:
             ti = graph.tensors[i]
             if ti.kind != "constant" and i in need:
