@@ -297,14 +297,16 @@ def test_pad_in_a_stage_including_windows_of_padding_only(grid_nh, grid_nw, cach
     assert_matches_tflm(compiled, model, [random_inputs(compiled.metadata["inputs"], s) for s in range(2)])
 
 
-@pytest.mark.parametrize("align, half, nh, nw, cache", [(False, False, 2, 3, "off"), (True, False, 3, 2, "full"),
-                                                        (False, True, 4, 4, "columns"), (False, False, 5, 3, "full")])
-def test_resize_nearest_in_a_stage(align, half, nh, nw, cache):
+@pytest.mark.parametrize("align, half, nh, nw, cache, dtype", [
+    (False, False, 2, 3, "off", "int8"), (True, False, 3, 2, "full", "int8"), (False, True, 4, 4, "columns", "int8"),
+    (False, False, 5, 3, "full", "int8"), (True, False, 3, 3, "columns", "int16"),
+    (False, True, 2, 4, "full", "int16")])
+def test_resize_nearest_in_a_stage(align, half, nh, nw, cache, dtype):
     """An FPN-style upsampling inside a stage: each patch resizes the block of the
     coarse map its window reads (the kernel's own index rule), for every TFLite
-    coordinate mode, down- and upsampling."""
+    coordinate mode, down- and upsampling, int8 and int16."""
     g = QuantizedGraph(21)
-    x = g.input((1, 15, 17, 3))
+    x = g.input((1, 15, 17, 3), dtype=dtype)
     x = g.conv2d(x, 6, (3, 3), (2, 2), activation="RELU", prefix="down")
     x = g.resize_nearest(x, (13, 11), align, half, prefix="shrink")
     x = g.conv2d(x, 6, (3, 3), (1, 1), activation="RELU", prefix="mid")
@@ -314,7 +316,7 @@ def test_resize_nearest_in_a_stage(align, half, nh, nw, cache):
     func = ref.lowered["main"]
     graph = KernelGraph.from_relax(func)
     stage = max(find_stages(graph)[0], key=lambda s: s.last - s.first)
-    assert sum(graph.steps[s].kernel == "te_resize_nearest_s8" for s in stage.steps) == 2
+    assert sum(graph.steps[s].kernel == f"te_resize_nearest_s{dtype[3:]}" for s in stage.steps) == 2
     plan = patch_plan(graph, stage, nh, nw, cache)
     compiled = te.compile(tvm.IRModule({"main": build_patched(func, graph, stage, plan)}), optimize=False)
     check_plan_valid(compiled)

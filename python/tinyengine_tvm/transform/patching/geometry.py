@@ -18,7 +18,7 @@ BINARY = ("te_add_s8", "te_mul_s8", "te_sub_s8", "te_squared_difference_s8", "te
           "te_add_s16", "te_mul_s16", "te_sub_s16", "te_maximum_s16", "te_minimum_s16")
 CONCAT = ("te_concat_s8", "te_concat_s16")
 PAD = ("te_pad_s8", "te_pad_s16")
-RESIZE = ("te_resize_nearest_s8",)
+RESIZE = ("te_resize_nearest_s8", "te_resize_nearest_s16")
 _CONVOLUTIONS = ("te_conv2d_s8", "te_depthwise_conv2d_s8", "te_conv2d_s16", "te_depthwise_conv2d_s16")
 PATCHABLE = WINDOWED + POINTWISE + BINARY + CONCAT + PAD + RESIZE
 
