@@ -309,6 +309,37 @@ def depthwise_cases():
     return cases
 
 
+def depthwise_1d_cases():
+    """Depthwise convolutions along one axis (streaming audio): kx1 over [N, H, 1, C]
+    and 1xk over [N, 1, W, C], dilated, strided, channel tails, in place."""
+    rng = np.random.default_rng(1101)
+    C = lambda *a, **k: conv_case(*a, depthwise=True, **k)  # noqa: E731
+    cases = []
+    for inplace in (False, True):
+        cases += [C(rng, kh=3, kw=1, ic=64, stride=1, pad="same", h=25, w=1, dilation=d, inplace=inplace)
+                  for d in (1, 2, 4, 8)]
+        cases += [
+            C(rng, kh=5, kw=1, ic=12, stride=(2, 1), pad="same", h=20, w=1, dilation=2, inplace=inplace),
+            C(rng, kh=3, kw=1, ic=7, stride=1, pad="valid", h=16, w=1, dilation=3, inplace=inplace),
+            C(rng, kh=9, kw=1, ic=5, stride=(3, 1), pad="clip", h=30, w=1, inplace=inplace),
+            C(rng, kh=1, kw=3, ic=16, stride=1, pad="same", h=1, w=20, dilation=2, inplace=inplace),
+            C(rng, kh=1, kw=4, ic=3, stride=(1, 2), pad="same", h=1, w=11, inplace=inplace),
+            C(rng, kh=3, kw=1, ic=1, stride=1, pad="same", h=6, w=1, dilation=4, inplace=inplace),
+            C(rng, kh=3, kw=1, ic=8, stride=1, pad="same", h=10, w=1, dilation=2, batch=2, inplace=inplace),
+            C(rng, kh=3, kw=1, ic=8, stride=1, pad="same", h=9, w=1, edge=True, inplace=inplace),
+            C(rng, kh=2, kw=1, ic=10, stride=1, pad="same", h=3, w=1, dilation=5, inplace=inplace),
+        ]
+        for _ in range(6):  # random lines
+            k, d, s, ic = int(rng.integers(1, 8)), int(rng.integers(1, 5)), int(rng.integers(1, 4)), int(rng.integers(1, 41))
+            n = int(rng.integers((k - 1) * d + 1, (k - 1) * d + 30))
+            pad = str(rng.choice(["same", "valid", "clip"]))
+            if rng.random() < 0.5:
+                cases.append(C(rng, kh=k, kw=1, ic=ic, stride=(s, 1), pad=pad, h=n, w=1, dilation=d, inplace=inplace))
+            else:
+                cases.append(C(rng, kh=1, kw=k, ic=ic, stride=(1, s), pad=pad, h=1, w=n, dilation=d, inplace=inplace))
+    return cases
+
+
 def fc_add_cases():
     rng = np.random.default_rng(5)
     cases = [fc_case(rng, depth=d, outs=o, batch=b) for d, o, b in
@@ -320,7 +351,8 @@ def fc_add_cases():
     return cases
 
 
-KERNEL_GROUPS = {"conv": conv_cases, "depthwise": depthwise_cases, "fc_add": fc_add_cases}
+KERNEL_GROUPS = {"conv": conv_cases, "depthwise": depthwise_cases, "depthwise_1d": depthwise_1d_cases,
+                 "fc_add": fc_add_cases}
 
 
 # --------------------------------------------------------------------------- tests without tools
@@ -334,6 +366,14 @@ def test_selection_rewrites_and_packs():
         used = {i for s in opt.steps for i in s.inputs}
         assert all(t.index in used for t in opt.constants)
         assert all(s.notes["portable_kernel"] == p.kernel for s, p in zip(opt.steps, graph.steps))
+
+
+def test_line_depthwise_kernel_for_1d_shapes():
+    """1-D depthwise steps (dilated or not) get te_arm_depthwise_conv1d_s8; 2-D ones keep the plane kernels."""
+    graph = build_graph(depthwise_1d_cases()[:2] + depthwise_cases()[:1])
+    opt, report = select_kernels(graph, "cortex-m4")
+    assert not report["refused"]
+    assert [s.kernel for s in opt.steps] == ["te_arm_depthwise_conv1d_s8"] * 2 + ["te_arm_depthwise_conv2d_3x3s1_s8"]
 
 
 def test_no_dsp_core_keeps_portable_kernels():
@@ -408,7 +448,7 @@ def test_optimized_kernels_bit_exact_on_qemu(group, board, kernel_projects, arm_
 @requires_arm
 def test_optimized_kernels_on_m55(kernel_projects, arm_build_dir):
     """The same sources build for the Cortex-M55 (Armv8.1-M, DSP) and agree there."""
-    for group in ("conv", "depthwise"):
+    for group in ("conv", "depthwise", "depthwise_1d"):
         p_dir, o_dir, meta = kernel_projects[group]
         _, p_out, o_out, _, _ = run_both(p_dir, o_dir, meta, "mps3-an547", arm_build_dir)
         assert_same(p_out, o_out, f"{group} on mps3-an547")
@@ -441,6 +481,51 @@ def test_shared_models_with_dsp_kernels_match_tflm(model, board, dsp_models, arm
         for (name, g), t in zip(got.items(), tflm_run(data, case)):
             np.testing.assert_array_equal(g, t.reshape(g.shape), err_msg=f"{model} on {board}: != TFLM for '{name}'")
     assert report["kernels"] == "cortex-m7" and report["core"] == get_board(board).core
+    print(f"{model} on {board} with DSP kernels: {report['instructions']:,} instructions")
+
+
+#: The project's models whose layers have DSP paths: (model builder, kernels the selection must pick).
+DSP_PROJECT_MODELS = {"ds_cnn_1d_model": {"te_arm_depthwise_conv1d_inplace_s8", "te_arm_conv2d_s8"}}
+
+
+@pytest.fixture(scope="module")
+def dsp_project_models(tmp_path_factory):
+    """The project's models compiled once with the optimized kernels."""
+    from tinyengine_tvm.modelgen import quantized_ops
+
+    root = str(tmp_path_factory.mktemp("dsp-project-models"))
+    out = {}
+    for m in DSP_PROJECT_MODELS:
+        data = getattr(quantized_ops, m)()
+        path = os.path.join(root, f"{m}.tflite")
+        with open(path, "wb") as f:
+            f.write(data)
+        compiled = te.compile(path, core="cortex-m7")
+        compiled.export(os.path.join(root, m))
+        out[m] = (compiled, data, os.path.join(root, m))
+    return out
+
+
+@requires_arm
+@pytest.mark.parametrize("board", BOARDS + ["mps3-an547"])
+@pytest.mark.parametrize("model", list(DSP_PROJECT_MODELS))
+def test_project_models_with_dsp_kernels(model, board, dsp_project_models, arm_build_dir, tflm):
+    """The project's models of the DSP paths (1-D DS-CNN, ...) on Cortex-M4, M7 and M55:
+    QEMU == host == TFLM with the optimized kernels selected."""
+    compiled, data, project = dsp_project_models[model]
+    sel = compiled.metadata["kernel_selection"]
+    assert not sel["refused"], sel["refused"]
+    kernels = {o["kernel"] for o in compiled.metadata["ops"]}
+    assert DSP_PROJECT_MODELS[model] <= kernels, kernels
+    q = qemu.QemuModel(project, board, arm_build_dir)
+    for seed in (0, 1):
+        x = random_inputs(compiled.metadata["inputs"], seed)
+        got, report = q.run(x)
+        compiled.reset()
+        host = compiled.run(x)
+        for (name, g), h, t in zip(got.items(), host.values(), tflm_run(data, x)):
+            np.testing.assert_array_equal(g, h, err_msg=f"{model} on {board}: QEMU != host for '{name}'")
+            np.testing.assert_array_equal(g, t.reshape(g.shape), err_msg=f"{model} on {board}: != TFLM for '{name}'")
     print(f"{model} on {board} with DSP kernels: {report['instructions']:,} instructions")
 
 

@@ -232,6 +232,14 @@ def _dw_sweep():
     yield _conv_attrs(3, 3, 8, 8, 1, 1, 10, 10, pt=0, pl=0, depthwise=True)   # valid padding
 
 
+def _dw_line_sweep():
+    for k, s, d, ch, n in itertools.product([1, 3, 5, 9], [1, 2, 3], [1, 2, 8], [1, 5, 64], [9, 25, 49]):
+        if (k - 1) * d + 1 > n:
+            continue
+        yield _conv_attrs(k, 1, ch, ch, s, 1, n, 1, dh=d, depthwise=True)
+        yield _conv_attrs(1, k, ch, ch, 1, s, 1, n, dw=d, depthwise=True)
+
+
 def _svdf_sweep():
     for batch, filters, memory, rank in itertools.product((1, 3), (4, 12), (1, 5), (1, 2)):
         yield dict(batch=batch, input_size=7, num_filters=filters, memory_size=memory, rank=rank,
@@ -253,6 +261,8 @@ def _sweep_for(kernel):
         return list(_svdf_sweep())
     if "lstm" in kernel:
         return list(_lstm_sweep())
+    if "depthwise_conv1d" in kernel:
+        return list(_dw_line_sweep())
     if "depthwise" in kernel:
         cases = list(_dw_sweep())
         m = re.search(r"_(\d)x\1s(\d)_", kernel)

@@ -1740,6 +1740,40 @@ int32_t te_arm_depthwise_conv2d_7x7s2_s8_get_buffer_size(
     const te_conv_params* p);
 
 /**
+ * = te_depthwise_conv2d_s8 along one axis (depth_multiplier 1): either
+ * kernel_w == input_w == output_w == 1 (a kx1 kernel over the H axis, the
+ * "line") or kernel_h == input_h == output_h == 1 (1xk over W); any kernel
+ * length, stride, dilation and padding along the line.  Also =
+ * te_depthwise_conv2d_inplace_s8 when output == input (same in-place
+ * contract).  Notation: k, stride, dilation and pad are kernel_h, stride_h,
+ * dilation_h and pad_top along H, else kernel_w, stride_w, dilation_w and
+ * pad_left.
+ * @param p       as for te_depthwise_conv2d_s8, except output_offset, which
+ *                is 0 when the generator folded it into the rounding terms.
+ * @param input   [batch, input_h, input_w, input_c].
+ * @param packed  ceil(input_c / 4) records of 64 + 8 * k bytes, record g
+ *                for channels c = 4g .. 4g+3 (channels past input_c are
+ *                padding: zero bias and taps, requantization record
+ *                {-2^31, 1, 1}):
+ *                  int32 bias[c] + input_offset * sum(taps of c), 4 channels;
+ *                  int16 per tap t: w[t][4g], w[t][4g+2], w[t][4g+1],
+ *                        w[t][4g+3] (the filter's tap t of each channel);
+ *                  int32 {m2, rounding, rs} of each of the 4 channels.
+ * @param output  [batch, output_h, output_w, input_c], or input itself.
+ * @param scratch te_arm_depthwise_conv1d_s8_get_buffer_size(p) bytes.
+ */
+void te_arm_depthwise_conv1d_s8(const te_conv_params* p, const int8_t* input,
+                                const int8_t* packed, int8_t* output,
+                                void* scratch);
+
+/**
+ * Scratch of te_arm_depthwise_conv1d_s8: four channels of the padded line
+ * widened to int16, 8 * span bytes with span = (output_len - 1) * stride +
+ * (k - 1) * dilation + 1 (output_len is output_h along H, else output_w).
+ */
+int32_t te_arm_depthwise_conv1d_s8_get_buffer_size(const te_conv_params* p);
+
+/**
  * = te_fully_connected_s8 for symmetric weights (filter_offset == 0).
  * Needs no scratch.
  * @param p       as for te_fully_connected_s8.

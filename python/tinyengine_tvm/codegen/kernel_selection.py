@@ -25,8 +25,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..kernel_graph import KernelGraph, Step, Tensor
-from ..kernels.arm_packing import (PackingRefused, check_depthwise, check_fc, pack_add, pack_conv, pack_depthwise,
-                                   pack_fc)
+from ..kernels.arm_packing import (PackingRefused, check_depthwise, check_fc, is_line_depthwise, pack_add, pack_conv,
+                                   pack_depthwise, pack_depthwise_line, pack_fc)
 
 #: Cores whose optimized kernels exist (all three have the DSP extension).
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m55")
@@ -107,8 +107,13 @@ def _select_conv(ed: _Editor, step: Step) -> None:
 
 
 def _select_depthwise(ed: _Editor, step: Step) -> None:
-    check_depthwise(step.attrs)
     inplace = step.kernel == "te_depthwise_conv2d_inplace_s8"
+    if is_line_depthwise(step.attrs):
+        # 1-D (streaming audio) shapes, dilated or not: the 2-D kernel's planes would be mostly padding
+        kernel, packed, attrs = pack_depthwise_line(step.attrs, *_conv_constants(ed, step), inplace=inplace)
+        ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
+        return
+    check_depthwise(step.attrs)
     kernel, packed, attrs = pack_depthwise(step.attrs, *_conv_constants(ed, step), inplace=inplace)
     ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
 

@@ -75,6 +75,22 @@ def dw_kernel_name(a: Dict, inplace: bool) -> str:
     return f"te_arm_depthwise_conv2d{shape}{'_inplace' if inplace else ''}_s8"
 
 
+def dw_line(a: Dict):
+    """(in_len, out_len, k, stride, dilation, pad) of a depthwise convolution seen along
+    its line axis: H when kernel_w, input_w and output_w are 1, else W (the
+    rule of te_arm_depthwise_conv1d_s8 in tinyengine_kernels.h)."""
+    if a["kernel_w"] == 1 and a["input_w"] == 1 and a["output_w"] == 1:
+        return a["input_h"], a["output_h"], a["kernel_h"], a["stride_h"], a["dilation_h"], a["pad_top"]
+    return a["input_w"], a["output_w"], a["kernel_w"], a["stride_w"], a["dilation_w"], a["pad_left"]
+
+
+def dw_line_bytes(a: Dict) -> int:
+    """te_arm_depthwise_conv1d_s8_get_buffer_size(): four channels of the padded
+    line widened to int16 pairs, 8 bytes per position."""
+    _, out_len, k, stride, dilation, _ = dw_line(a)
+    return 8 * ((out_len - 1) * stride + (k - 1) * dilation + 1)
+
+
 def arm_conv_scratch(a: Dict) -> int:
     """te_arm_conv2d_s8_get_buffer_size(): four int16 im2col columns, a partial
     block of outputs, the int8 staging of a column (input_c % 4 != 0)."""
@@ -93,6 +109,12 @@ def _arm_depthwise_specs() -> Dict[str, KernelSpec]:
         specs[f"te_arm_depthwise_conv2d{shape}_inplace_s8"] = KernelSpec(
             "DEPTHWISE_CONV_2D", "arm/arm_depthwise_s8.cc", ["p", "inout", "in1", "inout", "scratch"],
             "te_conv_params", depthwise_macs, scratch=dw_plane_bytes, inplace=True, function=fn)
+    specs["te_arm_depthwise_conv1d_s8"] = KernelSpec(
+        "DEPTHWISE_CONV_2D", "arm/arm_depthwise_1d_s8.cc", ["p", "in0", "in1", "out", "scratch"],
+        "te_conv_params", depthwise_macs, scratch=dw_line_bytes)
+    specs["te_arm_depthwise_conv1d_inplace_s8"] = KernelSpec(
+        "DEPTHWISE_CONV_2D", "arm/arm_depthwise_1d_s8.cc", ["p", "inout", "in1", "inout", "scratch"],
+        "te_conv_params", depthwise_macs, scratch=dw_line_bytes, inplace=True, function="te_arm_depthwise_conv1d_s8")
     return specs
 
 

@@ -19,7 +19,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from .arm import W16_MAX_BYTES, conv_k4, conv_k_order, dw_kernel_name
+from .arm import W16_MAX_BYTES, conv_k4, conv_k_order, dw_kernel_name, dw_line
 
 _I32 = np.int64(1) << 32
 
@@ -170,6 +170,47 @@ def pack_depthwise(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, s
     if fold_output_offset(q, np.where(dead, 0, bound), int(a["output_offset"])):
         attrs["output_offset"] = 0
     return dw_kernel_name(a, inplace), pack_rows(q, rows), attrs
+
+
+def is_line_depthwise(a: Dict) -> bool:
+    """Whether a depthwise convolution runs along one axis (kx1 over [.., H, 1, C] or
+    1xk over [.., 1, W, C]), te_arm_depthwise_conv1d_s8's shapes."""
+    if a["kernel_w"] == 1 and a["input_w"] == 1 and a["output_w"] == 1:  # the kernel's axis is H
+        return a["pad_left"] == 0
+    return a["kernel_h"] == 1 and a["input_h"] == 1 and a["output_h"] == 1 and a["pad_top"] == 0
+
+
+def pack_depthwise_line(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray,
+                        inplace: bool) -> Packed:
+    """te_arm_depthwise_conv1d_s8 (in place or not) for a portable depthwise step
+    along one axis (any kernel length, stride, dilation and padding)."""
+    if a["depth_multiplier"] != 1:
+        raise PackingRefused("depth multiplier != 1")
+    if not is_line_depthwise(a):
+        raise PackingRefused("not a depthwise convolution along one axis")
+    k, ch = dw_line(a)[2], a["output_c"]
+    taps = w.reshape(k, ch).T.astype(np.int64)  # [ch, k]: kh*kw == k since the other side is 1
+    off = int(a["input_offset"])
+    bound = np.abs(bias) + input_range(off) * np.abs(taps).sum(axis=1)
+    q, dead = pack_requant(bias + off * taps.sum(axis=1), mult, shift, bound)
+    attrs = {}
+    if fold_output_offset(q, np.where(dead, 0, bound), int(a["output_offset"])):
+        attrs["output_offset"] = 0
+    groups = (ch + 3) // 4
+    tw = np.zeros((groups * 4, k), dtype=np.int64)
+    tw[:ch] = np.where(dead[:, None], 0, taps)
+    qq = np.zeros((groups * 4, 4), dtype=np.int32)
+    qq[:, 1], qq[:, 2], qq[:, 3] = -(1 << 31), 1, 1  # padding channels: m = 2^30, rs = 1, bias 0
+    qq[:ch] = q
+    out = []
+    for g in range(groups):
+        qg = qq[4 * g:4 * g + 4].astype("<i4")
+        # per tap the lanes (c0, c2, c1, c3): the int16 pairs [c0, c2] and [c1, c3] of the widened line
+        lanes = tw[4 * g:4 * g + 4][[0, 2, 1, 3]].T.astype("<i2")  # [k, 4]
+        out += [qg[:, 0].copy().view(np.int8), np.ascontiguousarray(lanes).view(np.int8).reshape(-1),
+                qg[:, 1:].copy().reshape(-1).view(np.int8)]
+    kernel = "te_arm_depthwise_conv1d_inplace_s8" if inplace else "te_arm_depthwise_conv1d_s8"
+    return kernel, np.concatenate(out), attrs
 
 
 def check_fc(a: Dict) -> None:

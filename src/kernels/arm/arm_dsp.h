@@ -112,6 +112,15 @@ inline int32_t smlatb(int32_t a, int32_t b, int32_t acc) {
 #endif
 }
 
+// acc + a.hi * b.hi
+inline int32_t smlatt(int32_t a, int32_t b, int32_t acc) {
+#if TE_ARM_DSP
+  return __smlatt(a, b, acc);
+#else
+  return static_cast<int32_t>(static_cast<uint32_t>(acc) + static_cast<uint32_t>(hi16(a) * hi16(b)));
+#endif
+}
+
 // floor((a * b + 2^31) / 2^32): the high word of the product, rounded.
 inline int32_t smmulr(int32_t a, int32_t b) {
 #if TE_ARM_DSP
