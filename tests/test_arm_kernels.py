@@ -167,6 +167,34 @@ def add_case(rng, *, shape=None, broadcast=None, inplace=False, full_range=None,
 
 
 # --------------------------------------------------------------------------- projects from graphs
+def s16_case(rng, case, edge=False):
+    """The 16x8 version of a te_conv2d_s8 / te_fully_connected_s8 case: int16
+    activations (zero points 0), int8 weights, int64 bias, int16 clamp."""
+    a = dict(case["attrs"], input_offset=0, output_offset=0)
+    lo, hi = (-32768, 32767) if rng.random() < 0.6 else (int(rng.integers(-32768, 0)), int(rng.integers(1, 32768)))
+    a.update(act_min=lo, act_max=hi)
+    wt = case["consts"][0]
+    n = wt.shape[0]
+    k = wt.size // n
+    acc_std = 18900.0 * 74.0 * np.sqrt(k)  # full-range int16 inputs
+    mult, shift = _requant(rng, n, acc_std, out_std=8000.0)
+    bias = rng.integers(-int(2 * acc_std), int(2 * acc_std), n).astype(np.int64)
+    if edge and n >= 4:
+        # a dead channel, the largest multiplier (0x7FFF once rounded), a left
+        # shift (scale > 1), a bias beyond 32 bits that the scale brings back
+        mult[0], shift[0] = 0, 0
+        mult[1] = (1 << 31) - 1
+        mult[2], shift[2] = quantize_multiplier(3.0)
+        bias[3] = (3 << 32) + 12345
+        mult[3], shift[3] = quantize_multiplier(5000.0 / (3 << 32))
+    if "output_depth" in a:
+        a["filter_offset"] = 0
+        kernel = "te_fully_connected_s16"
+    else:
+        kernel = "te_conv2d_s16"
+    return dict(case, kernel=kernel, attrs=a, consts=[wt, bias, mult, shift], dtype="int16")
+
+
 def build_graph(cases) -> KernelGraph:
     """One step per case; every case has its own model inputs and output."""
     tensors, steps, inputs, outputs = [], [], [], []
@@ -176,10 +204,11 @@ def build_graph(cases) -> KernelGraph:
         return len(tensors) - 1
 
     for n, case in enumerate(cases):
-        ins = [add(f"x{n}_{k}", s, "int8", "input") for k, s in enumerate(case["inputs"])]
+        dtype = case.get("dtype", "int8")  # of the activations
+        ins = [add(f"x{n}_{k}", s, dtype, "input") for k, s in enumerate(case["inputs"])]
         inputs += ins
         consts = [add(f"c{n}_{k}", c.shape, str(c.dtype), "constant", c) for k, c in enumerate(case["consts"])]
-        out = add(f"y{n}", case["out"], "int8", "activation", view_of=ins[0] if is_inplace(case["kernel"]) else None)
+        out = add(f"y{n}", case["out"], dtype, "activation", view_of=ins[0] if is_inplace(case["kernel"]) else None)
         outputs.append(out)
         params = {k: v for k, v in case["attrs"].items() if not k.startswith("_")}
         notes = {k[1:]: v for k, v in case["attrs"].items() if k.startswith("_")}
@@ -190,7 +219,8 @@ def build_graph(cases) -> KernelGraph:
 def export_graph(graph: KernelGraph, name: str, path: str) -> dict:
     """Write a generated project (as compile() would) for a hand-built graph."""
     plan = plan_arena(graph, steps_scratch(graph.steps))
-    descs = lambda idx: [TensorDesc(graph.tensors[i].name, graph.tensors[i].shape, "int8") for i in idx]  # noqa: E731
+    descs = lambda idx: [TensorDesc(graph.tensors[i].name, graph.tensors[i].shape, graph.tensors[i].dtype)  # noqa: E731
+                         for i in idx]
     ins, outs = descs(graph.inputs), descs(graph.outputs)
     writer = CWriter(name, graph, plan, ins, outs)
     files = {f"include/{name}.h": writer.header(), f"src/{name}.c": writer.source(),
@@ -340,6 +370,27 @@ def depthwise_1d_cases():
     return cases
 
 
+def s16_cases():
+    """16x8 convolutions (any kernel, stride, dilation, padding, channel parity) and fully connected layers."""
+    rng = np.random.default_rng(1608)
+    C = conv_case
+    convs = [
+        C(rng, kh=5, kw=1, ic=8, oc=12, stride=1, pad="same", h=24, w=1),
+        C(rng, kh=1, ic=12, oc=12, stride=1, pad="valid", h=24, w=1),
+        C(rng, kh=1, ic=7, oc=5, stride=1, pad="valid", h=4, w=3),
+        C(rng, kh=3, ic=3, oc=8, stride=2, pad="same", h=9, w=9),
+        C(rng, kh=3, ic=16, oc=9, stride=1, pad="same", h=6, w=5, dilation=2),
+        C(rng, kh=3, kw=1, ic=32, oc=32, stride=1, pad="same", h=25, w=1, batch=2),
+        C(rng, kh=2, kw=3, ic=5, oc=3, stride=(2, 1), pad="clip", h=8, w=7),
+        C(rng, kh=1, ic=16, oc=8, stride=2, pad="valid", h=5, w=5),
+        C(rng, kh=3, ic=4, oc=6, stride=1, pad="same", h=5, w=5),
+    ]
+    cases = [s16_case(rng, c, edge=(i == 3)) for i, c in enumerate(convs)]
+    cases += [s16_case(rng, fc_case(rng, depth=d, outs=o, batch=b), edge=(d == 64))
+              for d, o, b in [(12, 6, 1), (64, 10, 1), (33, 7, 2), (1, 3, 1), (300, 16, 1), (5, 1, 3)]]
+    return cases
+
+
 def fc_add_cases():
     rng = np.random.default_rng(5)
     cases = [fc_case(rng, depth=d, outs=o, batch=b) for d, o, b in
@@ -352,7 +403,7 @@ def fc_add_cases():
 
 
 KERNEL_GROUPS = {"conv": conv_cases, "depthwise": depthwise_cases, "depthwise_1d": depthwise_1d_cases,
-                 "fc_add": fc_add_cases}
+                 "fc_add": fc_add_cases, "s16": s16_cases}
 
 
 # --------------------------------------------------------------------------- tests without tools
@@ -448,7 +499,7 @@ def test_optimized_kernels_bit_exact_on_qemu(group, board, kernel_projects, arm_
 @requires_arm
 def test_optimized_kernels_on_m55(kernel_projects, arm_build_dir):
     """The same sources build for the Cortex-M55 (Armv8.1-M, DSP) and agree there."""
-    for group in ("conv", "depthwise", "depthwise_1d"):
+    for group in ("conv", "depthwise", "depthwise_1d", "s16"):
         p_dir, o_dir, meta = kernel_projects[group]
         _, p_out, o_out, _, _ = run_both(p_dir, o_dir, meta, "mps3-an547", arm_build_dir)
         assert_same(p_out, o_out, f"{group} on mps3-an547")
@@ -485,7 +536,8 @@ def test_shared_models_with_dsp_kernels_match_tflm(model, board, dsp_models, arm
 
 
 #: The project's models whose layers have DSP paths: (model builder, kernels the selection must pick).
-DSP_PROJECT_MODELS = {"ds_cnn_1d_model": {"te_arm_depthwise_conv1d_inplace_s8", "te_arm_conv2d_s8"}}
+DSP_PROJECT_MODELS = {"ds_cnn_1d_model": {"te_arm_depthwise_conv1d_inplace_s8", "te_arm_conv2d_s8"},
+                      "int16_audio_model": {"te_arm_conv2d_s16", "te_arm_fully_connected_s16"}}
 
 
 @pytest.fixture(scope="module")

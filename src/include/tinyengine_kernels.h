@@ -1792,6 +1792,54 @@ int32_t te_arm_depthwise_conv1d_s8_get_buffer_size(const te_conv_params* p);
 void te_arm_fully_connected_s8(const te_fc_params* p, const int8_t* input,
                                const int8_t* packed, int8_t* output);
 
+/*
+ * 16x8 record.  The optimized 16x8 kernels (int16 activations, int8
+ * weights) accumulate in 64 bits like te_conv2d_s16 (SMLALD on weights
+ * widened to int16: exact for any layer size) and rescale with TFLite's
+ * 64-bit arithmetic from two precomputed int32 values per output channel:
+ *   reduced     = multiplier < 0x7FFF0000 ? (multiplier + 2^15) >> 16
+ *                                        : 0x7FFF;
+ *   total_shift = 15 - shift (the generator keeps the portable kernel
+ *                 unless 1 <= total_shift <= 62);
+ *   output = clamp(((acc + bias) * reduced + 2^(total_shift - 1))
+ *                  >> total_shift) + output_offset, act_min, act_max).
+ * One record per output channel o, with k2 = K rounded up to even:
+ *   int16 w[k2]: filter[o] (flattened, K values) widened, then a 0 if K is
+ *                odd;
+ *   int64 bias[o] (0 without bias); int32 reduced; int32 total_shift.
+ * Records are 2 * k2 + 16 bytes.
+ */
+
+/**
+ * = te_conv2d_s16 for an input zero point of 0 (input_offset == 0); any
+ * kernel, stride, dilation and padding.
+ * @param p       as for te_conv2d_s16.
+ * @param input   [batch, input_h, input_w, input_c] int16.
+ * @param packed  output_c 16x8 records (above), K = kernel_h * kernel_w *
+ *                input_c in OHWI order.
+ * @param output  [batch, output_h, output_w, output_c] int16.
+ * @param scratch te_arm_conv2d_s16_get_buffer_size(p) bytes.
+ */
+void te_arm_conv2d_s16(const te_conv_params* p, const int16_t* input,
+                       const int8_t* packed, int16_t* output, void* scratch);
+
+/**
+ * Scratch of te_arm_conv2d_s16: one int16 input column, 2 * k2 bytes with
+ * k2 = kernel_h * kernel_w * input_c rounded up to even.
+ */
+int32_t te_arm_conv2d_s16_get_buffer_size(const te_conv_params* p);
+
+/**
+ * = te_fully_connected_s16 for input_offset == 0 and filter_offset == 0.
+ * Needs no scratch.
+ * @param p       as for te_fully_connected_s16.
+ * @param input   [batch, input_depth] int16.
+ * @param packed  output_depth 16x8 records (above), K = input_depth.
+ * @param output  [batch, output_depth] int16.
+ */
+void te_arm_fully_connected_s16(const te_fc_params* p, const int16_t* input,
+                                const int8_t* packed, int16_t* output);
+
 /**
  * Broadcast geometry and output rescaling of te_arm_add_s8 (the inputs'
  * rescalings are tables).

@@ -18,6 +18,8 @@ ARM_DW_SHAPES = ["", "_3x3s1", "_3x3s2", "_5x5s1", "_5x5s2", "_7x7s1", "_7x7s2"]
 
 # The optimized kernels compute what the portable ones do: the same MACs.
 conv_macs = TAGGED["te_conv2d_s8"].macs
+conv_s16_macs = TAGGED["te_conv2d_s16"].macs
+fc_s16_macs = TAGGED["te_fully_connected_s16"].macs
 depthwise_macs = TAGGED["te_depthwise_conv2d_s8"].macs
 fc_macs = TAGGED["te_fully_connected_s8"].macs
 
@@ -91,6 +93,13 @@ def dw_line_bytes(a: Dict) -> int:
     return 8 * ((out_len - 1) * stride + (k - 1) * dilation + 1)
 
 
+def conv_s16_scratch(a: Dict) -> int:
+    """te_arm_conv2d_s16_get_buffer_size(): one int16 column of k2 values
+    (kernel_h * kernel_w * input_c rounded up to even)."""
+    k = a["kernel_h"] * a["kernel_w"] * a["input_c"]
+    return 2 * (k + (k & 1))
+
+
 def arm_conv_scratch(a: Dict) -> int:
     """te_arm_conv2d_s8_get_buffer_size(): four int16 im2col columns, a partial
     block of outputs, the int8 staging of a column (input_c % 4 != 0)."""
@@ -128,6 +137,10 @@ ARM: Dict[str, KernelSpec] = {
                                         "te_arm_add_params", inplace=True, function="te_arm_add_s8"),
     "te_arm_conv2d_s8": KernelSpec("CONV_2D", "arm/arm_conv_s8.cc", ["p", "in0", "in1", "out", "scratch"],
                                    "te_conv_params", conv_macs, scratch=arm_conv_scratch),
+    "te_arm_conv2d_s16": KernelSpec("CONV_2D", "arm/arm_conv_s16.cc", ["p", "in0", "in1", "out", "scratch"],
+                                    "te_conv_params", conv_s16_macs, scratch=conv_s16_scratch),
+    "te_arm_fully_connected_s16": KernelSpec("FULLY_CONNECTED", "arm/arm_conv_s16.cc", ["p", "in0", "in1", "out"],
+                                             "te_fc_params", fc_s16_macs),
     "te_arm_conv2d_w16_s8": KernelSpec("CONV_2D", "arm/arm_conv_s8.cc", ["p", "in0", "in1", "out", "scratch"],
                                        "te_conv_params", conv_macs, scratch=arm_conv_scratch),
 }

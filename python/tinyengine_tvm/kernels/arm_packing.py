@@ -246,6 +246,53 @@ def pack_fc(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: n
     return "te_arm_fully_connected_s8", np.concatenate(out), {}
 
 
+# --------------------------------------------------------------------------- 16x8 (int16 activations)
+def rescale64_params(mult: np.ndarray, shift: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(reduced multiplier, total shift) per channel of TFLite's 64-bit rescaling
+    (fixed_point.h's multiply_by_quantized_multiplier_64), or PackingRefused where
+    the total shift is outside [1, 62] (the kernels' rounding term needs it)."""
+    m = np.asarray(mult, dtype=np.int64).reshape(-1)
+    total = 15 - np.asarray(shift, dtype=np.int64).reshape(-1)
+    if np.any(total < 1) or np.any(total > 62):
+        raise PackingRefused("a 16x8 requantization shift is outside [-47, 14]")
+    reduced = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, 0x7FFF)
+    return reduced, total
+
+
+def pack_s16_records(rows: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """The 16x8 records of tinyengine_kernels.h (te_arm_conv2d_s16,
+    te_arm_fully_connected_s16): per output channel, its K int8 filter values
+    widened to int16 and zero-padded to even, int64 bias, int32 reduced
+    multiplier, int32 total shift; as int8 bytes (little-endian)."""
+    n, k = rows.shape
+    mult = np.broadcast_to(np.asarray(mult).reshape(-1), (n,))
+    shift = np.broadcast_to(np.asarray(shift).reshape(-1), (n,))
+    reduced, total = rescale64_params(mult, shift)
+    k2 = k + (k & 1)
+    wide = np.zeros((n, k2), dtype="<i2")
+    wide[:, :k] = rows
+    b = np.broadcast_to(np.asarray(bias, dtype=np.int64).reshape(-1), (n,)).astype("<i8")
+    tail = np.stack([reduced, total], axis=1).astype("<i4")
+    return np.concatenate([wide.view(np.int8), b.reshape(n, 1).view(np.int8), tail.view(np.int8)], axis=1).reshape(-1)
+
+
+def pack_conv_s16(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> Packed:
+    """te_arm_conv2d_s16 for a te_conv2d_s16 step (input zero point 0)."""
+    if a["input_offset"] != 0:
+        raise PackingRefused("16x8 input zero point != 0")
+    cout = a["output_c"]
+    rows = w.reshape(cout, -1)
+    return "te_arm_conv2d_s16", pack_s16_records(rows, bias, mult, shift), {}
+
+
+def pack_fc_s16(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> Packed:
+    """te_arm_fully_connected_s16 for a te_fully_connected_s16 step (zero points 0)."""
+    if a["input_offset"] != 0 or a["filter_offset"] != 0:
+        raise PackingRefused("16x8 fully connected with a nonzero input or filter zero point")
+    rows = w.reshape(a["output_depth"], a["input_depth"])
+    return "te_arm_fully_connected_s16", pack_s16_records(rows, bias, mult, shift), {}
+
+
 def pack_add(a: Dict, table1: np.ndarray, table2: np.ndarray, inplace: bool) -> Tuple[str, Dict]:
     """(kernel, attribute updates) of te_arm_add_s8 (or in place) given its input tables
     (int32 [256] each, codegen.kernel_selection.add_table)."""

@@ -121,6 +121,15 @@ inline int32_t smlatt(int32_t a, int32_t b, int32_t acc) {
 #endif
 }
 
+// acc + a.lo * b.lo + a.hi * b.hi, accumulated in 64 bits (exact).
+inline int64_t smlald(int32_t a, int32_t b, int64_t acc) {
+#if TE_ARM_DSP
+  return __smlald(a, b, acc);
+#else
+  return acc + static_cast<int64_t>(lo16(a)) * lo16(b) + static_cast<int64_t>(hi16(a)) * hi16(b);
+#endif
+}
+
 // floor((a * b + 2^31) / 2^32): the high word of the product, rounded.
 inline int32_t smmulr(int32_t a, int32_t b) {
 #if TE_ARM_DSP

@@ -1,0 +1,164 @@
+// 16x8 convolution and fully connected layers (int16 activations, int8
+// weights, int64 bias) for Cortex-M cores with the DSP extension.  Results
+// equal te_conv2d_s16's and te_fully_connected_s16's bit for bit.
+//
+// Exactness.  TFLM accumulates the int16 x int8 products in 64 bits.  The
+// kernels do the same with SMLALD (two 16x16 products added to a 64-bit
+// accumulator per instruction, no intermediate 32-bit sum), on weights widened
+// to int16 at code-generation time, so every partial sum is exact whatever
+// the layer's size: no overflow bound is needed.  The requantization is
+// TFLite's 64-bit one, with its 16-bit rounded multiplier and total shift
+// precomputed per channel (same expression as fixed_point.h's
+// multiply_by_quantized_multiplier_64).  The input zero point is 0 (the
+// generator keeps the portable kernel otherwise), so padding is 0.
+//
+// Packed filter (tinyengine_kernels.h at te_arm_conv2d_s16): per output
+// channel, its K filter values widened to int16 (zero-padded to an even
+// count k2), then int64 bias, int32 reduced multiplier, int32 total shift.
+// Output channels are computed two at a time, so each input pair is loaded
+// once for two SMLALDs.
+#include "arm_dsp.h"
+#include "tinyengine_kernels.h"
+
+namespace {
+
+// Bytes of one output channel's record.
+inline int32_t record_bytes(int32_t k2) { return 2 * k2 + 16; }
+
+// acc0 += x . w0 and acc1 += x . w1 over `pairs` int16 pairs.
+inline void dot_rows(const int16_t* x, const int16_t* w0, const int16_t* w1, int32_t pairs, int64_t& acc0,
+                     int64_t& acc1) {
+  int64_t a0 = acc0, a1 = acc1;
+  for (; pairs >= 2; pairs -= 2, x += 4, w0 += 4, w1 += 4) {
+    const int32_t xa = static_cast<int32_t>(te_arm::load32(x)), xb = static_cast<int32_t>(te_arm::load32(x + 2));
+    a0 = te_arm::smlald(xa, static_cast<int32_t>(te_arm::load32(w0)), a0);
+    a1 = te_arm::smlald(xa, static_cast<int32_t>(te_arm::load32(w1)), a1);
+    a0 = te_arm::smlald(xb, static_cast<int32_t>(te_arm::load32(w0 + 2)), a0);
+    a1 = te_arm::smlald(xb, static_cast<int32_t>(te_arm::load32(w1 + 2)), a1);
+  }
+  if (pairs) {
+    const int32_t xa = static_cast<int32_t>(te_arm::load32(x));
+    a0 = te_arm::smlald(xa, static_cast<int32_t>(te_arm::load32(w0)), a0);
+    a1 = te_arm::smlald(xa, static_cast<int32_t>(te_arm::load32(w1)), a1);
+  }
+  acc0 = a0, acc1 = a1;
+}
+
+inline void dot_row(const int16_t* x, const int16_t* w, int32_t pairs, int64_t& acc) {
+  int64_t a = acc;
+  for (; pairs > 0; --pairs, x += 2, w += 2) {
+    a = te_arm::smlald(static_cast<int32_t>(te_arm::load32(x)), static_cast<int32_t>(te_arm::load32(w)), a);
+  }
+  acc = a;
+}
+
+// Bias, TFLite's 64-bit rescaling, output offset and clamp, from the tail of
+// a record ({int64 bias, int32 reduced multiplier, int32 total shift}).
+inline int16_t finish16(int64_t acc, const int8_t* tail, int32_t out_offset, int32_t act_min, int32_t act_max) {
+  int64_t bias;
+  int32_t mq[2];
+  memcpy(&bias, tail, 8);
+  memcpy(mq, tail + 8, 8);
+  acc += bias;
+  int32_t v = static_cast<int32_t>((acc * mq[0] + (int64_t{1} << (mq[1] - 1))) >> mq[1]);
+  v += out_offset;
+  v = v < act_min ? act_min : v;
+  return static_cast<int16_t>(v > act_max ? act_max : v);
+}
+
+// All output channels of one input column x (k2 int16) into out.
+void gemv(const int16_t* x, int32_t k2, const int8_t* packed, int32_t outs, int16_t* out, int32_t out_offset,
+          int32_t act_min, int32_t act_max) {
+  const int32_t rec = record_bytes(k2);
+  const int32_t pairs = k2 >> 1;
+  const int8_t* r = packed;
+  int32_t o = 0;
+  for (; o + 1 < outs; o += 2, r += 2 * rec) {
+    int64_t acc0 = 0, acc1 = 0;
+    dot_rows(x, reinterpret_cast<const int16_t*>(r), reinterpret_cast<const int16_t*>(r + rec), pairs, acc0, acc1);
+    out[o] = finish16(acc0, r + 2 * k2, out_offset, act_min, act_max);
+    out[o + 1] = finish16(acc1, r + rec + 2 * k2, out_offset, act_min, act_max);
+  }
+  if (o < outs) {
+    int64_t acc = 0;
+    dot_row(x, reinterpret_cast<const int16_t*>(r), pairs, acc);
+    out[o] = finish16(acc, r + 2 * k2, out_offset, act_min, act_max);
+  }
+}
+
+inline int32_t conv_k2(const te_conv_params* p) { return (p->kernel_h * p->kernel_w * p->input_c + 1) & ~1; }
+
+// The receptive field of output pixel (oy, ox) in OHWI order, zeros outside
+// the input (input zero point 0), zero-padded to k2.
+void fill_column(const te_conv_params* p, const int16_t* in_b, int32_t oy, int32_t ox, int16_t* col) {
+  const int32_t ic = p->input_c;
+  const int32_t y0 = oy * p->stride_h - p->pad_top, x0 = ox * p->stride_w - p->pad_left;
+  int16_t* d = col;
+  for (int32_t ky = 0; ky < p->kernel_h; ++ky) {
+    const int32_t iy = y0 + ky * p->dilation_h;
+    const bool row_in = iy >= 0 && iy < p->input_h;
+    for (int32_t kx = 0; kx < p->kernel_w; ++kx, d += ic) {
+      const int32_t ix = x0 + kx * p->dilation_w;
+      if (row_in && ix >= 0 && ix < p->input_w) {
+        memcpy(d, in_b + (iy * p->input_w + ix) * ic, 2 * ic);
+      } else {
+        memset(d, 0, 2 * ic);
+      }
+    }
+  }
+  if (d - col < conv_k2(p)) *d = 0;
+}
+
+}  // namespace
+
+extern "C" void te_arm_conv2d_s16(const te_conv_params* p, const int16_t* input, const int8_t* packed,
+                                  int16_t* output, void* scratch) {
+  const int32_t ic = p->input_c, k2 = conv_k2(p);
+  int16_t* col = static_cast<int16_t*>(scratch);
+  // A 1x1 kernel over an even channel count reads its column straight from the input.
+  const bool direct = p->kernel_h == 1 && p->kernel_w == 1 && (ic & 1) == 0;
+  for (int32_t b = 0; b < p->batch; ++b) {
+    const int16_t* in_b = input + b * p->input_h * p->input_w * ic;
+    int16_t* out = output + b * p->output_h * p->output_w * p->output_c;
+    for (int32_t oy = 0; oy < p->output_h; ++oy) {
+      const int32_t iy = oy * p->stride_h - p->pad_top;
+      for (int32_t ox = 0; ox < p->output_w; ++ox, out += p->output_c) {
+        const int32_t ix = ox * p->stride_w - p->pad_left;
+        const int16_t* x;
+        if (direct && iy >= 0 && iy < p->input_h && ix >= 0 && ix < p->input_w) {
+          x = in_b + (iy * p->input_w + ix) * ic;
+        } else {
+          fill_column(p, in_b, oy, ox, col);
+          x = col;
+        }
+        gemv(x, k2, packed, p->output_c, out, p->output_offset, p->act_min, p->act_max);
+      }
+    }
+  }
+}
+
+extern "C" int32_t te_arm_conv2d_s16_get_buffer_size(const te_conv_params* p) { return 2 * conv_k2(p); }
+
+extern "C" void te_arm_fully_connected_s16(const te_fc_params* p, const int16_t* input, const int8_t* packed,
+                                           int16_t* output) {
+  const int32_t depth = p->input_depth, k2 = (depth + 1) & ~1;
+  for (int32_t b = 0; b < p->batch; ++b) {
+    const int16_t* in = input + b * depth;
+    int16_t* out = output + b * p->output_depth;
+    if (depth & 1) {
+      // The row's padding weight is 0, but the pair load must not read past
+      // the input: the last, odd, value is taken alone.
+      const int32_t rec = record_bytes(k2);
+      const int8_t* r = packed;
+      for (int32_t o = 0; o < p->output_depth; ++o, r += rec) {
+        const int16_t* w = reinterpret_cast<const int16_t*>(r);
+        int64_t acc = 0;
+        dot_row(in, w, (depth - 1) >> 1, acc);
+        acc += static_cast<int64_t>(in[depth - 1]) * w[depth - 1];
+        out[o] = finish16(acc, r + 2 * k2, p->output_offset, p->act_min, p->act_max);
+      }
+    } else {
+      gemv(in, k2, packed, p->output_depth, out, p->output_offset, p->act_min, p->act_max);
+    }
+  }
+}
