@@ -535,9 +535,49 @@ def test_shared_models_with_dsp_kernels_match_tflm(model, board, dsp_models, arm
     print(f"{model} on {board} with DSP kernels: {report['instructions']:,} instructions")
 
 
+def lstm_model(seed=0, batch=1, steps=5, features=7, units=5, time_major=False, low=-1.0, cell_clip=0.0,
+               hidden_range=(-1.0, 1.0)) -> bytes:
+    """One int8 UNIDIRECTIONAL_SEQUENCE_LSTM over a [batch, steps, features] input
+    ([steps, batch, features] when time_major); ``low`` and ``hidden_range`` move the
+    input and hidden zero points."""
+    from tinyengine_tvm.modelgen.quantized_ops import QuantizedGraph
+
+    g = QuantizedGraph(seed)
+    x = g.input((steps, batch, features) if time_major else (batch, steps, features), low, 1.0)
+    return g.finish(g.lstm(x, units, time_major=time_major, cell_clip=cell_clip, hidden_range=hidden_range))
+
+
+LSTM_SHAPES = [dict(units=1, features=1), dict(units=3, features=4, low=0.0, hidden_range=(-0.5, 1.0)),
+               dict(units=5, features=7, batch=2, hidden_range=(-1.0, 0.3)),
+               dict(units=8, features=28, steps=3, time_major=True, batch=2, hidden_range=(-0.2, 1.0)),
+               dict(units=20, features=28, low=-0.3), dict(units=33, features=6, steps=2, cell_clip=0.5),
+               dict(units=2, features=13, low=0.5)]
+
+
+def test_lstm_dsp_kernel_matches_portable_on_host(tmp_path, tflm):
+    """te_arm_lstm_s8 (plain C on the host, same packing) == te_lstm_s8 == TFLM over
+    units / features not multiples of four, batches, time-major, zero points, cell clip."""
+    for k, shape in enumerate(LSTM_SHAPES):
+        data = lstm_model(seed=k, **shape)
+        path = tmp_path / f"lstm{k}.tflite"
+        path.write_bytes(data)
+        portable, dsp = te.compile(str(path)), te.compile(str(path), core="cortex-m4")
+        assert {o["kernel"] for o in dsp.metadata["ops"]} == {"te_arm_lstm_s8"}, dsp.metadata["kernel_selection"]
+        for seed in (0, 1):
+            x = random_inputs(dsp.metadata["inputs"], seed)
+            portable.reset(), dsp.reset()
+            want = portable.run(x)
+            got = dsp.run(x)
+            assert_same(want, got, f"LSTM {shape}")
+            for (name, g), t in zip(got.items(), tflm_run(data, x)):
+                np.testing.assert_array_equal(g, t.reshape(g.shape), err_msg=f"LSTM {shape}: != TFLM")
+
+
 #: The project's models whose layers have DSP paths: (model builder, kernels the selection must pick).
 DSP_PROJECT_MODELS = {"ds_cnn_1d_model": {"te_arm_depthwise_conv1d_inplace_s8", "te_arm_conv2d_s8"},
-                      "int16_audio_model": {"te_arm_conv2d_s16", "te_arm_fully_connected_s16"}}
+                      "int16_audio_model": {"te_arm_conv2d_s16", "te_arm_fully_connected_s16"},
+                      "mnist_lstm_model": {"te_arm_lstm_s8", "te_arm_fully_connected_s8"},
+                      "odd_lstm": {"te_arm_lstm_s8"}}
 
 
 @pytest.fixture(scope="module")
@@ -548,7 +588,7 @@ def dsp_project_models(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("dsp-project-models"))
     out = {}
     for m in DSP_PROJECT_MODELS:
-        data = getattr(quantized_ops, m)()
+        data = lstm_model(seed=3, **LSTM_SHAPES[3]) if m == "odd_lstm" else getattr(quantized_ops, m)()
         path = os.path.join(root, f"{m}.tflite")
         with open(path, "wb") as f:
             f.write(data)

@@ -1841,6 +1841,41 @@ void te_arm_fully_connected_s16(const te_fc_params* p, const int16_t* input,
                                 const int8_t* packed, int16_t* output);
 
 /**
+ * = te_lstm_s8 (same state, same scratch) with the gate projections on
+ * packed weights.
+ * @param p      as for te_lstm_s8.
+ * @param input  as for te_lstm_s8.
+ * @param table  [256] sigmoid_table_s16().
+ * @param packed the 4 * units gate rows (row g * units + r: gate g, unit r)
+ *               of the input projection in blocks of four rows, then those
+ *               of the recurrent projection; a block of rows of depth d
+ *               (input_size, then units) is 16 + 4 * round_up4(d) bytes:
+ *                 int32 per row: its sums' initial value, bias[row] -
+ *                       input_zero_point * sum(input_weights[row]) for the
+ *                       input projection, -hidden_zero_point *
+ *                       sum(recurrent_weights[row]) for the recurrent one;
+ *                 int8  for each group of four inputs (k = 4i .. 4i+3), for
+ *                       each of the 4 rows: weights[row][k .. k+3] (zero
+ *                       past d).
+ * @param state  te_arm_lstm_s8_get_state_size(p) bytes, te_lstm_s8's layout;
+ *               set by te_arm_lstm_s8_reset_state().
+ * @param output as for te_lstm_s8.
+ * @param scratch te_arm_lstm_s8_get_buffer_size(p) bytes.
+ */
+void te_arm_lstm_s8(const te_lstm_params* p, const int8_t* input,
+                    const uint16_t* table, const int8_t* packed, void* state,
+                    int8_t* output, void* scratch);
+
+/** Scratch of te_arm_lstm_s8: the four int16 gates of one step, 8 * units bytes. */
+int32_t te_arm_lstm_s8_get_buffer_size(const te_lstm_params* p);
+
+/** Persistent state of te_arm_lstm_s8: = te_lstm_s8_get_state_size. */
+int32_t te_arm_lstm_s8_get_state_size(const te_lstm_params* p);
+
+/** = te_lstm_s8_reset_state. */
+void te_arm_lstm_s8_reset_state(const te_lstm_params* p, void* state);
+
+/**
  * Broadcast geometry and output rescaling of te_arm_add_s8 (the inputs'
  * rescalings are tables).
  */

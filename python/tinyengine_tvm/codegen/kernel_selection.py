@@ -26,7 +26,8 @@ import numpy as np
 
 from ..kernel_graph import KernelGraph, Step, Tensor
 from ..kernels.arm_packing import (PackingRefused, check_depthwise, check_fc, is_line_depthwise, pack_add, pack_conv,
-                                   pack_conv_s16, pack_depthwise, pack_depthwise_line, pack_fc, pack_fc_s16)
+                                   pack_conv_s16, pack_depthwise, pack_depthwise_line, pack_fc, pack_fc_s16,
+                                   pack_lstm_s8)
 
 #: Cores whose optimized kernels exist (all three have the DSP extension).
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m55")
@@ -134,6 +135,14 @@ def _select_fc_s16(ed: _Editor, step: Step) -> None:
     ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
 
 
+def _select_lstm(ed: _Editor, step: Step) -> None:
+    wx, wh, bias = (ed.data(i) for i in step.inputs[1:4])
+    if wx is None or wh is None or bias is None:
+        raise _Refuse("LSTM weights or bias are not constants")
+    kernel, packed, attrs = pack_lstm_s8(step.attrs, wx, wh, bias)
+    ed.rewrite(step, kernel, [0, 4], [packed], ["packed"], attrs)  # keeps the input and the sigmoid table
+
+
 # --------------------------------------------------------------------------- add
 def add_table(offset: int, left_shift: int, multiplier: int, shift: int) -> np.ndarray:
     """int32 [256]: MultiplyByQuantizedMultiplier((x + offset) << left_shift, m, shift)
@@ -163,6 +172,7 @@ _HANDLERS: Dict[str, Callable[[_Editor, Step], None]] = {
     "te_fully_connected_s8": _select_fc,
     "te_conv2d_s16": _select_conv_s16,
     "te_fully_connected_s16": _select_fc_s16,
+    "te_lstm_s8": _select_lstm,
     "te_add_s8": _select_add,
     "te_add_inplace_s8": _select_add,
 }

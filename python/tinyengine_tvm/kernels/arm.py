@@ -20,6 +20,7 @@ ARM_DW_SHAPES = ["", "_3x3s1", "_3x3s2", "_5x5s1", "_5x5s2", "_7x7s1", "_7x7s2"]
 conv_macs = TAGGED["te_conv2d_s8"].macs
 conv_s16_macs = TAGGED["te_conv2d_s16"].macs
 fc_s16_macs = TAGGED["te_fully_connected_s16"].macs
+_lstm_s8 = TAGGED["te_lstm_s8"]
 depthwise_macs = TAGGED["te_depthwise_conv2d_s8"].macs
 fc_macs = TAGGED["te_fully_connected_s8"].macs
 
@@ -141,6 +142,10 @@ ARM: Dict[str, KernelSpec] = {
                                     "te_conv_params", conv_s16_macs, scratch=conv_s16_scratch),
     "te_arm_fully_connected_s16": KernelSpec("FULLY_CONNECTED", "arm/arm_conv_s16.cc", ["p", "in0", "in1", "out"],
                                              "te_fc_params", fc_s16_macs),
+    # the portable LSTM's state and scratch; inputs: the sequence, the sigmoid table, the packed weights
+    "te_arm_lstm_s8": KernelSpec("UNIDIRECTIONAL_SEQUENCE_LSTM", "arm/arm_lstm_s8.cc",
+                                 ["p", "in0", "in1", "in2", "state", "out", "scratch"], "te_lstm_params",
+                                 _lstm_s8.macs, scratch=_lstm_s8.scratch, state=_lstm_s8.state),
     "te_arm_conv2d_w16_s8": KernelSpec("CONV_2D", "arm/arm_conv_s8.cc", ["p", "in0", "in1", "out", "scratch"],
                                        "te_conv_params", conv_macs, scratch=arm_conv_scratch),
 }

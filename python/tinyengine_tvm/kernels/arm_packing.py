@@ -246,6 +246,32 @@ def pack_fc(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: n
     return "te_arm_fully_connected_s8", np.concatenate(out), {}
 
 
+def four_row_blocks(rows: np.ndarray, init: np.ndarray) -> np.ndarray:
+    """Rows (a multiple of four) in blocks of four, as int8 bytes: per block the
+    rows' int32 initial sums (wrapped), then for each group of four inputs the
+    four rows' weights for it (zero-padded to whole groups); te_arm::dot4_rows's
+    layout (te_arm_lstm_s8's blocks in tinyengine_kernels.h)."""
+    n, depth = rows.shape
+    assert n % 4 == 0
+    k4 = (depth + 3) // 4 * 4
+    padded = np.zeros((n, k4), dtype=np.int8)
+    padded[:, :depth] = rows
+    inter = padded.reshape(n // 4, 4, k4 // 4, 4).transpose(0, 2, 1, 3).reshape(n // 4, -1)
+    head = to_i32(init).astype("<i4").reshape(n // 4, 4).view(np.int8)
+    return np.concatenate([head, inter], axis=1).reshape(-1)
+
+
+def pack_lstm_s8(a: Dict, wx: np.ndarray, wh: np.ndarray, bias: np.ndarray) -> Packed:
+    """te_arm_lstm_s8 for a te_lstm_s8 step: the gate rows of both projections with
+    the zero points folded into their initial sums (exact in two's complement)."""
+    units, depth = a["units"], a["input_size"]
+    rx = wx.reshape(4 * units, depth)
+    rh = wh.reshape(4 * units, units)
+    init_x = np.asarray(bias, dtype=np.int64).reshape(-1) - int(a["input_zero_point"]) * rx.astype(np.int64).sum(1)
+    init_h = -int(a["hidden_zero_point"]) * rh.astype(np.int64).sum(1)
+    return "te_arm_lstm_s8", np.concatenate([four_row_blocks(rx, init_x), four_row_blocks(rh, init_h)]), {}
+
+
 # --------------------------------------------------------------------------- 16x8 (int16 activations)
 def rescale64_params(mult: np.ndarray, shift: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(reduced multiplier, total shift) per channel of TFLite's 64-bit rescaling

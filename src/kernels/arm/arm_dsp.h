@@ -155,6 +155,76 @@ inline uint32_t pack16(int32_t lo, int32_t hi) {
   return (static_cast<uint32_t>(lo) & 0xffffu) | (static_cast<uint32_t>(hi) << 16);
 }
 
+// ---------------------------------------------------------------- 4-row int8 dot products
+// acc[0..3] += rows . x over `groups` groups of four int8 inputs, the four
+// rows interleaved per group ([r0 k0..k3][r1 ..][r2 ..][r3 ..] then the next
+// group, te_arm_fully_connected_s8's layout); w advances past them.
+inline void dot4_groups(const int8_t* x, const int8_t*& w, int32_t groups, int32_t acc[4]) {
+#if TE_ARM_DSP
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  if (groups > 0) {
+    uint32_t xa, xb, w0, w1, t;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldr %[xa], [%[x]], #4\n\t"
+        "sxtb16 %[xb], %[xa], ror #8\n\t"
+        "sxtb16 %[xa], %[xa]\n\t"
+        "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+        "sxtb16 %[t], %[w0]\n\t"
+        "smlad %[a0], %[xa], %[t], %[a0]\n\t"
+        "sxtb16 %[t], %[w0], ror #8\n\t"
+        "smlad %[a0], %[xb], %[t], %[a0]\n\t"
+        "sxtb16 %[t], %[w1]\n\t"
+        "smlad %[a1], %[xa], %[t], %[a1]\n\t"
+        "sxtb16 %[t], %[w1], ror #8\n\t"
+        "smlad %[a1], %[xb], %[t], %[a1]\n\t"
+        "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+        "sxtb16 %[t], %[w0]\n\t"
+        "smlad %[a2], %[xa], %[t], %[a2]\n\t"
+        "sxtb16 %[t], %[w0], ror #8\n\t"
+        "smlad %[a2], %[xb], %[t], %[a2]\n\t"
+        "sxtb16 %[t], %[w1]\n\t"
+        "smlad %[a3], %[xa], %[t], %[a3]\n\t"
+        "sxtb16 %[t], %[w1], ror #8\n\t"
+        "smlad %[a3], %[xb], %[t], %[a3]\n\t"
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w),
+          [n] "+r"(groups), [xa] "=&r"(xa), [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)
+        :
+        : "cc", "memory");
+  }
+  acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+#else
+  for (; groups > 0; --groups, x += 4, w += 16) {
+    const uint32_t v = load32(x);
+    const int32_t xa = sxtb16(v), xb = sxtb16_ror8(v);
+    for (int r = 0; r < 4; ++r) {
+      const uint32_t wr = load32(w + 4 * r);
+      acc[r] = smlad(xa, sxtb16(wr), acc[r]);
+      acc[r] = smlad(xb, sxtb16_ror8(wr), acc[r]);
+    }
+  }
+#endif
+}
+
+// dot4_groups, then `rest` (< 4) more inputs against one more zero-padded
+// group of the rows (read byte by byte: x may end there).
+inline void dot4_rows(const int8_t* x, const int8_t*& w, int32_t groups, int32_t rest, int32_t acc[4]) {
+  dot4_groups(x, w, groups, acc);
+  if (rest) {
+    uint32_t v = 0;
+    for (int32_t i = 0; i < rest; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(x[4 * groups + i])) << (8 * i);
+    const int32_t xa = sxtb16(v), xb = sxtb16_ror8(v);
+    for (int r = 0; r < 4; ++r) {
+      const uint32_t wr = load32(w + 4 * r);
+      acc[r] = smlad(xa, sxtb16(wr), acc[r]);
+      acc[r] = smlad(xb, sxtb16_ror8(wr), acc[r]);
+    }
+    w += 16;
+  }
+}
+
 // ---------------------------------------------------------------- requantization
 // Per-channel packed parameters: {bias_eff, m2, rounding, right_shift}.
 enum { kQBias = 0, kQMult = 1, kQRound = 2, kQShift = 3, kQWords = 4 };
