@@ -174,7 +174,8 @@ def s16_case(rng, case, edge=False):
     lo, hi = (-32768, 32767) if rng.random() < 0.6 else (int(rng.integers(-32768, 0)), int(rng.integers(1, 32768)))
     a.update(act_min=lo, act_max=hi)
     wt = case["consts"][0]
-    n = wt.shape[0]
+    depthwise = case["kernel"].startswith("te_depthwise")
+    n = wt.shape[-1] if depthwise else wt.shape[0]
     k = wt.size // n
     acc_std = 18900.0 * 74.0 * np.sqrt(k)  # full-range int16 inputs
     mult, shift = _requant(rng, n, acc_std, out_std=8000.0)
@@ -191,7 +192,7 @@ def s16_case(rng, case, edge=False):
         a["filter_offset"] = 0
         kernel = "te_fully_connected_s16"
     else:
-        kernel = "te_conv2d_s16"
+        kernel = "te_depthwise_conv2d_s16" if depthwise else "te_conv2d_s16"
     return dict(case, kernel=kernel, attrs=a, consts=[wt, bias, mult, shift], dtype="int16")
 
 
@@ -385,7 +386,16 @@ def s16_cases():
         C(rng, kh=1, ic=16, oc=8, stride=2, pad="valid", h=5, w=5),
         C(rng, kh=3, ic=4, oc=6, stride=1, pad="same", h=5, w=5),
     ]
-    cases = [s16_case(rng, c, edge=(i == 3)) for i, c in enumerate(convs)]
+    D = lambda *a, **k: conv_case(*a, depthwise=True, **k)  # noqa: E731
+    convs += [  # depthwise along one axis (streaming audio)
+        D(rng, kh=3, kw=1, ic=12, stride=1, pad="same", h=24, w=1, dilation=2),
+        D(rng, kh=3, kw=1, ic=7, stride=(2, 1), pad="valid", h=19, w=1),
+        D(rng, kh=5, kw=1, ic=16, stride=1, pad="same", h=20, w=1, dilation=3, batch=2),
+        D(rng, kh=1, kw=4, ic=5, stride=(1, 2), pad="same", h=1, w=13),
+        D(rng, kh=9, kw=1, ic=1, stride=1, pad="clip", h=15, w=1),
+        D(rng, kh=1, kw=3, ic=8, stride=1, pad="same", h=1, w=9, dilation=4),
+    ]
+    cases = [s16_case(rng, c, edge=(i in (3, 9))) for i, c in enumerate(convs)]
     cases += [s16_case(rng, fc_case(rng, depth=d, outs=o, batch=b), edge=(d == 64))
               for d, o, b in [(12, 6, 1), (64, 10, 1), (33, 7, 2), (1, 3, 1), (300, 16, 1), (5, 1, 3)]]
     return cases

@@ -1774,6 +1774,32 @@ void te_arm_depthwise_conv1d_s8(const te_conv_params* p, const int8_t* input,
 int32_t te_arm_depthwise_conv1d_s8_get_buffer_size(const te_conv_params* p);
 
 /**
+ * = te_depthwise_conv2d_s16 along one axis (the shapes of
+ * te_arm_depthwise_conv1d_s8) with input_offset == 0 and fewer than 512
+ * taps (so that the k products of an output sum exactly in 32 bits).
+ * @param p       as for te_depthwise_conv2d_s16.
+ * @param input   [batch, input_h, input_w, input_c] int16.
+ * @param packed  ceil(input_c / 2) records of 4 * k + 32 bytes, record g for
+ *                channels c = 2g, 2g+1 (a channel past input_c is padding:
+ *                zero taps):
+ *                  int16 per tap t: w[t][2g], w[t][2g+1];
+ *                  per channel: int64 bias, int32 reduced multiplier, int32
+ *                        total shift (the 16x8 record's tail, below at
+ *                        te_arm_conv2d_s16).
+ * @param output  [batch, output_h, output_w, input_c] int16.
+ * @param scratch te_arm_depthwise_conv1d_s16_get_buffer_size(p) bytes.
+ */
+void te_arm_depthwise_conv1d_s16(const te_conv_params* p, const int16_t* input,
+                                 const int8_t* packed, int16_t* output,
+                                 void* scratch);
+
+/**
+ * Scratch of te_arm_depthwise_conv1d_s16: two channels of the padded line,
+ * 4 * span bytes (span as for te_arm_depthwise_conv1d_s8).
+ */
+int32_t te_arm_depthwise_conv1d_s16_get_buffer_size(const te_conv_params* p);
+
+/**
  * = te_fully_connected_s8 for symmetric weights (filter_offset == 0).
  * Needs no scratch.
  * @param p       as for te_fully_connected_s8.

@@ -101,6 +101,12 @@ def conv_s16_scratch(a: Dict) -> int:
     return 2 * (k + (k & 1))
 
 
+def dw_line_s16_bytes(a: Dict) -> int:
+    """te_arm_depthwise_conv1d_s16_get_buffer_size(): two int16 channels of the
+    padded line, 4 bytes per position."""
+    return dw_line_bytes(a) // 2
+
+
 def arm_conv_scratch(a: Dict) -> int:
     """te_arm_conv2d_s8_get_buffer_size(): four int16 im2col columns, a partial
     block of outputs, the int8 staging of a column (input_c % 4 != 0)."""
@@ -125,6 +131,9 @@ def _arm_depthwise_specs() -> Dict[str, KernelSpec]:
     specs["te_arm_depthwise_conv1d_inplace_s8"] = KernelSpec(
         "DEPTHWISE_CONV_2D", "arm/arm_depthwise_1d_s8.cc", ["p", "inout", "in1", "inout", "scratch"],
         "te_conv_params", depthwise_macs, scratch=dw_line_bytes, inplace=True, function="te_arm_depthwise_conv1d_s8")
+    specs["te_arm_depthwise_conv1d_s16"] = KernelSpec(
+        "DEPTHWISE_CONV_2D", "arm/arm_depthwise_1d_s8.cc", ["p", "in0", "in1", "out", "scratch"],
+        "te_conv_params", TAGGED["te_depthwise_conv2d_s16"].macs, scratch=dw_line_s16_bytes)
     return specs
 
 

@@ -319,6 +319,29 @@ def pack_fc_s16(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shif
     return "te_arm_fully_connected_s16", pack_s16_records(rows, bias, mult, shift), {}
 
 
+def pack_depthwise_line_s16(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray,
+                            shift: np.ndarray) -> Packed:
+    """te_arm_depthwise_conv1d_s16 for a te_depthwise_conv2d_s16 step along one axis."""
+    if a["depth_multiplier"] != 1:
+        raise PackingRefused("depth multiplier != 1")
+    if not is_line_depthwise(a):
+        raise PackingRefused("16x8 depthwise convolution not along one axis")
+    if a["input_offset"] != 0:
+        raise PackingRefused("16x8 input zero point != 0")
+    k, ch = dw_line(a)[2], a["output_c"]
+    if k >= 512:
+        raise PackingRefused("512 or more taps: 32-bit partial sums could overflow")
+    taps = np.zeros((k, (ch + 1) // 2 * 2), dtype="<i2")
+    taps[:, :ch] = w.reshape(k, ch)
+    tails = pack_s16_records(np.zeros((ch, 0), dtype=np.int8), bias, mult, shift).reshape(ch, 16)
+    if ch % 2:  # the padding channel: a valid record (multiplier 0, total shift 1), never output
+        tails = np.concatenate([tails, pack_s16_records(np.zeros((1, 0), np.int8), [0], [0], [14]).reshape(1, 16)])
+    out = []
+    for g in range(taps.shape[1] // 2):
+        out += [taps[:, 2 * g:2 * g + 2].copy().view(np.int8).reshape(-1), tails[2 * g:2 * g + 2].reshape(-1)]
+    return "te_arm_depthwise_conv1d_s16", np.concatenate(out), {}
+
+
 def pack_add(a: Dict, table1: np.ndarray, table2: np.ndarray, inplace: bool) -> Tuple[str, Dict]:
     """(kernel, attribute updates) of te_arm_add_s8 (or in place) given its input tables
     (int32 [256] each, codegen.kernel_selection.add_table)."""

@@ -52,20 +52,6 @@ inline void dot_row(const int16_t* x, const int16_t* w, int32_t pairs, int64_t& 
   acc = a;
 }
 
-// Bias, TFLite's 64-bit rescaling, output offset and clamp, from the tail of
-// a record ({int64 bias, int32 reduced multiplier, int32 total shift}).
-inline int16_t finish16(int64_t acc, const int8_t* tail, int32_t out_offset, int32_t act_min, int32_t act_max) {
-  int64_t bias;
-  int32_t mq[2];
-  memcpy(&bias, tail, 8);
-  memcpy(mq, tail + 8, 8);
-  acc += bias;
-  int32_t v = static_cast<int32_t>((acc * mq[0] + (int64_t{1} << (mq[1] - 1))) >> mq[1]);
-  v += out_offset;
-  v = v < act_min ? act_min : v;
-  return static_cast<int16_t>(v > act_max ? act_max : v);
-}
-
 // All output channels of one input column x (k2 int16) into out.
 void gemv(const int16_t* x, int32_t k2, const int8_t* packed, int32_t outs, int16_t* out, int32_t out_offset,
           int32_t act_min, int32_t act_max) {
@@ -76,13 +62,13 @@ void gemv(const int16_t* x, int32_t k2, const int8_t* packed, int32_t outs, int1
   for (; o + 1 < outs; o += 2, r += 2 * rec) {
     int64_t acc0 = 0, acc1 = 0;
     dot_rows(x, reinterpret_cast<const int16_t*>(r), reinterpret_cast<const int16_t*>(r + rec), pairs, acc0, acc1);
-    out[o] = finish16(acc0, r + 2 * k2, out_offset, act_min, act_max);
-    out[o + 1] = finish16(acc1, r + rec + 2 * k2, out_offset, act_min, act_max);
+    out[o] = te_arm::finish_s16(acc0, r + 2 * k2, out_offset, act_min, act_max);
+    out[o + 1] = te_arm::finish_s16(acc1, r + rec + 2 * k2, out_offset, act_min, act_max);
   }
   if (o < outs) {
     int64_t acc = 0;
     dot_row(x, reinterpret_cast<const int16_t*>(r), pairs, acc);
-    out[o] = finish16(acc, r + 2 * k2, out_offset, act_min, act_max);
+    out[o] = te_arm::finish_s16(acc, r + 2 * k2, out_offset, act_min, act_max);
   }
 }
 
@@ -155,7 +141,7 @@ extern "C" void te_arm_fully_connected_s16(const te_fc_params* p, const int16_t*
         int64_t acc = 0;
         dot_row(in, w, (depth - 1) >> 1, acc);
         acc += static_cast<int64_t>(in[depth - 1]) * w[depth - 1];
-        out[o] = finish16(acc, r + 2 * k2, p->output_offset, p->act_min, p->act_max);
+        out[o] = te_arm::finish_s16(acc, r + 2 * k2, p->output_offset, p->act_min, p->act_max);
       }
     } else {
       gemv(in, k2, packed, p->output_depth, out, p->output_offset, p->act_min, p->act_max);

@@ -21,6 +21,13 @@
 // Packed filter (tinyengine_kernels.h at te_arm_depthwise_conv1d_s8): one
 // record per group of four channels, the last group padded with channels
 // whose weights and bias are 0.
+//
+// te_arm_depthwise_conv1d_s16 is the 16x8 version (int16 activations, input
+// zero point 0): channels two at a time, their int16 values already the
+// pairs SMLABB / SMLATT take.  Its k products per output are summed in
+// 32 bits, exactly: |x * w| <= 2^15 * 2^7, so k < 512 taps cannot overflow
+// (the generator checks k), then widened to TFLM's 64-bit accumulator for the
+// int64 bias and the 64-bit rescaling (te_arm::finish_s16).
 #include "arm_dsp.h"
 #include "tinyengine_kernels.h"
 
@@ -155,7 +162,86 @@ void dispatch_range(const te_conv_params* p, const Line& l, const int8_t* input,
   }
 }
 
+// ---------------------------------------------------------------- 16x8
+// Line positions 0 .. span-1 of channels c .. c+lanes-1 (lanes 1 or 2) as
+// int16 pairs, 0 (the zero point) outside the input.
+void fill_line_s16(const Line& l, const int16_t* in, int32_t ch, int32_t lanes, word_t* line) {
+  int32_t lo = l.pad < 0 ? 0 : l.pad;
+  int32_t hi = l.pad + l.in_len;
+  if (hi > l.span) hi = l.span;
+  if (lo > hi) lo = hi;
+  int32_t j = 0;
+  for (; j < lo; ++j) line[j] = 0;
+  const int16_t* s = j < hi ? in + (j - l.pad) * ch : in;
+  if (lanes == 2) {
+    for (; j < hi; ++j, s += ch) line[j] = te_arm::load32(s);
+  } else {
+    for (; j < hi; ++j, s += ch) line[j] = static_cast<uint16_t>(s[0]);
+  }
+  for (; j < l.span; ++j) line[j] = 0;
+}
+
+template <int K>
+void group_outputs_s16(const te_conv_params* p, const Line& l, const word_t* line, const int8_t* rec, int16_t* out,
+                       int32_t ch, int32_t lanes) {
+  const int32_t k = K ? K : l.k;
+  const word_t* taps = reinterpret_cast<const word_t*>(rec);  // per tap: [w c0, w c1]
+  const int8_t* tails = rec + 4 * k;                          // {int64 bias, reduced, total shift} x 2
+  const word_t* x = line;
+  for (int32_t o = 0; o < l.out_len; ++o, out += ch, x += l.stride) {
+    int32_t a0 = 0, a1 = 0;
+    const word_t* xt = x;
+    if (K != 0) {
+#pragma GCC unroll 16
+      for (int32_t t = 0; t < K; ++t, xt += l.dilation) {
+        a0 = te_arm::smlabb(static_cast<int32_t>(xt[0]), static_cast<int32_t>(taps[t]), a0);
+        a1 = te_arm::smlatt(static_cast<int32_t>(xt[0]), static_cast<int32_t>(taps[t]), a1);
+      }
+    } else {
+#pragma GCC unroll 1
+      for (int32_t t = 0; t < k; ++t, xt += l.dilation) {
+        a0 = te_arm::smlabb(static_cast<int32_t>(xt[0]), static_cast<int32_t>(taps[t]), a0);
+        a1 = te_arm::smlatt(static_cast<int32_t>(xt[0]), static_cast<int32_t>(taps[t]), a1);
+      }
+    }
+    out[0] = te_arm::finish_s16(a0, tails, p->output_offset, p->act_min, p->act_max);
+    if (lanes == 2) out[1] = te_arm::finish_s16(a1, tails + 16, p->output_offset, p->act_min, p->act_max);
+  }
+}
+
+template <int K>
+void depthwise_line_s16(const te_conv_params* p, const Line& l, const int16_t* input, const int8_t* packed,
+                        int16_t* output, word_t* line) {
+  const int32_t ch = p->input_c;
+  const int32_t rec_bytes = 4 * l.k + 32;
+  for (int32_t b = 0; b < p->batch; ++b) {
+    const int16_t* in = input + b * l.in_len * ch;
+    int16_t* out = output + b * l.out_len * ch;
+    const int8_t* rec = packed;
+    for (int32_t c = 0; c < ch; c += 2, rec += rec_bytes) {
+      const int32_t lanes = ch - c < 2 ? ch - c : 2;
+      fill_line_s16(l, in + c, ch, lanes, line);
+      group_outputs_s16<K>(p, l, line, rec, out + c, ch, lanes);
+    }
+  }
+}
+
 }  // namespace
+
+extern "C" void te_arm_depthwise_conv1d_s16(const te_conv_params* p, const int16_t* input, const int8_t* packed,
+                                            int16_t* output, void* scratch) {
+  const Line l = line_geometry(p);
+  word_t* line = static_cast<word_t*>(scratch);
+  if (l.k == 3) {
+    depthwise_line_s16<3>(p, l, input, packed, output, line);
+  } else {
+    depthwise_line_s16<0>(p, l, input, packed, output, line);
+  }
+}
+
+extern "C" int32_t te_arm_depthwise_conv1d_s16_get_buffer_size(const te_conv_params* p) {
+  return 4 * line_geometry(p).span;
+}
 
 extern "C" void te_arm_depthwise_conv1d_s8(const te_conv_params* p, const int8_t* input, const int8_t* packed,
                                            int8_t* output, void* scratch) {

@@ -249,6 +249,23 @@ inline int8_t finish(int32_t v, int32_t out_offset, int32_t lo, int32_t hi) {
   return static_cast<int8_t>(v);
 }
 
+// 16x8 output: bias, TFLite's 64-bit rescaling, output offset and clamp,
+// from a channel's {int64 bias, int32 reduced multiplier, int32 total shift}
+// at tail (the 16x8 record of tinyengine_kernels.h): the expression of
+// fixed_point.h's multiply_by_quantized_multiplier_64 with its two
+// multiplier-only terms precomputed.
+inline int16_t finish_s16(int64_t acc, const int8_t* tail, int32_t out_offset, int32_t act_min, int32_t act_max) {
+  int64_t bias;
+  int32_t mq[2];
+  memcpy(&bias, tail, 8);
+  memcpy(mq, tail + 8, 8);
+  acc += bias;
+  int32_t v = static_cast<int32_t>((acc * mq[0] + (int64_t{1} << (mq[1] - 1))) >> mq[1]);
+  v += out_offset;
+  v = v < act_min ? act_min : v;
+  return static_cast<int16_t>(v > act_max ? act_max : v);
+}
+
 }  // namespace te_arm
 
 #endif  // TINYENGINE_KERNELS_ARM_DSP_H_
