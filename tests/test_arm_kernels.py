@@ -167,6 +167,43 @@ def add_case(rng, *, shape=None, broadcast=None, inplace=False, full_range=None,
 
 
 # --------------------------------------------------------------------------- projects from graphs
+def transpose_case(rng, *, k, ic, oc, stride, h, w, pad="same", batch=1, full_range=None):
+    """A random te_transpose_conv2d_s8 step (filter OHWI)."""
+    kh, kw = k if isinstance(k, tuple) else (k, k)
+    sh, sw = stride if isinstance(stride, tuple) else (stride, stride)
+    if pad == "same":
+        oh, ow = h * sh, w * sw
+        pt, pl = max(0, (h - 1) * sh + kh - oh) // 2, max(0, (w - 1) * sw + kw - ow) // 2
+    elif pad == "valid":
+        oh, ow, pt, pl = (h - 1) * sh + kh, (w - 1) * sw + kw, 0, 0
+    else:  # cut rows/columns on one side only
+        pt, pl = int(rng.integers(0, kh)), int(rng.integers(0, kw))
+        oh, ow = (h - 1) * sh + kh - pt - int(rng.integers(0, 2)), (w - 1) * sw + kw - pl
+    lo, hi = (-128, 127) if full_range else _act_range(rng)
+    attrs = dict(batch=batch, input_h=h, input_w=w, input_c=ic, output_h=oh, output_w=ow, output_c=oc,
+                 kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw, dilation_h=1, dilation_w=1,
+                 pad_top=pt, pad_left=pl, depth_multiplier=1, input_offset=-int(rng.integers(-128, 128)),
+                 output_offset=int(rng.integers(-128, 128)), act_min=lo, act_max=hi)
+    wt = rng.integers(-127, 128, (oc, kh, kw, ic), dtype=np.int8)
+    taps = max(1, (kh // sh) * (kw // sw))
+    mult, shift = _requant(rng, oc, 74.0 * 74.0 * np.sqrt(taps * ic) / 2, extra="edge" if oc >= 3 else None)
+    bias = rng.integers(-20000, 20000, oc).astype(np.int32)
+    return dict(kernel="te_transpose_conv2d_s8", attrs=attrs, inputs=[[batch, h, w, ic]],
+                consts=[wt, bias, mult, shift], out=[batch, oh, ow, oc])
+
+
+def transpose_conv_cases():
+    rng = np.random.default_rng(2207)
+    T = transpose_case
+    return [T(rng, k=3, ic=16, oc=8, stride=2, h=6, w=6), T(rng, k=4, ic=8, oc=2, stride=2, h=6, w=6),
+            T(rng, k=3, ic=12, oc=12, stride=(2, 1), h=13, w=1, pad="valid"),
+            T(rng, k=(3, 1), ic=12, oc=12, stride=(2, 1), h=13, w=1),
+            T(rng, k=2, ic=5, oc=7, stride=2, h=4, w=3, pad="valid", batch=2),
+            T(rng, k=5, ic=3, oc=1, stride=3, h=3, w=4, pad="clip"),
+            T(rng, k=1, ic=33, oc=9, stride=1, h=3, w=3, full_range=True),
+            T(rng, k=3, ic=1, oc=6, stride=1, h=5, w=5, pad="clip")]
+
+
 def s16_case(rng, case, edge=False):
     """The 16x8 version of a te_conv2d_s8 / te_fully_connected_s8 case: int16
     activations (zero points 0), int8 weights, int64 bias, int16 clamp."""
@@ -413,7 +450,7 @@ def fc_add_cases():
 
 
 KERNEL_GROUPS = {"conv": conv_cases, "depthwise": depthwise_cases, "depthwise_1d": depthwise_1d_cases,
-                 "fc_add": fc_add_cases, "s16": s16_cases}
+                 "fc_add": fc_add_cases, "s16": s16_cases, "transpose_conv": transpose_conv_cases}
 
 
 # --------------------------------------------------------------------------- tests without tools
@@ -509,7 +546,7 @@ def test_optimized_kernels_bit_exact_on_qemu(group, board, kernel_projects, arm_
 @requires_arm
 def test_optimized_kernels_on_m55(kernel_projects, arm_build_dir):
     """The same sources build for the Cortex-M55 (Armv8.1-M, DSP) and agree there."""
-    for group in ("conv", "depthwise", "depthwise_1d", "s16"):
+    for group in ("conv", "depthwise", "depthwise_1d", "s16", "transpose_conv"):
         p_dir, o_dir, meta = kernel_projects[group]
         _, p_out, o_out, _, _ = run_both(p_dir, o_dir, meta, "mps3-an547", arm_build_dir)
         assert_same(p_out, o_out, f"{group} on mps3-an547")
@@ -587,7 +624,8 @@ def test_lstm_dsp_kernel_matches_portable_on_host(tmp_path, tflm):
 DSP_PROJECT_MODELS = {"ds_cnn_1d_model": {"te_arm_depthwise_conv1d_inplace_s8", "te_arm_conv2d_s8"},
                       "int16_audio_model": {"te_arm_conv2d_s16", "te_arm_fully_connected_s16"},
                       "mnist_lstm_model": {"te_arm_lstm_s8", "te_arm_fully_connected_s8"},
-                      "odd_lstm": {"te_arm_lstm_s8"}}
+                      "odd_lstm": {"te_arm_lstm_s8"},
+                      "upsampling_model": {"te_arm_transpose_conv2d_s8"}}
 
 
 @pytest.fixture(scope="module")

@@ -1902,6 +1902,34 @@ int32_t te_arm_lstm_s8_get_state_size(const te_lstm_params* p);
 void te_arm_lstm_s8_reset_state(const te_lstm_params* p, void* state);
 
 /**
+ * = te_transpose_conv2d_s8.
+ * @param p       as for te_transpose_conv2d_s8.
+ * @param input   [batch, input_h, input_w, input_c] int8.
+ * @param packed  for each filter tap (ky, kx) in row-major order, the
+ *                output channels in blocks of four (channels past output_c
+ *                are padding: zero weights), a block of 16 + 4 *
+ *                round_up4(input_c) bytes:
+ *                  int32 per channel o: input_offset * sum(filter[o][ky][kx]);
+ *                  int8  for each group of four input channels (k = 4i ..
+ *                        4i+3), for each of the 4 output channels:
+ *                        filter[o][ky][kx][k .. k+3] (zero past input_c);
+ *                then per output channel: int32 bias (0 without bias),
+ *                multiplier, shift.
+ * @param output  [batch, output_h, output_w, output_c] int8.
+ * @param scratch te_arm_transpose_conv2d_s8_get_buffer_size(p) bytes.
+ */
+void te_arm_transpose_conv2d_s8(const te_conv_params* p, const int8_t* input,
+                                const int8_t* packed, int8_t* output,
+                                void* scratch);
+
+/**
+ * Scratch of te_arm_transpose_conv2d_s8: the int32 sums of one batch with the
+ * channels rounded up to four, 4 * output_h * output_w * round_up4(output_c)
+ * bytes.
+ */
+int32_t te_arm_transpose_conv2d_s8_get_buffer_size(const te_conv_params* p);
+
+/**
  * Broadcast geometry and output rescaling of te_arm_add_s8 (the inputs'
  * rescalings are tables).
  */

@@ -107,6 +107,12 @@ def dw_line_s16_bytes(a: Dict) -> int:
     return dw_line_bytes(a) // 2
 
 
+def transpose_conv_scratch(a: Dict) -> int:
+    """te_arm_transpose_conv2d_s8_get_buffer_size(): one batch's int32 sums, channels
+    rounded up to four."""
+    return 4 * a["output_h"] * a["output_w"] * ((a["output_c"] + 3) // 4 * 4)
+
+
 def arm_conv_scratch(a: Dict) -> int:
     """te_arm_conv2d_s8_get_buffer_size(): four int16 im2col columns, a partial
     block of outputs, the int8 staging of a column (input_c % 4 != 0)."""
@@ -155,6 +161,9 @@ ARM: Dict[str, KernelSpec] = {
     "te_arm_lstm_s8": KernelSpec("UNIDIRECTIONAL_SEQUENCE_LSTM", "arm/arm_lstm_s8.cc",
                                  ["p", "in0", "in1", "in2", "state", "out", "scratch"], "te_lstm_params",
                                  _lstm_s8.macs, scratch=_lstm_s8.scratch, state=_lstm_s8.state),
+    "te_arm_transpose_conv2d_s8": KernelSpec(
+        "TRANSPOSE_CONV", "arm/arm_transpose_conv_s8.cc", ["p", "in0", "in1", "out", "scratch"], "te_conv_params",
+        TAGGED["te_transpose_conv2d_s8"].macs, scratch=transpose_conv_scratch),
     "te_arm_conv2d_w16_s8": KernelSpec("CONV_2D", "arm/arm_conv_s8.cc", ["p", "in0", "in1", "out", "scratch"],
                                        "te_conv_params", conv_macs, scratch=arm_conv_scratch),
 }

@@ -272,6 +272,25 @@ def pack_lstm_s8(a: Dict, wx: np.ndarray, wh: np.ndarray, bias: np.ndarray) -> P
     return "te_arm_lstm_s8", np.concatenate([four_row_blocks(rx, init_x), four_row_blocks(rh, init_h)]), {}
 
 
+def pack_transpose_conv(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> Packed:
+    """te_arm_transpose_conv2d_s8 for a te_transpose_conv2d_s8 step: per filter tap, the
+    output channels' rows in four-row blocks with input_offset * sum(row) as their
+    initial sums, then the per-channel {bias, multiplier, shift}."""
+    oc, kh, kw, ic = a["output_c"], a["kernel_h"], a["kernel_w"], a["input_c"]
+    wt = w.reshape(oc, kh, kw, ic)
+    oc4 = (oc + 3) // 4 * 4
+    off = int(a["input_offset"])
+    taps = []
+    for ky in range(kh):
+        for kx in range(kw):
+            rows = np.zeros((oc4, ic), dtype=np.int8)
+            rows[:oc] = wt[:, ky, kx, :]
+            taps.append(four_row_blocks(rows, off * rows.astype(np.int64).sum(1)))
+    per_channel = [np.broadcast_to(np.asarray(v, dtype=np.int64).reshape(-1), (oc,)) for v in (bias, mult, shift)]
+    tail = to_i32(np.stack(per_channel, axis=1)).astype("<i4").view(np.int8).reshape(-1)
+    return "te_arm_transpose_conv2d_s8", np.concatenate(taps + [tail]), {}
+
+
 # --------------------------------------------------------------------------- 16x8 (int16 activations)
 def rescale64_params(mult: np.ndarray, shift: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(reduced multiplier, total shift) per channel of TFLite's 64-bit rescaling
