@@ -204,6 +204,40 @@ def transpose_conv_cases():
             T(rng, k=3, ic=1, oc=6, stride=1, h=5, w=5, pad="clip")]
 
 
+def batch_matmul_case(rng, *, batch, rows, cols, depth, adj_x=False, adj_y=False, broadcast_rhs=False):
+    """A random te_batch_matmul_s8 step: lhs [*batch, rows, depth] ([.., depth, rows]
+    with adj_x), rhs [*batch, depth, cols] ([.., cols, depth] with adj_y), the rhs
+    broadcast over the batches when ``broadcast_rhs``."""
+    dims = list(batch) + [1] * (4 - len(batch))
+    lhs_shape = list(batch) + ([depth, rows] if adj_x else [rows, depth])
+    rhs_batch = [1] * len(batch) if broadcast_rhs else list(batch)
+    rhs_shape = rhs_batch + ([cols, depth] if adj_y else [depth, cols])
+
+    def batch_strides(shape, n):
+        strides = [int(np.prod(shape[k + 1:])) if shape[k] > 1 else 0 for k in range(n)]
+        return strides + [0] * (4 - n)
+
+    mult, shift = quantize_multiplier(float(40.0 / (74.0 * 74.0 * np.sqrt(depth) / 2) * rng.uniform(0.5, 2.0)))
+    attrs = dict(batches=int(np.prod(batch)), batch_dims=dims, lhs_batch_strides=batch_strides(lhs_shape, len(batch)),
+                 rhs_batch_strides=batch_strides(rhs_shape, len(batch)), rows=rows, cols=cols, depth=depth,
+                 lhs_row_stride=1 if adj_x else depth, lhs_depth_stride=rows if adj_x else 1,
+                 rhs_depth_stride=1 if adj_y else cols, rhs_col_stride=depth if adj_y else 1,
+                 lhs_offset=int(rng.integers(-127, 129)), rhs_offset=int(rng.integers(-127, 129)),
+                 output_offset=int(rng.integers(-128, 128)), output_multiplier=mult, output_shift=shift)
+    return dict(kernel="te_batch_matmul_s8", attrs=attrs, inputs=[lhs_shape, rhs_shape], consts=[],
+                out=list(batch) + [rows, cols])
+
+
+def batch_matmul_cases():
+    rng = np.random.default_rng(3301)
+    B = batch_matmul_case
+    return [B(rng, batch=[1, 4], rows=8, cols=8, depth=16, adj_y=True), B(rng, batch=[2], rows=5, cols=7, depth=9),
+            B(rng, batch=[3], rows=4, cols=3, depth=33, adj_x=True), B(rng, batch=[2, 3], rows=2, cols=5, depth=4,
+                                                                       adj_x=True, adj_y=True),
+            B(rng, batch=[4], rows=6, cols=1, depth=1, broadcast_rhs=True), B(rng, batch=[1], rows=1, cols=16, depth=64),
+            B(rng, batch=[2, 2], rows=3, cols=4, depth=7, adj_y=True, broadcast_rhs=True)]
+
+
 def s16_case(rng, case, edge=False):
     """The 16x8 version of a te_conv2d_s8 / te_fully_connected_s8 case: int16
     activations (zero points 0), int8 weights, int64 bias, int16 clamp."""
@@ -450,7 +484,8 @@ def fc_add_cases():
 
 
 KERNEL_GROUPS = {"conv": conv_cases, "depthwise": depthwise_cases, "depthwise_1d": depthwise_1d_cases,
-                 "fc_add": fc_add_cases, "s16": s16_cases, "transpose_conv": transpose_conv_cases}
+                 "fc_add": fc_add_cases, "s16": s16_cases, "transpose_conv": transpose_conv_cases,
+                 "batch_matmul": batch_matmul_cases}
 
 
 # --------------------------------------------------------------------------- tests without tools
@@ -546,7 +581,7 @@ def test_optimized_kernels_bit_exact_on_qemu(group, board, kernel_projects, arm_
 @requires_arm
 def test_optimized_kernels_on_m55(kernel_projects, arm_build_dir):
     """The same sources build for the Cortex-M55 (Armv8.1-M, DSP) and agree there."""
-    for group in ("conv", "depthwise", "depthwise_1d", "s16", "transpose_conv"):
+    for group in ("conv", "depthwise", "depthwise_1d", "s16", "transpose_conv", "batch_matmul"):
         p_dir, o_dir, meta = kernel_projects[group]
         _, p_out, o_out, _, _ = run_both(p_dir, o_dir, meta, "mps3-an547", arm_build_dir)
         assert_same(p_out, o_out, f"{group} on mps3-an547")
@@ -625,7 +660,8 @@ DSP_PROJECT_MODELS = {"ds_cnn_1d_model": {"te_arm_depthwise_conv1d_inplace_s8", 
                       "int16_audio_model": {"te_arm_conv2d_s16", "te_arm_fully_connected_s16"},
                       "mnist_lstm_model": {"te_arm_lstm_s8", "te_arm_fully_connected_s8"},
                       "odd_lstm": {"te_arm_lstm_s8"},
-                      "upsampling_model": {"te_arm_transpose_conv2d_s8"}}
+                      "upsampling_model": {"te_arm_transpose_conv2d_s8"},
+                      "batch_matmul_model": {"te_arm_batch_matmul_s8"}}
 
 
 @pytest.fixture(scope="module")

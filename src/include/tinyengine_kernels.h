@@ -1930,6 +1930,26 @@ void te_arm_transpose_conv2d_s8(const te_conv_params* p, const int8_t* input,
 int32_t te_arm_transpose_conv2d_s8_get_buffer_size(const te_conv_params* p);
 
 /**
+ * = te_batch_matmul_s8 (any strides: adj_x, adj_y, broadcast batches).
+ * @param p       as for te_batch_matmul_s8.
+ * @param lhs     left operand.
+ * @param rhs     right operand.
+ * @param output  [batch_dims..., rows, cols].
+ * @param scratch te_arm_batch_matmul_s8_get_buffer_size(p) bytes.
+ */
+void te_arm_batch_matmul_s8(const te_batch_matmul_params* p,
+                            const int8_t* lhs, const int8_t* rhs,
+                            int8_t* output, void* scratch);
+
+/**
+ * Scratch of te_arm_batch_matmul_s8: the right operand's columns and one left
+ * row of a batch as int16 with their offsets added, 2 * (cols + 1) * k2 bytes
+ * with k2 = depth rounded up to even.
+ */
+int32_t te_arm_batch_matmul_s8_get_buffer_size(
+    const te_batch_matmul_params* p);
+
+/**
  * Broadcast geometry and output rescaling of te_arm_add_s8 (the inputs'
  * rescalings are tables).
  */

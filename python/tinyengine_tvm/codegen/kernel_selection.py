@@ -153,6 +153,11 @@ def _select_lstm(ed: _Editor, step: Step) -> None:
     ed.rewrite(step, kernel, [0, 4], [packed], ["packed"], attrs)  # keeps the input and the sigmoid table
 
 
+def _select_batch_matmul(ed: _Editor, step: Step) -> None:
+    # both operands are activations: the kernel widens them itself, nothing to pack
+    ed.rewrite(step, "te_arm_batch_matmul_s8", [0, 1], [], [], {})
+
+
 # --------------------------------------------------------------------------- add
 def add_table(offset: int, left_shift: int, multiplier: int, shift: int) -> np.ndarray:
     """int32 [256]: MultiplyByQuantizedMultiplier((x + offset) << left_shift, m, shift)
@@ -185,6 +190,7 @@ _HANDLERS: Dict[str, Callable[[_Editor, Step], None]] = {
     "te_depthwise_conv2d_s16": _select_depthwise_s16,
     "te_lstm_s8": _select_lstm,
     "te_transpose_conv2d_s8": _select_transpose_conv,
+    "te_batch_matmul_s8": _select_batch_matmul,
     "te_add_s8": _select_add,
     "te_add_inplace_s8": _select_add,
 }

@@ -113,6 +113,12 @@ def transpose_conv_scratch(a: Dict) -> int:
     return 4 * a["output_h"] * a["output_w"] * ((a["output_c"] + 3) // 4 * 4)
 
 
+def batch_matmul_scratch(a: Dict) -> int:
+    """te_arm_batch_matmul_s8_get_buffer_size(): a batch's right columns and one
+    left row as int16, depth rounded up to even."""
+    return 2 * (a["cols"] + 1) * (a["depth"] + (a["depth"] & 1))
+
+
 def arm_conv_scratch(a: Dict) -> int:
     """te_arm_conv2d_s8_get_buffer_size(): four int16 im2col columns, a partial
     block of outputs, the int8 staging of a column (input_c % 4 != 0)."""
@@ -164,6 +170,9 @@ ARM: Dict[str, KernelSpec] = {
     "te_arm_transpose_conv2d_s8": KernelSpec(
         "TRANSPOSE_CONV", "arm/arm_transpose_conv_s8.cc", ["p", "in0", "in1", "out", "scratch"], "te_conv_params",
         TAGGED["te_transpose_conv2d_s8"].macs, scratch=transpose_conv_scratch),
+    "te_arm_batch_matmul_s8": KernelSpec(
+        "BATCH_MATMUL", "arm/arm_batch_matmul_s8.cc", ["p", "in0", "in1", "out", "scratch"], "te_batch_matmul_params",
+        TAGGED["te_batch_matmul_s8"].macs, scratch=batch_matmul_scratch),
     "te_arm_conv2d_w16_s8": KernelSpec("CONV_2D", "arm/arm_conv_s8.cc", ["p", "in0", "in1", "out", "scratch"],
                                        "te_conv_params", conv_macs, scratch=arm_conv_scratch),
 }
