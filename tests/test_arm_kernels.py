@@ -655,13 +655,46 @@ def test_lstm_dsp_kernel_matches_portable_on_host(tmp_path, tflm):
                 np.testing.assert_array_equal(g, t.reshape(g.shape), err_msg=f"LSTM {shape}: != TFLM")
 
 
+def svdf_model(seed=0, batch=1, features=40, filters=32, memory=8, rank=1, low=-1.0) -> bytes:
+    """One SVDF (int16 state) over [batch, features] frames; ``low`` moves the input zero point."""
+    from tinyengine_tvm.modelgen.quantized_ops import QuantizedGraph
+
+    g = QuantizedGraph(seed)
+    return g.finish(g.svdf(g.input((batch, features), low, 1.0), filters, memory, rank=rank))
+
+
+SVDF_SHAPES = [dict(), dict(features=7, filters=6, memory=3, rank=2, low=0.0), dict(features=1, filters=1, memory=1),
+               dict(features=13, filters=10, memory=5, rank=5, batch=2, low=-0.2), dict(features=64, filters=16, memory=10)]
+
+
+def test_svdf_dsp_kernel_matches_portable_on_host(tmp_path, tflm):
+    """te_arm_svdf_s8 (plain C on the host) == te_svdf_s8 over a stream of frames (the
+    history moving through the state) for filter / input counts not multiples of four,
+    odd memories, ranks, batches and input zero points; the first frame == TFLM."""
+    for k, shape in enumerate(SVDF_SHAPES):
+        data = svdf_model(seed=k, **shape)
+        path = tmp_path / f"svdf{k}.tflite"
+        path.write_bytes(data)
+        portable, dsp = te.compile(str(path)), te.compile(str(path), core="cortex-m7")
+        assert {o["kernel"] for o in dsp.metadata["ops"]} == {"te_arm_svdf_s8"}, dsp.metadata["kernel_selection"]
+        portable.reset(), dsp.reset()
+        for frame in range(shape.get("memory", 8) + 3):
+            x = random_inputs(dsp.metadata["inputs"], frame)
+            got = dsp.run(x)
+            assert_same(portable.run(x), got, f"SVDF {shape} frame {frame}")
+            if frame == 0:
+                for (name, g), t in zip(got.items(), tflm_run(data, x)):
+                    np.testing.assert_array_equal(g, t.reshape(g.shape), err_msg=f"SVDF {shape}: != TFLM")
+
+
 #: The project's models whose layers have DSP paths: (model builder, kernels the selection must pick).
 DSP_PROJECT_MODELS = {"ds_cnn_1d_model": {"te_arm_depthwise_conv1d_inplace_s8", "te_arm_conv2d_s8"},
                       "int16_audio_model": {"te_arm_conv2d_s16", "te_arm_fully_connected_s16"},
                       "mnist_lstm_model": {"te_arm_lstm_s8", "te_arm_fully_connected_s8"},
                       "odd_lstm": {"te_arm_lstm_s8"},
                       "upsampling_model": {"te_arm_transpose_conv2d_s8"},
-                      "batch_matmul_model": {"te_arm_batch_matmul_s8"}}
+                      "batch_matmul_model": {"te_arm_batch_matmul_s8"},
+                      "svdf_kws_model": {"te_arm_svdf_s8"}}
 
 
 @pytest.fixture(scope="module")

@@ -1950,6 +1950,35 @@ int32_t te_arm_batch_matmul_s8_get_buffer_size(
     const te_batch_matmul_params* p);
 
 /**
+ * = te_svdf_s8 (int16 state) with packed weights.
+ * @param p       as for te_svdf_s8.
+ * @param input   [batch, input_size] int8.
+ * @param bias    [num_filters / rank] int32.
+ * @param packed  the feature weights' rows (filters) in blocks of four
+ *                (rows past num_filters are padding: zero), a block of 16 +
+ *                4 * round_up4(input_size) bytes:
+ *                  int32 per row f: -input_zero_point * sum(weights_feature[f]);
+ *                  int8  for each group of four inputs (k = 4i .. 4i+3), for
+ *                        each of the 4 rows: weights_feature[f][k .. k+3]
+ *                        (zero past input_size);
+ *                then per filter f, 4 + 2 * round_up2(memory_size) bytes:
+ *                  int32 -state_zero_point * sum(weights_time[f]);
+ *                  int16 weights_time[f], zero-padded to an even count.
+ * @param state   te_arm_svdf_s8_get_state_size(p) bytes, te_svdf_s8's.
+ * @param output  [batch, num_filters / rank] int8.
+ * @param scratch te_arm_svdf_s8_get_buffer_size(p) bytes.
+ */
+void te_arm_svdf_s8(const te_svdf_params* p, const int8_t* input,
+                    const int32_t* bias, const int8_t* packed, int16_t* state,
+                    int8_t* output, void* scratch);
+
+/** Scratch of te_arm_svdf_s8: = te_svdf_s8_get_buffer_size. */
+int32_t te_arm_svdf_s8_get_buffer_size(const te_svdf_params* p);
+
+/** Persistent state of te_arm_svdf_s8: = te_svdf_s8_get_state_size. */
+int32_t te_arm_svdf_s8_get_state_size(const te_svdf_params* p);
+
+/**
  * Broadcast geometry and output rescaling of te_arm_add_s8 (the inputs'
  * rescalings are tables).
  */

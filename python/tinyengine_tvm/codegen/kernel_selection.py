@@ -27,7 +27,7 @@ import numpy as np
 from ..kernel_graph import KernelGraph, Step, Tensor
 from ..kernels.arm_packing import (PackingRefused, check_depthwise, check_fc, is_line_depthwise, pack_add, pack_conv,
                                    pack_conv_s16, pack_depthwise, pack_depthwise_line, pack_fc, pack_fc_s16,
-                                   pack_lstm_s8, pack_depthwise_line_s16, pack_transpose_conv)
+                                   pack_lstm_s8, pack_depthwise_line_s16, pack_svdf_s8, pack_transpose_conv)
 
 #: Cores whose optimized kernels exist (all three have the DSP extension).
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m55")
@@ -153,6 +153,14 @@ def _select_lstm(ed: _Editor, step: Step) -> None:
     ed.rewrite(step, kernel, [0, 4], [packed], ["packed"], attrs)  # keeps the input and the sigmoid table
 
 
+def _select_svdf(ed: _Editor, step: Step) -> None:
+    w_feature, w_time = ed.data(step.inputs[1]), ed.data(step.inputs[2])
+    if w_feature is None or w_time is None:
+        raise _Refuse("SVDF weights are not constants")
+    kernel, packed, attrs = pack_svdf_s8(step.attrs, w_feature, w_time)
+    ed.rewrite(step, kernel, [0, 3], [packed], ["packed"], attrs)  # keeps the frame and the bias
+
+
 def _select_batch_matmul(ed: _Editor, step: Step) -> None:
     # both operands are activations: the kernel widens them itself, nothing to pack
     ed.rewrite(step, "te_arm_batch_matmul_s8", [0, 1], [], [], {})
@@ -191,6 +199,7 @@ _HANDLERS: Dict[str, Callable[[_Editor, Step], None]] = {
     "te_lstm_s8": _select_lstm,
     "te_transpose_conv2d_s8": _select_transpose_conv,
     "te_batch_matmul_s8": _select_batch_matmul,
+    "te_svdf_s8": _select_svdf,
     "te_add_s8": _select_add,
     "te_add_inplace_s8": _select_add,
 }

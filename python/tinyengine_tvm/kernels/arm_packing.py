@@ -291,6 +291,23 @@ def pack_transpose_conv(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarr
     return "te_arm_transpose_conv2d_s8", np.concatenate(taps + [tail]), {}
 
 
+def pack_svdf_s8(a: Dict, w_feature: np.ndarray, w_time: np.ndarray) -> Packed:
+    """te_arm_svdf_s8 for a te_svdf_s8 step (int16 state): the feature rows in
+    four-row blocks, then per filter its time weights, zero points folded into
+    the sums' initial values."""
+    filters, inputs, memory = a["num_filters"], a["input_size"], a["memory_size"]
+    f4 = (filters + 3) // 4 * 4
+    rows = np.zeros((f4, inputs), dtype=np.int8)
+    rows[:filters] = w_feature.reshape(filters, inputs)
+    feature = four_row_blocks(rows, -int(a["input_zero_point"]) * rows.astype(np.int64).sum(1))
+    wt = w_time.reshape(filters, memory).astype(np.int64)
+    init = to_i32(-int(a["state_zero_point"]) * wt.sum(1)).astype("<i4").reshape(filters, 1).view(np.int8)
+    padded = np.zeros((filters, memory + (memory & 1)), dtype="<i2")
+    padded[:, :memory] = wt
+    time = np.concatenate([init, padded.view(np.int8)], axis=1).reshape(-1)
+    return "te_arm_svdf_s8", np.concatenate([feature, time]), {}
+
+
 # --------------------------------------------------------------------------- 16x8 (int16 activations)
 def rescale64_params(mult: np.ndarray, shift: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(reduced multiplier, total shift) per channel of TFLite's 64-bit rescaling
