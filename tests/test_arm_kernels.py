@@ -263,7 +263,7 @@ def s16_case(rng, case, edge=False):
         a["filter_offset"] = 0
         kernel = "te_fully_connected_s16"
     else:
-        kernel = "te_depthwise_conv2d_s16" if depthwise else "te_conv2d_s16"
+        kernel = "te_depthwise_conv2d_s16" if depthwise else case["kernel"].replace("_s8", "_s16")
     return dict(case, kernel=kernel, attrs=a, consts=[wt, bias, mult, shift], dtype="int16")
 
 
@@ -466,7 +466,11 @@ def s16_cases():
         D(rng, kh=9, kw=1, ic=1, stride=1, pad="clip", h=15, w=1),
         D(rng, kh=1, kw=3, ic=8, stride=1, pad="same", h=1, w=9, dilation=4),
     ]
-    cases = [s16_case(rng, c, edge=(i in (3, 9))) for i, c in enumerate(convs)]
+    T = transpose_case
+    convs += [T(rng, k=(3, 1), ic=12, oc=12, stride=(2, 1), h=13, w=1), T(rng, k=3, ic=5, oc=7, stride=2, h=4, w=4),
+              T(rng, k=4, ic=8, oc=3, stride=2, h=3, w=5, pad="valid", batch=2),
+              T(rng, k=2, ic=1, oc=4, stride=1, h=5, w=3, pad="clip")]
+    cases = [s16_case(rng, c, edge=(i in (3, 9, 15))) for i, c in enumerate(convs)]
     cases += [s16_case(rng, fc_case(rng, depth=d, outs=o, batch=b), edge=(d == 64))
               for d, o, b in [(12, 6, 1), (64, 10, 1), (33, 7, 2), (1, 3, 1), (300, 16, 1), (5, 1, 3)]]
     return cases
@@ -689,7 +693,8 @@ def test_svdf_dsp_kernel_matches_portable_on_host(tmp_path, tflm):
 
 #: The project's models whose layers have DSP paths: (model builder, kernels the selection must pick).
 DSP_PROJECT_MODELS = {"ds_cnn_1d_model": {"te_arm_depthwise_conv1d_inplace_s8", "te_arm_conv2d_s8"},
-                      "int16_audio_model": {"te_arm_conv2d_s16", "te_arm_fully_connected_s16"},
+                      "int16_audio_model": {"te_arm_conv2d_s16", "te_arm_fully_connected_s16", "te_arm_depthwise_conv1d_s16",
+                                            "te_arm_transpose_conv2d_s16"},
                       "mnist_lstm_model": {"te_arm_lstm_s8", "te_arm_fully_connected_s8"},
                       "odd_lstm": {"te_arm_lstm_s8"},
                       "upsampling_model": {"te_arm_transpose_conv2d_s8"},

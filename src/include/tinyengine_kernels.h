@@ -1867,6 +1867,28 @@ void te_arm_fully_connected_s16(const te_fc_params* p, const int16_t* input,
                                 const int8_t* packed, int16_t* output);
 
 /**
+ * = te_transpose_conv2d_s16 for input_offset == 0.
+ * @param p       as for te_transpose_conv2d_s16.
+ * @param input   [batch, input_h, input_w, input_c] int16.
+ * @param packed  for each filter tap (ky, kx) in row-major order, for each
+ *                output channel o: int16 filter[o][ky][kx][0 .. input_c-1]
+ *                widened, zero-padded to an even count k2; then per output
+ *                channel the 16x8 record's tail: int64 bias, int32 reduced
+ *                multiplier, int32 total shift.
+ * @param output  [batch, output_h, output_w, output_c] int16.
+ * @param scratch te_arm_transpose_conv2d_s16_get_buffer_size(p) bytes.
+ */
+void te_arm_transpose_conv2d_s16(const te_conv_params* p,
+                                 const int16_t* input, const int8_t* packed,
+                                 int16_t* output, void* scratch);
+
+/**
+ * Scratch of te_arm_transpose_conv2d_s16: the int64 sums of one batch,
+ * 8 * output_h * output_w * output_c bytes.
+ */
+int32_t te_arm_transpose_conv2d_s16_get_buffer_size(const te_conv_params* p);
+
+/**
  * = te_lstm_s8 (same state, same scratch) with the gate projections on
  * packed weights.
  * @param p      as for te_lstm_s8.

@@ -27,7 +27,8 @@ import numpy as np
 from ..kernel_graph import KernelGraph, Step, Tensor
 from ..kernels.arm_packing import (PackingRefused, check_depthwise, check_fc, is_line_depthwise, pack_add, pack_conv,
                                    pack_conv_s16, pack_depthwise, pack_depthwise_line, pack_fc, pack_fc_s16,
-                                   pack_lstm_s8, pack_depthwise_line_s16, pack_svdf_s8, pack_transpose_conv)
+                                   pack_lstm_s8, pack_depthwise_line_s16, pack_svdf_s8, pack_transpose_conv,
+                                   pack_transpose_conv_s16)
 
 #: Cores whose optimized kernels exist (all three have the DSP extension).
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m55")
@@ -140,6 +141,11 @@ def _select_transpose_conv(ed: _Editor, step: Step) -> None:
     ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
 
 
+def _select_transpose_conv_s16(ed: _Editor, step: Step) -> None:
+    kernel, packed, attrs = pack_transpose_conv_s16(step.attrs, *_conv_constants(ed, step))
+    ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
+
+
 def _select_fc_s16(ed: _Editor, step: Step) -> None:
     kernel, packed, attrs = pack_fc_s16(step.attrs, *_conv_constants(ed, step))
     ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
@@ -198,6 +204,7 @@ _HANDLERS: Dict[str, Callable[[_Editor, Step], None]] = {
     "te_depthwise_conv2d_s16": _select_depthwise_s16,
     "te_lstm_s8": _select_lstm,
     "te_transpose_conv2d_s8": _select_transpose_conv,
+    "te_transpose_conv2d_s16": _select_transpose_conv_s16,
     "te_batch_matmul_s8": _select_batch_matmul,
     "te_svdf_s8": _select_svdf,
     "te_add_s8": _select_add,

@@ -177,6 +177,9 @@ ARM: Dict[str, KernelSpec] = {
     # the portable SVDF's state and scratch; inputs: the frame, the bias, the packed weights
     "te_arm_svdf_s8": KernelSpec("SVDF", "arm/arm_svdf_s8.cc", ["p", "in0", "in1", "in2", "state", "out", "scratch"],
                                  "te_svdf_params", _svdf_s8.macs, scratch=_svdf_s8.scratch, state=_svdf_s8.state),
+    "te_arm_transpose_conv2d_s16": KernelSpec(
+        "TRANSPOSE_CONV", "arm/arm_conv_s16.cc", ["p", "in0", "in1", "out", "scratch"], "te_conv_params",
+        TAGGED["te_transpose_conv2d_s16"].macs, scratch=TAGGED["te_transpose_conv2d_s16"].scratch),
     "te_arm_conv2d_w16_s8": KernelSpec("CONV_2D", "arm/arm_conv_s8.cc", ["p", "in0", "in1", "out", "scratch"],
                                        "te_conv_params", conv_macs, scratch=arm_conv_scratch),
 }

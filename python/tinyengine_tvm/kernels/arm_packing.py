@@ -355,6 +355,20 @@ def pack_fc_s16(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shif
     return "te_arm_fully_connected_s16", pack_s16_records(rows, bias, mult, shift), {}
 
 
+def pack_transpose_conv_s16(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> Packed:
+    """te_arm_transpose_conv2d_s16 for a te_transpose_conv2d_s16 step (input zero point 0):
+    per filter tap the output channels' rows widened to int16, then the 16x8 tails."""
+    if a["input_offset"] != 0:
+        raise PackingRefused("16x8 input zero point != 0")
+    oc, kh, kw, ic = a["output_c"], a["kernel_h"], a["kernel_w"], a["input_c"]
+    wt = w.reshape(oc, kh, kw, ic)
+    k2 = ic + (ic & 1)
+    rows = np.zeros((kh, kw, oc, k2), dtype="<i2")
+    rows[..., :ic] = wt.transpose(1, 2, 0, 3)
+    tails = pack_s16_records(np.zeros((oc, 0), dtype=np.int8), bias, mult, shift)
+    return "te_arm_transpose_conv2d_s16", np.concatenate([rows.view(np.int8).reshape(-1), tails]), {}
+
+
 def pack_depthwise_line_s16(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray,
                             shift: np.ndarray) -> Packed:
     """te_arm_depthwise_conv1d_s16 for a te_depthwise_conv2d_s16 step along one axis."""

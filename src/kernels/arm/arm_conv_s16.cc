@@ -17,6 +17,12 @@
 // count k2), then int64 bias, int32 reduced multiplier, int32 total shift.
 // Output channels are computed two at a time, so each input pair is loaded
 // once for two SMLALDs.
+//
+// te_arm_transpose_conv2d_s16 is TRANSPOSE_CONV's scatter (as
+// te_transpose_conv2d_s16 computes it) with the same SMLALD products: for
+// every input pixel and every filter tap landing inside the output, the
+// pixel's products with that tap's rows are added to the output pixel's
+// int64 sums (exact, whatever the order).
 #include "arm_dsp.h"
 #include "tinyengine_kernels.h"
 
@@ -124,6 +130,63 @@ extern "C" void te_arm_conv2d_s16(const te_conv_params* p, const int16_t* input,
 }
 
 extern "C" int32_t te_arm_conv2d_s16_get_buffer_size(const te_conv_params* p) { return 2 * conv_k2(p); }
+
+extern "C" void te_arm_transpose_conv2d_s16(const te_conv_params* p, const int16_t* input, const int8_t* packed,
+                                            int16_t* output, void* scratch) {
+  const int32_t ic = p->input_c, oc = p->output_c, k2 = (ic + 1) & ~1;
+  const int32_t pairs = ic >> 1;
+  const int32_t row_bytes = 2 * k2, tap_bytes = oc * row_bytes;
+  const int32_t pixels = p->output_h * p->output_w;
+  const int8_t* tails = packed + p->kernel_h * p->kernel_w * tap_bytes;  // 16x8 record tails, per channel
+  int64_t* sums = static_cast<int64_t*>(scratch);                         // [output_h, output_w, output_c]
+  for (int32_t b = 0; b < p->batch; ++b) {
+    memset(sums, 0, 8 * pixels * oc);
+    const int16_t* in_b = input + b * p->input_h * p->input_w * ic;
+    for (int32_t iy = 0; iy < p->input_h; ++iy) {
+      for (int32_t ix = 0; ix < p->input_w; ++ix) {
+        const int16_t* x = in_b + (iy * p->input_w + ix) * ic;
+        const int32_t oy0 = iy * p->stride_h - p->pad_top, ox0 = ix * p->stride_w - p->pad_left;
+        for (int32_t ky = 0; ky < p->kernel_h; ++ky) {
+          const int32_t oy = oy0 + ky;
+          if (oy < 0 || oy >= p->output_h) continue;
+          for (int32_t kx = 0; kx < p->kernel_w; ++kx) {
+            const int32_t ox = ox0 + kx;
+            if (ox < 0 || ox >= p->output_w) continue;
+            int64_t* acc = sums + (oy * p->output_w + ox) * oc;
+            const int8_t* r = packed + (ky * p->kernel_w + kx) * tap_bytes;
+            int32_t o = 0;
+            for (; o + 1 < oc; o += 2, r += 2 * row_bytes) {
+              const int16_t* w0 = reinterpret_cast<const int16_t*>(r);
+              const int16_t* w1 = reinterpret_cast<const int16_t*>(r + row_bytes);
+              int64_t a0 = acc[o], a1 = acc[o + 1];
+              dot_rows(x, w0, w1, pairs, a0, a1);
+              if (ic & 1) {  // the pixel's last, unpaired value: no read past it
+                a0 += static_cast<int64_t>(x[ic - 1]) * w0[ic - 1];
+                a1 += static_cast<int64_t>(x[ic - 1]) * w1[ic - 1];
+              }
+              acc[o] = a0, acc[o + 1] = a1;
+            }
+            if (o < oc) {
+              const int16_t* w0 = reinterpret_cast<const int16_t*>(r);
+              int64_t a0 = acc[o];
+              dot_row(x, w0, pairs, a0);
+              if (ic & 1) a0 += static_cast<int64_t>(x[ic - 1]) * w0[ic - 1];
+              acc[o] = a0;
+            }
+          }
+        }
+      }
+    }
+    int16_t* out = output + b * pixels * oc;
+    for (int32_t i = 0; i < pixels * oc; ++i) {
+      out[i] = te_arm::finish_s16(sums[i], tails + 16 * (i % oc), p->output_offset, p->act_min, p->act_max);
+    }
+  }
+}
+
+extern "C" int32_t te_arm_transpose_conv2d_s16_get_buffer_size(const te_conv_params* p) {
+  return 8 * p->output_h * p->output_w * p->output_c;
+}
 
 extern "C" void te_arm_fully_connected_s16(const te_fc_params* p, const int16_t* input, const int8_t* packed,
                                            int16_t* output) {
