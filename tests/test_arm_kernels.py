@@ -513,6 +513,37 @@ def test_line_depthwise_kernel_for_1d_shapes():
     assert [s.kernel for s in opt.steps] == ["te_arm_depthwise_conv1d_s8"] * 2 + ["te_arm_depthwise_conv2d_3x3s1_s8"]
 
 
+def test_new_paths_refuse_what_they_do_not_handle():
+    """The DSP paths of this family refuse (portable kept, reason noted) what they are not exact for."""
+    from tinyengine_tvm.kernels.arm_packing import PackingRefused, rescale64_params
+
+    rng = np.random.default_rng(9)
+
+    def with_attrs(case, **attrs):
+        return dict(case, attrs=dict(case["attrs"], **attrs))
+
+    cases = [  # (case, reason)
+        (with_attrs(s16_case(rng, conv_case(rng, kh=1, ic=4, oc=4, stride=1, pad="valid", h=2, w=2)), input_offset=3),
+         "16x8 input zero point"),
+        (with_attrs(s16_case(rng, fc_case(rng, depth=8, outs=4)), filter_offset=1),
+         "16x8 fully connected with a nonzero"),
+        (s16_case(rng, conv_case(rng, kh=3, kw=3, ic=4, stride=1, pad="same", h=5, w=5, depthwise=True)),
+         "not along one axis"),
+        (s16_case(rng, conv_case(rng, kh=600, kw=1, ic=2, stride=1, pad="valid", h=600, w=1, depthwise=True)),
+         "512 or more taps"),
+    ]
+    for case, reason in cases:
+        graph, report = select_kernels(build_graph([case]), "cortex-m7")
+        assert not graph.steps[0].kernel.startswith("te_arm_"), reason
+        assert reason in report["refused"][0][2] and reason in graph.steps[0].notes["kernel_note"]
+    with pytest.raises(PackingRefused, match="16x8 requantization shift"):
+        rescale64_params(np.array([1 << 30]), np.array([15]))
+    dm2 = conv_case(rng, kh=3, kw=1, ic=4, stride=1, pad="same", h=9, w=1, depthwise=True)
+    dm2["attrs"]["depth_multiplier"] = 2
+    graph, report = select_kernels(build_graph([dm2]), "cortex-m4")
+    assert "depth multiplier" in report["refused"][0][2]
+
+
 def test_no_dsp_core_keeps_portable_kernels():
     from tinyengine_tvm.targets.cores import Core
 
