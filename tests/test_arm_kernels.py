@@ -653,14 +653,14 @@ def test_shared_models_with_dsp_kernels_match_tflm(model, board, dsp_models, arm
 
 
 def lstm_model(seed=0, batch=1, steps=5, features=7, units=5, time_major=False, low=-1.0, cell_clip=0.0,
-               hidden_range=(-1.0, 1.0)) -> bytes:
-    """One int8 UNIDIRECTIONAL_SEQUENCE_LSTM over a [batch, steps, features] input
-    ([steps, batch, features] when time_major); ``low`` and ``hidden_range`` move the
-    input and hidden zero points."""
+               hidden_range=(-1.0, 1.0), dtype="int8") -> bytes:
+    """One UNIDIRECTIONAL_SEQUENCE_LSTM (int8, or 16x8 with dtype int16) over a
+    [batch, steps, features] input ([steps, batch, features] when time_major);
+    ``low`` and ``hidden_range`` move the int8 input and hidden zero points."""
     from tinyengine_tvm.modelgen.quantized_ops import QuantizedGraph
 
     g = QuantizedGraph(seed)
-    x = g.input((steps, batch, features) if time_major else (batch, steps, features), low, 1.0)
+    x = g.input((steps, batch, features) if time_major else (batch, steps, features), low, 1.0, dtype=dtype)
     return g.finish(g.lstm(x, units, time_major=time_major, cell_clip=cell_clip, hidden_range=hidden_range))
 
 
@@ -668,7 +668,11 @@ LSTM_SHAPES = [dict(units=1, features=1), dict(units=3, features=4, low=0.0, hid
                dict(units=5, features=7, batch=2, hidden_range=(-1.0, 0.3)),
                dict(units=8, features=28, steps=3, time_major=True, batch=2, hidden_range=(-0.2, 1.0)),
                dict(units=20, features=28, low=-0.3), dict(units=33, features=6, steps=2, cell_clip=0.5),
-               dict(units=2, features=13, low=0.5)]
+               dict(units=2, features=13, low=0.5),
+               # 16x8
+               dict(units=5, features=7, dtype="int16"), dict(units=3, features=1, batch=2, dtype="int16"),
+               dict(units=8, features=28, steps=3, time_major=True, dtype="int16"),
+               dict(units=20, features=9, cell_clip=0.5, dtype="int16")]
 
 
 def test_lstm_dsp_kernel_matches_portable_on_host(tmp_path, tflm):
@@ -679,7 +683,8 @@ def test_lstm_dsp_kernel_matches_portable_on_host(tmp_path, tflm):
         path = tmp_path / f"lstm{k}.tflite"
         path.write_bytes(data)
         portable, dsp = te.compile(str(path)), te.compile(str(path), core="cortex-m4")
-        assert {o["kernel"] for o in dsp.metadata["ops"]} == {"te_arm_lstm_s8"}, dsp.metadata["kernel_selection"]
+        want_kernel = "te_arm_lstm_s16" if shape.get("dtype") == "int16" else "te_arm_lstm_s8"
+        assert {o["kernel"] for o in dsp.metadata["ops"]} == {want_kernel}, dsp.metadata["kernel_selection"]
         for seed in (0, 1):
             x = random_inputs(dsp.metadata["inputs"], seed)
             portable.reset(), dsp.reset()
@@ -728,6 +733,7 @@ DSP_PROJECT_MODELS = {"ds_cnn_1d_model": {"te_arm_depthwise_conv1d_inplace_s8", 
                                             "te_arm_transpose_conv2d_s16"},
                       "mnist_lstm_model": {"te_arm_lstm_s8", "te_arm_fully_connected_s8"},
                       "odd_lstm": {"te_arm_lstm_s8"},
+                      "odd_lstm_s16": {"te_arm_lstm_s16"},
                       "upsampling_model": {"te_arm_transpose_conv2d_s8"},
                       "batch_matmul_model": {"te_arm_batch_matmul_s8"},
                       "svdf_kws_model": {"te_arm_svdf_s8"}}
@@ -741,7 +747,11 @@ def dsp_project_models(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("dsp-project-models"))
     out = {}
     for m in DSP_PROJECT_MODELS:
-        data = lstm_model(seed=3, **LSTM_SHAPES[3]) if m == "odd_lstm" else getattr(quantized_ops, m)()
+        if m.startswith("odd_lstm"):
+            shape = dict(units=7, features=9, batch=2, steps=3, dtype="int16" if m.endswith("s16") else "int8")
+            data = lstm_model(seed=3, **shape)
+        else:
+            data = getattr(quantized_ops, m)()
         path = os.path.join(root, f"{m}.tflite")
         with open(path, "wb") as f:
             f.write(data)

@@ -1924,6 +1924,34 @@ int32_t te_arm_lstm_s8_get_state_size(const te_lstm_params* p);
 void te_arm_lstm_s8_reset_state(const te_lstm_params* p, void* state);
 
 /**
+ * = te_lstm_s16 (same state, same scratch) for zero points 0, with the gate
+ * rows widened to int16.
+ * @param p      as for te_lstm_s16 (input and hidden zero points 0).
+ * @param input  as for te_lstm_s16.
+ * @param table  [256] sigmoid_table_s16().
+ * @param packed int16 input_weights as [4 * units, round_up2(input_size)]
+ *               (row g * units + r: gate g, unit r; zero-padded), then
+ *               recurrent_weights as [4 * units, round_up2(units)], then
+ *               int64 bias [4 * units].
+ * @param state  te_arm_lstm_s16_get_state_size(p) bytes, te_lstm_s16's
+ *               layout; set by te_arm_lstm_s16_reset_state().
+ * @param output as for te_lstm_s16.
+ * @param scratch te_arm_lstm_s16_get_buffer_size(p) bytes.
+ */
+void te_arm_lstm_s16(const te_lstm_params* p, const int16_t* input,
+                     const uint16_t* table, const int8_t* packed, void* state,
+                     int16_t* output, void* scratch);
+
+/** Scratch of te_arm_lstm_s16: the four int16 gates of one step, 8 * units bytes. */
+int32_t te_arm_lstm_s16_get_buffer_size(const te_lstm_params* p);
+
+/** Persistent state of te_arm_lstm_s16: = te_lstm_s16_get_state_size. */
+int32_t te_arm_lstm_s16_get_state_size(const te_lstm_params* p);
+
+/** = te_lstm_s16_reset_state. */
+void te_arm_lstm_s16_reset_state(const te_lstm_params* p, void* state);
+
+/**
  * = te_transpose_conv2d_s8.
  * @param p       as for te_transpose_conv2d_s8.
  * @param input   [batch, input_h, input_w, input_c] int8.

@@ -28,7 +28,7 @@ from ..kernel_graph import KernelGraph, Step, Tensor
 from ..kernels.arm_packing import (PackingRefused, check_depthwise, check_fc, is_line_depthwise, pack_add, pack_conv,
                                    pack_conv_s16, pack_depthwise, pack_depthwise_line, pack_fc, pack_fc_s16,
                                    pack_lstm_s8, pack_depthwise_line_s16, pack_svdf_s8, pack_transpose_conv,
-                                   pack_transpose_conv_s16)
+                                   pack_transpose_conv_s16, pack_lstm_s16)
 
 #: Cores whose optimized kernels exist (all three have the DSP extension).
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m55")
@@ -155,7 +155,8 @@ def _select_lstm(ed: _Editor, step: Step) -> None:
     wx, wh, bias = (ed.data(i) for i in step.inputs[1:4])
     if wx is None or wh is None or bias is None:
         raise _Refuse("LSTM weights or bias are not constants")
-    kernel, packed, attrs = pack_lstm_s8(step.attrs, wx, wh, bias)
+    pack = pack_lstm_s16 if step.kernel == "te_lstm_s16" else pack_lstm_s8
+    kernel, packed, attrs = pack(step.attrs, wx, wh, bias)
     ed.rewrite(step, kernel, [0, 4], [packed], ["packed"], attrs)  # keeps the input and the sigmoid table
 
 
@@ -203,6 +204,7 @@ _HANDLERS: Dict[str, Callable[[_Editor, Step], None]] = {
     "te_fully_connected_s16": _select_fc_s16,
     "te_depthwise_conv2d_s16": _select_depthwise_s16,
     "te_lstm_s8": _select_lstm,
+    "te_lstm_s16": _select_lstm,
     "te_transpose_conv2d_s8": _select_transpose_conv,
     "te_transpose_conv2d_s16": _select_transpose_conv_s16,
     "te_batch_matmul_s8": _select_batch_matmul,

@@ -21,6 +21,7 @@ conv_macs = TAGGED["te_conv2d_s8"].macs
 conv_s16_macs = TAGGED["te_conv2d_s16"].macs
 fc_s16_macs = TAGGED["te_fully_connected_s16"].macs
 _lstm_s8 = TAGGED["te_lstm_s8"]
+_lstm_s16 = TAGGED["te_lstm_s16"]
 _svdf_s8 = TAGGED["te_svdf_s8"]
 depthwise_macs = TAGGED["te_depthwise_conv2d_s8"].macs
 fc_macs = TAGGED["te_fully_connected_s8"].macs
@@ -174,6 +175,9 @@ ARM: Dict[str, KernelSpec] = {
     "te_arm_batch_matmul_s8": KernelSpec(
         "BATCH_MATMUL", "arm/arm_batch_matmul_s8.cc", ["p", "in0", "in1", "out", "scratch"], "te_batch_matmul_params",
         TAGGED["te_batch_matmul_s8"].macs, scratch=batch_matmul_scratch),
+    "te_arm_lstm_s16": KernelSpec("UNIDIRECTIONAL_SEQUENCE_LSTM", "arm/arm_lstm_s8.cc",
+                                  ["p", "in0", "in1", "in2", "state", "out", "scratch"], "te_lstm_params",
+                                  _lstm_s16.macs, scratch=_lstm_s16.scratch, state=_lstm_s16.state),
     # the portable SVDF's state and scratch; inputs: the frame, the bias, the packed weights
     "te_arm_svdf_s8": KernelSpec("SVDF", "arm/arm_svdf_s8.cc", ["p", "in0", "in1", "in2", "state", "out", "scratch"],
                                  "te_svdf_params", _svdf_s8.macs, scratch=_svdf_s8.scratch, state=_svdf_s8.state),

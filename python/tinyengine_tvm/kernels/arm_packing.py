@@ -355,6 +355,22 @@ def pack_fc_s16(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shif
     return "te_arm_fully_connected_s16", pack_s16_records(rows, bias, mult, shift), {}
 
 
+def pack_lstm_s16(a: Dict, wx: np.ndarray, wh: np.ndarray, bias: np.ndarray) -> Packed:
+    """te_arm_lstm_s16 for a te_lstm_s16 step (zero points 0): both projections' gate
+    rows widened to int16 and zero-padded to even lengths, then the int64 bias."""
+    if a["input_zero_point"] != 0 or a["hidden_zero_point"] != 0:
+        raise PackingRefused("16x8 LSTM with a nonzero input or hidden zero point")
+    units, depth = a["units"], a["input_size"]
+
+    def widened(rows, n):
+        out = np.zeros((4 * units, n + (n & 1)), dtype="<i2")
+        out[:, :n] = rows.reshape(4 * units, n)
+        return out.view(np.int8).reshape(-1)
+
+    b = np.asarray(bias, dtype=np.int64).reshape(-1).astype("<i8").view(np.int8)
+    return "te_arm_lstm_s16", np.concatenate([widened(wx, depth), widened(wh, units), b]), {}
+
+
 def pack_transpose_conv_s16(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> Packed:
     """te_arm_transpose_conv2d_s16 for a te_transpose_conv2d_s16 step (input zero point 0):
     per filter tap the output channels' rows widened to int16, then the 16x8 tails."""

@@ -31,33 +31,6 @@ namespace {
 // Bytes of one output channel's record.
 inline int32_t record_bytes(int32_t k2) { return 2 * k2 + 16; }
 
-// acc0 += x . w0 and acc1 += x . w1 over `pairs` int16 pairs.
-inline void dot_rows(const int16_t* x, const int16_t* w0, const int16_t* w1, int32_t pairs, int64_t& acc0,
-                     int64_t& acc1) {
-  int64_t a0 = acc0, a1 = acc1;
-  for (; pairs >= 2; pairs -= 2, x += 4, w0 += 4, w1 += 4) {
-    const int32_t xa = static_cast<int32_t>(te_arm::load32(x)), xb = static_cast<int32_t>(te_arm::load32(x + 2));
-    a0 = te_arm::smlald(xa, static_cast<int32_t>(te_arm::load32(w0)), a0);
-    a1 = te_arm::smlald(xa, static_cast<int32_t>(te_arm::load32(w1)), a1);
-    a0 = te_arm::smlald(xb, static_cast<int32_t>(te_arm::load32(w0 + 2)), a0);
-    a1 = te_arm::smlald(xb, static_cast<int32_t>(te_arm::load32(w1 + 2)), a1);
-  }
-  if (pairs) {
-    const int32_t xa = static_cast<int32_t>(te_arm::load32(x));
-    a0 = te_arm::smlald(xa, static_cast<int32_t>(te_arm::load32(w0)), a0);
-    a1 = te_arm::smlald(xa, static_cast<int32_t>(te_arm::load32(w1)), a1);
-  }
-  acc0 = a0, acc1 = a1;
-}
-
-inline void dot_row(const int16_t* x, const int16_t* w, int32_t pairs, int64_t& acc) {
-  int64_t a = acc;
-  for (; pairs > 0; --pairs, x += 2, w += 2) {
-    a = te_arm::smlald(static_cast<int32_t>(te_arm::load32(x)), static_cast<int32_t>(te_arm::load32(w)), a);
-  }
-  acc = a;
-}
-
 // All output channels of one input column x (k2 int16) into out.
 void gemv(const int16_t* x, int32_t k2, const int8_t* packed, int32_t outs, int16_t* out, int32_t out_offset,
           int32_t act_min, int32_t act_max) {
@@ -67,13 +40,13 @@ void gemv(const int16_t* x, int32_t k2, const int8_t* packed, int32_t outs, int1
   int32_t o = 0;
   for (; o + 1 < outs; o += 2, r += 2 * rec) {
     int64_t acc0 = 0, acc1 = 0;
-    dot_rows(x, reinterpret_cast<const int16_t*>(r), reinterpret_cast<const int16_t*>(r + rec), pairs, acc0, acc1);
+    te_arm::dot2_s16(x, reinterpret_cast<const int16_t*>(r), reinterpret_cast<const int16_t*>(r + rec), pairs, acc0, acc1);
     out[o] = te_arm::finish_s16(acc0, r + 2 * k2, out_offset, act_min, act_max);
     out[o + 1] = te_arm::finish_s16(acc1, r + rec + 2 * k2, out_offset, act_min, act_max);
   }
   if (o < outs) {
     int64_t acc = 0;
-    dot_row(x, reinterpret_cast<const int16_t*>(r), pairs, acc);
+    te_arm::dot1_s16(x, reinterpret_cast<const int16_t*>(r), pairs, acc);
     out[o] = te_arm::finish_s16(acc, r + 2 * k2, out_offset, act_min, act_max);
   }
 }
@@ -159,7 +132,7 @@ extern "C" void te_arm_transpose_conv2d_s16(const te_conv_params* p, const int16
               const int16_t* w0 = reinterpret_cast<const int16_t*>(r);
               const int16_t* w1 = reinterpret_cast<const int16_t*>(r + row_bytes);
               int64_t a0 = acc[o], a1 = acc[o + 1];
-              dot_rows(x, w0, w1, pairs, a0, a1);
+              te_arm::dot2_s16(x, w0, w1, pairs, a0, a1);
               if (ic & 1) {  // the pixel's last, unpaired value: no read past it
                 a0 += static_cast<int64_t>(x[ic - 1]) * w0[ic - 1];
                 a1 += static_cast<int64_t>(x[ic - 1]) * w1[ic - 1];
@@ -169,7 +142,7 @@ extern "C" void te_arm_transpose_conv2d_s16(const te_conv_params* p, const int16
             if (o < oc) {
               const int16_t* w0 = reinterpret_cast<const int16_t*>(r);
               int64_t a0 = acc[o];
-              dot_row(x, w0, pairs, a0);
+              te_arm::dot1_s16(x, w0, pairs, a0);
               if (ic & 1) a0 += static_cast<int64_t>(x[ic - 1]) * w0[ic - 1];
               acc[o] = a0;
             }
@@ -202,7 +175,7 @@ extern "C" void te_arm_fully_connected_s16(const te_fc_params* p, const int16_t*
       for (int32_t o = 0; o < p->output_depth; ++o, r += rec) {
         const int16_t* w = reinterpret_cast<const int16_t*>(r);
         int64_t acc = 0;
-        dot_row(in, w, (depth - 1) >> 1, acc);
+        te_arm::dot1_s16(in, w, (depth - 1) >> 1, acc);
         acc += static_cast<int64_t>(in[depth - 1]) * w[depth - 1];
         out[o] = te_arm::finish_s16(acc, r + 2 * k2, p->output_offset, p->act_min, p->act_max);
       }

@@ -249,6 +249,34 @@ inline int8_t finish(int32_t v, int32_t out_offset, int32_t lo, int32_t hi) {
   return static_cast<int8_t>(v);
 }
 
+// 16x8 dot products in 64 bits (exact): acc0 += x . w0 and acc1 += x . w1 over
+// `pairs` int16 pairs (x may be 2-byte aligned; w0, w1 word-aligned rows).
+inline void dot2_s16(const int16_t* x, const int16_t* w0, const int16_t* w1, int32_t pairs, int64_t& acc0,
+                     int64_t& acc1) {
+  int64_t a0 = acc0, a1 = acc1;
+  for (; pairs >= 2; pairs -= 2, x += 4, w0 += 4, w1 += 4) {
+    const int32_t xa = static_cast<int32_t>(load32(x)), xb = static_cast<int32_t>(load32(x + 2));
+    a0 = smlald(xa, static_cast<int32_t>(load32(w0)), a0);
+    a1 = smlald(xa, static_cast<int32_t>(load32(w1)), a1);
+    a0 = smlald(xb, static_cast<int32_t>(load32(w0 + 2)), a0);
+    a1 = smlald(xb, static_cast<int32_t>(load32(w1 + 2)), a1);
+  }
+  if (pairs) {
+    const int32_t xa = static_cast<int32_t>(load32(x));
+    a0 = smlald(xa, static_cast<int32_t>(load32(w0)), a0);
+    a1 = smlald(xa, static_cast<int32_t>(load32(w1)), a1);
+  }
+  acc0 = a0, acc1 = a1;
+}
+
+inline void dot1_s16(const int16_t* x, const int16_t* w, int32_t pairs, int64_t& acc) {
+  int64_t a = acc;
+  for (; pairs > 0; --pairs, x += 2, w += 2) {
+    a = smlald(static_cast<int32_t>(load32(x)), static_cast<int32_t>(load32(w)), a);
+  }
+  acc = a;
+}
+
 // 16x8 output: bias, TFLite's 64-bit rescaling, output offset and clamp,
 // from a channel's {int64 bias, int32 reduced multiplier, int32 total shift}
 // at tail (the 16x8 record of tinyengine_kernels.h): the expression of

@@ -16,6 +16,10 @@
 // Packed weights (tinyengine_kernels.h at te_arm_lstm_s8): the 4 * units
 // gate rows (gate g, unit r is row g * units + r) in blocks of four rows,
 // first the input projection's blocks, then the recurrent projection's.
+//
+// te_arm_lstm_s16 (16x8: int16 input and hidden state, int64 bias, zero
+// points 0) does the same with the rows widened to int16 and SMLALD (two
+// gate rows per input pair, 64-bit sums as te_lstm_s16's: exact).
 #include "arm_dsp.h"
 #include "fixed_point.h"
 #include "lstm_cell.h"
@@ -33,7 +37,63 @@ inline void block_sums(const int8_t* blk, const int8_t* x, int32_t depth, int32_
   te_arm::dot4_rows(x, w, depth >> 2, depth & 3, acc);
 }
 
+// 16x8: acc0 / acc1 += x . w0 / w1 over n int16 values (rows k2 long,
+// zero-padded); the last, unpaired value of an odd n is taken alone so that
+// x is not read past its end.
+inline void rows_s16(const int16_t* x, const int16_t* w0, const int16_t* w1, int32_t n, int64_t& acc0,
+                     int64_t& acc1) {
+  te_arm::dot2_s16(x, w0, w1, n >> 1, acc0, acc1);
+  if (n & 1) {
+    acc0 += static_cast<int64_t>(x[n - 1]) * w0[n - 1];
+    acc1 += static_cast<int64_t>(x[n - 1]) * w1[n - 1];
+  }
+}
+
 }  // namespace
+
+extern "C" void te_arm_lstm_s16(const te_lstm_params* p, const int16_t* input, const uint16_t* table,
+                                const int8_t* packed, void* state, int16_t* output, void* scratch) {
+  const int32_t units = p->units, in = p->input_size, rows = 4 * units;
+  const int32_t kx = (in + 1) & ~1, kh = (units + 1) & ~1;
+  const int16_t* wx = reinterpret_cast<const int16_t*>(packed);  // [rows, kx]
+  const int16_t* wh = wx + rows * kx;                             // [rows, kh]
+  const int8_t* bias = reinterpret_cast<const int8_t*>(wh + rows * kh);  // int64 [rows]
+  int16_t* cells = static_cast<int16_t*>(state);
+  int16_t* hidden = cells + p->batch * units;
+  int16_t* gates = static_cast<int16_t*>(scratch);
+  for (int32_t b = 0; b < p->batch; ++b) {
+    int16_t* c = cells + b * units;
+    int16_t* h = hidden + b * units;
+    for (int32_t t = 0; t < p->time; ++t) {
+      const int32_t row = p->time_major ? t * p->batch + b : b * p->time + t;
+      const int16_t* x = input + row * in;
+      // rows is a multiple of 4: gate rows two at a time
+      for (int32_t r = 0; r < rows; r += 2) {
+        int64_t ax[2], ah[2] = {0, 0};
+        memcpy(ax, bias + 8 * r, 16);
+        rows_s16(x, wx + r * kx, wx + (r + 1) * kx, in, ax[0], ax[1]);
+        rows_s16(h, wh + r * kh, wh + (r + 1) * kh, units, ah[0], ah[1]);
+        for (int32_t k = 0; k < 2; ++k) {
+          const int g = (r + k) / units;
+          const int32_t from_input = te_lstm::saturate_s16(
+              te::rescale_accumulator(ax[k], p->input_multiplier[g], p->input_shift[g]));
+          const int32_t from_hidden = te_lstm::saturate_s16(
+              te::rescale_accumulator(ah[k], p->recurrent_multiplier[g], p->recurrent_shift[g]));
+          gates[r + k] = te_lstm::gate_activation(p, table, g, te_lstm::saturate_s16(from_input + from_hidden));
+        }
+      }
+      te_lstm::update_cell_and_hidden<int16_t, INT16_MIN, INT16_MAX>(p, table, gates, c, h, output + row * units);
+    }
+  }
+}
+
+extern "C" int32_t te_arm_lstm_s16_get_buffer_size(const te_lstm_params* p) { return 4 * p->units * 2; }
+
+extern "C" int32_t te_arm_lstm_s16_get_state_size(const te_lstm_params* p) { return p->batch * p->units * 4; }
+
+extern "C" void te_arm_lstm_s16_reset_state(const te_lstm_params* p, void* state) {
+  te_lstm::reset_state<int16_t>(p, state);
+}
 
 extern "C" void te_arm_lstm_s8(const te_lstm_params* p, const int8_t* input, const uint16_t* table,
                                const int8_t* packed, void* state, int8_t* output, void* scratch) {
