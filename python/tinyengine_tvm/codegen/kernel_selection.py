@@ -3,9 +3,10 @@
 ``select_kernels(graph, core)`` rewrites the steps of a planned-to-be
 :class:`KernelGraph` whose shapes an optimized kernel of ``src/kernels/arm/``
 handles, for a core with the DSP extension (Cortex-M4, M7, M55): the step
-calls the optimized kernel and its constants are re-laid-out, in Python,
-for it (constants belong to the generated code, so packing them costs nothing
-at run time).  Everything else keeps its portable kernel, which stays the
+calls the optimized kernel (convolutions, 1-D and 2-D depthwise, fully
+connected, ADD, TRANSPOSE_CONV, BATCH_MATMUL, LSTM, SVDF, int8 and 16x8) and
+its constants are re-laid-out, in Python, for it (constants belong to the
+generated code, so packing them costs nothing at run time).  Everything else keeps its portable kernel, which stays the
 reference and the fallback; each step whose optimized kernel was refused
 records why in the step's ``notes["kernel_note"]``.
 
@@ -26,9 +27,9 @@ import numpy as np
 
 from ..kernel_graph import KernelGraph, Step, Tensor
 from ..kernels.arm_packing import (PackingRefused, check_depthwise, check_fc, is_line_depthwise, pack_add, pack_conv,
-                                   pack_conv_s16, pack_depthwise, pack_depthwise_line, pack_fc, pack_fc_s16,
-                                   pack_lstm_s8, pack_depthwise_line_s16, pack_svdf_s8, pack_transpose_conv,
-                                   pack_transpose_conv_s16, pack_lstm_s16)
+                                   pack_conv_s16, pack_depthwise, pack_depthwise_line, pack_depthwise_line_s16, pack_fc,
+                                   pack_fc_s16, pack_lstm_s8, pack_lstm_s16, pack_svdf_s8, pack_transpose_conv,
+                                   pack_transpose_conv_s16)
 
 #: Cores whose optimized kernels exist (all three have the DSP extension).
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m55")
@@ -126,29 +127,15 @@ def _select_fc(ed: _Editor, step: Step) -> None:
     ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
 
 
-def _select_conv_s16(ed: _Editor, step: Step) -> None:
-    kernel, packed, attrs = pack_conv_s16(step.attrs, *_conv_constants(ed, step))
-    ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
+def _packed_by(pack: Callable) -> Callable[[_Editor, Step], None]:
+    """The handler of a step of (input, weights, bias, multiplier, shift) whose
+    optimized kernel takes the input and one array ``pack`` makes of the rest."""
 
+    def select(ed: _Editor, step: Step) -> None:
+        kernel, packed, attrs = pack(step.attrs, *_conv_constants(ed, step))
+        ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
 
-def _select_depthwise_s16(ed: _Editor, step: Step) -> None:
-    kernel, packed, attrs = pack_depthwise_line_s16(step.attrs, *_conv_constants(ed, step))
-    ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
-
-
-def _select_transpose_conv(ed: _Editor, step: Step) -> None:
-    kernel, packed, attrs = pack_transpose_conv(step.attrs, *_conv_constants(ed, step))
-    ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
-
-
-def _select_transpose_conv_s16(ed: _Editor, step: Step) -> None:
-    kernel, packed, attrs = pack_transpose_conv_s16(step.attrs, *_conv_constants(ed, step))
-    ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
-
-
-def _select_fc_s16(ed: _Editor, step: Step) -> None:
-    kernel, packed, attrs = pack_fc_s16(step.attrs, *_conv_constants(ed, step))
-    ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
+    return select
 
 
 def _select_lstm(ed: _Editor, step: Step) -> None:
@@ -200,13 +187,13 @@ _HANDLERS: Dict[str, Callable[[_Editor, Step], None]] = {
     "te_depthwise_conv2d_s8": _select_depthwise,
     "te_depthwise_conv2d_inplace_s8": _select_depthwise,
     "te_fully_connected_s8": _select_fc,
-    "te_conv2d_s16": _select_conv_s16,
-    "te_fully_connected_s16": _select_fc_s16,
-    "te_depthwise_conv2d_s16": _select_depthwise_s16,
+    "te_conv2d_s16": _packed_by(pack_conv_s16),
+    "te_fully_connected_s16": _packed_by(pack_fc_s16),
+    "te_depthwise_conv2d_s16": _packed_by(pack_depthwise_line_s16),
     "te_lstm_s8": _select_lstm,
     "te_lstm_s16": _select_lstm,
-    "te_transpose_conv2d_s8": _select_transpose_conv,
-    "te_transpose_conv2d_s16": _select_transpose_conv_s16,
+    "te_transpose_conv2d_s8": _packed_by(pack_transpose_conv),
+    "te_transpose_conv2d_s16": _packed_by(pack_transpose_conv_s16),
     "te_batch_matmul_s8": _select_batch_matmul,
     "te_svdf_s8": _select_svdf,
     "te_add_s8": _select_add,
