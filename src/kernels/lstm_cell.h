@@ -1,7 +1,7 @@
 // The integer LSTM step that follows the gate projections (TFLM's integer
 // LSTM, no peephole, projection or layer norm), shared by the portable
 // te_lstm_s8/_s16 (te_lstm.cc) and the Cortex-M te_arm_lstm_s8
-// (arm/arm_lstm_s8.cc), which differ only in how they compute the gates'
+// (arm/arm_lstm.cc), which differ only in how they compute the gates'
 // matrix products: the gate activations, the cell and hidden updates and the
 // state layout must be the same code for the two to stay bit-exact.
 // Gates are int16 with scale 2^-12 before and 2^-15 after their activation;

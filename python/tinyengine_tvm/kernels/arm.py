@@ -140,13 +140,13 @@ def _arm_depthwise_specs() -> Dict[str, KernelSpec]:
             "DEPTHWISE_CONV_2D", "arm/arm_depthwise_s8.cc", ["p", "inout", "in1", "inout", "scratch"],
             "te_conv_params", depthwise_macs, scratch=dw_plane_bytes, inplace=True, function=fn)
     specs["te_arm_depthwise_conv1d_s8"] = KernelSpec(
-        "DEPTHWISE_CONV_2D", "arm/arm_depthwise_1d_s8.cc", ["p", "in0", "in1", "out", "scratch"],
+        "DEPTHWISE_CONV_2D", "arm/arm_depthwise_1d.cc", ["p", "in0", "in1", "out", "scratch"],
         "te_conv_params", depthwise_macs, scratch=dw_line_bytes)
     specs["te_arm_depthwise_conv1d_inplace_s8"] = KernelSpec(
-        "DEPTHWISE_CONV_2D", "arm/arm_depthwise_1d_s8.cc", ["p", "inout", "in1", "inout", "scratch"],
+        "DEPTHWISE_CONV_2D", "arm/arm_depthwise_1d.cc", ["p", "inout", "in1", "inout", "scratch"],
         "te_conv_params", depthwise_macs, scratch=dw_line_bytes, inplace=True, function="te_arm_depthwise_conv1d_s8")
     specs["te_arm_depthwise_conv1d_s16"] = KernelSpec(
-        "DEPTHWISE_CONV_2D", "arm/arm_depthwise_1d_s8.cc", ["p", "in0", "in1", "out", "scratch"],
+        "DEPTHWISE_CONV_2D", "arm/arm_depthwise_1d.cc", ["p", "in0", "in1", "out", "scratch"],
         "te_conv_params", TAGGED["te_depthwise_conv2d_s16"].macs, scratch=dw_line_s16_bytes)
     return specs
 
@@ -166,7 +166,7 @@ ARM: Dict[str, KernelSpec] = {
     "te_arm_fully_connected_s16": KernelSpec("FULLY_CONNECTED", "arm/arm_conv_s16.cc", ["p", "in0", "in1", "out"],
                                              "te_fc_params", fc_s16_macs),
     # the portable LSTM's state and scratch; inputs: the sequence, the sigmoid table, the packed weights
-    "te_arm_lstm_s8": KernelSpec("UNIDIRECTIONAL_SEQUENCE_LSTM", "arm/arm_lstm_s8.cc",
+    "te_arm_lstm_s8": KernelSpec("UNIDIRECTIONAL_SEQUENCE_LSTM", "arm/arm_lstm.cc",
                                  ["p", "in0", "in1", "in2", "state", "out", "scratch"], "te_lstm_params",
                                  _lstm_s8.macs, scratch=_lstm_s8.scratch, state=_lstm_s8.state),
     "te_arm_transpose_conv2d_s8": KernelSpec(
@@ -175,7 +175,7 @@ ARM: Dict[str, KernelSpec] = {
     "te_arm_batch_matmul_s8": KernelSpec(
         "BATCH_MATMUL", "arm/arm_batch_matmul_s8.cc", ["p", "in0", "in1", "out", "scratch"], "te_batch_matmul_params",
         TAGGED["te_batch_matmul_s8"].macs, scratch=batch_matmul_scratch),
-    "te_arm_lstm_s16": KernelSpec("UNIDIRECTIONAL_SEQUENCE_LSTM", "arm/arm_lstm_s8.cc",
+    "te_arm_lstm_s16": KernelSpec("UNIDIRECTIONAL_SEQUENCE_LSTM", "arm/arm_lstm.cc",
                                   ["p", "in0", "in1", "in2", "state", "out", "scratch"], "te_lstm_params",
                                   _lstm_s16.macs, scratch=_lstm_s16.scratch, state=_lstm_s16.state),
     # the portable SVDF's state and scratch; inputs: the frame, the bias, the packed weights
