@@ -167,6 +167,106 @@ def add_case(rng, *, shape=None, broadcast=None, inplace=False, full_range=None,
 
 
 # --------------------------------------------------------------------------- projects from graphs
+def transpose_case(rng, *, k, ic, oc, stride, h, w, pad="same", batch=1, full_range=None):
+    """A random te_transpose_conv2d_s8 step (filter OHWI)."""
+    kh, kw = k if isinstance(k, tuple) else (k, k)
+    sh, sw = stride if isinstance(stride, tuple) else (stride, stride)
+    if pad == "same":
+        oh, ow = h * sh, w * sw
+        pt, pl = max(0, (h - 1) * sh + kh - oh) // 2, max(0, (w - 1) * sw + kw - ow) // 2
+    elif pad == "valid":
+        oh, ow, pt, pl = (h - 1) * sh + kh, (w - 1) * sw + kw, 0, 0
+    else:  # cut rows/columns on one side only
+        pt, pl = int(rng.integers(0, kh)), int(rng.integers(0, kw))
+        oh, ow = (h - 1) * sh + kh - pt - int(rng.integers(0, 2)), (w - 1) * sw + kw - pl
+    lo, hi = (-128, 127) if full_range else _act_range(rng)
+    attrs = dict(batch=batch, input_h=h, input_w=w, input_c=ic, output_h=oh, output_w=ow, output_c=oc,
+                 kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw, dilation_h=1, dilation_w=1,
+                 pad_top=pt, pad_left=pl, depth_multiplier=1, input_offset=-int(rng.integers(-128, 128)),
+                 output_offset=int(rng.integers(-128, 128)), act_min=lo, act_max=hi)
+    wt = rng.integers(-127, 128, (oc, kh, kw, ic), dtype=np.int8)
+    taps = max(1, (kh // sh) * (kw // sw))
+    mult, shift = _requant(rng, oc, 74.0 * 74.0 * np.sqrt(taps * ic) / 2, extra="edge" if oc >= 3 else None)
+    bias = rng.integers(-20000, 20000, oc).astype(np.int32)
+    return dict(kernel="te_transpose_conv2d_s8", attrs=attrs, inputs=[[batch, h, w, ic]],
+                consts=[wt, bias, mult, shift], out=[batch, oh, ow, oc])
+
+
+def transpose_conv_cases():
+    rng = np.random.default_rng(2207)
+    T = transpose_case
+    return [T(rng, k=3, ic=16, oc=8, stride=2, h=6, w=6), T(rng, k=4, ic=8, oc=2, stride=2, h=6, w=6),
+            T(rng, k=3, ic=12, oc=12, stride=(2, 1), h=13, w=1, pad="valid"),
+            T(rng, k=(3, 1), ic=12, oc=12, stride=(2, 1), h=13, w=1),
+            T(rng, k=2, ic=5, oc=7, stride=2, h=4, w=3, pad="valid", batch=2),
+            T(rng, k=5, ic=3, oc=1, stride=3, h=3, w=4, pad="clip"),
+            T(rng, k=1, ic=33, oc=9, stride=1, h=3, w=3, full_range=True),
+            T(rng, k=3, ic=1, oc=6, stride=1, h=5, w=5, pad="clip")]
+
+
+def batch_matmul_case(rng, *, batch, rows, cols, depth, adj_x=False, adj_y=False, broadcast_rhs=False):
+    """A random te_batch_matmul_s8 step: lhs [*batch, rows, depth] ([.., depth, rows]
+    with adj_x), rhs [*batch, depth, cols] ([.., cols, depth] with adj_y), the rhs
+    broadcast over the batches when ``broadcast_rhs``."""
+    dims = list(batch) + [1] * (4 - len(batch))
+    lhs_shape = list(batch) + ([depth, rows] if adj_x else [rows, depth])
+    rhs_batch = [1] * len(batch) if broadcast_rhs else list(batch)
+    rhs_shape = rhs_batch + ([cols, depth] if adj_y else [depth, cols])
+
+    def batch_strides(shape, n):
+        strides = [int(np.prod(shape[k + 1:])) if shape[k] > 1 else 0 for k in range(n)]
+        return strides + [0] * (4 - n)
+
+    mult, shift = quantize_multiplier(float(40.0 / (74.0 * 74.0 * np.sqrt(depth) / 2) * rng.uniform(0.5, 2.0)))
+    attrs = dict(batches=int(np.prod(batch)), batch_dims=dims, lhs_batch_strides=batch_strides(lhs_shape, len(batch)),
+                 rhs_batch_strides=batch_strides(rhs_shape, len(batch)), rows=rows, cols=cols, depth=depth,
+                 lhs_row_stride=1 if adj_x else depth, lhs_depth_stride=rows if adj_x else 1,
+                 rhs_depth_stride=1 if adj_y else cols, rhs_col_stride=depth if adj_y else 1,
+                 lhs_offset=int(rng.integers(-127, 129)), rhs_offset=int(rng.integers(-127, 129)),
+                 output_offset=int(rng.integers(-128, 128)), output_multiplier=mult, output_shift=shift)
+    return dict(kernel="te_batch_matmul_s8", attrs=attrs, inputs=[lhs_shape, rhs_shape], consts=[],
+                out=list(batch) + [rows, cols])
+
+
+def batch_matmul_cases():
+    rng = np.random.default_rng(3301)
+    B = batch_matmul_case
+    return [B(rng, batch=[1, 4], rows=8, cols=8, depth=16, adj_y=True), B(rng, batch=[2], rows=5, cols=7, depth=9),
+            B(rng, batch=[3], rows=4, cols=3, depth=33, adj_x=True), B(rng, batch=[2, 3], rows=2, cols=5, depth=4,
+                                                                       adj_x=True, adj_y=True),
+            B(rng, batch=[4], rows=6, cols=1, depth=1, broadcast_rhs=True), B(rng, batch=[1], rows=1, cols=16, depth=64),
+            B(rng, batch=[2, 2], rows=3, cols=4, depth=7, adj_y=True, broadcast_rhs=True)]
+
+
+def s16_case(rng, case, edge=False):
+    """The 16x8 version of a te_conv2d_s8 / te_fully_connected_s8 case: int16
+    activations (zero points 0), int8 weights, int64 bias, int16 clamp."""
+    a = dict(case["attrs"], input_offset=0, output_offset=0)
+    lo, hi = (-32768, 32767) if rng.random() < 0.6 else (int(rng.integers(-32768, 0)), int(rng.integers(1, 32768)))
+    a.update(act_min=lo, act_max=hi)
+    wt = case["consts"][0]
+    depthwise = case["kernel"].startswith("te_depthwise")
+    n = wt.shape[-1] if depthwise else wt.shape[0]
+    k = wt.size // n
+    acc_std = 18900.0 * 74.0 * np.sqrt(k)  # full-range int16 inputs
+    mult, shift = _requant(rng, n, acc_std, out_std=8000.0)
+    bias = rng.integers(-int(2 * acc_std), int(2 * acc_std), n).astype(np.int64)
+    if edge and n >= 4:
+        # a dead channel, the largest multiplier (0x7FFF once rounded), a left
+        # shift (scale > 1), a bias beyond 32 bits that the scale brings back
+        mult[0], shift[0] = 0, 0
+        mult[1] = (1 << 31) - 1
+        mult[2], shift[2] = quantize_multiplier(3.0)
+        bias[3] = (3 << 32) + 12345
+        mult[3], shift[3] = quantize_multiplier(5000.0 / (3 << 32))
+    if "output_depth" in a:
+        a["filter_offset"] = 0
+        kernel = "te_fully_connected_s16"
+    else:
+        kernel = "te_depthwise_conv2d_s16" if depthwise else case["kernel"].replace("_s8", "_s16")
+    return dict(case, kernel=kernel, attrs=a, consts=[wt, bias, mult, shift], dtype="int16")
+
+
 def build_graph(cases) -> KernelGraph:
     """One step per case; every case has its own model inputs and output."""
     tensors, steps, inputs, outputs = [], [], [], []
@@ -176,10 +276,11 @@ def build_graph(cases) -> KernelGraph:
         return len(tensors) - 1
 
     for n, case in enumerate(cases):
-        ins = [add(f"x{n}_{k}", s, "int8", "input") for k, s in enumerate(case["inputs"])]
+        dtype = case.get("dtype", "int8")  # of the activations
+        ins = [add(f"x{n}_{k}", s, dtype, "input") for k, s in enumerate(case["inputs"])]
         inputs += ins
         consts = [add(f"c{n}_{k}", c.shape, str(c.dtype), "constant", c) for k, c in enumerate(case["consts"])]
-        out = add(f"y{n}", case["out"], "int8", "activation", view_of=ins[0] if is_inplace(case["kernel"]) else None)
+        out = add(f"y{n}", case["out"], dtype, "activation", view_of=ins[0] if is_inplace(case["kernel"]) else None)
         outputs.append(out)
         params = {k: v for k, v in case["attrs"].items() if not k.startswith("_")}
         notes = {k[1:]: v for k, v in case["attrs"].items() if k.startswith("_")}
@@ -190,7 +291,8 @@ def build_graph(cases) -> KernelGraph:
 def export_graph(graph: KernelGraph, name: str, path: str) -> dict:
     """Write a generated project (as compile() would) for a hand-built graph."""
     plan = plan_arena(graph, steps_scratch(graph.steps))
-    descs = lambda idx: [TensorDesc(graph.tensors[i].name, graph.tensors[i].shape, "int8") for i in idx]  # noqa: E731
+    descs = lambda idx: [TensorDesc(graph.tensors[i].name, graph.tensors[i].shape, graph.tensors[i].dtype)  # noqa: E731
+                         for i in idx]
     ins, outs = descs(graph.inputs), descs(graph.outputs)
     writer = CWriter(name, graph, plan, ins, outs)
     files = {f"include/{name}.h": writer.header(), f"src/{name}.c": writer.source(),
@@ -309,6 +411,71 @@ def depthwise_cases():
     return cases
 
 
+def depthwise_1d_cases():
+    """Depthwise convolutions along one axis (streaming audio): kx1 over [N, H, 1, C]
+    and 1xk over [N, 1, W, C], dilated, strided, channel tails, in place."""
+    rng = np.random.default_rng(1101)
+    C = lambda *a, **k: conv_case(*a, depthwise=True, **k)  # noqa: E731
+    cases = []
+    for inplace in (False, True):
+        cases += [C(rng, kh=3, kw=1, ic=64, stride=1, pad="same", h=25, w=1, dilation=d, inplace=inplace)
+                  for d in (1, 2, 4, 8)]
+        cases += [
+            C(rng, kh=5, kw=1, ic=12, stride=(2, 1), pad="same", h=20, w=1, dilation=2, inplace=inplace),
+            C(rng, kh=3, kw=1, ic=7, stride=1, pad="valid", h=16, w=1, dilation=3, inplace=inplace),
+            C(rng, kh=9, kw=1, ic=5, stride=(3, 1), pad="clip", h=30, w=1, inplace=inplace),
+            C(rng, kh=1, kw=3, ic=16, stride=1, pad="same", h=1, w=20, dilation=2, inplace=inplace),
+            C(rng, kh=1, kw=4, ic=3, stride=(1, 2), pad="same", h=1, w=11, inplace=inplace),
+            C(rng, kh=3, kw=1, ic=1, stride=1, pad="same", h=6, w=1, dilation=4, inplace=inplace),
+            C(rng, kh=3, kw=1, ic=8, stride=1, pad="same", h=10, w=1, dilation=2, batch=2, inplace=inplace),
+            C(rng, kh=3, kw=1, ic=8, stride=1, pad="same", h=9, w=1, edge=True, inplace=inplace),
+            C(rng, kh=2, kw=1, ic=10, stride=1, pad="same", h=3, w=1, dilation=5, inplace=inplace),
+        ]
+        for _ in range(6):  # random lines
+            k, d, s, ic = int(rng.integers(1, 8)), int(rng.integers(1, 5)), int(rng.integers(1, 4)), int(rng.integers(1, 41))
+            n = int(rng.integers((k - 1) * d + 1, (k - 1) * d + 30))
+            pad = str(rng.choice(["same", "valid", "clip"]))
+            if rng.random() < 0.5:
+                cases.append(C(rng, kh=k, kw=1, ic=ic, stride=(s, 1), pad=pad, h=n, w=1, dilation=d, inplace=inplace))
+            else:
+                cases.append(C(rng, kh=1, kw=k, ic=ic, stride=(1, s), pad=pad, h=1, w=n, dilation=d, inplace=inplace))
+    return cases
+
+
+def s16_cases():
+    """16x8 convolutions (any kernel, stride, dilation, padding, channel parity) and fully connected layers."""
+    rng = np.random.default_rng(1608)
+    C = conv_case
+    convs = [
+        C(rng, kh=5, kw=1, ic=8, oc=12, stride=1, pad="same", h=24, w=1),
+        C(rng, kh=1, ic=12, oc=12, stride=1, pad="valid", h=24, w=1),
+        C(rng, kh=1, ic=7, oc=5, stride=1, pad="valid", h=4, w=3),
+        C(rng, kh=3, ic=3, oc=8, stride=2, pad="same", h=9, w=9),
+        C(rng, kh=3, ic=16, oc=9, stride=1, pad="same", h=6, w=5, dilation=2),
+        C(rng, kh=3, kw=1, ic=32, oc=32, stride=1, pad="same", h=25, w=1, batch=2),
+        C(rng, kh=2, kw=3, ic=5, oc=3, stride=(2, 1), pad="clip", h=8, w=7),
+        C(rng, kh=1, ic=16, oc=8, stride=2, pad="valid", h=5, w=5),
+        C(rng, kh=3, ic=4, oc=6, stride=1, pad="same", h=5, w=5),
+    ]
+    D = lambda *a, **k: conv_case(*a, depthwise=True, **k)  # noqa: E731
+    convs += [  # depthwise along one axis (streaming audio)
+        D(rng, kh=3, kw=1, ic=12, stride=1, pad="same", h=24, w=1, dilation=2),
+        D(rng, kh=3, kw=1, ic=7, stride=(2, 1), pad="valid", h=19, w=1),
+        D(rng, kh=5, kw=1, ic=16, stride=1, pad="same", h=20, w=1, dilation=3, batch=2),
+        D(rng, kh=1, kw=4, ic=5, stride=(1, 2), pad="same", h=1, w=13),
+        D(rng, kh=9, kw=1, ic=1, stride=1, pad="clip", h=15, w=1),
+        D(rng, kh=1, kw=3, ic=8, stride=1, pad="same", h=1, w=9, dilation=4),
+    ]
+    T = transpose_case
+    convs += [T(rng, k=(3, 1), ic=12, oc=12, stride=(2, 1), h=13, w=1), T(rng, k=3, ic=5, oc=7, stride=2, h=4, w=4),
+              T(rng, k=4, ic=8, oc=3, stride=2, h=3, w=5, pad="valid", batch=2),
+              T(rng, k=2, ic=1, oc=4, stride=1, h=5, w=3, pad="clip")]
+    cases = [s16_case(rng, c, edge=(i in (3, 9, 15))) for i, c in enumerate(convs)]
+    cases += [s16_case(rng, fc_case(rng, depth=d, outs=o, batch=b), edge=(d == 64))
+              for d, o, b in [(12, 6, 1), (64, 10, 1), (33, 7, 2), (1, 3, 1), (300, 16, 1), (5, 1, 3)]]
+    return cases
+
+
 def fc_add_cases():
     rng = np.random.default_rng(5)
     cases = [fc_case(rng, depth=d, outs=o, batch=b) for d, o, b in
@@ -320,7 +487,9 @@ def fc_add_cases():
     return cases
 
 
-KERNEL_GROUPS = {"conv": conv_cases, "depthwise": depthwise_cases, "fc_add": fc_add_cases}
+KERNEL_GROUPS = {"conv": conv_cases, "depthwise": depthwise_cases, "depthwise_1d": depthwise_1d_cases,
+                 "fc_add": fc_add_cases, "s16": s16_cases, "transpose_conv": transpose_conv_cases,
+                 "batch_matmul": batch_matmul_cases}
 
 
 # --------------------------------------------------------------------------- tests without tools
@@ -334,6 +503,45 @@ def test_selection_rewrites_and_packs():
         used = {i for s in opt.steps for i in s.inputs}
         assert all(t.index in used for t in opt.constants)
         assert all(s.notes["portable_kernel"] == p.kernel for s, p in zip(opt.steps, graph.steps))
+
+
+def test_line_depthwise_kernel_for_1d_shapes():
+    """1-D depthwise steps (dilated or not) get te_arm_depthwise_conv1d_s8; 2-D ones keep the plane kernels."""
+    graph = build_graph(depthwise_1d_cases()[:2] + depthwise_cases()[:1])
+    opt, report = select_kernels(graph, "cortex-m4")
+    assert not report["refused"]
+    assert [s.kernel for s in opt.steps] == ["te_arm_depthwise_conv1d_s8"] * 2 + ["te_arm_depthwise_conv2d_3x3s1_s8"]
+
+
+def test_new_paths_refuse_what_they_do_not_handle():
+    """The DSP paths of this family refuse (portable kept, reason noted) what they are not exact for."""
+    from tinyengine_tvm.kernels.arm_packing import PackingRefused, rescale64_params
+
+    rng = np.random.default_rng(9)
+
+    def with_attrs(case, **attrs):
+        return dict(case, attrs=dict(case["attrs"], **attrs))
+
+    cases = [  # (case, reason)
+        (with_attrs(s16_case(rng, conv_case(rng, kh=1, ic=4, oc=4, stride=1, pad="valid", h=2, w=2)), input_offset=3),
+         "16x8 input zero point"),
+        (with_attrs(s16_case(rng, fc_case(rng, depth=8, outs=4)), filter_offset=1),
+         "16x8 fully connected with a nonzero"),
+        (s16_case(rng, conv_case(rng, kh=3, kw=3, ic=4, stride=1, pad="same", h=5, w=5, depthwise=True)),
+         "not along one axis"),
+        (s16_case(rng, conv_case(rng, kh=600, kw=1, ic=2, stride=1, pad="valid", h=600, w=1, depthwise=True)),
+         "512 or more taps"),
+    ]
+    for case, reason in cases:
+        graph, report = select_kernels(build_graph([case]), "cortex-m7")
+        assert not graph.steps[0].kernel.startswith("te_arm_"), reason
+        assert reason in report["refused"][0][2] and reason in graph.steps[0].notes["kernel_note"]
+    with pytest.raises(PackingRefused, match="16x8 requantization shift"):
+        rescale64_params(np.array([1 << 30]), np.array([15]))
+    dm2 = conv_case(rng, kh=3, kw=1, ic=4, stride=1, pad="same", h=9, w=1, depthwise=True)
+    dm2["attrs"]["depth_multiplier"] = 2
+    graph, report = select_kernels(build_graph([dm2]), "cortex-m4")
+    assert "depth multiplier" in report["refused"][0][2]
 
 
 def test_no_dsp_core_keeps_portable_kernels():
@@ -408,7 +616,7 @@ def test_optimized_kernels_bit_exact_on_qemu(group, board, kernel_projects, arm_
 @requires_arm
 def test_optimized_kernels_on_m55(kernel_projects, arm_build_dir):
     """The same sources build for the Cortex-M55 (Armv8.1-M, DSP) and agree there."""
-    for group in ("conv", "depthwise"):
+    for group in ("conv", "depthwise", "depthwise_1d", "s16", "transpose_conv", "batch_matmul"):
         p_dir, o_dir, meta = kernel_projects[group]
         _, p_out, o_out, _, _ = run_both(p_dir, o_dir, meta, "mps3-an547", arm_build_dir)
         assert_same(p_out, o_out, f"{group} on mps3-an547")
@@ -441,6 +649,138 @@ def test_shared_models_with_dsp_kernels_match_tflm(model, board, dsp_models, arm
         for (name, g), t in zip(got.items(), tflm_run(data, case)):
             np.testing.assert_array_equal(g, t.reshape(g.shape), err_msg=f"{model} on {board}: != TFLM for '{name}'")
     assert report["kernels"] == "cortex-m7" and report["core"] == get_board(board).core
+    print(f"{model} on {board} with DSP kernels: {report['instructions']:,} instructions")
+
+
+def lstm_model(seed=0, batch=1, steps=5, features=7, units=5, time_major=False, low=-1.0, cell_clip=0.0,
+               hidden_range=(-1.0, 1.0), dtype="int8") -> bytes:
+    """One UNIDIRECTIONAL_SEQUENCE_LSTM (int8, or 16x8 with dtype int16) over a
+    [batch, steps, features] input ([steps, batch, features] when time_major);
+    ``low`` and ``hidden_range`` move the int8 input and hidden zero points."""
+    from tinyengine_tvm.modelgen.quantized_ops import QuantizedGraph
+
+    g = QuantizedGraph(seed)
+    x = g.input((steps, batch, features) if time_major else (batch, steps, features), low, 1.0, dtype=dtype)
+    return g.finish(g.lstm(x, units, time_major=time_major, cell_clip=cell_clip, hidden_range=hidden_range))
+
+
+LSTM_SHAPES = [dict(units=1, features=1), dict(units=3, features=4, low=0.0, hidden_range=(-0.5, 1.0)),
+               dict(units=5, features=7, batch=2, hidden_range=(-1.0, 0.3)),
+               dict(units=8, features=28, steps=3, time_major=True, batch=2, hidden_range=(-0.2, 1.0)),
+               dict(units=20, features=28, low=-0.3), dict(units=33, features=6, steps=2, cell_clip=0.5),
+               dict(units=2, features=13, low=0.5),
+               # 16x8
+               dict(units=5, features=7, dtype="int16"), dict(units=3, features=1, batch=2, dtype="int16"),
+               dict(units=8, features=28, steps=3, time_major=True, dtype="int16"),
+               dict(units=20, features=9, cell_clip=0.5, dtype="int16")]
+
+
+def test_lstm_dsp_kernel_matches_portable_on_host(tmp_path, tflm):
+    """te_arm_lstm_s8 (plain C on the host, same packing) == te_lstm_s8 == TFLM over
+    units / features not multiples of four, batches, time-major, zero points, cell clip."""
+    for k, shape in enumerate(LSTM_SHAPES):
+        data = lstm_model(seed=k, **shape)
+        path = tmp_path / f"lstm{k}.tflite"
+        path.write_bytes(data)
+        portable, dsp = te.compile(str(path)), te.compile(str(path), core="cortex-m4")
+        want_kernel = "te_arm_lstm_s16" if shape.get("dtype") == "int16" else "te_arm_lstm_s8"
+        assert {o["kernel"] for o in dsp.metadata["ops"]} == {want_kernel}, dsp.metadata["kernel_selection"]
+        for seed in (0, 1):
+            x = random_inputs(dsp.metadata["inputs"], seed)
+            portable.reset(), dsp.reset()
+            want = portable.run(x)
+            got = dsp.run(x)
+            assert_same(want, got, f"LSTM {shape}")
+            for (name, g), t in zip(got.items(), tflm_run(data, x)):
+                np.testing.assert_array_equal(g, t.reshape(g.shape), err_msg=f"LSTM {shape}: != TFLM")
+
+
+def svdf_model(seed=0, batch=1, features=40, filters=32, memory=8, rank=1, low=-1.0) -> bytes:
+    """One SVDF (int16 state) over [batch, features] frames; ``low`` moves the input zero point."""
+    from tinyengine_tvm.modelgen.quantized_ops import QuantizedGraph
+
+    g = QuantizedGraph(seed)
+    return g.finish(g.svdf(g.input((batch, features), low, 1.0), filters, memory, rank=rank))
+
+
+SVDF_SHAPES = [dict(), dict(features=7, filters=6, memory=3, rank=2, low=0.0), dict(features=1, filters=1, memory=1),
+               dict(features=13, filters=10, memory=5, rank=5, batch=2, low=-0.2), dict(features=64, filters=16, memory=10)]
+
+
+def test_svdf_dsp_kernel_matches_portable_on_host(tmp_path, tflm):
+    """te_arm_svdf_s8 (plain C on the host) == te_svdf_s8 over a stream of frames (the
+    history moving through the state) for filter / input counts not multiples of four,
+    odd memories, ranks, batches and input zero points; the first frame == TFLM."""
+    for k, shape in enumerate(SVDF_SHAPES):
+        data = svdf_model(seed=k, **shape)
+        path = tmp_path / f"svdf{k}.tflite"
+        path.write_bytes(data)
+        portable, dsp = te.compile(str(path)), te.compile(str(path), core="cortex-m7")
+        assert {o["kernel"] for o in dsp.metadata["ops"]} == {"te_arm_svdf_s8"}, dsp.metadata["kernel_selection"]
+        portable.reset(), dsp.reset()
+        for frame in range(shape.get("memory", 8) + 3):
+            x = random_inputs(dsp.metadata["inputs"], frame)
+            got = dsp.run(x)
+            assert_same(portable.run(x), got, f"SVDF {shape} frame {frame}")
+            if frame == 0:
+                for (name, g), t in zip(got.items(), tflm_run(data, x)):
+                    np.testing.assert_array_equal(g, t.reshape(g.shape), err_msg=f"SVDF {shape}: != TFLM")
+
+
+#: The project's models whose layers have DSP paths: (model builder, kernels the selection must pick).
+DSP_PROJECT_MODELS = {"ds_cnn_1d_model": {"te_arm_depthwise_conv1d_inplace_s8", "te_arm_conv2d_s8"},
+                      "int16_audio_model": {"te_arm_conv2d_s16", "te_arm_fully_connected_s16", "te_arm_depthwise_conv1d_s16",
+                                            "te_arm_transpose_conv2d_s16"},
+                      "mnist_lstm_model": {"te_arm_lstm_s8", "te_arm_fully_connected_s8"},
+                      "odd_lstm": {"te_arm_lstm_s8"},
+                      "odd_lstm_s16": {"te_arm_lstm_s16"},
+                      "upsampling_model": {"te_arm_transpose_conv2d_s8"},
+                      "batch_matmul_model": {"te_arm_batch_matmul_s8"},
+                      "svdf_kws_model": {"te_arm_svdf_s8"}}
+
+
+@pytest.fixture(scope="module")
+def dsp_project_models(tmp_path_factory):
+    """The project's models compiled once with the optimized kernels."""
+    from tinyengine_tvm.modelgen import quantized_ops
+
+    root = str(tmp_path_factory.mktemp("dsp-project-models"))
+    out = {}
+    for m in DSP_PROJECT_MODELS:
+        if m.startswith("odd_lstm"):
+            shape = dict(units=7, features=9, batch=2, steps=3, dtype="int16" if m.endswith("s16") else "int8")
+            data = lstm_model(seed=3, **shape)
+        else:
+            data = getattr(quantized_ops, m)()
+        path = os.path.join(root, f"{m}.tflite")
+        with open(path, "wb") as f:
+            f.write(data)
+        compiled = te.compile(path, core="cortex-m7")
+        compiled.export(os.path.join(root, m))
+        out[m] = (compiled, data, os.path.join(root, m))
+    return out
+
+
+@requires_arm
+@pytest.mark.parametrize("board", BOARDS + ["mps3-an547"])
+@pytest.mark.parametrize("model", list(DSP_PROJECT_MODELS))
+def test_project_models_with_dsp_kernels(model, board, dsp_project_models, arm_build_dir, tflm):
+    """The project's models of the DSP paths (1-D DS-CNN, ...) on Cortex-M4, M7 and M55:
+    QEMU == host == TFLM with the optimized kernels selected."""
+    compiled, data, project = dsp_project_models[model]
+    sel = compiled.metadata["kernel_selection"]
+    assert not sel["refused"], sel["refused"]
+    kernels = {o["kernel"] for o in compiled.metadata["ops"]}
+    assert DSP_PROJECT_MODELS[model] <= kernels, kernels
+    q = qemu.QemuModel(project, board, arm_build_dir)
+    for seed in (0, 1):
+        x = random_inputs(compiled.metadata["inputs"], seed)
+        got, report = q.run(x)
+        compiled.reset()
+        host = compiled.run(x)
+        for (name, g), h, t in zip(got.items(), host.values(), tflm_run(data, x)):
+            np.testing.assert_array_equal(g, h, err_msg=f"{model} on {board}: QEMU != host for '{name}'")
+            np.testing.assert_array_equal(g, t.reshape(g.shape), err_msg=f"{model} on {board}: != TFLM for '{name}'")
     print(f"{model} on {board} with DSP kernels: {report['instructions']:,} instructions")
 
 

@@ -232,6 +232,22 @@ def _dw_sweep():
     yield _conv_attrs(3, 3, 8, 8, 1, 1, 10, 10, pt=0, pl=0, depthwise=True)   # valid padding
 
 
+def _dw_line_sweep():
+    for k, s, d, ch, n in itertools.product([1, 3, 5, 9], [1, 2, 3], [1, 2, 8], [1, 5, 64], [9, 25, 49]):
+        if (k - 1) * d + 1 > n:
+            continue
+        yield _conv_attrs(k, 1, ch, ch, s, 1, n, 1, dh=d, depthwise=True)
+        yield _conv_attrs(1, k, ch, ch, 1, s, 1, n, dw=d, depthwise=True)
+
+
+def _batch_matmul_sweep():
+    for rows, cols, depth in itertools.product((1, 3, 8), (1, 2, 7, 16), (1, 4, 9, 64)):
+        yield dict(batches=2, batch_dims=[2, 1, 1, 1], lhs_batch_strides=[rows * depth, 0, 0, 0],
+                   rhs_batch_strides=[depth * cols, 0, 0, 0], rows=rows, cols=cols, depth=depth,
+                   lhs_row_stride=depth, lhs_depth_stride=1, rhs_depth_stride=cols, rhs_col_stride=1,
+                   lhs_offset=3, rhs_offset=-2, output_offset=1, output_multiplier=1 << 30, output_shift=-7)
+
+
 def _svdf_sweep():
     for batch, filters, memory, rank in itertools.product((1, 3), (4, 12), (1, 5), (1, 2)):
         yield dict(batch=batch, input_size=7, num_filters=filters, memory_size=memory, rank=rank,
@@ -253,6 +269,10 @@ def _sweep_for(kernel):
         return list(_svdf_sweep())
     if "lstm" in kernel:
         return list(_lstm_sweep())
+    if "batch_matmul" in kernel:
+        return list(_batch_matmul_sweep())
+    if "depthwise_conv1d" in kernel:
+        return list(_dw_line_sweep())
     if "depthwise" in kernel:
         cases = list(_dw_sweep())
         m = re.search(r"_(\d)x\1s(\d)_", kernel)

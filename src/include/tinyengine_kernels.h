@@ -1831,6 +1831,66 @@ int32_t te_arm_depthwise_conv2d_7x7s2_s8_get_buffer_size(
     const te_conv_params* p);
 
 /**
+ * = te_depthwise_conv2d_s8 along one axis (depth_multiplier 1): either
+ * kernel_w == input_w == output_w == 1 (a kx1 kernel over the H axis, the
+ * "line") or kernel_h == input_h == output_h == 1 (1xk over W); any kernel
+ * length, stride, dilation and padding along the line.  Also =
+ * te_depthwise_conv2d_inplace_s8 when output == input (same in-place
+ * contract).  Notation: k, stride, dilation and pad are kernel_h, stride_h,
+ * dilation_h and pad_top along H, else kernel_w, stride_w, dilation_w and
+ * pad_left.
+ * @param p       as for te_depthwise_conv2d_s8, except output_offset, which
+ *                is 0 when the generator folded it into the rounding terms.
+ * @param input   [batch, input_h, input_w, input_c].
+ * @param packed  ceil(input_c / 4) records of 64 + 8 * k bytes, record g
+ *                for channels c = 4g .. 4g+3 (channels past input_c are
+ *                padding: zero bias and taps, requantization record
+ *                {-2^31, 1, 1}):
+ *                  int32 bias[c] + input_offset * sum(taps of c), 4 channels;
+ *                  int16 per tap t: w[t][4g], w[t][4g+2], w[t][4g+1],
+ *                        w[t][4g+3] (the filter's tap t of each channel);
+ *                  int32 {m2, rounding, rs} of each of the 4 channels.
+ * @param output  [batch, output_h, output_w, input_c], or input itself.
+ * @param scratch te_arm_depthwise_conv1d_s8_get_buffer_size(p) bytes.
+ */
+void te_arm_depthwise_conv1d_s8(const te_conv_params* p, const int8_t* input,
+                                const int8_t* packed, int8_t* output,
+                                void* scratch);
+
+/**
+ * Scratch of te_arm_depthwise_conv1d_s8: four channels of the padded line
+ * widened to int16, 8 * span bytes with span = (output_len - 1) * stride +
+ * (k - 1) * dilation + 1 (output_len is output_h along H, else output_w).
+ */
+int32_t te_arm_depthwise_conv1d_s8_get_buffer_size(const te_conv_params* p);
+
+/**
+ * = te_depthwise_conv2d_s16 along one axis (the shapes of
+ * te_arm_depthwise_conv1d_s8) with input_offset == 0 and fewer than 512
+ * taps (so that the k products of an output sum exactly in 32 bits).
+ * @param p       as for te_depthwise_conv2d_s16.
+ * @param input   [batch, input_h, input_w, input_c] int16.
+ * @param packed  ceil(input_c / 2) records of 4 * k + 32 bytes, record g for
+ *                channels c = 2g, 2g+1 (a channel past input_c is padding:
+ *                zero taps):
+ *                  int16 per tap t: w[t][2g], w[t][2g+1];
+ *                  per channel: int64 bias, int32 reduced multiplier, int32
+ *                        total shift (the 16x8 record's tail, below at
+ *                        te_arm_conv2d_s16).
+ * @param output  [batch, output_h, output_w, input_c] int16.
+ * @param scratch te_arm_depthwise_conv1d_s16_get_buffer_size(p) bytes.
+ */
+void te_arm_depthwise_conv1d_s16(const te_conv_params* p, const int16_t* input,
+                                 const int8_t* packed, int16_t* output,
+                                 void* scratch);
+
+/**
+ * Scratch of te_arm_depthwise_conv1d_s16: two channels of the padded line,
+ * 4 * span bytes (span as for te_arm_depthwise_conv1d_s8).
+ */
+int32_t te_arm_depthwise_conv1d_s16_get_buffer_size(const te_conv_params* p);
+
+/**
  * = te_fully_connected_s8 for symmetric weights (filter_offset == 0).
  * Needs no scratch.
  * @param p       as for te_fully_connected_s8.
@@ -1848,6 +1908,216 @@ int32_t te_arm_depthwise_conv2d_7x7s2_s8_get_buffer_size(
  */
 void te_arm_fully_connected_s8(const te_fc_params* p, const int8_t* input,
                                const int8_t* packed, int8_t* output);
+
+/*
+ * 16x8 record.  The optimized 16x8 kernels (int16 activations, int8
+ * weights) accumulate in 64 bits like te_conv2d_s16 (SMLALD on weights
+ * widened to int16: exact for any layer size) and rescale with TFLite's
+ * 64-bit arithmetic from two precomputed int32 values per output channel:
+ *   reduced     = multiplier < 0x7FFF0000 ? (multiplier + 2^15) >> 16
+ *                                        : 0x7FFF;
+ *   total_shift = 15 - shift (the generator keeps the portable kernel
+ *                 unless 1 <= total_shift <= 62);
+ *   output = clamp(((acc + bias) * reduced + 2^(total_shift - 1))
+ *                  >> total_shift) + output_offset, act_min, act_max).
+ * One record per output channel o, with k2 = K rounded up to even:
+ *   int16 w[k2]: filter[o] (flattened, K values) widened, then a 0 if K is
+ *                odd;
+ *   int64 bias[o] (0 without bias); int32 reduced; int32 total_shift.
+ * Records are 2 * k2 + 16 bytes.
+ */
+
+/**
+ * = te_conv2d_s16 for an input zero point of 0 (input_offset == 0); any
+ * kernel, stride, dilation and padding.
+ * @param p       as for te_conv2d_s16.
+ * @param input   [batch, input_h, input_w, input_c] int16.
+ * @param packed  output_c 16x8 records (above), K = kernel_h * kernel_w *
+ *                input_c in OHWI order.
+ * @param output  [batch, output_h, output_w, output_c] int16.
+ * @param scratch te_arm_conv2d_s16_get_buffer_size(p) bytes.
+ */
+void te_arm_conv2d_s16(const te_conv_params* p, const int16_t* input,
+                       const int8_t* packed, int16_t* output, void* scratch);
+
+/**
+ * Scratch of te_arm_conv2d_s16: one int16 input column, 2 * k2 bytes with
+ * k2 = kernel_h * kernel_w * input_c rounded up to even.
+ */
+int32_t te_arm_conv2d_s16_get_buffer_size(const te_conv_params* p);
+
+/**
+ * = te_fully_connected_s16 for input_offset == 0 and filter_offset == 0.
+ * Needs no scratch.
+ * @param p       as for te_fully_connected_s16.
+ * @param input   [batch, input_depth] int16.
+ * @param packed  output_depth 16x8 records (above), K = input_depth.
+ * @param output  [batch, output_depth] int16.
+ */
+void te_arm_fully_connected_s16(const te_fc_params* p, const int16_t* input,
+                                const int8_t* packed, int16_t* output);
+
+/**
+ * = te_transpose_conv2d_s16 for input_offset == 0.
+ * @param p       as for te_transpose_conv2d_s16.
+ * @param input   [batch, input_h, input_w, input_c] int16.
+ * @param packed  for each filter tap (ky, kx) in row-major order, for each
+ *                output channel o: int16 filter[o][ky][kx][0 .. input_c-1]
+ *                widened, zero-padded to an even count k2; then per output
+ *                channel the 16x8 record's tail: int64 bias, int32 reduced
+ *                multiplier, int32 total shift.
+ * @param output  [batch, output_h, output_w, output_c] int16.
+ * @param scratch te_arm_transpose_conv2d_s16_get_buffer_size(p) bytes.
+ */
+void te_arm_transpose_conv2d_s16(const te_conv_params* p,
+                                 const int16_t* input, const int8_t* packed,
+                                 int16_t* output, void* scratch);
+
+/**
+ * Scratch of te_arm_transpose_conv2d_s16: the int64 sums of one batch,
+ * 8 * output_h * output_w * output_c bytes.
+ */
+int32_t te_arm_transpose_conv2d_s16_get_buffer_size(const te_conv_params* p);
+
+/**
+ * = te_lstm_s8 (same state, same scratch) with the gate projections on
+ * packed weights.
+ * @param p      as for te_lstm_s8.
+ * @param input  as for te_lstm_s8.
+ * @param table  [256] sigmoid_table_s16().
+ * @param packed the 4 * units gate rows (row g * units + r: gate g, unit r)
+ *               of the input projection in blocks of four rows, then those
+ *               of the recurrent projection; a block of rows of depth d
+ *               (input_size, then units) is 16 + 4 * round_up4(d) bytes:
+ *                 int32 per row: its sums' initial value, bias[row] -
+ *                       input_zero_point * sum(input_weights[row]) for the
+ *                       input projection, -hidden_zero_point *
+ *                       sum(recurrent_weights[row]) for the recurrent one;
+ *                 int8  for each group of four inputs (k = 4i .. 4i+3), for
+ *                       each of the 4 rows: weights[row][k .. k+3] (zero
+ *                       past d).
+ * @param state  te_arm_lstm_s8_get_state_size(p) bytes, te_lstm_s8's layout;
+ *               set by te_arm_lstm_s8_reset_state().
+ * @param output as for te_lstm_s8.
+ * @param scratch te_arm_lstm_s8_get_buffer_size(p) bytes.
+ */
+void te_arm_lstm_s8(const te_lstm_params* p, const int8_t* input,
+                    const uint16_t* table, const int8_t* packed, void* state,
+                    int8_t* output, void* scratch);
+
+/** Scratch of te_arm_lstm_s8: the four int16 gates of one step, 8 * units bytes. */
+int32_t te_arm_lstm_s8_get_buffer_size(const te_lstm_params* p);
+
+/** Persistent state of te_arm_lstm_s8: = te_lstm_s8_get_state_size. */
+int32_t te_arm_lstm_s8_get_state_size(const te_lstm_params* p);
+
+/** = te_lstm_s8_reset_state. */
+void te_arm_lstm_s8_reset_state(const te_lstm_params* p, void* state);
+
+/**
+ * = te_lstm_s16 (same state, same scratch) for zero points 0, with the gate
+ * rows widened to int16.
+ * @param p      as for te_lstm_s16 (input and hidden zero points 0).
+ * @param input  as for te_lstm_s16.
+ * @param table  [256] sigmoid_table_s16().
+ * @param packed int16 input_weights as [4 * units, round_up2(input_size)]
+ *               (row g * units + r: gate g, unit r; zero-padded), then
+ *               recurrent_weights as [4 * units, round_up2(units)], then
+ *               int64 bias [4 * units].
+ * @param state  te_arm_lstm_s16_get_state_size(p) bytes, te_lstm_s16's
+ *               layout; set by te_arm_lstm_s16_reset_state().
+ * @param output as for te_lstm_s16.
+ * @param scratch te_arm_lstm_s16_get_buffer_size(p) bytes.
+ */
+void te_arm_lstm_s16(const te_lstm_params* p, const int16_t* input,
+                     const uint16_t* table, const int8_t* packed, void* state,
+                     int16_t* output, void* scratch);
+
+/** Scratch of te_arm_lstm_s16: the four int16 gates of one step, 8 * units bytes. */
+int32_t te_arm_lstm_s16_get_buffer_size(const te_lstm_params* p);
+
+/** Persistent state of te_arm_lstm_s16: = te_lstm_s16_get_state_size. */
+int32_t te_arm_lstm_s16_get_state_size(const te_lstm_params* p);
+
+/** = te_lstm_s16_reset_state. */
+void te_arm_lstm_s16_reset_state(const te_lstm_params* p, void* state);
+
+/**
+ * = te_transpose_conv2d_s8.
+ * @param p       as for te_transpose_conv2d_s8.
+ * @param input   [batch, input_h, input_w, input_c] int8.
+ * @param packed  for each filter tap (ky, kx) in row-major order, the
+ *                output channels in blocks of four (channels past output_c
+ *                are padding: zero weights), a block of 16 + 4 *
+ *                round_up4(input_c) bytes:
+ *                  int32 per channel o: input_offset * sum(filter[o][ky][kx]);
+ *                  int8  for each group of four input channels (k = 4i ..
+ *                        4i+3), for each of the 4 output channels:
+ *                        filter[o][ky][kx][k .. k+3] (zero past input_c);
+ *                then per output channel: int32 bias (0 without bias),
+ *                multiplier, shift.
+ * @param output  [batch, output_h, output_w, output_c] int8.
+ * @param scratch te_arm_transpose_conv2d_s8_get_buffer_size(p) bytes.
+ */
+void te_arm_transpose_conv2d_s8(const te_conv_params* p, const int8_t* input,
+                                const int8_t* packed, int8_t* output,
+                                void* scratch);
+
+/**
+ * Scratch of te_arm_transpose_conv2d_s8: the int32 sums of one batch with the
+ * channels rounded up to four, 4 * output_h * output_w * round_up4(output_c)
+ * bytes.
+ */
+int32_t te_arm_transpose_conv2d_s8_get_buffer_size(const te_conv_params* p);
+
+/**
+ * = te_batch_matmul_s8 (any strides: adj_x, adj_y, broadcast batches).
+ * @param p       as for te_batch_matmul_s8.
+ * @param lhs     left operand.
+ * @param rhs     right operand.
+ * @param output  [batch_dims..., rows, cols].
+ * @param scratch te_arm_batch_matmul_s8_get_buffer_size(p) bytes.
+ */
+void te_arm_batch_matmul_s8(const te_batch_matmul_params* p,
+                            const int8_t* lhs, const int8_t* rhs,
+                            int8_t* output, void* scratch);
+
+/**
+ * Scratch of te_arm_batch_matmul_s8: the right operand's columns and one left
+ * row of a batch as int16 with their offsets added, 2 * (cols + 1) * k2 bytes
+ * with k2 = depth rounded up to even.
+ */
+int32_t te_arm_batch_matmul_s8_get_buffer_size(
+    const te_batch_matmul_params* p);
+
+/**
+ * = te_svdf_s8 (int16 state) with packed weights.
+ * @param p       as for te_svdf_s8.
+ * @param input   [batch, input_size] int8.
+ * @param bias    [num_filters / rank] int32.
+ * @param packed  the feature weights' rows (filters) in blocks of four
+ *                (rows past num_filters are padding: zero), a block of 16 +
+ *                4 * round_up4(input_size) bytes:
+ *                  int32 per row f: -input_zero_point * sum(weights_feature[f]);
+ *                  int8  for each group of four inputs (k = 4i .. 4i+3), for
+ *                        each of the 4 rows: weights_feature[f][k .. k+3]
+ *                        (zero past input_size);
+ *                then per filter f, 4 + 2 * round_up2(memory_size) bytes:
+ *                  int32 -state_zero_point * sum(weights_time[f]);
+ *                  int16 weights_time[f], zero-padded to an even count.
+ * @param state   te_arm_svdf_s8_get_state_size(p) bytes, te_svdf_s8's.
+ * @param output  [batch, num_filters / rank] int8.
+ * @param scratch te_arm_svdf_s8_get_buffer_size(p) bytes.
+ */
+void te_arm_svdf_s8(const te_svdf_params* p, const int8_t* input,
+                    const int32_t* bias, const int8_t* packed, int16_t* state,
+                    int8_t* output, void* scratch);
+
+/** Scratch of te_arm_svdf_s8: = te_svdf_s8_get_buffer_size. */
+int32_t te_arm_svdf_s8_get_buffer_size(const te_svdf_params* p);
+
+/** Persistent state of te_arm_svdf_s8: = te_svdf_s8_get_state_size. */
+int32_t te_arm_svdf_s8_get_state_size(const te_svdf_params* p);
 
 /**
  * Broadcast geometry and output rescaling of te_arm_add_s8 (the inputs'

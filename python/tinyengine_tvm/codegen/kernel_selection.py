@@ -3,9 +3,10 @@
 ``select_kernels(graph, core)`` rewrites the steps of a planned-to-be
 :class:`KernelGraph` whose shapes an optimized kernel of ``src/kernels/arm/``
 handles, for a core with the DSP extension (Cortex-M4, M7, M55): the step
-calls the optimized kernel and its constants are re-laid-out, in Python,
-for it (constants belong to the generated code, so packing them costs nothing
-at run time).  Everything else keeps its portable kernel, which stays the
+calls the optimized kernel (convolutions, 1-D and 2-D depthwise, fully
+connected, ADD, TRANSPOSE_CONV, BATCH_MATMUL, LSTM, SVDF, int8 and 16x8) and
+its constants are re-laid-out, in Python, for it (constants belong to the
+generated code, so packing them costs nothing at run time).  Everything else keeps its portable kernel, which stays the
 reference and the fallback; each step whose optimized kernel was refused
 records why in the step's ``notes["kernel_note"]``.
 
@@ -25,8 +26,10 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..kernel_graph import KernelGraph, Step, Tensor
-from ..kernels.arm_packing import (PackingRefused, check_depthwise, check_fc, pack_add, pack_conv, pack_depthwise,
-                                   pack_fc)
+from ..kernels.arm_packing import (PackingRefused, check_depthwise, check_fc, is_line_depthwise, pack_add, pack_conv,
+                                   pack_conv_s16, pack_depthwise, pack_depthwise_line, pack_depthwise_line_s16, pack_fc,
+                                   pack_fc_s16, pack_lstm_s8, pack_lstm_s16, pack_svdf_s8, pack_transpose_conv,
+                                   pack_transpose_conv_s16)
 
 #: Cores whose optimized kernels exist (all three have the DSP extension).
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m55")
@@ -109,8 +112,13 @@ def _select_conv(ed: _Editor, step: Step) -> None:
 
 
 def _select_depthwise(ed: _Editor, step: Step) -> None:
-    check_depthwise(step.attrs)
     inplace = step.kernel == "te_depthwise_conv2d_inplace_s8"
+    if is_line_depthwise(step.attrs):
+        # 1-D (streaming audio) shapes, dilated or not: the 2-D kernel's planes would be mostly padding
+        kernel, packed, attrs = pack_depthwise_line(step.attrs, *_conv_constants(ed, step), inplace=inplace)
+        ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
+        return
+    check_depthwise(step.attrs)
     kernel, packed, attrs = pack_depthwise(step.attrs, *_conv_constants(ed, step), inplace=inplace)
     ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
 
@@ -119,6 +127,39 @@ def _select_fc(ed: _Editor, step: Step) -> None:
     check_fc(step.attrs)
     kernel, packed, attrs = pack_fc(step.attrs, *_conv_constants(ed, step))
     ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
+
+
+def _packed_by(pack: Callable) -> Callable[[_Editor, Step], None]:
+    """The handler of a step of (input, weights, bias, multiplier, shift) whose
+    optimized kernel takes the input and one array ``pack`` makes of the rest."""
+
+    def select(ed: _Editor, step: Step) -> None:
+        kernel, packed, attrs = pack(step.attrs, *_conv_constants(ed, step))
+        ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
+
+    return select
+
+
+def _select_lstm(ed: _Editor, step: Step) -> None:
+    wx, wh, bias = (ed.data(i) for i in step.inputs[1:4])
+    if wx is None or wh is None or bias is None:
+        raise _Refuse("LSTM weights or bias are not constants")
+    pack = pack_lstm_s16 if step.kernel == "te_lstm_s16" else pack_lstm_s8
+    kernel, packed, attrs = pack(step.attrs, wx, wh, bias)
+    ed.rewrite(step, kernel, [0, 4], [packed], ["packed"], attrs)  # keeps the input and the sigmoid table
+
+
+def _select_svdf(ed: _Editor, step: Step) -> None:
+    w_feature, w_time = ed.data(step.inputs[1]), ed.data(step.inputs[2])
+    if w_feature is None or w_time is None:
+        raise _Refuse("SVDF weights are not constants")
+    kernel, packed, attrs = pack_svdf_s8(step.attrs, w_feature, w_time)
+    ed.rewrite(step, kernel, [0, 3], [packed], ["packed"], attrs)  # keeps the frame and the bias
+
+
+def _select_batch_matmul(ed: _Editor, step: Step) -> None:
+    # both operands are activations: the kernel widens them itself, nothing to pack
+    ed.rewrite(step, "te_arm_batch_matmul_s8", [0, 1], [], [], {})
 
 
 # --------------------------------------------------------------------------- add
@@ -148,6 +189,15 @@ _HANDLERS: Dict[str, Callable[[_Editor, Step], None]] = {
     "te_depthwise_conv2d_s8": _select_depthwise,
     "te_depthwise_conv2d_inplace_s8": _select_depthwise,
     "te_fully_connected_s8": _select_fc,
+    "te_conv2d_s16": _packed_by(pack_conv_s16),
+    "te_fully_connected_s16": _packed_by(pack_fc_s16),
+    "te_depthwise_conv2d_s16": _packed_by(pack_depthwise_line_s16),
+    "te_lstm_s8": _select_lstm,
+    "te_lstm_s16": _select_lstm,
+    "te_transpose_conv2d_s8": _packed_by(pack_transpose_conv),
+    "te_transpose_conv2d_s16": _packed_by(pack_transpose_conv_s16),
+    "te_batch_matmul_s8": _select_batch_matmul,
+    "te_svdf_s8": _select_svdf,
     "te_add_s8": _select_add,
     "te_add_inplace_s8": _select_add,
 }

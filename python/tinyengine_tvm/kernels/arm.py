@@ -18,6 +18,11 @@ ARM_DW_SHAPES = ["", "_3x3s1", "_3x3s2", "_5x5s1", "_5x5s2", "_7x7s1", "_7x7s2"]
 
 # The optimized kernels compute what the portable ones do: the same MACs.
 conv_macs = TAGGED["te_conv2d_s8"].macs
+conv_s16_macs = TAGGED["te_conv2d_s16"].macs
+fc_s16_macs = TAGGED["te_fully_connected_s16"].macs
+_lstm_s8 = TAGGED["te_lstm_s8"]
+_lstm_s16 = TAGGED["te_lstm_s16"]
+_svdf_s8 = TAGGED["te_svdf_s8"]
 depthwise_macs = TAGGED["te_depthwise_conv2d_s8"].macs
 fc_macs = TAGGED["te_fully_connected_s8"].macs
 
@@ -75,6 +80,47 @@ def dw_kernel_name(a: Dict, inplace: bool) -> str:
     return f"te_arm_depthwise_conv2d{shape}{'_inplace' if inplace else ''}_s8"
 
 
+def dw_line(a: Dict):
+    """(in_len, out_len, k, stride, dilation, pad) of a depthwise convolution seen along
+    its line axis: H when kernel_w, input_w and output_w are 1, else W (the
+    rule of te_arm_depthwise_conv1d_s8 in tinyengine_kernels.h)."""
+    if a["kernel_w"] == 1 and a["input_w"] == 1 and a["output_w"] == 1:
+        return a["input_h"], a["output_h"], a["kernel_h"], a["stride_h"], a["dilation_h"], a["pad_top"]
+    return a["input_w"], a["output_w"], a["kernel_w"], a["stride_w"], a["dilation_w"], a["pad_left"]
+
+
+def dw_line_bytes(a: Dict) -> int:
+    """te_arm_depthwise_conv1d_s8_get_buffer_size(): four channels of the padded
+    line widened to int16 pairs, 8 bytes per position."""
+    _, out_len, k, stride, dilation, _ = dw_line(a)
+    return 8 * ((out_len - 1) * stride + (k - 1) * dilation + 1)
+
+
+def conv_s16_scratch(a: Dict) -> int:
+    """te_arm_conv2d_s16_get_buffer_size(): one int16 column of k2 values
+    (kernel_h * kernel_w * input_c rounded up to even)."""
+    k = a["kernel_h"] * a["kernel_w"] * a["input_c"]
+    return 2 * (k + (k & 1))
+
+
+def dw_line_s16_bytes(a: Dict) -> int:
+    """te_arm_depthwise_conv1d_s16_get_buffer_size(): two int16 channels of the
+    padded line, 4 bytes per position."""
+    return dw_line_bytes(a) // 2
+
+
+def transpose_conv_scratch(a: Dict) -> int:
+    """te_arm_transpose_conv2d_s8_get_buffer_size(): one batch's int32 sums, channels
+    rounded up to four."""
+    return 4 * a["output_h"] * a["output_w"] * ((a["output_c"] + 3) // 4 * 4)
+
+
+def batch_matmul_scratch(a: Dict) -> int:
+    """te_arm_batch_matmul_s8_get_buffer_size(): a batch's right columns and one
+    left row as int16, depth rounded up to even."""
+    return 2 * (a["cols"] + 1) * (a["depth"] + (a["depth"] & 1))
+
+
 def arm_conv_scratch(a: Dict) -> int:
     """te_arm_conv2d_s8_get_buffer_size(): four int16 im2col columns, a partial
     block of outputs, the int8 staging of a column (input_c % 4 != 0)."""
@@ -93,6 +139,15 @@ def _arm_depthwise_specs() -> Dict[str, KernelSpec]:
         specs[f"te_arm_depthwise_conv2d{shape}_inplace_s8"] = KernelSpec(
             "DEPTHWISE_CONV_2D", "arm/arm_depthwise_s8.cc", ["p", "inout", "in1", "inout", "scratch"],
             "te_conv_params", depthwise_macs, scratch=dw_plane_bytes, inplace=True, function=fn)
+    specs["te_arm_depthwise_conv1d_s8"] = KernelSpec(
+        "DEPTHWISE_CONV_2D", "arm/arm_depthwise_1d.cc", ["p", "in0", "in1", "out", "scratch"],
+        "te_conv_params", depthwise_macs, scratch=dw_line_bytes)
+    specs["te_arm_depthwise_conv1d_inplace_s8"] = KernelSpec(
+        "DEPTHWISE_CONV_2D", "arm/arm_depthwise_1d.cc", ["p", "inout", "in1", "inout", "scratch"],
+        "te_conv_params", depthwise_macs, scratch=dw_line_bytes, inplace=True, function="te_arm_depthwise_conv1d_s8")
+    specs["te_arm_depthwise_conv1d_s16"] = KernelSpec(
+        "DEPTHWISE_CONV_2D", "arm/arm_depthwise_1d.cc", ["p", "in0", "in1", "out", "scratch"],
+        "te_conv_params", TAGGED["te_depthwise_conv2d_s16"].macs, scratch=dw_line_s16_bytes)
     return specs
 
 
@@ -106,6 +161,29 @@ ARM: Dict[str, KernelSpec] = {
                                         "te_arm_add_params", inplace=True, function="te_arm_add_s8"),
     "te_arm_conv2d_s8": KernelSpec("CONV_2D", "arm/arm_conv_s8.cc", ["p", "in0", "in1", "out", "scratch"],
                                    "te_conv_params", conv_macs, scratch=arm_conv_scratch),
+    "te_arm_conv2d_s16": KernelSpec("CONV_2D", "arm/arm_conv_s16.cc", ["p", "in0", "in1", "out", "scratch"],
+                                    "te_conv_params", conv_s16_macs, scratch=conv_s16_scratch),
+    "te_arm_fully_connected_s16": KernelSpec("FULLY_CONNECTED", "arm/arm_conv_s16.cc", ["p", "in0", "in1", "out"],
+                                             "te_fc_params", fc_s16_macs),
+    # the portable LSTM's state and scratch; inputs: the sequence, the sigmoid table, the packed weights
+    "te_arm_lstm_s8": KernelSpec("UNIDIRECTIONAL_SEQUENCE_LSTM", "arm/arm_lstm.cc",
+                                 ["p", "in0", "in1", "in2", "state", "out", "scratch"], "te_lstm_params",
+                                 _lstm_s8.macs, scratch=_lstm_s8.scratch, state=_lstm_s8.state),
+    "te_arm_transpose_conv2d_s8": KernelSpec(
+        "TRANSPOSE_CONV", "arm/arm_transpose_conv_s8.cc", ["p", "in0", "in1", "out", "scratch"], "te_conv_params",
+        TAGGED["te_transpose_conv2d_s8"].macs, scratch=transpose_conv_scratch),
+    "te_arm_batch_matmul_s8": KernelSpec(
+        "BATCH_MATMUL", "arm/arm_batch_matmul_s8.cc", ["p", "in0", "in1", "out", "scratch"], "te_batch_matmul_params",
+        TAGGED["te_batch_matmul_s8"].macs, scratch=batch_matmul_scratch),
+    "te_arm_lstm_s16": KernelSpec("UNIDIRECTIONAL_SEQUENCE_LSTM", "arm/arm_lstm.cc",
+                                  ["p", "in0", "in1", "in2", "state", "out", "scratch"], "te_lstm_params",
+                                  _lstm_s16.macs, scratch=_lstm_s16.scratch, state=_lstm_s16.state),
+    # the portable SVDF's state and scratch; inputs: the frame, the bias, the packed weights
+    "te_arm_svdf_s8": KernelSpec("SVDF", "arm/arm_svdf_s8.cc", ["p", "in0", "in1", "in2", "state", "out", "scratch"],
+                                 "te_svdf_params", _svdf_s8.macs, scratch=_svdf_s8.scratch, state=_svdf_s8.state),
+    "te_arm_transpose_conv2d_s16": KernelSpec(
+        "TRANSPOSE_CONV", "arm/arm_conv_s16.cc", ["p", "in0", "in1", "out", "scratch"], "te_conv_params",
+        TAGGED["te_transpose_conv2d_s16"].macs, scratch=TAGGED["te_transpose_conv2d_s16"].scratch),
     "te_arm_conv2d_w16_s8": KernelSpec("CONV_2D", "arm/arm_conv_s8.cc", ["p", "in0", "in1", "out", "scratch"],
                                        "te_conv_params", conv_macs, scratch=arm_conv_scratch),
 }

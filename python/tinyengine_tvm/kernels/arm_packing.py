@@ -19,7 +19,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from .arm import W16_MAX_BYTES, conv_k4, conv_k_order, dw_kernel_name
+from .arm import W16_MAX_BYTES, conv_k4, conv_k_order, dw_kernel_name, dw_line
 
 _I32 = np.int64(1) << 32
 
@@ -172,6 +172,47 @@ def pack_depthwise(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, s
     return dw_kernel_name(a, inplace), pack_rows(q, rows), attrs
 
 
+def is_line_depthwise(a: Dict) -> bool:
+    """Whether a depthwise convolution runs along one axis (kx1 over [.., H, 1, C] or
+    1xk over [.., 1, W, C]), te_arm_depthwise_conv1d_s8's shapes."""
+    if a["kernel_w"] == 1 and a["input_w"] == 1 and a["output_w"] == 1:  # the kernel's axis is H
+        return a["pad_left"] == 0
+    return a["kernel_h"] == 1 and a["input_h"] == 1 and a["output_h"] == 1 and a["pad_top"] == 0
+
+
+def pack_depthwise_line(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray,
+                        inplace: bool) -> Packed:
+    """te_arm_depthwise_conv1d_s8 (in place or not) for a portable depthwise step
+    along one axis (any kernel length, stride, dilation and padding)."""
+    if a["depth_multiplier"] != 1:
+        raise PackingRefused("depth multiplier != 1")
+    if not is_line_depthwise(a):
+        raise PackingRefused("not a depthwise convolution along one axis")
+    k, ch = dw_line(a)[2], a["output_c"]
+    taps = w.reshape(k, ch).T.astype(np.int64)  # [ch, k]: kh*kw == k since the other side is 1
+    off = int(a["input_offset"])
+    bound = np.abs(bias) + input_range(off) * np.abs(taps).sum(axis=1)
+    q, dead = pack_requant(bias + off * taps.sum(axis=1), mult, shift, bound)
+    attrs = {}
+    if fold_output_offset(q, np.where(dead, 0, bound), int(a["output_offset"])):
+        attrs["output_offset"] = 0
+    groups = (ch + 3) // 4
+    tw = np.zeros((groups * 4, k), dtype=np.int64)
+    tw[:ch] = np.where(dead[:, None], 0, taps)
+    qq = np.zeros((groups * 4, 4), dtype=np.int32)
+    qq[:, 1], qq[:, 2], qq[:, 3] = -(1 << 31), 1, 1  # padding channels: m = 2^30, rs = 1, bias 0
+    qq[:ch] = q
+    out = []
+    for g in range(groups):
+        qg = qq[4 * g:4 * g + 4].astype("<i4")
+        # per tap the lanes (c0, c2, c1, c3): the int16 pairs [c0, c2] and [c1, c3] of the widened line
+        lanes = tw[4 * g:4 * g + 4][[0, 2, 1, 3]].T.astype("<i2")  # [k, 4]
+        out += [qg[:, 0].copy().view(np.int8), np.ascontiguousarray(lanes).view(np.int8).reshape(-1),
+                qg[:, 1:].copy().reshape(-1).view(np.int8)]
+    kernel = "te_arm_depthwise_conv1d_inplace_s8" if inplace else "te_arm_depthwise_conv1d_s8"
+    return kernel, np.concatenate(out), attrs
+
+
 def check_fc(a: Dict) -> None:
     """PackingRefused for fully connected layers the optimized kernel does not handle."""
     if a["filter_offset"] != 0:
@@ -203,6 +244,168 @@ def pack_fc(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: n
         qb = qq[4 * blk:4 * blk + 4].astype("<i4")
         out += [qb[:, 0].copy().view(np.int8), inter, qb[:, 1:].copy().reshape(-1).view(np.int8)]
     return "te_arm_fully_connected_s8", np.concatenate(out), {}
+
+
+def four_row_blocks(rows: np.ndarray, init: np.ndarray) -> np.ndarray:
+    """Rows (a multiple of four) in blocks of four, as int8 bytes: per block the
+    rows' int32 initial sums (wrapped), then for each group of four inputs the
+    four rows' weights for it (zero-padded to whole groups); te_arm::dot4_rows's
+    layout (te_arm_lstm_s8's blocks in tinyengine_kernels.h)."""
+    n, depth = rows.shape
+    assert n % 4 == 0
+    k4 = (depth + 3) // 4 * 4
+    padded = np.zeros((n, k4), dtype=np.int8)
+    padded[:, :depth] = rows
+    inter = padded.reshape(n // 4, 4, k4 // 4, 4).transpose(0, 2, 1, 3).reshape(n // 4, -1)
+    head = to_i32(init).astype("<i4").reshape(n // 4, 4).view(np.int8)
+    return np.concatenate([head, inter], axis=1).reshape(-1)
+
+
+def pack_lstm_s8(a: Dict, wx: np.ndarray, wh: np.ndarray, bias: np.ndarray) -> Packed:
+    """te_arm_lstm_s8 for a te_lstm_s8 step: the gate rows of both projections with
+    the zero points folded into their initial sums (exact in two's complement)."""
+    units, depth = a["units"], a["input_size"]
+    rx = wx.reshape(4 * units, depth)
+    rh = wh.reshape(4 * units, units)
+    init_x = np.asarray(bias, dtype=np.int64).reshape(-1) - int(a["input_zero_point"]) * rx.astype(np.int64).sum(1)
+    init_h = -int(a["hidden_zero_point"]) * rh.astype(np.int64).sum(1)
+    return "te_arm_lstm_s8", np.concatenate([four_row_blocks(rx, init_x), four_row_blocks(rh, init_h)]), {}
+
+
+def pack_transpose_conv(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> Packed:
+    """te_arm_transpose_conv2d_s8 for a te_transpose_conv2d_s8 step: per filter tap, the
+    output channels' rows in four-row blocks with input_offset * sum(row) as their
+    initial sums, then the per-channel {bias, multiplier, shift}."""
+    oc, kh, kw, ic = a["output_c"], a["kernel_h"], a["kernel_w"], a["input_c"]
+    wt = w.reshape(oc, kh, kw, ic)
+    oc4 = (oc + 3) // 4 * 4
+    off = int(a["input_offset"])
+    taps = []
+    for ky in range(kh):
+        for kx in range(kw):
+            rows = np.zeros((oc4, ic), dtype=np.int8)
+            rows[:oc] = wt[:, ky, kx, :]
+            taps.append(four_row_blocks(rows, off * rows.astype(np.int64).sum(1)))
+    per_channel = [np.broadcast_to(np.asarray(v, dtype=np.int64).reshape(-1), (oc,)) for v in (bias, mult, shift)]
+    tail = to_i32(np.stack(per_channel, axis=1)).astype("<i4").view(np.int8).reshape(-1)
+    return "te_arm_transpose_conv2d_s8", np.concatenate(taps + [tail]), {}
+
+
+def pack_svdf_s8(a: Dict, w_feature: np.ndarray, w_time: np.ndarray) -> Packed:
+    """te_arm_svdf_s8 for a te_svdf_s8 step (int16 state): the feature rows in
+    four-row blocks, then per filter its time weights, zero points folded into
+    the sums' initial values."""
+    filters, inputs, memory = a["num_filters"], a["input_size"], a["memory_size"]
+    f4 = (filters + 3) // 4 * 4
+    rows = np.zeros((f4, inputs), dtype=np.int8)
+    rows[:filters] = w_feature.reshape(filters, inputs)
+    feature = four_row_blocks(rows, -int(a["input_zero_point"]) * rows.astype(np.int64).sum(1))
+    wt = w_time.reshape(filters, memory).astype(np.int64)
+    init = to_i32(-int(a["state_zero_point"]) * wt.sum(1)).astype("<i4").reshape(filters, 1).view(np.int8)
+    padded = np.zeros((filters, memory + (memory & 1)), dtype="<i2")
+    padded[:, :memory] = wt
+    time = np.concatenate([init, padded.view(np.int8)], axis=1).reshape(-1)
+    return "te_arm_svdf_s8", np.concatenate([feature, time]), {}
+
+
+# --------------------------------------------------------------------------- 16x8 (int16 activations)
+def rescale64_params(mult: np.ndarray, shift: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(reduced multiplier, total shift) per channel of TFLite's 64-bit rescaling
+    (fixed_point.h's multiply_by_quantized_multiplier_64), or PackingRefused where
+    the total shift is outside [1, 62] (the kernels' rounding term needs it)."""
+    m = np.asarray(mult, dtype=np.int64).reshape(-1)
+    total = 15 - np.asarray(shift, dtype=np.int64).reshape(-1)
+    if np.any(total < 1) or np.any(total > 62):
+        raise PackingRefused("a 16x8 requantization shift is outside [-47, 14]")
+    reduced = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, 0x7FFF)
+    return reduced, total
+
+
+def pack_s16_records(rows: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """The 16x8 records of tinyengine_kernels.h (te_arm_conv2d_s16,
+    te_arm_fully_connected_s16): per output channel, its K int8 filter values
+    widened to int16 and zero-padded to even, int64 bias, int32 reduced
+    multiplier, int32 total shift; as int8 bytes (little-endian)."""
+    n, k = rows.shape
+    mult = np.broadcast_to(np.asarray(mult).reshape(-1), (n,))
+    shift = np.broadcast_to(np.asarray(shift).reshape(-1), (n,))
+    reduced, total = rescale64_params(mult, shift)
+    k2 = k + (k & 1)
+    wide = np.zeros((n, k2), dtype="<i2")
+    wide[:, :k] = rows
+    b = np.broadcast_to(np.asarray(bias, dtype=np.int64).reshape(-1), (n,)).astype("<i8")
+    tail = np.stack([reduced, total], axis=1).astype("<i4")
+    return np.concatenate([wide.view(np.int8), b.reshape(n, 1).view(np.int8), tail.view(np.int8)], axis=1).reshape(-1)
+
+
+def pack_conv_s16(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> Packed:
+    """te_arm_conv2d_s16 for a te_conv2d_s16 step (input zero point 0)."""
+    if a["input_offset"] != 0:
+        raise PackingRefused("16x8 input zero point != 0")
+    cout = a["output_c"]
+    rows = w.reshape(cout, -1)
+    return "te_arm_conv2d_s16", pack_s16_records(rows, bias, mult, shift), {}
+
+
+def pack_fc_s16(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> Packed:
+    """te_arm_fully_connected_s16 for a te_fully_connected_s16 step (zero points 0)."""
+    if a["input_offset"] != 0 or a["filter_offset"] != 0:
+        raise PackingRefused("16x8 fully connected with a nonzero input or filter zero point")
+    rows = w.reshape(a["output_depth"], a["input_depth"])
+    return "te_arm_fully_connected_s16", pack_s16_records(rows, bias, mult, shift), {}
+
+
+def pack_lstm_s16(a: Dict, wx: np.ndarray, wh: np.ndarray, bias: np.ndarray) -> Packed:
+    """te_arm_lstm_s16 for a te_lstm_s16 step (zero points 0): both projections' gate
+    rows widened to int16 and zero-padded to even lengths, then the int64 bias."""
+    if a["input_zero_point"] != 0 or a["hidden_zero_point"] != 0:
+        raise PackingRefused("16x8 LSTM with a nonzero input or hidden zero point")
+    units, depth = a["units"], a["input_size"]
+
+    def widened(rows, n):
+        out = np.zeros((4 * units, n + (n & 1)), dtype="<i2")
+        out[:, :n] = rows.reshape(4 * units, n)
+        return out.view(np.int8).reshape(-1)
+
+    b = np.asarray(bias, dtype=np.int64).reshape(-1).astype("<i8").view(np.int8)
+    return "te_arm_lstm_s16", np.concatenate([widened(wx, depth), widened(wh, units), b]), {}
+
+
+def pack_transpose_conv_s16(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> Packed:
+    """te_arm_transpose_conv2d_s16 for a te_transpose_conv2d_s16 step (input zero point 0):
+    per filter tap the output channels' rows widened to int16, then the 16x8 tails."""
+    if a["input_offset"] != 0:
+        raise PackingRefused("16x8 input zero point != 0")
+    oc, kh, kw, ic = a["output_c"], a["kernel_h"], a["kernel_w"], a["input_c"]
+    wt = w.reshape(oc, kh, kw, ic)
+    k2 = ic + (ic & 1)
+    rows = np.zeros((kh, kw, oc, k2), dtype="<i2")
+    rows[..., :ic] = wt.transpose(1, 2, 0, 3)
+    tails = pack_s16_records(np.zeros((oc, 0), dtype=np.int8), bias, mult, shift)
+    return "te_arm_transpose_conv2d_s16", np.concatenate([rows.view(np.int8).reshape(-1), tails]), {}
+
+
+def pack_depthwise_line_s16(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray,
+                            shift: np.ndarray) -> Packed:
+    """te_arm_depthwise_conv1d_s16 for a te_depthwise_conv2d_s16 step along one axis."""
+    if a["depth_multiplier"] != 1:
+        raise PackingRefused("depth multiplier != 1")
+    if not is_line_depthwise(a):
+        raise PackingRefused("16x8 depthwise convolution not along one axis")
+    if a["input_offset"] != 0:
+        raise PackingRefused("16x8 input zero point != 0")
+    k, ch = dw_line(a)[2], a["output_c"]
+    if k >= 512:
+        raise PackingRefused("512 or more taps: 32-bit partial sums could overflow")
+    taps = np.zeros((k, (ch + 1) // 2 * 2), dtype="<i2")
+    taps[:, :ch] = w.reshape(k, ch)
+    tails = pack_s16_records(np.zeros((ch, 0), dtype=np.int8), bias, mult, shift).reshape(ch, 16)
+    if ch % 2:  # the padding channel: a valid record (multiplier 0, total shift 1), never output
+        tails = np.concatenate([tails, pack_s16_records(np.zeros((1, 0), np.int8), [0], [0], [14]).reshape(1, 16)])
+    out = []
+    for g in range(taps.shape[1] // 2):
+        out += [taps[:, 2 * g:2 * g + 2].copy().view(np.int8).reshape(-1), tails[2 * g:2 * g + 2].reshape(-1)]
+    return "te_arm_depthwise_conv1d_s16", np.concatenate(out), {}
 
 
 def pack_add(a: Dict, table1: np.ndarray, table2: np.ndarray, inplace: bool) -> Tuple[str, Dict]:

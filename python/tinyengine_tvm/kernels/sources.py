@@ -12,6 +12,9 @@ COMMON_SOURCES = ["fixed_point.h"]
 
 #: Headers an optimized source includes besides tinyengine_kernels.h and COMMON_SOURCES.
 SOURCE_HEADERS = {src: list(ARM_HEADERS) for src in {k.source for k in KERNELS.values()} if src.startswith("arm/")}
+# the LSTM step after the gate projections, shared by the portable and the Cortex-M LSTM
+SOURCE_HEADERS["te_lstm.cc"] = ["lstm_cell.h"]
+SOURCE_HEADERS["arm/arm_lstm.cc"].append("lstm_cell.h")
 
 
 def kernel_sources_for(kernels: Iterable[str]) -> List[str]:

@@ -528,16 +528,18 @@ class QuantizedGraph:
         return out
 
     def lstm(self, x, units, time_major=False, cell_clip=0.0, cell_scale=2.0 ** -11, intermediates=True,
-             prefix="lstm") -> QTensor:
+             prefix="lstm", hidden_range=(-1.0, 1.0)) -> QTensor:
         """UNIDIRECTIONAL_SEQUENCE_LSTM (int8, int16 cell) over x [batch, time, features]
         (or [time, batch, features] when time_major): per-tensor int8 weights, int32
         biases, variable hidden (int8) and cell (int16) states, and, as the converter
-        writes them, five empty intermediate tensors."""
+        writes them, five empty intermediate tensors.  ``hidden_range`` is the float
+        range the hidden state is quantized over (an asymmetric one gives it a
+        nonzero zero point)."""
         if time_major:
             steps, batch, features = x.shape
         else:
             batch, steps, features = x.shape
-        h_scale, h_zp = choose_qparams(-1.0, 1.0, x.dtype)
+        h_scale, h_zp = choose_qparams(hidden_range[0], hidden_range[1], x.dtype)
         bias_type = "int64" if x.dtype == "int16" else "int32"
 
         def weights(cols, name):
