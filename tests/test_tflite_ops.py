@@ -280,14 +280,16 @@ def test_unary_ops_on_every_int8_value(op, low, high):
     assert_matches_tflm(compiled, model, [[np.arange(-128, 128, dtype=np.int8).reshape(1, 256)]])
 
 
-def test_mirror_pad_symmetric_is_refused_naming_the_node():
-    from tinyengine_tvm.errors import UnsupportedModelError
-
+@pytest.mark.parametrize("shape, pads", [((1, 4, 4, 3), ((0, 0), (1, 1), (1, 1), (0, 0))),
+                                         ((1, 4, 4, 3), ((0, 0), (4, 2), (0, 3), (1, 0))),
+                                         ((3, 5), ((2, 3), (5, 1)))])
+def test_mirror_pad_symmetric(shape, pads):
+    """SYMMETRIC repeats the edge (padding up to the whole dimension); TVM's importer
+    raises on it, the frontend reads it."""
     g = Q.QuantizedGraph(1)
-    x = g.input((1, 4, 4, 3))
-    model = g.finish(g.mirror_pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), "SYMMETRIC", prefix="edges"))
-    with pytest.raises(UnsupportedModelError, match=r"MIRROR_PAD.*edges.*SYMMETRIC"):
-        te.compile(model)
+    model = g.finish(g.mirror_pad(g.input(shape), pads, "SYMMETRIC", prefix="edges"))
+    compiled = te.compile(model)
+    assert_matches_tflm(compiled, model, [random_inputs(compiled.metadata["inputs"], s) for s in SEEDS])
 
 
 def test_shape_used_other_than_as_a_reshape_shape_is_refused_naming_the_node():

@@ -166,8 +166,6 @@ def _check_operator(model, sg, op, names, supported, dtypes, output_dtypes) -> L
         qs = [_quant(sg.Tensors(i)) for i in (inputs[1], inputs[2], outputs[0])]
         if any(not (np.array_equal(q[0], qs[0][0]) and np.array_equal(q[1], qs[0][1])) for q in qs):
             reasons.append("x, y and the output are quantized differently; TFLM selects the raw values")
-    if op_type == "MIRROR_PAD" and _mirror_pad_mode(op) != 0:
-        reasons.append("MIRROR_PAD mode SYMMETRIC is not supported (REFLECT is): TVM's importer does not read it")
     opts_act = _fused_activation(op, op_type)
     if opts_act is not None and opts_act not in _FUSED_ACTIVATIONS:
         reasons.append(f"fused activation {opts_act} is not supported (NONE, RELU, RELU6 are)")
@@ -225,18 +223,6 @@ def _int8_softmax_output(sg, op_type, inputs, idx) -> bool:
     """Whether tensor ``idx`` is the int16 output of an int8 SOFTMAX (TFLM fixes
     its zero point at -32768; the lowering checks it)."""
     return op_type == "SOFTMAX" and idx not in inputs and bool(inputs) and sg.Tensors(inputs[0]).Type() == _INT8
-
-
-def _mirror_pad_mode(op) -> int:
-    """MirrorPadOptions.mode (0 REFLECT, 1 SYMMETRIC)."""
-    import tflite
-
-    table = op.BuiltinOptions()
-    if table is None:
-        return 0
-    opts = tflite.MirrorPadOptions()
-    opts.Init(table.Bytes, table.Pos)
-    return int(opts.Mode())
 
 
 def _fused_activation(op, op_type):

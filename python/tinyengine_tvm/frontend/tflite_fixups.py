@@ -49,6 +49,9 @@ Two defects of ``tvm.relax.frontend.tflite`` stop real models from importing:
   ADD_N is refused; it is imported straight into its kernel call (its sum
   starts at the rescaled -zero_point, which no QDQ form says).
 
+* MIRROR_PAD SYMMETRIC raises in the importer; it is ``nn.pad`` with
+  pad_mode "symmetric", which the lowering reads.
+
 * int8 CUMSUM is refused; it is imported straight into its kernel call (the
   ADD_N arithmetic along one axis).
 
@@ -268,6 +271,26 @@ def _arg_min_max_output_type(original):
         out = self.bb.normalize(original(self, op, relax_op))
         want = self.get_tensor_type_str(output_tensor.tensor.Type())
         return out if str(out.ty.dtype) == want else relax.op.astype(out, want)
+
+    return convert
+
+
+@_replaces("convert_mirror_pad")
+def _mirror_pad_symmetric_too(original):
+    """MIRROR_PAD converter that also reads SYMMETRIC (the importer raises on it):
+    ``nn.pad(x, pads, pad_mode="symmetric")``, which the lowering reads as the
+    mirror pad that repeats the edge."""
+    import tflite
+    from tvm import relax
+
+    def convert(self, op):
+        opts = tflite.MirrorPadOptions()
+        opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+        if opts.Mode() == 0:
+            return original(self, op)
+        x, pads = self.get_input_tensors(op)
+        flat = [int(v) for pair in self.get_tensor_value(pads) for v in pair]
+        return relax.op.nn.pad(self.get_expr(x.tensor_idx), flat, pad_mode="symmetric")
 
     return convert
 

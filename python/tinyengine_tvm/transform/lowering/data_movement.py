@@ -1,7 +1,7 @@
 """Data movement family on int8 values (and int16 where TFLM moves int16: views,
 PAD/PADV2, TRANSPOSE, strided slices, SPLIT/SPLIT_V/UNPACK, PACK and CONCATENATION
 of one quantization): views (reshape/squeeze/expand_dims/
-flatten stay Relax reshapes), PAD/PADV2, MIRROR_PAD (REFLECT), TRANSPOSE (and the importer's
+flatten stay Relax reshapes), PAD/PADV2, MIRROR_PAD, TRANSPOSE (and the importer's
 SPACE_TO_DEPTH/DEPTH_TO_SPACE), RESIZE_NEAREST_NEIGHBOR, strided slices
 (STRIDED_SLICE, SLICE, and the parts of SPLIT, SPLIT_V and UNPACK), GATHER,
 and CONCATENATION (inputs quantized unlike the output are requantized first;
@@ -58,7 +58,7 @@ def _lower_pad(ctx, var, value, q):
 
 
 def _is_reflect_pad(ctx, value):
-    return str(getattr(getattr(value, "attrs", None), "pad_mode", "")) == "reflect"
+    return str(getattr(getattr(value, "attrs", None), "pad_mode", "")) in ("reflect", "symmetric")
 
 
 def _check_mirror_pad(ctx, var, value, q):
@@ -68,8 +68,9 @@ def _check_mirror_pad(ctx, var, value, q):
         return "mirror pad of a value that could not be lowered"
     if len(in_shape) > 4:
         return "MIRROR_PAD is supported up to 4-D"
-    if any(w > d - 1 for d, w in zip([d for d in in_shape for _ in (0, 1)], widths)):
-        return "REFLECT padding wider than the input minus one"
+    symmetric = str(value.attrs.pad_mode) == "symmetric"
+    if any(w > d - (0 if symmetric else 1) for d, w in zip([d for d in in_shape for _ in (0, 1)], widths)):
+        return "SYMMETRIC padding wider than the input" if symmetric else "REFLECT padding wider than the input minus one"
     return None
 
 
@@ -79,7 +80,7 @@ def _lower_mirror_pad(ctx, var, value, q):
     lead = 4 - len(in_shape)
     return make_kernel_call("te_mirror_pad_s8", [ctx.int8_value(value.args[0])], dict(
         input_dims=[1] * lead + in_shape, before=[0] * lead + widths[0::2], after=[0] * lead + widths[1::2],
-        offset=1), shape_of(var), "int8")
+        offset=0 if str(value.attrs.pad_mode) == "symmetric" else 1), shape_of(var), "int8")
 
 
 # ------------------------------------------------------------- transpose
@@ -323,7 +324,7 @@ for _name in VIEW_OPS[1:]:
 LOWERINGS = [
     Lowering("RESHAPE", "int8", _lower_view, pattern=_VIEW_PATTERN, check=_needs_lowered_input("reshape"),
              tflite={"RESHAPE": (0,), "SQUEEZE": (0,), "EXPAND_DIMS": (0,)}, dtypes=_BOTH),
-    # TVM's importer reads MIRROR_PAD's REFLECT mode only (SYMMETRIC fails there).
+    # MIRROR_PAD REFLECT and SYMMETRIC (the latter read by frontend/tflite_fixups).
     Lowering("MIRROR_PAD", "int8", _lower_mirror_pad, pattern=op_pattern("relax.nn.pad"), matcher=_is_reflect_pad,
              check=_check_mirror_pad, tflite={"MIRROR_PAD": (0,)}),
     Lowering("PAD", "int8", _lower_pad, pattern=op_pattern("relax.nn.pad"), check=_check_pad,
