@@ -8,8 +8,9 @@
  * through semihosting with a TE_EXIT_* status (startup.c), which the host
  * reports. Build definitions: TE_UART_BASE, TE_SYSTICK_HZ, TE_ICOUNT_SHIFT,
  * TE_BOARD, optional TE_MLPERF=1; test hooks TE_TEST_HANG_IN_RUN,
- * TE_TEST_FAULT_IN_RUN, TE_TEST_RESET_IN_RUN (what the model's invoke does
- * instead of running: the link tests' "board stops answering/crashes/resets").
+ * TE_TEST_FAULT_IN_RUN, TE_TEST_RESET_IN_RUN, TE_TEST_NOOP_RUN (what the
+ * model's invoke does instead of running: the link tests' "board stops
+ * answering/crashes/resets", the MLPerf tests' empty timed window).
  */
 #include <stdint.h>
 
@@ -70,6 +71,8 @@ static int te_test_invoke(void) {
 }
 #elif defined(TE_TEST_RESET_IN_RUN)
 static int te_test_invoke(void) { bm_reset(); }
+#elif defined(TE_TEST_NOOP_RUN)
+static int te_test_invoke(void) { return 0; }
 #endif
 
 #if TE_MLPERF
@@ -96,7 +99,8 @@ int main(void) {
       .reset = bm_reset_void,
   };
   te_model_desc model = te_model;
-#if defined(TE_TEST_HANG_IN_RUN) || defined(TE_TEST_FAULT_IN_RUN) || defined(TE_TEST_RESET_IN_RUN)
+#if defined(TE_TEST_HANG_IN_RUN) || defined(TE_TEST_FAULT_IN_RUN) || defined(TE_TEST_RESET_IN_RUN) || \
+    defined(TE_TEST_NOOP_RUN)
   model.invoke = te_test_invoke;
 #endif
 #if TE_MLPERF

@@ -189,15 +189,33 @@ def inputs_from_db(meta: dict, db: bytes, opts: MlperfOptions) -> Dict[str, np.n
     return out
 
 
-def fmt3(v) -> str:
-    """A float32 as the firmware prints it: |v| * 1000 + 0.5 truncated, in double."""
-    d = float(np.float32(v))
-    neg = d < 0
-    d = abs(d)
-    if not d < 1e15:
-        d = 1e15
-    s = int(d * 1000.0 + 0.5)
-    return ("-" if neg and s else "") + f"{s // 1000}.{s % 1000:03d}"
+def fmt_printf3(v) -> str:
+    """A float32 as C's printf("%0.3f") prints it (correctly rounded, ties to even; Python's too)."""
+    return f"{float(np.float32(v)):.3f}"
+
+
+def _c_trunc(f) -> int:
+    """static_cast<int> of a float32 (toward zero)."""
+    return int(float(f))
+
+
+def _c_mod10(i: int) -> int:
+    """C's i % 10 (the sign of i)."""
+    return -(-i % 10) if i < 0 else i % 10
+
+
+def fmt_trunc3(v) -> str:
+    """A float32 as the kws01 reference prints it: "0.%d" of (int)(v*10), then
+    (int)(v*100)%10 and (int)(v*1000)%10, products in float32 (1.0 -> 0.1000)."""
+    f = np.float32(v)
+    with np.errstate(over="ignore"):
+        a, b, c = (_c_trunc(f * np.float32(k)) for k in (10, 100, 1000))
+    return f"0.{a}{_c_mod10(b)}{_c_mod10(c)}"
+
+
+def fmt_value(v, results_format: str = "printf3") -> str:
+    """One value of m-results-[...] in the benchmark's format."""
+    return fmt_trunc3(v) if results_format == "trunc3" else fmt_printf3(v)
 
 
 def _dequant(desc: dict, a: np.ndarray) -> np.ndarray:
@@ -211,7 +229,9 @@ def _dequant(desc: dict, a: np.ndarray) -> np.ndarray:
 
 def expected_results(meta: dict, outputs: Dict[str, np.ndarray], opts: MlperfOptions,
                      db: Optional[bytes] = None) -> str:
-    """The m-results-[...] line the firmware prints for these outputs."""
+    """The m-results-[...] line the firmware prints for these outputs (per
+    benchmark, as the reference submissions print it)."""
+    comma = opts.results_format == "printf3_comma"
     if opts.results == "mse":
         out = _dequant(meta["outputs"][0], outputs[meta["outputs"][0]["name"]])
         x = np.frombuffer(db, dtype="<f4")
@@ -220,9 +240,10 @@ def expected_results(meta: dict, outputs: Dict[str, np.ndarray], opts: MlperfOpt
         for k in range(n):
             diff = np.float32(out[k] - x[k])
             s = np.float32(s + np.float32(diff * diff))
-        return f"m-results-[{fmt3(np.float32(s / np.float32(n)) if n else 0.0)}]"
-    vals = [fmt3(v) for d in meta["outputs"] for v in _dequant(d, outputs[d["name"]])]
-    return "m-results-[" + ",".join(vals) + "]"
+        vals = [fmt_value(np.float32(s / np.float32(n)) if n else 0.0, opts.results_format)]
+    else:
+        vals = [fmt_value(v, opts.results_format) for d in meta["outputs"] for v in _dequant(d, outputs[d["name"]])]
+    return "m-results-[" + "".join(v + "," for v in vals) + "]" if comma else "m-results-[" + ",".join(vals) + "]"
 
 
 # --------------------------------------------------------------------------- modes
