@@ -92,11 +92,11 @@ def test_zephyr_main_compiles_against_api_stubs(tmp_path):
     Zephyr's headers (Zephyr itself cannot be built here)."""
     p = firmware.gcc_prefix()
     root = os.path.dirname(HERE)
-    for mlperf in (0, 1):
+    for mlperf, energy in ((0, 0), (1, 0), (1, 1)):
         cmd = [p + "gcc", "-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16", "-std=gnu11", "-O2",
                "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-I", os.path.join(HERE, "zephyr_stubs"),
                "-I", os.path.join(root, "firmware", "include"), '-DCONFIG_BOARD="nucleo_f746zg"',
-               f"-DTE_MLPERF={mlperf}", "-DTE_PROTO_MAX_PAYLOAD=1024u",
+               f"-DTE_MLPERF={mlperf}", f"-DTE_MLPERF_ENERGY={energy}", "-DTE_PROTO_MAX_PAYLOAD=1024u",
                os.path.join(root, "zephyr_app", "src", "main.c")]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
