@@ -45,7 +45,12 @@ def dut_usb_id(device_list: str):
     """(vid, pid) of the first ``type: dut`` entry of a runner device list, or None."""
     if not os.path.isfile(device_list):
         return None
-    import yaml
+    try:
+        import yaml  # PyYAML: the runner's own requirement
+    except ImportError:
+        print("mlperf_runner_qemu: PyYAML is not installed: the DUT's USB id is not read from "
+              f"{device_list} (use --vid/--pid)", file=sys.stderr)
+        return None
 
     with open(device_list) as f:
         devices = yaml.safe_load(f) or []
