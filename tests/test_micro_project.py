@@ -66,6 +66,7 @@ OPTION_SETS = [
     {"mlperf": "true", "mlperf_model": "ad01"},
     {"mlperf": "true", "mlperf_model": "vww01", "mlperf_input": "raw"},
     {"baud": "921600", "main_stack_size": "8192", "max_payload": "256"},
+    {"mlperf": "true", "mlperf_model": "kws01", "mlperf_energy": "true", "mlperf_timestamp_gpio": "gpiof,13"},
 ]
 
 
@@ -80,7 +81,16 @@ def test_create_project_files(compiled, measure_dir, tmp_path, zboard, opts):
     ml = None
     if extra.get("mlperf") == "true":
         ml = MlperfOptions.create(extra.get("mlperf_model", meta["model"]), extra.get("mlperf_input"))
-    baud = extra.get("baud", "115200")
+    # The official runner's device files: ad01 at 921600 baud, the others 115200, energy mode 9600.
+    baud = extra.get("baud", "9600" if extra.get("mlperf_energy") else "921600" if ml and ml.model_version == "ad01"
+                     else "115200")
+    assert info["baud"] == int(baud)
+    if extra.get("mlperf_energy"):
+        overlay = open(os.path.join(out, "mlperf_timestamp.overlay")).read()
+        assert "tinyengine-timestamp = &te_timestamp;" in overlay and "<&gpiof 13 (" in overlay
+        assert "set(TE_MLPERF_ENERGY 1)" in open(os.path.join(out, "CMakeLists.txt")).read()
+    else:
+        assert not os.path.exists(os.path.join(out, "mlperf_timestamp.overlay"))
 
     files = sorted(os.path.relpath(os.path.join(r, f), out) for r, _, fs in os.walk(out) for f in fs)
     boards = {f"boards/{b}.{ext}" for b in ZEPHYR_BOARDS for ext in ("overlay", "conf")}
@@ -191,7 +201,12 @@ def test_bad_options(compiled, tmp_path):
     out = str(tmp_path / "x")
     for opts, match in (({}, "board=BOARD is required"), ({"board": "nope"}, "no Zephyr application template"),
                         ({"board": "nucleo_f746zg", "baud": "fast"}, "not an integer"),
-                        ({"board": "nucleo_f746zg", "mlperf_model": "kws01"}, "need mlperf=true"),
+                        ({"board": "nucleo_f746zg", "mlperf_model": "kws01"}, "require mlperf=true"),
+                        ({"board": "nucleo_f746zg", "mlperf": "1", "mlperf_energy": "true",
+                          "mlperf_timestamp_gpio": "D7"}, "use CONTROLLER,PIN"),
+                        ({"board": "nucleo_f746zg", "mlperf": "1", "mlperf_timestamp_gpio": "gpiof,13"},
+                         "need mlperf_energy=true"),
+                        ({"board": "nucleo_f746zg", "mlperf": "1", "mlperf_db_bytes": "16"}, "of db"),
                         ({"board": "nucleo_f746zg", "mlperf": "maybe"}, "true or false"),
                         ({"board": "nucleo_f746zg", "mlperf": "1", "mlperf_input": "raw", "mlperf_results": "mse"},
                          "needs mlperf_input=float32"),

@@ -8,10 +8,13 @@
  * through semihosting with a TE_EXIT_* status (startup.c), which the host
  * reports. Build definitions: TE_UART_BASE, TE_SYSTICK_HZ, TE_ICOUNT_SHIFT,
  * TE_BOARD, optional TE_MLPERF=1; test hooks TE_TEST_HANG_IN_RUN,
- * TE_TEST_FAULT_IN_RUN, TE_TEST_RESET_IN_RUN (what the model's invoke does
- * instead of running: the link tests' "board stops answering/crashes/resets").
+ * TE_TEST_FAULT_IN_RUN, TE_TEST_RESET_IN_RUN, TE_TEST_NOOP_RUN,
+ * TE_TEST_COPY_RUN (what the model's invoke does instead of running: the
+ * link tests' "board stops answering/crashes/resets", the MLPerf tests'
+ * empty timed window and outputs of their choosing).
  */
 #include <stdint.h>
+#include <string.h>
 
 #include "te_firmware.h"
 #include "te_mlperf.h"
@@ -70,6 +73,18 @@ static int te_test_invoke(void) {
 }
 #elif defined(TE_TEST_RESET_IN_RUN)
 static int te_test_invoke(void) { bm_reset(); }
+#elif defined(TE_TEST_NOOP_RUN)
+static int te_test_invoke(void) { return 0; }
+#elif defined(TE_TEST_COPY_RUN)
+/* The output's bytes become the input's: the MLPerf tests choose the values printed. */
+static int te_test_invoke(void) {
+  uint8_t* out = (uint8_t*)(uintptr_t)te_model.output(0);
+  const uint8_t* in = (const uint8_t*)te_model.input(0);
+  const uint32_t n = te_model.outputs[0].bytes < te_model.inputs[0].bytes ? te_model.outputs[0].bytes
+                                                                          : te_model.inputs[0].bytes;
+  memmove(out, in, n);
+  return 0;
+}
 #endif
 
 #if TE_MLPERF
@@ -96,7 +111,8 @@ int main(void) {
       .reset = bm_reset_void,
   };
   te_model_desc model = te_model;
-#if defined(TE_TEST_HANG_IN_RUN) || defined(TE_TEST_FAULT_IN_RUN) || defined(TE_TEST_RESET_IN_RUN)
+#if defined(TE_TEST_HANG_IN_RUN) || defined(TE_TEST_FAULT_IN_RUN) || defined(TE_TEST_RESET_IN_RUN) || \
+    defined(TE_TEST_NOOP_RUN) || defined(TE_TEST_COPY_RUN)
   model.invoke = te_test_invoke;
 #endif
 #if TE_MLPERF

@@ -29,6 +29,13 @@
 #ifndef TE_MLPERF
 #define TE_MLPERF 0
 #endif
+#ifndef TE_MLPERF_ENERGY
+#define TE_MLPERF_ENERGY 0
+#endif
+
+#if TE_MLPERF && TE_MLPERF_ENERGY
+#include <zephyr/drivers/gpio.h>
+#endif
 
 #if DT_HAS_CHOSEN(tinyengine_uart)
 #define TE_UART_NODE DT_CHOSEN(tinyengine_uart)
@@ -191,6 +198,26 @@ void k_sys_fatal_error_handler(unsigned int reason, const struct arch_esf *esf)
 extern const te_mlperf_config te_mlperf_cfg;
 #endif
 
+#if TE_MLPERF && TE_MLPERF_ENERGY
+/* EEMBC energy mode: a time stamp is a falling edge on the open-drain pin the
+ * IO manager watches (alias tinyengine-timestamp, mlperf_timestamp.overlay),
+ * held low for TE_MLPERF_TIMESTAMP_HOLD_US (at least 1 us) and released. */
+#if !DT_NODE_EXISTS(DT_ALIAS(tinyengine_timestamp))
+#error "energy mode needs the devicetree alias tinyengine-timestamp (project option mlperf_timestamp_gpio)"
+#endif
+#ifndef TE_MLPERF_TIMESTAMP_HOLD_US
+#define TE_MLPERF_TIMESTAMP_HOLD_US 10u
+#endif
+static const struct gpio_dt_spec te_ts_pin = GPIO_DT_SPEC_GET(DT_ALIAS(tinyengine_timestamp), gpios);
+
+static void te_ts_pulse(void)
+{
+	gpio_pin_set_raw(te_ts_pin.port, te_ts_pin.pin, 0);
+	k_busy_wait(TE_MLPERF_TIMESTAMP_HOLD_US);
+	gpio_pin_set_raw(te_ts_pin.port, te_ts_pin.pin, 1);
+}
+#endif
+
 int main(void)
 {
 	if (!device_is_ready(te_uart)) {
@@ -204,6 +231,13 @@ int main(void)
 	te_zport.stack_size = (uint32_t)self->stack_info.size;
 	te_zport.counter_hz = te_hz;
 #if TE_MLPERF
+#if TE_MLPERF_ENERGY
+	/* Released (high) from the start, so that the first time stamp is a falling edge. */
+	if (!gpio_is_ready_dt(&te_ts_pin) || gpio_pin_configure_dt(&te_ts_pin, GPIO_OUTPUT_HIGH) != 0) {
+		return -1;
+	}
+	te_mlperf_set_timestamp_pulse(te_ts_pulse);
+#endif
 	te_mlperf_serve(&te_model, &te_zport, &te_mlperf_cfg);
 #else
 	te_proto_send_boot(&te_model, &te_zport);

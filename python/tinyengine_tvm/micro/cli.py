@@ -1,6 +1,7 @@
 """``tvmc micro``, registered by ``tinyengine_tvm.cli.build_parser``:
 
     tvmc micro create-project OUT COMPILED zephyr --project-option board=nucleo_f746zg [mlperf=true ...]
+    tvmc micro create-project OUT COMPILED baremetal --project-option board=mps2-an500 [mlperf=true ...]
     tvmc micro build OUT zephyr [--project-option ...] [-f]
     tvmc micro flash OUT zephyr [--project-option runner=openocd]
 
@@ -12,15 +13,19 @@ from __future__ import annotations
 
 def register(sub) -> None:
     """Add ``tvmc micro`` to the subcommands ``sub`` of tvmc's parser."""
+    from .baremetal import BAREMETAL_OPTION_HELP
     from .project import OPTION_HELP
 
-    options_help = "KEY=VALUE (repeatable): " + "; ".join(f"{k}: {v}" for k, v in OPTION_HELP.items())
+    options_help = ("KEY=VALUE (repeatable); zephyr: " + "; ".join(f"{k}: {v}" for k, v in OPTION_HELP.items())
+                    + "; baremetal (firmware.elf for QEMU): "
+                    + "; ".join(f"{k}: {v}" for k, v in BAREMETAL_OPTION_HELP.items()))
     m = sub.add_parser("micro", help="create, build and flash a Zephyr application for a board")
     msub = m.add_subparsers(dest="micro_command", required=True)
-    c = msub.add_parser("create-project", help="a compiled model as a standalone Zephyr application")
+    c = msub.add_parser("create-project", help="a compiled model as a standalone Zephyr application, or "
+                        "(baremetal) the emulated boards' benchmark-server firmware, built")
     c.add_argument("project_dir", help="directory to create")
     c.add_argument("compiled", help="directory or .tar written by 'tvmc compile'")
-    c.add_argument("platform", choices=["zephyr"])
+    c.add_argument("platform", choices=["zephyr", "baremetal"])
     c.add_argument("--project-option", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help=options_help)
     c.add_argument("-f", "--force", action="store_true",
@@ -47,7 +52,29 @@ def _options(pairs):
     return parse_project_options(pairs)
 
 
+def _cmd_create_baremetal(args) -> int:
+    from ..errors import TinyEngineError
+    from .baremetal import create_baremetal_project
+
+    opts = {}
+    for pair in args.project_option:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise TinyEngineError(f"--project-option '{pair}': use KEY=VALUE")
+        opts[key.strip()] = value.strip()
+    info = create_baremetal_project(args.project_dir, args.compiled, opts, force=args.force)
+    ml = info["mlperf"]
+    print(f"project      {info['project_dir']}")
+    print(f"firmware     {info['elf']} ({info['board']}, "
+          + (f"MLPerf Tiny DUT, model {ml['model_version']}, results {ml['results_format']})" if ml
+             else "tinyengine benchmark protocol)"))
+    print(f"run          {info['qemu_command']}   (in {info['project_dir']})")
+    return 0
+
+
 def _cmd_create(args) -> int:
+    if args.platform == "baremetal":
+        return _cmd_create_baremetal(args)
     from .project import create_project
 
     info = create_project(args.project_dir, args.compiled, args.platform, _options(args.project_option),

@@ -9,8 +9,15 @@ output with ``m-ready``. It checks a board (or QEMU) running a project built
 with ``mlperf=true`` before the official runner is pointed at it, and the
 tests use it over QEMU's UART.
 
+    tvmc micro create-project OUT COMPILED baremetal --project-option mlperf=true mlperf_model=kws01
+    python -m tinyengine_tvm.micro.mlperf_host --qemu OUT --mode p      # the official runner's sequence
     python -m tinyengine_tvm.micro.mlperf_host --qemu COMPILED --mlperf-model kws01 --mode a --count 5
     python -m tinyengine_tvm.micro.mlperf_host --port /dev/ttyACM0 --project APP_OR_COMPILED --mode p
+
+With ``--qemu`` the firmware runs under qemu-system-arm with its UART on a
+pseudo-terminal opened with pyserial, as the official runner opens a board's
+port (``scripts/mlperf_runner_qemu.py`` points the official runner itself at
+that pty).
 
 Performance: throughput = N / (end - start) of the DUT's own microsecond
 timestamps, over ``loops`` windows (the runner uses 5), median reported.
@@ -33,7 +40,7 @@ import numpy as np
 from ..errors import TinyEngineError
 from ..runtime.protocol import LinkError, LinkTimeout
 from ..runtime.transport import Transport
-from .model_desc import MlperfOptions, read_metadata
+from .model_desc import MlperfOptions, mlperf_default_baud, read_metadata
 
 READY = "m-ready"
 DB_CHUNK = 31  # bytes per 'db' command, as the runner sends without a power manager
@@ -107,7 +114,7 @@ class EembcDut:
         done = False
         for i in range(0, len(data), DB_CHUNK):
             lines = self.command("db " + data[i:i + DB_CHUNK].hex())
-            errors = [l for l in lines if l.startswith("e-")]
+            errors = [l for l in lines if l.startswith(("e-", "Supplied buffer size"))]
             if errors:
                 raise LinkError(f"db: {errors}")
             done = "m-load-done" in lines
@@ -116,7 +123,8 @@ class EembcDut:
 
     def infer(self, iterations: int, warmups: int, timeout: float = 60.0) -> dict:
         lines = self.command(f"infer {iterations} {warmups}", timeout)
-        errors = [l for l in lines if l.startswith("e-")]
+        # "Input db has ..." (the reference's words, without e-): the inference ran on an older input.
+        errors = [l for l in lines if l.startswith(("e-", "Input db has"))]
         if errors:
             raise LinkError(f"infer: {errors}")
         laps = [int(m.group(1)) for l in lines for m in [re.match(r"^m-lap-us-(\d+)$", l)] if m]
@@ -189,15 +197,33 @@ def inputs_from_db(meta: dict, db: bytes, opts: MlperfOptions) -> Dict[str, np.n
     return out
 
 
-def fmt3(v) -> str:
-    """A float32 as the firmware prints it: |v| * 1000 + 0.5 truncated, in double."""
-    d = float(np.float32(v))
-    neg = d < 0
-    d = abs(d)
-    if not d < 1e15:
-        d = 1e15
-    s = int(d * 1000.0 + 0.5)
-    return ("-" if neg and s else "") + f"{s // 1000}.{s % 1000:03d}"
+def fmt_printf3(v) -> str:
+    """A float32 as C's printf("%0.3f") prints it (correctly rounded, ties to even; Python's too)."""
+    return f"{float(np.float32(v)):.3f}"
+
+
+def _c_trunc(f) -> int:
+    """static_cast<int> of a float32 (toward zero)."""
+    return int(float(f))
+
+
+def _c_mod10(i: int) -> int:
+    """C's i % 10 (the sign of i)."""
+    return -(-i % 10) if i < 0 else i % 10
+
+
+def fmt_trunc3(v) -> str:
+    """A float32 as the kws01 reference prints it: "0.%d" of (int)(v*10), then
+    (int)(v*100)%10 and (int)(v*1000)%10, products in float32 (1.0 -> 0.1000)."""
+    f = np.float32(v)
+    with np.errstate(over="ignore"):
+        a, b, c = (_c_trunc(f * np.float32(k)) for k in (10, 100, 1000))
+    return f"0.{a}{_c_mod10(b)}{_c_mod10(c)}"
+
+
+def fmt_value(v, results_format: str = "printf3") -> str:
+    """One value of m-results-[...] in the benchmark's format."""
+    return fmt_trunc3(v) if results_format == "trunc3" else fmt_printf3(v)
 
 
 def _dequant(desc: dict, a: np.ndarray) -> np.ndarray:
@@ -211,7 +237,9 @@ def _dequant(desc: dict, a: np.ndarray) -> np.ndarray:
 
 def expected_results(meta: dict, outputs: Dict[str, np.ndarray], opts: MlperfOptions,
                      db: Optional[bytes] = None) -> str:
-    """The m-results-[...] line the firmware prints for these outputs."""
+    """The m-results-[...] line the firmware prints for these outputs (per
+    benchmark, as the reference submissions print it)."""
+    comma = opts.results_format == "printf3_comma"
     if opts.results == "mse":
         out = _dequant(meta["outputs"][0], outputs[meta["outputs"][0]["name"]])
         x = np.frombuffer(db, dtype="<f4")
@@ -220,9 +248,10 @@ def expected_results(meta: dict, outputs: Dict[str, np.ndarray], opts: MlperfOpt
         for k in range(n):
             diff = np.float32(out[k] - x[k])
             s = np.float32(s + np.float32(diff * diff))
-        return f"m-results-[{fmt3(np.float32(s / np.float32(n)) if n else 0.0)}]"
-    vals = [fmt3(v) for d in meta["outputs"] for v in _dequant(d, outputs[d["name"]])]
-    return "m-results-[" + ",".join(vals) + "]"
+        vals = [fmt_value(np.float32(s / np.float32(n)) if n else 0.0, opts.results_format)]
+    else:
+        vals = [fmt_value(v, opts.results_format) for d in meta["outputs"] for v in _dequant(d, outputs[d["name"]])]
+    return "m-results-[" + "".join(v + "," for v in vals) + "]" if comma else "m-results-[" + ",".join(vals) + "]"
 
 
 # --------------------------------------------------------------------------- modes
@@ -283,11 +312,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                  description="Talk to an MLPerf Tiny DUT (performance or accuracy mode).")
     where = ap.add_mutually_exclusive_group(required=True)
     where.add_argument("--port", help="the board's serial port")
-    where.add_argument("--qemu", metavar="COMPILED", help="build the MLPerf firmware of a compiled model, run QEMU")
-    ap.add_argument("--project", help="compiled model or Zephyr app of the board (metadata, MLPerf options)")
-    ap.add_argument("--baud", type=int, default=115200)
+    where.add_argument("--qemu", metavar="PROJECT", help="run the MLPerf firmware under QEMU: a project of "
+                       "'tvmc micro create-project ... baremetal --project-option mlperf=true' (its firmware.elf), "
+                       "or a compiled model (its firmware is built)")
+    ap.add_argument("--project", help="compiled model, or the board's project of tvmc micro create-project "
+                    "(metadata, MLPerf options)")
+    ap.add_argument("--baud", type=int, help="the board's baud rate (default: what the official runner's device "
+                    "files expect for the benchmark: 921600 for ad01, else 115200)")
     ap.add_argument("--board", default="mps2-an500", help="QEMU board for --qemu")
-    ap.add_argument("--link", default="tcp", choices=["tcp", "pty"], help="QEMU UART link for --qemu")
+    ap.add_argument("--link", default="pty", choices=["tcp", "pty"],
+                    help="QEMU UART link for --qemu: a pseudo-terminal opened with pyserial like a board's port "
+                         "(pty, as the official runner would), or a loopback socket")
     ap.add_argument("--mlperf-model", help="for --qemu: kws01, ic01, vww01, ad01 or a name")
     ap.add_argument("--mlperf-input", choices=["raw", "uint8_minus_128", "float32"])
     ap.add_argument("--mlperf-results", choices=["vector", "mse"])
@@ -315,37 +350,55 @@ def _main(args) -> int:
 
     project = args.qemu or args.project
     if not project:
-        raise TinyEngineError("--project is needed with --port (the compiled model or its Zephyr app)")
-    model_dir = os.path.join(project, "model") if os.path.isfile(os.path.join(project, "project.json")) else project
-    meta = read_metadata(model_dir)
-    stored = None
+        raise TinyEngineError("--project is needed with --port (the compiled model or its project)")
+    if not os.path.isdir(project) and not (args.qemu and os.path.isfile(project)):
+        raise TinyEngineError(f"{project}: no such project directory")
+    info = {}
     if os.path.isfile(os.path.join(project, "project.json")):
-        stored = json.load(open(os.path.join(project, "project.json"))).get("mlperf")
+        info = json.load(open(os.path.join(project, "project.json")))
+        model_dir = os.path.join(project, "model")
+    else:
+        model_dir = project
+    meta = read_metadata(model_dir)
+    stored = info.get("mlperf")
+    if info and not stored:
+        raise TinyEngineError(f"{project} was created without --project-option mlperf=true: its firmware speaks "
+                              "the tinyengine protocol (tvmc run --device=serial)")
+    prebuilt = os.path.join(project, "firmware.elf") if info.get("platform") == "baremetal" else None
     with tempfile.TemporaryDirectory(prefix="tinyengine-mlperf-") as tmp:
         link = None
+        opts = MlperfOptions(**stored) if stored else None
         if args.qemu:
             from ..runtime.emulator import QemuSerial
             from .baremetal import build_serial_firmware
 
-            opts = MlperfOptions.create(args.mlperf_model or meta["model"], args.mlperf_input, args.mlperf_results)
-            elf = build_serial_firmware(model_dir, args.board, os.path.join(tmp, "build"), mlperf=opts)
-            link = QemuSerial(elf, args.board, link=args.link, timeout=args.timeout, expect_boot=False)
+            if prebuilt:
+                if any((args.mlperf_model, args.mlperf_input, args.mlperf_results)):
+                    raise TinyEngineError("--mlperf-* options: the project's firmware is built already "
+                                          "(its project.json says how)")
+                elf, board = prebuilt, info.get("board", args.board)
+            else:
+                if opts is None or any((args.mlperf_model, args.mlperf_input, args.mlperf_results)):
+                    opts = MlperfOptions.create(args.mlperf_model or meta["model"], args.mlperf_input,
+                                                args.mlperf_results)
+                elf, board = build_serial_firmware(model_dir, args.board, os.path.join(tmp, "build"),
+                                                   mlperf=opts), args.board
+            link = QemuSerial(elf, board, link=args.link, timeout=args.timeout, expect_boot=False)
             transport = link.transport
+            if link.pty:
+                print(f"QEMU {board}: the DUT's UART is {link.pty}")
         else:
             from ..runtime.transport import SerialTransport
 
-            transport = SerialTransport(args.port, args.baud)
-            opts = None
+            version = (opts.model_version if opts else args.mlperf_model) or meta["model"]
+            transport = SerialTransport(args.port, args.baud or mlperf_default_baud(version))
         try:
             dut = EembcDut(transport, args.timeout)
             dut.drain()
             name = dut.name()
             prof, model = dut.profile()
             if opts is None:
-                if stored:
-                    opts = MlperfOptions(**stored)
-                else:
-                    opts = MlperfOptions.create(model, args.mlperf_input, args.mlperf_results)
+                opts = MlperfOptions.create(model, args.mlperf_input, args.mlperf_results)
             if model != opts.model_version:
                 raise TinyEngineError(f"the DUT reports model '{model}', expected '{opts.model_version}'")
             print(f"DUT {name}: {prof}, model {model} (input {opts.input_mode}, results {opts.results})")

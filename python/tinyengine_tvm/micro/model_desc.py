@@ -25,15 +25,31 @@ from ..runtime.project import read_metadata
 DTYPE_CODES = {"int8": 1, "uint8": 2, "int16": 3, "int32": 4, "float32": 5}
 
 #: MLPerf Tiny benchmarks: how the runner's bytes become the input, what
-#: ``results`` prints (the reference submissions' conventions).
+#: ``results`` prints and how each value is formatted (the reference
+#: submissions' conventions: kws01 truncates to "0.ddd", ic01 and ad01 print
+#: ``%0.3f``, vww01 prints ``%0.3f`` with a comma after every value).
 MLPERF_PRESETS = {
-    "kws01": ("raw", "vector"),              # int8 spectrogram bytes
-    "ic01": ("uint8_minus_128", "vector"),   # uint8 RGB image, minus 128
-    "vww01": ("uint8_minus_128", "vector"),  # uint8 image, minus 128
-    "ad01": ("float32", "mse"),              # float32 features; result = reconstruction MSE
+    "kws01": ("raw", "vector", "trunc3"),                     # int8 spectrogram bytes
+    "ic01": ("uint8_minus_128", "vector", "printf3"),         # uint8 RGB image, minus 128
+    "vww01": ("uint8_minus_128", "vector", "printf3_comma"),  # uint8 image, minus 128
+    "ad01": ("float32", "mse", "printf3"),                    # float32 features; result = reconstruction MSE
 }
 MLPERF_INPUT_MODES = {"raw": 0, "uint8_minus_128": 1, "float32": 2}
 MLPERF_RESULTS_MODES = {"vector": 0, "mse": 1}
+#: name -> (TE_MLPERF_FMT_*, trailing comma)
+MLPERF_FORMATS = {"printf3": (0, 0), "trunc3": (1, 0), "printf3_comma": (0, 1)}
+#: The reference DUT's db buffer (MAX_DB_INPUT_SIZE = 96 * 96 * 3 bytes, every benchmark).
+MLPERF_REFERENCE_DB_BYTES = 96 * 96 * 3
+#: UART baud rate the official runner's device files use per benchmark (performance
+#: and accuracy modes; energy mode is 9600 for all): ad01 921600, the others 115200.
+MLPERF_BAUD = {"ad01": 921600}
+MLPERF_DEFAULT_BAUD = 115200
+MLPERF_ENERGY_BAUD = 9600
+
+
+def mlperf_default_baud(model_version: str, energy: bool = False) -> int:
+    """The baud rate the official runner expects of a DUT running ``model_version``."""
+    return MLPERF_ENERGY_BAUD if energy else MLPERF_BAUD.get(model_version, MLPERF_DEFAULT_BAUD)
 
 
 @dataclass(frozen=True)
@@ -43,22 +59,40 @@ class MlperfOptions:
     model_version: str           #: what ``profile`` reports as m-model-[...]
     input_mode: str = "raw"      #: raw | uint8_minus_128 | float32
     results: str = "vector"      #: vector | mse
+    results_format: str = "printf3"  #: printf3 | trunc3 | printf3_comma
+    db_bytes: Optional[int] = None   #: db buffer capacity (None: the reference's 27,648 B, or the input's size)
 
     @classmethod
     def create(cls, model_version: str, input_mode: Optional[str] = None,
-               results: Optional[str] = None) -> "MlperfOptions":
-        preset = MLPERF_PRESETS.get(model_version, ("raw", "vector"))
-        opts = cls(model_version, input_mode or preset[0], results or preset[1])
+               results: Optional[str] = None, results_format: Optional[str] = None,
+               db_bytes: Optional[int] = None) -> "MlperfOptions":
+        preset = MLPERF_PRESETS.get(model_version, ("raw", "vector", "printf3"))
+        opts = cls(model_version, input_mode or preset[0], results or preset[1], results_format or preset[2],
+                   db_bytes)
         if opts.input_mode not in MLPERF_INPUT_MODES:
             raise TinyEngineError(f"mlperf_input '{opts.input_mode}': use one of {', '.join(MLPERF_INPUT_MODES)}")
         if opts.results not in MLPERF_RESULTS_MODES:
             raise TinyEngineError(f"mlperf_results '{opts.results}': use one of {', '.join(MLPERF_RESULTS_MODES)}")
+        if opts.results_format not in MLPERF_FORMATS:
+            raise TinyEngineError(f"mlperf_format '{opts.results_format}': use one of {', '.join(MLPERF_FORMATS)}")
         if opts.results == "mse" and opts.input_mode != "float32":
             raise TinyEngineError("mlperf_results=mse compares the output with the float32 input: "
                                   "it needs mlperf_input=float32")
         if not opts.model_version or any(c in opts.model_version for c in "[]\"\\%\r\n"):
             raise TinyEngineError(f"mlperf model name {opts.model_version!r}: no brackets, quotes, '%' or newlines")
+        if db_bytes is not None and not 1 <= int(db_bytes) <= 0x7FFFFFFF:
+            raise TinyEngineError(f"mlperf_db_bytes {db_bytes}: must be 1..2147483647")
         return opts
+
+    def db_capacity(self, meta: dict) -> int:
+        """Bytes of the db buffer: ``db_bytes``, else the reference's, or the input's when larger."""
+        need = mlperf_db_bytes(meta, self.input_mode)
+        if self.db_bytes is not None:
+            if int(self.db_bytes) < need:
+                raise TinyEngineError(f"mlperf_db_bytes={self.db_bytes}: the model's input needs {need} bytes "
+                                      f"of db ({self.input_mode})")
+            return int(self.db_bytes)
+        return max(MLPERF_REFERENCE_DB_BYTES, need)
 
 
 def _elements(desc: dict) -> int:
@@ -145,13 +179,14 @@ def model_desc_source(meta: dict, mlperf: Optional[MlperfOptions] = None) -> str
                  f"    {c_string(name)}, {n_in}u, {len(meta['outputs'])}u, te_inputs_desc, te_outputs_desc,\n"
                  f"    {N}_ARENA_BYTES, {name}_input, {name}_output, {name}_invoke, te_staging,\n}};\n")
     if mlperf is not None:
-        db = max(1, mlperf_db_bytes(meta, mlperf.input_mode))
+        db = mlperf.db_capacity(meta)
+        fmt, comma = MLPERF_FORMATS[mlperf.results_format]
         lines.append(f"\n/* MLPerf Tiny: model '{mlperf.model_version}', input {mlperf.input_mode}, "
-                     f"results {mlperf.results}. */\n")
+                     f"results {mlperf.results} ({mlperf.results_format}), db buffer {db} bytes. */\n")
         lines.append(f"static uint8_t te_mlperf_db[{db}] __attribute__((aligned(16)));\n")
         lines.append(f"const te_mlperf_config te_mlperf_cfg = {{{c_string(mlperf.model_version)}, "
                      f"{MLPERF_INPUT_MODES[mlperf.input_mode]}u, {MLPERF_RESULTS_MODES[mlperf.results]}u, "
-                     f"te_mlperf_db, {db}u}};\n")
+                     f"{fmt}u, {comma}u, te_mlperf_db, {db}u}};\n")
     return "".join(lines)
 
 
@@ -186,8 +221,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--mlperf", metavar="MODEL", help="also the MLPerf Tiny configuration (kws01, ic01, ...)")
     ap.add_argument("--mlperf-input", choices=list(MLPERF_INPUT_MODES))
     ap.add_argument("--mlperf-results", choices=list(MLPERF_RESULTS_MODES))
+    ap.add_argument("--mlperf-format", choices=list(MLPERF_FORMATS))
     args = ap.parse_args(argv)
-    ml = MlperfOptions.create(args.mlperf, args.mlperf_input, args.mlperf_results) if args.mlperf else None
+    ml = (MlperfOptions.create(args.mlperf, args.mlperf_input, args.mlperf_results, args.mlperf_format)
+          if args.mlperf else None)
     print(write_model_desc(args.project, args.out_dir, ml))
     return 0
 

@@ -30,7 +30,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 from ..errors import MemoryBudgetError, TinyEngineError
 from ..targets.fit import RUNTIME_FLASH_ALLOWANCE
-from .model_desc import MlperfOptions, mlperf_db_bytes, read_metadata, staging_bytes, write_model_desc
+from .model_desc import (MlperfOptions, mlperf_db_bytes, mlperf_default_baud, read_metadata, staging_bytes,
+                         write_model_desc)
 from .zephyr_boards import ZEPHYR_BOARDS, ZephyrBoard, get_zephyr_board
 
 PLATFORMS = ("zephyr",)
@@ -52,14 +53,22 @@ SERVER_FLASH_ESTIMATE = 8 * 1024
 SERVER_RAM_ESTIMATE = 768
 
 DEFAULTS = {"mlperf": "false", "baud": "115200", "main_stack_size": "4096", "max_payload": "1024",
-            "measure": "auto", "west_cmd": "west"}
+            "measure": "auto", "west_cmd": "west", "mlperf_timestamp_hold_us": "10"}
 OPTION_HELP = {
     "board": "Zephyr board name (nucleo_f746zg, nucleo_h743zi, ...) or board-table name; required",
     "mlperf": "true: the firmware speaks the MLPerf Tiny / EEMBC protocol instead of tinyengine's (false)",
     "mlperf_model": "what 'profile' reports, kws01|ic01|vww01|ad01 or any name (default: the model's name)",
     "mlperf_input": "raw|uint8_minus_128|float32: what 'db' bytes are (default: by mlperf_model, else raw)",
     "mlperf_results": "vector|mse: what 'results' prints (default: by mlperf_model, else vector)",
-    "baud": "UART baud rate (115200)",
+    "mlperf_format": "printf3|trunc3|printf3_comma: how result values are printed (default: as the "
+                     "benchmark's reference submission: kws01 trunc3, vww01 printf3_comma, else printf3)",
+    "mlperf_db_bytes": "capacity of the MLPerf db buffer (default: the reference's 27648, or the input's size)",
+    "mlperf_energy": "true: EEMBC energy mode, time stamps are pulses on the timestamp GPIO (false)",
+    "mlperf_timestamp_gpio": "energy mode's timestamp pin, CONTROLLER,PIN as in devicetree "
+                             "(default arduino_header,13: Arduino D7, as the reference DUTs)",
+    "mlperf_timestamp_hold_us": "how long a timestamp pulse holds the pin low, >= 1 us (10)",
+    "baud": "UART baud rate (default: 115200; with mlperf=true what the official runner expects: "
+            "921600 for ad01, 9600 in energy mode)",
     "main_stack_size": "CONFIG_MAIN_STACK_SIZE in bytes (4096)",
     "max_payload": "largest tinyengine protocol payload, 64..4096 bytes (1024)",
     "measure": "auto|true|false: measure the model's flash/RAM with arm-none-eabi-gcc (auto: when installed)",
@@ -111,18 +120,60 @@ def resolve_options(opts: Mapping[str, str], meta: dict) -> dict:
     if not opts.get("board"):
         raise TinyEngineError("--project-option board=BOARD is required; STM32 boards: " + ", ".join(ZEPHYR_BOARDS))
     zb = get_zephyr_board(opts["board"])
-    ml = None
-    if _bool(opts, "mlperf"):
-        ml = MlperfOptions.create(opts.get("mlperf_model") or meta["model"], opts.get("mlperf_input"),
-                                  opts.get("mlperf_results"))
-    elif any(k in opts for k in ("mlperf_model", "mlperf_input", "mlperf_results")):
-        raise TinyEngineError("mlperf_model/mlperf_input/mlperf_results need mlperf=true")
+    from .baremetal import mlperf_from_options
+
+    ml = mlperf_from_options(opts, meta)
+    energy = ml is not None and _bool(opts, "mlperf_energy")
+    gpio = None
+    if energy:
+        gpio = _timestamp_gpio(opts.get("mlperf_timestamp_gpio", "arduino_header,13"))
+    elif "mlperf_timestamp_gpio" in opts or "mlperf_timestamp_hold_us" in opts:
+        raise TinyEngineError("mlperf_timestamp_gpio/mlperf_timestamp_hold_us need mlperf_energy=true")
+    baud_default = mlperf_default_baud(ml.model_version, energy) if ml else int(DEFAULTS["baud"])
     measure = str(opts.get("measure", "auto")).lower()
     if measure not in ("auto", "true", "false"):
         raise TinyEngineError(f"project option measure={measure}: auto, true or false")
-    return {"board": zb, "mlperf": ml, "baud": _int(opts, "baud", 1200, 12_000_000),
+    return {"board": zb, "mlperf": ml, "baud": _int({"baud": str(baud_default), **opts}, "baud", 1200, 12_000_000),
+            "mlperf_energy": energy, "timestamp_gpio": gpio,
+            "timestamp_hold_us": _int(opts, "mlperf_timestamp_hold_us", 1, 1_000_000),
             "main_stack_size": _int(opts, "main_stack_size", 1024, 1 << 20),
             "max_payload": _int(opts, "max_payload", 64, 4096), "measure": measure}
+
+
+def _timestamp_gpio(text: str):
+    """``CONTROLLER,PIN`` (a devicetree GPIO controller or nexus label and a pin number) -> (label, pin)."""
+    label, sep, pin = str(text).partition(",")
+    label, pin = label.strip().lstrip("&"), pin.strip()
+    if not sep or not label.replace("_", "a").isalnum() or not label[0].isalpha() or not pin.isdigit() \
+            or int(pin) > 255:
+        raise TinyEngineError(f"project option mlperf_timestamp_gpio={text}: use CONTROLLER,PIN with a "
+                              "devicetree label and a pin number, e.g. arduino_header,13 (Arduino D7) or gpiof,13")
+    return label, int(pin)
+
+
+def timestamp_overlay(label: str, pin: int) -> str:
+    """The devicetree fragment that gives energy mode's timestamp pin the alias the app looks for."""
+    return f"""/*
+ * MLPerf Tiny energy mode: the timestamp pin (generated by tvmc micro create-project from
+ * --project-option mlperf_timestamp_gpio={label},{pin}). Open drain, as the EEMBC IO manager expects:
+ * the firmware pulls it low for each time stamp (the falling edge is the time) and releases it.
+ */
+#include <zephyr/dt-bindings/gpio/gpio.h>
+
+/ {{
+\taliases {{
+\t\ttinyengine-timestamp = &te_timestamp;
+\t}};
+
+\tte_timestamp_pins {{
+\t\tcompatible = "gpio-leds";
+
+\t\tte_timestamp: te_timestamp {{
+\t\t\tgpios = <&{label} {pin} (GPIO_ACTIVE_HIGH | GPIO_OPEN_DRAIN)>;
+\t\t}};
+\t}};
+}};
+"""
 
 
 # --------------------------------------------------------------------------- fit
@@ -156,7 +207,7 @@ def zephyr_requirements(meta: dict, zb: ZephyrBoard, *, mlperf: Optional[MlperfO
         model_ram = mem["arena_bytes"]
         server_flash = SERVER_FLASH_ESTIMATE
         server_ram = (staging_bytes(meta) + (0 if mlperf else max_payload + 11) + SERVER_RAM_ESTIMATE
-                      + (mlperf_db_bytes(meta, mlperf.input_mode) if mlperf else 0))
+                      + (mlperf.db_capacity(meta) if mlperf else 0))
         source = (f"estimated (arm-none-eabi-gcc not used): weights + {RUNTIME_FLASH_ALLOWANCE // 1024} KiB of "
                   "code, arena, staging and frame buffers")
     flash = {"model": model_flash, "server": server_flash, "zephyr_allowance": ZEPHYR_FLASH_ALLOWANCE}
@@ -329,6 +380,8 @@ def create_project(out_dir: str, compiled: str, platform: str = "zephyr",
         stage = os.path.join(tmp, "app")
         values = {"TE_MODEL": meta["model"], "TE_ZEPHYR_BOARD": zb.zephyr_name, "TE_BAUD": settings["baud"],
                   "TE_MLPERF": 1 if ml else 0, "TE_MAX_PAYLOAD": settings["max_payload"],
+                  "TE_MLPERF_ENERGY": 1 if settings["mlperf_energy"] else 0,
+                  "TE_MLPERF_TIMESTAMP_HOLD_US": settings["timestamp_hold_us"],
                   "TE_MAIN_STACK_SIZE": settings["main_stack_size"]}
         for root, _, files in os.walk(template):
             rel = os.path.relpath(root, template)
@@ -347,6 +400,9 @@ def create_project(out_dir: str, compiled: str, platform: str = "zephyr",
         model_dir = os.path.join(stage, "model")
         shutil.copytree(src, model_dir, ignore=shutil.ignore_patterns("build", "*.o", "__pycache__"))
         write_model_desc(model_dir, os.path.join(stage, "src"), ml)
+        if settings["mlperf_energy"]:
+            with open(os.path.join(stage, "mlperf_timestamp.overlay"), "w") as fh:
+                fh.write(timestamp_overlay(*settings["timestamp_gpio"]))
         fits = {}
         for other in ZEPHYR_BOARDS.values():
             o = zephyr_requirements(meta, other, **req_kwargs)
@@ -354,8 +410,11 @@ def create_project(out_dir: str, compiled: str, platform: str = "zephyr",
                                        "flash_available": o["flash"]["available"], "ram_total": o["ram"]["total"],
                                        "ram_available": o["ram"]["available"]}
         info = {"generator": GENERATOR, "platform": platform, "model": meta["model"], "board": zb.zephyr_name, "board_name": zb.board,
-                "options": {k: str(v) for k, v in {**DEFAULTS, **opts}.items()},
+                "options": {k: str(v) for k, v in {**DEFAULTS, "baud": settings["baud"], **opts}.items()},
                 "mlperf": vars(ml) if ml else None, "baud": settings["baud"],
+                "mlperf_energy": settings["mlperf_energy"],
+                "mlperf_timestamp_gpio": ",".join(map(str, settings["timestamp_gpio"])) if settings["timestamp_gpio"]
+                else None,
                 "main_stack_size": settings["main_stack_size"], "max_payload": settings["max_payload"],
                 "requirements": req, "other_boards": fits,
                 "other_boards_note": f"sizes measured for {zb.info.core}; other cores differ slightly"}
