@@ -138,6 +138,7 @@ CASES = {
     "conv_int32_bias": lambda: _one((1, 6, 7, 3), lambda g, x: g.conv2d(x, 5, bias_dtype="int32")),
     "conv_int32_bias_strided_relu": lambda: _one((1, 9, 8, 4), lambda g, x: g.conv2d(
         x, 6, kernel=(3, 1), stride=(2, 1), activation="RELU", bias_dtype="int32"), low=-3.0, high=3.0),
+    "extras_model": Q.int16_extras_model,
     # int8 in, int16 out (scale 1/65536, zero point -32768)
     "softmax_int8_to_int16": lambda: _one((3, 10), lambda g, x: g.softmax(x, out_dtype="int16"), low=-6.0,
                                           high=6.0, dtype="int8"),

@@ -1482,6 +1482,20 @@ def mixed_int8_int16_model(seed=0) -> bytes:
     return g.finish(g.dequantize(g.add(z, g.conv2d(y, 8, kernel=(1, 1)))))
 
 
+def int16_extras_model(seed=0) -> bytes:
+    """The 16x8 forms TFLM runs besides the common ones: a CONV_2D and a
+    FULLY_CONNECTED with int32 bias (summed in int32), int16 RESIZE_NEAREST_NEIGHBOR,
+    an int8 SOFTMAX with an int16 output; and an int8 MIRROR_PAD SYMMETRIC."""
+    g = QuantizedGraph(seed)
+    x = g.input((1, 6, 6, 3))
+    p = g.mirror_pad(x, ((0, 0), (2, 1), (1, 2), (0, 0)), "SYMMETRIC")
+    z = g.quantize(p, dtype="int16")
+    z = g.conv2d(z, 6, stride=(2, 2), activation="RELU", bias_dtype="int32")
+    z = g.resize_nearest(z, (8, 8), half_pixel_centers=True)
+    h = g.fully_connected(g.reshape(z, (1, 8 * 8 * 6)), 10, bias_dtype="int32")
+    return g.finish([h, g.softmax(g.quantize(h, dtype="int8"), out_dtype="int16")])
+
+
 def data_movement_model(seed=0) -> bytes:
     """STRIDED_SLICE, SPLIT_V, UNPACK, PACK, GATHER, SPACE_TO_DEPTH, PADV2 and
     EXPAND_DIMS in one int8 model (several outputs)."""
