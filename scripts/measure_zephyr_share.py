@@ -6,8 +6,8 @@ For every board: `tvmc micro create-project` writes the Zephyr application of
 a trivial model (one FULLY_CONNECTED layer, written by the project's own
 TFLite writer), the app is built in the Zephyr workspace (west, else
 cmake+ninja) and its ELF and link map are split into the model, the
-protocol servers, main.c + descriptor, main's stack and Zephyr
-(tinyengine_tvm.micro.zephyr_share). Prints one line per board and the table
+protocol servers, the descriptor, main's stack and Zephyr, which includes
+main.c, the Zephyr port (tinyengine_tvm.micro.zephyr_share). Prints one line per board and the table
 entries; --check exits 1 when a recorded share differs from the measurement
 by more than --tolerance bytes.
 
@@ -103,10 +103,11 @@ def main(argv=None) -> int:
                 continue
             results[b] = m
             f, r = m["flash"], m["ram"]
-            print(f"{b:<24} flash {f['total']:>7,} B = Zephyr {f['zephyr']:>6,} + model {f['model']:>5,} + protocol "
-                  f"{f['protocol']:>5,} + main/desc {f['app']:>5,} | RAM {r['total']:>7,} B = Zephyr {r['zephyr']:>5,}"
-                  f" + main stack {r['main_stack']:,} + model {r['model']:,} + protocol {r['protocol']:,} + main/desc "
-                  f"{r['app']:,} | other regions {m['other_regions'] or '-'} | {m['build_seconds']} s"
+            print(f"{b:<24} flash {f['total']:>7,} B = Zephyr {f['zephyr']:>6,} (main.c {f['port']:,}) + model "
+                  f"{f['model']:>5,} + protocol {f['protocol']:>5,} + desc {f['io']:>4,} | RAM {r['total']:>7,} B = "
+                  f"Zephyr {r['zephyr']:>5,} (main.c {r['port']}) + main stack {r['main_stack']:,} + model "
+                  f"{r['model']:,} + protocol {r['protocol']:,} + desc {r['io']:,} | other regions "
+                  f"{m['other_regions'] or '-'} | {m['build_seconds']} s"
                   + (f" | {len(m['warnings'])} warnings" if m["warnings"] else ""), flush=True)
             rec = MEASURED_SHARES.get(b)
             if args.check:

@@ -152,8 +152,10 @@ def test_create_project_files(compiled, measure_dir, tmp_path, zboard, opts):
     assert pj["mlperf"] == (vars(ml) if ml else None)
     assert set(pj["other_boards"]) == set(ZEPHYR_BOARDS)
     r = pj["requirements"]
-    assert r["flash"]["zephyr_allowance"] == (zb.zephyr_flash if measured_share else mp.ZEPHYR_FLASH_ALLOWANCE)
-    assert r["ram"]["zephyr_allowance"] == (zb.zephyr_ram if measured_share else mp.ZEPHYR_RAM_ALLOWANCE)
+    assert r["flash"]["zephyr_allowance"] == (zb.zephyr_flash + mp.SHARE_MARGIN_FLASH if measured_share
+                                              else mp.ZEPHYR_FLASH_ALLOWANCE)
+    assert r["ram"]["zephyr_allowance"] == (zb.zephyr_ram + mp.SHARE_MARGIN_RAM if measured_share
+                                            else mp.ZEPHYR_RAM_ALLOWANCE)
     assert ("measured on" in r["zephyr_share"]) == measured_share
     assert r["ram"]["main_stack"] == int(extra.get("main_stack_size", 4096))
     assert r["ram"]["available"] == zb.sram_bytes and r["flash"]["available"] == zb.flash_bytes
@@ -211,16 +213,17 @@ def test_refuses_what_does_not_fit_with_the_numbers(compiled, tmp_path, capsys):
     assert "flash: model 1,089,536 B (weights 1,024,000 B)" in msg and "over the 1,015,808 B of flash" in msg
     # Zephyr's share is the board's measured one, and the overshoot is the sum's.
     zb = ZEPHYR_BOARDS["disco_l475_iot1"]
-    assert f"Zephyr {zb.zephyr_ram:,} B (measured on disco_l475_iot1)" in msg
-    assert f"Zephyr {zb.zephyr_flash:,} B (measured on disco_l475_iot1)" in msg
+    ram_share, flash_share = zb.zephyr_ram + mp.SHARE_MARGIN_RAM, zb.zephyr_flash + mp.SHARE_MARGIN_FLASH
+    assert f"Zephyr {ram_share:,} B (measured on disco_l475_iot1)" in msg
+    assert f"Zephyr {flash_share:,} B (measured on disco_l475_iot1)" in msg
     num = r"([\d,]+) B"
     ram = re.search(rf"RAM: model 204,800 B .*?\+ server {num} \+ main stack 4,096 B \+ Zephyr {num} .*?= {num}, "
                     rf"{num} over", msg)
     server, share, total, over = (int(x.replace(",", "")) for x in ram.groups())
-    assert share == zb.zephyr_ram and total == 204_800 + server + 4096 + share and over == total - 98_304
+    assert share == ram_share and total == 204_800 + server + 4096 + share and over == total - 98_304
     flash = re.search(rf"flash: model 1,089,536 B .*?\+ server {num} \+ Zephyr {num} .*?= {num}, {num} over", msg)
     server, share, total, over = (int(x.replace(",", "")) for x in flash.groups())
-    assert share == zb.zephyr_flash and total == 1_089_536 + server + share and over == total - 1_015_808
+    assert share == flash_share and total == 1_089_536 + server + share and over == total - 1_015_808
     assert not out.exists()
     # ... while a board with the room takes it.
     info = mp.create_project(str(tmp_path / "h7"), big, "zephyr", {"board": "nucleo_h743zi", "measure": "false"})

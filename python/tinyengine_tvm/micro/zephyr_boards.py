@@ -102,23 +102,24 @@ _QEMU_BOARDS = [
 #: How the shares below were measured.
 SHARE_METHOD = ("Zephyr 4.3.0 (../shared/zephyr), arm-none-eabi-gcc 12.2 (gnuarmemb), the app of a one-layer "
                 "model (scripts/measure_zephyr_share.py) with default options; zephyr.elf's used flash / "
-                "zephyr,sram extent (as the build's memory report) less the model, protocol, main.c and "
-                "descriptor input sections of zephyr.map, and RAM less CONFIG_MAIN_STACK_SIZE")
+                "zephyr,sram extent (as the build's memory report) less the model, protocol and descriptor "
+                "input sections of zephyr.map (main.c, the Zephyr port, stays in), and RAM less "
+                "CONFIG_MAIN_STACK_SIZE")
 #: Zephyr's share per board, (flash bytes, RAM bytes besides CONFIG_MAIN_STACK_SIZE), measured by
 #: scripts/measure_zephyr_share.py as SHARE_METHOD says. RAM includes the ISR and idle stacks, kernel
 #: and device objects, and main's stack guard/alignment (main's 4,096 B stack takes 4,224 B on the STM32
-#: boards). nucleo_h743zi also puts 16 KiB of eth_stm32 buffers in SRAM3, outside zephyr,sram.
+#: boards). Measured 2026-12-07. nucleo_h743zi also puts 16 KiB of eth_stm32 buffers in SRAM3, outside zephyr,sram.
 MEASURED_SHARES: Dict[str, tuple] = {
-    "nucleo_f746zg": (17368, 4055),
-    "stm32f746g_disco": (17420, 4055),
-    "nucleo_h743zi": (18548, 4055),
-    "nucleo_f412zg": (16004, 3927),
-    "nucleo_l4r5zi": (17344, 4055),
-    "disco_l475_iot1": (16572, 4055),
-    "mps2/an385": (10084, 5087),
-    "mps2/an386": (9392, 5343),
-    "mps2/an500": (9108, 5087),
-    "mps3/corstone300/an547": (12556, 3383),
+    "nucleo_f746zg": (18365, 4125),
+    "stm32f746g_disco": (18405, 4125),
+    "nucleo_h743zi": (19529, 4125),
+    "nucleo_f412zg": (16957, 3997),
+    "nucleo_l4r5zi": (18297, 4125),
+    "disco_l475_iot1": (17541, 4125),
+    "mps2/an385": (10849, 5149),
+    "mps2/an386": (10329, 5405),
+    "mps2/an500": (10077, 5149),
+    "mps3/corstone300/an547": (13369, 3445),
 }
 
 
