@@ -56,7 +56,9 @@ def _options(pairs):
 
 def _cmd_create(args) -> int:
     from .project import create_project
+    from .zephyr_boards import ZEPHYR_BOARDS
 
+    emulated = {b.zephyr_name for b in ZEPHYR_BOARDS.values() if b.emulated}
     info = create_project(args.project_dir, args.compiled, args.platform, _options(args.project_option),
                           force=args.force)
     req = info["requirements"]
@@ -71,8 +73,12 @@ def _cmd_create(args) -> int:
     print(f"RAM          {r['total']:,} of {r['available']:,} B: model {r['model']:,}, server {r['server']:,}, "
           f"main stack {r['main_stack']:,}, Zephyr {r['zephyr_allowance']:,} ({share})")
     print(f"sizes        {req['sizes']}")
-    print(f"next         west build -b {info['board']} {info['project_dir']} && west flash "
-          f"(or tvmc micro build/flash {info['project_dir']} zephyr)")
+    if info["board"] in emulated:
+        print(f"next         tvmc run COMPILED --device=qemu --firmware=zephyr --board {info['board']} "
+              f"(or tvmc micro build {info['project_dir']} zephyr, then qemu-system-arm yourself)")
+    else:
+        print(f"next         west build -b {info['board']} {info['project_dir']} && west flash "
+              f"(or tvmc micro build/flash {info['project_dir']} zephyr)")
     return 0
 
 

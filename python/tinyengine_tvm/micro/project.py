@@ -62,7 +62,7 @@ SERVER_RAM_ESTIMATE = 768
 DEFAULTS = {"mlperf": "false", "baud": "115200", "main_stack_size": "4096", "max_payload": "1024",
             "measure": "auto", "west_cmd": "west"}
 OPTION_HELP = {
-    "board": "Zephyr board name (nucleo_f746zg, nucleo_h743zi, ...) or board-table name; required",
+    "board": "Zephyr board name (nucleo_f746zg, nucleo_h743zi, ..., mps2/an500) or board-table name; required",
     "mlperf": "true: the firmware speaks the MLPerf Tiny / EEMBC protocol instead of tinyengine's (false)",
     "mlperf_model": "what 'profile' reports, kws01|ic01|vww01|ad01 or any name (default: the model's name)",
     "mlperf_input": "raw|uint8_minus_128|float32: what 'db' bytes are (default: by mlperf_model, else raw)",
@@ -117,7 +117,7 @@ def _int(opts: Mapping[str, str], key: str, lo: int, hi: int) -> int:
 def resolve_options(opts: Mapping[str, str], meta: dict) -> dict:
     """Validated settings of a project from its options."""
     if not opts.get("board"):
-        raise TinyEngineError("--project-option board=BOARD is required; STM32 boards: " + ", ".join(ZEPHYR_BOARDS))
+        raise TinyEngineError("--project-option board=BOARD is required; boards: " + ", ".join(ZEPHYR_BOARDS))
     zb = get_zephyr_board(opts["board"])
     ml = None
     if _bool(opts, "mlperf"):
