@@ -155,3 +155,32 @@ def test_zephyr_run_options_are_checked_first(tmp_path, monkeypatch, capsys):
     assert "ZEPHYR_BASE is not set and no --zephyr-workspace" in capsys.readouterr().err
     assert not out.exists()
     assert all(b in ZEPHYR_BOARDS and ZEPHYR_BOARDS[b].emulated for b in BOARDS)
+
+
+def test_ticks_are_never_called_cycles():
+    from tinyengine_tvm.micro.zephyr_qemu import UNIT, relabel_ticks
+
+    device = {"unit": "cycles", "cycles": 120, "cycles_summary": {"mean": 120.0}, "cycles_per_repeat": [120.0],
+              "ms_summary": {"mean": 1.0}, "ms_per_repeat": [1.0], "clock_hz": 25_000_000, "stack_peak_bytes": 8}
+    r = relabel_ticks(device)
+    assert r["unit"] == UNIT and r[UNIT] == 120 and r[f"{UNIT}_summary"] == {"mean": 120.0}
+    assert not any(k.startswith(("cycles", "ms_")) or k == "clock_hz" for k in r) and r["stack_peak_bytes"] == 8
+    assert "not real cycles" in r["timing_note"] and device["unit"] == "cycles"  # the input is left alone
+
+
+def test_build_tree_sync_rewrites_only_what_changed(tmp_path):
+    """The per-board build directory keeps unchanged files' timestamps (ninja rebuilds only the rest)."""
+    from tinyengine_tvm.micro.zephyr_qemu import _sync_tree
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "model").mkdir(parents=True)
+    (src / "same.c").write_text("a")
+    (src / "model" / "m.c").write_text("new")
+    (dst / "model" / "old").mkdir(parents=True)
+    (dst / "same.c").write_text("a")
+    (dst / "model" / "m.c").write_text("old")
+    (dst / "model" / "old" / "gone.c").write_text("x")
+    os.utime(dst / "same.c", (1, 1))
+    _sync_tree(str(src), str(dst))
+    assert (dst / "same.c").stat().st_mtime == 1 and (dst / "model" / "m.c").read_text() == "new"
+    assert not (dst / "model" / "old").exists()
