@@ -70,10 +70,11 @@ def test_options_are_refused_before_any_work(project):
 def test_run_parser_declares_every_option(capsys):
     parser = cli.build_parser()  # argparse itself refuses an option declared twice
     args = vars(parser.parse_args(["run", "p"]))
-    for d in ("device", "board", "qemu_link", "port", "baud", "timeout", "link_timeout", "number", "repeat",
+    for d in ("device", "board", "qemu_link", "firmware", "zephyr_workspace", "port", "baud", "timeout", "link_timeout", "number", "repeat",
               "inputs", "outputs", "report", "print_time", "print_top", "seed"):
         assert d in args
     args = parser.parse_args(["run", "p", "--device=serial", "--port", "/dev/null", "--number", "4"])
-    assert args.func is cli._cmd_run and (args.device, args.number, args.qemu_link) == ("serial", 4, "tcp")
+    assert args.func is cli._cmd_run and (args.device, args.number, args.firmware) == ("serial", 4, "baremetal")
+    assert args.qemu_link is None  # tcp for the bare-metal firmware, pty for Zephyr
     assert cli.main(["run", "p", "--device=serial"]) == 2
     assert "needs --port" in capsys.readouterr().err

@@ -236,13 +236,31 @@ def _cmd_run(args) -> int:
     # Every option is checked before any work (the project, the outputs, a build).
     if args.device == "serial" and not args.port:
         raise UsageError("--device=serial needs --port (the board's serial port, e.g. /dev/ttyACM0)")
-    board = qemu_board(args.board) if args.device == "qemu" else None
+    zephyr = args.firmware == "zephyr"
+    if zephyr and args.device != "qemu":
+        raise UsageError("--firmware=zephyr runs the Zephyr application in QEMU: it needs --device=qemu "
+                         "(a board flashed with tvmc micro flash runs with --device=serial)")
+    if zephyr and args.qemu_link == "semihosting":
+        raise UsageError("--firmware=zephyr talks over QEMU's UART: --qemu-link pty or tcp, not semihosting")
+    if args.zephyr_workspace and not zephyr:
+        raise UsageError("--zephyr-workspace is for --firmware=zephyr")
+    if zephyr:
+        from .micro.zephyr_qemu import emulated_zephyr_board
+        from .micro.zephyr_workspace import find_workspace
+
+        board_name = emulated_zephyr_board(args.board).zephyr_name
+        find_workspace(args.zephyr_workspace)  # what is missing is said before any work
+    else:
+        board = qemu_board(args.board) if args.device == "qemu" else None
+        board_name = board.name if board is not None else args.board
+    qemu_link = args.qemu_link or ("pty" if zephyr else "tcp")
     with tempfile.TemporaryDirectory(prefix="tvmc-run-") as tmp:
         project, meta, inputs, writer = prepare_run(args, tmp)
         with open_runner(project, args.device, build_dir=os.path.join(tmp, "build"),
-                         board=board.name if board is not None else args.board, qemu_link=args.qemu_link,
+                         board=board_name, qemu_link=qemu_link,
                          port=args.port, baud=args.baud, timeout=args.timeout,
-                         link_timeout=args.link_timeout) as runner:
+                         link_timeout=args.link_timeout, firmware=args.firmware,
+                         zephyr_workspace=args.zephyr_workspace) as runner:
             outputs, report = runner.run(inputs, number=args.number, repeat=args.repeat)
             summary = runner.format_time(report) if args.print_time else None
     writer.write(outputs, report)
@@ -341,9 +359,17 @@ def _add_run_parser(sub) -> None:
                         "app (--port)")
     r.add_argument("--board", default="mps2-an500", help="emulated board for --device=qemu "
                    "(mps2-an386 Cortex-M4, mps2-an500 Cortex-M7, mps3-an547 Cortex-M55)")
-    r.add_argument("--qemu-link", default="tcp", choices=["tcp", "pty", "semihosting"],
-                   help="--device=qemu: the protocol over QEMU's UART on a loopback TCP socket (tcp) or "
-                        "a pseudo-terminal (pty), or the file-based semihosting runner")
+    r.add_argument("--qemu-link", default=None, choices=["tcp", "pty", "semihosting"],
+                   help="--device=qemu: the protocol over QEMU's UART on a loopback TCP socket (tcp; the default "
+                        "for the bare-metal firmware) or a pseudo-terminal (pty; the default for Zephyr), or the "
+                        "file-based semihosting runner")
+    r.add_argument("--firmware", default="baremetal", choices=["baremetal", "zephyr"],
+                   help="--device=qemu: the project's bare-metal firmware (default), or the Zephyr application "
+                        "of 'tvmc micro create-project', built for --board (mps2/an385, mps2-an386, mps2-an500, "
+                        "mps3-an547) and cached; its timings are Zephyr cycle-counter ticks, not cycles")
+    r.add_argument("--zephyr-workspace", default=None, metavar="DIR",
+                   help="--firmware=zephyr: the Zephyr workspace (directory holding env.sh or zephyr/; "
+                        "default: $ZEPHYR_BASE)")
     r.add_argument("--port", help="serial port of the board for --device=serial (e.g. /dev/ttyACM0)")
     r.add_argument("--baud", type=int_option(300, 16_000_000), default=115200,
                    help="baud rate for --device=serial (115200)")

@@ -161,8 +161,16 @@ static void te_reset(void)
 	sys_reboot(SYS_REBOOT_COLD);
 }
 
+/* The board as `west build -b` names it: Zephyr 4's board target (e.g.
+ * "mps2/an500"; CONFIG_BOARD alone is "mps2" for every MPS2 board). */
+#ifdef CONFIG_BOARD_TARGET
+#define TE_BOARD_NAME CONFIG_BOARD_TARGET
+#else
+#define TE_BOARD_NAME CONFIG_BOARD
+#endif
+
 static te_port te_zport = {
-	.board = CONFIG_BOARD,
+	.board = TE_BOARD_NAME,
 	.platform = "zephyr " KERNEL_VERSION_STRING,
 	.unit = TE_UNIT_CYCLES,
 	.icount_shift = 0u,

@@ -32,7 +32,7 @@ DEFAULT_MAX_PAYLOAD = 1024
 #: firmware/src files of the semihosting runner only.
 _SEMIHOST_ONLY = ("main.c",)
 #: Sources whose flash/RAM count as the protocol's (the rest of firmware/src is "firmware").
-_PROTOCOL_SOURCES = ("te_protocol.c", "te_mlperf.c", "serial_main.c", "te_model_desc.c")
+_PROTOCOL_SOURCES = ("te_protocol.c", "te_mlperf.c", "te_model_desc.c")
 
 
 def serial_dir(fw: Optional[str] = None) -> str:
@@ -50,7 +50,7 @@ def build_serial_firmware(project_dir: str, board: Union[str, Board] = DEFAULT_B
     :func:`tinyengine_tvm.runtime.qemu.build_firmware` (and may be shared with
     it: the kernels compile once per core). ``extra_cflags`` apply to the
     firmware sources (test hooks such as ``-DTE_TEST_HANG_IN_RUN``). Object
-    groups for :func:`group_sizes`: model, protocol, io (the descriptor), firmware.
+    groups for :func:`group_sizes`: model, protocol, port (serial_main.c), io (the descriptor), firmware.
     """
     if not 64 <= max_payload <= 65535:
         raise TinyEngineError(f"max_payload {max_payload}: must be 64..65535 bytes")
@@ -60,7 +60,8 @@ def build_serial_firmware(project_dir: str, board: Union[str, Board] = DEFAULT_B
     fw_src = os.path.join(fb.firmware_dir, "src")
     sources = [(os.path.join(fw_src, f), "protocol" if f in _PROTOCOL_SOURCES else "firmware")
                for f in sorted(os.listdir(fw_src)) if f.endswith(".c") and f not in _SEMIHOST_ONLY]
-    sources.append((os.path.join(serial_dir(fb.firmware_dir), "serial_main.c"), "protocol"))
+    # The bare-metal port of the servers: the Zephyr app has its own (main.c, counted in Zephyr's share).
+    sources.append((os.path.join(serial_dir(fb.firmware_dir), "serial_main.c"), "port"))
     defines = [*fb.board_defines(), f"-DTE_PROTO_MAX_PAYLOAD={int(max_payload)}u",
                f"-DTE_MLPERF={1 if mlperf else 0}", *extra_cflags]
     return fb.build(sources, (desc, "io"), defines, stack_bytes=stack_bytes, jobs=jobs, what="serial firmware")

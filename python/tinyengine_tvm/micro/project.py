@@ -11,20 +11,21 @@ the plan fits the board: the model's flash and RAM (measured by compiling it
 for the board's core with arm-none-eabi-gcc when installed, else estimated
 from the plan), the server's buffers, main's stack and Zephyr's own needs.
 
-Zephyr's own needs are ESTIMATES from public figures (Zephyr cannot be built
-where this project is tested): ``ZEPHYR_FLASH_ALLOWANCE`` and
-``ZEPHYR_RAM_ALLOWANCE`` below, documented in docs/zephyr.md.
+Zephyr's own needs are MEASURED per board (``zephyr_flash``/``zephyr_ram``
+of the board table in ``zephyr_boards.py``, from real builds of the app,
+re-measured by ``scripts/measure_zephyr_share.py``); ``ZEPHYR_FLASH_ALLOWANCE``
+and ``ZEPHYR_RAM_ALLOWANCE`` below are the estimates used for a board not
+measured yet. See docs/zephyr.md.
 
-``build_project`` / ``flash_project`` run ``west build`` / ``west flash`` when
-west is installed and ZEPHYR_BASE is set, and say what is missing otherwise.
+``build_project`` / ``flash_project`` build with ``west`` (or cmake+ninja)
+in the workspace of ``--zephyr-workspace`` or ZEPHYR_BASE
+(``zephyr_workspace.py``), and say what is missing otherwise.
 """
 from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
-import subprocess
 import tempfile
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
@@ -32,21 +33,28 @@ from ..errors import MemoryBudgetError, TinyEngineError
 from ..targets.fit import RUNTIME_FLASH_ALLOWANCE
 from .model_desc import (MlperfOptions, mlperf_db_bytes, mlperf_default_baud, read_metadata, staging_bytes,
                          write_model_desc)
-from .zephyr_boards import ZEPHYR_BOARDS, ZephyrBoard, get_zephyr_board
+from .zephyr_boards import SHARE_METHOD, ZEPHYR_BOARDS, ZephyrBoard, get_zephyr_board
+from .zephyr_workspace import ZephyrWorkspace, build_app, find_workspace, run_logged
 
 PLATFORMS = ("zephyr",)
 
-#: Flash Zephyr itself needs besides the application's code and data: an
-#: ESTIMATE. Zephyr 4.3's hello_world for nucleo_f746zg has 18 KB of text
-#: (kernel, UART driver, clock/pinctrl/GPIO init, minimal libc; built outside
-#: this project with arm-none-eabi-gcc 12.2); the server adds C++ start-up,
-#: sys_reboot and the fatal-error hook, covered by the 6 KiB on top.
+#: Flash Zephyr itself needs besides the application's code and data, for a
+#: board whose share was not measured (see zephyr_boards.py): an ESTIMATE.
+#: Zephyr 4.3's hello_world for nucleo_f746zg has 18 KB of text (kernel, UART
+#: driver, clock/pinctrl/GPIO init, minimal libc; arm-none-eabi-gcc 12.2); the
+#: server adds C++ start-up, sys_reboot and the fatal-error hook: 6 KiB on top.
 ZEPHYR_FLASH_ALLOWANCE = 24 * 1024
 #: RAM Zephyr itself needs besides main's stack (counted separately from
-#: CONFIG_MAIN_STACK_SIZE) and the application's data: an ESTIMATE. The ISR
-#: stack (CONFIG_ISR_STACK_SIZE, 2 KiB), the idle thread's stack, kernel and
-#: device objects (a few hundred bytes on these boards), with a 2x margin.
+#: CONFIG_MAIN_STACK_SIZE) and the application's data, for a board not
+#: measured: an ESTIMATE. The ISR stack (CONFIG_ISR_STACK_SIZE, 2 KiB), the idle
+#: thread's stack, kernel and device objects, with a 2x margin.
 ZEPHYR_RAM_ALLOWANCE = 8 * 1024
+#: Added to a board's measured Zephyr share: create-project measures the model and
+#: the servers bare-metal, whose flags differ a little from Zephyr's, and a model
+#: may pull in C library functions the one-layer model of the measurement does not
+#: (seen: the servers up to 100 B larger under Zephyr with kws_ref_model on mps2/an386).
+SHARE_MARGIN_FLASH = 512
+SHARE_MARGIN_RAM = 128
 #: When arm-none-eabi-gcc is absent: the server's code (measured 4-7 KiB on
 #: Cortex-M7 with MLPerf) and its buffers besides the frame buffer.
 SERVER_FLASH_ESTIMATE = 8 * 1024
@@ -55,7 +63,7 @@ SERVER_RAM_ESTIMATE = 768
 DEFAULTS = {"mlperf": "false", "baud": "115200", "main_stack_size": "4096", "max_payload": "1024",
             "measure": "auto", "west_cmd": "west", "mlperf_timestamp_hold_us": "10"}
 OPTION_HELP = {
-    "board": "Zephyr board name (nucleo_f746zg, nucleo_h743zi, ...) or board-table name; required",
+    "board": "Zephyr board name (nucleo_f746zg, nucleo_h743zi, ..., mps2/an500) or board-table name; required",
     "mlperf": "true: the firmware speaks the MLPerf Tiny / EEMBC protocol instead of tinyengine's (false)",
     "mlperf_model": "what 'profile' reports, kws01|ic01|vww01|ad01 or any name (default: the model's name)",
     "mlperf_input": "raw|uint8_minus_128|float32: what 'db' bytes are (default: by mlperf_model, else raw)",
@@ -118,7 +126,7 @@ def _int(opts: Mapping[str, str], key: str, lo: int, hi: int) -> int:
 def resolve_options(opts: Mapping[str, str], meta: dict) -> dict:
     """Validated settings of a project from its options."""
     if not opts.get("board"):
-        raise TinyEngineError("--project-option board=BOARD is required; STM32 boards: " + ", ".join(ZEPHYR_BOARDS))
+        raise TinyEngineError("--project-option board=BOARD is required; boards: " + ", ".join(ZEPHYR_BOARDS))
     zb = get_zephyr_board(opts["board"])
     from .baremetal import mlperf_from_options
 
@@ -201,7 +209,7 @@ def zephyr_requirements(meta: dict, zb: ZephyrBoard, *, mlperf: Optional[MlperfO
         model_flash, model_ram = measured["model"]["flash_bytes"], measured["model"]["ram_bytes"]
         server_flash = measured["protocol"]["flash_bytes"] + measured["io"]["flash_bytes"]
         server_ram = measured["protocol"]["ram_bytes"] + measured["io"]["ram_bytes"]
-        source = f"measured: compiled for {zb.info.core} with arm-none-eabi-gcc, linked with --gc-sections"
+        source = f"measured: compiled for {zb.cpu} with arm-none-eabi-gcc, linked with --gc-sections"
     else:
         model_flash = mem["weights_bytes"] + RUNTIME_FLASH_ALLOWANCE
         model_ram = mem["arena_bytes"]
@@ -210,13 +218,20 @@ def zephyr_requirements(meta: dict, zb: ZephyrBoard, *, mlperf: Optional[MlperfO
                       + (mlperf.db_capacity(meta) if mlperf else 0))
         source = (f"estimated (arm-none-eabi-gcc not used): weights + {RUNTIME_FLASH_ALLOWANCE // 1024} KiB of "
                   "code, arena, staging and frame buffers")
-    flash = {"model": model_flash, "server": server_flash, "zephyr_allowance": ZEPHYR_FLASH_ALLOWANCE}
+    measured_share = bool(zb.zephyr_flash and zb.zephyr_ram)
+    flash = {"model": model_flash, "server": server_flash,
+             "zephyr_allowance": zb.zephyr_flash + SHARE_MARGIN_FLASH if measured_share else ZEPHYR_FLASH_ALLOWANCE}
     ram = {"model": model_ram, "server": server_ram, "main_stack": main_stack_size,
-           "zephyr_allowance": ZEPHYR_RAM_ALLOWANCE}
+           "zephyr_allowance": zb.zephyr_ram + SHARE_MARGIN_RAM if measured_share else ZEPHYR_RAM_ALLOWANCE}
     out = {"board": zb.zephyr_name, "sizes": source,
            "flash": {**flash, "total": sum(flash.values()), "available": zb.flash_bytes},
            "ram": {**ram, "total": sum(ram.values()), "available": zb.sram_bytes},
-           "zephyr_allowances_are_estimates": True}
+           "zephyr_allowances_are_estimates": not measured_share,
+           "zephyr_share": (f"measured on {zb.zephyr_name} ({zb.zephyr_flash:,} B flash, {zb.zephyr_ram:,} B RAM; "
+                            f"+{SHARE_MARGIN_FLASH} B / +{SHARE_MARGIN_RAM} B margin): {SHARE_METHOD}"
+                            if measured_share else
+                            "estimated (not measured for this board): hello_world's 18 KB of text + 6 KiB, "
+                            "ISR and idle stacks and kernel objects x2")}
     out["fits"] = out["flash"]["total"] <= zb.flash_bytes and out["ram"]["total"] <= zb.sram_bytes
     return out
 
@@ -224,6 +239,7 @@ def zephyr_requirements(meta: dict, zb: ZephyrBoard, *, mlperf: Optional[MlperfO
 def fit_problems(req: dict, meta: dict) -> List[str]:
     problems = []
     r, f = req["ram"], req["flash"]
+    how = "estimate" if req.get("zephyr_allowances_are_estimates", True) else f"measured on {req['board']}"
     if r["total"] > r["available"]:
         mem = meta["memory"]
         peak = ""
@@ -232,12 +248,12 @@ def fit_problems(req: dict, meta: dict) -> List[str]:
             peak = f"; the arena's peak is at op #{mem['peak_op_index']} {op['type']} '{op['name']}'"
         problems.append(
             f"RAM: model {r['model']:,} B (arena {mem['arena_bytes']:,} B) + server {r['server']:,} B + main stack "
-            f"{r['main_stack']:,} B + Zephyr {r['zephyr_allowance']:,} B (estimate) = {r['total']:,} B, "
+            f"{r['main_stack']:,} B + Zephyr {r['zephyr_allowance']:,} B ({how}) = {r['total']:,} B, "
             f"{r['total'] - r['available']:,} B over the {r['available']:,} B zephyr,sram region{peak}")
     if f["total"] > f["available"]:
         problems.append(
             f"flash: model {f['model']:,} B (weights {meta['memory']['weights_bytes']:,} B) + server "
-            f"{f['server']:,} B + Zephyr {f['zephyr_allowance']:,} B (estimate) = {f['total']:,} B, "
+            f"{f['server']:,} B + Zephyr {f['zephyr_allowance']:,} B ({how}) = {f['total']:,} B, "
             f"{f['total'] - f['available']:,} B over the {f['available']:,} B of flash")
     return problems
 
@@ -296,11 +312,14 @@ def _readme(meta: dict, settings: dict, req: dict) -> str:
            f"tvmc run model --device=serial --port /dev/ttyACM0 --baud {settings['baud']} --number 10 --repeat 3 "
            "--print-time")
     f, r = req["flash"], req["ram"]
+    share = "estimate" if req["zephyr_allowances_are_estimates"] else "measured"
+    where = ("on UART0 in QEMU (qemu-system-arm -machine " + str(zb.qemu_machine) if zb.emulated
+             else "on the board's ST-LINK virtual COM port (" + zb.uart)
     return f"""# {name} on {zb.board} (Zephyr)
 
 Generated by `tvmc micro create-project`: a standalone Zephyr 4.x application
-that runs the model `{name}` and serves {proto} on the
-board's ST-LINK virtual COM port ({zb.uart}, {settings['baud']} baud).
+that runs the model `{name}` and serves {proto}
+{where}, {settings['baud']} baud).
 
 ```sh
 west build -b {zb.zephyr_name} .        # in a Zephyr workspace (ZEPHYR_BASE set)
@@ -315,12 +334,11 @@ Any board with a file in `boards/` builds the same way (`west build -b BOARD -p`
 | model (code, weights / arena) | {f['model']:,} B | {r['model']:,} B |
 | benchmark server (code / buffers) | {f['server']:,} B | {r['server']:,} B |
 | main stack (CONFIG_MAIN_STACK_SIZE) | | {r['main_stack']:,} B |
-| Zephyr itself (estimate) | {f['zephyr_allowance']:,} B | {r['zephyr_allowance']:,} B |
+| Zephyr itself ({share}) | {f['zephyr_allowance']:,} B | {r['zephyr_allowance']:,} B |
 | total | {f['total']:,} B | {r['total']:,} B |
 | {zb.zephyr_name} | {f['available']:,} B | {r['available']:,} B |
 
-Model and server sizes: {req['sizes']}. Zephyr's share is an estimate from
-public figures (hello_world), not a measurement.
+Model and server sizes: {req['sizes']}. Zephyr's share: {req['zephyr_share']}.
 
 Layout: `CMakeLists.txt`, `prj.conf`, `boards/<board>.overlay|.conf` (the UART
 and baud rate, caches), `src/main.c` (Zephyr port: UART polling, DWT cycle
@@ -367,7 +385,11 @@ def create_project(out_dir: str, compiled: str, platform: str = "zephyr",
         if measure == "true" and not tools:
             raise TinyEngineError("measure=true needs arm-none-eabi-gcc (scripts/install_arm_toolchain.sh)")
         measured = None
-        if measure == "true" or (measure == "auto" and tools):
+        if zb.info is None:  # mps2/an385: no Cortex-M3 in the board table, nothing to compile for
+            if measure == "true":
+                raise TinyEngineError(f"measure=true: {zb.zephyr_name} ({zb.cpu}) has no bare-metal build flags "
+                                      "here (the board table has no Cortex-M3); use measure=auto or false")
+        elif measure == "true" or (measure == "auto" and tools):
             measured = measure_sizes(src, zb, ml, settings["max_payload"], measure_build_dir)
         req_kwargs = dict(mlperf=ml, max_payload=settings["max_payload"], main_stack_size=settings["main_stack_size"],
                           measured=measured)
@@ -417,7 +439,7 @@ def create_project(out_dir: str, compiled: str, platform: str = "zephyr",
                 else None,
                 "main_stack_size": settings["main_stack_size"], "max_payload": settings["max_payload"],
                 "requirements": req, "other_boards": fits,
-                "other_boards_note": f"sizes measured for {zb.info.core}; other cores differ slightly"}
+                "other_boards_note": f"sizes measured for {zb.cpu}; other cores differ slightly"}
         with open(os.path.join(stage, "README.md"), "w") as fh:
             fh.write(_readme(meta, settings, req))
         info["files"] = sorted(os.path.relpath(os.path.join(r, f), stage)
@@ -440,74 +462,64 @@ def _project_info(project_dir: str) -> dict:
         return json.load(f)
 
 
-def zephyr_environment(options: Mapping[str, str], info: Optional[dict] = None):
-    """(west command, environment, problems): what build/flash would run with, and what is missing."""
+def project_workspace(options: Mapping[str, str], info: Optional[dict] = None,
+                      workspace: Optional[str] = None) -> ZephyrWorkspace:
+    """The Zephyr workspace build/flash use: ``workspace`` (--zephyr-workspace), the
+    zephyr_base option or $ZEPHYR_BASE (see :func:`.zephyr_workspace.find_workspace`)."""
     stored = (info or {}).get("options", {})
     west = options.get("west_cmd") or stored.get("west_cmd") or "west"
-    base = options.get("zephyr_base") or os.environ.get("ZEPHYR_BASE", "")
-    problems = []
-    argv = shlex.split(west)
-    if not argv or shutil.which(argv[0]) is None:
-        problems.append(f"'{west}' is not installed (pip install west; or --project-option west_cmd=...)")
-    if not base:
-        problems.append("ZEPHYR_BASE is not set (the zephyr/ directory of a west workspace: "
-                        "west init -m https://github.com/zephyrproject-rtos/zephyr --mr v4.3.0 ~/zephyrproject "
-                        "&& cd ~/zephyrproject && west update hal_stm32 cmsis_6; or --project-option zephyr_base=...)")
-    elif not os.path.isdir(base):
-        problems.append(f"ZEPHYR_BASE={base} is not a directory")
-    env = dict(os.environ)
-    if base:
-        env["ZEPHYR_BASE"] = base
-    return argv, env, problems
-
-
-def _run(cmd: List[str], env: dict, what: str) -> None:
-    print("running: " + " ".join(shlex.quote(c) for c in cmd), flush=True)
-    try:
-        rc = subprocess.run(cmd, env=env).returncode
-    except OSError as exc:
-        raise TinyEngineError(f"{what}: cannot run {cmd[0]}: {exc}") from None
-    if rc != 0:
-        raise TinyEngineError(f"{what} failed with status {rc} (its output is above)")
+    return find_workspace(workspace, options.get("zephyr_base") or stored.get("zephyr_base"), west)
 
 
 def build_project(project_dir: str, platform: str = "zephyr", options: Optional[Mapping[str, str]] = None,
-                  force: bool = False) -> str:
-    """``west build -b BOARD -d PROJECT/build PROJECT``; returns the build directory."""
+                  force: bool = False, workspace: Optional[str] = None) -> str:
+    """Build the project for its board (``west build -b BOARD -d PROJECT/build PROJECT``,
+    or cmake+ninja without west); returns the build directory."""
     if platform not in PLATFORMS:
         raise TinyEngineError(f"platform '{platform}': only {', '.join(PLATFORMS)} is supported")
     project_dir = os.path.abspath(project_dir)
     info = _project_info(project_dir)
     options = dict(options or {})
     board = get_zephyr_board(options.get("board") or info["board"]).zephyr_name
-    west, env, problems = zephyr_environment(options, info)
-    if problems:
-        raise TinyEngineError(
-            f"cannot build {project_dir}: " + "; ".join(problems) +
-            f"\n  It is a standard Zephyr application: in a Zephyr workspace run\n"
-            f"    west build -b {board} -d {project_dir}/build {project_dir}")
+    try:
+        ws = project_workspace(options, info, workspace)
+    except TinyEngineError as exc:
+        raise TinyEngineError(f"cannot build {project_dir}: {exc}\n  It is a standard Zephyr application: in a "
+                              f"Zephyr workspace run\n    west build -b {board} -d {project_dir}/build "
+                              f"{project_dir}") from None
+    for note in ws.notes:
+        print(f"note: {note}", flush=True)
     build_dir = os.path.join(project_dir, "build")
-    _run([*west, "build", "-b", board, "-d", build_dir, "-p", "always" if force else "auto", project_dir], env,
-         "west build")
+    build_app(ws, project_dir, board, build_dir, pristine=force)
     return build_dir
 
 
-def flash_project(project_dir: str, platform: str = "zephyr", options: Optional[Mapping[str, str]] = None) -> None:
+def flash_project(project_dir: str, platform: str = "zephyr", options: Optional[Mapping[str, str]] = None,
+                  workspace: Optional[str] = None) -> None:
     """``west flash -d PROJECT/build`` (``--runner`` from the options)."""
     if platform not in PLATFORMS:
         raise TinyEngineError(f"platform '{platform}': only {', '.join(PLATFORMS)} is supported")
     project_dir = os.path.abspath(project_dir)
     info = _project_info(project_dir)
     options = dict(options or {})
-    west, env, problems = zephyr_environment(options, info)
-    if problems:
-        raise TinyEngineError(f"cannot flash {project_dir}: " + "; ".join(problems) +
-                              f"\n  With a Zephyr workspace: west flash -d {project_dir}/build")
+    zb = get_zephyr_board(options.get("board") or info["board"])
+    if zb.emulated:
+        raise TinyEngineError(f"{zb.zephyr_name} is emulated: nothing to flash; run the model on it with "
+                              f"tvmc run COMPILED --device=qemu --firmware=zephyr --board {zb.board}")
+    try:
+        ws = project_workspace(options, info, workspace)
+    except TinyEngineError as exc:
+        raise TinyEngineError(f"cannot flash {project_dir}: {exc}\n  With a Zephyr workspace: "
+                              f"west flash -d {project_dir}/build") from None
+    if ws.west is None:
+        raise TinyEngineError(f"cannot flash {project_dir}: flashing needs west and a west workspace (its "
+                              "runners drive the debug probe): pip install west, and use a workspace with .west/ "
+                              + (f"({'; '.join(ws.notes)})" if ws.notes else ""))
     build_dir = os.path.join(project_dir, "build")
     if not os.path.isdir(build_dir):
         raise TinyEngineError(f"{build_dir} does not exist: run 'tvmc micro build {project_dir} zephyr' first")
-    cmd = [*west, "flash", "-d", build_dir]
+    cmd = [*ws.west, "flash", "-d", build_dir]
     runner = options.get("runner") or info.get("options", {}).get("runner")
     if runner:
         cmd += ["--runner", runner]
-    _run(cmd, env, "west flash")
+    run_logged(cmd, ws.env, "west flash", cwd=ws.top)

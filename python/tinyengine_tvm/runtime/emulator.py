@@ -118,16 +118,21 @@ class QemuSerial(Link):
     pyserial like a real board's port (``link="pty"``; its path is :attr:`pty`).
     ``expect_boot``: wait for the te_protocol BOOT frame (False for the MLPerf
     firmware, whose protocol is text); ``wrap``: a transport wrapper applied
-    after boot (the tests' fault injection)."""
+    after boot (the tests' fault injection); ``command``: another QEMU command
+    line with a ``-serial`` option to connect (e.g. for Zephyr's firmware:
+    ``micro/zephyr_qemu.py``), instead of :func:`qemu_command`'s."""
 
     def __init__(self, elf: str, board: Union[str, Board] = "mps2-an500", *, link: str = "tcp",
                  timeout: float = 5.0, retries: int = 4, boot_timeout: float = 20.0, expect_boot: bool = True,
-                 wrap: Optional[Callable[[Transport], Transport]] = None):
+                 wrap: Optional[Callable[[Transport], Transport]] = None, command: Optional[List[str]] = None):
         require_tools(qemu=True)
-        self.board = emulated_board(board)
         self.output: List[str] = []
         self._server: Optional[socket.socket] = None
-        cmd = qemu_command(elf, self.board)
+        if command is None:
+            self.board: Optional[Board] = emulated_board(board)
+            cmd = qemu_command(elf, self.board)
+        else:
+            self.board, cmd = None, list(command)
         i = cmd.index("-serial")
         if link == "tcp":
             self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

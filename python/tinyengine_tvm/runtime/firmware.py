@@ -259,7 +259,10 @@ class FirmwareBuild:
         stamp = os.path.join(self.out_dir, "link.stamp")
         key = build_key(*link, elf, _file_bytes(ld), _file_bytes(os.path.join(fw, "ld", "common.ld")))
         link += [f"-Wl,-Map={tmp_elf}.map", "-o", tmp_elf]
+        groups_json = os.path.join(self.out_dir, "objects.json")
         if os.path.isfile(elf) and os.path.isfile(stamp) and _file_bytes(stamp).decode() == key:
+            # The same objects may be grouped differently now (the groups are not in the key).
+            write_if_changed(groups_json, json.dumps(object_groups, indent=1))
             return elf
         proc = subprocess.run(link, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -274,8 +277,7 @@ class FirmwareBuild:
                     + ", ".join(f"{r} overflowed by {n} bytes" for r, n in overflow))
             raise TinyEngineError(f"linking the {what} of '{name}' for {board.name} failed:\n"
                                   f"  {' '.join(link)}\n{proc.stdout}{proc.stderr}")
-        with open(os.path.join(self.out_dir, "objects.json"), "w") as f:
-            json.dump(object_groups, f, indent=1)
+        write_if_changed(groups_json, json.dumps(object_groups, indent=1))
         os.replace(tmp_elf + ".map", elf + ".map")
         os.replace(tmp_elf, elf)
         write_if_changed(stamp, key)

@@ -10,6 +10,7 @@ manager); :func:`.opener.open_runner` picks the implementation:
 ``host``                  this machine (gcc + ctypes)                ``host.HostRunner``
 ``qemu`` + semihosting    QEMU, one emulator run per inference       ``qemu.QemuModel``
 ``qemu`` + tcp / pty      QEMU's UART, the benchmark protocol        ``device.QemuUartRunner``
+``qemu`` + zephyr         the Zephyr app in QEMU, same protocol      ``micro.zephyr_qemu.ZephyrQemuRunner``
 ``serial``                a board on a serial port, same protocol    ``device.SerialRunner``
 ========================  =========================================  ==============================
 
@@ -28,6 +29,8 @@ from .project import Inputs
 
 DEVICES = ("host", "qemu", "serial")
 QEMU_LINKS = ("tcp", "pty", "semihosting")
+#: Firmware on QEMU: the project's bare-metal one, or the Zephyr application (micro/zephyr_qemu.py).
+FIRMWARES = ("baremetal", "zephyr")
 
 
 @runtime_checkable

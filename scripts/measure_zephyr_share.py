@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Measure Zephyr's own flash and RAM share per board (the figures of the board
+table in python/tinyengine_tvm/micro/zephyr_boards.py).
+
+For every board: `tvmc micro create-project` writes the Zephyr application of
+a trivial model (one FULLY_CONNECTED layer, written by the project's own
+TFLite writer), the app is built in the Zephyr workspace (west, else
+cmake+ninja) and its ELF and link map are split into the model, the
+protocol servers, the descriptor, main's stack and Zephyr, which includes
+main.c, the Zephyr port (tinyengine_tvm.micro.zephyr_share). Prints one line per board and the table
+entries; --check exits 1 when a recorded share differs from the measurement
+by more than --tolerance bytes.
+
+    PYTHONPATH=python python scripts/measure_zephyr_share.py \\
+        --zephyr-workspace ~/.cache/tinyengine-tvm/zephyr-4.3.0 [--board mps2/an500 ...] [--check]
+
+Builds go to --work (default ~/.cache/tinyengine-tvm/zephyr-share), one
+directory per board, so a second run only relinks; ccache, when installed,
+is used by Zephyr's build itself.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python"))
+
+from tinyengine_tvm.errors import TinyEngineError  # noqa: E402
+from tinyengine_tvm.micro.zephyr_boards import MEASURED_SHARES, ZEPHYR_BOARDS, get_zephyr_board  # noqa: E402
+
+
+def trivial_model() -> bytes:
+    """A 16 -> 4 FULLY_CONNECTED int8 model: the smallest app the generator writes."""
+    from tinyengine_tvm.modelgen.quantized_ops import QuantizedGraph
+
+    g = QuantizedGraph(seed=1, samples=4, description="trivial model for measuring Zephyr's share")
+    x = g.input((1, 16), -1.0, 1.0, name="input")
+    x = g.fully_connected(x, 4, "NONE", per_channel=False, prefix="fc")
+    return g.finish(x)
+
+
+def measure_board(board: str, compiled: str, work: str, workspace, log_dir: str) -> dict:
+    """Create, build and measure the trivial app for ``board``."""
+    from tinyengine_tvm.micro.project import create_project
+    from tinyengine_tvm.micro.zephyr_share import measure_build
+    from tinyengine_tvm.micro.zephyr_workspace import build_app
+
+    zb = get_zephyr_board(board)
+    app = os.path.join(work, zb.file_stem, "app")
+    create_project(app, compiled, "zephyr", {"board": zb.zephyr_name, "measure": "false"}, force=True)
+    build = os.path.join(work, zb.file_stem, "build")
+    log = os.path.join(log_dir, f"{zb.file_stem}.log")
+    if os.path.exists(log):
+        os.remove(log)
+    t0 = time.monotonic()
+    build_app(workspace, app, zb.zephyr_name, build, log=log)
+    m = measure_build(build)
+    m["build_seconds"] = round(time.monotonic() - t0, 1)
+    with open(log, errors="replace") as f:
+        m["warnings"] = [line.rstrip() for line in f if "warning:" in line and "sched.c" not in line]
+    return m
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--zephyr-workspace", help="directory holding env.sh / zephyr/ (default: $ZEPHYR_BASE)")
+    ap.add_argument("--board", action="append", help="Zephyr or board-table name (repeatable; default: all)")
+    ap.add_argument("--work", default=os.path.expanduser("~/.cache/tinyengine-tvm/zephyr-share"),
+                    help="build directories, one per board (kept between runs)")
+    ap.add_argument("--json", help="write the measurements here")
+    ap.add_argument("--check", action="store_true", help="exit 1 when the board table differs from a measurement")
+    ap.add_argument("--tolerance", type=int, default=64, help="bytes --check allows (64)")
+    args = ap.parse_args(argv)
+
+    import tinyengine_tvm as te
+    from tinyengine_tvm.micro.zephyr_workspace import find_workspace
+
+    try:
+        ws = find_workspace(args.zephyr_workspace)
+        boards = [get_zephyr_board(b).zephyr_name for b in (args.board or ZEPHYR_BOARDS)]
+    except TinyEngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"workspace {ws.top} ({ws.tool})")
+    os.makedirs(args.work, exist_ok=True)
+    results, bad = {}, []
+    with tempfile.TemporaryDirectory(prefix="zephyr-share-") as tmp:
+        model = os.path.join(tmp, "trivial_fc.tflite")
+        with open(model, "wb") as f:
+            f.write(trivial_model())
+        compiled = os.path.join(tmp, "compiled")
+        te.compile(model).export(compiled)
+        for b in boards:
+            try:
+                m = measure_board(b, compiled, args.work, ws, args.work)
+            except TinyEngineError as exc:
+                print(f"{b:<24} FAILED: {exc}", file=sys.stderr)
+                bad.append(b)
+                continue
+            results[b] = m
+            f, r = m["flash"], m["ram"]
+            print(f"{b:<24} flash {f['total']:>7,} B = Zephyr {f['zephyr']:>6,} (main.c {f['port']:,}) + model "
+                  f"{f['model']:>5,} + protocol {f['protocol']:>5,} + desc {f['io']:>4,} | RAM {r['total']:>7,} B = "
+                  f"Zephyr {r['zephyr']:>5,} (main.c {r['port']}) + main stack {r['main_stack']:,} + model "
+                  f"{r['model']:,} + protocol {r['protocol']:,} + desc {r['io']:,} | other regions "
+                  f"{m['other_regions'] or '-'} | {m['build_seconds']} s"
+                  + (f" | {len(m['warnings'])} warnings" if m["warnings"] else ""), flush=True)
+            rec = MEASURED_SHARES.get(b)
+            if args.check:
+                if rec is None:
+                    bad.append(b)
+                    print(f"  not in the board table: add {b!r}: ({f['zephyr']}, {r['zephyr']})")
+                elif abs(rec[0] - f["zephyr"]) > args.tolerance or abs(rec[1] - r["zephyr"]) > args.tolerance:
+                    bad.append(b)
+                    print(f"  the board table says flash {rec[0]:,} B, RAM {rec[1]:,} B")
+    print("\nMEASURED_SHARES entries (zephyr_boards.py):")
+    for b, m in results.items():
+        print(f"    {b!r}: ({m['flash']['zephyr']}, {m['ram']['zephyr']}),")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
