@@ -176,7 +176,9 @@ def test_operator_models_on_m4(op, models, tflm, tmp_path):
 @pytest.mark.parametrize("board", ["mps2-an500", "mps3-an547"])
 @pytest.mark.parametrize("op", ["int16_audio_model", "svdf_kws_model", "mnist_lstm_model", "comparison_model",
                                 "upsampling_model", "unary_math_model", "streaming_conv_model",
-                                "int16_extras_model"])
+                                "int16_extras_model", "data_movement_model", "reduction_model", "mnist_mlp_model",
+                                "mixed_int8_int16_model", "shape_model", "sub_model", "maximum_model",
+                                "squared_difference_model", "batch_matmul_model"])
 def test_new_operator_models_on_m7_and_m55(op, board, models, tflm, tmp_path):
     """The 16x8, stateful, bool/int32-output and recent int8 operators on the
     Cortex-M7 and M55 (same portable kernels, other cores and compiler flags)."""
