@@ -41,6 +41,16 @@ def _compare(op, sa, sb, seed=0):
     return g.finish(getattr(g, op)(a, b))
 
 
+def _select():
+    """SELECT_V2 of int16 values on a condition that broadcasts (x, y and the output share x's quantization)."""
+    g = Q.QuantizedGraph(4)
+    c = g.input((1, 1, 5), -1.0, 1.0, dtype="int8", name="c")
+    condition = g.compare("GREATER", c, g.constant(np.zeros((1, 1, 5)), name="zero"))
+    x = g.input((2, 3, 5), -2.0, 2.0, dtype="int16", name="x")
+    y = g.input((2, 3, 1), -2.0, 2.0, dtype="int16", name="y")
+    return g.finish(g.select(condition, x, y))
+
+
 def _pack_concat_views(g, x):
     """PACK, views (RESHAPE, SQUEEZE, EXPAND_DIMS) and a CONCATENATION of one quantization."""
     packed = g.reshape(g.pack([x, x], axis=1), (2, 6))
@@ -113,6 +123,11 @@ CASES = {
     "mul_broadcast_relu6": lambda: _two("mul", (1, 4, 5, 3), (3,), activation="RELU6"),
     "maximum": lambda: _compare("maximum", (1, 4, 5, 3), (1, 1, 5, 3)),
     "minimum": lambda: _compare("minimum", (2, 6), (2, 6)),
+    "maximum_broadcast_rows": lambda: _compare("maximum", (3, 1), (3, 7)),
+    "squared_difference": lambda: _two("squared_difference", (2, 9), (2, 9)),
+    "squared_difference_broadcast": lambda: _two("squared_difference", (1, 4, 5, 3), (1, 1, 5, 1)),
+    # SELECT_V2 (int8 condition from an int8 GREATER, int16 values)
+    "select_v2_broadcast": _select,
     # activations
     "relu": lambda: _one((1, 4, 6), lambda g, x: g.relu(x)),
     "relu6": lambda: _one((1, 4, 6), lambda g, x: g.relu6(x), low=-8.0, high=8.0),
@@ -251,3 +266,29 @@ def test_unary_ops_on_every_int16_value(op, low, high):
     model = _one((1, 65536), lambda g, x: getattr(g, op)(x), low=low, high=high)
     compiled = te.compile(model)
     assert_matches_tflm(compiled, model, [[np.arange(-32768, 32768, dtype=np.int16).reshape(1, 65536)]])
+
+
+def _int16_pairs():
+    """Pairs of int16 values: every value against a shuffle of every value, and a
+    257 x 257 grid from -32768 to 32767 (both extremes, zero and the steps between)."""
+    every = np.arange(-32768, 32768, dtype=np.int64)
+    grid = np.linspace(-32768, 32767, 257).round().astype(np.int64)
+    ga, gb = np.meshgrid(grid, grid, indexing="ij")
+    a = np.concatenate([every, every, ga.ravel()])
+    b = np.concatenate([np.random.default_rng(5).permutation(every), every[::-1], gb.ravel()])
+    return a.astype(np.int16), b.astype(np.int16)
+
+
+@pytest.mark.parametrize("ranges", [((-2.0, 1.0), (-0.5, 3.0)), ((-1.0, 1.0), (-1.0, 1.0)),
+                                    ((-0.01, 0.01), (-40.0, 40.0)), ((-300.0, 300.0), (-0.3, 0.3))])
+def test_squared_difference_on_int16_pairs(ranges):
+    """SQUARED_DIFFERENCE over every int16 value and a dense grid of pairs, inputs
+    quantized alike and far apart (TFLM's int16 path rescales with no headroom)."""
+    a, b = _int16_pairs()
+    g = Q.QuantizedGraph(2)
+    x = g.input((1, a.size), *ranges[0], dtype="int16", name="a")
+    y = g.input((1, b.size), *ranges[1], dtype="int16", name="b")
+    model = g.finish(g.squared_difference(x, y))
+    compiled = te.compile(model)
+    assert [o["kernel"] for o in compiled.metadata["ops"]] == ["te_squared_difference_s16"]
+    assert_matches_tflm(compiled, model, [[a.reshape(1, -1), b.reshape(1, -1)]])

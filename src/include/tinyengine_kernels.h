@@ -505,6 +505,15 @@ void te_mul_s16(const te_elementwise_params* p, const int16_t* input1,
                 const int16_t* input2, int16_t* output);
 
 /**
+ * SQUARED_DIFFERENCE of int16 values (zero points 0): te_squared_difference_s8's
+ * arithmetic with left_shift 0, as TFLM's int16 path.
+ * @op SQUARED_DIFFERENCE
+ */
+void te_squared_difference_s16(const te_elementwise_params* p,
+                               const int16_t* input1, const int16_t* input2,
+                               int16_t* output);
+
+/**
  * MAXIMUM of the raw int16 values.
  * @op MAXIMUM
  */
@@ -707,6 +716,18 @@ typedef struct {
  */
 void te_select_s8(const te_select_params* p, const bool* condition,
                   const int8_t* x, const int8_t* y, int8_t* output);
+
+/**
+ * SELECT_V2 of raw int16 values (x, y and the output share one quantization).
+ * @param p         broadcast shape and strides.
+ * @param condition bool.
+ * @param x         int16.
+ * @param y         int16.
+ * @param output    [dims] int16.
+ * @op SELECT_V2 SELECT
+ */
+void te_select_s16(const te_select_params* p, const bool* condition,
+                   const int16_t* x, const int16_t* y, int16_t* output);
 
 /** Shapes and quantization of an integer UNIDIRECTIONAL_SEQUENCE_LSTM.  Gates
  *  are indexed input, forget, cell, output. */
