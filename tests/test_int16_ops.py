@@ -126,6 +126,12 @@ CASES = {
     "maximum_broadcast_rows": lambda: _compare("maximum", (3, 1), (3, 7)),
     "squared_difference": lambda: _two("squared_difference", (2, 9), (2, 9)),
     "squared_difference_broadcast": lambda: _two("squared_difference", (1, 4, 5, 3), (1, 1, 5, 1)),
+    # PRELU (int8 alpha, as TFLM's 16x8 PRELU requires)
+    "prelu_per_channel_alpha": lambda: _one((1, 4, 5, 6), lambda g, x: g.prelu(x, np.linspace(-0.4, 0.9, 6)),
+                                            low=-3.0, high=2.0),
+    "prelu_scalar_alpha_above_one": lambda: _one((2, 30), lambda g, x: g.prelu(x, [1.8]), low=-1.0, high=2.0),
+    "prelu_alpha_rows": lambda: _one((1, 3, 7), lambda g, x: g.prelu(x, [[0.1], [0.25], [-0.6]]), low=-2.0,
+                                     high=0.5),
     # SELECT_V2 (int8 condition from an int8 GREATER, int16 values)
     "select_v2_broadcast": _select,
     # activations
@@ -292,3 +298,15 @@ def test_squared_difference_on_int16_pairs(ranges):
     compiled = te.compile(model)
     assert [o["kernel"] for o in compiled.metadata["ops"]] == ["te_squared_difference_s16"]
     assert_matches_tflm(compiled, model, [[a.reshape(1, -1), b.reshape(1, -1)]])
+
+
+@pytest.mark.parametrize("low, high", [(-3.0, 2.0), (-0.01, 0.05), (-200.0, 100.0)])
+def test_prelu_on_every_int16_value(low, high):
+    """PRELU of every int16 value against four int8 alphas (negative, small,
+    above one, zero point far from 0)."""
+    alphas = np.array([-0.7, 0.02, 1.6, 0.35])
+    every = np.repeat(np.arange(-32768, 32768, dtype=np.int16)[:, None], 4, axis=1)
+    model = _one(every.shape, lambda g, x: g.prelu(x, alphas), low=low, high=high)
+    compiled = te.compile(model)
+    assert [o["kernel"] for o in compiled.metadata["ops"]] == ["te_prelu_s16"]
+    assert_matches_tflm(compiled, model, [[every]])

@@ -505,6 +505,21 @@ void te_mul_s16(const te_elementwise_params* p, const int16_t* input1,
                 const int16_t* input2, int16_t* output);
 
 /**
+ * PRELU of int16 values (zero point 0) with an int8 alpha (broadcast), as
+ * TFLM's 16x8 PRELU: te_prelu_s8's arithmetic, clamped to act_min/act_max.
+ * @param p      broadcast shape and strides; input1_offset 0, input2_offset
+ *               -alpha_zero_point, output_offset 0; output_multiplier/shift
+ *               rescale in_scale / out_scale (x >= 0), input2_multiplier/shift
+ *               in_scale * alpha_scale / out_scale (x < 0).
+ * @param input1 int16 input.
+ * @param input2 int8 alpha.
+ * @param output int16, [dims].
+ * @op PRELU
+ */
+void te_prelu_s16(const te_elementwise_params* p, const int16_t* input1,
+                  const int8_t* input2, int16_t* output);
+
+/**
  * SQUARED_DIFFERENCE of int16 values (zero points 0): te_squared_difference_s8's
  * arithmetic with left_shift 0, as TFLM's int16 path.
  * @op SQUARED_DIFFERENCE

@@ -1,7 +1,8 @@
 // Portable int8 ADD, SUB, MUL, SQUARED_DIFFERENCE, MAXIMUM, MINIMUM and PRELU
 // with 4-D broadcasting, TFLM-exact; ADD, SUB, MUL, SQUARED_DIFFERENCE, MAXIMUM
 // and MINIMUM also on int16 (the same arithmetic; ADD and SUB with 15 bits of
-// headroom, SQUARED_DIFFERENCE with none); SELECT_V2 of int8 or int16 values.
+// headroom, SQUARED_DIFFERENCE with none), PRELU of int16 values with an int8
+// alpha; SELECT_V2 of int8 or int16 values.
 #include "fixed_point.h"
 #include "tinyengine_kernels.h"
 
@@ -77,9 +78,9 @@ inline int32_t mul_one(const te_elementwise_params* p, int32_t a, int32_t b) {
 // Walks the output in order; each element reads both inputs through their
 // (possibly zero) strides, which covers every broadcast pattern of rank <= 4.
 template <int32_t (*Op)(const te_elementwise_params*, int32_t, int32_t),
-          typename T, typename Out = T>
+          typename T, typename T2 = T, typename Out = T>
 void broadcast_apply(const te_elementwise_params* p, const T* in1,
-                     const T* in2, Out* out) {
+                     const T2* in2, Out* out) {
   const int32_t* d = p->dims;
   const int32_t* s1 = p->input1_strides;
   const int32_t* s2 = p->input2_strides;
@@ -153,6 +154,12 @@ extern "C" void te_sub_s16(const te_elementwise_params* p,
                               const int16_t* input1, const int16_t* input2,
                               int16_t* output) {
   broadcast_apply<sub_one>(p, input1, input2, output);
+}
+
+extern "C" void te_prelu_s16(const te_elementwise_params* p,
+                             const int16_t* input1, const int8_t* input2,
+                             int16_t* output) {
+  broadcast_apply<prelu_one>(p, input1, input2, output);
 }
 
 extern "C" void te_squared_difference_s16(const te_elementwise_params* p,

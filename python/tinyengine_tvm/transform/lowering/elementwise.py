@@ -2,9 +2,10 @@
 of two int8 activations (or constants), with 4-D broadcasting and TFLM's
 fixed-point rescaling (one te_elementwise_params layout for all of them);
 ADD, SUB, MUL, SQUARED_DIFFERENCE, MAXIMUM and MINIMUM also of two int16
-activations; the comparisons EQUAL ... LESS_EQUAL (bool results, int8 only:
-TFLM's int16 GREATER reads comparison parameters its Prepare never sets, the
-other comparisons refuse int16) and SELECT_V2 (int8 or int16)."""
+activations, PRELU of an int16 activation with an int8 alpha; the comparisons
+EQUAL ... LESS_EQUAL (bool results, int8 only: TFLM's int16 GREATER reads
+comparison parameters its Prepare never sets, the other comparisons refuse
+int16) and SELECT_V2 (int8 or int16)."""
 from __future__ import annotations
 
 import numpy as np
@@ -146,7 +147,8 @@ def _lower_prelu(ctx, var, where, q):
     if not (where.args[1].same_as(x_var) and mul.args[0].same_as(x_var)):
         return None
     x, alpha = ctx.activation_input(x_var), ctx.activation_input(mul.args[1])
-    if x is None or alpha is None:
+    # TFLM's 16x8 PRELU takes an int8 alpha only.
+    if x is None or alpha is None or x.dtype != q.dtype or alpha.dtype != "int8":
         return None
     s_in, s_alpha, s_out = (float(np.float32(v)) for v in (x.scale, alpha.scale, q.s_out))
     m1, sh1 = quantize_multiplier(s_in / s_out)
@@ -155,7 +157,8 @@ def _lower_prelu(ctx, var, where, q):
     attrs.update(input1_offset=-x.zero_point, input2_offset=-alpha.zero_point, output_offset=q.zp_out, left_shift=0,
                  input1_multiplier=0, input1_shift=0, input2_multiplier=m2, input2_shift=sh2,
                  output_multiplier=m1, output_shift=sh1)
-    return make_kernel_call("te_prelu_s8", [x.expr, alpha.expr], q.finish(attrs), shape_of(var), "int8")
+    return make_kernel_call(activation_kernel("te_prelu", q.dtype), [x.expr, alpha.expr], q.finish(attrs), shape_of(var),
+                            q.dtype)
 
 
 def _lower_mul(ctx, var, mul, q):
@@ -237,7 +240,8 @@ LOWERINGS = [
              matcher=_squared_difference_matcher, tflite={"SQUARED_DIFFERENCE": (0, 1)}, dtypes=("int8", "int16")),
     Lowering("MUL", "quantize", _lower_mul, pattern=MUL_PATTERN, tflite={"MUL": (0, 1)}, dtypes=("int8", "int16")),
     Lowering("SUB", "quantize", _lower_sub, pattern=SUB_PATTERN, tflite={"SUB": (0, 1)}, dtypes=("int8", "int16")),
-    Lowering("PRELU", "quantize", _lower_prelu, pattern=PRELU_PATTERN, fusable=False, tflite={"PRELU": (0,)}),
+    Lowering("PRELU", "quantize", _lower_prelu, pattern=PRELU_PATTERN, fusable=False, tflite={"PRELU": (0,)},
+             dtypes=("int8", "int16")),
     # The raw comparison ignores act_min/act_max: a following clip is not folded into it.
     Lowering("MAXIMUM", "quantize", _raw_compare("te_maximum"), pattern=MAXIMUM_PATTERN,
              check=_check_raw_compare, fusable=False, tflite={"MAXIMUM": (0, 1)}, dtypes=("int8", "int16")),
