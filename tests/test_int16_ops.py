@@ -126,6 +126,10 @@ CASES = {
     "maximum_broadcast_rows": lambda: _compare("maximum", (3, 1), (3, 7)),
     "squared_difference": lambda: _two("squared_difference", (2, 9), (2, 9)),
     "squared_difference_broadcast": lambda: _two("squared_difference", (1, 4, 5, 3), (1, 1, 5, 1)),
+    # BATCH_MATMUL (int64 sums: the int16 products overflow int32 after two terms)
+    "batch_matmul": lambda: _two("batch_matmul", (1, 3, 16), (1, 16, 5)),
+    "batch_matmul_adj_broadcast": lambda: _two("batch_matmul", (2, 3, 20, 4), (3, 6, 20), adj_x=True, adj_y=True),
+    "batch_matmul_deep": lambda: _two("batch_matmul", (4, 300), (300, 3)),
     # PRELU (int8 alpha, as TFLM's 16x8 PRELU requires)
     "prelu_per_channel_alpha": lambda: _one((1, 4, 5, 6), lambda g, x: g.prelu(x, np.linspace(-0.4, 0.9, 6)),
                                             low=-3.0, high=2.0),
@@ -310,3 +314,31 @@ def test_prelu_on_every_int16_value(low, high):
     compiled = te.compile(model)
     assert [o["kernel"] for o in compiled.metadata["ops"]] == ["te_prelu_s16"]
     assert_matches_tflm(compiled, model, [[every]])
+
+
+def test_int16_batch_matmul_beyond_the_64_bit_shift_is_refused():
+    """TFLM's 64-bit requantization shifts right by 15 - shift: a rescale of 2^15 or more is refused."""
+    from tinyengine_tvm.modelgen.tflite_writer import TFLiteWriter
+
+    w = TFLiteWriter()
+    a = w.tensor("a", (1, 2, 3), "int16", scale=1.0)
+    b = w.tensor("b", (1, 3, 2), "int16", scale=1.0)
+    y = w.tensor("tiny_out", (1, 2, 2), "int16", scale=1e-5)
+    w.op("BATCH_MATMUL", [a, b], [y], adj_x=False, adj_y=False)
+    w.inputs([a, b])
+    w.outputs([y])
+    with pytest.raises(UnsupportedModelError, match=r"left shift above 14"):
+        te.compile(w.finish())
+
+
+@pytest.mark.parametrize("op", ["EQUAL", "NOT_EQUAL", "GREATER", "GREATER_EQUAL", "LESS", "LESS_EQUAL"])
+def test_int16_comparisons_are_refused(op):
+    """TFLM refuses int16 for every comparison but GREATER, whose int16 path reads
+    rescaling parameters its Prepare never sets (the result does not follow the
+    inputs): the project refuses them all."""
+    g = Q.QuantizedGraph(0)
+    a = g.input((1, 8), -1.0, 1.0, dtype="int16", name="a")
+    b = g.input((1, 8), -1.0, 1.0, dtype="int16", name="b")
+    model = g.finish(g.compare(op, a, b))
+    with pytest.raises(UnsupportedModelError, match=op):
+        te.compile(model)

@@ -439,6 +439,21 @@ void te_batch_matmul_s8(const te_batch_matmul_params* p, const int8_t* lhs,
                         const int8_t* rhs, int8_t* output);
 
 /**
+ * BATCH_MATMUL of two int16 activations (16x8 models, zero points 0): the sum
+ * over k is int64 and is requantized with TFLite's 64-bit
+ * MultiplyByQuantizedMultiplier (the multiplier rounded to 16 bits; shift at
+ * most 14), clamped to int16, as TFLM's int16 BATCH_MATMUL.
+ * @param p      geometry and quantization (offsets 0).
+ * @param lhs    left operand.
+ * @param rhs    right operand.
+ * @param output [batch_dims..., rows, cols].
+ * @op BATCH_MATMUL
+ * @macs batches * rows * cols * depth
+ */
+void te_batch_matmul_s16(const te_batch_matmul_params* p, const int16_t* lhs,
+                         const int16_t* rhs, int16_t* output);
+
+/**
  * Quantized MUL; arguments and aliasing as for te_add_s8.
  * @op MUL
  */
