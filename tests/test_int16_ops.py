@@ -342,3 +342,14 @@ def test_int16_comparisons_are_refused(op):
     model = g.finish(g.compare(op, a, b))
     with pytest.raises(UnsupportedModelError, match=op):
         te.compile(model)
+
+
+@pytest.mark.parametrize("low, high", [(0.01, 4.0), (0.5, 1.0), (1e-3, 300.0), (0.0, 2.0 - 2.0 ** -14)])
+def test_rsqrt_on_every_non_negative_int16_value(low, high):
+    """RSQRT of 0 .. 32767 (TFLM refuses negative inputs), input scales from
+    tiny to large; 0 gives 32767, small inputs saturate."""
+    every = np.arange(0, 32768, dtype=np.int16).reshape(1, -1)
+    model = _one(every.shape, lambda g, x: g.rsqrt(x), low=low, high=high)
+    compiled = te.compile(model)
+    assert [o["kernel"] for o in compiled.metadata["ops"]] == ["te_rsqrt_s16"]
+    assert_matches_tflm(compiled, model, [[every]])

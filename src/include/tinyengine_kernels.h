@@ -1644,6 +1644,16 @@ void te_rsqrt_s8(const te_unary_params* p, const int8_t* input,
                  int8_t* output);
 
 /**
+ * RSQRT of int16 values (zero points 0): te_rsqrt_s8's arithmetic, 0 giving
+ * 32767 and results clamped to int16, as TFLM's int16 RSQRT; arguments as for
+ * te_rsqrt_s8.  TFLM refuses negative inputs at run time; this kernel does not
+ * check them.
+ * @op RSQRT
+ */
+void te_rsqrt_s16(const te_unary_params* p, const int16_t* input,
+                  int16_t* output);
+
+/**
  * LEAKY_RELU.
  * @param p      size, zero points and both rescales.
  * @param input  [size].
