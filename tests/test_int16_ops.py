@@ -191,6 +191,7 @@ CASES = {
     "mixed_int8_int16": _mixed,
     "mixed_int8_int16_model": Q.mixed_int8_int16_model,
     "audio_16x8_network": Q.int16_audio_model,
+    "elementwise_16x8_network": Q.int16_elementwise_model,
     "float_in_float_out": _float_io,
     "int32_input_to_int16": _int32_input("int16"),
     "int32_input_to_int8": _int32_input("int8"),

@@ -153,8 +153,8 @@ def test_shared_model_matches_host_and_tflm(model, board, models, shared_dir, tf
                                 "hard_swish_model", "resize_nearest_model", "sub_model",
                                 "squared_difference_model", "maximum_model", "data_movement_model",
                                 "unary_math_model", "reduction_model", "batch_matmul_model",
-                                "int16_audio_model", "mixed_int8_int16_model", "upsampling_model",
-                                "mnist_mlp_model", "svdf_kws_model", "comparison_model", "mnist_lstm_model",
+                                "int16_audio_model", "int16_elementwise_model", "mixed_int8_int16_model",
+                                "upsampling_model", "mnist_mlp_model", "svdf_kws_model", "comparison_model", "mnist_lstm_model",
                                 "streaming_conv_model", "shape_model"])
 def test_operator_models_on_m4(op, models, tflm, tmp_path):
     """Two-input and float32-I/O models, and the kernels with float or
@@ -174,8 +174,8 @@ def test_operator_models_on_m4(op, models, tflm, tmp_path):
 
 @requires_arm
 @pytest.mark.parametrize("board", ["mps2-an500", "mps3-an547"])
-@pytest.mark.parametrize("op", ["int16_audio_model", "svdf_kws_model", "mnist_lstm_model", "comparison_model",
-                                "upsampling_model", "unary_math_model", "streaming_conv_model"])
+@pytest.mark.parametrize("op", ["int16_audio_model", "int16_elementwise_model", "svdf_kws_model", "mnist_lstm_model",
+                                "comparison_model", "upsampling_model", "unary_math_model", "streaming_conv_model"])
 def test_new_operator_models_on_m7_and_m55(op, board, models, tflm, tmp_path):
     """The 16x8, stateful, bool/int32-output and recent int8 operators on the
     Cortex-M7 and M55 (same portable kernels, other cores and compiler flags)."""
