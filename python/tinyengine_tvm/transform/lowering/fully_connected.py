@@ -82,6 +82,13 @@ def _strides(shape):
     return [int(np.prod(shape[i + 1:])) for i in range(len(shape))]
 
 
+def _batch_matmul_rescale(a, b, q):
+    """lhs_scale * rhs_scale / out_scale in double from the float32 scales (the
+    TFLM this project checks against multiplies the scales in double: a float
+    product changes the 16-bit multiplier of int16 layers)."""
+    return float(np.float32(a.scale)) * float(np.float32(b.scale)) / float(np.float32(q.s_out))
+
+
 def _lower_batch_matmul(ctx, var, mm, q):
     (a, adj_a), (b, adj_b) = _operand(ctx, mm.args[0]), _operand(ctx, mm.args[1])
     if a is None or b is None or a.dtype != q.dtype or b.dtype != q.dtype:
@@ -102,13 +109,7 @@ def _lower_batch_matmul(ctx, var, mm, q):
                 for i in range(len(batch))]
 
     pad = 4 - len(batch)
-    if q.dtype == "int16":
-        # TFLM: GetQuantizedConvolutionMultipler, the product of the scales in float.
-        mult, shift = quantize_multiplier(float(np.float32(a.scale) * np.float32(b.scale)) /
-                                          float(np.float32(q.s_out)))
-    else:
-        mult, shift = quantize_multiplier(float(np.float32(a.scale)) * float(np.float32(b.scale)) /
-                                          float(np.float32(q.s_out)))
+    mult, shift = quantize_multiplier(_batch_matmul_rescale(a, b, q))
     attrs = dict(
         batches=int(np.prod(batch)), batch_dims=[1] * pad + batch,
         lhs_batch_strides=[0] * pad + batch_strides(a_shape, sa),
@@ -128,7 +129,7 @@ def _check_batch_matmul(ctx, var, mm, q):
     a, b = _operand(ctx, mm.args[0])[0], _operand(ctx, mm.args[1])[0]
     if a is None or b is None:
         return None
-    real = float(np.float32(a.scale) * np.float32(b.scale)) / float(np.float32(q.s_out))
+    real = _batch_matmul_rescale(a, b, q)
     if quantize_multiplier(real)[1] > 14:
         return f"int16 rescale {real:g} needs a left shift above 14, which TFLite's 64-bit requantization cannot do"
     return None
