@@ -390,3 +390,18 @@ def test_tflm_int16_greater_does_not_follow_its_inputs():
     got = tflm_run(g.finish(g.compare("GREATER", a, b)), [a_raw, b_raw])[0].astype(bool)
     assert not np.array_equal(got, a_raw > b_raw)
     assert not np.array_equal(got, a_raw * np.float32(a.scale) > b_raw * np.float32(b.scale))
+
+
+def test_int16_prelu_with_int16_alpha_is_refused():
+    """TFLM's 16x8 PRELU takes an int8 alpha only (its Prepare refuses an int16 one)."""
+    from tinyengine_tvm.modelgen.tflite_writer import TFLiteWriter
+
+    w = TFLiteWriter()
+    x = w.tensor("x", (1, 4, 3), "int16", scale=0.001)
+    alpha = w.tensor("wide_alpha", (3,), "int16", scale=0.0001, data=np.array([100, -200, 300], np.int16))
+    y = w.tensor("y", (1, 4, 3), "int16", scale=0.002)
+    w.op("PRELU", [x, alpha], [y])
+    w.inputs([x])
+    w.outputs([y])
+    with pytest.raises(UnsupportedModelError, match=r"alpha is int16.*int8 alpha only"):
+        te.compile(w.finish())

@@ -141,6 +141,13 @@ def _raw_compare(kernel):
     return lower
 
 
+def _check_prelu(ctx, var, where, q):
+    alpha = ctx.activation_input(ctx.resolve(where.args[2]).args[1])
+    if q.dtype == "int16" and alpha is not None and alpha.dtype != "int8":
+        return f"alpha is {alpha.dtype}; TFLite Micro's int16 PRELU takes an int8 alpha only"
+    return None
+
+
 def _lower_prelu(ctx, var, where, q):
     cond, mul = ctx.resolve(where.args[0]), ctx.resolve(where.args[2])
     x_var = cond.args[0]
@@ -240,7 +247,8 @@ LOWERINGS = [
              matcher=_squared_difference_matcher, tflite={"SQUARED_DIFFERENCE": (0, 1)}, dtypes=("int8", "int16")),
     Lowering("MUL", "quantize", _lower_mul, pattern=MUL_PATTERN, tflite={"MUL": (0, 1)}, dtypes=("int8", "int16")),
     Lowering("SUB", "quantize", _lower_sub, pattern=SUB_PATTERN, tflite={"SUB": (0, 1)}, dtypes=("int8", "int16")),
-    Lowering("PRELU", "quantize", _lower_prelu, pattern=PRELU_PATTERN, fusable=False, tflite={"PRELU": (0,)},
+    Lowering("PRELU", "quantize", _lower_prelu, pattern=PRELU_PATTERN, check=_check_prelu, fusable=False,
+             tflite={"PRELU": (0,)},
              dtypes=("int8", "int16")),
     # The raw comparison ignores act_min/act_max: a following clip is not folded into it.
     Lowering("MAXIMUM", "quantize", _raw_compare("te_maximum"), pattern=MAXIMUM_PATTERN,
