@@ -280,13 +280,15 @@ def test_unary_ops_on_every_int16_value(op, low, high):
 
 
 def _int16_pairs():
-    """Pairs of int16 values: every value against a shuffle of every value, and a
-    257 x 257 grid from -32768 to 32767 (both extremes, zero and the steps between)."""
+    """Pairs of int16 values: every value against a shuffle of every value and
+    against its reverse, every pair of -256 .. 255, and a 257 x 257 grid from
+    -32768 to 32767 (both extremes, zero and the steps between)."""
     every = np.arange(-32768, 32768, dtype=np.int64)
     grid = np.linspace(-32768, 32767, 257).round().astype(np.int64)
     ga, gb = np.meshgrid(grid, grid, indexing="ij")
-    a = np.concatenate([every, every, ga.ravel()])
-    b = np.concatenate([np.random.default_rng(5).permutation(every), every[::-1], gb.ravel()])
+    sa, sb = np.meshgrid(np.arange(-256, 256), np.arange(-256, 256), indexing="ij")
+    a = np.concatenate([every, every, sa.ravel(), ga.ravel()])
+    b = np.concatenate([np.random.default_rng(5).permutation(every), every[::-1], sb.ravel(), gb.ravel()])
     return a.astype(np.int16), b.astype(np.int16)
 
 
