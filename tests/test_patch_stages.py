@@ -364,3 +364,27 @@ def test_int16_stages_are_patched_and_bit_exact_with_tflm(cache, mixed):
     cases = [random_inputs(compiled.metadata["inputs"], s) for s in range(3)]
     assert_matches_tflm(compiled, model, cases)
     _same_outputs(compiled, plain)
+
+
+def _int16_squared_difference_cnn():
+    """A 16x8 CNN whose first stage ends in SQUARED_DIFFERENCE of a feature map and its 3x3 maximum."""
+    g = QuantizedGraph(13)
+    x = g.input((1, 24, 20, 3), dtype="int16")
+    y = g.conv2d(x, 12, (3, 3), (1, 1), padding="SAME", activation="RELU")
+    y = g.squared_difference(y, g.max_pool(y, (3, 3), (1, 1), "SAME", prefix="neighbours"))
+    y = g.max_pool(y, (2, 2), (2, 2))
+    y = g.conv2d(y, 16, (3, 3), (2, 2), padding="SAME", activation="RELU")
+    return g.finish(g.fully_connected(g.reshape(g.mean(y, (1, 2)), (1, 16)), 4))
+
+
+def test_int16_squared_difference_is_patched_and_bit_exact_with_tflm():
+    model = _int16_squared_difference_cnn()
+    plain = te.compile(model, disabled_passes=["PatchBasedInference"])
+    compiled = te.compile(model)
+    report = {p["name"]: p for p in compiled.metadata["passes"]}["PatchBasedInference"]
+    assert report["applied"], report["reason"]
+    patched = [s.kernel for s in compiled.graph.steps if s.notes.get("patch_of") is not None]
+    assert "te_squared_difference_s16" in patched
+    check_plan_valid(compiled)
+    assert_matches_tflm(compiled, model, [random_inputs(compiled.metadata["inputs"], s) for s in range(3)])
+    _same_outputs(compiled, plain)

@@ -153,9 +153,9 @@ def test_shared_model_matches_host_and_tflm(model, board, models, shared_dir, tf
                                 "hard_swish_model", "resize_nearest_model", "sub_model",
                                 "squared_difference_model", "maximum_model", "data_movement_model",
                                 "unary_math_model", "reduction_model", "batch_matmul_model",
-                                "int16_audio_model", "mixed_int8_int16_model", "upsampling_model",
-                                "mnist_mlp_model", "svdf_kws_model", "comparison_model", "mnist_lstm_model",
-                                "streaming_conv_model", "shape_model", "int16_extras_model"])
+                                "int16_audio_model", "int16_elementwise_model", "mixed_int8_int16_model",
+                                "upsampling_model", "mnist_mlp_model", "svdf_kws_model", "comparison_model",
+                                "mnist_lstm_model", "streaming_conv_model", "shape_model", "int16_extras_model"])
 def test_operator_models_on_m4(op, models, tflm, tmp_path):
     """Two-input and float32-I/O models, and the kernels with float or
     exp/log arithmetic, are exact on the Cortex-M4 too."""
@@ -174,8 +174,8 @@ def test_operator_models_on_m4(op, models, tflm, tmp_path):
 
 @requires_arm
 @pytest.mark.parametrize("board", ["mps2-an500", "mps3-an547"])
-@pytest.mark.parametrize("op", ["int16_audio_model", "svdf_kws_model", "mnist_lstm_model", "comparison_model",
-                                "upsampling_model", "unary_math_model", "streaming_conv_model",
+@pytest.mark.parametrize("op", ["int16_audio_model", "int16_elementwise_model", "svdf_kws_model", "mnist_lstm_model",
+                                "comparison_model", "upsampling_model", "unary_math_model", "streaming_conv_model",
                                 "int16_extras_model", "data_movement_model", "reduction_model", "mnist_mlp_model",
                                 "mixed_int8_int16_model", "shape_model", "sub_model", "maximum_model",
                                 "squared_difference_model", "batch_matmul_model"])

@@ -439,6 +439,21 @@ void te_batch_matmul_s8(const te_batch_matmul_params* p, const int8_t* lhs,
                         const int8_t* rhs, int8_t* output);
 
 /**
+ * BATCH_MATMUL of two int16 activations (16x8 models, zero points 0): the sum
+ * over k is int64 and is requantized with TFLite's 64-bit
+ * MultiplyByQuantizedMultiplier (the multiplier rounded to 16 bits; shift at
+ * most 14), clamped to int16, as TFLM's int16 BATCH_MATMUL.
+ * @param p      geometry and quantization (offsets 0).
+ * @param lhs    left operand.
+ * @param rhs    right operand.
+ * @param output [batch_dims..., rows, cols].
+ * @op BATCH_MATMUL
+ * @macs batches * rows * cols * depth
+ */
+void te_batch_matmul_s16(const te_batch_matmul_params* p, const int16_t* lhs,
+                         const int16_t* rhs, int16_t* output);
+
+/**
  * Quantized MUL; arguments and aliasing as for te_add_s8.
  * @op MUL
  */
@@ -503,6 +518,30 @@ void te_sub_s16(const te_elementwise_params* p, const int16_t* input1,
  */
 void te_mul_s16(const te_elementwise_params* p, const int16_t* input1,
                 const int16_t* input2, int16_t* output);
+
+/**
+ * PRELU of int16 values (zero point 0) with an int8 alpha (broadcast), as
+ * TFLM's 16x8 PRELU: te_prelu_s8's arithmetic, clamped to act_min/act_max.
+ * @param p      broadcast shape and strides; input1_offset 0, input2_offset
+ *               -alpha_zero_point, output_offset 0; output_multiplier/shift
+ *               rescale in_scale / out_scale (x >= 0), input2_multiplier/shift
+ *               in_scale * alpha_scale / out_scale (x < 0).
+ * @param input1 int16 input.
+ * @param input2 int8 alpha.
+ * @param output int16, [dims].
+ * @op PRELU
+ */
+void te_prelu_s16(const te_elementwise_params* p, const int16_t* input1,
+                  const int8_t* input2, int16_t* output);
+
+/**
+ * SQUARED_DIFFERENCE of int16 values (zero points 0): te_squared_difference_s8's
+ * arithmetic with left_shift 0, as TFLM's int16 path.
+ * @op SQUARED_DIFFERENCE
+ */
+void te_squared_difference_s16(const te_elementwise_params* p,
+                               const int16_t* input1, const int16_t* input2,
+                               int16_t* output);
 
 /**
  * MAXIMUM of the raw int16 values.
@@ -707,6 +746,18 @@ typedef struct {
  */
 void te_select_s8(const te_select_params* p, const bool* condition,
                   const int8_t* x, const int8_t* y, int8_t* output);
+
+/**
+ * SELECT_V2 of raw int16 values (x, y and the output share one quantization).
+ * @param p         broadcast shape and strides.
+ * @param condition bool.
+ * @param x         int16.
+ * @param y         int16.
+ * @param output    [dims] int16.
+ * @op SELECT_V2 SELECT
+ */
+void te_select_s16(const te_select_params* p, const bool* condition,
+                   const int16_t* x, const int16_t* y, int16_t* output);
 
 /** Shapes and quantization of an integer UNIDIRECTIONAL_SEQUENCE_LSTM.  Gates
  *  are indexed input, forget, cell, output. */
@@ -1591,6 +1642,16 @@ void te_abs_s16(const te_unary_params* p, const int16_t* input,
  */
 void te_rsqrt_s8(const te_unary_params* p, const int8_t* input,
                  int8_t* output);
+
+/**
+ * RSQRT of int16 values (zero points 0): te_rsqrt_s8's arithmetic, 0 giving
+ * 32767 and results clamped to int16, as TFLM's int16 RSQRT; arguments as for
+ * te_rsqrt_s8.  TFLM refuses negative inputs at run time; this kernel does not
+ * check them.
+ * @op RSQRT
+ */
+void te_rsqrt_s16(const te_unary_params* p, const int16_t* input,
+                  int16_t* output);
 
 /**
  * LEAKY_RELU.

@@ -1,6 +1,8 @@
 // Portable int8 ADD, SUB, MUL, SQUARED_DIFFERENCE, MAXIMUM, MINIMUM and PRELU
-// with 4-D broadcasting, TFLM-exact; ADD, SUB, MUL, MAXIMUM and MINIMUM also
-// on int16 (the same arithmetic; ADD and SUB with 15 bits of headroom).
+// with 4-D broadcasting, TFLM-exact; ADD, SUB, MUL, SQUARED_DIFFERENCE, MAXIMUM
+// and MINIMUM also on int16 (the same arithmetic; ADD and SUB with 15 bits of
+// headroom, SQUARED_DIFFERENCE with none), PRELU of int16 values with an int8
+// alpha; SELECT_V2 of int8 or int16 values.
 #include "fixed_point.h"
 #include "tinyengine_kernels.h"
 
@@ -43,7 +45,8 @@ inline int32_t sub_one(const te_elementwise_params* p, int32_t a, int32_t b) {
 inline int32_t squared_difference_one(const te_elementwise_params* p, int32_t a,
                                      int32_t b) {
   const Rescaled r = rescale_inputs(p, a, b);
-  // |a - b| < 2^15 after the rescale (left_shift 7), so the square fits.
+  // |a - b| < 2^15 after the rescale (left_shift 7 for int8, 0 for int16:
+  // each rescaled input is at most half its raw value), so the square fits.
   const int32_t diff = r.a - r.b;
   return requantize_output(p, diff * diff);
 }
@@ -75,9 +78,9 @@ inline int32_t mul_one(const te_elementwise_params* p, int32_t a, int32_t b) {
 // Walks the output in order; each element reads both inputs through their
 // (possibly zero) strides, which covers every broadcast pattern of rank <= 4.
 template <int32_t (*Op)(const te_elementwise_params*, int32_t, int32_t),
-          typename T, typename Out = T>
+          typename T, typename T2 = T, typename Out = T>
 void broadcast_apply(const te_elementwise_params* p, const T* in1,
-                     const T* in2, Out* out) {
+                     const T2* in2, Out* out) {
   const int32_t* d = p->dims;
   const int32_t* s1 = p->input1_strides;
   const int32_t* s2 = p->input2_strides;
@@ -153,6 +156,19 @@ extern "C" void te_sub_s16(const te_elementwise_params* p,
   broadcast_apply<sub_one>(p, input1, input2, output);
 }
 
+extern "C" void te_prelu_s16(const te_elementwise_params* p,
+                             const int16_t* input1, const int8_t* input2,
+                             int16_t* output) {
+  broadcast_apply<prelu_one>(p, input1, input2, output);
+}
+
+extern "C" void te_squared_difference_s16(const te_elementwise_params* p,
+                                          const int16_t* input1,
+                                          const int16_t* input2,
+                                          int16_t* output) {
+  broadcast_apply<squared_difference_one>(p, input1, input2, output);
+}
+
 extern "C" void te_maximum_s16(const te_elementwise_params* p,
                               const int16_t* input1, const int16_t* input2,
                               int16_t* output) {
@@ -219,9 +235,12 @@ extern "C" void te_less_equal_s8(const te_elementwise_params* p,
   broadcast_apply<compare_one<less_equal>>(p, input1, input2, output);
 }
 
-extern "C" void te_select_s8(const te_select_params* p, const bool* condition,
-                             const int8_t* x, const int8_t* y,
-                             int8_t* output) {
+namespace {
+
+// SELECT_V2 of raw values (x, y and the output share one quantization).
+template <typename T>
+void select_apply(const te_select_params* p, const bool* condition, const T* x,
+                  const T* y, T* output) {
   const int32_t* d = p->dims;
   for (int32_t i0 = 0; i0 < d[0]; ++i0) {
     for (int32_t i1 = 0; i1 < d[1]; ++i1) {
@@ -239,6 +258,20 @@ extern "C" void te_select_s8(const te_select_params* p, const bool* condition,
       }
     }
   }
+}
+
+}  // namespace
+
+extern "C" void te_select_s8(const te_select_params* p, const bool* condition,
+                             const int8_t* x, const int8_t* y,
+                             int8_t* output) {
+  select_apply(p, condition, x, y, output);
+}
+
+extern "C" void te_select_s16(const te_select_params* p, const bool* condition,
+                              const int16_t* x, const int16_t* y,
+                              int16_t* output) {
+  select_apply(p, condition, x, y, output);
 }
 
 namespace {

@@ -1,13 +1,9 @@
 // Portable ABS, RSQRT, LEAKY_RELU and table lookups, TFLM-exact: int8, and
-// ABS and LEAKY_RELU on int16 too.
+// ABS, RSQRT and LEAKY_RELU on int16 too.
 #include "fixed_point.h"
 #include "tinyengine_kernels.h"
 
 namespace {
-
-inline int8_t saturate_s8(int32_t v) {
-  return static_cast<int8_t>(te::clamp_i32(v, -128, 127));
-}
 
 template <typename T, int32_t kMin, int32_t kMax>
 void abs_values(const te_unary_params* p, const T* input, T* output) {
@@ -34,6 +30,30 @@ void leaky_relu(const te_unary_params* p, const T* input, T* output) {
   }
 }
 
+// RSQRT as TFLM computes it for int8 and int16: 1/sqrt(v) as a fixed-point
+// multiplier applied to 2^kShift, then the output rescale; v == 0 gives the
+// largest value of the type.
+template <typename T, int32_t kMin, int32_t kMax>
+void rsqrt_values(const te_unary_params* p, const T* input, T* output) {
+  const int kShift = 20;  // keeps 1/sqrt(v) an integer before the rescale
+  for (int32_t i = 0; i < p->size; ++i) {
+    const int32_t v = input[i] - p->input_zero_point;
+    if (v == 0) {
+      output[i] = static_cast<T>(kMax);
+      continue;
+    }
+    int32_t m;
+    int s;
+    te::inv_sqrt_multiplier(v, &m, &s);
+    const int32_t data = te::multiply_by_quantized_multiplier(1, m, s + kShift);
+    output[i] = static_cast<T>(
+        te::clamp_i32(te::multiply_by_quantized_multiplier(
+                          data, p->multiplier, p->shift - kShift) +
+                          p->output_zero_point,
+                      kMin, kMax));
+  }
+}
+
 }  // namespace
 
 extern "C" void te_abs_s8(const te_unary_params* p, const int8_t* input,
@@ -48,21 +68,12 @@ extern "C" void te_abs_s16(const te_unary_params* p, const int16_t* input,
 
 extern "C" void te_rsqrt_s8(const te_unary_params* p, const int8_t* input,
                             int8_t* output) {
-  const int kShift = 20;  // keeps 1/sqrt(v) an integer before the rescale
-  for (int32_t i = 0; i < p->size; ++i) {
-    const int32_t v = input[i] - p->input_zero_point;
-    if (v == 0) {
-      output[i] = 127;
-      continue;
-    }
-    int32_t m;
-    int s;
-    te::inv_sqrt_multiplier(v, &m, &s);
-    const int32_t data = te::multiply_by_quantized_multiplier(1, m, s + kShift);
-    output[i] = saturate_s8(te::multiply_by_quantized_multiplier(
-                                data, p->multiplier, p->shift - kShift) +
-                            p->output_zero_point);
-  }
+  rsqrt_values<int8_t, INT8_MIN, INT8_MAX>(p, input, output);
+}
+
+extern "C" void te_rsqrt_s16(const te_unary_params* p, const int16_t* input,
+                             int16_t* output) {
+  rsqrt_values<int16_t, INT16_MIN, INT16_MAX>(p, input, output);
 }
 
 extern "C" void te_leaky_relu_s8(const te_unary_params* p, const int8_t* input,

@@ -1467,6 +1467,21 @@ def upsampling_model(seed=0) -> bytes:
     return g.finish(g.transpose_conv(u1, 2, (4, 4), (2, 2), use_bias="absent"))
 
 
+def int16_elementwise_model(seed=0) -> bytes:
+    """The 16x8 element-wise operators: SQUARED_DIFFERENCE (broadcast), RSQRT of
+    its non-negative output, PRELU with an int8 alpha, BATCH_MATMUL of two int16
+    activations and SELECT_V2 of int16 values on an int8 GREATER's condition."""
+    g = QuantizedGraph(seed)
+    a = g.input((1, 6, 8), -2.0, 2.0, dtype="int16", name="a")
+    b = g.input((1, 1, 8), -1.0, 3.0, dtype="int16", name="b")
+    c = g.input((1, 6, 1), -1.0, 1.0, name="c")
+    r = g.rsqrt(g.squared_difference(a, b))
+    p = g.prelu(a, np.linspace(-0.5, 1.5, 8))
+    m = g.batch_matmul(p, r, adj_y=True)
+    condition = g.compare("GREATER", c, g.constant(np.zeros((1, 1, 1)), name="zero"))
+    return g.finish([m, g.select(condition, a, b)])
+
+
 def mixed_int8_int16_model(seed=0) -> bytes:
     """int8 input, an int16 middle (QUANTIZE int8 -> int16 and back) and a
     float output: the mixed graphs of 16x8 models with int8 ends."""

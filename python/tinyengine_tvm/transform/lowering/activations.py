@@ -317,10 +317,10 @@ def _lower_abs(ctx, var, op, q):
 
 def _lower_rsqrt(ctx, var, op, q):
     x = ctx.activation_input(op.args[0])
-    if x is None:
+    if x is None or x.dtype != q.dtype:
         return None
     mult = quantize_multiplier(1.0 / (np.sqrt(float(np.float32(x.scale))) * float(np.float32(q.s_out))))
-    return _unary(ctx, "te_rsqrt_s8", x, var, q, mult)
+    return _unary(ctx, activation_kernel("te_rsqrt", q.dtype), x, var, q, mult)
 
 
 def _lower_leaky_relu(ctx, var, op, q):
@@ -360,7 +360,7 @@ LOWERINGS = [
     Lowering("ABS", "quantize", _lower_abs, pattern=is_op("relax.abs")(dequantize_pattern()), fusable=False,
              tflite={"ABS": (0,)}, dtypes=("int8", "int16")),
     Lowering("RSQRT", "quantize", _lower_rsqrt, pattern=is_op("relax.rsqrt")(dequantize_pattern()), fusable=False,
-             tflite={"RSQRT": (0,)}),
+             tflite={"RSQRT": (0,)}, dtypes=("int8", "int16")),
     Lowering("LEAKY_RELU", "quantize", _lower_leaky_relu, pattern=is_op("relax.nn.leakyrelu")(dequantize_pattern()),
              fusable=False, tflite={"LEAKY_RELU": (0,)}, dtypes=("int8", "int16")),
     Lowering("HARD_SWISH", "quantize", _lower_hard_swish, pattern=HARD_SWISH_PATTERN, fusable=False,

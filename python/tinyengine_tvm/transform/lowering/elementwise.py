@@ -1,8 +1,11 @@
 """Elementwise family: ADD, SUB, MUL, SQUARED_DIFFERENCE, PRELU, MAXIMUM and MINIMUM
 of two int8 activations (or constants), with 4-D broadcasting and TFLM's
 fixed-point rescaling (one te_elementwise_params layout for all of them);
-ADD, SUB, MUL, MAXIMUM and MINIMUM also of two int16 activations; the
-comparisons EQUAL ... LESS_EQUAL (bool results) and SELECT_V2."""
+ADD, SUB, MUL, SQUARED_DIFFERENCE, MAXIMUM and MINIMUM also of two int16
+activations, PRELU of an int16 activation with an int8 alpha; the comparisons
+EQUAL ... LESS_EQUAL (bool results, int8 only: TFLM's int16 GREATER reads
+comparison parameters its Prepare never sets, the other comparisons refuse
+int16) and SELECT_V2 (int8 or int16)."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,11 +14,13 @@ from tvm.relax.dpl import is_op, wildcard
 from ...errors import UnsupportedModelError
 from ...quantization.fixed_point import quantize_multiplier
 from ..kernel_call import make_kernel_call
-from ..relax_utils import shape_of
+from ..relax_utils import dtype_of, shape_of
 from .base import Lowering, activation_kernel, dequantize_pattern
 
 #: Bits of headroom ADD and SUB give the rescaled inputs (TFLM: 20 for int8, 15 for int16).
 _LEFT_SHIFT = {"int8": 20, "int16": 15}
+#: SQUARED_DIFFERENCE's headroom (TFLM: 7 for int8; 0 for int16, whose square already needs 30 bits).
+_SQUARED_LEFT_SHIFT = {"int8": 7, "int16": 0}
 
 
 def _operands(ctx, op, q):
@@ -73,8 +78,9 @@ def _lower_add(ctx, var, add, q):
 
 
 def _difference_call(kernel, ctx, var, sub, q, left_shift, squared):
-    """SUB (left shift 20) or SQUARED_DIFFERENCE (left shift 7, the output
-    dividing the square of twice the larger input scale) of ``sub``'s operands.
+    """SUB (left shift 20, or 15 for int16) or SQUARED_DIFFERENCE (left shift 7,
+    or 0 for int16, the output dividing the square of twice the larger input
+    scale) of ``sub``'s operands.
     The multipliers are computed in double from the float32 scales, as the
     TFLM this project is checked against does."""
     a, b = _operands(ctx, sub, q)
@@ -105,7 +111,8 @@ def _squared_difference_matcher(ctx, expr):
 
 
 def _lower_squared_difference(ctx, var, mul, q):
-    return _difference_call("te_squared_difference_s8", ctx, var, ctx.resolve(mul.args[0]), q, 7, True)
+    return _difference_call(activation_kernel("te_squared_difference", q.dtype), ctx, var, ctx.resolve(mul.args[0]), q,
+                            _SQUARED_LEFT_SHIFT[q.dtype], True)
 
 
 def _check_raw_compare(ctx, var, op, q):
@@ -134,13 +141,21 @@ def _raw_compare(kernel):
     return lower
 
 
+def _check_prelu(ctx, var, where, q):
+    alpha = ctx.activation_input(ctx.resolve(where.args[2]).args[1])
+    if q.dtype == "int16" and alpha is not None and alpha.dtype != "int8":
+        return f"alpha is {alpha.dtype}; TFLite Micro's int16 PRELU takes an int8 alpha only"
+    return None
+
+
 def _lower_prelu(ctx, var, where, q):
     cond, mul = ctx.resolve(where.args[0]), ctx.resolve(where.args[2])
     x_var = cond.args[0]
     if not (where.args[1].same_as(x_var) and mul.args[0].same_as(x_var)):
         return None
     x, alpha = ctx.activation_input(x_var), ctx.activation_input(mul.args[1])
-    if x is None or alpha is None:
+    # TFLM's 16x8 PRELU takes an int8 alpha only.
+    if x is None or alpha is None or x.dtype != q.dtype or alpha.dtype != "int8":
         return None
     s_in, s_alpha, s_out = (float(np.float32(v)) for v in (x.scale, alpha.scale, q.s_out))
     m1, sh1 = quantize_multiplier(s_in / s_out)
@@ -149,7 +164,8 @@ def _lower_prelu(ctx, var, where, q):
     attrs.update(input1_offset=-x.zero_point, input2_offset=-alpha.zero_point, output_offset=q.zp_out, left_shift=0,
                  input1_multiplier=0, input1_shift=0, input2_multiplier=m2, input2_shift=sh2,
                  output_multiplier=m1, output_shift=sh1)
-    return make_kernel_call("te_prelu_s8", [x.expr, alpha.expr], q.finish(attrs), shape_of(var), "int8")
+    return make_kernel_call(activation_kernel("te_prelu", q.dtype), [x.expr, alpha.expr], q.finish(attrs), shape_of(var),
+                            q.dtype)
 
 
 def _lower_mul(ctx, var, mul, q):
@@ -206,6 +222,9 @@ def _check_select(ctx, var, where, q):
 
 def _lower_select(ctx, var, where, q):
     cond, x, y = (ctx.int8_value(a) for a in where.args)
+    dtype = dtype_of(var)
+    if dtype not in ("int8", "int16"):
+        return None
     shapes = [shape_of(a) for a in where.args]
     out = shape_of(var)
     if max(len(s) for s in shapes + [out]) > 4:
@@ -217,18 +236,20 @@ def _lower_select(ctx, var, where, q):
         dense = [int(np.prod(shape[i + 1:])) for i in range(4)]
         return [0 if shape[i] == 1 and dims[i] != 1 else dense[i] for i in range(4)]
 
-    return make_kernel_call("te_select_s8", [cond, x, y], dict(
+    return make_kernel_call(activation_kernel("te_select", dtype), [cond, x, y], dict(
         dims=dims, condition_strides=strides(shapes[0]), x_strides=strides(shapes[1]), y_strides=strides(shapes[2])),
-        out, "int8")
+        out, dtype)
 
 
 LOWERINGS = [
     Lowering("ADD", "quantize", _lower_add, pattern=ADD_PATTERN, tflite={"ADD": (0, 1)}, dtypes=("int8", "int16")),
     Lowering("SQUARED_DIFFERENCE", "quantize", _lower_squared_difference, pattern=SQUARED_DIFFERENCE_PATTERN,
-             matcher=_squared_difference_matcher, tflite={"SQUARED_DIFFERENCE": (0, 1)}),
+             matcher=_squared_difference_matcher, tflite={"SQUARED_DIFFERENCE": (0, 1)}, dtypes=("int8", "int16")),
     Lowering("MUL", "quantize", _lower_mul, pattern=MUL_PATTERN, tflite={"MUL": (0, 1)}, dtypes=("int8", "int16")),
     Lowering("SUB", "quantize", _lower_sub, pattern=SUB_PATTERN, tflite={"SUB": (0, 1)}, dtypes=("int8", "int16")),
-    Lowering("PRELU", "quantize", _lower_prelu, pattern=PRELU_PATTERN, fusable=False, tflite={"PRELU": (0,)}),
+    Lowering("PRELU", "quantize", _lower_prelu, pattern=PRELU_PATTERN, check=_check_prelu, fusable=False,
+             tflite={"PRELU": (0,)},
+             dtypes=("int8", "int16")),
     # The raw comparison ignores act_min/act_max: a following clip is not folded into it.
     Lowering("MAXIMUM", "quantize", _raw_compare("te_maximum"), pattern=MAXIMUM_PATTERN,
              check=_check_raw_compare, fusable=False, tflite={"MAXIMUM": (0, 1)}, dtypes=("int8", "int16")),
@@ -238,5 +259,6 @@ LOWERINGS = [
                pattern=is_op(f"relax.{name}")(dequantize_pattern(), dequantize_pattern()), check=_check_compare,
                fusable=False, tflite={op: (0, 1)}, outputs=("bool",)) for op, name in _COMPARISONS.items()],
     Lowering("SELECT_V2", "int8", _lower_select, pattern=is_op("relax.where")(wildcard(), wildcard(), wildcard()),
-             check=_check_select, fusable=False, tflite={"SELECT_V2": (1, 2), "SELECT": (1, 2)}),
+             check=_check_select, fusable=False, tflite={"SELECT_V2": (1, 2), "SELECT": (1, 2)},
+             dtypes=("int8", "int16")),
 ]

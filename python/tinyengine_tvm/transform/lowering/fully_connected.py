@@ -1,7 +1,8 @@
 """Fully connected family: FULLY_CONNECTED / Gemm / MatMul as ``matmul(x, W)``
 with constant int8 weights (per-tensor zero point), optional bias add (int32;
 int64 for int16 activations, or int32 as TFLM also takes);
-and BATCH_MATMUL, ``matmul`` of two int8 activations."""
+and BATCH_MATMUL, ``matmul`` of two int8 activations or two int16 ones (int64
+sums, as TFLM's 16x8 BATCH_MATMUL)."""
 from __future__ import annotations
 
 import numpy as np
@@ -81,9 +82,16 @@ def _strides(shape):
     return [int(np.prod(shape[i + 1:])) for i in range(len(shape))]
 
 
+def _batch_matmul_rescale(a, b, q):
+    """lhs_scale * rhs_scale / out_scale in double from the float32 scales (the
+    TFLM this project checks against multiplies the scales in double: a float
+    product changes the 16-bit multiplier of int16 layers)."""
+    return float(np.float32(a.scale)) * float(np.float32(b.scale)) / float(np.float32(q.s_out))
+
+
 def _lower_batch_matmul(ctx, var, mm, q):
     (a, adj_a), (b, adj_b) = _operand(ctx, mm.args[0]), _operand(ctx, mm.args[1])
-    if a is None or b is None:
+    if a is None or b is None or a.dtype != q.dtype or b.dtype != q.dtype:
         return None
     a_shape = shape_of(ctx.resolve(mm.args[0]).args[0]) if adj_a else shape_of(mm.args[0])
     b_shape = shape_of(ctx.resolve(mm.args[1]).args[0]) if adj_b else shape_of(mm.args[1])
@@ -101,8 +109,7 @@ def _lower_batch_matmul(ctx, var, mm, q):
                 for i in range(len(batch))]
 
     pad = 4 - len(batch)
-    mult, shift = quantize_multiplier(float(np.float32(a.scale)) * float(np.float32(b.scale)) /
-                                      float(np.float32(q.s_out)))
+    mult, shift = quantize_multiplier(_batch_matmul_rescale(a, b, q))
     attrs = dict(
         batches=int(np.prod(batch)), batch_dims=[1] * pad + batch,
         lhs_batch_strides=[0] * pad + batch_strides(a_shape, sa),
@@ -112,7 +119,20 @@ def _lower_batch_matmul(ctx, var, mm, q):
         rhs_depth_stride=1 if adj_b else b_shape[-1], rhs_col_stride=b_shape[-1] if adj_b else 1,
         lhs_offset=-a.zero_point, rhs_offset=-b.zero_point, output_offset=q.zp_out,
         output_multiplier=mult, output_shift=shift)
-    return make_kernel_call("te_batch_matmul_s8", [a.expr, b.expr], attrs, out, "int8")
+    return make_kernel_call(activation_kernel("te_batch_matmul", q.dtype), [a.expr, b.expr], attrs, out, q.dtype)
+
+
+def _check_batch_matmul(ctx, var, mm, q):
+    """The 64-bit requantization of the int16 form shifts right by 15 - shift: shift must stay below 15."""
+    if q is None or q.dtype != "int16":
+        return None
+    a, b = _operand(ctx, mm.args[0])[0], _operand(ctx, mm.args[1])[0]
+    if a is None or b is None:
+        return None
+    real = _batch_matmul_rescale(a, b, q)
+    if quantize_multiplier(real)[1] > 14:
+        return f"int16 rescale {real:g} needs a left shift above 14, which TFLite's 64-bit requantization cannot do"
+    return None
 
 
 def _lower_biased(ctx, var, add, q):
@@ -121,7 +141,8 @@ def _lower_biased(ctx, var, add, q):
 
 LOWERINGS = [
     Lowering("BATCH_MATMUL", "quantize", _lower_batch_matmul, pattern=is_op("relax.matmul")(wildcard(), wildcard()),
-             matcher=_two_activations, fusable=False, tflite={"BATCH_MATMUL": (0, 1)}),
+             matcher=_two_activations, check=_check_batch_matmul, fusable=False, tflite={"BATCH_MATMUL": (0, 1)},
+             dtypes=("int8", "int16")),
     Lowering("FULLY_CONNECTED", "quantize", _lower_biased, pattern=BIASED_MATMUL_PATTERN,
              tflite={"FULLY_CONNECTED": (0,)}, dtypes=("int8", "int16")),
     Lowering("FULLY_CONNECTED", "quantize", _lower, pattern=MATMUL_PATTERN, tflite={"FULLY_CONNECTED": (0,)},

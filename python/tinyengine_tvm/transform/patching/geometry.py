@@ -15,7 +15,7 @@ POINTWISE = ("te_requantize_s8", "te_quantize_f32_s8", "te_logistic_s8", "te_har
              "te_requantize_s16", "te_requantize_s8_s16", "te_requantize_s16_s8", "te_quantize_f32_s16",
              "te_logistic_s16")
 BINARY = ("te_add_s8", "te_mul_s8", "te_sub_s8", "te_squared_difference_s8", "te_maximum_s8", "te_minimum_s8",
-          "te_add_s16", "te_mul_s16", "te_sub_s16", "te_maximum_s16", "te_minimum_s16")
+          "te_add_s16", "te_mul_s16", "te_sub_s16", "te_squared_difference_s16", "te_maximum_s16", "te_minimum_s16")
 CONCAT = ("te_concat_s8", "te_concat_s16")
 PAD = ("te_pad_s8", "te_pad_s16")
 RESIZE = ("te_resize_nearest_s8", "te_resize_nearest_s16")
