@@ -213,6 +213,23 @@ def test_onnx_operator_models_equal_the_host_on_cortex_m(op, board, models, tmp_
 
 
 @requires_arm
+@pytest.mark.parametrize("board", ["mps2-an386", "mps2-an500", "mps3-an547"])
+def test_tflite_only_operators_on_cortex_m(board, models, tmp_path):
+    """NEG and RELU_N1_TO_1 (TFLM has no int8 kernel: LiteRT's reference kernels are
+    the reference) on the Cortex-M4, M7 and M55: equal to the host build and LiteRT."""
+    pytest.importorskip("ai_edge_litert.interpreter", reason="ai-edge-litert missing")
+    from tinyengine_tvm.modelgen import quantized_ops
+    from tinyengine_tvm.testing import litert_run
+
+    path = tmp_path / "tflite_only.tflite"
+    path.write_bytes(quantized_ops.tflite_only_ops_model())
+    compiled, data = models.compile("tflite_only_ops_model", str(path))
+    x = random_inputs(compiled.metadata["inputs"], 2)
+    got, _ = models.on("tflite_only_ops_model", board).run(x)
+    _check_equal("tflite_only_ops_model", got, compiled.run(x), litert_run(data, x))
+
+
+@requires_arm
 def test_instruction_count_is_deterministic(default, models):
     compiled, _ = default
     q = models.on("default", "mps2-an500")

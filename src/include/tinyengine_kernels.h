@@ -1295,7 +1295,7 @@ typedef struct {
  * @param p      size and quantization.
  * @param input  [size].
  * @param output [size]; may alias input (same buffer).
- * @op QUANTIZE
+ * @op QUANTIZE RELU RELU6 RELU_N1_TO_1
  */
 void te_requantize_s8(const te_requantize_params* p, const int8_t* input,
                       int8_t* output);
@@ -1305,7 +1305,7 @@ void te_requantize_s8(const te_requantize_params* p, const int8_t* input,
  * @param p      size and quantization; act_min/act_max within int16.
  * @param input  [size] int16.
  * @param output [size] int16; may alias input.
- * @op QUANTIZE
+ * @op QUANTIZE RELU RELU6
  */
 void te_requantize_s16(const te_requantize_params* p, const int16_t* input,
                        int16_t* output);
@@ -1616,6 +1616,27 @@ typedef struct {
   int32_t alpha_multiplier;  /**< LEAKY_RELU: rescale of negative inputs. */
   int32_t alpha_shift;       /**< Its shift. */
 } te_unary_params;
+
+/**
+ * NEG as TFLite computes it for int8 (TFLM has no int8/int16 NEG): the raw
+ * integers negated, the quantization ignored, the type's minimum wrapping to
+ * itself.
+ * @param p      size (the other fields are unused).
+ * @param input  [size].
+ * @param output [size] (may be the input: element-wise).
+ * @op NEG
+ */
+void te_neg_s8(const te_unary_params* p, const int8_t* input, int8_t* output);
+
+/**
+ * NEG of int16 values; arguments as for te_neg_s8.
+ * @param p      size.
+ * @param input  [size] int16.
+ * @param output [size] int16.
+ * @op NEG
+ */
+void te_neg_s16(const te_unary_params* p, const int16_t* input,
+                int16_t* output);
 
 /**
  * ABS.

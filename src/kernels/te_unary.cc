@@ -56,6 +56,29 @@ void rsqrt_values(const te_unary_params* p, const T* input, T* output) {
 
 }  // namespace
 
+namespace {
+
+// The raw integers negated, wrapping (the type's minimum stays itself): what
+// TFLite's int8/int16 NEG computes, ignoring the quantization parameters.
+template <typename T>
+void negate(const te_unary_params* p, const T* input, T* output) {
+  for (int32_t i = 0; i < p->size; ++i) {
+    output[i] = static_cast<T>(-static_cast<int32_t>(input[i]));
+  }
+}
+
+}  // namespace
+
+extern "C" void te_neg_s8(const te_unary_params* p, const int8_t* input,
+                          int8_t* output) {
+  negate(p, input, output);
+}
+
+extern "C" void te_neg_s16(const te_unary_params* p, const int16_t* input,
+                           int16_t* output) {
+  negate(p, input, output);
+}
+
 extern "C" void te_abs_s8(const te_unary_params* p, const int8_t* input,
                           int8_t* output) {
   abs_values<int8_t, INT8_MIN, INT8_MAX>(p, input, output);

@@ -86,8 +86,6 @@ def supported_output_dtypes() -> Dict[str, Tuple[str, ...]]:
 
 #: Why some operators a user may expect are refused.
 _REFUSED_BECAUSE = {
-    "NEG": "TFLM has no int8/int16 NEG kernel (it fails at invoke), so there is no exact result to match",
-    "RELU_N1_TO_1": "TFLM registers no standalone RELU_N1_TO_1 kernel (as a fused activation it is supported)",
     "IF": "control flow is not supported",
     "WHILE": "control flow is not supported",
     "CALL_ONCE": "control flow is not supported (except an initialisation subgraph of variable assignments)",

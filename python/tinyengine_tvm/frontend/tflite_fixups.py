@@ -49,6 +49,9 @@ Two defects of ``tvm.relax.frontend.tflite`` stop real models from importing:
   ADD_N is refused; it is imported straight into its kernel call (its sum
   starts at the rescaled -zero_point, which no QDQ form says).
 
+* int8/int16 NEG would be dequantized; it is imported straight into te_neg
+  (TFLite negates the raw integers; TFLM has no int8 NEG).
+
 * MIRROR_PAD SYMMETRIC raises in the importer; it is ``nn.pad`` with
   pad_mode "symmetric", which the lowering reads.
 
@@ -108,13 +111,14 @@ QUANTIZED_OPS_ADMITTED = frozenset({
     "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "GATHER", "EXPAND_DIMS", "ELU", "PRELU",
     "MIRROR_PAD", "BATCH_MATMUL", "LOG_SOFTMAX", "RESIZE_BILINEAR", "L2_NORMALIZATION", "SVDF", "SELECT_V2",
     "SELECT", "ARG_MAX", "ARG_MIN", "CAST", "UNIDIRECTIONAL_SEQUENCE_LSTM", "BROADCAST_TO", "FILL",
-    "ZEROS_LIKE", "ADD_N", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "GATHER_ND", "CUMSUM", "SHAPE"})
+    "ZEROS_LIKE", "ADD_N", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "GATHER_ND", "CUMSUM", "SHAPE", "NEG",
+    "RELU_N1_TO_1"})
 
 #: Operators imported straight into their integer kernel call (no QDQ Relax form
 #: exists for them), with the indices of their activation inputs and their types.
 DIRECT_IMPORTS = {"SVDF": ((0,), ("int8",)), "UNIDIRECTIONAL_SEQUENCE_LSTM": ((0,), ("int8", "int16")),
                   "ADD_N": ((), ("int8",)), "GATHER_ND": ((0,), ("int8",)), "CUMSUM": ((0,), ("int8",)),
-                  "SHAPE": ((0,), ("int8", "int16"))}
+                  "SHAPE": ((0,), ("int8", "int16")), "NEG": ((0,), ("int8", "int16"))}
 
 #: Output types of the direct imports whose outputs are not activations.
 DIRECT_OUTPUT_TYPES = {"SHAPE": ("int32",)}
@@ -291,6 +295,27 @@ def _mirror_pad_symmetric_too(original):
         x, pads = self.get_input_tensors(op)
         flat = [int(v) for pair in self.get_tensor_value(pads) for v in pair]
         return relax.op.nn.pad(self.get_expr(x.tensor_idx), flat, pad_mode="symmetric")
+
+    return convert
+
+
+@_replaces("_convert_unary_elemwise")
+def _int_neg_kernel_call(original):
+    """NEG of int8/int16 (the importer's would dequantize): te_neg, the raw integers
+    negated as TFLite does (TFLM has no such kernel)."""
+    from tvm import relax
+
+    from ..transform.kernel_call import make_kernel_call
+
+    def convert(self, op, relax_op):
+        (x,) = self.get_input_tensors(op)
+        dtype = self.get_tensor_type_str(x.tensor.Type())
+        if relax_op is not relax.op.negative or dtype not in ("int8", "int16"):
+            return original(self, op, relax_op)
+        shape = [int(d) for d in self.get_tensor_shape(x)]
+        return make_kernel_call(f"te_neg_s{dtype[3:]}", [self.get_expr(x.tensor_idx)],
+                                dict(size=int(np.prod(shape)), input_zero_point=0, output_zero_point=0, multiplier=0,
+                                     shift=0, alpha_multiplier=0, alpha_shift=0), shape, dtype)
 
     return convert
 

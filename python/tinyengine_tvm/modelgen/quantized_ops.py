@@ -683,6 +683,16 @@ class QuantizedGraph:
         """Standalone RELU (requantizing to a calibrated output scale)."""
         return self._unary("RELU", lambda v: np.maximum(v, 0.0), x, prefix)
 
+    def relu_n1_to_1(self, x, prefix="relu_n1_to_1") -> QTensor:
+        """Standalone RELU_N1_TO_1 (clamp to [-1, 1], requantized to a calibrated output)."""
+        return self._unary("RELU_N1_TO_1", lambda v: np.clip(v, -1.0, 1.0), x, prefix)
+
+    def neg(self, x, prefix="neg") -> QTensor:
+        """NEG: TFLite negates the raw integers (the output keeps the input's quantization here)."""
+        out = self._same_q(x, -x.values, prefix)
+        self.writer.op("NEG", [x.index], [out.index])
+        return out
+
     def relu6(self, x, requantize=False, prefix="relu6") -> QTensor:
         """Standalone RELU6; the output shares the input's quantization by default.
 
@@ -1509,6 +1519,15 @@ def int16_extras_model(seed=0) -> bytes:
     z = g.resize_nearest(z, (8, 8), half_pixel_centers=True)
     h = g.fully_connected(g.reshape(z, (1, 8 * 8 * 6)), 10, bias_dtype="int32")
     return g.finish([h, g.softmax(g.quantize(h, dtype="int8"), out_dtype="int16")])
+
+
+def tflite_only_ops_model(seed=0) -> bytes:
+    """The operators TFLite runs in int8 and TFLM does not (the reference is
+    LiteRT's): NEG and a standalone RELU_N1_TO_1, around a convolution."""
+    g = QuantizedGraph(seed)
+    x = g.input((1, 6, 6, 3), -2.0, 2.0)
+    y = g.conv2d(g.neg(x), 4, activation="NONE")
+    return g.finish([g.relu_n1_to_1(y), g.neg(g.relu_n1_to_1(x, prefix="clamped"))])
 
 
 def data_movement_model(seed=0) -> bytes:

@@ -195,6 +195,8 @@ SUPPORTED_OPTIONS = {
     "DEQUANTIZE": ("DequantizeOptions", {}),
     "RELU": (None, {}),
     "RELU6": (None, {}),
+    "RELU_N1_TO_1": (None, {}),
+    "NEG": ("NegOptions", {}),
 }
 
 # Shorthand kwargs expanded into the (h, w) pairs above.

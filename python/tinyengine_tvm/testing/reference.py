@@ -93,6 +93,20 @@ def tflm_arena_head(model: bytes) -> Optional[int]:
     return int(m.group(1)) if m else None
 
 
+def litert_run(model: bytes, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """Outputs of TFLite's own interpreter (ai-edge-litert, reference kernels): the reference for the
+    operators TFLM has no int8 kernel for (NEG, RELU_N1_TO_1)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    # The reference kernels (no XNNPACK delegate, whose int8 arithmetic differs).
+    interp = Interpreter(model_content=model, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interp.allocate_tensors()
+    for d, x in zip(interp.get_input_details(), inputs):
+        interp.set_tensor(d["index"], np.asarray(x))
+    interp.invoke()
+    return [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]
+
+
 def assert_matches_tflm(compiled, model: bytes, cases: Sequence[Sequence[np.ndarray]], run=None) -> None:
     """Assert ``compiled`` gives TFLM's outputs, as equal arrays, for every input case.
 

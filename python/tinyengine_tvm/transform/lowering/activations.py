@@ -31,7 +31,7 @@ def fused_activation(ctx, body, s_out, zp_out, dtype="int8"):
         fmin, fmax = float(body.args[1].value), float(body.args[2].value)
         act = (max(qmin, tflm_quantize(fmin, s_out, zp_out)),
                min(qmax, tflm_quantize(fmax, s_out, zp_out)))
-        float_act = "RELU6" if (fmin, fmax) == (0.0, 6.0) else "CLIP"
+        float_act = {(0.0, 6.0): "RELU6", (-1.0, 1.0): "RELU_N1_TO_1"}.get((fmin, fmax), "CLIP")
         inner = ctx.resolve(body.args[0])
     return act, float_act, inner
 
@@ -365,6 +365,8 @@ LOWERINGS = [
              fusable=False, tflite={"LEAKY_RELU": (0,)}, dtypes=("int8", "int16")),
     Lowering("HARD_SWISH", "quantize", _lower_hard_swish, pattern=HARD_SWISH_PATTERN, fusable=False,
              tflite={"HARD_SWISH": (0,)}),
+    # RELU_N1_TO_1 (int8; TFLite's, TFLM has none) is the quantize of a clip the requantize lowering reads.
     Lowering("CLIP", "int8", _lower_clip, pattern=op_pattern("relax.clip"), check=_check_clip,
-             tflite={"RELU": (0,), "RELU6": (0,)}, dtypes=("int8", "int16")),
+             tflite={"RELU": (0,), "RELU6": (0,), "RELU_N1_TO_1": (0,)}, dtypes=("int8", "int16"),
+             op_dtypes={"RELU_N1_TO_1": ("int8",)}),
 ]

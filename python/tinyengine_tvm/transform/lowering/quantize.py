@@ -53,7 +53,11 @@ def _lower_requantize(ctx, var, dq_expr, q):
     same = act_in.scale == q.s_out and act_in.zero_point == q.zp_out and act_in.dtype == q.dtype
     if same and q.act == ACTIVATION_RANGE[q.dtype]:
         return act_in.expr
-    mult, shift = quantize_multiplier(np.float64(act_in.scale) / np.float64(q.s_out))
+    if q.float_act == "RELU_N1_TO_1":
+        # TFLite's RELU_N1_TO_1 divides the scales in float32 (QUANTIZE and RELU in double).
+        mult, shift = quantize_multiplier(np.float64(np.float32(act_in.scale) / np.float32(q.s_out)))
+    else:
+        mult, shift = quantize_multiplier(np.float64(act_in.scale) / np.float64(q.s_out))
     attrs = dict(size=size, input_offset=-act_in.zero_point, output_offset=q.zp_out,
                  multiplier=mult, shift=shift, _op_type=q.float_act or "QUANTIZE")
     return make_kernel_call(requantize_kernel(act_in.dtype, q.dtype), [act_in.expr], q.finish(attrs),
