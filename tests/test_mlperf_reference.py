@@ -176,7 +176,9 @@ def test_empty_window_holds_nothing_but_the_loop(default, build):
         warm = dut.infer(1, 50)["elapsed_us"]
     assert one <= 3, one  # two counter reads and one call: ~30 instructions = 2 us
     assert many <= 1000 * 20 * US_PER_INSTRUCTION, many  # <= 20 instructions per empty inference
-    assert warm == one  # warm-ups are outside the window
+    # Warm-ups are outside the window: 50 of them inside would add tens of us. The
+    # microsecond clock quantizes a ~2 us window to within one tick either way.
+    assert abs(warm - one) <= 1, (warm, one)
 
 
 def test_one_inference_window_equals_the_inference(default, build):
