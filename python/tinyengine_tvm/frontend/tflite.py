@@ -28,6 +28,12 @@ def _op_names():
     return {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
 
 
+def _op_type(model, op, names) -> str:
+    """The builtin operator name of ``op`` (TFLite's max of the two code fields)."""
+    oc = model.OperatorCodes(op.OpcodeIndex())
+    return names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "CUSTOM")
+
+
 def _parse(data: bytes):
     """The root table of a model :func:`check_tflite` has already verified (every
     offset, table and vector in bounds), so the unchecked accessors are safe."""
@@ -184,8 +190,7 @@ def _shape_arithmetic(model, sg, names) -> Tuple[set, List[Tuple[str, str, str]]
     computed, folded, producer = set(), set(), {}
     for i in range(sg.OperatorsLength()):
         op = sg.Operators(i)
-        oc = model.OperatorCodes(op.OpcodeIndex())
-        op_type = names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "CUSTOM")
+        op_type = _op_type(model, op, names)
         ins = [int(t) for t in op.InputsAsNumpy() if t >= 0]
         outs = [int(t) for t in op.OutputsAsNumpy()]
         if op_type == "SHAPE":
@@ -201,8 +206,7 @@ def _shape_arithmetic(model, sg, names) -> Tuple[set, List[Tuple[str, str, str]]
         if i in folded:
             continue
         op = sg.Operators(i)
-        oc = model.OperatorCodes(op.OpcodeIndex())
-        op_type = names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "CUSTOM")
+        op_type = _op_type(model, op, names)
         for k, t in enumerate(op.InputsAsNumpy()):
             if t in computed and not (op_type == "RESHAPE" and k == 1):
                 problems.append((op_type, f"#{i} {_tensor_name(sg, op.OutputsAsNumpy()[0])}",
@@ -274,8 +278,7 @@ def import_tflite(data: bytes, name: str) -> ImportedModel:
         if i in folded:
             continue
         op = sg.Operators(i)
-        oc = model.OperatorCodes(op.OpcodeIndex())
-        op_type = names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "CUSTOM")
+        op_type = _op_type(model, op, names)
         outs = op.OutputsAsNumpy()
         node = _tensor_name(sg, outs[0]) if len(outs) else f"op_{i}"
         for reason in _check_operator(model, sg, op, names, supported, dtypes, output_dtypes):

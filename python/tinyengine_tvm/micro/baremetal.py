@@ -24,6 +24,7 @@ from ..runtime.firmware import (DEFAULT_BOARD, DEFAULT_STACK_BYTES, FirmwareBuil
                                 group_sizes)
 from ..targets.boards import Board, get_board
 from .model_desc import MlperfOptions, write_model_desc
+from .options import bool_option, int_option
 
 __all__ = ["DEFAULT_MAX_PAYLOAD", "build_serial_firmware", "create_baremetal_project", "group_sizes",
            "measure_for_board", "mlperf_from_options", "serial_dir"]
@@ -97,28 +98,15 @@ BAREMETAL_OPTION_HELP = {
 }
 
 
-def _opt_int(opts: Dict[str, str], key: str, default: int, lo: int, hi: int) -> int:
-    v = opts.get(key, str(default))
-    try:
-        n = int(v)
-    except ValueError:
-        raise TinyEngineError(f"project option {key}={v}: not an integer") from None
-    if not lo <= n <= hi:
-        raise TinyEngineError(f"project option {key}={n}: must be {lo}..{hi}")
-    return n
-
-
 def mlperf_from_options(opts: Dict[str, str], meta: dict) -> Optional[MlperfOptions]:
     """The MLPerf configuration the ``mlperf*`` project options ask for (None without mlperf=true)."""
-    v = str(opts.get("mlperf", "false")).lower()
-    if v not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        raise TinyEngineError(f"project option mlperf={v}: use true or false")
+    enabled = bool_option(opts, "mlperf")
     keys = [k for k in opts if k.startswith("mlperf_")]
-    if v not in ("1", "true", "yes", "on"):
+    if not enabled:
         if keys:
             raise TinyEngineError(f"project option(s) {', '.join(sorted(keys))} require mlperf=true")
         return None
-    db = _opt_int(opts, "mlperf_db_bytes", 1, 1, 0x7FFFFFFF) if "mlperf_db_bytes" in opts else None
+    db = int_option(opts, "mlperf_db_bytes", 1, 1, 0x7FFFFFFF) if "mlperf_db_bytes" in opts else None
     ml = MlperfOptions.create(opts.get("mlperf_model") or meta["model"], opts.get("mlperf_input"),
                               opts.get("mlperf_results"), opts.get("mlperf_format"), db)
     ml.db_capacity(meta)  # refuses a capacity below the input's size
@@ -148,8 +136,8 @@ def create_baremetal_project(out_dir: str, compiled: str, options: Optional[Dict
             raise TinyEngineError(f"unknown project option '{k}' for baremetal; options: "
                                   + "; ".join(f"{k}: {v}" for k, v in BAREMETAL_OPTION_HELP.items()))
     board = emulated_board(opts.get("board") or "mps2-an500")
-    stack = _opt_int(opts, "stack_bytes", DEFAULT_STACK_BYTES, 1024, 1 << 22)
-    payload = _opt_int(opts, "max_payload", DEFAULT_MAX_PAYLOAD, 64, 4096)
+    stack = int_option(opts, "stack_bytes", DEFAULT_STACK_BYTES, 1024, 1 << 22)
+    payload = int_option(opts, "max_payload", DEFAULT_MAX_PAYLOAD, 64, 4096)
 
     def recognise(folder: str) -> Optional[str]:
         info = read_manifest(os.path.join(folder, "project.json"))

@@ -33,6 +33,7 @@ from ..errors import MemoryBudgetError, TinyEngineError
 from ..targets.fit import RUNTIME_FLASH_ALLOWANCE
 from .model_desc import (MlperfOptions, mlperf_db_bytes, mlperf_default_baud, read_metadata, staging_bytes,
                          write_model_desc)
+from .options import bool_option, int_option
 from .zephyr_boards import SHARE_METHOD, ZEPHYR_BOARDS, ZephyrBoard, get_zephyr_board
 from .zephyr_workspace import ZephyrWorkspace, build_app, find_workspace, run_logged
 
@@ -104,23 +105,11 @@ def parse_project_options(pairs: Sequence[str]) -> Dict[str, str]:
 
 
 def _bool(opts: Mapping[str, str], key: str) -> bool:
-    v = str(opts.get(key, DEFAULTS.get(key, "false"))).lower()
-    if v in ("1", "true", "yes", "on"):
-        return True
-    if v in ("0", "false", "no", "off"):
-        return False
-    raise TinyEngineError(f"project option {key}={v}: use true or false")
+    return bool_option(opts, key, DEFAULTS.get(key, "false"))
 
 
 def _int(opts: Mapping[str, str], key: str, lo: int, hi: int) -> int:
-    v = opts.get(key, DEFAULTS[key])
-    try:
-        n = int(v)
-    except ValueError:
-        raise TinyEngineError(f"project option {key}={v}: not an integer") from None
-    if not lo <= n <= hi:
-        raise TinyEngineError(f"project option {key}={n}: must be {lo}..{hi}")
-    return n
+    return int_option(opts, key, DEFAULTS[key], lo, hi)
 
 
 def resolve_options(opts: Mapping[str, str], meta: dict) -> dict:

@@ -542,15 +542,23 @@ class _Canonicalizer:
         return self._emit(relax.op.dequantize(relax.const(data.reshape(-1)), scale, zp, axis=0,
                                               out_dtype="float32"), "bias")
 
-    def _conv(self, conv, ctx, bias=None):
+    def _conv_operands(self, conv, kernel_layout):
+        """(NHWC input, int8 weights) of an NCHW convolution with ``kernel_layout``, or None."""
         a = conv.attrs
-        if str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "OIHW":
+        if str(a.data_layout) != "NCHW" or str(a.kernel_layout) != kernel_layout:
             return None
         x = self._operand(conv.args[0], NHWC)
         w = self._weights(conv.args[1])
         if x is None or w is None or w[0].dtype != np.int8:
             return None
-        wq, ws, wz, axis = w
+        return x, w
+
+    def _conv(self, conv, ctx, bias=None):
+        a = conv.attrs
+        operands = self._conv_operands(conv, "OIHW")
+        if operands is None:
+            return None
+        x, (wq, ws, wz, axis) = operands
         groups, cin = int(a.groups), x.shape[1]
         if 1 < groups and not (groups == cin and wq.shape[1] == 1):
             # Grouped convolution: block-diagonal dense weights give the same sums.
@@ -1002,13 +1010,10 @@ class _Canonicalizer:
 
     def _conv_transpose(self, conv, ctx, bias=None):
         a = conv.attrs
-        if str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "IOHW":
+        operands = self._conv_operands(conv, "IOHW")
+        if operands is None:
             return None
-        x = self._operand(conv.args[0], NHWC)
-        w = self._weights(conv.args[1])
-        if x is None or w is None or w[0].dtype != np.int8:
-            return None
-        wq, ws, wz, axis = w
+        x, (wq, ws, wz, axis) = operands
         groups = int(a.groups)
         if groups > 1:
             # Grouped: block-diagonal dense weights (input channels of group g
