@@ -7,15 +7,19 @@ a trivial model (one FULLY_CONNECTED layer, written by the project's own
 TFLite writer), the app is built in the Zephyr workspace (west, else
 cmake+ninja) and its ELF and link map are split into the model, the
 protocol servers, the descriptor, main's stack and Zephyr, which includes
-main.c, the Zephyr port (tinyengine_tvm.micro.zephyr_share). Prints one line per board and the table
+main.c, the Zephyr port (tinyengine_tvm.micro.zephyr_share). Measured twice
+per board: with default options and with mlperf=true, whose server pulls
+more of the C library into Zephyr's side of the link (string-to-number and
+number formatting). Prints one line per board and option set, and the table
 entries; --check exits 1 when a recorded share differs from the measurement
 by more than --tolerance bytes.
 
     PYTHONPATH=python python scripts/measure_zephyr_share.py \\
-        --zephyr-workspace ~/.cache/tinyengine-tvm/zephyr-4.3.0 [--board mps2/an500 ...] [--check]
+        --zephyr-workspace ~/.cache/tinyengine-tvm/zephyr-4.3.0 [--board mps2/an500 ...] \\
+        [--options default|mlperf] [--check]
 
 Builds go to --work (default ~/.cache/tinyengine-tvm/zephyr-share), one
-directory per board, so a second run only relinks; ccache, when installed,
+directory per board and option set, so a second run only relinks; ccache, when installed,
 is used by Zephyr's build itself.
 """
 from __future__ import annotations
@@ -30,7 +34,12 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python"))
 
 from tinyengine_tvm.errors import TinyEngineError  # noqa: E402
-from tinyengine_tvm.micro.zephyr_boards import MEASURED_SHARES, ZEPHYR_BOARDS, get_zephyr_board  # noqa: E402
+from tinyengine_tvm.micro.zephyr_boards import (MEASURED_SHARES, MEASURED_SHARES_MLPERF, ZEPHYR_BOARDS,  # noqa: E402
+                                                 get_zephyr_board)
+
+#: The option sets measured, and the board-table dictionary each one's shares live in.
+OPTION_SETS = {"default": ({}, "MEASURED_SHARES", MEASURED_SHARES),
+               "mlperf": ({"mlperf": "true"}, "MEASURED_SHARES_MLPERF", MEASURED_SHARES_MLPERF)}
 
 
 def trivial_model() -> bytes:
@@ -43,25 +52,26 @@ def trivial_model() -> bytes:
     return g.finish(x)
 
 
-def measure_board(board: str, compiled: str, work: str, workspace, log_dir: str) -> dict:
-    """Create, build and measure the trivial app for ``board``."""
+def measure_board(board: str, options: str, compiled: str, work: str, workspace, log_dir: str) -> dict:
+    """Create, build and measure the trivial app for ``board`` with the option set ``options``."""
     from tinyengine_tvm.micro.project import create_project
+    from tinyengine_tvm.micro.zephyr_build import build_warnings
     from tinyengine_tvm.micro.zephyr_share import measure_build
     from tinyengine_tvm.micro.zephyr_workspace import build_app
 
     zb = get_zephyr_board(board)
-    app = os.path.join(work, zb.file_stem, "app")
-    create_project(app, compiled, "zephyr", {"board": zb.zephyr_name, "measure": "false"}, force=True)
-    build = os.path.join(work, zb.file_stem, "build")
-    log = os.path.join(log_dir, f"{zb.file_stem}.log")
+    base = os.path.join(work, f"{zb.file_stem}-{options}")
+    app, build = os.path.join(base, "app"), os.path.join(base, "build")
+    create_project(app, compiled, "zephyr", {"board": zb.zephyr_name, "measure": "false",
+                                             **OPTION_SETS[options][0]}, force=True)
+    log = os.path.join(log_dir, f"{zb.file_stem}-{options}.log")
     if os.path.exists(log):
         os.remove(log)
     t0 = time.monotonic()
     build_app(workspace, app, zb.zephyr_name, build, log=log)
     m = measure_build(build)
     m["build_seconds"] = round(time.monotonic() - t0, 1)
-    with open(log, errors="replace") as f:
-        m["warnings"] = [line.rstrip() for line in f if "warning:" in line and "sched.c" not in line]
+    m["warnings"] = build_warnings(log)
     return m
 
 
@@ -69,6 +79,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--zephyr-workspace", help="directory holding env.sh / zephyr/ (default: $ZEPHYR_BASE)")
     ap.add_argument("--board", action="append", help="Zephyr or board-table name (repeatable; default: all)")
+    ap.add_argument("--options", action="append", choices=sorted(OPTION_SETS),
+                    help="option set (repeatable; default: both)")
     ap.add_argument("--work", default=os.path.expanduser("~/.cache/tinyengine-tvm/zephyr-share"),
                     help="build directories, one per board (kept between runs)")
     ap.add_argument("--json", help="write the measurements here")
@@ -87,7 +99,7 @@ def main(argv=None) -> int:
         return 2
     print(f"workspace {ws.top} ({ws.tool})")
     os.makedirs(args.work, exist_ok=True)
-    results, bad = {}, []
+    results, bad = {o: {} for o in args.options or OPTION_SETS}, []
     with tempfile.TemporaryDirectory(prefix="zephyr-share-") as tmp:
         model = os.path.join(tmp, "trivial_fc.tflite")
         with open(model, "wb") as f:
@@ -95,31 +107,34 @@ def main(argv=None) -> int:
         compiled = os.path.join(tmp, "compiled")
         te.compile(model).export(compiled)
         for b in boards:
-            try:
-                m = measure_board(b, compiled, args.work, ws, args.work)
-            except TinyEngineError as exc:
-                print(f"{b:<24} FAILED: {exc}", file=sys.stderr)
-                bad.append(b)
-                continue
-            results[b] = m
-            f, r = m["flash"], m["ram"]
-            print(f"{b:<24} flash {f['total']:>7,} B = Zephyr {f['zephyr']:>6,} (main.c {f['port']:,}) + model "
-                  f"{f['model']:>5,} + protocol {f['protocol']:>5,} + desc {f['io']:>4,} | RAM {r['total']:>7,} B = "
-                  f"Zephyr {r['zephyr']:>5,} (main.c {r['port']}) + main stack {r['main_stack']:,} + model "
-                  f"{r['model']:,} + protocol {r['protocol']:,} + desc {r['io']:,} | other regions "
-                  f"{m['other_regions'] or '-'} | {m['build_seconds']} s"
-                  + (f" | {len(m['warnings'])} warnings" if m["warnings"] else ""), flush=True)
-            rec = MEASURED_SHARES.get(b)
-            if args.check:
-                if rec is None:
+            for opts, table in results.items():
+                try:
+                    m = measure_board(b, opts, compiled, args.work, ws, args.work)
+                except TinyEngineError as exc:
+                    print(f"{b:<24} {opts:<8} FAILED: {exc}", file=sys.stderr)
                     bad.append(b)
-                    print(f"  not in the board table: add {b!r}: ({f['zephyr']}, {r['zephyr']})")
-                elif abs(rec[0] - f["zephyr"]) > args.tolerance or abs(rec[1] - r["zephyr"]) > args.tolerance:
-                    bad.append(b)
-                    print(f"  the board table says flash {rec[0]:,} B, RAM {rec[1]:,} B")
-    print("\nMEASURED_SHARES entries (zephyr_boards.py):")
-    for b, m in results.items():
-        print(f"    {b!r}: ({m['flash']['zephyr']}, {m['ram']['zephyr']}),")
+                    continue
+                table[b] = m
+                f, r = m["flash"], m["ram"]
+                print(f"{b:<24} {opts:<8} flash {f['total']:>7,} B = Zephyr {f['zephyr']:>6,} (main.c "
+                      f"{f['port']:,}) + model {f['model']:>5,} + protocol {f['protocol']:>5,} + desc {f['io']:>4,} | "
+                      f"RAM {r['total']:>7,} B = Zephyr {r['zephyr']:>5,} (main.c {r['port']}) + main stack "
+                      f"{r['main_stack']:,} + model {r['model']:,} + protocol {r['protocol']:,} + desc {r['io']:,} | "
+                      f"other regions {m['other_regions'] or '-'} | {m['build_seconds']} s"
+                      + (f" | {len(m['warnings'])} warnings" if m["warnings"] else ""), flush=True)
+                _, table_name, recorded = OPTION_SETS[opts]
+                rec = recorded.get(b)
+                if args.check:
+                    if rec is None:
+                        bad.append(b)
+                        print(f"  not in {table_name}: add {b!r}: ({f['zephyr']}, {r['zephyr']})")
+                    elif abs(rec[0] - f["zephyr"]) > args.tolerance or abs(rec[1] - r["zephyr"]) > args.tolerance:
+                        bad.append(b)
+                        print(f"  {table_name} says flash {rec[0]:,} B, RAM {rec[1]:,} B")
+    for opts, table in results.items():
+        print(f"\n{OPTION_SETS[opts][1]} entries (zephyr_boards.py):")
+        for b, m in table.items():
+            print(f"    {b!r}: ({m['flash']['zephyr']}, {m['ram']['zephyr']}),")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

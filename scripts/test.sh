@@ -13,4 +13,13 @@ PY=${PYTHON:-python3}
 for tool in arm-none-eabi-gcc arm-none-eabi-g++ qemu-system-arm cmake gcc g++; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is missing" >&2; exit 1; }
 done
+# The Zephyr workspace of ../shared/zephyr (offline): the tests build the generated
+# app for every Zephyr board and run it in QEMU. Without ../shared they skip, saying so.
+if [ -z "${TINYENGINE_ZEPHYR_WORKSPACE:-}" ] && [ -f ../shared/zephyr/setup.sh ]; then
+  env_sh=$(PYTHON="$PY" bash ../shared/zephyr/setup.sh | tail -n 1)
+  export TINYENGINE_ZEPHYR_WORKSPACE=$(dirname "$env_sh")
+  echo "test.sh: Zephyr workspace $TINYENGINE_ZEPHYR_WORKSPACE"
+elif [ -z "${TINYENGINE_ZEPHYR_WORKSPACE:-}" ]; then
+  echo "test.sh: ../shared/zephyr is absent: the Zephyr build tests will be skipped"
+fi
 "$PY" -m pytest -q -ra "$@"

@@ -1,4 +1,8 @@
-"""Shared fixtures: the public models of ../shared and compiled-model caching."""
+"""Shared fixtures: the public models of ../shared, TFLM, and the Zephyr workspace of ../shared/zephyr."""
+
+import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -23,6 +27,28 @@ def tflm():
     except ImportError:
         pytest.skip("tflite-micro is not installed (pip install --pre tflite-micro)")
     return runtime
+
+
+SHARED_ZEPHYR = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "zephyr"))
+
+
+@pytest.fixture(scope="session")
+def zephyr_workspace():
+    """The Zephyr 4.3.0 workspace: $TINYENGINE_ZEPHYR_WORKSPACE, else the one ../shared/zephyr/setup.sh
+    makes (idempotent). Skips, with the reason, where neither exists or arm-none-eabi-gcc is missing."""
+    ws = os.environ.get("TINYENGINE_ZEPHYR_WORKSPACE")
+    if ws:
+        return ws
+    setup = os.path.join(SHARED_ZEPHYR, "setup.sh")
+    if not os.path.isfile(setup):
+        pytest.skip(f"{setup} is absent (CI provides ../shared next to the checkout) and "
+                    "TINYENGINE_ZEPHYR_WORKSPACE is not set: the Zephyr build tests need a workspace")
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc not found: the Zephyr build tests need it")
+    proc = subprocess.run(["bash", setup], capture_output=True, text=True)
+    # ../shared is here, so a failing set-up is a broken machine, not a reason to skip.
+    assert proc.returncode == 0, f"../shared/zephyr/setup.sh failed: {proc.stderr[-800:]}"
+    return os.path.dirname(proc.stdout.strip().splitlines()[-1])
 
 
 def pytest_report_header(config):

@@ -10,7 +10,6 @@ recompile their own sources.
 """
 import os
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -21,38 +20,16 @@ from tinyengine_tvm.micro.zephyr_boards import ZEPHYR_BOARDS
 from tinyengine_tvm.modelgen.default_model import default_model_path
 from tinyengine_tvm.testing import assert_matches_tflm, random_inputs, shipped_inputs
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_ZEPHYR = os.path.normpath(os.path.join(ROOT, "..", "shared", "zephyr"))
 #: Cortex-M4, M7 and M55.
 BOARDS = ["mps2/an386", "mps2/an500", "mps3/corstone300/an547"]
-
-
-def _missing():
-    out = [t for t in ("qemu-system-arm", "arm-none-eabi-gcc") if shutil.which(t) is None]
-    if not os.environ.get("TINYENGINE_ZEPHYR_WORKSPACE") and not os.path.isfile(os.path.join(SHARED_ZEPHYR,
-                                                                                              "setup.sh")):
-        out.append(f"the Zephyr workspace of {SHARED_ZEPHYR}")
-    return out
-
-
-MISSING = _missing()
-needs_zephyr = pytest.mark.skipif(bool(MISSING), reason=f"{', '.join(MISSING)} not found: the Zephyr-in-QEMU "
-                                                        "tests need all three")
+MISSING = [t for t in ("qemu-system-arm", "arm-none-eabi-gcc") if shutil.which(t) is None]
+needs_qemu = pytest.mark.skipif(bool(MISSING), reason=f"{', '.join(MISSING)} not found: the Zephyr-in-QEMU "
+                                                     "tests need them")
 
 
 @pytest.fixture(scope="module")
-def workspace():
-    """The workspace directory: $TINYENGINE_ZEPHYR_WORKSPACE, else ../shared/zephyr/setup.sh's (idempotent)."""
-    ws = os.environ.get("TINYENGINE_ZEPHYR_WORKSPACE")
-    if ws:
-        return ws
-    default = os.path.expanduser("~/.cache/tinyengine-tvm/zephyr-4.3.0")
-    if os.path.isfile(os.path.join(default, "env.sh")):
-        return default
-    proc = subprocess.run(["bash", os.path.join(SHARED_ZEPHYR, "setup.sh")], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"../shared/zephyr/setup.sh failed: {proc.stderr[-500:]}")
-    return os.path.dirname(proc.stdout.strip().splitlines()[-1])
+def workspace(zephyr_workspace):
+    return zephyr_workspace
 
 
 def _compiled(path, out):
@@ -83,7 +60,7 @@ def models(tmp_path_factory, shared_dir):
     return out
 
 
-@needs_zephyr
+@needs_qemu
 @pytest.mark.parametrize("board", BOARDS)
 def test_bit_exact_with_tflm_on_zephyr_in_qemu(board, models, workspace, tflm):
     from tinyengine_tvm.micro.zephyr_qemu import UNIT, ZephyrQemuRunner
@@ -113,7 +90,7 @@ def test_bit_exact_with_tflm_on_zephyr_in_qemu(board, models, workspace, tflm):
                 assert real <= req[kind]["total"] <= real + 2048, (board, kind, real, req[kind])
 
 
-@needs_zephyr
+@needs_qemu
 def test_tvmc_run_with_the_zephyr_firmware(models, workspace, tmp_path, capsys):
     project, _, _ = models[1]
     out = str(tmp_path / "out.npz")
@@ -170,7 +147,7 @@ def test_ticks_are_never_called_cycles():
 
 def test_build_tree_sync_rewrites_only_what_changed(tmp_path):
     """The per-board build directory keeps unchanged files' timestamps (ninja rebuilds only the rest)."""
-    from tinyengine_tvm.micro.zephyr_qemu import _sync_tree
+    from tinyengine_tvm.micro.zephyr_build import _sync_tree
 
     src, dst = tmp_path / "src", tmp_path / "dst"
     (src / "model").mkdir(parents=True)

@@ -85,7 +85,7 @@ def measure_for_board(project_dir: str, board: Union[str, Board], build_dir: str
 # --------------------------------------------------------------------------- tvmc micro create-project ... baremetal
 #: ``--project-option`` keys of the bare-metal platform.
 BAREMETAL_OPTION_HELP = {
-    "board": "emulated board: mps2-an385, mps2-an386, mps2-an500 (default), mps3-an547",
+    "board": "emulated board: mps2-an386, mps2-an500 (default), mps3-an547",
     "mlperf": "true: the firmware speaks the MLPerf Tiny / EEMBC protocol instead of tinyengine's (false)",
     "mlperf_model": "what 'profile' reports, kws01|ic01|vww01|ad01 or any name (default: the model's name)",
     "mlperf_input": "raw|uint8_minus_128|float32: what 'db' bytes are (default: by mlperf_model, else raw)",

@@ -31,7 +31,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 from ..errors import MemoryBudgetError, TinyEngineError
 from ..targets.fit import RUNTIME_FLASH_ALLOWANCE
-from .model_desc import (MlperfOptions, mlperf_db_bytes, mlperf_default_baud, read_metadata, staging_bytes,
+from .model_desc import (MlperfOptions, mlperf_default_baud, read_metadata, staging_bytes,
                          write_model_desc)
 from .options import bool_option, int_option
 from .zephyr_boards import SHARE_METHOD, ZEPHYR_BOARDS, ZephyrBoard, get_zephyr_board
@@ -184,7 +184,7 @@ def measure_sizes(project_dir: str, zb: ZephyrBoard, mlperf: Optional[MlperfOpti
         tmp = tempfile.mkdtemp(prefix="tinyengine-measure-")
         build_dir = tmp
     try:
-        return measure_for_board(project_dir, zb.board, build_dir, mlperf=mlperf, max_payload=max_payload)
+        return measure_for_board(project_dir, zb.build_target, build_dir, mlperf=mlperf, max_payload=max_payload)
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -198,7 +198,8 @@ def zephyr_requirements(meta: dict, zb: ZephyrBoard, *, mlperf: Optional[MlperfO
         model_flash, model_ram = measured["model"]["flash_bytes"], measured["model"]["ram_bytes"]
         server_flash = measured["protocol"]["flash_bytes"] + measured["io"]["flash_bytes"]
         server_ram = measured["protocol"]["ram_bytes"] + measured["io"]["ram_bytes"]
-        source = f"measured: compiled for {zb.cpu} with arm-none-eabi-gcc, linked with --gc-sections"
+        source = (f"measured: compiled for {zb.cpu}{'' if zb.fpu else ' (soft-float, as Zephyr builds it)'} with "
+                  "arm-none-eabi-gcc, linked with --gc-sections")
     else:
         model_flash = mem["weights_bytes"] + RUNTIME_FLASH_ALLOWANCE
         model_ram = mem["arena_bytes"]
@@ -207,16 +208,18 @@ def zephyr_requirements(meta: dict, zb: ZephyrBoard, *, mlperf: Optional[MlperfO
                       + (mlperf.db_capacity(meta) if mlperf else 0))
         source = (f"estimated (arm-none-eabi-gcc not used): weights + {RUNTIME_FLASH_ALLOWANCE // 1024} KiB of "
                   "code, arena, staging and frame buffers")
-    measured_share = bool(zb.zephyr_flash and zb.zephyr_ram)
+    share_flash, share_ram = zb.share(mlperf is not None)
+    measured_share = bool(share_flash and share_ram)
     flash = {"model": model_flash, "server": server_flash,
-             "zephyr_allowance": zb.zephyr_flash + SHARE_MARGIN_FLASH if measured_share else ZEPHYR_FLASH_ALLOWANCE}
+             "zephyr_allowance": share_flash + SHARE_MARGIN_FLASH if measured_share else ZEPHYR_FLASH_ALLOWANCE}
     ram = {"model": model_ram, "server": server_ram, "main_stack": main_stack_size,
-           "zephyr_allowance": zb.zephyr_ram + SHARE_MARGIN_RAM if measured_share else ZEPHYR_RAM_ALLOWANCE}
+           "zephyr_allowance": share_ram + SHARE_MARGIN_RAM if measured_share else ZEPHYR_RAM_ALLOWANCE}
     out = {"board": zb.zephyr_name, "sizes": source,
            "flash": {**flash, "total": sum(flash.values()), "available": zb.flash_bytes},
            "ram": {**ram, "total": sum(ram.values()), "available": zb.sram_bytes},
            "zephyr_allowances_are_estimates": not measured_share,
-           "zephyr_share": (f"measured on {zb.zephyr_name} ({zb.zephyr_flash:,} B flash, {zb.zephyr_ram:,} B RAM; "
+           "zephyr_share": (f"measured on {zb.zephyr_name}{' with mlperf=true' if mlperf else ''} "
+                            f"({share_flash:,} B flash, {share_ram:,} B RAM; "
                             f"+{SHARE_MARGIN_FLASH} B / +{SHARE_MARGIN_RAM} B margin): {SHARE_METHOD}"
                             if measured_share else
                             "estimated (not measured for this board): hello_world's 18 KB of text + 6 KiB, "

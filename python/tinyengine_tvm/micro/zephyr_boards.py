@@ -20,7 +20,9 @@ datasheet maxima in ``targets/boards.py``:
   COM port (Zephyr's console on these boards); UART0 (QEMU's serial 0) on
   the emulated boards.
 - ``zephyr_flash`` / ``zephyr_ram``: Zephyr's own share, MEASURED (see
-  :data:`SHARE_METHOD`; ``scripts/measure_zephyr_share.py`` re-measures them).
+  :data:`SHARE_METHOD`; ``scripts/measure_zephyr_share.py`` re-measures them),
+  and ``zephyr_flash_mlperf`` / ``zephyr_ram_mlperf`` the same with
+  ``mlperf=true``.
 """
 from __future__ import annotations
 
@@ -46,6 +48,13 @@ class ZephyrBoard:
     qemu_machine: Optional[str] = None  #: qemu-system-arm -machine, for the emulated boards
     zephyr_flash: int = 0  #: Zephyr's measured flash share (0: not measured, the estimate is used)
     zephyr_ram: int = 0    #: Zephyr's measured RAM share besides CONFIG_MAIN_STACK_SIZE
+    zephyr_flash_mlperf: int = 0  #: the same with mlperf=true (0: not measured)
+    fpu: bool = True   #: Zephyr's board files give the core its FPU (False: the build is soft-float)
+    zephyr_ram_mlperf: int = 0
+
+    def share(self, mlperf: bool) -> tuple:
+        """Zephyr's measured (flash, RAM) share with or without the MLPerf server; (0, 0) when not measured."""
+        return (self.zephyr_flash_mlperf, self.zephyr_ram_mlperf) if mlperf else (self.zephyr_flash, self.zephyr_ram)
 
     @property
     def info(self) -> Optional[Board]:
@@ -54,6 +63,13 @@ class ZephyrBoard:
             return get_board(self.board)
         except TinyEngineError:
             return None
+
+    @property
+    def build_target(self) -> Optional[Board]:
+        """The board-table entry as Zephyr compiles for it (soft-float where Zephyr gives no FPU):
+        what create-project measures the model and servers for. None where :attr:`info` is."""
+        info = self.info
+        return info if info is None or self.fpu else replace(info, float_abi="soft")
 
     @property
     def cpu(self) -> str:
@@ -94,14 +110,15 @@ _QEMU_BOARDS = [
     ZephyrBoard("mps2/an386", "mps2-an386", "uart0", 25_000_000, 4096 * KB, 4096 * KB, "",
                 qemu_machine="mps2-an386"),
     ZephyrBoard("mps2/an500", "mps2-an500", "uart0", 25_000_000, 4096 * KB, 4096 * KB,
-                "Zephyr's mps2/an500 SoC has no FPU selected: built soft-float", qemu_machine="mps2-an500"),
+                "Zephyr's mps2/an500 SoC has no FPU selected: built soft-float", qemu_machine="mps2-an500",
+                fpu=False),
     ZephyrBoard("mps3/corstone300/an547", "mps3-an547", "uart0", 25_000_000, 512 * KB, 512 * KB,
                 "zephyr,sram = DTCM (512 KiB), zephyr,flash = ITCM (512 KiB)", qemu_machine="mps3-an547"),
 ]
 
 #: How the shares below were measured.
 SHARE_METHOD = ("Zephyr 4.3.0 (../shared/zephyr), arm-none-eabi-gcc 12.2 (gnuarmemb), the app of a one-layer "
-                "model (scripts/measure_zephyr_share.py) with default options; zephyr.elf's used flash / "
+                "model (scripts/measure_zephyr_share.py) with default options or mlperf=true; zephyr.elf's used flash / "
                 "zephyr,sram extent (as the build's memory report) less the model, protocol and descriptor "
                 "input sections of zephyr.map (main.c, the Zephyr port, stays in), and RAM less "
                 "CONFIG_MAIN_STACK_SIZE")
@@ -121,11 +138,27 @@ MEASURED_SHARES: Dict[str, tuple] = {
     "mps2/an500": (10077, 5149),
     "mps3/corstone300/an547": (13369, 3445),
 }
+#: The same with ``mlperf=true``: the MLPerf Tiny server parses numbers and prints results, which links
+#: more of the C library on Zephyr's side (number parsing and formatting; most on the FPU-less cores).
+#: Measured 2026-12-07 with the same method.
+MEASURED_SHARES_MLPERF: Dict[str, tuple] = {
+    "nucleo_f746zg": (20820, 4147),
+    "stm32f746g_disco": (20876, 4147),
+    "nucleo_h743zi": (20604, 4147),
+    "nucleo_f412zg": (19420, 4019),
+    "nucleo_l4r5zi": (20760, 4147),
+    "disco_l475_iot1": (20756, 4019),
+    "mps2/an385": (15608, 5147),
+    "mps2/an386": (13560, 5411),
+    "mps2/an500": (14824, 5147),
+    "mps3/corstone300/an547": (15240, 3451),
+}
 
 
 def _with_share(b: ZephyrBoard) -> ZephyrBoard:
     flash, ram = MEASURED_SHARES.get(b.zephyr_name, (0, 0))
-    return replace(b, zephyr_flash=flash, zephyr_ram=ram)
+    flash_ml, ram_ml = MEASURED_SHARES_MLPERF.get(b.zephyr_name, (0, 0))
+    return replace(b, zephyr_flash=flash, zephyr_ram=ram, zephyr_flash_mlperf=flash_ml, zephyr_ram_mlperf=ram_ml)
 
 
 ZEPHYR_BOARDS: Dict[str, ZephyrBoard] = {b.zephyr_name: _with_share(b) for b in _ZEPHYR_BOARDS + _QEMU_BOARDS}

@@ -38,6 +38,7 @@ class Board:
     ram_region_bytes: int = 0    #: contiguous RAM at ram_region_origin the linker script uses
     linker_script: Optional[str] = None  #: firmware/ld/<file>; None: generated from the fields above
     systick_hz: int = 0          #: SysTick clock (CLKSOURCE=1, processor clock); 0 = clock_hz
+    float_abi: Optional[str] = None  #: -mfloat-abi override of the core's ("soft": built without the FPU)
 
     @property
     def core_info(self) -> Core:
@@ -53,7 +54,7 @@ class Board:
 
     def gcc_flags(self) -> Tuple[str, ...]:
         """-mcpu/-mthumb/-mfloat-abi/-mfpu for this board's core and FPU."""
-        return self.core_info.gcc_flags(self.fpu)
+        return self.core_info.gcc_flags(self.fpu, self.float_abi)
 
 
 _BOARDS = [

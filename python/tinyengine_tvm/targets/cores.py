@@ -31,11 +31,13 @@ class Core:
         """The TVM target tag, e.g. ``tinyengine/cortex-m7``."""
         return f"tinyengine/{self.name}"
 
-    def gcc_flags(self, fpu: Optional[str] = None) -> Tuple[str, ...]:
-        """-mcpu/-mthumb/-mfloat-abi/-mfpu for arm-none-eabi-gcc (``fpu`` overrides the core's)."""
-        flags = [f"-mcpu={self.name}", "-mthumb", f"-mfloat-abi={self.float_abi}"]
+    def gcc_flags(self, fpu: Optional[str] = None, float_abi: Optional[str] = None) -> Tuple[str, ...]:
+        """-mcpu/-mthumb/-mfloat-abi/-mfpu for arm-none-eabi-gcc (``fpu``, ``float_abi`` override the core's;
+        ``float_abi="soft"``: no FPU instructions at all)."""
+        abi = float_abi or self.float_abi
+        flags = [f"-mcpu={self.name}", "-mthumb", f"-mfloat-abi={abi}"]
         fpu = fpu or self.fpu
-        if fpu:
+        if fpu and abi != "soft":
             flags.append(f"-mfpu={fpu}")
         return tuple(flags)
 
