@@ -8,6 +8,7 @@ by content (``$TINYENGINE_ZEPHYR_CACHE``, default ~/.cache/tinyengine-tvm/zephyr
 each board's Zephyr is compiled once and shared by the models, which only
 recompile their own sources.
 """
+import json
 import os
 import shutil
 
@@ -161,3 +162,28 @@ def test_build_tree_sync_rewrites_only_what_changed(tmp_path):
     _sync_tree(str(src), str(dst))
     assert (dst / "same.c").stat().st_mtime == 1 and (dst / "model" / "m.c").read_text() == "new"
     assert not (dst / "model" / "old").exists()
+
+
+@needs_qemu
+def test_profile_build_of_the_zephyr_app(models, workspace, tmp_path, capsys):
+    """tvmc run --profile with the Zephyr firmware: per-step Zephyr ticks, the same outputs."""
+    project, _, _ = models[1]
+    out = tmp_path / "p.json"
+    args = ["run", project, "--device=qemu", "--firmware=zephyr", "--board", "mps2-an500", "--zephyr-workspace",
+            workspace, "--profile-json", str(out), "--profile-top", "3", "--seed", "4", "--outputs",
+            str(tmp_path / "o.npz")]
+    assert cli.main(args) == 0
+    text = capsys.readouterr().out
+    assert "ticks per inference" in text and "not real cycles" in text and "profiling overhead" in text
+    js = json.load(open(out))
+    assert js["unit"] == "zephyr_ticks" and js["steps_total"] > 0 and js["plain_total"] > 0
+    # Ticks are coarser than instructions: the steps add up to the plain build within 5%.
+    assert abs(js["steps_total"] - js["plain_total"]) < 0.05 * js["plain_total"]
+    got = dict(np.load(tmp_path / "o.npz"))
+    from tinyengine_tvm.runtime.opener import open_runner
+    from tinyengine_tvm.runtime.project import random_inputs as seeded
+
+    with open_runner(project, "host", build_dir=str(tmp_path / "host")) as host:
+        expected, _ = host.run(seeded(host.meta["inputs"], 4))
+    for k in got:
+        np.testing.assert_array_equal(got[k], expected[k])

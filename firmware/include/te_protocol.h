@@ -55,6 +55,7 @@ extern "C" {
 #define TE_CMD_TIMINGS 0x06u     /* -> the last RUN's timings again */
 #define TE_CMD_ECHO 0x07u        /* payload -> the same payload */
 #define TE_CMD_RESET 0x08u       /* -> empty response, then the device resets (a BOOT frame follows) */
+#define TE_CMD_PROFILE 0x09u     /* {u16 first, u16 max} -> per-step counters of the last RUN (profile builds) */
 #define TE_RSP 0x80u
 
 /* ---- device -> host messages outside a response ------------------------- */
@@ -110,6 +111,8 @@ typedef struct {
   const void* (*output)(int32_t index);  /**< <name>_output */
   int (*invoke)(void);                   /**< <name>_invoke */
   uint8_t* const* staging;               /**< per input: a static copy, restored before every inference */
+  uint32_t num_steps;                    /**< steps of invoke (metadata.json "ops") */
+  uint64_t* profile;                     /**< num_steps counters in a profile build (TE_PROFILE), else NULL */
 } te_model_desc;
 
 /** What a platform provides. All function pointers are required unless noted. */
@@ -167,6 +170,12 @@ void te_proto_send_fault(const te_port* port, uint32_t reason, const char* text)
  *  (used by te_proto_serve and the MLPerf server). Returns 0 or a TE_ERR_*. */
 uint32_t te_proto_run(const te_model_desc* model, const te_port* port, uint32_t count, te_run_stats* stats,
                       uint8_t progress_seq, int progress);
+#ifdef TE_PROFILE
+/** Called by a profile build of the model before step `step` and after the last one
+ *  (step == num_steps): adds the work since the previous mark to that step, during a RUN. */
+void te_profile_mark(uint32_t step);
+#endif
+
 /** Serve requests forever. */
 void te_proto_serve(const te_model_desc* model, const te_port* port);
 

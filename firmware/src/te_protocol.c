@@ -108,7 +108,7 @@ static uint32_t te_hello_payload(const te_model_desc* model, const te_port* port
   p[8] = port->icount_shift;
   p[9] = (uint8_t)model->num_inputs;
   p[10] = (uint8_t)model->num_outputs;
-  p[11] = (uint8_t)(port->reset != 0 ? 1u : 0u);
+  p[11] = (uint8_t)((port->reset != 0 ? 1u : 0u) | (model->profile != 0 ? 2u : 0u));
   put_u32(p + 12, model->arena_bytes);
   put_u32(p + 16, port->stack_size);
   uint32_t n = 20;
@@ -142,8 +142,61 @@ static uint32_t te_outputs_crc(const te_model_desc* model) {
   return crc;
 }
 
+#ifdef TE_PROFILE
+/* Per-step counters: set up by te_proto_run for its inferences only, so a mark
+ * outside a RUN (or a model without counters) costs a test and nothing else. */
+static const te_port* te_prof_port;
+static const te_model_desc* te_prof_model;
+static uint64_t te_prof_at;
+static uint64_t te_prof_mark_cost;
+static uint32_t te_prof_count;
+
+void te_profile_mark(uint32_t step) {
+  const te_port* port = te_prof_port;
+  if (port == 0) return;
+  const uint64_t now = port->stamp();
+  /* Raw stamp differences here (converted to the unit once, after the run):
+   * a conversion per mark would cost more than the mark itself. */
+  if (step > 0u && step <= te_prof_model->num_steps) {
+    const uint64_t e = now - te_prof_at;
+    te_prof_model->profile[step - 1u] += e > te_prof_mark_cost ? e - te_prof_mark_cost : 0u;
+  }
+  te_prof_at = port->stamp();
+}
+
+/* Counters and the mark's cost from stamp units to the port's unit. */
+static void te_profile_end(const te_model_desc* model, const te_port* port) {
+  if (te_prof_port == 0) return;
+  te_prof_port = 0;
+  for (uint32_t s = 0; s < model->num_steps; ++s) model->profile[s] = port->elapsed(0u, model->profile[s]);
+  te_prof_mark_cost = port->elapsed(0u, te_prof_mark_cost);
+}
+
+/* The work a mark adds to the step before it (return, call, the stamp reads):
+ * two marks back to back, the least of three tries. Then every counter is cleared. */
+static void te_profile_begin(const te_model_desc* model, const te_port* port) {
+  te_prof_model = model;
+  te_prof_port = model->profile != 0 && model->num_steps > 0u ? port : 0;
+  if (te_prof_port == 0) return;
+  te_prof_mark_cost = 0u;
+  uint64_t least = ~(uint64_t)0;
+  for (int k = 0; k < 3; ++k) {
+    model->profile[0] = 0u;
+    te_profile_mark(0u);
+    te_profile_mark(1u);
+    if (model->profile[0] < least) least = model->profile[0];
+  }
+  te_prof_mark_cost = least;
+  for (uint32_t s = 0; s < model->num_steps; ++s) model->profile[s] = 0u;
+}
+#endif
+
 uint32_t te_proto_run(const te_model_desc* model, const te_port* port, uint32_t count, te_run_stats* stats,
                       uint8_t progress_seq, int progress) {
+#ifdef TE_PROFILE
+  te_profile_begin(model, port);
+  te_prof_count = 0u;
+#endif
   /* The cost of a back-to-back pair of stamps, subtracted from every figure. */
   uint64_t overhead = ~(uint64_t)0;
   for (int k = 0; k < 3; ++k) {
@@ -165,7 +218,12 @@ uint32_t te_proto_run(const te_model_desc* model, const te_port* port, uint32_t 
     const uint64_t t0 = port->stamp();
     const int rc = model->invoke();
     const uint64_t t1 = port->stamp();
-    if (rc != 0) return TE_ERR_RUN;
+    if (rc != 0) {
+#ifdef TE_PROFILE
+      te_profile_end(model, port);
+#endif
+      return TE_ERR_RUN;
+    }
     const uint64_t e = port->elapsed(t0, t1);
     const uint64_t w = e > overhead ? e - overhead : 0u;
     stats->total += w;
@@ -173,12 +231,18 @@ uint32_t te_proto_run(const te_model_desc* model, const te_port* port, uint32_t 
     if (w > stats->max) stats->max = w;
     if (k == 0) stats->first = w;
     stats->count = k + 1u;
+#ifdef TE_PROFILE
+    te_prof_count = k + 1u;
+#endif
     if (progress && k + 1u < count) {
       uint8_t p[4];
       put_u32(p, k + 1u);
       te_proto_send(port, TE_MSG_PROGRESS, progress_seq, p, 4, 0, 0);
     }
   }
+#ifdef TE_PROFILE
+  te_profile_end(model, port);
+#endif
   stats->stack_peak = port->stack_peak();
   if (port->stack_broken != 0 && port->stack_broken()) return TE_ERR_STACK;
   stats->output_crc = te_outputs_crc(model);
@@ -316,6 +380,38 @@ static void te_handle(const te_model_desc* model, const te_port* port, uint8_t c
       te_tx[0] = (uint8_t)index;
       put_u32(te_tx + 1, offset);
       te_proto_send(port, rsp, seq, te_tx, 5, (const uint8_t*)model->output((int32_t)index) + offset, n);
+      return;
+    }
+    case TE_CMD_PROFILE: {
+      if (len < 4u) break;
+#ifdef TE_PROFILE
+      const uint32_t first = get_u16(p);
+      uint32_t n = get_u16(p + 2);
+      if (model->profile == 0) {
+        te_send_error(port, seq, cmd, TE_ERR_NOT_READY, "the model has no step counters");
+        return;
+      }
+      if (!te_have_run) {
+        te_send_error(port, seq, cmd, TE_ERR_NOT_READY, "no run since reset");
+        return;
+      }
+      if (first > model->num_steps) {
+        te_send_error(port, seq, cmd, TE_ERR_ARG, "first step past the last");
+        return;
+      }
+      if (n > model->num_steps - first) n = model->num_steps - first;
+      if (n > (TE_PROTO_MAX_PAYLOAD - 17u) / 8u) n = (TE_PROTO_MAX_PAYLOAD - 17u) / 8u;
+      put_u16(te_tx, (uint16_t)model->num_steps);
+      put_u16(te_tx + 2, (uint16_t)first);
+      put_u32(te_tx + 4, te_prof_count);
+      put_u64(te_tx + 8, te_prof_mark_cost);
+      te_tx[16] = port->unit;
+      /* Counters go out as stored: little-endian, as every Cortex-M here runs. */
+      te_proto_send(port, rsp, seq, te_tx, 17, (const uint8_t*)(model->profile + first), n * 8u);
+#else
+      (void)p;
+      te_send_error(port, seq, cmd, TE_ERR_NOT_READY, "not a profile build (TE_PROFILE)");
+#endif
       return;
     }
     case TE_CMD_RESET:

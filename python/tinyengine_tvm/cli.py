@@ -176,7 +176,10 @@ class RunOutputs:
 
         keep = [args.project, args.inputs or ""]
         names = sorted(m["name"] for m in meta["outputs"])
-        self.outputs = self.report = None
+        self.outputs = self.report = self.profile = None
+        if getattr(args, "profile_json", None):
+            self.profile = check_output_file(args.profile_json, "--profile-json", (".json",),
+                                             _previous_report_reason, keep)
         if args.outputs:
             self.outputs = check_output_file(args.outputs, "--outputs", (".npz",),
                                              lambda p: _previous_outputs_reason(p, names), keep)
@@ -197,6 +200,16 @@ class RunOutputs:
         if self.report is not None:
             text = json.dumps({"generator": GENERATOR, **report}, indent=2, default=str) + "\n"
             write_file(self.report, text.encode())
+
+    def write_profile(self, profile) -> None:
+        """Write --profile-json (atomically)."""
+        import json
+
+        from .output_paths import GENERATOR, write_file
+
+        if self.profile is not None:
+            text = json.dumps({"generator": GENERATOR, **profile.to_json()}, indent=1) + "\n"
+            write_file(self.profile, text.encode())
 
 
 def _previous_outputs_reason(path: str, names: List[str]) -> Optional[str]:
@@ -254,20 +267,53 @@ def _cmd_run(args) -> int:
         board = qemu_board(args.board) if args.device == "qemu" else None
         board_name = board.name if board is not None else args.board
     qemu_link = args.qemu_link or ("pty" if zephyr else "tcp")
+    profile = args.profile or bool(args.profile_json)
+    if profile and qemu_link == "semihosting":
+        raise UsageError("--profile reads the step counters over the benchmark protocol: --qemu-link tcp or pty, "
+                         "not semihosting")
     with tempfile.TemporaryDirectory(prefix="tvmc-run-") as tmp:
         project, meta, inputs, writer = prepare_run(args, tmp)
-        with open_runner(project, args.device, build_dir=os.path.join(tmp, "build"),
-                         board=board_name, qemu_link=qemu_link,
-                         port=args.port, baud=args.baud, timeout=args.timeout,
-                         link_timeout=args.link_timeout, firmware=args.firmware,
-                         zephyr_workspace=args.zephyr_workspace) as runner:
+        opts = dict(board=board_name, qemu_link=qemu_link, port=args.port, baud=args.baud, timeout=args.timeout,
+                    link_timeout=args.link_timeout, firmware=args.firmware, zephyr_workspace=args.zephyr_workspace)
+        with open_runner(project, args.device, build_dir=os.path.join(tmp, "build"), profile=profile,
+                         **opts) as runner:
             outputs, report = runner.run(inputs, number=args.number, repeat=args.repeat)
             summary = runner.format_time(report) if args.print_time else None
+            steps = runner.profile() if profile else None
+        if steps is not None:
+            _measure_profile_overhead(steps, report, project, args, inputs, os.path.join(tmp, "build"), opts)
+            report["profile_build"] = True
     writer.write(outputs, report)
+    if steps is not None:
+        writer.write_profile(steps)
     if summary is not None:
         print(summary)
+    if steps is not None:
+        print(steps.format_table(args.profile_top))
     print_outputs(args, outputs)
     return 0
+
+
+def _per_inference(report: dict) -> float:
+    """The last repeat's mean work per inference in the profile's unit (host: ns)."""
+    if report.get("device") == "host":
+        return report["milliseconds"][-1] * 1e6
+    return float(report[f"{report['unit']}_per_repeat"][-1])
+
+
+def _measure_profile_overhead(steps, report: dict, project: str, args, inputs, build_dir: str, opts: dict) -> None:
+    """Run the same inputs on the build without marks, where one can be run here (host, QEMU), so the
+    profile states what it cost; on a board only the flashed (profile) firmware is there."""
+    from .runtime.opener import open_runner
+
+    steps.profiled_total = _per_inference(report)
+    if args.device == "serial":
+        steps.note = (f"overhead not measured: the board runs the profile build only "
+                      f"({len(steps.steps) + 1} marks a run)")
+        return
+    with open_runner(project, args.device, build_dir=build_dir, **opts) as plain:
+        _, plain_report = plain.run(inputs, number=args.number, repeat=args.repeat)
+    steps.plain_total = _per_inference(plain_report)
 
 
 def qemu_board(name: str):
@@ -382,6 +428,13 @@ def _add_run_parser(sub) -> None:
     r.add_argument("--inputs", help=".npz of inputs keyed by tensor name (random if omitted)")
     r.add_argument("--outputs", help="write outputs to this .npz")
     r.add_argument("--print-time", action="store_true", help="print execution time")
+    r.add_argument("--profile", action="store_true",
+                   help="time every layer (a profile build of the firmware or host library) and print the "
+                        "per-layer table; the build without profiling is run too, to state the overhead")
+    r.add_argument("--profile-json", default=None, metavar="FILE.json", help="write the per-layer profile here "
+                                                                            "(implies --profile)")
+    r.add_argument("--profile-top", type=int_option(1, 1 << 20), default=None, metavar="N",
+                   help="print only the N costliest layers (all are in the JSON)")
     r.add_argument("--print-top", type=int_option(0, 1 << 31), default=0, metavar="N",
                    help="print the top-N output entries")
     r.add_argument("--number", type=int_option(1, 1_000_000), default=1,

@@ -20,6 +20,7 @@ from ..planner import ArenaPlan
 from ..planner.lifetime_planner import ALIGNMENT
 from ..kernels import FUNCTIONS, c_function, op_type
 from ..kernels import spec as kernel_spec
+from .profile_hook import PROFILE_HOOK
 
 _C_TYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "uint8": "uint8_t", "int16": "int16_t",
             "int64": "int64_t", "uint16": "uint16_t", "bool": "bool"}
@@ -101,7 +102,9 @@ class CWriter:
         out = [_HEADER_NOTE.format(model=n), f"#ifndef {N}_H_\n#define {N}_H_\n\n#include <stdbool.h>\n#include <stdint.h>\n\n"]
         out.append(f"/** Bytes of the static activation arena (scratch included). */\n"
                    f"#define {N}_ARENA_BYTES {self.plan.arena_bytes}\n")
-        out.append(f"#define {N}_NUM_INPUTS {len(self.inputs)}\n#define {N}_NUM_OUTPUTS {len(self.outputs)}\n\n")
+        out.append(f"#define {N}_NUM_INPUTS {len(self.inputs)}\n#define {N}_NUM_OUTPUTS {len(self.outputs)}\n")
+        out.append(f"/** Steps of {n}_invoke() (metadata.json \"ops\", in order): what a profile build times. */\n"
+                   f"#define {N}_NUM_STEPS {len(self.graph.steps)}\n\n")
         for kind, descs in (("INPUT", self.inputs), ("OUTPUT", self.outputs)):
             for i, d in enumerate(descs):
                 p = f"{N}_{kind}_{i}"
@@ -163,6 +166,7 @@ class CWriter:
                f"#include \"{n}.h\"\n#include \"tinyengine_kernels.h\"\n\n"]
         for t in self.graph.constants:
             out.append(f"extern const {_C_TYPES[t.dtype]} {self.const_names[t.index]}[{max(t.data.size, 1)}];\n")
+        out.append(PROFILE_HOOK)
         out.append(f"\n/* Activations, inputs, outputs and scratch: {self.plan.arena_bytes} bytes. */\n"
                    f"static uint8_t {n}_arena[{max(self.plan.arena_bytes, ALIGNMENT)}] __attribute__((aligned({ALIGNMENT})));\n\n")
         for kind, tensors in (("input", self.graph.inputs), ("output", self.graph.outputs)):
@@ -199,6 +203,7 @@ class CWriter:
         if states or variables:
             out.append(f"  if (!{n}_state_ready) {n}_reset();\n")
         for s, step in enumerate(self.graph.steps):
+            out.append(f"  TE_PROFILE_MARK({s}u);\n")
             out.append(self._step(s, step))
         for name, value, assigned in self.graph.variables:
             if value is not None and assigned is not None and self._offset(value) != self._offset(assigned):
@@ -206,7 +211,7 @@ class CWriter:
                 out.append(f"  memmove({n}_arena + {self._offset(value)}, "
                            f"{n}_arena + {self._offset(assigned)}, "
                            f"{self.graph.tensors[value].nbytes});  /* ASSIGN_VARIABLE '{comment_text(name)}' */\n")
-        out.append("  return 0;\n}\n\n")
+        out.append(f"  TE_PROFILE_MARK({len(self.graph.steps)}u);\n  return 0;\n}}\n\n")
         out.append(f"int {n}_run({self._signature()}) {{\n")
         for i, t in enumerate(self.graph.inputs):
             out.append(f"  memcpy({n}_input({i}), input_{i}, {self.graph.tensors[t].nbytes});\n")

@@ -44,8 +44,12 @@ def serial_dir(fw: Optional[str] = None) -> str:
 def build_serial_firmware(project_dir: str, board: Union[str, Board] = DEFAULT_BOARD,
                           build_dir: Optional[str] = None, *, mlperf: Optional[MlperfOptions] = None,
                           stack_bytes: int = DEFAULT_STACK_BYTES, extra_cflags: Sequence[str] = (),
-                          max_payload: int = DEFAULT_MAX_PAYLOAD, jobs: Optional[int] = None) -> str:
+                          max_payload: int = DEFAULT_MAX_PAYLOAD, jobs: Optional[int] = None,
+                          profile: bool = False) -> str:
     """Build the benchmark-server firmware of ``project_dir`` for ``board``; returns the ELF.
+
+    ``profile``: a profile build (``-DTE_PROFILE`` for the model and the
+    server): every step of the model is timed and PROFILE reports it.
 
     ``build_dir`` (default ``<project>/build/arm``) caches objects exactly like
     :func:`tinyengine_tvm.runtime.qemu.build_firmware` (and may be shared with
@@ -55,7 +59,8 @@ def build_serial_firmware(project_dir: str, board: Union[str, Board] = DEFAULT_B
     """
     if not 64 <= max_payload <= 65535:
         raise TinyEngineError(f"max_payload {max_payload}: must be 64..65535 bytes")
-    variant = "serial-" + build_key(mlperf, *extra_cflags, stack_bytes, max_payload)[:8]
+    profile_flags = ["-DTE_PROFILE"] if profile else []
+    variant = "serial-" + build_key(mlperf, *extra_cflags, *profile_flags, stack_bytes, max_payload)[:8]
     fb = FirmwareBuild(project_dir, board, build_dir, variant)
     desc = write_model_desc(fb.project_dir, fb.out_dir, mlperf)
     fw_src = os.path.join(fb.firmware_dir, "src")
@@ -64,13 +69,14 @@ def build_serial_firmware(project_dir: str, board: Union[str, Board] = DEFAULT_B
     # The bare-metal port of the servers: the Zephyr app has its own (main.c, counted in Zephyr's share).
     sources.append((os.path.join(serial_dir(fb.firmware_dir), "serial_main.c"), "port"))
     defines = [*fb.board_defines(), f"-DTE_PROTO_MAX_PAYLOAD={int(max_payload)}u",
-               f"-DTE_MLPERF={1 if mlperf else 0}", *extra_cflags]
-    return fb.build(sources, (desc, "io"), defines, stack_bytes=stack_bytes, jobs=jobs, what="serial firmware")
+               f"-DTE_MLPERF={1 if mlperf else 0}", *profile_flags, *extra_cflags]
+    return fb.build(sources, (desc, "io"), defines, stack_bytes=stack_bytes, jobs=jobs,
+                    what="profile firmware" if profile else "serial firmware", model_defines=profile_flags)
 
 
 def measure_for_board(project_dir: str, board: Union[str, Board], build_dir: str, *,
-                      mlperf: Optional[MlperfOptions] = None, max_payload: int = DEFAULT_MAX_PAYLOAD
-                      ) -> Dict[str, Dict[str, int]]:
+                      mlperf: Optional[MlperfOptions] = None, max_payload: int = DEFAULT_MAX_PAYLOAD,
+                      profile: bool = False) -> Dict[str, Dict[str, int]]:
     """Flash and RAM of the model, the protocol code and the I/O buffers,
     compiled for ``board``'s core and FPU and linked with --gc-sections
     (against memories large enough for any model: the fit is decided by the
@@ -78,7 +84,7 @@ def measure_for_board(project_dir: str, board: Union[str, Board], build_dir: str
     b = get_board(board)
     big = dataclasses.replace(b, name=f"{b.name}-measure", flash_bytes=64 * 1024 * 1024,
                               ram_region_bytes=64 * 1024 * 1024, linker_script=None, qemu_machine=None)
-    elf = build_serial_firmware(project_dir, big, build_dir, mlperf=mlperf, max_payload=max_payload)
+    elf = build_serial_firmware(project_dir, big, build_dir, mlperf=mlperf, max_payload=max_payload, profile=profile)
     return group_sizes(elf)
 
 

@@ -175,9 +175,13 @@ def model_desc_source(meta: dict, mlperf: Optional[MlperfOptions] = None) -> str
         lines.append(f"static const te_tensor_desc te_{kind}s_desc[] = {{\n")
         lines.extend(tables[kind] or ["    {0, 0u, 0u, 0u, 0, 0u, 0.0f, 0},\n"])
         lines.append("};\n")
+    lines.append(f"\n#ifdef TE_PROFILE\n/* Per-step counters of a profile build (te_profile_mark, te_protocol.c). */\n"
+                 f"static uint64_t te_profile_counters[{N}_NUM_STEPS + 1];\n#define TE_PROFILE_COUNTERS te_profile_counters\n"
+                 f"#else\n#define TE_PROFILE_COUNTERS 0\n#endif\n")
     lines.append(f"\nconst te_model_desc te_model = {{\n"
                  f"    {c_string(name)}, {n_in}u, {len(meta['outputs'])}u, te_inputs_desc, te_outputs_desc,\n"
-                 f"    {N}_ARENA_BYTES, {name}_input, {name}_output, {name}_invoke, te_staging,\n}};\n")
+                 f"    {N}_ARENA_BYTES, {name}_input, {name}_output, {name}_invoke, te_staging,\n"
+                 f"    {N}_NUM_STEPS, TE_PROFILE_COUNTERS,\n}};\n")
     if mlperf is not None:
         db = mlperf.db_capacity(meta)
         fmt, comma = MLPERF_FORMATS[mlperf.results_format]

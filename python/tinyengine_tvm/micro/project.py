@@ -62,7 +62,7 @@ SERVER_FLASH_ESTIMATE = 8 * 1024
 SERVER_RAM_ESTIMATE = 768
 
 DEFAULTS = {"mlperf": "false", "baud": "115200", "main_stack_size": "4096", "max_payload": "1024",
-            "measure": "auto", "west_cmd": "west", "mlperf_timestamp_hold_us": "10"}
+            "measure": "auto", "west_cmd": "west", "mlperf_timestamp_hold_us": "10", "profile": "false"}
 OPTION_HELP = {
     "board": "Zephyr board name (nucleo_f746zg, nucleo_h743zi, ..., mps2/an500) or board-table name; required",
     "mlperf": "true: the firmware speaks the MLPerf Tiny / EEMBC protocol instead of tinyengine's (false)",
@@ -79,6 +79,7 @@ OPTION_HELP = {
     "baud": "UART baud rate (default: 115200; with mlperf=true what the official runner expects: "
             "921600 for ad01, 9600 in energy mode)",
     "main_stack_size": "CONFIG_MAIN_STACK_SIZE in bytes (4096)",
+    "profile": "true: a profile build, every step of the model timed for tvmc run --profile (false)",
     "max_payload": "largest tinyengine protocol payload, 64..4096 bytes (1024)",
     "measure": "auto|true|false: measure the model's flash/RAM with arm-none-eabi-gcc (auto: when installed)",
     "west_cmd": "the west command for build/flash ('west')",
@@ -134,7 +135,8 @@ def resolve_options(opts: Mapping[str, str], meta: dict) -> dict:
             "mlperf_energy": energy, "timestamp_gpio": gpio,
             "timestamp_hold_us": _int(opts, "mlperf_timestamp_hold_us", 1, 1_000_000),
             "main_stack_size": _int(opts, "main_stack_size", 1024, 1 << 20),
-            "max_payload": _int(opts, "max_payload", 64, 4096), "measure": measure}
+            "max_payload": _int(opts, "max_payload", 64, 4096), "measure": measure,
+            "profile": _bool(opts, "profile")}
 
 
 def _timestamp_gpio(text: str):
@@ -175,7 +177,7 @@ def timestamp_overlay(label: str, pin: int) -> str:
 
 # --------------------------------------------------------------------------- fit
 def measure_sizes(project_dir: str, zb: ZephyrBoard, mlperf: Optional[MlperfOptions], max_payload: int,
-                  build_dir: Optional[str] = None) -> Dict[str, Dict[str, int]]:
+                  build_dir: Optional[str] = None, profile: bool = False) -> Dict[str, Dict[str, int]]:
     """Model / server / I/O-buffer flash and RAM compiled for the board's core (arm-none-eabi-gcc)."""
     from .baremetal import measure_for_board
 
@@ -184,7 +186,8 @@ def measure_sizes(project_dir: str, zb: ZephyrBoard, mlperf: Optional[MlperfOpti
         tmp = tempfile.mkdtemp(prefix="tinyengine-measure-")
         build_dir = tmp
     try:
-        return measure_for_board(project_dir, zb.build_target, build_dir, mlperf=mlperf, max_payload=max_payload)
+        return measure_for_board(project_dir, zb.build_target, build_dir, mlperf=mlperf, max_payload=max_payload,
+                                 profile=profile)
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -382,7 +385,8 @@ def create_project(out_dir: str, compiled: str, platform: str = "zephyr",
                 raise TinyEngineError(f"measure=true: {zb.zephyr_name} ({zb.cpu}) has no bare-metal build flags "
                                       "here (the board table has no Cortex-M3); use measure=auto or false")
         elif measure == "true" or (measure == "auto" and tools):
-            measured = measure_sizes(src, zb, ml, settings["max_payload"], measure_build_dir)
+            measured = measure_sizes(src, zb, ml, settings["max_payload"], measure_build_dir,
+                                     profile=settings["profile"])
         req_kwargs = dict(mlperf=ml, max_payload=settings["max_payload"], main_stack_size=settings["main_stack_size"],
                           measured=measured)
         req = zephyr_requirements(meta, zb, **req_kwargs)
@@ -396,7 +400,7 @@ def create_project(out_dir: str, compiled: str, platform: str = "zephyr",
                   "TE_MLPERF": 1 if ml else 0, "TE_MAX_PAYLOAD": settings["max_payload"],
                   "TE_MLPERF_ENERGY": 1 if settings["mlperf_energy"] else 0,
                   "TE_MLPERF_TIMESTAMP_HOLD_US": settings["timestamp_hold_us"],
-                  "TE_MAIN_STACK_SIZE": settings["main_stack_size"]}
+                  "TE_MAIN_STACK_SIZE": settings["main_stack_size"], "TE_PROFILE": 1 if settings["profile"] else 0}
         for root, _, files in os.walk(template):
             rel = os.path.relpath(root, template)
             for f in files:

@@ -55,10 +55,11 @@ class ZephyrQemuRunner(ProtocolRunner):
 
     def __init__(self, project_dir: str, board: str = "mps2-an500", *, workspace: Optional[str] = None,
                  cache_dir: Optional[str] = None, link: str = "pty", link_timeout: float = 10.0,
-                 boot_timeout: float = 20.0):
+                 boot_timeout: float = 20.0, profile: bool = False):
         zb = emulated_zephyr_board(board)
         meta = read_metadata(project_dir)
-        elf, info = build_zephyr_elf(project_dir, zb.zephyr_name, workspace=workspace, cache_dir=cache_dir)
+        elf, info = build_zephyr_elf(project_dir, zb.zephyr_name, workspace=workspace, cache_dir=cache_dir,
+                                     options={"profile": "true"} if profile else None)
         self.zephyr_board = zb
         self.build_info = info
         s = info["sizes"]
@@ -75,6 +76,12 @@ class ZephyrQemuRunner(ProtocolRunner):
         """See :meth:`ProtocolRunner.run`; the firmware's "cycles" are relabelled ``zephyr_ticks``."""
         outputs, report = super().run(inputs, number=number, repeat=repeat)
         return outputs, relabel_ticks(report)
+
+    def profile(self):
+        """See :meth:`ProtocolRunner.profile`; per-step figures are Zephyr ticks too."""
+        p = super().profile()
+        p.unit, p.note = UNIT, TIMING_NOTE
+        return p
 
     def format_time(self, report: dict) -> str:
         """tvmc's summary: Zephyr ticks per inference, clearly not cycles."""

@@ -31,10 +31,11 @@ import numpy as np
 
 from ..errors import TinyEngineError
 from .project import match_inputs
-from .protocol import (CMD_ECHO, CMD_HELLO, CMD_READ_OUTPUT, CMD_RESET, CMD_RUN, CMD_TENSOR, CMD_TIMINGS,
+from .protocol import (CMD_ECHO, CMD_HELLO, CMD_PROFILE, CMD_READ_OUTPUT, CMD_RESET, CMD_RUN, CMD_TENSOR, CMD_TIMINGS,
                        CMD_WRITE_INPUT, COMMAND_NAMES, LINK_ERRORS, MSG_BOOT, MSG_FAULT, MSG_PROGRESS, OVERHEAD, RSP,
                        RSP_ERROR, RUN_FLAG_PROGRESS, UNIT_NAMES, DeviceError, DeviceFault, DeviceGone, DeviceInfo,
-                       DeviceReset, Frame, FrameDecoder, LinkError, LinkTimeout, RunStats, TensorInfo, encode_frame)
+                       DeviceReset, Frame, FrameDecoder, LinkError, LinkTimeout, ProfilePage, RunStats, TensorInfo,
+                       encode_frame)
 from .runner import check_counts
 from .transport import SerialTransport, Transport
 
@@ -227,7 +228,7 @@ class DeviceClient:
         info = self.hello()
         desc = {"model": info.model, "board": info.board, "platform": info.platform, "unit": info.unit_name,
                 "counter_hz": info.counter_hz, "icount_shift": info.icount_shift, "arena_bytes": info.arena_bytes,
-                "stack_size_bytes": info.stack_size, "max_payload": info.max_payload}
+                "stack_size_bytes": info.stack_size, "max_payload": info.max_payload, "profile": info.profile}
         for kind, n in (("input", info.num_inputs), ("output", info.num_outputs)):
             desc[kind + "s"] = [vars(self.tensor(kind, i)) for i in range(n)]
             for t in desc[kind + "s"]:
@@ -288,6 +289,23 @@ class DeviceClient:
     def timings(self) -> RunStats:
         """TIMINGS: the last RUN's figures again."""
         return RunStats.parse(self.request(CMD_TIMINGS))
+
+    def profile(self) -> ProfilePage:
+        """Every step's counter of the last RUN (a profile build's), fetched page by page."""
+        pages, first = [], 0
+        while True:
+            page = ProfilePage.parse(self.request(CMD_PROFILE, struct.pack("<HH", first, 0xFFFF)))
+            if page.first != first:
+                raise LinkError(f"PROFILE answered from step {page.first}, asked for {first}")
+            pages.append(page)
+            first += len(page.counters)
+            if first >= page.num_steps or not page.counters:
+                break
+        out = pages[0]
+        out.counters = [c for p in pages for c in p.counters]
+        if len(out.counters) != out.num_steps:
+            raise LinkError(f"PROFILE gave {len(out.counters)} counters for {out.num_steps} steps")
+        return out
 
     def read_output(self, index: int, nbytes: int) -> bytes:
         """READ_OUTPUT: the ``nbytes`` of output ``index`` after a RUN."""

@@ -12,6 +12,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
+from ..errors import TinyEngineError
 from ..targets.boards import Board
 from .client import DeviceModel, Link, open_serial
 from .emulator import QemuSerial, emulated_board
@@ -46,6 +47,17 @@ class ProtocolRunner(Runner):
         """See :func:`format_time`."""
         return format_time(report)
 
+    def profile(self):
+        """Per-step counters of the last run (the firmware must be a profile build)."""
+        from .profile import StepProfile
+
+        if not self.model.device.get("profile"):
+            raise TinyEngineError("the firmware on the device is not a profile build: build it with profiling "
+                                  "(tvmc run --profile builds it for QEMU; on a board, create the project with "
+                                  "--project-option profile=true and flash it)")
+        page = self.model.client.profile()
+        return StepProfile.from_device(self.meta, page, self.model.device)
+
     def close(self) -> None:
         """Close the link (and stop the emulator behind it)."""
         self.link.close()
@@ -64,13 +76,14 @@ class QemuUartRunner(ProtocolRunner):
     its UART connected over loopback TCP (``link="tcp"``) or a pty (``"pty"``)."""
 
     def __init__(self, project_dir: str, board: Union[str, Board] = DEFAULT_BOARD, build_dir: Optional[str] = None,
-                 *, link: str = "tcp", link_timeout: float = 10.0, boot_timeout: float = 20.0):
+                 *, link: str = "tcp", link_timeout: float = 10.0, boot_timeout: float = 20.0,
+                 profile: bool = False):
         # micro/ builds on runtime/; imported here only, where the server firmware is needed.
         from ..micro.baremetal import build_serial_firmware
 
         board = emulated_board(board)
         meta = read_metadata(project_dir)
-        elf = build_serial_firmware(project_dir, board, build_dir)
+        elf = build_serial_firmware(project_dir, board, build_dir, profile=profile)
         sizes = {**elf_sizes(elf), "model_flash_bytes": group_sizes(elf)["model"]["flash_bytes"],
                  "core": board.core, "qemu_machine": board.qemu_machine, "elf": elf}
         super().__init__(QemuSerial(elf, board.name, link=link, timeout=link_timeout, boot_timeout=boot_timeout),

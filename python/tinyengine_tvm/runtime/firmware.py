@@ -184,10 +184,11 @@ class FirmwareBuild:
 
     def build(self, firmware_sources: Sequence[Tuple[str, str]], generated: Tuple[str, str],
               defines: Sequence[str], *, stack_bytes: int = DEFAULT_STACK_BYTES, jobs: Optional[int] = None,
-              what: str = "firmware") -> str:
+              what: str = "firmware", model_defines: Sequence[str] = ()) -> str:
         """Compile the model, ``firmware_sources`` and the ``generated`` source
         (each ``(path, object group)``; firmware and generated sources get
-        ``defines``), link ``firmware.elf`` in :attr:`out_dir`; returns its path.
+        ``defines``, the model's C ``model_defines``, e.g. ``-DTE_PROFILE``),
+        link ``firmware.elf`` in :attr:`out_dir`; returns its path.
 
         The object groups ("model" for the model's C and kernels) are written
         to objects.json beside the ELF for :func:`model_sizes` and :func:`group_sizes`.
@@ -207,8 +208,8 @@ class FirmwareBuild:
         jobs_list = []
         for f in sorted(os.listdir(os.path.join(project_dir, "src"))):
             if f.endswith(".c"):
-                jobs_list.append((os.path.join(project_dir, "src", f), self.cc, [*C_FLAGS, *common], inc_project,
-                                  model_headers, "model"))
+                jobs_list.append((os.path.join(project_dir, "src", f), self.cc, [*C_FLAGS, *common, *model_defines],
+                                  inc_project, model_headers, "model"))
         if os.path.isdir(k_inc_dir):
             for f in sorted(os.listdir(k_inc_dir)):
                 if f.endswith(".cc"):

@@ -26,12 +26,14 @@ MAX_FRAME_PAYLOAD = 65535
 
 CMD_HELLO, CMD_TENSOR, CMD_WRITE_INPUT, CMD_RUN = 0x01, 0x02, 0x03, 0x04
 CMD_READ_OUTPUT, CMD_TIMINGS, CMD_ECHO, CMD_RESET = 0x05, 0x06, 0x07, 0x08
+CMD_PROFILE = 0x09
 RSP = 0x80
 MSG_FAULT, MSG_PROGRESS, MSG_BOOT, RSP_ERROR = 0x7C, 0x7D, 0x7E, 0xFF
 RUN_FLAG_PROGRESS = 0x01
 
 COMMAND_NAMES = {CMD_HELLO: "HELLO", CMD_TENSOR: "TENSOR", CMD_WRITE_INPUT: "WRITE_INPUT", CMD_RUN: "RUN",
-                 CMD_READ_OUTPUT: "READ_OUTPUT", CMD_TIMINGS: "TIMINGS", CMD_ECHO: "ECHO", CMD_RESET: "RESET"}
+                 CMD_READ_OUTPUT: "READ_OUTPUT", CMD_TIMINGS: "TIMINGS", CMD_ECHO: "ECHO", CMD_RESET: "RESET",
+                 CMD_PROFILE: "PROFILE"}
 ERR_CRC, ERR_LENGTH, ERR_UNKNOWN, ERR_ARG, ERR_NOT_READY = 1, 2, 3, 4, 5
 ERR_INPUT_CRC, ERR_RUN, ERR_STACK, ERR_TIMEOUT = 6, 7, 8, 9
 ERROR_NAMES = {ERR_CRC: "CRC error", ERR_LENGTH: "bad length", ERR_UNKNOWN: "unknown command",
@@ -175,6 +177,7 @@ class DeviceInfo:
     model: str
     board: str
     platform: str
+    profile: bool = False  #: a profile build: PROFILE answers with per-step counters
 
     @property
     def unit_name(self) -> str:
@@ -191,7 +194,28 @@ class DeviceInfo:
             n = p[pos]
             strings.append(p[pos + 1:pos + 1 + n].decode("utf-8", "replace"))
             pos += 1 + n
-        return cls(version, unit, max_payload, hz, shift, n_in, n_out, bool(flags & 1), arena, stack, *strings)
+        return cls(version, unit, max_payload, hz, shift, n_in, n_out, bool(flags & 1), arena, stack, *strings,
+                   profile=bool(flags & 2))
+
+
+@dataclass
+class ProfilePage:
+    """PROFILE's answer: per-step counters of the last RUN, from step ``first`` on."""
+
+    num_steps: int
+    first: int
+    count: int       #: inferences the counters add up
+    mark_cost: int   #: work one mark adds, already subtracted from every step
+    unit: int
+    counters: List[int]
+
+    @classmethod
+    def parse(cls, p: bytes) -> "ProfilePage":
+        if len(p) < 17 or (len(p) - 17) % 8:
+            raise LinkError(f"PROFILE answer of {len(p)} bytes is malformed")
+        num_steps, first, count, cost, unit = struct.unpack_from("<HHIQB", p)
+        n = (len(p) - 17) // 8
+        return cls(num_steps, first, count, cost, unit, list(struct.unpack_from(f"<{n}Q", p, 17)))
 
 
 @dataclass
