@@ -247,7 +247,9 @@ def _cmd_run(args) -> int:
     from .runtime.opener import open_runner
 
     # Every option is checked before any work (the project, the outputs, a build).
-    if args.device == "serial" and not args.port:
+    if args.rpc_tracker is not None or args.rpc_key is not None:
+        _check_rpc_options(args)
+    elif args.device == "serial" and not args.port:
         raise UsageError("--device=serial needs --port (the board's serial port, e.g. /dev/ttyACM0)")
     zephyr = args.firmware == "zephyr"
     if zephyr and args.device != "qemu":
@@ -268,6 +270,8 @@ def _cmd_run(args) -> int:
         board_name = board.name if board is not None else args.board
     qemu_link = args.qemu_link or ("pty" if zephyr else "tcp")
     profile = args.profile or bool(args.profile_json)
+    if args.rpc_tracker is not None or args.rpc_key is not None:
+        return _cmd_run_rpc(args, profile)
     if profile and qemu_link == "semihosting":
         raise UsageError("--profile reads the step counters over the benchmark protocol: --qemu-link tcp or pty, "
                          "not semihosting")
@@ -282,6 +286,53 @@ def _cmd_run(args) -> int:
             steps = runner.profile() if profile else None
         if steps is not None:
             _measure_profile_overhead(steps, report, project, args, inputs, os.path.join(tmp, "build"), opts)
+            report["profile_build"] = True
+    writer.write(outputs, report)
+    if steps is not None:
+        writer.write_profile(steps)
+    if summary is not None:
+        print(summary)
+    if steps is not None:
+        print(steps.format_table(args.profile_top))
+    print_outputs(args, outputs)
+    return 0
+
+
+def _check_rpc_options(args) -> None:
+    """--rpc-tracker and --rpc-key go together, and the device is the server's: refuse device options."""
+    from .runtime.rpc import parse_tracker
+
+    if args.rpc_tracker is None or not args.rpc_key:
+        raise UsageError("--rpc-tracker HOST:PORT and --rpc-key KEY go together (the tracker and the device key "
+                         "its servers registered with)")
+    parse_tracker(args.rpc_tracker)
+    given = [opt for opt, value, default in (("--device", args.device, "host"), ("--port", args.port, None),
+                                              ("--qemu-link", args.qemu_link, None),
+                                              ("--firmware", args.firmware, "baremetal"),
+                                              ("--zephyr-workspace", args.zephyr_workspace, None))
+             if value != default]
+    if given:
+        raise UsageError(f"{', '.join(given)}: with --rpc-tracker the device is the server's "
+                         "(python -m tinyengine_tvm.rpc_server options)")
+
+
+def _cmd_run_rpc(args, profile: bool) -> int:
+    """``tvmc run --rpc-tracker H:P --rpc-key K``: run on a server of the farm (runtime/rpc.py)."""
+    from .runtime.rpc import RpcRunner
+
+    with tempfile.TemporaryDirectory(prefix="tvmc-run-") as tmp:
+        project, meta, inputs, writer = prepare_run(args, tmp)
+        with RpcRunner(project, args.rpc_tracker, args.rpc_key, profile=profile,
+                       request_timeout=args.rpc_timeout) as runner:
+            outputs, report = runner.run(inputs, number=args.number, repeat=args.repeat)
+            summary = runner.format_time(report) if args.print_time else None
+            steps = runner.profile() if profile else None
+        if steps is not None:
+            # The plain build on a server of the same key states what the marks cost.
+            steps.profiled_total = _per_inference(report)
+            with RpcRunner(project, args.rpc_tracker, args.rpc_key, request_timeout=args.rpc_timeout) as plain:
+                _, plain_report = plain.run(inputs, number=args.number, repeat=args.repeat)
+            steps.plain_total = _per_inference(plain_report)
             report["profile_build"] = True
     writer.write(outputs, report)
     if steps is not None:
@@ -442,6 +493,12 @@ def _add_run_parser(sub) -> None:
     r.add_argument("--repeat", type=int_option(1, 1_000_000), default=1,
                    help="measurements of --number inferences each (mean/median/min/max over them)")
     r.add_argument("--seed", type=int_option(0, (1 << 63) - 1), default=0, help="seed of the random inputs")
+    r.add_argument("--rpc-tracker", default=None, metavar="HOST:PORT",
+                   help="run on a server of this TVM RPC tracker's farm (python -m tinyengine_tvm.rpc_server); "
+                        "the device is the server's")
+    r.add_argument("--rpc-key", default=None, metavar="KEY", help="the device key of the servers (with --rpc-tracker)")
+    r.add_argument("--rpc-timeout", type=seconds_option, default=120.0,
+                   help="seconds to wait for the tracker to grant a free server (120)")
     r.set_defaults(func=_cmd_run)
 
 
