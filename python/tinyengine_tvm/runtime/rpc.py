@@ -29,6 +29,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import socket
 import struct
 import tarfile
@@ -45,6 +46,8 @@ from .runner import Runner, check_counts
 
 #: The function a tinyengine RPC server registers: (project tar, inputs npz, options JSON) -> reply npz.
 RUN_FUNC = "tinyengine.rpc.run"
+#: The function that names a server: () -> JSON of its name, key, device and board.
+INFO_FUNC = "tinyengine.rpc.info"
 #: Seconds a client waits for the tracker to grant a server before giving up.
 DEFAULT_REQUEST_TIMEOUT = 120.0
 
@@ -53,9 +56,11 @@ DEFAULT_REQUEST_TIMEOUT = 120.0
 def parse_tracker(text: str, option: str = "--rpc-tracker") -> Tuple[str, int]:
     """``HOST:PORT`` (``[v6addr]:PORT`` for IPv6) as (host, port); a :class:`UsageError` naming ``option`` else."""
     host, sep, port = (text or "").rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
+    bracketed = host.startswith("[") and host.endswith("]")
+    if bracketed:
         host = host[1:-1]
-    if not sep or not host or any(c.isspace() for c in host) or "/" in host:
+    if (not sep or not host or any(c.isspace() for c in host) or "/" in host
+            or ("[" in host or "]" in host) or (":" in host and not bracketed)):
         raise UsageError(f"{option} '{text}': give the tracker as HOST:PORT, e.g. 127.0.0.1:9190")
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise UsageError(f"{option} '{text}': the port must be a number from 1 to 65535")
@@ -131,7 +136,7 @@ def _guard_session_process() -> None:
 
 
 def register_server_functions(options: dict) -> None:
-    """Register :data:`RUN_FUNC` in this process for a server with ``options`` (``device``, ``board``,
+    """Register :data:`RUN_FUNC` and :data:`INFO_FUNC` in this process for a server with ``options`` (``device``, ``board``,
     ``port``, ``baud``, ``firmware``, ``qemu_link``, ``timeout``, ``link_timeout``,
     ``zephyr_workspace``: :func:`~.opener.open_runner`'s; ``cache_dir``; ``name`` and ``key``,
     reported back). TVM's RPC server calls it in its worker process (``server_init_callback``);
@@ -144,12 +149,20 @@ def register_server_functions(options: dict) -> None:
     _set_parent_death_signal(signal.SIGKILL)
     guarded = []
 
+    @tvm_ffi.register_global_func(INFO_FUNC, override=True)
+    def _info():
+        return json.dumps(_server_identity(options))
+
     @tvm_ffi.register_global_func(RUN_FUNC, override=True)
     def _run(project_tar, inputs_npz, options_json):
         if not guarded:  # once per session process, on its first call
             _guard_session_process()
             guarded.append(True)
         return bytearray(serve_run(options, bytes(project_tar), bytes(inputs_npz), str(options_json)))
+
+
+def _server_identity(server: dict) -> dict:
+    return {k: server.get(k) for k in ("name", "key", "device", "board")}
 
 
 def _cached_project(cache_dir: str, project_tar: bytes) -> str:
@@ -191,7 +204,7 @@ def serve_run(server: dict, project_tar: bytes, inputs_npz: bytes, options_json:
         outputs, report = runner.run(inputs, number=number, repeat=repeat)
         summary = runner.format_time(report)
         steps = runner.profile().to_json() if profile else None
-    who = {k: server.get(k) for k in ("name", "key", "device", "board")}
+    who = _server_identity(server)
     report["rpc"] = {"server": who["name"], "key": who["key"]}
     record = {"outputs": list(outputs), "report": report, "time_summary": summary, "profile": steps, "server": who}
     return _pack({f"output_{i}": a for i, a in enumerate(outputs.values())}, record)
@@ -307,16 +320,22 @@ def _call(session, project_tar: bytes, inputs_npz: bytes, meta: dict, number: in
 
 
 def _remote_error(exc: BaseException, server: str = "") -> str:
-    """A remote failure in one line: the server's exception message without TVM's traceback frames."""
-    text = str(exc).strip()
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    for ln in reversed(lines):  # the server's own error is the last "...Error: message" line
-        if "Error:" in ln and not ln.lstrip().startswith("File "):
-            text = ln.strip()
-            break
+    """A remote failure in one line: the server's message (its first line, and the first later
+    ``error:`` line, e.g. the compiler's diagnostic), or a lost connection said as such."""
+    text = str(exc)
+    header = "Error caught from RPC call:"
+    if header in text:
+        text = text.split(header, 1)[1]
+    lines = [ln.strip() for ln in text.splitlines()
+             if ln.strip() and not ln.strip().startswith(("File ", "Traceback", "^"))]
+    if "kShutdown" in text or "connection" in text.lower() and "closed" in text.lower() or not lines:
+        reason = "the connection to the server was lost (the server died or ended the session)"
     else:
-        text = lines[-1] if lines else type(exc).__name__
-    return f"{server + ': ' if server else ''}{text}"
+        reason = lines[0]
+        detail = next((ln for ln in lines[1:] if re.search(r"(^|[\s:])error:", ln, re.IGNORECASE)), None)
+        if detail:
+            reason += " " + detail
+    return f"{server}: {reason}" if server else reason
 
 
 class RpcRunner(Runner):
@@ -471,6 +490,7 @@ class RpcPool:
 
         def worker() -> None:
             session = None
+            where = None  # the session's server, by its name
             while not done.is_set():
                 if session is None:
                     try:
@@ -480,6 +500,11 @@ class RpcPool:
                         return  # no server for this thread; the jobs stay for the others
                     if session is None:
                         return
+                    try:
+                        where = json.loads(session.get_function(INFO_FUNC)())["name"]
+                    except Exception:  # gone between the grant and the question: ask the tracker again
+                        session = None
+                        continue
                 try:
                     i = todo.get(timeout=0.1)  # a retried job may still come back: keep polling until done
                 except queue.Empty:
@@ -490,14 +515,15 @@ class RpcPool:
                     m = _call(session, tar, blob, meta, job.number, job.repeat, job.profile)
                 except Exception as exc:
                     session = None  # maybe dead: never reuse it
-                    tries[i].append(_remote_error(exc, "server"))
+                    tries[i].append(_remote_error(exc, where))
                     if len(tries[i]) < self.max_attempts:
                         todo.put(i)
                     else:
                         finish(i, MeasureResult(error=f"failed {len(tries[i])} times: " + "; ".join(tries[i]),
                                                 attempts=list(tries[i])))
                     continue
-                tries[i].append(f"{m.server.get('name')}: ok")
+                where = m.server.get("name")
+                tries[i].append(f"{where}: ok")
                 finish(i, MeasureResult(m.outputs, m.report, m.profile, m.time_summary, m.server.get("name"),
                                         attempts=list(tries[i])))
 

@@ -1,0 +1,255 @@
+"""The device farm over TVM's RPC tracker (runtime/rpc.py, rpc_server.py): a real
+tracker (``python -m tvm.exec.rpc_tracker``) and two QEMU servers
+(``python -m tinyengine_tvm.rpc_server``) as subprocesses on loopback; ``tvmc run
+--rpc-tracker``, RpcPool batches over both servers, and a server SIGKILLed in the
+middle of a batch.
+
+The QEMU tests need arm-none-eabi-gcc and qemu-system-arm (scripts/install_arm_toolchain.sh)
+and the tracker needs tornado; skipped with the reason without them."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import tinyengine_tvm as te
+from tinyengine_tvm import cli
+from tinyengine_tvm.errors import UsageError
+from tinyengine_tvm.modelgen.default_model import default_model_path
+from tinyengine_tvm.runtime import firmware
+from tinyengine_tvm.runtime.host import HostRunner
+from tinyengine_tvm.runtime.project import random_inputs
+from tinyengine_tvm.runtime.rpc import MeasureJob, RpcPool, free_servers, parse_tracker
+
+PYTHONPATH = os.path.dirname(os.path.dirname(os.path.abspath(te.__file__)))
+
+
+def _missing():
+    missing = list(firmware.missing_tools())
+    try:
+        import tornado  # noqa: F401  (TVM's tracker runs on it)
+    except ImportError:
+        missing.append("tornado (pip install tornado)")
+    return missing
+
+
+MISSING = _missing()
+needs_farm = pytest.mark.skipif(bool(MISSING), reason=f"{', '.join(MISSING)} not found: the RPC farm tests run "
+                                                      "QEMU servers (scripts/install_arm_toolchain.sh)")
+
+
+# --------------------------------------------------------------------------- options, no farm needed
+@pytest.mark.parametrize("value", ["127.0.0.1", "127.0.0.1:", ":9190", "host:0", "host:65536", "host:x",
+                                   "a b:9190", "http://h:9190"])
+def test_bad_rpc_tracker_exits_2_before_any_work(value, tmp_path, capsys):
+    """A bad HOST:PORT is refused before the project is opened: the project here does not exist."""
+    rc = cli.main(["run", str(tmp_path / "missing.tar"), "--rpc-tracker", value, "--rpc-key", "k",
+                   "--outputs", str(tmp_path / "o.npz")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: --rpc-tracker") and "missing.tar" not in err[0]
+    assert not os.path.exists(tmp_path / "o.npz")
+
+
+def test_rpc_options_go_together_and_leave_the_device_to_the_server(tmp_path, capsys):
+    base = ["run", str(tmp_path / "missing.tar")]
+    assert cli.main(base + ["--rpc-tracker", "127.0.0.1:9190"]) == 2
+    assert "--rpc-key" in capsys.readouterr().err
+    assert cli.main(base + ["--rpc-key", "k"]) == 2
+    assert "--rpc-tracker" in capsys.readouterr().err
+    assert cli.main(base + ["--rpc-tracker", "127.0.0.1:9190", "--rpc-key", "k", "--device", "qemu"]) == 2
+    assert "the device is the server's" in capsys.readouterr().err
+    assert parse_tracker("[::1]:9190") == ("::1", 9190)
+    with pytest.raises(UsageError):
+        parse_tracker("farm:9190:1")
+
+
+# --------------------------------------------------------------------------- the farm
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spawn(args, log):
+    env = dict(os.environ, PYTHONPATH=PYTHONPATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # Its own process group: the finalizer kills TVM's worker processes with it.
+    return subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+
+
+def _kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
+def _qemus_under(path: str):
+    """Pids of running qemu-system-arm processes whose command line mentions ``path``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "qemu-system-arm" in cmd and path in cmd:
+            found.append(int(pid))
+    return found
+
+
+class Farm:
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.key = f"te-test-{os.getpid()}"
+        self.procs = []
+        self.servers = {}  # name -> (Popen, cache dir)
+        port = _free_port()
+        self.tracker = f"127.0.0.1:{port}"
+        self.log = open(os.path.join(tmp, "farm.log"), "wb")
+        self.procs.append(_spawn(["-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(port),
+                                  "--port-end", str(port + 1), "--silent"], self.log))
+        for name in ("srv-A", "srv-B"):
+            self.start_server(name)
+        deadline = time.monotonic() + 60
+        while self._free() < 2:
+            assert time.monotonic() < deadline, open(os.path.join(tmp, "farm.log")).read()[-2000:]
+            time.sleep(0.3)
+
+    def start_server(self, name):
+        cache = os.path.join(self.tmp, name)
+        proc = _spawn(["-m", "tinyengine_tvm.rpc_server", "--tracker", self.tracker, "--key", self.key,
+                       "--device", "qemu", "--board", "mps2-an500", "--host", "127.0.0.1", "--name", name,
+                       "--cache-dir", cache], self.log)
+        self.procs.append(proc)
+        self.servers[name] = (proc, cache)
+
+    def _free(self):
+        try:
+            return free_servers(parse_tracker(self.tracker), self.key)
+        except Exception:  # the tracker is still starting
+            return 0
+
+    def close(self):
+        for proc in reversed(self.procs):
+            _kill_group(proc)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory):
+    if MISSING:
+        pytest.skip(f"{', '.join(MISSING)} not found: the RPC farm tests run QEMU servers")
+    f = Farm(str(tmp_path_factory.mktemp("farm")))
+    yield f
+    f.close()
+    # Nothing a server started may outlive it.
+    deadline = time.monotonic() + 5
+    while _qemus_under(f.tmp) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _qemus_under(f.tmp)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("rpc-project") / "default")
+    compiled = te.compile(str(default_model_path()))
+    compiled.export(out)
+    return out, compiled.metadata
+
+
+@pytest.fixture(scope="module")
+def host(project, tmp_path_factory):
+    with HostRunner(project[0], str(tmp_path_factory.mktemp("rpc-host-build"))) as runner:
+        yield lambda inputs: runner.run(inputs)[0]
+
+
+def _inputs(meta, seed):
+    return random_inputs(meta["inputs"], seed)
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@needs_farm
+def test_tvmc_run_over_rpc_gives_the_host_outputs(farm, project, tmp_path, capsys):
+    path = project[0]
+    rpc_out, host_out, report = tmp_path / "rpc.npz", tmp_path / "host.npz", tmp_path / "r.json"
+    assert cli.main(["run", path, "--rpc-tracker", farm.tracker, "--rpc-key", farm.key, "--seed", "3",
+                     "--outputs", str(rpc_out), "--report", str(report), "--print-time"]) == 0
+    assert "instructions per inference" in capsys.readouterr().out
+    assert cli.main(["run", path, "--device=host", "--seed", "3", "--outputs", str(host_out)]) == 0
+    with np.load(rpc_out) as a, np.load(host_out) as b:
+        assert _same(dict(a), dict(b))
+    import json
+
+    r = json.load(open(report))
+    assert r["rpc"]["server"] in farm.servers and r["rpc"]["key"] == farm.key and r["instructions_per_repeat"]
+
+
+@needs_farm
+def test_pool_batch_runs_on_both_servers_in_job_order(farm, project, host, tmp_path):
+    """Six jobs on two servers, results in job order and equal to the host's; a job with
+    unusable inputs fails without a server, one whose C does not build fails twice, with the reason."""
+    path, meta = project
+    broken = str(tmp_path / "broken")
+    import shutil
+
+    shutil.copytree(path, broken)
+    model_c = next(f for f in meta["files"] if f.startswith("src/") and f.endswith(".c") and "kernels" not in f)
+    with open(os.path.join(broken, model_c), "a") as f:
+        f.write("\n#error this project does not build\n")
+    jobs = [MeasureJob(path, _inputs(meta, seed)) for seed in range(6)]
+    jobs.insert(2, MeasureJob(path, np.zeros((1, 2), np.int8)))  # wrong shape: refused before any server
+    jobs.insert(4, MeasureJob(broken, _inputs(meta, 0)))
+    results = RpcPool(farm.tracker, farm.key, request_timeout=60).measure_many(jobs)
+    assert len(results) == len(jobs)
+    bad_inputs, bad_build = results.pop(2), results.pop(3)
+    assert not bad_inputs.ok and "expected shape" in bad_inputs.error and bad_inputs.attempts == []
+    assert not bad_build.ok and len(bad_build.attempts) == 2 and bad_build.error.startswith("failed 2 times")
+    for attempt in bad_build.attempts:  # each names its server and gives the compiler's diagnostic
+        assert attempt.split(":")[0] in farm.servers and "error: #error this project does not build" in attempt
+    for seed, r in enumerate(results):
+        assert r.ok, r.error
+        assert _same(r.outputs, host(_inputs(meta, seed))), f"job of seed {seed}"
+        assert r.report["rpc"]["server"] == r.server and len(r.attempts) == 1
+    assert {r.server for r in results} == set(farm.servers)
+
+
+@needs_farm
+def test_a_server_killed_mid_batch_costs_its_job_one_retry(farm, project, host):
+    """SIGKILL one server's process while it measures: the batch completes on the other server,
+    the job it was running is retried once there, and its emulator does not outlive it."""
+    path, meta = project
+    victim = "srv-A"
+    proc, cache = farm.servers[victim]
+    killed = threading.Event()
+
+    def progress(index, result):
+        if result.server == victim and not killed.is_set():
+            killed.set()
+            # Shortly after it took its next job: the kill lands inside that job's measurement.
+            threading.Timer(0.15, os.kill, (proc.pid, signal.SIGKILL)).start()
+
+    jobs = [MeasureJob(path, _inputs(meta, seed), number=3) for seed in range(8)]
+    results = RpcPool(farm.tracker, farm.key, request_timeout=60).measure_many(jobs, progress)
+    assert killed.is_set() and proc.wait(timeout=10) == -signal.SIGKILL
+    retried = [r for r in results if len(r.attempts) > 1]
+    assert retried, [r.attempts for r in results]
+    for seed, r in enumerate(results):
+        assert r.ok, r.error
+        assert _same(r.outputs, host(_inputs(meta, seed)))
+        assert len(r.attempts) <= 2
+    for r in retried:
+        assert r.server == "srv-B" and r.attempts[0].startswith(f"{victim}: the connection to the server was lost") and r.attempts[1] == "srv-B: ok"
+    deadline = time.monotonic() + 5
+    while _qemus_under(cache) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _qemus_under(cache), "a killed server's QEMU kept running"
