@@ -271,8 +271,8 @@ def _tracker_socket(tracker: Tuple[str, int]) -> socket.socket:
     return sock
 
 
-def free_servers(tracker: Tuple[str, int], key: str) -> int:
-    """How many servers of ``key`` the tracker has free now (its summary's queue info)."""
+def count_servers(tracker: Tuple[str, int], key: str) -> Tuple[int, int]:
+    """(registered, free) servers of ``key`` on the tracker now (its summary)."""
     from tvm.rpc import base
 
     sock = _tracker_socket(tracker)
@@ -281,7 +281,14 @@ def free_servers(tracker: Tuple[str, int], key: str) -> int:
         answer = base.recvjson(sock)
     finally:
         sock.close()
-    return int(answer[1]["queue_info"].get(key, {}).get("free", 0))
+    summary = answer[1]
+    registered = sum(1 for s in summary["server_info"] if s.get("key") == f"server:{key}")
+    return registered, int(summary["queue_info"].get(key, {}).get("free", 0))
+
+
+def free_servers(tracker: Tuple[str, int], key: str) -> int:
+    """How many servers of ``key`` the tracker has free now."""
+    return count_servers(tracker, key)[1]
 
 
 @dataclass
@@ -424,9 +431,9 @@ class MeasureResult:
 class RpcPool:
     """Runs batches of measurements on every free server of ``key`` (for ``tvmc tune``).
 
-    :meth:`measure_many` starts one thread per server it can use (the tracker's count of free
-    servers when the batch starts, capped by ``max_sessions`` and the number of jobs; at least
-    one). Each thread asks the tracker for a session, then takes jobs from one shared queue until
+    :meth:`measure_many` starts one thread per server it can use (the servers registered with
+    the tracker under ``key`` when the batch starts, capped by ``max_sessions`` and the number of
+    jobs; at least one). Each thread asks the tracker for a session, then takes jobs from one shared queue until
     none is left, so a fast server takes more jobs. Failure semantics:
 
     * a job whose project or inputs are unusable fails at once, without a server;
@@ -528,7 +535,7 @@ class RpcPool:
                                         attempts=list(tries[i])))
 
         threads_wanted = len(payloads) and min(len(payloads), self.max_sessions or 1 << 30,
-                                               max(1, self._free()))
+                                               max(1, self._servers()))
         threads = [threading.Thread(target=worker, daemon=True, name=f"tinyengine-rpc-{n}")
                    for n in range(threads_wanted)]
         for t in threads:
@@ -542,8 +549,10 @@ class RpcPool:
                 results[i] = MeasureResult(error=reason, attempts=list(tries[i]))
         return results  # type: ignore[return-value]
 
-    def _free(self) -> int:
+    def _servers(self) -> int:
+        # Registered, not only free: a server that just ended a session is busy for a moment before
+        # it registers again, and a thread waiting for it costs nothing (it is cancelled when done).
         try:
-            return free_servers(self.tracker, self.key)
+            return max(count_servers(self.tracker, self.key))
         except (TinyEngineError, OSError, KeyError, IndexError, TypeError):
             return 1

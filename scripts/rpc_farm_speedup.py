@@ -1,0 +1,96 @@
+"""Wall time of one batch of QEMU measurements on 1 vs N servers of a local RPC farm.
+
+Starts a tracker and N ``tinyengine_tvm.rpc_server --device qemu`` servers on loopback,
+measures one job on every server first (the firmware build is then cached on each), and
+times ``RpcPool.measure_many`` on the same batch with ``max_sessions=1`` and ``=N``:
+
+    PYTHONPATH=python python scripts/rpc_farm_speedup.py --jobs 8 --servers 2 --number 1
+"""
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
+
+import tinyengine_tvm as te  # noqa: E402
+from tinyengine_tvm.modelgen.default_model import default_model_path  # noqa: E402
+from tinyengine_tvm.runtime.project import random_inputs  # noqa: E402
+from tinyengine_tvm.runtime.rpc import MeasureJob, RpcPool, free_servers  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--jobs", type=int, default=8)
+    ap.add_argument("--servers", type=int, default=2)
+    ap.add_argument("--number", type=int, default=1, help="inferences per job")
+    ap.add_argument("--rounds", type=int, default=3, help="batches timed per setting (the median is printed)")
+    args = ap.parse_args()
+    env = dict(os.environ, PYTHONPATH=os.path.join(HERE, "..", "python"))
+    with tempfile.TemporaryDirectory(prefix="rpc-speedup-") as tmp:
+        project = os.path.join(tmp, "project")
+        te.compile(str(default_model_path())).export(project)
+        meta = te.runtime.project.read_metadata(project)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        tracker, key = f"127.0.0.1:{port}", "speedup"
+        log = open(os.path.join(tmp, "farm.log"), "wb")
+        procs = [subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port",
+                                   str(port), "--port-end", str(port + 1), "--silent"],
+                                  stdout=log, stderr=log, env=env, start_new_session=True)]
+        try:
+            for n in range(args.servers):
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "tinyengine_tvm.rpc_server", "--tracker", tracker, "--key", key,
+                     "--device", "qemu", "--host", "127.0.0.1", "--name", f"s{n}",
+                     "--cache-dir", os.path.join(tmp, f"s{n}")], stdout=log, stderr=log, env=env,
+                    start_new_session=True))
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if free_servers(("127.0.0.1", port), key) == args.servers:
+                        break
+                except Exception:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit("the servers did not register within 120 s")
+                time.sleep(0.3)
+            jobs = [MeasureJob(project, random_inputs(meta["inputs"], i), number=args.number)
+                    for i in range(args.jobs)]
+            pool = RpcPool(tracker, key)
+            warm = pool.measure_many(jobs[:args.servers] * 2)  # every server builds its firmware once
+            assert all(r.ok for r in warm), [r.error for r in warm]
+            times = {}
+            for sessions in (1, args.servers):
+                runs, used = [], set()
+                for _ in range(args.rounds):
+                    t = time.perf_counter()
+                    results = RpcPool(tracker, key, max_sessions=sessions).measure_many(jobs)
+                    runs.append(time.perf_counter() - t)
+                    assert all(r.ok for r in results), [r.error for r in results]
+                    used |= {r.server for r in results}
+                times[sessions] = sorted(runs)[len(runs) // 2]
+                print(f"{sessions} server(s): {args.jobs} jobs of {args.number} inference(s) in "
+                      f"{times[sessions]:.2f} s (median of {args.rounds}: "
+                      f"{', '.join(f'{r:.2f}' for r in runs)}); servers used {sorted(used)}", flush=True)
+            print(f"ratio {args.servers} vs 1 server(s): {times[args.servers] / times[1]:.2f}x "
+                  f"(load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)")
+        finally:
+            for p in procs:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait()
+            log.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
