@@ -68,6 +68,21 @@ def test_rpc_options_go_together_and_leave_the_device_to_the_server(tmp_path, ca
         parse_tracker("farm:9190:1")
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--tracker", "nohost", "--key", "k", "--device", "qemu"], "--tracker 'nohost'"),
+    (["--tracker", "127.0.0.1:9190", "--key", "a b", "--device", "qemu"], "--key 'a b'"),
+    (["--tracker", "127.0.0.1:9190", "--key", "k", "--device", "serial"], "needs --port"),
+    (["--tracker", "127.0.0.1:9190", "--key", "k", "--device", "serial", "--port", "/dev/null",
+      "--firmware", "zephyr"], "needs --device=qemu"),
+])
+def test_rpc_server_checks_its_options_before_registering(argv, message, capsys):
+    from tinyengine_tvm import rpc_server
+
+    assert rpc_server.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
 # --------------------------------------------------------------------------- the farm
 def _free_port() -> int:
     with socket.socket() as s:
@@ -195,6 +210,20 @@ def test_tvmc_run_over_rpc_gives_the_host_outputs(farm, project, tmp_path, capsy
 
 
 @needs_farm
+def test_tvmc_run_profile_over_rpc_states_the_overhead(farm, project, tmp_path, capsys):
+    """--profile asks the server for a profile build, and a plain run on a server of the same key."""
+    import json
+
+    out = tmp_path / "prof.json"
+    assert cli.main(["run", project[0], "--rpc-tracker", farm.tracker, "--rpc-key", farm.key,
+                     "--profile-json", str(out), "--profile-top", "3"]) == 0
+    assert "profiling overhead" in capsys.readouterr().out
+    prof = json.load(open(out))
+    assert prof["unit"] == "instructions" and len(prof["steps"]) == len(project[1]["ops"])
+    assert 0 < prof["overhead"] < 0.01 * prof["plain_total"]
+
+
+@needs_farm
 def test_pool_batch_runs_on_both_servers_in_job_order(farm, project, host, tmp_path):
     """Six jobs on two servers, results in job order and equal to the host's; a job with
     unusable inputs fails without a server, one whose C does not build fails twice, with the reason."""
@@ -248,7 +277,8 @@ def test_a_server_killed_mid_batch_costs_its_job_one_retry(farm, project, host):
         assert _same(r.outputs, host(_inputs(meta, seed)))
         assert len(r.attempts) <= 2
     for r in retried:
-        assert r.server == "srv-B" and r.attempts[0].startswith(f"{victim}: the connection to the server was lost") and r.attempts[1] == "srv-B: ok"
+        assert r.server == "srv-B" and r.attempts[1] == "srv-B: ok"
+        assert r.attempts[0].startswith(f"{victim}: the connection to the server was lost")
     deadline = time.monotonic() + 5
     while _qemus_under(cache) and time.monotonic() < deadline:
         time.sleep(0.2)

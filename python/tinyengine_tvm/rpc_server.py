@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tinyengine_tvm.rpc_server",
                                 description="Register a QEMU board or an attached board with a TVM RPC tracker "
                                             "and run the compiled projects clients send (one at a time).")
-    p.add_argument("--tracker", required=True, metavar="HOST:PORT", help="the RPC tracker (python -m tvm.exec.rpc_tracker)")
+    p.add_argument("--tracker", required=True, metavar="HOST:PORT",
+                   help="the RPC tracker (python -m tvm.exec.rpc_tracker)")
     p.add_argument("--key", required=True, help="the device key clients request (tvmc run --rpc-key)")
     p.add_argument("--device", required=True, choices=["qemu", "serial"],
                    help="qemu: the project's firmware on an emulated board; serial: a board on --port, flashed "

@@ -30,6 +30,7 @@ import io
 import json
 import os
 import re
+import shutil
 import socket
 import struct
 import tarfile
@@ -136,10 +137,10 @@ def _guard_session_process() -> None:
 
 
 def register_server_functions(options: dict) -> None:
-    """Register :data:`RUN_FUNC` and :data:`INFO_FUNC` in this process for a server with ``options`` (``device``, ``board``,
-    ``port``, ``baud``, ``firmware``, ``qemu_link``, ``timeout``, ``link_timeout``,
-    ``zephyr_workspace``: :func:`~.opener.open_runner`'s; ``cache_dir``; ``name`` and ``key``,
-    reported back). TVM's RPC server calls it in its worker process (``server_init_callback``);
+    """Register :data:`RUN_FUNC` and :data:`INFO_FUNC` in this process for a server with ``options``
+    (``device``, ``board``, ``port``, ``baud``, ``firmware``, ``qemu_link``, ``timeout``,
+    ``link_timeout``, ``zephyr_workspace``: :func:`~.opener.open_runner`'s; ``cache_dir``;
+    ``name`` and ``key``, reported back). TVM's RPC server calls it in its worker process (``server_init_callback``);
     every session is a fork of that process and inherits the function."""
     import signal
 
@@ -175,6 +176,7 @@ def _cached_project(cache_dir: str, project_tar: bytes) -> str:
             with tarfile.open(fileobj=io.BytesIO(project_tar)) as tar:
                 tar.extractall(tmp, filter="data")
         except (tarfile.TarError, OSError, EOFError) as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
             raise TinyEngineError(f"the uploaded project is not a readable tar ({exc})") from None
         os.replace(tmp, path)
     return path

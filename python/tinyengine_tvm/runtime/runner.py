@@ -14,6 +14,10 @@ manager); :func:`.opener.open_runner` picks the implementation:
 ``serial``                a board on a serial port, same protocol    ``device.SerialRunner``
 ========================  =========================================  ==============================
 
+A server of a device farm (``rpc.py``: TVM's RPC tracker, ``python -m
+tinyengine_tvm.rpc_server``) runs any of the device runners for a client's
+``rpc.RpcRunner``, opened on the tracker and a key instead.
+
     with open_runner("out/", "qemu", qemu_link="tcp") as runner:
         outputs, report = runner.run({"input": x}, number=10, repeat=3)
         print(runner.format_time(report))
