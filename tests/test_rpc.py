@@ -193,6 +193,18 @@ def _same(a, b):
     return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
+def test_pool_raises_when_the_tracker_is_unreachable(project):
+    """No tracker is a mistake of the whole batch, said at once; a bad job alone still fails alone."""
+    from tinyengine_tvm.errors import TinyEngineError
+
+    path, meta = project
+    pool = RpcPool(f"127.0.0.1:{_free_port()}", "k", request_timeout=5)
+    with pytest.raises(TinyEngineError, match="cannot reach the RPC tracker"):
+        pool.measure_many([MeasureJob(path, _inputs(meta, 0))])
+    [only] = pool.measure_many([MeasureJob(path, _inputs(meta, 0), number=0)])
+    assert not only.ok and "at least 1" in only.error
+
+
 @needs_farm
 def test_tvmc_run_over_rpc_gives_the_host_outputs(farm, project, tmp_path, capsys):
     path = project[0]

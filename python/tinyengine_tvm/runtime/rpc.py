@@ -460,7 +460,8 @@ class RpcPool:
     def measure_many(self, jobs: Sequence[MeasureJob],
                      progress: Optional[Callable[[int, MeasureResult], None]] = None) -> List[MeasureResult]:
         """Measure ``jobs`` in parallel; one :class:`MeasureResult` per job, in job order.
-        ``progress(index, result)`` is called (from a worker thread) as each job ends."""
+        ``progress(index, result)`` is called (from a worker thread, so it must be quick and not
+        raise) as each job ends. Raises :class:`TinyEngineError` only when the tracker cannot be reached."""
         import queue
         import tempfile
 
@@ -487,6 +488,7 @@ class RpcPool:
         if not payloads:
             done.set()
         tries: Dict[int, List[str]] = {i: [] for i in payloads}
+        no_server: List[str] = []  # why threads could not get a session
 
         def finish(i: int, result: MeasureResult) -> None:
             with lock:
@@ -505,7 +507,8 @@ class RpcPool:
                     try:
                         session = request_session(self.tracker, self.key, priority=self.priority,
                                                   timeout=self.request_timeout, cancel=done)
-                    except TinyEngineError:
+                    except TinyEngineError as exc:
+                        no_server.append(str(exc))
                         return  # no server for this thread; the jobs stay for the others
                     if session is None:
                         return
@@ -536,6 +539,7 @@ class RpcPool:
                 finish(i, MeasureResult(m.outputs, m.report, m.profile, m.time_summary, m.server.get("name"),
                                         attempts=list(tries[i])))
 
+        # An unreachable tracker is the batch's problem, not a job's: it raises here.
         threads_wanted = len(payloads) and min(len(payloads), self.max_sessions or 1 << 30,
                                                max(1, self._servers()))
         threads = [threading.Thread(target=worker, daemon=True, name=f"tinyengine-rpc-{n}")
@@ -546,7 +550,7 @@ class RpcPool:
             t.join()
         for i in payloads:
             if results[i] is None:
-                reason = (f"no server with key '{self.key}' was granted within {self.request_timeout:g} s"
+                reason = ((no_server[-1] if no_server else f"no server with key '{self.key}' was granted")
                           + (f" (earlier: {'; '.join(tries[i])})" if tries[i] else ""))
                 results[i] = MeasureResult(error=reason, attempts=list(tries[i]))
         return results  # type: ignore[return-value]
@@ -556,5 +560,5 @@ class RpcPool:
         # it registers again, and a thread waiting for it costs nothing (it is cancelled when done).
         try:
             return max(count_servers(self.tracker, self.key))
-        except (TinyEngineError, OSError, KeyError, IndexError, TypeError):
+        except (OSError, KeyError, IndexError, TypeError):  # an odd summary: one thread, the tracker decides
             return 1
