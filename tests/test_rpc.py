@@ -83,6 +83,15 @@ def test_rpc_server_checks_its_options_before_registering(argv, message, capsys)
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
 
 
+def test_rpc_server_says_when_the_tracker_is_not_there(capsys):
+    from tinyengine_tvm import rpc_server
+
+    port = _free_port()
+    assert rpc_server.main(["--tracker", f"127.0.0.1:{port}", "--tracker-wait", "0.5", "--key", "k",
+                            "--device", "serial", "--port", "/dev/null"]) == 1
+    assert f"cannot reach the RPC tracker at 127.0.0.1:{port}" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- the farm
 def _free_port() -> int:
     with socket.socket() as s:

@@ -287,6 +287,11 @@ def _cmd_run(args) -> int:
         if steps is not None:
             _measure_profile_overhead(steps, report, project, args, inputs, os.path.join(tmp, "build"), opts)
             report["profile_build"] = True
+    return _finish_run(args, writer, outputs, report, summary, steps)
+
+
+def _finish_run(args, writer, outputs, report, summary, steps) -> int:
+    """Write and print what ``tvmc run`` measured."""
     writer.write(outputs, report)
     if steps is not None:
         writer.write_profile(steps)
@@ -328,21 +333,16 @@ def _cmd_run_rpc(args, profile: bool) -> int:
             summary = runner.format_time(report) if args.print_time else None
             steps = runner.profile() if profile else None
         if steps is not None:
-            # The plain build on a server of the same key states what the marks cost.
             steps.profiled_total = _per_inference(report)
-            with RpcRunner(project, args.rpc_tracker, args.rpc_key, request_timeout=args.rpc_timeout) as plain:
-                _, plain_report = plain.run(inputs, number=args.number, repeat=args.repeat)
-            steps.plain_total = _per_inference(plain_report)
+            if runner.server.get("device") == "serial":
+                steps.note = (f"overhead not measured: the board runs the profile build only "
+                              f"({len(steps.steps) + 1} marks a run)")
+            else:  # the plain build on a server of the same key states what the marks cost
+                with RpcRunner(project, args.rpc_tracker, args.rpc_key, request_timeout=args.rpc_timeout) as plain:
+                    _, plain_report = plain.run(inputs, number=args.number, repeat=args.repeat)
+                steps.plain_total = _per_inference(plain_report)
             report["profile_build"] = True
-    writer.write(outputs, report)
-    if steps is not None:
-        writer.write_profile(steps)
-    if summary is not None:
-        print(summary)
-    if steps is not None:
-        print(steps.format_table(args.profile_top))
-    print_outputs(args, outputs)
-    return 0
+    return _finish_run(args, writer, outputs, report, summary, steps)
 
 
 def _per_inference(report: dict) -> float:

@@ -4,7 +4,9 @@ to the farm of a TVM RPC tracker (see ``runtime/rpc.py``).
     python -m tinyengine_tvm.rpc_server --tracker 127.0.0.1:9190 --key m7 --device qemu --board mps2-an500
     python -m tinyengine_tvm.rpc_server --tracker farm:9190 --key f746 --device serial --port /dev/ttyACM0
 
-Runs until stopped (Ctrl-C, SIGTERM or SIGKILL: the emulator of a running measurement dies with it).
+One session at a time: TVM's RPC server takes the next client only when the current one is done,
+so a client's session owns the device. Runs until stopped (Ctrl-C, SIGTERM or SIGKILL: the emulator
+of a running measurement dies with it).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from functools import partial
 from typing import List, Optional
 
@@ -30,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                                             "and run the compiled projects clients send (one at a time).")
     p.add_argument("--tracker", required=True, metavar="HOST:PORT",
                    help="the RPC tracker (python -m tvm.exec.rpc_tracker)")
+    p.add_argument("--tracker-wait", type=seconds_option, default=60.0, metavar="SECONDS",
+                   help="how long to wait for the tracker to answer at start (60)")
     p.add_argument("--key", required=True, help="the device key clients request (tvmc run --rpc-key)")
     p.add_argument("--device", required=True, choices=["qemu", "serial"],
                    help="qemu: the project's firmware on an emulated board; serial: a board on --port, flashed "
@@ -98,14 +103,28 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     from tvm import rpc
 
-    from .runtime.rpc import parse_tracker, register_server_functions
+    from .runtime.rpc import count_servers, parse_tracker, register_server_functions
+
+    tracker = parse_tracker(args.tracker, "--tracker")
+    # TVM's server gives up on an absent tracker silently, in its worker: wait for it here (a tracker
+    # started at the same time is still starting) and say so when it does not come.
+    deadline = time.monotonic() + args.tracker_wait
+    while True:
+        try:
+            count_servers(tracker, args.key)
+            break
+        except TinyEngineError as exc:
+            if time.monotonic() >= deadline:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
 
     with tempfile.TemporaryDirectory(prefix="tinyengine-rpc-server-") as tmp:
         options["cache_dir"] = os.path.abspath(args.cache_dir or tmp)
         os.makedirs(options["cache_dir"], exist_ok=True)
         # TVM runs the server in a worker process; the callback registers our function there.
         server = rpc.Server(args.host, port=args.listen_port, port_end=9199 if args.listen_port < 9199 else 65535,
-                            tracker_addr=parse_tracker(args.tracker, "--tracker"), key=args.key,
+                            tracker_addr=tracker, key=args.key,
                             custom_addr=args.custom_addr, silent=True,
                             server_init_callback=partial(register_server_functions, options))
         print(f"serving {options['device']} {options['board']} as '{options['name']}' on port {server.port}, "

@@ -387,6 +387,13 @@ class RpcRunner(Runner):
 
         return format_time(report)
 
+    @property
+    def server(self) -> dict:
+        """The server of the session: name, key, device and board (asked on first use)."""
+        if self._last is not None:
+            return self._last.server
+        return json.loads(self._session.get_function(INFO_FUNC)())
+
     def profile(self):
         """The last run's per-step profile (open the runner with ``profile=True``)."""
         if self._last is None or self._last.profile is None:
