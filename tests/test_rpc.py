@@ -137,14 +137,18 @@ class Farm:
         port = _free_port()
         self.tracker = f"127.0.0.1:{port}"
         self.log = open(os.path.join(tmp, "farm.log"), "wb")
-        self.procs.append(_spawn(["-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(port),
-                                  "--port-end", str(port + 1), "--silent"], self.log))
-        for name in ("srv-A", "srv-B"):
-            self.start_server(name)
-        deadline = time.monotonic() + 60
-        while self._free() < 2:
-            assert time.monotonic() < deadline, open(os.path.join(tmp, "farm.log")).read()[-2000:]
-            time.sleep(0.3)
+        try:
+            self.procs.append(_spawn(["-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(port),
+                                      "--port-end", str(port + 1), "--silent"], self.log))
+            for name in ("srv-A", "srv-B"):
+                self.start_server(name)
+            deadline = time.monotonic() + 60
+            while self._free() < 2:
+                assert time.monotonic() < deadline, open(os.path.join(tmp, "farm.log")).read()[-2000:]
+                time.sleep(0.3)
+        except BaseException:  # the fixture's finalizer never runs for a farm that did not start
+            self.close()
+            raise
 
     def start_server(self, name):
         cache = os.path.join(self.tmp, name)
