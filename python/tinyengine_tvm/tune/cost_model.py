@@ -30,7 +30,9 @@ MODEL_FORMAT = 1
 #: each other make a fit many times slower), so the same rows give the same model.
 #: XGBRegressor's parameters, passed to xgboost's native ``train`` (the
 #: scikit-learn wrapper would make scikit-learn a dependency for nothing).
-XGB_PARAMS = dict(n_estimators=300, max_depth=6, learning_rate=0.1, subsample=0.9, colsample_bytree=0.8,
+#: 150 trees of depth 5: leave-one-model-out Spearman 0.980 on the training
+#: models (0.983 with 300 trees of depth 6, at 1.4x the file size).
+XGB_PARAMS = dict(n_estimators=150, max_depth=5, learning_rate=0.15, subsample=0.9, colsample_bytree=0.8,
                   min_child_weight=1.0, reg_lambda=1.0, objective="reg:squarederror", tree_method="hist",
                   random_state=0, n_jobs=1)
 
