@@ -70,7 +70,7 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
         raise ValueError(f"spearman: {a.shape} and {b.shape} values")
     if len(a) < 2:
         return float("nan")
-    ra, rb = _ranks(a) - 0.0, _ranks(b) - 0.0
+    ra, rb = _ranks(a), _ranks(b)
     ra -= ra.mean()
     rb -= rb.mean()
     den = np.sqrt((ra * ra).sum() * (rb * rb).sum())
