@@ -246,6 +246,7 @@ def evaluate(model: LayerCostModel, rows: Dict[str, dict], seen: set) -> dict:
 
 
 def _line(label: str, e: dict) -> str:
+    """One row of the evaluation table."""
     return (f"{label:<34} {e['n']:>6} {e['rho']:>6.3f} {e['n_unseen']:>7} {e['rho_unseen']:>6.3f} "
             f"{e['n_macs']:>6} {e['rho_macs']:>6.3f} {e['factor']:>7.2f}")
 
