@@ -48,5 +48,7 @@ def test_wheel_ships_the_c_sources(tmp_path):
                      "tinyengine_tvm/_kernels/kernels/arm/arm_dsp.h",
                      "tinyengine_tvm/_firmware/src/main.c",
                      "tinyengine_tvm/_zephyr_app/CMakeLists.txt",
-                     "tinyengine_tvm/data/default_mobilenet_int8.tflite"):
+                     "tinyengine_tvm/data/default_mobilenet_int8.tflite",
+                     "tinyengine_tvm/data/cost_model/cortex-m7.json",
+                     "tinyengine_tvm/data/cost_model/cortex-m4.json"):
         assert required in names, required
