@@ -278,6 +278,28 @@ def test_pool_batch_runs_on_both_servers_in_job_order(farm, project, host, tmp_p
 
 
 @needs_farm
+def test_tvmc_tune_measures_on_the_farm(farm, tmp_path, capsys):
+    """tvmc tune --runner rpc: the batch runs on the farm's servers, the records name the farm, and the
+    instruction counts are those of a local QEMU measurement of the same plan (QEMU -icount is exact)."""
+    from tinyengine_tvm.tune.measure import QemuMeasurer
+    from tinyengine_tvm.tune.records import load_records
+    from tinyengine_tvm.tune.space import TuningConfig
+
+    records = tmp_path / "records.json"
+    model = str(default_model_path())
+    assert cli.main(["tune", model, "--target-tinyengine-board", "NUCLEO-F746ZG", "--runner", "rpc",
+                     "--rpc-tracker", farm.tracker, "--rpc-key", farm.key, "--trials", "3", "--pool", "6",
+                     "--strategy", "random", "--no-progress", "-o", str(records)]) == 0
+    assert f"on rpc:{farm.key}" in capsys.readouterr().out
+    recs = load_records(str(records))
+    assert len(recs) == 3 and all(r["runner"] == f"rpc:{farm.key}" and r["latency"] > 0 for r in recs)
+    default = te.compile(model, core="cortex-m7", **TuningConfig.from_json(recs[0]["config"]).compile_kwargs())
+    default.export(str(tmp_path / "default"))
+    local = QemuMeasurer("mps2-an500", str(tmp_path / "local")).measure(str(tmp_path / "default"))
+    assert abs(local.latency - recs[0]["latency"]) <= 2, (local.latency, recs[0]["latency"])
+
+
+@needs_farm
 def test_a_server_killed_mid_batch_costs_its_job_one_retry(farm, project, host):
     """SIGKILL one server's process while it measures: the batch completes on the other server,
     the job it was running is retried once there, and its emulator does not outlive it."""

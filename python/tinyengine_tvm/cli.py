@@ -100,6 +100,13 @@ def format_report(meta: dict, seconds: Optional[float] = None) -> str:
     return "\n".join(lines)
 
 
+def _config_text(config: dict) -> str:
+    """A record's configuration as tvmc tune prints it."""
+    from .tune.space import TuningConfig
+
+    return TuningConfig.from_json(config).describe()
+
+
 def _cmd_compile(args) -> int:
     if args.list_operators:
         from .operator_table import operator_table
@@ -136,6 +143,10 @@ def _cmd_compile(args) -> int:
         if board is not None and core != board.core:
             raise UsageError(f"--target-tinyengine-mcpu {core} does not match {board.name}'s {board.core}")
     check_export_path(args.output, keep=[args.model])
+    if args.tuning_records:
+        from .tune.records import load_records
+
+        load_records(args.tuning_records)  # a missing or malformed file is said before any work
     if args.memory_plot:
         from .output_paths import is_inside
         from .report import check_plot_path
@@ -145,8 +156,16 @@ def _cmd_compile(args) -> int:
             raise UsageError(f"--memory-plot '{args.memory_plot}' is inside the output directory, which is replaced")
 
     kwargs = dict(name=args.model_name, disabled_passes=args.disable_pass, pass_config=pass_config,
-                  sram_budget=args.sram_budget, int8_io=args.int8_io, nhwc_input=args.nhwc_input)
+                  sram_budget=args.sram_budget, int8_io=args.int8_io, nhwc_input=args.nhwc_input,
+                  tuning_records=args.tuning_records)
     compiled = compile_model(args.model, core=core, keep_portable_arena=args.keep_portable_arena, **kwargs)
+    tuning = compiled.metadata.get("tuning")
+    if tuning is not None:
+        if tuning["record"] is None:
+            print(f"warning: {tuning['reason']} in {tuning['records']}: the default configuration", file=sys.stderr)
+        else:
+            print(f"tuning     record {tuning['record']} ({_config_text(tuning['config'])}): "
+                  f"{tuning['latency']:,.0f} {tuning['unit']} on {tuning['runner']}")
     if board is not None:
         from .targets.fit import check_fits
 
@@ -412,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--list-operators", action="store_true",
                    help="print every supported operator with its data types and kernels, and exit")
     c.add_argument("--model-name", default=None, help="C identifier prefix (default: file name)")
+    c.add_argument("--tuning-records", default=None, metavar="RECORDS.json",
+                   help="apply the fastest record of this model from 'tvmc tune' that fits the board / budget")
     c.add_argument("--target-tinyengine-board", default=None, metavar="BOARD",
                    help="check the plan against a board's SRAM and flash (see 'tvmc boards')")
     c.add_argument("--target-tinyengine-mcpu", default=None, metavar="CORE",
@@ -443,6 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .micro.cli import register  # tvmc micro ...
 
     register(sub)
+    from .tune.cli import register as register_tune  # tvmc tune ...
+
+    register_tune(sub, int_option)
     return parser
 
 

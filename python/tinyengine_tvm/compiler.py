@@ -109,7 +109,8 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
             passes: Optional[List[tvm.transform.Pass]] = None, optimize: bool = True,
             disabled_passes: Sequence[str] = (), pass_config: Optional[Dict[str, Any]] = None,
             sram_budget: Optional[int] = None, core: Optional[str] = None,
-            keep_portable_arena: bool = False, int8_io: bool = False, nhwc_input: bool = False) -> CompiledModel:
+            keep_portable_arena: bool = False, int8_io: bool = False, nhwc_input: bool = False,
+            tuning_records: Optional[str] = None) -> CompiledModel:
     """Compile an int8 TFLite/ONNX model (path or bytes) or a QDQ Relax IRModule to C.
 
     After integer lowering the default memory passes run (see
@@ -128,9 +129,21 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     header and metadata give their scale and zero point.  With ``nhwc_input``
     an input transposed from NCHW to NHWC first is taken as NHWC
     (``transform.nhwc_input``).
+    With ``tuning_records`` (a file of ``tvmc tune``) the fastest record of this
+    model (by content) for ``core`` whose arena is within ``sram_budget`` sets
+    the configuration (options given here win over the record's); metadata's
+    ``tuning`` says which record, or why none applied.
     Raises ModelFormatError / UnsupportedModelError before producing anything.
     """
     t0 = time.perf_counter()
+    tuning = None
+    if tuning_records is not None:
+        from .tune.apply import apply_tuning_records
+
+        tuning, tuned = apply_tuning_records(tuning_records, model, core, sram_budget)
+        disabled_passes = sorted(set(disabled_passes) | set(tuned["disabled_passes"]))
+        pass_config = {**tuned["pass_config"], **(pass_config or {})}
+        keep_portable_arena = keep_portable_arena or tuned["keep_portable_arena"]
     if isinstance(model, tvm.IRModule):
         imported = _imported_from_irmodule(model, model_c_name(name or "model"))
     else:
@@ -170,6 +183,8 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     metadata = _metadata(imported, graph, plan, reports)
     if selection is not None:
         metadata["kernel_selection"] = selection
+    if tuning is not None:
+        metadata["tuning"] = tuning
     if sram_budget is not None and plan.arena_bytes > sram_budget:
         raise MemoryBudgetError(_budget_message(metadata, sram_budget))
     metadata["generator"] = GENERATOR

@@ -1,0 +1,109 @@
+"""The search space of ``tvmc tune``: the compile configurations a model can be
+built with, memory and speed chosen together for one board.
+
+A :class:`TuningConfig` is what the default compile decides greedily, one
+knob at a time, made explicit:
+
+- the patch plan: patch-based inference off, or on with a number of patches
+  (the pass's own choice when ``None``) and a halo cache form (recompute the
+  overlap, cache columns, cache all of it);
+- in-place depthwise and in-place elementwise kernels, on or off;
+- the operator order: memory-aware or the model's own;
+- the kernel variants: the Cortex-M DSP kernels wherever the shapes allow, or
+  the portable kernel wherever an optimized kernel's scratch would raise the
+  arena (``keep_portable_arena``).
+
+Each configuration maps to :func:`tinyengine_tvm.compile` keyword arguments;
+the constraints (arena within the SRAM budget, flash within the board's) are
+checked on the compiled plan by the tuner.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Dict, List, Optional
+
+from ..errors import UsageError
+
+#: Halo cache forms of PatchBasedInference ("auto": the pass picks).
+HALO_CACHE_FORMS = ("auto", "off", "columns", "all")
+#: Patch counts tried besides the pass's own choice.
+PATCH_COUNTS = (None, 2, 3, 4, 6, 8)
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """One point of the search space (the default compile is ``TuningConfig()``)."""
+
+    patch: bool = True                  #: patch-based inference allowed (it still applies only if smaller)
+    patches: Optional[int] = None       #: patches per side of the grid; None: the pass's choice
+    halo_cache: str = "auto"
+    inplace_depthwise: bool = True
+    inplace_elementwise: bool = True
+    memory_schedule: bool = True        #: memory-aware operator order (else the model's)
+    keep_portable_arena: bool = False   #: portable kernels where DSP scratch would raise the arena
+
+    def __post_init__(self):
+        if self.halo_cache not in HALO_CACHE_FORMS:
+            raise UsageError(f"halo_cache {self.halo_cache!r}: one of {', '.join(HALO_CACHE_FORMS)}")
+        if self.patches is not None and not 1 <= int(self.patches) <= 64:
+            raise UsageError(f"patches {self.patches}: 1 to 64, or null")
+
+    def compile_kwargs(self) -> Dict[str, Any]:
+        """Keyword arguments of :func:`tinyengine_tvm.compile` that build this configuration."""
+        disabled = []
+        config: Dict[str, Any] = {}
+        if not self.patch:
+            disabled.append("PatchBasedInference")
+        else:
+            if self.patches is not None:
+                config["tinyengine.PatchBasedInference.patches"] = int(self.patches)
+            if self.halo_cache != "auto":
+                config["tinyengine.PatchBasedInference.halo_cache"] = self.halo_cache
+        if not self.inplace_depthwise:
+            disabled.append("InplaceDepthwise")
+        if not self.inplace_elementwise:
+            disabled.append("InplaceElementwise")
+        if not self.memory_schedule:
+            disabled.append("MemoryAwareSchedule")
+        return {"disabled_passes": disabled, "pass_config": config, "keep_portable_arena": self.keep_portable_arena}
+
+    def to_json(self) -> Dict[str, Any]:
+        """A JSON-able dict (every field)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: Dict[str, Any]) -> "TuningConfig":
+        """The config a record stores; unknown keys are an error (a record of another version)."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise UsageError(f"tuning record config has unknown keys {sorted(unknown)}")
+        return cls(**d)
+
+    @property
+    def key(self) -> str:
+        """A short stable identifier of this configuration."""
+        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def describe(self) -> str:
+        """One line for tables: what differs from the default compile."""
+        default = TuningConfig()
+        diff = [f"{f.name}={getattr(self, f.name)}" for f in fields(self)
+                if getattr(self, f.name) != getattr(default, f.name)]
+        return ", ".join(diff) or "default"
+
+
+def search_space(dsp: bool = True) -> List[TuningConfig]:
+    """Every configuration, the default first. ``dsp``: the core has DSP kernels whose
+    scratch the portable fallback can avoid (else that knob is left out)."""
+    patch_plans = [(False, None, "auto")] + [(True, n, h) for n in PATCH_COUNTS for h in HALO_CACHE_FORMS]
+    out = []
+    for (patch, n, halo), dw, ew, sched, portable in itertools.product(
+            patch_plans, (True, False), (True, False), (True, False), (False, True) if dsp else (False,)):
+        out.append(TuningConfig(patch, n, halo, dw, ew, sched, portable))
+    default = TuningConfig()
+    out.remove(default)
+    return [default] + out

@@ -1,0 +1,149 @@
+"""``tvmc tune``: the search space, tuning records, applying them at compile time,
+and a small tuning run end to end on QEMU (needs arm-none-eabi-gcc and
+qemu-system-arm; skipped, with the reason, without them)."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import tinyengine_tvm as te
+from tinyengine_tvm import cli
+from tinyengine_tvm.errors import UsageError
+from tinyengine_tvm.modelgen.default_model import default_model_path
+from tinyengine_tvm.runtime import firmware
+from tinyengine_tvm.tune.records import append_records, best_record, load_records, make_record, model_sha256
+from tinyengine_tvm.tune.space import TuningConfig, search_space
+
+MISSING = firmware.missing_tools()
+needs_qemu = pytest.mark.skipif(bool(MISSING), reason=f"{', '.join(MISSING)} not found: run "
+                                                      "scripts/install_arm_toolchain.sh for the tuning runs")
+MODEL = str(default_model_path())
+
+
+def test_space_starts_with_the_default_compile_and_maps_to_compile_options():
+    space = search_space()
+    assert space[0] == TuningConfig() and len(space) == len(set(space)) == 400
+    assert len(search_space(dsp=False)) == 200  # no DSP scratch to avoid: that knob goes
+    assert TuningConfig().compile_kwargs() == {"disabled_passes": [], "pass_config": {}, "keep_portable_arena": False}
+    off = TuningConfig(patch=False, inplace_depthwise=False, memory_schedule=False, keep_portable_arena=True)
+    assert off.compile_kwargs() == {"disabled_passes": ["PatchBasedInference", "InplaceDepthwise",
+                                                        "MemoryAwareSchedule"],
+                                    "pass_config": {}, "keep_portable_arena": True}
+    grid = TuningConfig(patches=4, halo_cache="columns")
+    assert grid.compile_kwargs()["pass_config"] == {"tinyengine.PatchBasedInference.patches": 4,
+                                                    "tinyengine.PatchBasedInference.halo_cache": "columns"}
+    assert TuningConfig.from_json(grid.to_json()) == grid and grid.key == TuningConfig(True, 4, "columns").key
+    assert grid.describe() == "patches=4, halo_cache=columns" and TuningConfig().describe() == "default"
+    with pytest.raises(UsageError, match="unknown keys"):
+        TuningConfig.from_json({"patch": True, "tile": 3})
+    with pytest.raises(UsageError, match="halo_cache"):
+        TuningConfig(halo_cache="some")
+
+
+def _record(sha, latency, arena, core="cortex-m7", fits=True, config=TuningConfig()):
+    return make_record(model="m", sha256=sha, board="NUCLEO-F746ZG", core=core, sram_budget=100_000,
+                       flash_budget=900_000, runner="qemu:mps2-an500", config=config, latency=latency,
+                       unit="instructions", arena_bytes=arena, flash_bytes=40_000, fits=fits,
+                       layers=[("abc", 10.0)])
+
+
+def test_records_round_trip_and_the_best_record(tmp_path):
+    path = str(tmp_path / "r.json")
+    fast_big = _record("aa", 100.0, 90_000, config=TuningConfig(patch=False))
+    slow_small = _record("aa", 150.0, 40_000)
+    other_core = _record("aa", 50.0, 10_000, core="cortex-m4")
+    unfit = _record("aa", 10.0, 10_000, fits=False)
+    other_model = _record("bb", 1.0, 1_000)
+    append_records(path, [fast_big, slow_small, other_core, unfit, other_model])
+    recs = load_records(path)
+    assert len(recs) == 5 and recs[0]["config"]["patch"] is False and recs[0]["tools"]["tvm"]
+    assert best_record(recs, "aa", core="cortex-m7")["latency"] == 100.0
+    assert best_record(recs, "aa", core="cortex-m7", sram_budget=50_000)["latency"] == 150.0
+    assert best_record(recs, "aa", sram_budget=20_000)["core"] == "cortex-m4"
+    assert best_record(recs, "cc") is None
+    with open(path, "a") as f:
+        f.write("{not json\n")
+    with pytest.raises(UsageError, match="line 6: not JSON"):
+        load_records(path)
+
+
+def test_compile_applies_the_best_record_of_the_same_model(tmp_path):
+    sha = model_sha256(MODEL)
+    path = str(tmp_path / "r.json")
+    append_records(path, [_record(sha, 100.0, 90_000, config=TuningConfig(patch=False)),
+                          _record(sha, 200.0, 5_000)])
+    default = te.compile(MODEL, core="cortex-m7")
+    assert "tuning" not in default.metadata
+    tuned = te.compile(MODEL, core="cortex-m7", tuning_records=path)
+    t = tuned.metadata["tuning"]
+    assert t["record"] == TuningConfig(patch=False).key and t["latency"] == 100.0
+    patch = {p["name"]: p for p in tuned.metadata["passes"]}
+    assert "PatchBasedInference" not in patch and tuned.metadata["total_macs"] < default.metadata["total_macs"]
+    # Another core, or a budget the record's arena exceeds, and another record (or none) applies.
+    within = te.compile(MODEL, core="cortex-m7", tuning_records=path, sram_budget=60_000)
+    assert within.metadata["tuning"]["latency"] == 200.0
+    none = te.compile(MODEL, core="cortex-m4", tuning_records=path)
+    assert none.metadata["tuning"]["record"] is None and "fits cortex-m4" in none.metadata["tuning"]["reason"]
+    assert none.files[f"src/{none.name}.c"] == te.compile(MODEL, core="cortex-m4").files[f"src/{none.name}.c"]
+
+
+def test_tvmc_compile_tuning_records_is_checked_first(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"a": 1}\n')
+    out = tmp_path / "out"
+    assert cli.main(["compile", MODEL, "-o", str(out), "--tuning-records", str(bad)]) == 2
+    assert "not a version-1 tuning record" in capsys.readouterr().err and not out.exists()
+    assert cli.main(["compile", MODEL, "-o", str(out), "--tuning-records", str(tmp_path / "none.json")]) == 2
+    assert "no such file" in capsys.readouterr().err and not out.exists()
+    empty = tmp_path / "r.json"
+    append_records(str(empty), [_record("00", 1.0, 1)])
+    assert cli.main(["compile", MODEL, "-o", str(out), "--tuning-records", str(empty)]) == 0
+    assert "warning: no record of this model" in capsys.readouterr().err
+
+
+def test_tvmc_tune_refuses_bad_input_before_any_work(tmp_path, capsys):
+    mine = tmp_path / "mine.json"
+    mine.write_text('{"mine": 1}\n')
+    base = ["tune", MODEL, "--target-tinyengine-board", "NUCLEO-F746ZG"]
+    assert cli.main(base + ["-o", str(mine)]) == 2
+    assert "is not a tuning-records file" in capsys.readouterr().err and mine.read_text() == '{"mine": 1}\n'
+    assert cli.main(base + ["-o", str(tmp_path / "r.json"), "--runner", "rpc"]) == 2
+    assert "--rpc-tracker" in capsys.readouterr().err
+    assert cli.main(["tune", str(tmp_path / "no.tflite"), "--target-tinyengine-board", "NUCLEO-F746ZG",
+                     "-o", str(tmp_path / "r.json")]) == 2
+    assert not (tmp_path / "r.json").exists()
+
+
+@needs_qemu
+@pytest.mark.parametrize("strategy", ["random", "xgb"])
+def test_tvmc_tune_end_to_end(strategy, tmp_path, capsys, tflm):
+    """A few trials on the default CNN for a board with room: the default compile is measured first,
+    records are written, the best is never slower, and compiling with the records gives it, bit-exact."""
+    from tinyengine_tvm.testing import assert_matches_tflm, random_inputs
+
+    records = tmp_path / "records.json"
+    assert cli.main(["tune", MODEL, "--target-tinyengine-board", "NUCLEO-F746ZG", "--trials", "4", "--pool", "10",
+                     "--strategy", strategy, "-o", str(records), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "tuned default_mobilenet_int8 for NUCLEO-F746ZG on qemu:mps2-an500" in text and "best:" in text
+    recs = load_records(str(records))
+    assert len(recs) == 4 and recs[0]["config"] == TuningConfig().to_json()
+    assert all(r["fits"] and r["latency"] > 0 and r["unit"] == "instructions" and r["layers"] for r in recs)
+    best = min(recs, key=lambda r: r["latency"])
+    assert best["latency"] <= recs[0]["latency"]
+    # The records apply at compile time, and the tuned build is still bit-exact with TFLM.
+    out = tmp_path / "out"
+    assert cli.main(["compile", MODEL, "-o", str(out), "--target-tinyengine-board", "NUCLEO-F746ZG",
+                     "--tuning-records", str(records)]) == 0
+    assert f"record {best['config_key']}" in capsys.readouterr().out
+    meta = json.load(open(out / "metadata.json"))
+    assert meta["tuning"]["record"] == best["config_key"]
+    compiled = te.compile(MODEL, core="cortex-m7", tuning_records=str(records))
+    cases = [random_inputs(compiled.metadata["inputs"], s) for s in (1, 2)]
+    assert_matches_tflm(compiled, open(MODEL, "rb").read(), cases)
+    # A second run appends to the same records file.
+    assert cli.main(["tune", MODEL, "--target-tinyengine-board", "NUCLEO-F746ZG", "--trials", "1", "--pool", "1",
+                     "-o", str(records), "--no-progress"]) == 0
+    assert len(load_records(str(records))) == 5
+    assert np.isfinite(best["latency"])
