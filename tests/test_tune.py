@@ -147,3 +147,34 @@ def test_tvmc_tune_end_to_end(strategy, tmp_path, capsys, tflm):
                      "-o", str(records), "--no-progress"]) == 0
     assert len(load_records(str(records))) == 5
     assert np.isfinite(best["latency"])
+
+
+def test_rpc_measurer_refuses_figures_from_a_serial_board(tmp_path):
+    """A board served over RPC runs the firmware flashed on it, not the candidate: never a tuning figure."""
+    from tinyengine_tvm.runtime.profile import StepProfile
+    from tinyengine_tvm.runtime.rpc import MeasureResult
+    from tinyengine_tvm.tune.measure import RpcMeasurer
+
+    project = str(tmp_path / "p")
+    te.compile(MODEL).export(project)
+    meta = json.load(open(os.path.join(project, "metadata.json")))
+    prof = StepProfile.from_counters(meta, [10] * len(meta["ops"]), inferences=1, unit="cycles", runner="board",
+                                     mark_cost=0)
+
+    class Pool:
+        def __init__(self, device):
+            self.device = device
+
+        def measure_many(self, jobs):
+            assert all(j.profile for j in jobs)
+            return [MeasureResult(outputs={}, report={"rpc": {"device": self.device}, "flash_bytes": 1}, profile=prof)
+                    for _ in jobs]
+
+    m = RpcMeasurer.__new__(RpcMeasurer)
+    m.key, m.seed = "k", 0
+    m.pool = Pool("serial")
+    (got,) = m.measure_many([project])
+    assert got.latency is None and "flashed firmware" in got.error
+    m.pool = Pool("qemu")
+    (got,) = m.measure_many([project])
+    assert got.error is None and got.latency == 10 * len(meta["ops"]) and got.unit == "cycles"

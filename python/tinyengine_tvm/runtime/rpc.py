@@ -207,7 +207,7 @@ def serve_run(server: dict, project_tar: bytes, inputs_npz: bytes, options_json:
         summary = runner.format_time(report)
         steps = runner.profile().to_json() if profile else None
     who = _server_identity(server)
-    report["rpc"] = {"server": who["name"], "key": who["key"]}
+    report["rpc"] = {"server": who["name"], "key": who["key"], "device": who["device"]}
     record = {"outputs": list(outputs), "report": report, "time_summary": summary, "profile": steps, "server": who}
     return _pack({f"output_{i}": a for i, a in enumerate(outputs.values())}, record)
 

@@ -92,6 +92,11 @@ class RpcMeasurer:
             if not r.ok or r.profile is None:
                 out.append(Measurement(None, "instructions", error=r.error or "no profile came back"))
                 continue
+            if r.report.get("rpc", {}).get("device") == "serial":
+                # A board runs the firmware flashed on it, whatever the candidate: its figures are not the plan's.
+                out.append(Measurement(None, r.profile.unit, error="server on a serial board: it runs its flashed "
+                                       "firmware, not the candidate; tune on QEMU servers"))
+                continue
             p = r.profile
             out.append(Measurement(p.steps_total, p.unit, [s.cost for s in p.steps], r.report.get("flash_bytes")))
         return out
