@@ -296,7 +296,8 @@ def test_tvmc_tune_measures_on_the_farm(farm, tmp_path, capsys):
     default = te.compile(model, core="cortex-m7", **TuningConfig.from_json(recs[0]["config"]).compile_kwargs())
     default.export(str(tmp_path / "default"))
     local = QemuMeasurer("mps2-an500", str(tmp_path / "local")).measure(str(tmp_path / "default"))
-    assert abs(local.latency - recs[0]["latency"]) <= 2, (local.latency, recs[0]["latency"])
+    # Each step's count is rounded to whole instructions on its own: the totals agree to a step each.
+    assert abs(local.latency - recs[0]["latency"]) <= len(local.step_costs), (local.latency, recs[0]["latency"])
 
 
 @needs_farm
