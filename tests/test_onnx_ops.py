@@ -430,25 +430,31 @@ def _float_cnn(path):
     onnx.save(model, path)
 
 
-def test_onnxruntime_quantize_static_model(tmp_path):
-    """A model quantized by onnxruntime itself (Relu/Clip folded into the output
-    quantization, shared initializers, Softmax output (1/255, -128))."""
+def _quantized_by_onnxruntime(tmp_path, build, shape) -> bytes:
+    """The float model ``build`` writes, quantized by onnxruntime's own static quantizer
+    (QDQ, per channel, int8 weights and activations), calibrated on 16 uniform inputs."""
     quantization = pytest.importorskip("onnxruntime.quantization")
 
     class Reader(quantization.CalibrationDataReader):
         def __init__(self):
             rng = np.random.default_rng(1)
-            self.data = iter([{"x": rng.uniform(-1, 1, (1, 3, 16, 16)).astype(np.float32)} for _ in range(16)])
+            self.data = iter([{"x": rng.uniform(-1, 1, shape).astype(np.float32)} for _ in range(16)])
 
         def get_next(self):
             return next(self.data, None)
 
-    _float_cnn(str(tmp_path / "f32.onnx"))
+    build(str(tmp_path / "f32.onnx"))
     quantization.quantize_static(str(tmp_path / "f32.onnx"), str(tmp_path / "q.onnx"), Reader(),
                                  quant_format=quantization.QuantFormat.QDQ, per_channel=True,
                                  activation_type=quantization.QuantType.QInt8,
                                  weight_type=quantization.QuantType.QInt8)
-    buf = (tmp_path / "q.onnx").read_bytes()
+    return (tmp_path / "q.onnx").read_bytes()
+
+
+def test_onnxruntime_quantize_static_model(tmp_path):
+    """A model quantized by onnxruntime itself (Relu/Clip folded into the output
+    quantization, shared initializers, Softmax output (1/255, -128))."""
+    buf = _quantized_by_onnxruntime(tmp_path, _float_cnn, (1, 3, 16, 16))
     compiled = te.compile(buf)
     kernels = [s.kernel for s in compiled.graph.steps]
     assert "te_softmax_s8" in kernels and "te_fully_connected_s8" in kernels
@@ -516,22 +522,7 @@ def _float_decoder(path):
 def test_onnxruntime_quantize_static_new_operators(tmp_path, build, shape, kernels):
     """Models of the newer operators as onnxruntime's own quantizer writes them (e.g. the
     LayerNormalization bias as int32 with a 1-element scale and a 0-d zero point)."""
-    quantization = pytest.importorskip("onnxruntime.quantization")
-
-    class Reader(quantization.CalibrationDataReader):
-        def __init__(self):
-            rng = np.random.default_rng(1)
-            self.data = iter([{"x": rng.uniform(-1, 1, shape).astype(np.float32)} for _ in range(16)])
-
-        def get_next(self):
-            return next(self.data, None)
-
-    build(str(tmp_path / "f32.onnx"))
-    quantization.quantize_static(str(tmp_path / "f32.onnx"), str(tmp_path / "q.onnx"), Reader(),
-                                 quant_format=quantization.QuantFormat.QDQ, per_channel=True,
-                                 activation_type=quantization.QuantType.QInt8,
-                                 weight_type=quantization.QuantType.QInt8)
-    buf = (tmp_path / "q.onnx").read_bytes()
+    buf = _quantized_by_onnxruntime(tmp_path, build, shape)
     compiled = te.compile(buf)
     assert kernels <= {s.kernel for s in compiled.graph.steps}
     share, worst = compare_with_onnxruntime(compiled, buf, seeds=range(8))
