@@ -18,9 +18,10 @@ by more than --tolerance bytes.
         --zephyr-workspace ~/.cache/tinyengine-tvm/zephyr-4.3.0 [--board mps2/an500 ...] \\
         [--options default|mlperf] [--check]
 
-Builds go to --work (default ~/.cache/tinyengine-tvm/zephyr-share), one
-directory per board and option set, so a second run only relinks; ccache, when installed,
-is used by Zephyr's build itself.
+Builds go to --work (default ~/.cache/tinyengine-tvm/zephyr-share), the
+content-keyed cache of tinyengine_tvm.micro.zephyr_build: one build directory
+per board, so the mlperf=true app recompiles only what differs, and an app
+already built is not built again.
 """
 from __future__ import annotations
 
@@ -52,27 +53,15 @@ def trivial_model() -> bytes:
     return g.finish(x)
 
 
-def measure_board(board: str, options: str, compiled: str, work: str, workspace, log_dir: str) -> dict:
-    """Create, build and measure the trivial app for ``board`` with the option set ``options``."""
-    from tinyengine_tvm.micro.project import create_project
-    from tinyengine_tvm.micro.zephyr_build import build_warnings
-    from tinyengine_tvm.micro.zephyr_share import measure_build
-    from tinyengine_tvm.micro.zephyr_workspace import build_app
+def measure_board(board: str, options: str, compiled: str, work: str, workspace) -> dict:
+    """Create, build (or find in the content-keyed cache under ``work``) and measure the trivial
+    app for ``board`` with the option set ``options``."""
+    from tinyengine_tvm.micro.zephyr_build import build_zephyr_elf
 
-    zb = get_zephyr_board(board)
-    base = os.path.join(work, f"{zb.file_stem}-{options}")
-    app, build = os.path.join(base, "app"), os.path.join(base, "build")
-    create_project(app, compiled, "zephyr", {"board": zb.zephyr_name, "measure": "false",
-                                             **OPTION_SETS[options][0]}, force=True)
-    log = os.path.join(log_dir, f"{zb.file_stem}-{options}.log")
-    if os.path.exists(log):
-        os.remove(log)
     t0 = time.monotonic()
-    build_app(workspace, app, zb.zephyr_name, build, log=log)
-    m = measure_build(build)
-    m["build_seconds"] = round(time.monotonic() - t0, 1)
-    m["warnings"] = build_warnings(log)
-    return m
+    _, info = build_zephyr_elf(compiled, board, ws=workspace, cache_dir=work,
+                               options={"measure": "false", **OPTION_SETS[options][0]})
+    return {**info["sizes"], "warnings": info["warnings"], "build_seconds": round(time.monotonic() - t0, 1)}
 
 
 def main(argv=None) -> int:
@@ -82,7 +71,7 @@ def main(argv=None) -> int:
     ap.add_argument("--options", action="append", choices=sorted(OPTION_SETS),
                     help="option set (repeatable; default: both)")
     ap.add_argument("--work", default=os.path.expanduser("~/.cache/tinyengine-tvm/zephyr-share"),
-                    help="build directories, one per board (kept between runs)")
+                    help="the Zephyr build cache: one build directory per board, ELFs by content (kept between runs)")
     ap.add_argument("--json", help="write the measurements here")
     ap.add_argument("--check", action="store_true", help="exit 1 when the board table differs from a measurement")
     ap.add_argument("--tolerance", type=int, default=64, help="bytes --check allows (64)")
@@ -109,7 +98,7 @@ def main(argv=None) -> int:
         for b in boards:
             for opts, table in results.items():
                 try:
-                    m = measure_board(b, opts, compiled, args.work, ws, args.work)
+                    m = measure_board(b, opts, compiled, args.work, ws)
                 except TinyEngineError as exc:
                     print(f"{b:<24} {opts:<8} FAILED: {exc}", file=sys.stderr)
                     bad.append(b)
