@@ -304,8 +304,9 @@ def _cmd_run(args) -> int:
             summary = runner.format_time(report) if args.print_time else None
             steps = runner.profile() if profile else None
         if steps is not None:
-            _measure_profile_overhead(steps, report, project, args, inputs, os.path.join(tmp, "build"), opts)
-            report["profile_build"] = True
+            _state_profile_overhead(steps, report, args, inputs, on_board=args.device == "serial",
+                                    open_plain=lambda: open_runner(project, args.device,
+                                                                   build_dir=os.path.join(tmp, "build"), **opts))
     return _finish_run(args, writer, outputs, report, summary, steps)
 
 
@@ -351,16 +352,10 @@ def _cmd_run_rpc(args, profile: bool) -> int:
             outputs, report = runner.run(inputs, number=args.number, repeat=args.repeat)
             summary = runner.format_time(report) if args.print_time else None
             steps = runner.profile() if profile else None
-        if steps is not None:
-            steps.profiled_total = _per_inference(report)
-            if runner.server.get("device") == "serial":
-                steps.note = (f"overhead not measured: the board runs the profile build only "
-                              f"({len(steps.steps) + 1} marks a run)")
-            else:  # the plain build on a server of the same key states what the marks cost
-                with RpcRunner(project, args.rpc_tracker, args.rpc_key, request_timeout=args.rpc_timeout) as plain:
-                    _, plain_report = plain.run(inputs, number=args.number, repeat=args.repeat)
-                steps.plain_total = _per_inference(plain_report)
-            report["profile_build"] = True
+        if steps is not None:  # the plain build runs on a server of the same key
+            _state_profile_overhead(steps, report, args, inputs, on_board=runner.server.get("device") == "serial",
+                                    open_plain=lambda: RpcRunner(project, args.rpc_tracker, args.rpc_key,
+                                                                 request_timeout=args.rpc_timeout))
     return _finish_run(args, writer, outputs, report, summary, steps)
 
 
@@ -371,19 +366,18 @@ def _per_inference(report: dict) -> float:
     return float(report[f"{report['unit']}_per_repeat"][-1])
 
 
-def _measure_profile_overhead(steps, report: dict, project: str, args, inputs, build_dir: str, opts: dict) -> None:
-    """Run the same inputs on the build without marks, where one can be run here (host, QEMU), so the
-    profile states what it cost; on a board only the flashed (profile) firmware is there."""
-    from .runtime.opener import open_runner
-
+def _state_profile_overhead(steps, report: dict, args, inputs, *, on_board: bool, open_plain) -> None:
+    """Run the same inputs on the build without marks (``open_plain()``), so the profile states
+    what it cost; on a board only the flashed (profile) firmware is there, and the profile says so."""
     steps.profiled_total = _per_inference(report)
-    if args.device == "serial":
+    if on_board:
         steps.note = (f"overhead not measured: the board runs the profile build only "
                       f"({len(steps.steps) + 1} marks a run)")
-        return
-    with open_runner(project, args.device, build_dir=build_dir, **opts) as plain:
-        _, plain_report = plain.run(inputs, number=args.number, repeat=args.repeat)
-    steps.plain_total = _per_inference(plain_report)
+    else:
+        with open_plain() as plain:
+            _, plain_report = plain.run(inputs, number=args.number, repeat=args.repeat)
+        steps.plain_total = _per_inference(plain_report)
+    report["profile_build"] = True
 
 
 def qemu_board(name: str):
