@@ -4,8 +4,8 @@ A record holds the configuration (:class:`~.space.TuningConfig`), the model it
 was measured on (file name and SHA-256 of its bytes), the board and budget it
 was checked against, the runner, the measured latency and its unit, the arena
 and flash of the plan, whether it fits, every layer's measured cost keyed by
-its layer signature (so the cost model learns from records of other models
-that share a layer), and the versions of the tools that produced it.
+its layer signature (equal for the same layer in any model), and the versions
+of the tools that produced it.
 
 ``tvmc compile --tuning-records FILE`` applies :func:`best_record`: the fastest
 record of the same model (by content, not name) that fits the budget.
@@ -119,15 +119,3 @@ def best_record(records: Iterable[dict], sha256: str, *, sram_budget: Optional[i
         if best is None or r["latency"] < best["latency"]:
             best = r
     return best
-
-
-def layer_costs(records: Iterable[dict], runner: Optional[str] = None) -> Dict[str, float]:
-    """Measured cost per layer signature (the least seen), from records of any model."""
-    out: Dict[str, float] = {}
-    for r in records:
-        if runner is not None and r.get("runner") != runner:
-            continue
-        for sig, cost in r.get("layers", []):
-            if cost is not None and (sig not in out or cost < out[sig]):
-                out[sig] = float(cost)
-    return out
