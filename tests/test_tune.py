@@ -25,11 +25,12 @@ def test_space_starts_with_the_default_compile_and_maps_to_compile_options():
     space = search_space()
     assert space[0] == TuningConfig() and len(space) == len(set(space)) == 400
     assert len(search_space(dsp=False)) == 200  # no DSP scratch to avoid: that knob goes
-    assert TuningConfig().compile_kwargs() == {"disabled_passes": [], "pass_config": {}, "keep_portable_arena": False}
+    assert TuningConfig().compile_kwargs() == {"disabled_passes": [], "pass_config": {}, "keep_portable_arena": False,
+                                               "kernel_variants": {}}
     off = TuningConfig(patch=False, inplace_depthwise=False, memory_schedule=False, keep_portable_arena=True)
     assert off.compile_kwargs() == {"disabled_passes": ["PatchBasedInference", "InplaceDepthwise",
                                                         "MemoryAwareSchedule"],
-                                    "pass_config": {}, "keep_portable_arena": True}
+                                    "pass_config": {}, "keep_portable_arena": True, "kernel_variants": {}}
     grid = TuningConfig(patches=4, halo_cache="columns")
     assert grid.compile_kwargs()["pass_config"] == {"tinyengine.PatchBasedInference.patches": 4,
                                                     "tinyengine.PatchBasedInference.halo_cache": "columns"}
@@ -178,3 +179,58 @@ def test_rpc_measurer_refuses_figures_from_a_serial_board(tmp_path):
     m.pool = Pool("qemu")
     (got,) = m.measure_many([project])
     assert got.error is None and got.latency == 10 * len(meta["ops"]) and got.unit == "cycles"
+
+
+def test_per_layer_kernel_variants_in_the_config():
+    cfg = TuningConfig(patches=2).with_kernels({"conv_b": "w16", "conv_a": "w8", "dw": "dsp"})
+    assert cfg.kernels == (("conv_a", "w8"), ("conv_b", "w16"))  # sorted; the default variant is left out
+    assert cfg.compile_kwargs()["kernel_variants"] == {"conv_a": "w8", "conv_b": "w16"}
+    assert TuningConfig.from_json(cfg.to_json()) == cfg and cfg.key != TuningConfig(patches=2).key
+    assert cfg.describe() == "patches=2, kernels: 1 w16 1 w8"
+    # A plan without per-layer choices keeps the JSON (and key) it had before they existed.
+    assert "kernels" not in TuningConfig().to_json()
+    with pytest.raises(UsageError, match="kernels must map"):
+        TuningConfig.from_json({"kernels": ["w16"]})
+
+
+def test_layer_costs_carry_over_by_signature_from_any_models_records():
+    from tinyengine_tvm.tune.records import known_layer_costs
+    from tinyengine_tvm.tune.tuner import Candidate, _rank
+
+    recs = [_record("aa", 5.0, 1), _record("bb", 7.0, 1), _record("cc", 1.0, 1, core="cortex-m4")]
+    recs[1]["layers"] = [["abc", 30.0], ["def", 4.0]]
+    recs.append(dict(_record("dd", None, 1), layers=[["zzz", 1.0]]))  # failed: no figures
+    assert known_layer_costs(recs, "cortex-m7", "instructions") == {"abc": 30.0, "def": 4.0}
+
+    class Flat:  # a cost model that predicts 100 for every layer
+        def predict(self, feats):
+            return [100.0] * len(feats)
+
+    a = Candidate(TuningConfig(), 0, 0, 0, "a", layers=[("abc", {}), ("new", {})])
+    b = Candidate(TuningConfig(patch=False), 0, 0, 0, "b", layers=[("x", {}), ("y", {})])
+    queue = [b, a]
+    _rank(queue, Flat(), {"abc": 30.0})
+    assert queue == [a, b] and a.predicted == 130.0 and b.predicted == 200.0
+
+
+@needs_qemu
+def test_kernel_search_measures_variants_once_and_reuses_them(tmp_path):
+    """The per-layer kernel search on an MCUNet-style CNN: the int16-filter variant is measured,
+    the result is never slower than the plan search alone, and a second run with the first's
+    records as priors does not measure that variant again."""
+    from tinyengine_tvm.modelgen import zoo
+    from tinyengine_tvm.tune.tuner import tune
+
+    model = tmp_path / "mcunet.tflite"  # pointwise filters over W16_MAX_BYTES, stored int8 by default
+    model.write_bytes(zoo.mcunet_vww(resolution=48, width=0.5, seed=3))
+    first, second = str(tmp_path / "a.json"), str(tmp_path / "b.json")
+    kw = dict(trials=6, pool_size=8, strategy="random", progress=False)
+    r1 = tune(str(model), "NUCLEO-F746ZG", records_path=first, **kw)
+    ks = r1.kernel_search
+    assert ks is not None and ks["variants"]["w16"] == "measured", ks
+    plan_best = min(c.latency for c in r1.measured[:4] if c.latency is not None)
+    assert r1.best.latency <= plan_best
+    assert any(r["config"].get("kernels") for r in load_records(first))
+    r2 = tune(str(model), "NUCLEO-F746ZG", records_path=second, prior_records=[first], **kw)
+    assert "known from earlier measurements" in r2.kernel_search["variants"]["w16"], r2.kernel_search
+    assert r2.best.latency <= r1.best.latency

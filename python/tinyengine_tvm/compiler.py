@@ -17,7 +17,7 @@ import numpy as np
 import tvm
 
 from .codegen import CWriter
-from .errors import MemoryBudgetError, TinyEngineError
+from .errors import MemoryBudgetError, TinyEngineError, UsageError
 from .frontend import ImportedModel, TensorDesc, load_model
 from .frontend.loader import model_c_name
 from .kernel_graph import KernelGraph
@@ -110,7 +110,7 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
             disabled_passes: Sequence[str] = (), pass_config: Optional[Dict[str, Any]] = None,
             sram_budget: Optional[int] = None, core: Optional[str] = None,
             keep_portable_arena: bool = False, int8_io: bool = False, nhwc_input: bool = False,
-            tuning_records: Optional[str] = None) -> CompiledModel:
+            tuning_records: Optional[str] = None, kernel_variants: Optional[Dict[str, str]] = None) -> CompiledModel:
     """Compile an int8 TFLite/ONNX model (path or bytes) or a QDQ Relax IRModule to C.
 
     After integer lowering the default memory passes run (see
@@ -124,6 +124,9 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     Their scratch can add up to ~1.3 KB to the arena on the shared models;
     ``keep_portable_arena`` keeps the portable kernel wherever that scratch
     would make the arena larger than the portable plan's (slower).
+    ``kernel_variants`` ({layer name: variant}, see
+    ``codegen.kernel_selection.VARIANTS``) overrides the kernel choice per layer
+    (what ``tvmc tune`` searches); it needs a core with DSP.
     With ``int8_io`` float32 inputs/outputs quantized/dequantized at the
     boundary become the int8 tensors around them (``transform.int8_io``); the
     header and metadata give their scale and zero point.  With ``nhwc_input``
@@ -144,6 +147,10 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
         disabled_passes = sorted(set(disabled_passes) | set(tuned["disabled_passes"]))
         pass_config = {**tuned["pass_config"], **(pass_config or {})}
         keep_portable_arena = keep_portable_arena or tuned["keep_portable_arena"]
+        kernel_variants = {**tuned.get("kernel_variants", {}), **(kernel_variants or {})}
+    if kernel_variants and core is None:
+        raise UsageError("kernel variants choose among a core's optimized kernels: give a core "
+                         "(cortex-m4, cortex-m7 or cortex-m55)")
     if isinstance(model, tvm.IRModule):
         imported = _imported_from_irmodule(model, model_c_name(name or "model"))
     else:
@@ -167,7 +174,7 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     plan = plan_arena(graph, steps_scratch(graph.steps))
     if core is not None:  # Cortex-M optimized kernels (codegen/kernel_selection.py)
         limit = plan.arena_bytes if keep_portable_arena else None
-        graph, plan, selection = _select_within_arena(lowered, core, limit)
+        graph, plan, selection = _select_within_arena(lowered, core, limit, kernel_variants)
     _fill_io_from_graph(imported, graph)
     writer = CWriter(imported.name, graph, plan, imported.inputs, imported.outputs,
                      {v.name: v.initial for v in imported.variables})
@@ -196,14 +203,15 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     return compiled
 
 
-def _select_within_arena(lowered: tvm.IRModule, core: str, arena_limit: Optional[int]):
+def _select_within_arena(lowered: tvm.IRModule, core: str, arena_limit: Optional[int],
+                         variants: Optional[Dict[str, str]] = None):
     """Optimized kernels for ``core``; with ``arena_limit``, the steps whose
     scratch would push the arena above it keep their portable kernel."""
     from .codegen.kernel_selection import select_kernels
 
     keep: set = set()
     while True:
-        graph, selection = select_kernels(KernelGraph.from_relax(lowered["main"]), core, keep)
+        graph, selection = select_kernels(KernelGraph.from_relax(lowered["main"]), core, keep, variants)
         plan = plan_arena(graph, steps_scratch(graph.steps))
         if arena_limit is None or plan.arena_bytes <= arena_limit:
             return graph, plan, selection

@@ -106,12 +106,13 @@ def _conv_constants(ed: _Editor, step: Step):
     return w, bias.astype(np.int64).reshape(-1), mult, shift
 
 
-def _select_conv(ed: _Editor, step: Step) -> None:
-    kernel, packed, attrs = pack_conv(step.attrs, *_conv_constants(ed, step))
+def _select_conv(ed: _Editor, step: Step, variant: str = "dsp") -> None:
+    wide = {"w8": False, "w16": True}.get(variant)
+    kernel, packed, attrs = pack_conv(step.attrs, *_conv_constants(ed, step), wide=wide)
     ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
 
 
-def _select_depthwise(ed: _Editor, step: Step) -> None:
+def _select_depthwise(ed: _Editor, step: Step, variant: str = "dsp") -> None:
     inplace = step.kernel == "te_depthwise_conv2d_inplace_s8"
     if is_line_depthwise(step.attrs):
         # 1-D (streaming audio) shapes, dilated or not: the 2-D kernel's planes would be mostly padding
@@ -119,28 +120,29 @@ def _select_depthwise(ed: _Editor, step: Step) -> None:
         ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
         return
     check_depthwise(step.attrs)
-    kernel, packed, attrs = pack_depthwise(step.attrs, *_conv_constants(ed, step), inplace=inplace)
+    kernel, packed, attrs = pack_depthwise(step.attrs, *_conv_constants(ed, step), inplace=inplace,
+                                           specialized=variant != "generic")
     ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
 
 
-def _select_fc(ed: _Editor, step: Step) -> None:
+def _select_fc(ed: _Editor, step: Step, variant: str = "dsp") -> None:
     check_fc(step.attrs)
     kernel, packed, attrs = pack_fc(step.attrs, *_conv_constants(ed, step))
     ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
 
 
-def _packed_by(pack: Callable) -> Callable[[_Editor, Step], None]:
+def _packed_by(pack: Callable) -> Callable[..., None]:
     """The handler of a step of (input, weights, bias, multiplier, shift) whose
     optimized kernel takes the input and one array ``pack`` makes of the rest."""
 
-    def select(ed: _Editor, step: Step) -> None:
+    def select(ed: _Editor, step: Step, variant: str = "dsp") -> None:
         kernel, packed, attrs = pack(step.attrs, *_conv_constants(ed, step))
         ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
 
     return select
 
 
-def _select_lstm(ed: _Editor, step: Step) -> None:
+def _select_lstm(ed: _Editor, step: Step, variant: str = "dsp") -> None:
     wx, wh, bias = (ed.data(i) for i in step.inputs[1:4])
     if wx is None or wh is None or bias is None:
         raise _Refuse("LSTM weights or bias are not constants")
@@ -149,7 +151,7 @@ def _select_lstm(ed: _Editor, step: Step) -> None:
     ed.rewrite(step, kernel, [0, 4], [packed], ["packed"], attrs)  # keeps the input and the sigmoid table
 
 
-def _select_svdf(ed: _Editor, step: Step) -> None:
+def _select_svdf(ed: _Editor, step: Step, variant: str = "dsp") -> None:
     w_feature, w_time = ed.data(step.inputs[1]), ed.data(step.inputs[2])
     if w_feature is None or w_time is None:
         raise _Refuse("SVDF weights are not constants")
@@ -157,7 +159,7 @@ def _select_svdf(ed: _Editor, step: Step) -> None:
     ed.rewrite(step, kernel, [0, 3], [packed], ["packed"], attrs)  # keeps the frame and the bias
 
 
-def _select_batch_matmul(ed: _Editor, step: Step) -> None:
+def _select_batch_matmul(ed: _Editor, step: Step, variant: str = "dsp") -> None:
     # both operands are activations: the kernel widens them itself, nothing to pack
     ed.rewrite(step, "te_arm_batch_matmul_s8", [0, 1], [], [], {})
 
@@ -174,7 +176,7 @@ def add_table(offset: int, left_shift: int, multiplier: int, shift: int) -> np.n
                      for x in xs], dtype=np.int32)
 
 
-def _select_add(ed: _Editor, step: Step) -> None:
+def _select_add(ed: _Editor, step: Step, variant: str = "dsp") -> None:
     a = step.attrs
     ls = int(a["left_shift"])
     tables = [add_table(int(a[f"input{k}_offset"]), ls, int(a[f"input{k}_multiplier"]), int(a[f"input{k}_shift"]))
@@ -184,7 +186,7 @@ def _select_add(ed: _Editor, step: Step) -> None:
 
 
 # --------------------------------------------------------------------------- driver
-_HANDLERS: Dict[str, Callable[[_Editor, Step], None]] = {
+_HANDLERS: Dict[str, Callable[..., None]] = {
     "te_conv2d_s8": _select_conv,
     "te_depthwise_conv2d_s8": _select_depthwise,
     "te_depthwise_conv2d_inplace_s8": _select_depthwise,
@@ -203,7 +205,74 @@ _HANDLERS: Dict[str, Callable[[_Editor, Step], None]] = {
 }
 
 
-def select_kernels(graph: KernelGraph, core, keep_portable=()) -> Tuple[KernelGraph, Dict]:
+#: Per-layer kernel variants (``select_kernels(variants=...)``, searched by ``tvmc tune``):
+#: "dsp" the default choice; "portable" the portable kernel; "w8"/"w16" a convolution's
+#: filter stored int8 or widened to int16 (more flash, fewer instructions) whatever its
+#: size; "generic" a depthwise convolution's generic entry point instead of its shape's
+#: specialized one.
+VARIANTS = ("dsp", "portable", "w8", "w16", "generic")
+
+
+def layer_name(step_name: str) -> str:
+    """The model layer a step computes: its name without the bracketed suffixes the
+    compiler adds (``conv1[patch 3]`` is a part of ``conv1``)."""
+    name = step_name
+    while name.endswith("]") and "[" in name:
+        name = name[:name.rindex("[")]
+    return name or step_name
+
+
+def _step_variants(step: Step) -> Tuple[str, ...]:
+    """The variants a step with an optimized kernel can take (the first is the default);
+    the step may be before selection or after it (then its portable kernel is in its notes)."""
+    kernel = step.notes.get("portable_kernel", step.kernel)
+    if kernel not in _HANDLERS:
+        return ()
+    if kernel == "te_conv2d_s8":
+        return ("dsp", "portable", "w8", "w16")
+    if kernel in ("te_depthwise_conv2d_s8", "te_depthwise_conv2d_inplace_s8"):
+        from ..kernels.arm import dw_specialized
+
+        if not is_line_depthwise(step.attrs) and dw_specialized(step.attrs):
+            return ("dsp", "portable", "generic")
+    return ("dsp", "portable")
+
+
+def layer_variants(graph: KernelGraph, core) -> Dict[str, Tuple[str, ...]]:
+    """For each layer of ``graph`` (by :func:`layer_name`) with a choice of kernel on
+    ``core``, the variants it can take (the default first); empty for cores without DSP."""
+    from ..targets.cores import get_core
+
+    c = get_core(core) if isinstance(core, str) else core
+    out: Dict[str, Tuple[str, ...]] = {}
+    if not c.dsp:
+        return out
+    for step in graph.steps:
+        choices = _step_variants(step)
+        if choices:
+            name = layer_name(step.name)
+            out[name] = tuple(dict.fromkeys(out.get(name, ()) + choices))
+    return out
+
+
+def _check_variants(graph: KernelGraph, core, variants: Dict[str, str]) -> None:
+    from ..errors import UsageError
+    from ..naming import quote_name
+
+    known = layer_variants(graph, core)
+    for name, v in variants.items():
+        if v not in VARIANTS:
+            raise UsageError(f"kernel variant {v!r} for layer {quote_name(name, 80)}: one of {', '.join(VARIANTS)}")
+        if name not in known:
+            raise UsageError(f"kernel variant for layer {quote_name(name, 80)}: no such layer with a choice of "
+                             f"kernel on this core ({len(known)} layers have one)")
+        if v not in known[name]:
+            raise UsageError(f"kernel variant {v!r} does not apply to layer {quote_name(name, 80)}; "
+                             f"its variants: {', '.join(known[name])}")
+
+
+def select_kernels(graph: KernelGraph, core, keep_portable=(), variants: Optional[Dict[str, str]] = None
+                   ) -> Tuple[KernelGraph, Dict]:
     """Optimized kernels for ``core`` (a name or :class:`~tinyengine_tvm.targets.Core`).
 
     Returns the rewritten graph (constants the optimized kernels no longer read
@@ -211,11 +280,16 @@ def select_kernels(graph: KernelGraph, core, keep_portable=()) -> Tuple[KernelGr
     "refused": [(step name, portable kernel, reason)]}.  Cores without DSP
     keep the graph (and its portable kernels).  Steps whose indices are in
     ``keep_portable`` are left alone (the caller's memory policy).
+    ``variants`` maps layer names (:func:`layer_name`) to a :data:`VARIANTS`
+    entry each; a layer or variant that does not apply is a UsageError.
     """
     from ..targets.cores import get_core
 
     c = get_core(core) if isinstance(core, str) else core
     report = {"core": c.name, "optimized": 0, "refused": []}
+    variants = dict(variants or {})
+    if variants:
+        _check_variants(graph, c, variants)
     if not c.dsp:
         return graph, report
     ed = _Editor(graph)
@@ -223,16 +297,22 @@ def select_kernels(graph: KernelGraph, core, keep_portable=()) -> Tuple[KernelGr
         handler = _HANDLERS.get(step.kernel)
         if handler is None:
             continue
-        if index in keep_portable:
-            report["refused"].append((step.name, step.kernel, "its scratch would raise the arena"))
+        variant = variants.get(layer_name(step.name), "dsp")
+        if variant not in _step_variants(step):
+            variant = "dsp"  # a part of the layer the variant does not fit (e.g. a border patch)
+        if index in keep_portable or variant == "portable":
+            why = "its scratch would raise the arena" if index in keep_portable else "kernel variant 'portable'"
+            report["refused"].append((step.name, step.kernel, why))
             continue
         try:
-            handler(ed, step)
+            handler(ed, step, variant)
             report["optimized"] += 1
         except _Refuse as why:
             step.notes = dict(step.notes, kernel_note=f"portable: {why}")
             report["refused"].append((step.name, step.kernel, str(why)))
+    if variants:
+        report["variants"] = dict(sorted(variants.items()))
     return _compact(graph), report
 
 
-__all__ = ["DSP_CORES", "select_kernels", "add_table"]
+__all__ = ["DSP_CORES", "VARIANTS", "select_kernels", "layer_variants", "layer_name", "add_table"]

@@ -73,10 +73,17 @@ def dw_plane_bytes(a: Dict) -> int:
     return 2 * h * w + ow4
 
 
-def dw_kernel_name(a: Dict, inplace: bool) -> str:
-    """The optimized depthwise kernel for the shape ``a`` (specialized entry point when there is one)."""
+def dw_specialized(a: Dict) -> bool:
+    """Whether the depthwise shape ``a`` has a specialized entry point."""
     kh, kw, sh, sw = a["kernel_h"], a["kernel_w"], a["stride_h"], a["stride_w"]
-    shape = f"_{kh}x{kw}s{sh}" if kh == kw and sh == sw and (kh, sh) in DW_SPECIALIZED else ""
+    return kh == kw and sh == sw and (kh, sh) in DW_SPECIALIZED
+
+
+def dw_kernel_name(a: Dict, inplace: bool, specialized: bool = True) -> str:
+    """The optimized depthwise kernel for the shape ``a``: the specialized entry point when
+    there is one and ``specialized``, else the generic one."""
+    kh, kw, sh = a["kernel_h"], a["kernel_w"], a["stride_h"]
+    shape = f"_{kh}x{kw}s{sh}" if specialized and dw_specialized(a) else ""
     return f"te_arm_depthwise_conv2d{shape}{'_inplace' if inplace else ''}_s8"
 
 

@@ -15,7 +15,7 @@ return ``(kernel, packed int8 bytes, attribute updates)``.
 """
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -117,8 +117,13 @@ def fast_output(mult: int, shift: int, what: str) -> Tuple[int, int, int]:
 
 
 # --------------------------------------------------------------------------- per kernel family
-def pack_conv(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> Packed:
-    """te_arm_conv2d_s8 (or its int16-filter variant te_arm_conv2d_w16_s8) for a te_conv2d_s8 step."""
+def pack_conv(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray,
+              wide: Optional[bool] = None) -> Packed:
+    """te_arm_conv2d_s8 (or its int16-filter variant te_arm_conv2d_w16_s8) for a te_conv2d_s8 step.
+
+    ``wide``: store the filter widened to int16 (twice the flash, one unpacking
+    instruction less per four multiply-accumulates); None: only filters of at
+    most W16_MAX_BYTES widened."""
     cout = a["output_c"]
     k = a["kernel_h"] * a["kernel_w"] * a["input_c"]
     k4 = conv_k4(a)
@@ -134,7 +139,7 @@ def pack_conv(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift:
     if fold_output_offset(q, np.where(dead, 0, bound), int(a["output_offset"])):
         attrs["output_offset"] = 0
     kernel = "te_arm_conv2d_s8"
-    if 2 * cout * k4 <= W16_MAX_BYTES:
+    if wide or (wide is None and 2 * cout * k4 <= W16_MAX_BYTES):
         # small filter: store it widened to int16 in the columns' lane order
         # (k0, k2, k1, k3) per group, so the GEMM loads it without unpacking
         wide = rows.astype("<i2").reshape(cout, k4 // 4, 4)[:, :, [0, 2, 1, 3]].reshape(cout, k4)
@@ -151,8 +156,10 @@ def check_depthwise(a: Dict) -> None:
 
 
 def pack_depthwise(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray,
-                   inplace: bool) -> Packed:
-    """te_arm_depthwise_conv2d*_s8 (in place or not) for a portable depthwise step."""
+                   inplace: bool, specialized: bool = True) -> Packed:
+    """te_arm_depthwise_conv2d*_s8 (in place or not) for a portable depthwise step; the
+    shape's specialized entry point if it has one and ``specialized``, else the generic one
+    (same constants)."""
     check_depthwise(a)
     kh, kw, ch = a["kernel_h"], a["kernel_w"], a["output_c"]
     pw = (kw + 1) // 2
@@ -169,7 +176,7 @@ def pack_depthwise(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, s
     attrs = {}
     if fold_output_offset(q, np.where(dead, 0, bound), int(a["output_offset"])):
         attrs["output_offset"] = 0
-    return dw_kernel_name(a, inplace), pack_rows(q, rows), attrs
+    return dw_kernel_name(a, inplace, specialized), pack_rows(q, rows), attrs
 
 
 def is_line_depthwise(a: Dict) -> bool:

@@ -30,6 +30,11 @@ def register(sub, int_option) -> None:
     t.add_argument("--seed", type=int_option(0, (1 << 31) - 1), default=0, help="seed of the sample and order")
     t.add_argument("-o", "--output", required=True, metavar="RECORDS.json",
                    help="tuning records, one JSON object per line (appended to a records file of ours)")
+    t.add_argument("--prior-records", action="append", default=[], metavar="RECORDS.json",
+                   help="records of earlier runs (any model): layers they measured are not predicted again "
+                        "(repeatable; the -o file's own records are always used)")
+    t.add_argument("--no-kernel-search", action="store_true",
+                   help="keep the default kernel of every layer (no per-layer variant search)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_tune)
 
@@ -69,9 +74,14 @@ def _cmd_tune(args) -> int:
         measurer = RpcMeasurer(args.rpc_tracker, args.rpc_key, seed=args.seed)
     elif args.rpc_tracker or args.rpc_key:
         raise UsageError("--rpc-tracker/--rpc-key are for --runner rpc")
+    from .records import load_records
+
+    for prior in args.prior_records:
+        load_records(prior)  # a missing or malformed file is said before any work
     path = check_records_path(args.output, keep=[args.model])
     result = tune(args.model, board.name, sram_budget=args.sram_budget, trials=args.trials, strategy=args.strategy,
                   measurer=measurer, records_path=path, pool_size=args.pool, seed=args.seed,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, kernel_search=not args.no_kernel_search,
+                  prior_records=args.prior_records)
     print(format_result(result))
     return 0

@@ -119,3 +119,18 @@ def best_record(records: Iterable[dict], sha256: str, *, sram_budget: Optional[i
         if best is None or r["latency"] < best["latency"]:
             best = r
     return best
+
+
+def known_layer_costs(records: Iterable[dict], core: Optional[str], unit: str) -> Dict[str, float]:
+    """{layer signature: cost} from the ``layers`` of measured records on ``core`` in
+    ``unit``, whatever the model: a layer measured once need not be predicted again in
+    any model that shares it (a signature fixes the kernel and every shape). Where a
+    signature was measured more than once the median is kept."""
+    seen: Dict[str, List[float]] = {}
+    for r in records:
+        if r.get("latency") is None or r.get("core") != core or r.get("unit") != unit:
+            continue
+        for sig, cost in r.get("layers") or []:
+            if cost is not None:
+                seen.setdefault(str(sig), []).append(float(cost))
+    return {sig: sorted(v)[len(v) // 2] for sig, v in seen.items()}

@@ -11,7 +11,12 @@ knob at a time, made explicit:
 - the operator order: memory-aware or the model's own;
 - the kernel variants: the Cortex-M DSP kernels wherever the shapes allow, or
   the portable kernel wherever an optimized kernel's scratch would raise the
-  arena (``keep_portable_arena``).
+  arena (``keep_portable_arena``);
+- per layer, a kernel variant (``kernels``: int8 or int16-widened filter,
+  specialized or generic depthwise, portable; see
+  ``codegen.kernel_selection.VARIANTS``). The pool samples only the plan-level
+  knobs above; the tuner chooses the per-layer variants for the best plan from
+  the measured per-layer costs (:mod:`.tuner`).
 
 Each configuration maps to :func:`tinyengine_tvm.compile` keyword arguments;
 the constraints (arena within the SRAM budget, flash within the board's) are
@@ -23,7 +28,7 @@ import hashlib
 import itertools
 import json
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import UsageError
 
@@ -44,8 +49,10 @@ class TuningConfig:
     inplace_elementwise: bool = True
     memory_schedule: bool = True        #: memory-aware operator order (else the model's)
     keep_portable_arena: bool = False   #: portable kernels where DSP scratch would raise the arena
+    kernels: Tuple[Tuple[str, str], ...] = ()  #: (layer name, kernel variant), sorted; others default
 
     def __post_init__(self):
+        object.__setattr__(self, "kernels", tuple(sorted((str(k), str(v)) for k, v in dict(self.kernels).items())))
         if self.halo_cache not in HALO_CACHE_FORMS:
             raise UsageError(f"halo_cache {self.halo_cache!r}: one of {', '.join(HALO_CACHE_FORMS)}")
         if self.patches is not None and not 1 <= int(self.patches) <= 64:
@@ -68,11 +75,17 @@ class TuningConfig:
             disabled.append("InplaceElementwise")
         if not self.memory_schedule:
             disabled.append("MemoryAwareSchedule")
-        return {"disabled_passes": disabled, "pass_config": config, "keep_portable_arena": self.keep_portable_arena}
+        return {"disabled_passes": disabled, "pass_config": config, "keep_portable_arena": self.keep_portable_arena,
+                "kernel_variants": dict(self.kernels)}
 
     def to_json(self) -> Dict[str, Any]:
-        """A JSON-able dict (every field)."""
-        return asdict(self)
+        """A JSON-able dict (every field; ``kernels`` as {layer: variant}, left out when empty
+        so the keys of plan-only configurations stay what they were)."""
+        d = asdict(self)
+        d["kernels"] = dict(self.kernels)
+        if not self.kernels:
+            del d["kernels"]
+        return d
 
     @classmethod
     def from_json(cls, d: Dict[str, Any]) -> "TuningConfig":
@@ -81,7 +94,11 @@ class TuningConfig:
         unknown = set(d) - names
         if unknown:
             raise UsageError(f"tuning record config has unknown keys {sorted(unknown)}")
-        return cls(**d)
+        d = dict(d)
+        kernels = d.pop("kernels", {})
+        if not isinstance(kernels, dict):
+            raise UsageError("tuning record config: kernels must map layer names to variants")
+        return cls(**d, kernels=tuple(kernels.items()))
 
     @property
     def key(self) -> str:
@@ -92,8 +109,19 @@ class TuningConfig:
         """One line for tables: what differs from the default compile."""
         default = TuningConfig()
         diff = [f"{f.name}={getattr(self, f.name)}" for f in fields(self)
-                if getattr(self, f.name) != getattr(default, f.name)]
+                if f.name != "kernels" and getattr(self, f.name) != getattr(default, f.name)]
+        if self.kernels:
+            counts: Dict[str, int] = {}
+            for _, v in self.kernels:
+                counts[v] = counts.get(v, 0) + 1
+            diff.append("kernels: " + " ".join(f"{n} {v}" for v, n in sorted(counts.items())))
         return ", ".join(diff) or "default"
+
+    def with_kernels(self, kernels: Dict[str, str]) -> "TuningConfig":
+        """This plan with the per-layer kernel variants ``kernels`` (default ones dropped)."""
+        from dataclasses import replace
+
+        return replace(self, kernels=tuple((k, v) for k, v in kernels.items() if v != "dsp"))
 
 
 def search_space(dsp: bool = True) -> List[TuningConfig]:

@@ -12,7 +12,23 @@
    measurements) predicts each configuration's latency as the sum of its
    layers', and after every batch it is updated with the layers just measured
    and the remaining pool re-ranked (AutoTVM's XGBTuner loop).
-3. Every measurement is appended to the records file as it arrives.
+3. Per-layer kernel variants (:func:`_search_kernels`): for the best plan, each
+   variant (int16-widened or int8 filters, generic depthwise, portable) is
+   applied to every layer that can take it, one configuration per variant.
+   Under QEMU a layer's cost does not depend on its neighbours' kernels, so the
+   per-step costs of these few configurations give every layer's cost under
+   every variant; the tuner then picks each layer's fastest variant (the ones
+   that cost flash by gain per byte, within the flash budget) and measures the
+   combination. A variant's configuration is not measured when every layer it
+   changes has a known cost (a layer signature already measured, in this run
+   or in earlier records of any model), nor when the cost model predicts every
+   changed layer at least 10% slower.
+4. Every measurement is appended to the records file as it arrives.
+
+Layer costs carry over between models: the records of earlier runs (the
+records file appended to, and ``prior_records``) give a cost to every layer
+signature they measured, which the ranking uses in place of the cost model's
+prediction.
 """
 from __future__ import annotations
 
@@ -21,7 +37,7 @@ import os
 import random
 import tempfile
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import TinyEngineError, UsageError
 from .records import append_records, make_record, model_sha256
@@ -47,6 +63,9 @@ class Candidate:
     unit: str = "instructions"
     step_costs: List[float] = field(default_factory=list)   #: measured, per step
     error: Optional[str] = None
+    step_layers: List[str] = field(default_factory=list)    #: per step, the model layer it computes
+    variants: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  #: layer -> its kernel variants
+    layer_bytes: Dict[str, int] = field(default_factory=dict)  #: layer -> bytes of its constants
 
 
 @dataclass
@@ -64,6 +83,7 @@ class TuneResult:
     pool: int                           #: configurations compiled
     feasible: int                       #: distinct plans within the budgets
     records_path: Optional[str] = None
+    kernel_search: Optional[dict] = None   #: what the per-layer kernel search did (None: not run)
 
     @property
     def curve(self) -> List[float]:
@@ -93,6 +113,7 @@ def _code_digest(compiled) -> str:
 def compile_candidates(model_path: str, configs: Sequence[TuningConfig], core: Optional[str],
                        on_compiled: Optional[Callable[[], None]] = None) -> List[Candidate]:
     """Compile every configuration (one that fails to compile is kept with its error)."""
+    from ..codegen.kernel_selection import layer_name, layer_variants
     from ..compiler import compile as compile_model
     from .features import graph_layers
 
@@ -104,8 +125,15 @@ def compile_candidates(model_path: str, configs: Sequence[TuningConfig], core: O
             out.append(Candidate(cfg, 0, 0, 0, "", error=str(exc).splitlines()[0]))
         else:
             mem = c.metadata["memory"]
+            g = c.graph
+            step_layers = [layer_name(st.name) for st in g.steps]
+            consts: Dict[str, set] = {}
+            for st, layer in zip(g.steps, step_layers):
+                consts.setdefault(layer, set()).update(i for i in st.inputs if g.tensors[i].kind == "constant")
             out.append(Candidate(cfg, mem["arena_bytes"], mem["weights_bytes"], c.metadata["total_macs"],
-                                 _code_digest(c), graph_layers(c.graph), c))
+                                 _code_digest(c), graph_layers(g), c, step_layers=step_layers,
+                                 variants=layer_variants(g, core) if core else {},
+                                 layer_bytes={k: sum(g.tensors[i].nbytes for i in v) for k, v in consts.items()}))
         if on_compiled:
             on_compiled()
     return out
@@ -121,7 +149,8 @@ def _budgets(board, sram_budget: Optional[int]):
 
 def tune(model_path: str, board: str, *, sram_budget: Optional[int] = None, trials: int = 16,
          strategy: str = "xgb", measurer=None, records_path: Optional[str] = None, pool_size: Optional[int] = None,
-         batch: int = 4, seed: int = 0, progress: bool = True, cost_model=None) -> TuneResult:
+         batch: int = 4, seed: int = 0, progress: bool = True, cost_model=None, kernel_search: bool = True,
+         prior_records: Sequence[str] = ()) -> TuneResult:
     """Tune ``model_path`` for ``board`` (a board-table name); see the module docstring.
 
     ``measurer``: an object with ``name`` and ``measure_many(project_dirs)``
@@ -129,7 +158,11 @@ def tune(model_path: str, board: str, *, sram_budget: Optional[int] = None, tria
     ``trials``: measurements at most (the default compile's included).
     ``pool_size``: configurations compiled (default ``max(4 * trials, 24)``).
     ``cost_model``: a :class:`~.cost_model.LayerCostModel` to start from
-    (default: the one shipped for the core, if any)."""
+    (default: the one shipped for the core, if any).
+    ``kernel_search``: choose per-layer kernel variants for the best plan (cores
+    with DSP; it takes a few of the ``trials``).
+    ``prior_records``: records files (of any models) whose measured layer costs
+    the ranking and the kernel search reuse, besides ``records_path``."""
     from ..targets.boards import get_board, qemu_board_for
 
     if strategy not in STRATEGIES:
@@ -144,6 +177,12 @@ def tune(model_path: str, board: str, *, sram_budget: Optional[int] = None, tria
     configs = [space[0]] + rng.sample(space[1:], pool_n - 1)
     sha = model_sha256(model_path)
     name = os.path.splitext(os.path.basename(model_path))[0]
+    search_kernels = kernel_search and b.core_info.dsp
+    # a variant's configuration and the combination at least
+    reserve = min(len(SWEEP_VARIANTS) + 1, trials // 3) if search_kernels else 0
+    reserve = reserve if reserve >= 2 else 0
+    known = _known_costs([*prior_records, *([records_path] if records_path and os.path.isfile(records_path)
+                                            and os.path.getsize(records_path) else [])], b.core)
     bar = _progress(progress, pool_n + trials, f"tune {name}")
     with tempfile.TemporaryDirectory(prefix="tvmc-tune-") as work:
         if measurer is None:
@@ -173,28 +212,171 @@ def tune(model_path: str, board: str, *, sram_budget: Optional[int] = None, tria
         if strategy == "random":
             rng.shuffle(queue)
         measured: List[Candidate] = []
-        todo = [default]
         bar.set_description(f"measure {name}")
-        while todo:
-            _measure(todo, measurer, work, bar)
-            measured.extend(todo)
+
+        def run(batch_: List[Candidate]) -> None:
+            nonlocal model
+            _measure(batch_, measurer, work, bar)
+            measured.extend(batch_)
             if records_path:
                 append_records(records_path, [_record(c, name, sha, b, budget, flash_budget, measurer.name)
-                                              for c in todo])
-            room = trials - len(measured)
-            if room <= 0 or not queue:
-                break
+                                              for c in batch_])
+            for c in batch_:
+                if c.latency is not None:
+                    known.update({sig: cost for (sig, _), cost in zip(c.layers, c.step_costs)})
             if strategy == "xgb":
-                model = _learn(model, todo, b.core)  # the batch just measured: update() keeps the earlier rows
-                _rank(queue, model)
-            todo, queue = queue[:min(batch, room)], queue[min(batch, room):]
+                model = _learn(model, batch_, b.core)  # the batch just measured: update() keeps the earlier rows
+
+        def explore(limit: int) -> None:
+            nonlocal queue
+            while len(measured) < limit and queue:
+                if strategy == "xgb":
+                    _rank(queue, model, known)
+                room = limit - len(measured)
+                todo, queue = queue[:min(batch, room)], queue[min(batch, room):]
+                run(todo)
+
+        run([default])
+        if default.latency is None:
+            raise TinyEngineError(f"measuring the default compile failed: {default.error}")
+        explore(trials - reserve)
+        summary = None
+        if search_kernels and trials - len(measured) >= 1:
+            base = min(_fitting(measured, b, budget, flash_budget), key=lambda c: c.latency)
+            bar.set_description(f"kernels {name}")
+            summary = _search_kernels(model_path, base, b.core, budget, flash_budget, trials - len(measured),
+                                      model, known, run, {c.code_digest for c in measured}, bar)
+        explore(trials)  # what the kernel search left of the trials
         bar.close()
-    ok = [c for c in measured if c.latency is not None and (c.flash_bytes or 0) <= b.flash_bytes]
-    if default.latency is None:
-        raise TinyEngineError(f"measuring the default compile failed: {default.error}")
-    best = min(ok, key=lambda c: c.latency)
+    best = min(_fitting(measured, b, budget, flash_budget), key=lambda c: c.latency)
     return TuneResult(name, b.name, measurer.name, _unit(measured), budget, default, best, measured, len(cands),
-                      len(feasible), records_path)
+                      len(feasible), records_path, summary)
+
+
+def _fitting(measured: List[Candidate], board, budget: int, flash_budget: int) -> List[Candidate]:
+    """The measured candidates within the SRAM budget, the weights' flash budget and the board's flash."""
+    return [c for c in measured if c.latency is not None and c.arena_bytes <= budget
+            and c.weights_bytes <= flash_budget and (c.flash_bytes or 0) <= board.flash_bytes]
+
+
+def _known_costs(paths: Sequence[str], core: str) -> Dict[str, float]:
+    """Layer costs measured in earlier runs (records files of any model), by signature."""
+    from .records import known_layer_costs, load_records
+
+    records = [r for p in paths for r in load_records(p)]
+    return known_layer_costs(records, core, "instructions")
+
+
+#: The per-layer kernel variants the kernel search tries, one configuration each.
+SWEEP_VARIANTS = ("w16", "w8", "generic", "portable")
+
+#: A variant's configuration is left unmeasured when the cost model predicts every
+#: layer it changes at least this much slower than now.
+SKIP_IF_PREDICTED_SLOWER = 1.10
+
+
+def _layer_costs(c: Candidate, costs: Sequence[Optional[float]]) -> Dict[str, Optional[float]]:
+    """Per layer, the sum of its steps' costs (None when a step has none)."""
+    out: Dict[str, Optional[float]] = {}
+    for layer, cost in zip(c.step_layers, costs):
+        prev = out.get(layer, 0.0)
+        out[layer] = None if prev is None or cost is None else prev + cost
+    return out
+
+
+def _layer_sigs(c: Candidate) -> Dict[str, List[str]]:
+    out: Dict[str, List[str]] = {}
+    for layer, (sig, _) in zip(c.step_layers, c.layers):
+        out.setdefault(layer, []).append(sig)
+    return out
+
+
+def _search_kernels(model_path: str, base: Candidate, core: str, budget: int, flash_budget: int, room: int,
+                    model, known: Dict[str, float], run: Callable[[List[Candidate]], None], seen: set, bar) -> dict:
+    """Per-layer kernel variants for the plan of ``base`` (see the module docstring);
+    measures at most ``room`` configurations through ``run``. Returns what it did."""
+    current = dict(base.config.kernels)
+    configs = []
+    for v in SWEEP_VARIANTS:
+        kv = {layer: v for layer, choices in base.variants.items() if v in choices and current.get(layer) != v}
+        if kv:
+            configs.append((v, base.config.with_kernels({**current, **kv})))
+    bar.total += len(configs)
+    sweeps = dict(zip([v for v, _ in configs],
+                      compile_candidates(model_path, [cfg for _, cfg in configs], core, lambda: bar.update(1))))
+    base_sigs = _layer_sigs(base)
+    base_cost = _layer_costs(base, base.step_costs)
+    summary = {"variants": {}, "measured": 0}
+    to_measure = []
+    for v, s in sweeps.items():
+        if s.error:
+            summary["variants"][v] = f"does not compile: {s.error}"
+            continue
+        sigs = _layer_sigs(s)
+        changed = [layer for layer in sigs if sigs[layer] != base_sigs.get(layer)]
+        if not changed:
+            summary["variants"][v] = "every layer already has it"
+            continue
+        steps = [k for k, layer in enumerate(s.step_layers) if layer in changed]
+        if all(s.layers[k][0] in known for k in steps):
+            summary["variants"][v] = f"{len(changed)} layers, costs known from earlier measurements"
+            continue
+        if model is not None:
+            pred_s = _layer_costs(s, model.predict([s.layers[k][1] for k in range(len(s.layers))]))
+            pred_b = _layer_costs(base, model.predict([f for _, f in base.layers]))
+            if all(pred_s[layer] >= SKIP_IF_PREDICTED_SLOWER * pred_b[layer] for layer in changed):
+                summary["variants"][v] = f"{len(changed)} layers, all predicted >= 10% slower: not measured"
+                continue
+        to_measure.append((v, s))
+    # Leave one measurement for the combination.
+    for v, s in to_measure[:max(0, room - 1)]:
+        run([s])
+        seen.add(s.code_digest)
+        summary["measured"] += 1
+        summary["variants"][v] = ("measured" if s.latency is not None else f"failed: {s.error}")
+    for v, s in to_measure[max(0, room - 1):]:
+        summary["variants"][v] = "not measured: out of trials"
+    # Every layer's cost under every variant that has one.
+    options = []
+    for v, s in sweeps.items():
+        if s.error:
+            continue
+        costs = s.step_costs if s.latency is not None else [known.get(sig) for sig, _ in s.layers]
+        per_layer = _layer_costs(s, costs)
+        for layer, cost in per_layer.items():
+            if cost is None or base_cost.get(layer) is None or _layer_sigs(s)[layer] == base_sigs.get(layer):
+                continue
+            gain = base_cost[layer] - cost
+            if gain > 0:
+                options.append((layer, v, gain, s.layer_bytes.get(layer, 0) - base.layer_bytes.get(layer, 0)))
+    # Free changes first, then the ones that cost flash by gain per byte.
+    options.sort(key=lambda o: (o[3] > 0, -(o[2] / o[3]) if o[3] > 0 else -o[2]))
+    chosen: Dict[str, Tuple[str, float]] = {}
+    weights = base.weights_bytes
+    for layer, v, gain, extra in options:
+        if layer in chosen or weights + max(extra, 0) > flash_budget:
+            continue
+        chosen[layer] = (v, gain)
+        weights += extra
+    summary["layers_changed"] = 0
+    while chosen and summary["measured"] < room:
+        cfg = base.config.with_kernels({**current, **{k: v for k, (v, _) in chosen.items()}})
+        bar.total += 1
+        combo = compile_candidates(model_path, [cfg], core, lambda: bar.update(1))[0]
+        if combo.error or combo.arena_bytes > budget or combo.weights_bytes > flash_budget:
+            del chosen[min(chosen, key=lambda k: chosen[k][1])]  # the smallest gain goes first
+            continue
+        summary["layers_changed"] = len(chosen)
+        summary["predicted"] = base.latency - sum(g for _, g in chosen.values())
+        if combo.code_digest in seen:
+            summary["combination"] = "the same code as a configuration already measured"
+            break
+        run([combo])
+        summary["measured"] += 1
+        summary["latency"] = combo.latency
+        break
+    return summary
+
 
 
 def _unit(measured: List[Candidate]) -> str:
@@ -233,15 +415,21 @@ def _learn(model, measured: List[Candidate], core: str):
     return model
 
 
-def _rank(queue: List[Candidate], model) -> None:
-    """Sort the pool by predicted latency (the sum of its layers')."""
+def _rank(queue: List[Candidate], model, known: Optional[Dict[str, float]] = None) -> None:
+    """Sort the pool by predicted latency: the sum of its layers', a layer's measured
+    cost where its signature is ``known``, else the cost model's prediction."""
+    known = known or {}
     for c in queue:
-        c.predicted = float(sum(model.predict([f for _, f in c.layers]))) if c.layers else float("inf")
+        if not c.layers:
+            c.predicted = float("inf")
+            continue
+        pred = model.predict([f for _, f in c.layers]) if model is not None else [0.0] * len(c.layers)
+        c.predicted = float(sum(known.get(sig, p) for (sig, _), p in zip(c.layers, pred)))
     queue.sort(key=lambda c: c.predicted)
 
 
 def _record(c: Candidate, name: str, sha: str, board, budget: int, flash_budget: int, runner: str) -> dict:
-    fits = c.latency is not None and c.arena_bytes <= budget and (c.flash_bytes or 0) <= board.flash_bytes
+    fits = bool(_fitting([c], board, budget, flash_budget))
     return make_record(model=name, sha256=sha, board=board.name, core=board.core, sram_budget=budget,
                        flash_budget=flash_budget, runner=runner, config=c.config, latency=c.latency,
                        unit=c.unit, arena_bytes=c.arena_bytes, flash_bytes=c.flash_bytes, fits=fits,
@@ -250,6 +438,8 @@ def _record(c: Candidate, name: str, sha: str, board, budget: int, flash_budget:
 
 
 class _NoBar:
+    total = 0
+
     def update(self, n=1):
         pass
 
@@ -282,6 +472,13 @@ def format_result(r: TuneResult, top: int = 8) -> str:
         mark = "*" if c is r.best else ("d" if c is r.default else "")
         lines.append(f"{mark:>3} {c.config.describe()[:58]:<58} {c.arena_bytes:>9,} {c.macs:>11,} "
                      f"{c.latency:>13,.0f} {c.latency / r.default.latency:>9.3f}x")
+    k = r.kernel_search
+    if k is not None:
+        lines.append("kernel variants: " + "; ".join(f"{v}: {what}" for v, what in k["variants"].items())
+                     + (f"; {k['layers_changed']} layers changed" if k.get("layers_changed") else "")
+                     + (f" ({k['combination']})" if k.get("combination") else "")
+                     + (f", predicted {k['predicted']:,.0f} {u}, measured {k['latency']:,.0f}"
+                        if k.get("latency") is not None else ""))
     lines.append(f"best: {r.best.config.describe()} — {r.speedup:.3f}x the default compile's speed"
                  + (f"; records in {r.records_path}" if r.records_path else ""))
     return "\n".join(lines)
