@@ -70,11 +70,13 @@ def lib(tmp_path_factory):
         print("SKIP: g++ not found; cannot build te_training.cc for the host")
         pytest.skip("g++ not found; cannot build te_training.cc for the host")
     so = str(tmp_path_factory.mktemp("training") / "libte_training.so")
-    cmd = [cxx, *FLAGS, "-fPIC", "-shared", SOURCE, "-o", so, "-lm"]
+    # the int8 forward FC too, for the training-loop test
+    cmd = [cxx, *FLAGS, "-fPIC", "-shared", SOURCE, os.path.join(SRC, "kernels", "te_fully_connected.cc"), "-o", so,
+           "-lm"]
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, f"{' '.join(cmd)}\n{res.stderr}"
     dll = ctypes.CDLL(so)
-    for name in training_functions():
+    for name in training_functions() + ["te_fully_connected_s8"]:
         fn = FUNCTIONS[name]
         struct = fn.params[0][0].replace("const ", "").rstrip("*")
         STRUCT_TYPES.setdefault(struct, _struct(struct))
@@ -566,6 +568,56 @@ def test_qas_update_is_float_sgd_on_the_real_weights(lib):
     want = np.clip(ref.round_half_away(w_real_new / s), -128, 127)
     _assert_update(got, want, w_real_new / s - w)
     assert np.count_nonzero(got != w) > w.size // 4
+
+
+# --------------------------------------------------------------------------- a training loop
+def test_int8_classifier_trains(lib):
+    """The kernels compose into training: an int8 FC classifier (te_fully_connected_s8 forward,
+    softmax cross-entropy, FC weight gradients, QAS SGD of the int8 weights and int32 bias,
+    scales frozen as in MCUNetV3) learns four Gaussian classes from chance level."""
+    from tinyengine_tvm.quantization.fixed_point import quantize_multiplier
+
+    rng = np.random.default_rng(2022)
+    classes, feats, n = 4, 16, 256
+    means = rng.standard_normal((classes, feats)) * 1.2
+    labels = rng.integers(0, classes, n).astype(np.int32)
+    s_x, s_y = f32(4.0 / 127), f32(0.1)
+    x = np.clip(ref.round_half_away((means[labels] + rng.standard_normal((n, feats)) * 0.8) / s_x),
+                -128, 127).astype(np.int8)
+    s_w = np.full(classes, 0.5 / 127, np.float32)
+    w = rng.integers(-8, 9, (classes, feats)).astype(np.int8)
+    bias = np.zeros(classes, np.int32)
+    mult, shift = zip(*(quantize_multiplier(float(s_x) * float(s) / float(s_y)) for s in s_w))
+    mult, shift = np.array(mult, np.int32), np.array(shift, np.int32)
+
+    def forward(xb):
+        out = np.empty((len(xb), classes), np.int8)
+        call(lib, "te_fully_connected_s8", dict(batch=len(xb), input_depth=feats, output_depth=classes, input_offset=0,
+                                                filter_offset=0, output_offset=0, act_min=-128, act_max=127),
+             np.ascontiguousarray(xb), w, bias, mult, shift, out)
+        return out
+
+    def loss_and_grad(xb, yb):
+        grad, loss = np.empty((len(xb), classes), np.float32), np.empty(1, np.float32)
+        call(lib, "te_softmax_cross_entropy_s8", dict(batch=len(xb), classes=classes, input_scale=s_y),
+             forward(xb), np.ascontiguousarray(yb), grad, loss)
+        return float(loss[0]), grad
+
+    first, _ = loss_and_grad(x, labels)
+    batch, lr = 16, 0.05
+    for step in range(48):
+        idx = rng.choice(n, batch, replace=False)
+        _, dy = loss_and_grad(x[idx], labels[idx])
+        gw, gb = np.empty((classes, feats), np.float32), np.empty(classes, np.float32)
+        call(lib, "te_fully_connected_grad_weights_s8", dict(batch=batch, input_depth=feats, output_depth=classes,
+                                                             input_offset=0, input_scale=s_x, accumulate=0),
+             dy, np.ascontiguousarray(x[idx]), s_w, gw, gb)
+        p = dict(size=w.size, channels=classes, inner=feats, learning_rate=lr, momentum=0.0, input_scale=s_x)
+        call(lib, "te_qas_sgd_s8", p, w, gw, s_w, None)
+        call(lib, "te_qas_sgd_s32", dict(p, size=classes, inner=1), bias, gb, s_w, None)
+    last, _ = loss_and_grad(x, labels)
+    accuracy = np.mean(np.argmax(forward(x), axis=1) == labels)
+    assert first > 1.0 and last < 0.3 * first and accuracy > 0.9, (first, last, accuracy)
 
 
 # --------------------------------------------------------------------------- Cortex-M build
