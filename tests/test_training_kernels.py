@@ -16,7 +16,8 @@
     hand-computed values; random updates equal the reference except where
     the float64 increment lies within 1e-4 of a rounding tie; and the update
     is float SGD on the real weights (the s^-2 of QAS, not s^-1 or 1).
-(d) te_training.cc compiles with arm-none-eabi-g++ -Werror -Wdouble-promotion
+(d) The kernels compose: an int8 FC classifier trains with them alone.
+(e) te_training.cc compiles with arm-none-eabi-g++ -Werror -Wdouble-promotion
     for Cortex-M7 and Cortex-M4 (hard float) and references nothing beyond
     expf, logf, memset and libgcc's float/int64 conversions (skipped, with
     the reason printed, without the toolchain).
@@ -485,6 +486,14 @@ def test_qas_sgd_s32_rounds_and_saturates_exactly(lib):
     assert got.tolist() == want
     new, _ = ref.qas_sgd(b, g.astype(np.float64), scale, 0.25, inner=b.size, input_scale=0.25)
     assert new.tolist() == want
+
+
+def test_qas_sgd_updates_whole_blocks_only(lib):
+    """size 10 with channels * inner = 9: the tenth element (and what lies past size) is not touched."""
+    w = np.zeros(12, np.int8)
+    p = dict(size=10, channels=3, inner=3, learning_rate=1.0, momentum=0.0, input_scale=1.0)
+    call(lib, "te_qas_sgd_s8", p, w, np.full(12, -1.0, np.float32), np.ones(3, np.float32), None)
+    assert w.tolist() == [1] * 9 + [0] * 3
 
 
 def _near_tie(delta):

@@ -305,7 +305,9 @@ void per_channel(const te_qas_sgd_params* p, const float* scale,
                  float scale_factor, F apply) {
   const int32_t block = p->channels * p->inner;
   if (block <= 0) return;
-  for (int32_t base = 0; base < p->size; base += block) {
+  // Whole blocks only: a size that is not a multiple of the block must not
+  // run past the parameter.
+  for (int32_t base = 0; base + block <= p->size; base += block) {
     for (int32_t c = 0; c < p->channels; ++c) {
       const float s = scale[c] * scale_factor;
       const float inv_s2 = 1.0f / (s * s);
