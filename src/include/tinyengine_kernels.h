@@ -2255,9 +2255,12 @@ void te_arm_add_s8(const te_arm_add_params* p, const int8_t* input1,
  *    per element costs little arena, while the int8 forward activations the
  *    backward pass reads stay int8;
  *  - the target cores (Cortex-M4F/M7) have a single-precision FPU: a float
- *    multiply-accumulate costs about what an int32 one does.  Only single
- *    precision is used (the M4's FPU has no double), no libm beyond expf and
- *    logf (softmax cross-entropy).
+ *    multiply-accumulate is one instruction, slower than the forward's int8
+ *    SIMD but free of the per-tensor rescaling an integer format adds, and
+ *    the backward kernels run only on the few layers a sparse update trains
+ *    (the Tiny Training Engine keeps such gradients in float too).
+ *  Only single precision is used (the M4's FPU has no double), and no libm
+ *  beyond expf and logf (softmax cross-entropy).
  *
  * Conventions (in addition to the ones at the top of this file)
  *  - The name's suffix is the type of the quantized tensor the kernel reads

@@ -277,6 +277,9 @@ void max_pool_grad(const te_pool_params* p, const int8_t* input,
 }
 
 // ---------------------------------------------------------------- QAS SGD
+// The gradient arrives with respect to the stored integer P = p / s, i.e.
+// s * dL/dp; dividing by s^2 (QAS) makes -lr * step the integer image of a
+// float SGD step on p (derivation at te_qas_sgd_params in the header).
 
 // Half away from zero, exact for any float: t = trunc(v) is exact and
 // v - t is exact (Sterbenz), unlike the common floor(v + 0.5f) whose add
