@@ -2235,6 +2235,332 @@ void te_arm_add_s8(const te_arm_add_params* p, const int8_t* input1,
                    const int8_t* input2, const int32_t* table1,
                    const int32_t* table2, int8_t* output);
 
+/* ======================================================================== */
+/* Training: backward and update kernels (src/kernels/te_training.cc)        */
+/* ======================================================================== */
+/*
+ * The numerical core of on-device training in the style of MCUNetV3's Tiny
+ * Training Engine (Lin et al., "On-Device Training Under 256KB Memory",
+ * NeurIPS 2022): the forward pass stays the int8 graph above; these kernels
+ * compute its gradients and update its int8 weights and int32 biases in
+ * place.  No @op tag: no inference lowering emits them.
+ *
+ * Gradient format: float32, for every gradient tensor.  Why not int32:
+ *  - a gradient's range moves by orders of magnitude between layers and
+ *    during training; a fixed-point format would need a scale per tensor
+ *    re-estimated at run time (an extra pass over the tensor and a way to
+ *    lose the small gradients that matter late in training);
+ *  - with the sparse update of MCUNetV3 the gradient tensors are small (the
+ *    last layers' activations, biases and a few weight tensors), so 4 bytes
+ *    per element costs little arena, while the int8 forward activations the
+ *    backward pass reads stay int8;
+ *  - the target cores (Cortex-M4F/M7) have a single-precision FPU: a float
+ *    multiply-accumulate is one instruction, slower than the forward's int8
+ *    SIMD but free of the per-tensor rescaling an integer format adds, and
+ *    the backward kernels run only on the few layers a sparse update trains
+ *    (the Tiny Training Engine keeps such gradients in float too).
+ *  Only single precision is used (the M4's FPU has no double), and no libm
+ *  beyond expf and logf (softmax cross-entropy).
+ *
+ * Conventions (in addition to the ones at the top of this file)
+ *  - The name's suffix is the type of the quantized tensor the kernel reads
+ *    or writes (_s8: int8 activations or weights, _s32: int32 bias, _f32:
+ *    float only).
+ *  - An activation gradient ("grad_output" dY, "grad_input" dX) is the
+ *    derivative of the loss with respect to the REAL value of the activation,
+ *    r = scale * (q - zero_point).  Requantization rounding is treated as the
+ *    identity (straight-through); a fused activation's clamp is not: mask dY
+ *    with te_activation_grad_s8 before calling a layer's gradient kernels.
+ *  - A parameter gradient ("grad_filter", "grad_bias") is the derivative of
+ *    the loss with respect to the STORED INTEGER parameter, as a real
+ *    number: for a weight w of scale s_w (real value s_w * w) it is
+ *    s_w * dL/dW_real; for an int32 bias of scale s_x * s_w it is
+ *    s_x * s_w * dL/db_real.  te_qas_sgd_s8/_s32 turn it into an update.
+ *  - Weights are symmetric int8 (zero point 0) with one float scale per
+ *    output channel ("filter_scale"; repeat the value for per-tensor
+ *    quantization).
+ *  - "accumulate" fields: 0 overwrites the gradient outputs, 1 adds to them
+ *    (gradient accumulation over calls, or the sum of the two gradients
+ *    reaching a residual connection's input).
+ *  - Gradient outputs are float32 buffers, 4-byte aligned; none of these
+ *    kernels needs scratch.
+ */
+
+/** Shape and input quantization of a fully connected layer's gradients. */
+typedef struct {
+  int32_t batch;        /**< Rows of the input. */
+  int32_t input_depth;  /**< Input features per row. */
+  int32_t output_depth; /**< Output features per row. */
+  int32_t input_offset; /**< -input_zero_point (weight gradient only). */
+  float input_scale;    /**< Scale of the int8 input (weight gradient only). */
+  int32_t accumulate;   /**< 0: write the outputs; 1: add to them. */
+} te_fc_grad_params;
+
+/**
+ * Input gradient of a fully connected layer: dX = dY * W_real, with
+ * W_real[o][i] = filter_scale[o] * filter[o][i].
+ * @param p           shape (input quantization unused).
+ * @param grad_output [batch, output_depth] float dY.
+ * @param filter      [output_depth, input_depth] int8, symmetric.
+ * @param filter_scale [output_depth] float scales of the filter.
+ * @param grad_input  [batch, input_depth] float dX.
+ */
+void te_fully_connected_grad_input_s8(const te_fc_grad_params* p,
+                                      const float* grad_output,
+                                      const int8_t* filter,
+                                      const float* filter_scale,
+                                      float* grad_input);
+
+/**
+ * Parameter gradients of a fully connected layer, with respect to the
+ * stored integers (see the section's conventions):
+ *   grad_filter[o][i] = filter_scale[o] * input_scale *
+ *                       sum_b dY[b][o] * (input[b][i] + input_offset)
+ *   grad_bias[o]      = filter_scale[o] * input_scale * sum_b dY[b][o]
+ * @param p            shape, input quantization and accumulate.
+ * @param grad_output  [batch, output_depth] float dY.
+ * @param input        [batch, input_depth] int8: the forward input.
+ * @param filter_scale [output_depth] float scales of the filter.
+ * @param grad_filter  [output_depth, input_depth] float, or NULL (a layer
+ *                     whose weights are frozen: bias-only update).
+ * @param grad_bias    [output_depth] float, or NULL.
+ */
+void te_fully_connected_grad_weights_s8(const te_fc_grad_params* p,
+                                        const float* grad_output,
+                                        const int8_t* input,
+                                        const float* filter_scale,
+                                        float* grad_filter, float* grad_bias);
+
+/** Geometry and input quantization of a convolution's gradients (the
+ *  fields mean what they mean in te_conv_params). */
+typedef struct {
+  int32_t batch;        /**< N of input and output. */
+  int32_t input_h;      /**< Input height. */
+  int32_t input_w;      /**< Input width. */
+  int32_t input_c;      /**< Input channels. */
+  int32_t output_h;     /**< Output height. */
+  int32_t output_w;     /**< Output width. */
+  int32_t output_c;     /**< Output channels (= input_c for depthwise). */
+  int32_t kernel_h;     /**< Filter height. */
+  int32_t kernel_w;     /**< Filter width. */
+  int32_t stride_h;     /**< Vertical stride. */
+  int32_t stride_w;     /**< Horizontal stride. */
+  int32_t dilation_h;   /**< Vertical dilation (1 = dense). */
+  int32_t dilation_w;   /**< Horizontal dilation (1 = dense). */
+  int32_t pad_top;      /**< Implicit zero-point rows above the input. */
+  int32_t pad_left;     /**< Implicit zero-point columns left of it. */
+  int32_t input_offset; /**< -input_zero_point (weight gradient only). */
+  float input_scale;    /**< Scale of the int8 input (weight gradient only). */
+  int32_t accumulate;   /**< 0: write the outputs; 1: add to them. */
+} te_conv_grad_params;
+
+/**
+ * Input gradient of a regular convolution: every output pixel's dY, times
+ * the real filter, goes back to the input pixels its window read; padding
+ * receives nothing.  Any stride, padding and dilation.
+ * @param p            geometry (input quantization unused).
+ * @param grad_output  [batch, output_h, output_w, output_c] float dY.
+ * @param filter       [output_c, kernel_h, kernel_w, input_c] int8 (OHWI),
+ *                     symmetric.
+ * @param filter_scale [output_c] float scales of the filter.
+ * @param grad_input   [batch, input_h, input_w, input_c] float dX.
+ */
+void te_conv2d_grad_input_s8(const te_conv_grad_params* p,
+                             const float* grad_output, const int8_t* filter,
+                             const float* filter_scale, float* grad_input);
+
+/**
+ * Parameter gradients of a regular convolution, with respect to the stored
+ * integers (see the section's conventions):
+ *   grad_filter[oc][ky][kx][ic] = filter_scale[oc] * input_scale *
+ *       sum_{b,oy,ox} dY[b][oy][ox][oc] * (x[b][iy][ix][ic] + input_offset)
+ *   (iy = oy * stride_h - pad_top + ky * dilation_h, likewise ix; padded
+ *   positions hold the zero point and contribute nothing)
+ *   grad_bias[oc] = filter_scale[oc] * input_scale * sum_{b,oy,ox} dY[...][oc]
+ * @param p            geometry, input quantization and accumulate.
+ * @param grad_output  [batch, output_h, output_w, output_c] float dY.
+ * @param input        [batch, input_h, input_w, input_c] int8: the forward
+ *                     input.
+ * @param filter_scale [output_c] float scales of the filter.
+ * @param grad_filter  [output_c, kernel_h, kernel_w, input_c] float, or NULL.
+ * @param grad_bias    [output_c] float, or NULL.
+ */
+void te_conv2d_grad_weights_s8(const te_conv_grad_params* p,
+                               const float* grad_output, const int8_t* input,
+                               const float* filter_scale, float* grad_filter,
+                               float* grad_bias);
+
+/**
+ * Input gradient of a depthwise convolution with depth multiplier 1
+ * (output_c == input_c); any stride, padding and dilation.
+ * @param p            geometry (input quantization unused).
+ * @param grad_output  [batch, output_h, output_w, input_c] float dY.
+ * @param filter       [1, kernel_h, kernel_w, input_c] int8, symmetric.
+ * @param filter_scale [input_c] float scales of the filter.
+ * @param grad_input   [batch, input_h, input_w, input_c] float dX.
+ */
+void te_depthwise_conv2d_grad_input_s8(const te_conv_grad_params* p,
+                                       const float* grad_output,
+                                       const int8_t* filter,
+                                       const float* filter_scale,
+                                       float* grad_input);
+
+/**
+ * Parameter gradients of a depthwise convolution (depth multiplier 1), as
+ * te_conv2d_grad_weights_s8 with channel c reading input channel c only.
+ * @param p            geometry, input quantization and accumulate.
+ * @param grad_output  [batch, output_h, output_w, input_c] float dY.
+ * @param input        [batch, input_h, input_w, input_c] int8: the forward
+ *                     input.
+ * @param filter_scale [input_c] float scales of the filter.
+ * @param grad_filter  [1, kernel_h, kernel_w, input_c] float, or NULL.
+ * @param grad_bias    [input_c] float, or NULL.
+ */
+void te_depthwise_conv2d_grad_weights_s8(const te_conv_grad_params* p,
+                                         const float* grad_output,
+                                         const int8_t* input,
+                                         const float* filter_scale,
+                                         float* grad_filter, float* grad_bias);
+
+/**
+ * Input gradient of te_avg_pool_s8: each window's dY, divided by the
+ * window's in-bounds count (the forward's divisor), to each of its
+ * in-bounds inputs.  The forward's rounding is straight-through.
+ * @param p           the forward's geometry (act_min/act_max unused).
+ * @param grad_output [batch, output_h, output_w, channels] float dY.
+ * @param grad_input  [batch, input_h, input_w, channels] float dX.
+ */
+void te_avg_pool_grad_f32(const te_pool_params* p, const float* grad_output,
+                          float* grad_input);
+
+/**
+ * Input gradient of te_max_pool_s8: each window's dY goes to the input the
+ * forward took, the first in-bounds element (row by row) holding the
+ * window's largest raw int8 value, as TFLite's forward scan keeps it.
+ * @param p           the forward's geometry (act_min/act_max unused: mask
+ *                    dY with te_activation_grad_s8 for a fused clamp).
+ * @param input       [batch, input_h, input_w, channels] int8: the forward
+ *                    input.
+ * @param grad_output [batch, output_h, output_w, channels] float dY.
+ * @param grad_input  [batch, input_h, input_w, channels] float dX.
+ */
+void te_max_pool_grad_s8(const te_pool_params* p, const int8_t* input,
+                         const float* grad_output, float* grad_input);
+
+/**
+ * Input gradient of te_mean_s8 (a global average pooling is MEAN over H and
+ * W: outer = batch, reduced = H * W, inner = channels): dX[o][r][i] =
+ * dY[o][i] / reduced.
+ * @param p           the forward's [outer, reduced, inner] view
+ *                    (quantization fields unused).
+ * @param grad_output [outer, inner] float dY.
+ * @param grad_input  [outer, reduced, inner] float dX.
+ */
+void te_mean_grad_f32(const te_mean_params* p, const float* grad_output,
+                      float* grad_input);
+
+/** The clamp of a fused or standalone ReLU/ReLU6 (or of int8 saturation). */
+typedef struct {
+  int32_t size;    /**< Elements. */
+  int32_t act_min; /**< The forward's lower clamp: the output zero point for
+                        ReLU and ReLU6 (-128 when none). */
+  int32_t act_max; /**< The forward's upper clamp: min(127, zero_point +
+                        round(6 / scale)) for ReLU6 (127 when none). */
+} te_activation_grad_params;
+
+/**
+ * Activation gradient from the int8 forward output: dX = dY where
+ * act_min < output < act_max, else 0 (a clamped output, including one
+ * exactly at zero for ReLU, passes no gradient, as PyTorch's ReLU and
+ * Hardtanh backward do).
+ * @param p           size and the forward clamp.
+ * @param output      [size] int8: the forward output.
+ * @param grad_output [size] float dY.
+ * @param grad_input  [size] float dX; may be grad_output (in place).
+ */
+void te_activation_grad_s8(const te_activation_grad_params* p,
+                           const int8_t* output, const float* grad_output,
+                           float* grad_input);
+
+/** Shape and scale of the logits of a softmax cross-entropy loss (their
+ *  zero point cancels: only differences of logits enter). */
+typedef struct {
+  int32_t batch;     /**< Rows. */
+  int32_t classes;   /**< Logits per row. */
+  float input_scale; /**< Scale of the int8 logits. */
+} te_softmax_ce_params;
+
+/**
+ * Softmax cross-entropy, averaged over the batch, and its gradient with
+ * respect to the real logits z = input_scale * (logits - zero_point):
+ *   loss = mean_b (log sum_k exp(z[b][k]) - z[b][label[b]])
+ *   grad[b][k] = (softmax(z[b])[k] - (k == label[b])) / batch
+ * @param p     shape and quantization of the logits.
+ * @param logits [batch, classes] int8.
+ * @param label [batch] int32 class indices, each in [0, classes).
+ * @param grad  [batch, classes] float dL/dz.
+ * @param loss  [1] float: the mean loss.
+ */
+void te_softmax_cross_entropy_s8(const te_softmax_ce_params* p,
+                                 const int8_t* logits, const int32_t* label,
+                                 float* grad, float* loss);
+
+/**
+ * SGD with quantization-aware scaling (QAS, MCUNetV3 section 2.2).  For a
+ * parameter p stored as the integer P = p / s, dL/dP = s * dL/dp, so the
+ * ratio of weight to gradient norms is off by s^2 compared with float
+ * training; QAS divides the integer gradient by s^2, which makes the
+ * integer update exactly float SGD on the real parameter:
+ *   step   = grad / s^2               (+ momentum: v = momentum * v + step;
+ *                                      step = v)
+ *   P_new  = saturate(P + round(-learning_rate * step))
+ * so s * (P_new - P) = -learning_rate * dL/dp up to the rounding.
+ * round() is half away from zero and applies to the increment, so ties do
+ * not depend on P; saturate() clamps to the stored type.  A NaN increment
+ * leaves the parameter unchanged; +-inf saturates.
+ * Layout: the parameter is [size / (channels * inner), channels, inner]
+ * and channel c uses scale[c]: OHWI filters are channels = output_c,
+ * inner = kernel_h * kernel_w * input_c; depthwise filters and biases are
+ * channels = C, inner = 1; per-tensor scales are channels = 1, inner = size.
+ */
+typedef struct {
+  int32_t size;          /**< Elements of the parameter. */
+  int32_t channels;      /**< Entries of scale (see the layout above). */
+  int32_t inner;         /**< Consecutive elements sharing one scale entry;
+                              size must be a multiple of channels * inner. */
+  float learning_rate;   /**< Step size on the real parameter. */
+  float momentum;        /**< Momentum coefficient (read only when a
+                              velocity buffer is given). */
+  float input_scale;     /**< te_qas_sgd_s32 only: the layer's input scale
+                              (bias scale = input_scale * scale[c]). */
+} te_qas_sgd_params;
+
+/**
+ * QAS SGD step of int8 weights, in place.
+ * @param p        layout and hyper-parameters.
+ * @param weights  [size] int8 (symmetric), updated in place.
+ * @param grad     [size] float dL/dW_int (te_*_grad_weights_s8's
+ *                 grad_filter).
+ * @param scale    [channels] float weight scales (> 0).
+ * @param velocity [size] float momentum buffer (zero it before the first
+ *                 step), updated in place; NULL for plain SGD.
+ */
+void te_qas_sgd_s8(const te_qas_sgd_params* p, int8_t* weights,
+                   const float* grad, const float* scale, float* velocity);
+
+/**
+ * QAS SGD step of an int32 bias, in place: as te_qas_sgd_s8 with the bias
+ * scale input_scale * scale[c] and int32 saturation.
+ * @param p        layout (channels = C, inner = 1) and hyper-parameters.
+ * @param bias     [size] int32, updated in place.
+ * @param grad     [size] float dL/db_int (te_*_grad_weights_s8's
+ *                 grad_bias).
+ * @param scale    [channels] float WEIGHT scales (> 0).
+ * @param velocity [size] float momentum buffer, or NULL for plain SGD.
+ */
+void te_qas_sgd_s32(const te_qas_sgd_params* p, int32_t* bias,
+                    const float* grad, const float* scale, float* velocity);
+
 #ifdef __cplusplus
 }  /* extern "C" */
 #endif
