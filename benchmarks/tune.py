@@ -7,9 +7,14 @@ For each model:
    measured: its arena is "today's" smallest feasible budget;
 2. ``tvmc tune`` with the board's budget (NUCLEO-F746ZG: 320 KB of SRAM), and
    with today's arena as the budget (tuned must never be slower there);
-3. with ``--curves``, the same search ordered by the XGBoost cost model and at
-   random: the measurements each needs to reach the best configuration it
-   finds, and the best-so-far curve of each;
+3. with ``--curves``, the plan search (no kernel search) ordered by the XGBoost
+   cost model against random order. Every distinct plan of the same pool is
+   measured once, so random order is judged by its expectation over all orders,
+   not by one lucky or unlucky seed: the expected number of measurements it
+   needs to reach a plan as fast as the best the cost model's order found
+   (exact: 1 + (n + 1) / (k + 1) for k such plans among the n besides the
+   default, which is measured first) and its mean best-so-far curve (over
+   2,000 shuffles of the measured latencies);
 4. the tuned configuration's outputs against TFLM (bit-exact), on the host.
 
     PYTHONPATH=python python benchmarks/tune.py [--model M.tflite ...] [--trials 16] [--curves]
@@ -75,6 +80,39 @@ def _check_tflm(model: str, config, core: str) -> str:
     return "bit-exact"
 
 
+def _curves(model: str, board, args) -> None:
+    """The cost model's order against random order on one pool (see the module docstring)."""
+    import numpy as np
+
+    from tinyengine_tvm.tune.tuner import tune
+
+    pool = args.pool or max(4 * args.trials, 24)
+    xgb = tune(model, board.name, trials=args.trials, pool_size=pool, seed=args.seed, progress=False,
+               strategy="xgb", kernel_search=False)
+    every = tune(model, board.name, trials=pool, pool_size=pool, seed=args.seed, progress=False,
+                 strategy="random", kernel_search=False)
+    base = every.default.latency
+    rest = np.array([c.latency for c in every.measured[1:] if c.latency is not None])
+    best = min(xgb.curve)
+    reach = next(i + 1 for i, v in enumerate(xgb.curve) if v == best)
+    k, n = int((rest <= best).sum()), len(rest)
+    expected = 1 + (n + 1) / (k + 1) if best < base else 1.0
+    rng = np.random.default_rng(args.seed)
+    m = len(xgb.curve)
+    mean = np.zeros(m)
+    for _ in range(2000):
+        order = np.concatenate([[base], rng.permutation(rest)])[:m]
+        mean[:len(order)] += np.minimum.accumulate(order)
+    mean /= 2000
+    print(f"  {n + 1} distinct plans in the pool of {pool}; the best of all {min(rest.min(), base) / base:.3f}x the "
+          f"default", flush=True)
+    print(f"  xgb     reaches {best / base:.3f}x after {reach} measurements; curve "
+          + " ".join(f"{v / base:.3f}" for v in xgb.curve), flush=True)
+    print(f"  random  reaches it after {expected:.1f} measurements on average ({k} of {n} plans are as fast); "
+          f"mean curve " + " ".join(f"{v / base:.3f}" for v in mean), flush=True)
+    print(f"  xgb needs {reach / expected:.2f}x the measurements random order needs", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", action="append", help="model file (repeatable; default: see above)")
@@ -104,12 +142,7 @@ def main(argv=None) -> int:
             rows.append((name, r, tight, exact, time.monotonic() - t0))
             print(f"{name}: {time.monotonic() - t0:.0f} s", flush=True)
             if args.curves:
-                rnd = tune(model, board.name, trials=args.trials, pool_size=args.pool, seed=args.seed,
-                           progress=False, strategy="random")
-                for label, res in (("xgb", r), ("random", rnd)):
-                    reach = next(i + 1 for i, v in enumerate(res.curve) if v == min(res.curve))
-                    print(f"  {label:<7} best {min(res.curve):,.0f} after {reach} measurements; curve "
-                          + " ".join(f"{v / res.default.latency:.3f}" for v in res.curve), flush=True)
+                _curves(model, board, args)
     print(f"\nQEMU {board.core} instructions per inference, {board.name} budget vs default compile "
           f"(--target-tinyengine-board {board.name}); 'tight' = today's arena as the budget")
     print(f"{'model':<24} {'default instr':>14} {'arena B':>9} {'tuned instr':>13} {'arena B':>9} {'ratio':>7} "

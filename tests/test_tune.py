@@ -23,8 +23,12 @@ MODEL = str(default_model_path())
 
 def test_space_starts_with_the_default_compile_and_maps_to_compile_options():
     space = search_space()
-    assert space[0] == TuningConfig() and len(space) == len(set(space)) == 400
-    assert len(search_space(dsp=False)) == 200  # no DSP scratch to avoid: that knob goes
+    # patch off, or 6 patch counts x 4 halo forms x 3 stage limits; x 2 x 2 x 2 x 2 other knobs
+    assert space[0] == TuningConfig() and len(space) == len(set(space)) == (1 + 6 * 4 * 3) * 16
+    assert len(search_space(dsp=False)) == len(space) // 2  # no DSP scratch to avoid: that knob goes
+    one = TuningConfig(stages=1)
+    assert one.compile_kwargs()["pass_config"] == {"tinyengine.PatchBasedInference.max_stages": 1}
+    assert one.describe() == "stages=1" and "stages" not in TuningConfig().to_json()
     assert TuningConfig().compile_kwargs() == {"disabled_passes": [], "pass_config": {}, "keep_portable_arena": False,
                                                "kernel_variants": {}}
     off = TuningConfig(patch=False, inplace_depthwise=False, memory_schedule=False, keep_portable_arena=True)
@@ -228,9 +232,13 @@ def test_kernel_search_measures_variants_once_and_reuses_them(tmp_path):
     r1 = tune(str(model), "NUCLEO-F746ZG", records_path=first, **kw)
     ks = r1.kernel_search
     assert ks is not None and ks["variants"]["w16"] == "measured", ks
-    plan_best = min(c.latency for c in r1.measured[:4] if c.latency is not None)
-    assert r1.best.latency <= plan_best
+    # Wider filters pay on this model: the best has per-layer variants, and the combination's
+    # latency is what the per-layer costs predicted (QEMU: within an instruction per step).
+    assert r1.best.config.kernels and ks["layers_changed"] > 0
+    if "latency" in ks:
+        assert abs(ks["latency"] - ks["predicted"]) <= len(r1.best.step_costs), ks
     assert any(r["config"].get("kernels") for r in load_records(first))
     r2 = tune(str(model), "NUCLEO-F746ZG", records_path=second, prior_records=[first], **kw)
     assert "known from earlier measurements" in r2.kernel_search["variants"]["w16"], r2.kernel_search
-    assert r2.best.latency <= r1.best.latency
+    # QEMU counts each step to within an instruction: equal plans may differ by that much
+    assert r2.best.latency <= r1.best.latency + len(r1.best.step_costs)

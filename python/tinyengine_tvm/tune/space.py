@@ -5,8 +5,9 @@ A :class:`TuningConfig` is what the default compile decides greedily, one
 knob at a time, made explicit:
 
 - the patch plan: patch-based inference off, or on with a number of patches
-  (the pass's own choice when ``None``) and a halo cache form (recompute the
-  overlap, cache columns, cache all of it);
+  (the pass's own choice when ``None``), a halo cache form (recompute the
+  overlap, cache columns, cache all of it) and the most stages patched (one,
+  two, or as many as lower the arena);
 - in-place depthwise and in-place elementwise kernels, on or off;
 - the operator order: memory-aware or the model's own;
 - the kernel variants: the Cortex-M DSP kernels wherever the shapes allow, or
@@ -36,6 +37,8 @@ from ..errors import UsageError
 HALO_CACHE_FORMS = ("auto", "off", "columns", "all")
 #: Patch counts tried besides the pass's own choice.
 PATCH_COUNTS = (None, 2, 3, 4, 6, 8)
+#: Most stages patched (None: the pass's limit): fewer stages, fewer recomputed MACs.
+STAGE_LIMITS = (None, 1, 2)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class TuningConfig:
     patch: bool = True                  #: patch-based inference allowed (it still applies only if smaller)
     patches: Optional[int] = None       #: patches per side of the grid; None: the pass's choice
     halo_cache: str = "auto"
+    stages: Optional[int] = None        #: most stages patched; None: the pass's limit
     inplace_depthwise: bool = True
     inplace_elementwise: bool = True
     memory_schedule: bool = True        #: memory-aware operator order (else the model's)
@@ -57,6 +61,8 @@ class TuningConfig:
             raise UsageError(f"halo_cache {self.halo_cache!r}: one of {', '.join(HALO_CACHE_FORMS)}")
         if self.patches is not None and not 1 <= int(self.patches) <= 64:
             raise UsageError(f"patches {self.patches}: 1 to 64, or null")
+        if self.stages is not None and not 1 <= int(self.stages) <= 64:
+            raise UsageError(f"stages {self.stages}: 1 to 64, or null")
 
     def compile_kwargs(self) -> Dict[str, Any]:
         """Keyword arguments of :func:`tinyengine_tvm.compile` that build this configuration."""
@@ -69,6 +75,8 @@ class TuningConfig:
                 config["tinyengine.PatchBasedInference.patches"] = int(self.patches)
             if self.halo_cache != "auto":
                 config["tinyengine.PatchBasedInference.halo_cache"] = self.halo_cache
+            if self.stages is not None:
+                config["tinyengine.PatchBasedInference.max_stages"] = int(self.stages)
         if not self.inplace_depthwise:
             disabled.append("InplaceDepthwise")
         if not self.inplace_elementwise:
@@ -83,8 +91,9 @@ class TuningConfig:
         so the keys of plan-only configurations stay what they were)."""
         d = asdict(self)
         d["kernels"] = dict(self.kernels)
-        if not self.kernels:
-            del d["kernels"]
+        for name in ("kernels", "stages"):  # newer knobs: absent at their default, so older keys hold
+            if not d[name]:
+                del d[name]
         return d
 
     @classmethod
@@ -127,11 +136,12 @@ class TuningConfig:
 def search_space(dsp: bool = True) -> List[TuningConfig]:
     """Every configuration, the default first. ``dsp``: the core has DSP kernels whose
     scratch the portable fallback can avoid (else that knob is left out)."""
-    patch_plans = [(False, None, "auto")] + [(True, n, h) for n in PATCH_COUNTS for h in HALO_CACHE_FORMS]
+    patch_plans = [(False, None, "auto", None)] + [(True, n, h, st) for n in PATCH_COUNTS for h in HALO_CACHE_FORMS
+                                                   for st in STAGE_LIMITS]
     out = []
-    for (patch, n, halo), dw, ew, sched, portable in itertools.product(
+    for (patch, n, halo, st), dw, ew, sched, portable in itertools.product(
             patch_plans, (True, False), (True, False), (True, False), (False, True) if dsp else (False,)):
-        out.append(TuningConfig(patch, n, halo, dw, ew, sched, portable))
+        out.append(TuningConfig(patch, n, halo, st, dw, ew, sched, portable))
     default = TuningConfig()
     out.remove(default)
     return [default] + out
