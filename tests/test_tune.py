@@ -242,3 +242,18 @@ def test_kernel_search_measures_variants_once_and_reuses_them(tmp_path):
     assert "known from earlier measurements" in r2.kernel_search["variants"]["w16"], r2.kernel_search
     # QEMU counts each step to within an instruction: equal plans may differ by that much
     assert r2.best.latency <= r1.best.latency + len(r1.best.step_costs)
+
+
+def test_the_cost_model_learns_the_known_layers_of_the_pool():
+    from tinyengine_tvm.tune.cost_model import LayerCostModel
+    from tinyengine_tvm.tune.tuner import Candidate, _learn_known
+
+    rows = [({"macs": float(m), "kernel=te_conv2d_s8": 1.0}, 10.0 * m) for m in range(1, 40)]
+    model = LayerCostModel(core="cortex-m7").fit([f for f, _ in rows], [c for _, c in rows])
+    layer = {"macs": 20.5, "kernel=te_conv2d_s8": 1.0}  # a layer the model never saw
+    before = float(model.predict([layer])[0])
+    pool = [Candidate(TuningConfig(), 0, 0, 0, "a", layers=[("sig20", layer), ("other", {"macs": 3.0})])]
+    learned = _learn_known(model, pool, {"sig20": 5_000.0, "absent": 1.0}, "cortex-m7")
+    after = float(learned.predict([layer])[0])
+    assert abs(after - 5_000.0) < abs(before - 5_000.0) and len(learned.rows) == len(rows) + 1
+    assert _learn_known(model, pool, {"absent": 1.0}, "cortex-m7") is model  # nothing of the pool known

@@ -28,7 +28,9 @@
 Layer costs carry over between models: the records of earlier runs (the
 records file appended to, and ``prior_records``) give a cost to every layer
 signature they measured, which the ranking uses in place of the cost model's
-prediction.
+prediction; the cost model is updated with those of them that occur in this
+run's pool (their features from this run's compiles), so it learns from the
+user's earlier measurements as well as this run's.
 """
 from __future__ import annotations
 
@@ -208,6 +210,8 @@ def tune(model_path: str, board: str, *, sram_budget: Optional[int] = None, tria
             from .cost_model import shipped
 
             model = shipped(b.core)
+        if strategy == "xgb" and known:
+            model = _learn_known(model, cands, known, b.core)
         queue = [c for c in feasible if c is not default]
         if strategy == "random":
             rng.shuffle(queue)
@@ -413,6 +417,24 @@ def _learn(model, measured: List[Candidate], core: str):
     else:
         model.update(feats, costs)
     return model
+
+
+def _learn_known(model, cands: List[Candidate], known: Dict[str, float], core: str):
+    """The cost model updated with the earlier measurements (records) of layers that occur
+    in this pool: their features come from this run's compiles, their costs from the records."""
+    rows: Dict[str, Tuple[dict, float]] = {}
+    for c in cands:
+        for sig, f in c.layers:
+            if sig in known and sig not in rows:
+                rows[sig] = (f, known[sig])
+    if not rows:
+        return model
+    from .cost_model import LayerCostModel
+
+    feats, costs = [f for f, _ in rows.values()], [c for _, c in rows.values()]
+    if model is None:
+        return LayerCostModel(core=core).fit(feats, costs)
+    return model.update(feats, costs)
 
 
 def _rank(queue: List[Candidate], model, known: Optional[Dict[str, float]] = None) -> None:
