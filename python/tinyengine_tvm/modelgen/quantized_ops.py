@@ -275,22 +275,29 @@ class QuantizedGraph:
         """Bias input for conv/depthwise/FC: returns (tensor index or -1, dequantized bias).
 
         ``use_bias`` is True (random bias), False (an all-zero int32 bias, which
-        is what the TFLite converter emits for a bias-free layer), or
-        ``"absent"`` (the optional input marked -1).
+        is what the TFLite converter emits for a bias-free layer), ``"absent"``
+        (the optional input marked -1), or a float array (a trained bias).
         """
         if isinstance(use_bias, str):
             if use_bias != "absent":
                 raise ValueError(f"use_bias must be True, False or 'absent', got {use_bias!r}")
             return -1, np.zeros(n)
-        b = self.rng.normal(0.0, 0.1, size=n) if use_bias else np.zeros(n)
+        if isinstance(use_bias, np.ndarray):  # trained values
+            b = np.asarray(use_bias, np.float64).reshape(n)
+        else:
+            b = self.rng.normal(0.0, 0.1, size=n) if use_bias else np.zeros(n)
         return self._bias(prefix + "_b", b, x.scale, w_scales, n,
                           dtype or ("int64" if x.dtype == "int16" else "int32"))
 
     # ---------------------------------------------------------------- graph IO
-    def input(self, shape, low=-1.0, high=1.0, dtype="int8", name="input") -> QTensor:
-        """A model input (int8, int16 or float32) whose calibration data is uniform in ``[low, high]``."""
+    def input(self, shape, low=-1.0, high=1.0, dtype="int8", name="input", values=None) -> QTensor:
+        """A model input (int8, int16 or float32) whose calibration data is uniform in ``[low, high]``,
+        or ``values`` ([samples, *shape] real data, e.g. a training set's images)."""
         shape = tuple(int(d) for d in shape)
-        values = self.rng.uniform(low, high, size=(self.samples,) + shape)
+        if values is None:
+            values = self.rng.uniform(low, high, size=(self.samples,) + shape)
+        else:
+            values = np.asarray(values, np.float64).reshape((self.samples,) + shape)
         if dtype == "float32":
             idx = self.writer.tensor(name, shape, dtype="float32")
             t = QTensor(idx, shape, "float32", None, None, values)
@@ -377,14 +384,19 @@ class QuantizedGraph:
         use_bias=True,
         bias_dtype=None,
         prefix="conv",
+        weights=None,
     ) -> QTensor:
-        """CONV_2D with He-initialised weights whose magnitude varies per channel."""
+        """CONV_2D with He-initialised weights whose magnitude varies per channel, or the float
+        OHWI ``weights`` given (a trained layer; ``use_bias`` may then be its float bias)."""
         kh, kw = _pair(kernel)
         cin = x.shape[3]
         fan_in = kh * kw * cin
-        w = self.rng.normal(0.0, math.sqrt(2.0 / fan_in), size=(out_channels, kh, kw, cin))
-        # Uneven channel magnitudes give per-channel quantization something to do.
-        w *= self.rng.uniform(0.3, 1.5, size=(out_channels, 1, 1, 1))
+        if weights is not None:
+            w = np.asarray(weights, np.float64).reshape(out_channels, kh, kw, cin)
+        else:
+            w = self.rng.normal(0.0, math.sqrt(2.0 / fan_in), size=(out_channels, kh, kw, cin))
+            # Uneven channel magnitudes give per-channel quantization something to do.
+            w *= self.rng.uniform(0.3, 1.5, size=(out_channels, 1, 1, 1))
         wq, wscales = self._weights(w, per_channel, axis=0)
         widx = self.writer.tensor(
             self._name(prefix + "_w"),
@@ -424,12 +436,17 @@ class QuantizedGraph:
         per_channel=True,
         use_bias=True,
         prefix="dwconv",
+        weights=None,
     ) -> QTensor:
-        """DEPTHWISE_CONV_2D; weights are 1 x KH x KW x (C*M), quantized along dim 3."""
+        """DEPTHWISE_CONV_2D; weights are 1 x KH x KW x (C*M), quantized along dim 3 (random,
+        or the float ``weights`` given)."""
         kh, kw = _pair(kernel)
         cout = x.shape[3] * depth_multiplier
-        w = self.rng.normal(0.0, math.sqrt(2.0 / (kh * kw)), size=(1, kh, kw, cout))
-        w *= self.rng.uniform(0.3, 1.5, size=(1, 1, 1, cout))
+        if weights is not None:
+            w = np.asarray(weights, np.float64).reshape(1, kh, kw, cout)
+        else:
+            w = self.rng.normal(0.0, math.sqrt(2.0 / (kh * kw)), size=(1, kh, kw, cout))
+            w *= self.rng.uniform(0.3, 1.5, size=(1, 1, 1, cout))
         wq, wscales = self._weights(w, per_channel, axis=3)
         widx = self.writer.tensor(
             self._name(prefix + "_w"),
@@ -603,12 +620,17 @@ class QuantizedGraph:
         keep_num_dims=False,
         bias_dtype=None,
         prefix="fc",
+        weights=None,
     ) -> QTensor:
-        """FULLY_CONNECTED over the last axis; weights are (units, in_features).
-        ``bias_dtype`` overrides the bias type (e.g. an int32 bias on a 16x8 layer)."""
+        """FULLY_CONNECTED over the last axis; weights are (units, in_features), random or the
+        float ``weights`` given. ``bias_dtype`` overrides the bias type (e.g. an int32 bias on
+        a 16x8 layer)."""
         fin = x.shape[-1]
-        w = self.rng.normal(0.0, math.sqrt(2.0 / fin), size=(units, fin))
-        w *= self.rng.uniform(0.3, 1.5, size=(units, 1))
+        if weights is not None:
+            w = np.asarray(weights, np.float64).reshape(units, fin)
+        else:
+            w = self.rng.normal(0.0, math.sqrt(2.0 / fin), size=(units, fin))
+            w *= self.rng.uniform(0.3, 1.5, size=(units, 1))
         wq, wscales = self._weights(w, per_channel, axis=0)
         widx = self.writer.tensor(
             self._name(prefix + "_w"),

@@ -1,0 +1,82 @@
+"""The training demo's data and host pretraining (training/digits.py): scikit-learn's
+bundled 8x8 digits, a float CNN trained with NumPy on digits 0-4, and its int8 export
+through the project's writer, bit-exact with TFLM when compiled."""
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn", reason="scikit-learn is not installed (pip install scikit-learn)")
+
+import tinyengine_tvm as te  # noqa: E402
+from tinyengine_tvm.training import digits  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data():
+    return digits.splits(seed=0)
+
+
+@pytest.fixture(scope="module")
+def net(data):
+    return digits.pretrain(data["pretrain"], epochs=12, seed=0)
+
+
+def test_the_splits_are_disjoint_and_the_pretraining_set_holds_digits_0_to_4(data):
+    x, _ = digits.load_digits_data()
+    assert x.shape == (1797, 8, 8, 1) and x.min() == -1.0 and x.max() == 1.0
+    assert len(data["train"].y) + len(data["test"].y) == 1797
+    assert set(np.unique(data["pretrain"].y)) == {0, 1, 2, 3, 4}
+    assert set(np.unique(data["test"].y)) == set(range(10))
+    seen = {a.tobytes() for a in data["train"].x}
+    assert sum(a.tobytes() in seen for a in data["test"].x) <= 2  # the dataset has a few duplicate images
+
+
+def test_the_float_backward_matches_finite_differences():
+    from tinyengine_tvm.training.digits import _Conv, _Dense
+
+    rng = np.random.default_rng(1)
+    for layer, x in ((_Conv(rng, 3, 4, 3, 2, False, relu=False), rng.normal(size=(2, 5, 5, 3))),
+                     (_Conv(rng, 3, 3, 3, 2, True, relu=False), rng.normal(size=(2, 5, 5, 3))),
+                     (_Dense(rng, 12, 4), rng.normal(size=(2, 12)))):
+        gy = rng.normal(size=layer.forward(x).shape)
+        gx, grads = layer.backward(gy)
+        h = 1e-6
+        for _ in range(5):
+            i = tuple(rng.integers(0, d) for d in x.shape)
+            xp, xm = x.copy(), x.copy()
+            xp[i] += h
+            xm[i] -= h
+            num = ((layer.forward(xp) - layer.forward(xm)) * gy).sum() / (2 * h)
+            assert np.isclose(gx[i], num, rtol=1e-5, atol=1e-7)
+        w = layer.params["w"]
+        j = tuple(rng.integers(0, d) for d in w.shape)
+        w[j] += h
+        up = (layer.forward(x) * gy).sum()
+        w[j] -= 2 * h
+        down = (layer.forward(x) * gy).sum()
+        w[j] += h
+        assert np.isclose(grads["w"][j], (up - down) / (2 * h), rtol=1e-5, atol=1e-7)
+
+
+def test_pretraining_learns_digits_0_to_4(data, net):
+    test = data["test"]
+    low = test.y < 5
+    acc = float((net.logits(test.x[low]).argmax(axis=1) == test.y[low]).mean())
+    assert acc >= 0.9, acc  # chance is 0.2
+
+
+def test_the_int8_export_compiles_bit_exact_with_tflm_and_keeps_its_accuracy(data, net, tflm):
+    from tinyengine_tvm.testing import assert_matches_tflm
+
+    model = digits.export_int8(net, data["pretrain"].x[:100])
+    compiled = te.compile(model)
+    q = compiled.metadata["inputs"][0]
+    test = data["test"]
+    low = np.flatnonzero(test.y < 5)[:40]
+    xs = [np.clip(np.round(test.x[i] / q["scale"] + q["zero_point"]), -128, 127).astype(np.int8)
+          .reshape(q["shape"]) for i in low]
+    assert_matches_tflm(compiled, model, [[x] for x in xs[:4]])
+    preds = [int(np.argmax(list(compiled.run([x]).values())[0])) for x in xs]
+    assert np.mean(np.array(preds) == test.y[low]) >= 0.85
+    # The model to fine-tune: the same backbone, a new ten-way head.
+    tuned = te.compile(digits.export_int8(net, data["train"].x[:100], head_classes=10))
+    assert tuned.metadata["outputs"][0]["shape"] == [1, 10]
