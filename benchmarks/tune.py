@@ -12,7 +12,7 @@ For each model:
    measured once, so random order is judged by its expectation over all orders,
    not by one lucky or unlucky seed: the expected number of measurements it
    needs to reach a plan as fast as the best the cost model's order found
-   (exact: 1 + (n + 1) / (k + 1) for k such plans among the n besides the
+   (within 0.01%; exact: 1 + (n + 1) / (k + 1) for k such plans among the n besides the
    default, which is measured first) and its mean best-so-far curve (over
    2,000 shuffles of the measured latencies);
 4. the tuned configuration's outputs against TFLM (bit-exact), on the host.
@@ -94,9 +94,12 @@ def _curves(model: str, board, args) -> None:
     base = every.default.latency
     rest = np.array([c.latency for c in every.measured[1:] if c.latency is not None])
     best = min(xgb.curve)
-    reach = next(i + 1 for i, v in enumerate(xgb.curve) if v == best)
-    k, n = int((rest <= best).sum()), len(rest)
-    expected = 1 + (n + 1) / (k + 1) if best < base else 1.0
+    # "As fast" allows 0.01%: QEMU counts each step to within an instruction, so equal
+    # plans can differ by a few instructions in millions.
+    good = best * (1 + 1e-4)
+    reach = next(i + 1 for i, v in enumerate(xgb.curve) if v <= good)
+    k, n = int((rest <= good).sum()), len(rest)
+    expected = 1 + (n + 1) / (k + 1) if base > good else 1.0
     rng = np.random.default_rng(args.seed)
     m = len(xgb.curve)
     mean = np.zeros(m)
