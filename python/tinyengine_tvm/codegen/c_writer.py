@@ -293,6 +293,8 @@ class CWriter:
                 args.append(f"(void*)({self.name}_arena + {self.plan.offset_of(('scratch', s))})")
             elif word == "state":
                 args.append(f"({ctype})({self.name}_arena + {self.plan.offset_of(('state', s))})")
+            elif word == "null":  # an optional pointer the step does not use
+                args.append("NULL")
             else:
                 raise ValueError(f"{step.kernel}: unknown argument {word!r} in its KernelSpec")
         lines.append(f"    {c_function(step.kernel)}({', '.join(args)});\n  }}\n")
