@@ -1,0 +1,153 @@
+"""compile_training(): an int8 TFLite model and a training configuration -> generated C.
+
+The forward pass is lowered as for inference (:mod:`.forward`), the loss,
+pruned backward pass and fused updates are appended to its KernelGraph
+(:mod:`.backward`), the project's planner places every buffer of the whole
+training step in one arena (activations kept for the backward pass,
+gradients, the trainable parameters and the momentum are all counted), and
+the project's C writer emits it (:mod:`.codegen`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from typing import Any, Dict, Optional, Union
+
+import numpy as np
+
+from ..compiler import CompiledModel, _metadata, _read
+from ..errors import MemoryBudgetError
+from ..kernels import kernel_dir, kernel_sources_for, steps_scratch
+from ..output_paths import GENERATOR
+from ..planner import plan_arena
+from .backward import build_training_graph
+from .codegen import TrainingCWriter, trainable_initial
+from .config import TrainingConfig, load_config
+from .forward import UNSAFE_FOR_TRAINING, lower_forward
+
+
+class CompiledTraining(CompiledModel):
+    """A compiled training step: files, metadata (``metadata["training"]``) and a host runner.
+
+    :meth:`train_step` / :meth:`invoke` build the project once with the host
+    gcc (like :meth:`CompiledModel.run`) and share its trained parameters.
+    """
+
+    def __init__(self, name, files, metadata, lowered, training, plan):
+        super().__init__(name, files, metadata, lowered)
+        self.training = training
+        self.graph, self.plan = training.graph, plan
+        self._trainer = None
+        self._debug = False
+
+    def host(self, debug: bool = False):
+        """The host build (:class:`~.host.TrainingHost`); ``debug`` traces every step's output."""
+        from .host import TrainingHost
+
+        if self._trainer is None or self._debug != debug:
+            build_dir = tempfile.mkdtemp(prefix=f"tinyengine-train-{self.name}-")
+            self.export(os.path.join(build_dir, "project"))
+            self._trainer = TrainingHost(os.path.join(build_dir, "project"), debug=debug)
+            self._debug = debug
+        return self._trainer
+
+    def train_step(self, x, label: int) -> float:
+        """One training step on the host; returns the loss before the update."""
+        return self.host(self._debug).train_step(x, label)
+
+    def invoke(self, x) -> np.ndarray:
+        """One inference on the host with the current trained parameters."""
+        return self.host(self._debug).invoke(x)
+
+    def run(self, inputs, **kwargs):
+        """Inference outputs by name (as :meth:`CompiledModel.run`), with the trained parameters."""
+        x = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+        if isinstance(x, dict):
+            x = next(iter(x.values()))
+        return {self.metadata["outputs"][0]["name"]: self.invoke(x)}
+
+
+def compile_training(model: Union[str, bytes], config: Union[TrainingConfig, Dict[str, Any], str],
+                     name: Optional[str] = None, sram_budget: Optional[int] = None) -> CompiledTraining:
+    """Compile the training step of an int8 TFLite model (path or bytes) for ``config``
+    (a :class:`TrainingConfig`, its JSON dict or a JSON file path).
+
+    The generated project has ``<name>_train_init()``, ``<name>_train_step(input, label, &loss)``,
+    ``<name>_train_parameter(i)`` and the usual inference API on the same arena.  With
+    ``sram_budget`` an arena above it raises MemoryBudgetError.  Raises UsageError for a bad
+    configuration and UnsupportedModelError for a model the training rules do not cover.
+    """
+    t0 = time.perf_counter()
+    config = load_config(config)
+    fwd = lower_forward(model, name)
+    imported = fwd.imported
+    training = build_training_graph(fwd.graph, fwd.quant, config)
+    graph = training.graph
+    plan = plan_arena(graph, steps_scratch(graph.steps))
+    initial = trainable_initial(training)
+    writer = TrainingCWriter(imported.name, training, plan, imported.inputs, imported.outputs, initial)
+    files = {
+        f"include/{imported.name}.h": writer.header(),
+        f"src/{imported.name}.c": writer.source(),
+        f"src/{imported.name}_weights.c": writer.weights(),
+    }
+    kdir = kernel_dir()
+    files["include/tinyengine_kernels.h"] = _read(os.path.join(kdir, "include", "tinyengine_kernels.h"))
+    for src in kernel_sources_for(s.kernel for s in graph.steps):
+        files[f"src/kernels/{os.path.basename(src)}"] = _read(os.path.join(kdir, "kernels", src))
+    metadata = _metadata(imported, graph, plan, [])
+    metadata["training"] = _training_metadata(training, config, plan)
+    if sram_budget is not None and plan.arena_bytes > sram_budget:
+        raise MemoryBudgetError(f"{imported.name}: the training step needs an arena of {plan.arena_bytes:,} B, "
+                                f"over the SRAM budget of {sram_budget:,} B")
+    metadata["generator"] = GENERATOR
+    metadata["files"] = sorted([*files, "metadata.json"])
+    files["metadata.json"] = json.dumps(metadata, indent=2, sort_keys=False) + "\n"
+    compiled = CompiledTraining(imported.name, files, metadata, fwd.lowered, training, plan)
+    compiled.compile_seconds = time.perf_counter() - t0
+    return compiled
+
+
+def _phase(kernel: str, index: int, forward_steps: int) -> str:
+    if index < forward_steps:
+        return "forward"
+    if kernel.startswith("te_qas_sgd"):
+        return "update"
+    if kernel in ("te_buffer", "te_softmax_cross_entropy_s8"):
+        return "loss"
+    return "backward"
+
+
+def _training_metadata(training, config: TrainingConfig, plan) -> dict:
+    g = training.graph
+    params = []
+    for p in training.parameters:
+        t = g.tensors[p.tensor]
+        params.append({"name": p.name, "layer": p.layer, "kind": p.kind, "shape": list(t.shape), "dtype": t.dtype,
+                       "bytes": t.nbytes, "trained_channels": p.trained_channels, "channels": p.channels})
+    steps = []
+    for s, step in enumerate(g.steps):
+        t = g.tensors[step.output]
+        steps.append({"name": step.name, "kernel": step.kernel, "phase": _phase(step.kernel, s, training.forward_steps),
+                      "shape": list(t.shape), "dtype": t.dtype, "bytes": t.nbytes})
+    trainable = sum(p["bytes"] for p in params)
+    return {
+        "config": config.to_dict(),
+        "layers": [{"name": L.name, "kind": L.family, "channels": L.channels} for L in training.layers],
+        "parameters": params,
+        "forward_steps": training.forward_steps,
+        "train_steps": len(g.steps),
+        "steps": steps,
+        "gradient_format": "float32",
+        "disabled_passes": list(UNSAFE_FOR_TRAINING),
+        "memory": {
+            "arena_bytes": int(plan.arena_bytes),
+            "trainable_bytes": int(trainable),
+            "momentum_bytes": int(plan.state_bytes),
+            "frozen_weights_bytes": int(sum(t.nbytes for t in g.constants)),
+            # The trainable parameters' initial values stay in flash too (train_init copies them).
+            "flash_bytes": int(sum(t.nbytes for t in g.constants) + trainable),
+        },
+    }
