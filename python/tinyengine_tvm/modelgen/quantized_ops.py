@@ -603,9 +603,12 @@ class QuantizedGraph:
         keep_num_dims=False,
         bias_dtype=None,
         prefix="fc",
+        qparams=None,
     ) -> QTensor:
         """FULLY_CONNECTED over the last axis; weights are (units, in_features).
-        ``bias_dtype`` overrides the bias type (e.g. an int32 bias on a 16x8 layer)."""
+        ``bias_dtype`` overrides the bias type (e.g. an int32 bias on a 16x8 layer);
+        ``qparams`` (scale, zero point) fixes the output's quantization instead of
+        calibrating it (e.g. logits with room to grow while a model is trained)."""
         fin = x.shape[-1]
         w = self.rng.normal(0.0, math.sqrt(2.0 / fin), size=(units, fin))
         w *= self.rng.uniform(0.3, 1.5, size=(units, 1))
@@ -626,7 +629,7 @@ class QuantizedGraph:
             out_shape = x.shape[:-1] + (units,)
         else:
             out_shape = (int(np.prod(x.shape[:-1])), units)
-        out = self._emit_act(prefix, y, out_shape, activation, dtype=x.dtype)
+        out = self._emit_act(prefix, y, out_shape, activation, qparams=qparams, dtype=x.dtype)
         self.writer.op(
             "FULLY_CONNECTED",
             [x.index, widx, bidx],
