@@ -46,13 +46,13 @@ from tinyengine_tvm.training import reference as ref
 LAYERS = ("conv1", "dw", "pw", "fc")
 
 
-def small_cnn(c1=4, c2=8, classes=3, stride1=1, seed=0, logits_range=None) -> bytes:
+def small_cnn(c1=4, c2=8, classes=3, stride1=1, seed=0, logits_range=None, dw_stride=2) -> bytes:
     """conv 3x3 -> ReLU -> depthwise 3x3 /2 -> ReLU -> conv 1x1 -> ReLU -> MEAN -> FC -> SOFTMAX.
     ``logits_range`` (lo, hi) fixes the logits' quantization (else calibrated on random inputs)."""
     g = QuantizedGraph(seed=seed, samples=16)
     x = g.input((1, 8, 8, 1))
     x = g.conv2d(x, c1, (3, 3), (stride1, stride1), (1, 1), "SAME", "RELU", True, prefix="conv1")
-    x = g.depthwise_conv2d(x, (3, 3), (2, 2), (1, 1), "SAME", 1, "RELU", True, prefix="dw")
+    x = g.depthwise_conv2d(x, (3, 3), (dw_stride, dw_stride), (1, 1), "SAME", 1, "RELU", True, prefix="dw")
     x = g.conv2d(x, c2, (1, 1), (1, 1), (1, 1), "SAME", "RELU", True, prefix="pw")
     x = g.mean(x, (1, 2), keep_dims=False, prefix="mean")
     qparams = None if logits_range is None else choose_qparams(*logits_range)
@@ -102,15 +102,28 @@ def same_pads(size, k, s):
 
 
 # --------------------------------------------------------------------------- float64 reference of one step
-def reference_step(ops, trace, x, label, cfg: TrainingConfig):
+def forward_activations(compiled, trace, ops):
+    """{model tensor name: its int8 value after the forward pass}, from the trace: the step of that
+    name, or the last paste of a stage computed patch by patch; None where no step holds the whole
+    tensor (inside patch-based stages, which only a frozen prefix keeps)."""
+    steps = compiled.metadata["training"]["steps"][:compiled.metadata["training"]["forward_steps"]]
+    out = {}
+    for o in ops:
+        whole = [s["name"] for s in steps if s["name"] == o["name"] and s["kernel"] != "te_buffer"]
+        pasted = [s["name"] for s in steps if s["name"].startswith(o["name"] + "[paste")]
+        found = whole or pasted
+        out[o["name"]] = trace[found[-1]].reshape(o["out_shape"]) if found else None
+    return out
+
+
+def reference_step(ops, act, x, label, cfg: TrainingConfig):
     """{traced step name: expected value} for every gradient and update the reference computes, from
-    the traced int8 forward activations and the model file's weights and scales."""
+    the int8 forward activations ``act`` (by tensor name) and the model file's weights and scales."""
     layers = {o["name"]: o for o in ops if "w" in o}
     by_prefix = {name.split("_")[0]: name for name in layers}
     fc, pw, dw, conv1 = (layers[by_prefix[p]] for p in ("fc", "pw", "dw", "conv1"))
     mean = next(o for o in ops if o["op"] == "MEAN")
-    act = {o["name"]: trace[o["name"]] for o in ops}
-    act[ops[0]["input"]] = x
+    act = dict(act, **{ops[0]["input"]: x})
     exp = {}
     s_fc = fc["w_scale"] if fc["w_scale"].size > 1 else np.repeat(fc["w_scale"], fc["w"].shape[0])
     loss, dz = ref.softmax_cross_entropy(act[fc["name"]].reshape(1, -1), fc["out_q"][0][0], int(fc["out_q"][1][0]),
@@ -160,6 +173,8 @@ def reference_step(ops, trace, x, label, cfg: TrainingConfig):
     d_out = d_mean
     for layer, prev, depthwise in ((pw, act[dw["name"]], False), (dw, act[conv1["name"]], True),
                                    (conv1, x, False)):
+        if prev is None:  # a patch-based stage: frozen, below every trained layer
+            break
         dy = masked(layer, d_out, "relu")
         w, sw = layer["w"], layer["w_scale"]
         k = w.shape[1:3]
@@ -205,6 +220,7 @@ def assert_update(got, expected, lr, name):
 
 
 def check_one_step(data: bytes, cfg: TrainingConfig, seed=0):
+    """Compile, run one traced train_step and compare every non-forward step with the reference."""
     compiled = compile_training(data, cfg, name="cnn")
     host = compiled.host(debug=True)
     rng = np.random.default_rng(seed)
@@ -213,7 +229,7 @@ def check_one_step(data: bytes, cfg: TrainingConfig, seed=0):
     loss = host.train_step(x, label)
     trace = host.trace
     ops = read_model(data)
-    exp = reference_step(ops, trace, x, label, cfg)
+    exp = reference_step(ops, forward_activations(compiled, trace, ops), x, label, cfg)
     assert loss == pytest.approx(exp["loss"], rel=1e-5)
     meta = compiled.metadata["training"]
     checked = []
@@ -291,11 +307,31 @@ def test_last_two_layers_with_channel_ratio_match_reference(cnn):
     assert not any(n.startswith((layers[0] + ".", layers[1] + ".")) for n in names)
     assert f"{layers[2]}.grad_input" not in names and f"{layers[3]}.grad_input" in names
     assert not any("bias" in n for n in names)
+    # the frozen first stages keep patch-based inference (they are never read by the backward pass)
+    forward = compiled.metadata["training"]["forward_passes"]
+    assert [c["disabled"] for c in forward if c["chosen"]] == [[]]
+    assert any(s.notes.get("patch_of") for s in compiled.graph.steps[:compiled.training.forward_steps])
     params = {p["name"]: p for p in compiled.metadata["training"]["parameters"]}
     assert params[f"{layers[2]}.weight"]["trained_channels"] == 4 and params[f"{layers[3]}.weight"]["trained_channels"] == 1
     # the FC's weight gradient covers the trained rows only
     fc_grad = next(s for s in compiled.metadata["training"]["steps"] if s["name"] == f"{layers[3]}.grad_weight")
     assert fc_grad["shape"] == [1, 8]
+
+
+def test_inplace_depthwise_kept_only_where_safe():
+    """A stride-1 depthwise runs in place over its input in inference.  Training its bias (and above)
+    reads only its output: the in-place kernel stays, and the step still matches the reference.
+    Training the first conv reads that input (its ReLU mask): the in-place pass is turned off."""
+    data = small_cnn(dw_stride=1)
+    cfg = TrainingConfig(biases=[1, 2, 3], learning_rate=0.5)
+    compiled, host, checked, x, _ = check_one_step(data, cfg, seed=4)
+    forward = [s.kernel for s in compiled.graph.steps[:compiled.training.forward_steps]]
+    assert "te_depthwise_conv2d_inplace_s8" in forward
+    assert f"{compiled.metadata['training']['layers'][1]['name']}.bias.update" in checked
+    every = compile_training(data, {"biases": "all"})
+    assert "te_depthwise_conv2d_inplace_s8" not in [s.kernel for s in every.graph.steps]
+    refused = [c for c in every.metadata["training"]["forward_passes"] if not c["safe"]]
+    assert refused and all("overwrites in place" in c["reason"] for c in refused)
 
 
 def test_forward_is_the_deployed_inference(cnn):

@@ -37,11 +37,12 @@ arena); frozen weights stay constants (flash).
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from typing import Dict, List, Optional, Set
 
 import numpy as np
 
-from ..errors import UnsupportedModelError, UsageError
+from ..errors import TinyEngineError, UnsupportedModelError, UsageError
 from ..kernel_graph import KernelGraph, Step, Tensor
 from ..kernels import op_type
 from .config import TrainingConfig, resolve_layers
@@ -49,7 +50,10 @@ from .quantization import ModelQuant
 
 #: Forward kernels with int8 weights and an int32 bias, and the family of their gradient kernels.
 LAYER_KERNELS = {"te_conv2d_s8": "conv2d", "te_depthwise_conv2d_s8": "depthwise_conv2d",
-                 "te_fully_connected_s8": "fully_connected"}
+                 "te_fully_connected_s8": "fully_connected",
+                 # same operands and math; its output overwrites its input, which
+                 # _Builder.check_overwrites refuses wherever the backward pass reads that input
+                 "te_depthwise_conv2d_inplace_s8": "depthwise_conv2d"}
 _PASS_THROUGH = ("te_mean_s8", "te_avg_pool_s8", "te_max_pool_s8")
 
 
@@ -65,7 +69,7 @@ class Layer:
     bias: Optional[int]
     channels: int
     input_scale: float
-    weight_scales: np.ndarray  # float64, one per output channel
+    weight_scales: Optional[np.ndarray]  # float64, one per output channel (None: unknown)
 
 
 @dataclasses.dataclass
@@ -86,7 +90,8 @@ class TrainingGraph:
 
     graph: KernelGraph
     forward_steps: int  # steps 0..forward_steps-1 are the forward pass (what invoke runs)
-    layers: List[Layer]
+    layer_names: List[str]  # the model's layers in order (what the configuration's indices count)
+    layers: List[Layer]  # those that are one step of this graph (not split into patches)
     parameters: List[TrainableParameter]
     label: int
     loss: int
@@ -94,12 +99,20 @@ class TrainingGraph:
     logits_scale: float
 
 
+class UnsafeForTraining(TinyEngineError):
+    """A memory pass rewrote what this training step needs (a trained layer split into
+    patches, or an activation the backward pass reads overwritten in place): compile the
+    forward pass without that pass."""
+
+
 class _Builder:
-    def __init__(self, graph: KernelGraph, quant: ModelQuant, config: TrainingConfig):
+    def __init__(self, graph: KernelGraph, quant: ModelQuant, config: TrainingConfig,
+                 layer_names: Optional[List[str]] = None):
         self.g = graph
         self.quant = quant
         self.config = config
         self.steps: List[Step] = graph.steps
+        self.layer_names = layer_names
 
     # ------------------------------------------------------------------ tensors and steps
     def tensor(self, name: str, shape, dtype: str, kind: str = "activation", data=None,
@@ -143,12 +156,13 @@ class _Builder:
             bias = step.inputs[2] if len(step.inputs) > 2 and self.g.tensors[step.inputs[2]].dtype == "int32" \
                 and self.g.tensors[step.inputs[2]].kind == "constant" else None
             channels = int(step.attrs["output_depth" if family == "fully_connected" else "output_c"])
+            # A step the model file does not name (a patch of a layer) has no scales here: it is
+            # refused if the training step ever needs them (:meth:`scales`).
             op = self.quant.operators.get(step.name)
-            if op is None or op.weight_scales is None:
-                raise UnsupportedModelError([(op_type(step.kernel, step.notes), step.name,
-                                              "cannot find this layer's weight scales in the model file")])
-            scales = np.broadcast_to(op.weight_scales, (channels,)).astype(np.float64)
-            out.append(Layer(len(out), s, step.name, family, weight, bias, channels, op.input_scale, scales))
+            known = op is not None and op.weight_scales is not None
+            scales = np.broadcast_to(op.weight_scales, (channels,)).astype(np.float64) if known else None
+            out.append(Layer(len(out), s, step.name, family, weight, bias, channels,
+                             op.input_scale if known else 0.0, scales))
         return out
 
     # ------------------------------------------------------------------ build
@@ -161,14 +175,24 @@ class _Builder:
         if g.tensors[g.inputs[0]].shape[:1] != [1]:
             raise UnsupportedModelError([("TRAINING", g.tensors[g.inputs[0]].name,
                                           "the training step takes one sample: the input's batch must be 1")])
-        layers = self.layers()
-        names = [layer.name for layer in layers]
-        if not layers:
+        found = self.layers()
+        # Layers are numbered as in the model (the configuration's indices), whatever the memory
+        # passes did to the steps: a layer split into patches is no longer one step, and cannot be
+        # trained in that forward graph.
+        names = list(self.layer_names) if self.layer_names is not None else [layer.name for layer in found]
+        if not names:
             raise UnsupportedModelError([("TRAINING", "model", "the model has no CONV_2D, DEPTHWISE_CONV_2D or "
                                           "FULLY_CONNECTED layer to train")])
-        bias_layers = set(range(len(layers))) if cfg.biases == "all" else set(resolve_layers(cfg.biases, names,
-                                                                                            "biases"))
+        counts = Counter(layer.name for layer in found)
+        for layer in found:
+            layer.index = names.index(layer.name) if counts[layer.name] == 1 and layer.name in names else -1
+        layers: Dict[int, Layer] = {layer.index: layer for layer in found if layer.index >= 0}
+        bias_layers = set(range(len(names))) if cfg.biases == "all" else set(resolve_layers(cfg.biases, names,
+                                                                                           "biases"))
         weight_layers = set(resolve_layers(cfg.weights, names, "weights"))
+        for k in sorted(bias_layers | weight_layers):
+            if k not in layers:
+                raise UnsafeForTraining(f"layer {names[k]!r} is not one step of this forward graph")
         ratios: Dict[int, float] = {}
         for ref, ratio in cfg.channel_ratio:
             (k,) = resolve_layers([ref], names, "channel_ratio")
@@ -188,7 +212,7 @@ class _Builder:
         # Trainable parameters: resource variables (SRAM, initialised from flash by reset).
         params: List[TrainableParameter] = []
         var_of: Dict[int, int] = {}
-        for k, layer in enumerate(layers):
+        for k, layer in sorted(layers.items()):
             for kind, tensor, trained in (("weight", layer.weight, k in weight_layers),
                                           ("bias", layer.bias, k in bias_layers)):
                 if not trained:
@@ -241,7 +265,7 @@ class _Builder:
             dy = grads.pop(out_root)
             x = step.inputs[0] if step.inputs else None
             need_input = x is not None and g.root(x) in below and g.tensors[x].kind != "constant"
-            layer = next((L for L in layers if L.step == s), None)
+            layer = next((L for L in found if L.step == s), None)
             if layer is not None:
                 k = layer.index
                 if not (need_input or k in weight_layers or k in bias_layers):
@@ -274,7 +298,28 @@ class _Builder:
                 else:
                     self.step("te_max_pool_grad_s8", [x, dy], dx, step.attrs, f"{step.name}.grad_input")
             self.put(grads, x, dx)
-        return TrainingGraph(g, forward_steps, layers, params, label, loss, logits, logits_scale)
+        self.check_overwrites(forward_steps)
+        return TrainingGraph(g, forward_steps, names, [layers[k] for k in sorted(layers)], params, label, loss,
+                             logits, logits_scale)
+
+    def check_overwrites(self, forward_steps: int) -> None:
+        """UnsafeForTraining if a backward step reads a forward activation that a later forward step
+        overwrote in place (an in-place kernel or a paste writing into the same buffer)."""
+        g = self.g
+        produced = {t: -1 for t in g.inputs}
+        for s in range(forward_steps):
+            produced[self.steps[s].output] = s
+        writers: Dict[int, List[int]] = {}
+        for s in range(forward_steps):
+            writers.setdefault(g.root(self.steps[s].output), []).append(s)
+        for b in range(forward_steps, len(self.steps)):
+            for t in self.steps[b].inputs:
+                if t not in produced:
+                    continue
+                later = [s for s in writers.get(g.root(t), []) if s > produced[t]]
+                if later:
+                    raise UnsafeForTraining(f"'{self.steps[b].name}' reads '{g.tensors[t].name}', which forward "
+                                            f"step '{self.steps[later[0]].name}' overwrites in place")
 
     def put(self, grads: Dict[int, int], x: int, dx: int) -> None:
         root = self.g.root(x)
@@ -296,6 +341,10 @@ class _Builder:
                          f"{step.name}.activation_grad")
 
     def scales(self, layer: Layer) -> int:
+        """The float32 constant of a layer's per-channel weight scales."""
+        if layer.weight_scales is None:
+            raise UnsupportedModelError([("TRAINING", layer.name, "cannot find this layer's weight scales in "
+                                          "the model file")])
         key = f"{layer.name}.weight_scales"
         for t in self.g.tensors:
             if t.name == key:
@@ -365,7 +414,18 @@ class _Builder:
         self.g.variables[var] = (name, value, new)
 
 
-def build_training_graph(graph: KernelGraph, quant: ModelQuant, config: TrainingConfig) -> TrainingGraph:
+def build_training_graph(graph: KernelGraph, quant: ModelQuant, config: TrainingConfig,
+                         layer_names: Optional[List[str]] = None) -> TrainingGraph:
     """Append the loss, the pruned backward pass and the fused QAS updates to a forward
-    KernelGraph (modified in place) for ``config``."""
-    return _Builder(graph, quant, config).build()
+    KernelGraph (modified in place) for ``config``.
+
+    ``layer_names`` are the model's layers in order (what the configuration's indices count;
+    default: this graph's layer steps).  UnsafeForTraining when a memory pass changed what the
+    step needs (see :class:`UnsafeForTraining`).
+    """
+    return _Builder(graph, quant, config, layer_names).build()
+
+
+def layer_names(graph: KernelGraph) -> List[str]:
+    """Names of the parameterised steps of a forward graph without memory passes, in order."""
+    return [s.name for s in graph.steps if s.kernel in LAYER_KERNELS]

@@ -18,11 +18,11 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 
 from ..compiler import CompiledModel, _metadata, _read
-from ..errors import MemoryBudgetError
+from ..errors import MemoryBudgetError, UnsupportedModelError
 from ..kernels import kernel_dir, kernel_sources_for, steps_scratch
 from ..output_paths import GENERATOR
 from ..planner import plan_arena
-from .backward import build_training_graph
+from .backward import UnsafeForTraining, build_training_graph, layer_names
 from .codegen import TrainingCWriter, trainable_initial
 from .config import TrainingConfig, load_config
 from .forward import UNSAFE_FOR_TRAINING, lower_forward
@@ -81,11 +81,9 @@ def compile_training(model: Union[str, bytes], config: Union[TrainingConfig, Dic
     """
     t0 = time.perf_counter()
     config = load_config(config)
-    fwd = lower_forward(model, name)
+    fwd, training, plan, candidates = _smallest_safe_training(model, name, config)
     imported = fwd.imported
-    training = build_training_graph(fwd.graph, fwd.quant, config)
     graph = training.graph
-    plan = plan_arena(graph, steps_scratch(graph.steps))
     initial = trainable_initial(training)
     writer = TrainingCWriter(imported.name, training, plan, imported.inputs, imported.outputs, initial)
     files = {
@@ -99,6 +97,7 @@ def compile_training(model: Union[str, bytes], config: Union[TrainingConfig, Dic
         files[f"src/kernels/{os.path.basename(src)}"] = _read(os.path.join(kdir, "kernels", src))
     metadata = _metadata(imported, graph, plan, [])
     metadata["training"] = _training_metadata(training, config, plan)
+    metadata["training"]["forward_passes"] = candidates
     if sram_budget is not None and plan.arena_bytes > sram_budget:
         raise MemoryBudgetError(f"{imported.name}: the training step needs an arena of {plan.arena_bytes:,} B, "
                                 f"over the SRAM budget of {sram_budget:,} B")
@@ -108,6 +107,41 @@ def compile_training(model: Union[str, bytes], config: Union[TrainingConfig, Dic
     compiled = CompiledTraining(imported.name, files, metadata, fwd.lowered, training, plan)
     compiled.compile_seconds = time.perf_counter() - t0
     return compiled
+
+
+#: The forward variants tried, from the most memory passes kept to none of the unsafe ones.
+CANDIDATES = ((), ("PatchBasedInference",), UNSAFE_FOR_TRAINING)
+
+
+def _smallest_safe_training(model, name, config):
+    """The forward variant (CANDIDATES) whose training step is safe and plans the smallest arena:
+    (forward, training graph, plan, what each candidate gave).  The variant without any unsafe
+    pass is built first: its errors (configuration, unsupported operator) are the model's."""
+    base = lower_forward(model, name, UNSAFE_FOR_TRAINING)
+    names = layer_names(base.graph)
+    results, report = [], []
+    for disabled in reversed(CANDIDATES):
+        entry = {"disabled": list(disabled)}
+        report.append(entry)
+        try:
+            fwd = base if disabled == UNSAFE_FOR_TRAINING else lower_forward(model, name, disabled)
+            training = build_training_graph(fwd.graph, fwd.quant, config, names)
+        except (UnsafeForTraining, UnsupportedModelError) as e:
+            if disabled == UNSAFE_FOR_TRAINING:  # the model's own limits: nothing left to turn off
+                if isinstance(e, UnsupportedModelError):
+                    raise
+                raise UnsupportedModelError([("TRAINING", base.imported.name, str(e))]) from None
+            # The model trains without these passes: what failed here is what they rewrote.
+            entry.update(safe=False, reason=str(e).strip().splitlines()[-1].strip())
+            continue
+        plan = plan_arena(training.graph, steps_scratch(training.graph.steps))
+        entry.update(safe=True, arena_bytes=int(plan.arena_bytes))
+        results.append((plan.arena_bytes, len(disabled), fwd, training, plan, entry))
+    # smallest arena; on a tie, the variant with more passes kept (the faster forward)
+    _, _, fwd, training, plan, entry = min(results, key=lambda r: (r[0], r[1]))
+    for r in report:
+        r["chosen"] = r is entry
+    return fwd, training, plan, report
 
 
 def _phase(kernel: str, index: int, forward_steps: int) -> str:
@@ -135,13 +169,15 @@ def _training_metadata(training, config: TrainingConfig, plan) -> dict:
     trainable = sum(p["bytes"] for p in params)
     return {
         "config": config.to_dict(),
-        "layers": [{"name": L.name, "kind": L.family, "channels": L.channels} for L in training.layers],
+        # The model's layers; kind and channels of those that are one step here (not patches).
+        "layers": [dict({"name": n}, **next(({"kind": L.family, "channels": L.channels}
+                                             for L in training.layers if L.name == n), {}))
+                   for n in training.layer_names],
         "parameters": params,
         "forward_steps": training.forward_steps,
         "train_steps": len(g.steps),
         "steps": steps,
         "gradient_format": "float32",
-        "disabled_passes": list(UNSAFE_FOR_TRAINING),
         "memory": {
             "arena_bytes": int(plan.arena_bytes),
             "trainable_bytes": int(trainable),

@@ -1,25 +1,34 @@
 """The forward pass of a training step: the int8 graph as inference lowers it.
 
 The model goes through the same import, integer lowering and memory passes
-as ``tinyengine_tvm.compile``, minus the passes that are unsafe when a
+as ``tinyengine_tvm.compile``.  Three of those passes can be unsafe when a
 backward pass follows:
 
 * PatchBasedInference computes the first stages patch by patch and never
-  holds a whole stage output, but the backward pass reads whole activations
-  (a layer's input for its weight gradient, its output for the activation
-  mask);
+  holds a whole activation inside them, but the backward pass reads whole
+  activations (a layer's input for its weight gradient, its output for the
+  activation mask) and trains whole layers;
 * InplaceDepthwise and InplaceElementwise write an output over an input that
   dies there in inference, but the backward pass may still read that input.
 
-The rest (pad folding, the memory-aware schedule, slice views) keep every
-activation intact and stay on.  Only TFLite models: the training kernels need
-the float scales, read from the TFLite tensors (:mod:`.quantization`).
+They are safe where the training step does not reach: a sparse update that
+trains only the last layers leaves the first stages frozen, and there they
+save as much memory as in inference.  So :func:`lower_forward` takes the
+passes to disable, and ``compile_training`` keeps a pass only when the
+backward graph built on its output passes the checks of
+``backward.UnsafeForTraining`` (every trained layer is still one step, and
+nothing the backward pass reads was overwritten in place).  The other passes
+(pad folding, the memory-aware schedule, slice views) keep every activation
+intact and always stay on.
+
+Only TFLite models: the training kernels need the float scales, read from
+the TFLite tensors (:mod:`.quantization`).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import tvm
 
@@ -31,7 +40,7 @@ from ..transform import LowerToIntegerKernels
 from ..transform.pipeline import PASS_FACTORIES, optimization_passes
 from .quantization import ModelQuant, read_quantization
 
-#: Memory passes that would destroy activations the backward pass reads.
+#: Memory passes that can destroy activations the backward pass reads (see the module doc).
 UNSAFE_FOR_TRAINING = ("PatchBasedInference", "InplaceDepthwise", "InplaceElementwise")
 
 
@@ -56,15 +65,17 @@ def model_bytes(model: Union[str, os.PathLike, bytes]) -> bytes:
         return f.read()
 
 
-def lower_forward(model: Union[str, os.PathLike, bytes], name: Optional[str] = None) -> Forward:
-    """Import and lower an int8 TFLite model for training (see the module doc for the passes)."""
+def lower_forward(model: Union[str, os.PathLike, bytes], name: Optional[str] = None,
+                  disabled: Sequence[str] = UNSAFE_FOR_TRAINING) -> Forward:
+    """Import and lower an int8 TFLite model for training, with the memory passes
+    minus ``disabled`` (default: every pass that can be unsafe for training)."""
     data = model_bytes(model)
     if detect_format(data) != "tflite":
         raise UsageError("training compiles int8 TFLite models only (the gradients need the float scales the "
                          "TFLite tensors carry)")
     imported = load_model(model, name)
     lowered = LowerToIntegerKernels()(imported.mod)
-    safe = [p for p in PASS_FACTORIES if p in UNSAFE_FOR_TRAINING]
-    lowered = tvm.transform.Sequential(optimization_passes(safe), name="tinyengine-training")(lowered)
+    off = [p for p in PASS_FACTORIES if p in disabled]
+    lowered = tvm.transform.Sequential(optimization_passes(off), name="tinyengine-training")(lowered)
     graph = KernelGraph.from_relax(lowered["main"])
     return Forward(imported, lowered, graph, read_quantization(data))
