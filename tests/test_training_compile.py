@@ -581,3 +581,24 @@ def test_sanitizers_clean_full_update_with_momentum(cnn, tmp_path):
 def test_deterministic(cnn):
     cfg = {"biases": "all", "weights": [-2, -1], "channel_ratio": {"-2": 0.5}}
     assert compile_training(cnn, cfg, name="cnn").files == compile_training(cnn, cfg, name="cnn").files
+
+
+def test_one_step_on_qemu(cnn):
+    """One train_step then one inference on the emulated Cortex-M7 (mps2-an500): the same loss as
+    the host build (float32 on both; allowed 1e-5 relative for the compilers' contraction choices)
+    and class scores within 1 of the host's after the update (a rounding tie may fall the other way)."""
+    from tinyengine_tvm.runtime.firmware import missing_tools
+    from tinyengine_tvm.training.qemu import train_step_on_qemu
+
+    missing = missing_tools()
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not found: run scripts/install_arm_toolchain.sh")
+    compiled = compile_training(cnn, {"biases": "all", "weights": [-2, -1], "learning_rate": 0.5}, name="cnn")
+    x = np.random.default_rng(11).integers(-128, 128, size=(1, 8, 8, 1), dtype=np.int8)
+    loss, scores, report = train_step_on_qemu(compiled, x, 2, board="mps2-an500")
+    host = compiled.host()
+    host.train_init()
+    want_loss = host.train_step(x, 2)
+    assert loss == pytest.approx(want_loss, rel=1e-5)
+    assert np.abs(scores.astype(np.int64) - host.invoke(x)).max() <= 1
+    assert report["status"] == "ok" and report["instructions"] > 0

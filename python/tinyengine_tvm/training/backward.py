@@ -187,8 +187,10 @@ class _Builder:
         for layer in found:
             layer.index = names.index(layer.name) if counts[layer.name] == 1 and layer.name in names else -1
         layers: Dict[int, Layer] = {layer.index: layer for layer in found if layer.index >= 0}
-        bias_layers = set(range(len(names))) if cfg.biases == "all" else set(resolve_layers(cfg.biases, names,
-                                                                                           "biases"))
+        if cfg.biases == "all":  # every layer that has a bias (the converter gives each one; a model may not)
+            bias_layers = {k for k in range(len(names)) if k not in layers or layers[k].bias is not None}
+        else:
+            bias_layers = set(resolve_layers(cfg.biases, names, "biases"))
         weight_layers = set(resolve_layers(cfg.weights, names, "weights"))
         for k in sorted(bias_layers | weight_layers):
             if k not in layers:
