@@ -29,6 +29,7 @@ several steps on a separable toy problem, momentum, and configuration errors.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -602,3 +603,24 @@ def test_one_step_on_qemu(cnn):
     assert loss == pytest.approx(want_loss, rel=1e-5)
     assert np.abs(scores.astype(np.int64) - host.invoke(x)).max() <= 1
     assert report["status"] == "ok" and report["instructions"] > 0
+
+
+def test_tvmc_train_compile(cnn, tmp_path, capsys):
+    from tinyengine_tvm.cli import main
+
+    model = tmp_path / "cnn.tflite"
+    model.write_bytes(cnn)
+    config = tmp_path / "train.json"
+    config.write_text('{"biases": "all", "weights": [-1], "learning_rate": 0.1}')
+    out = tmp_path / "proj"
+    assert main(["train-compile", str(model), "--config", str(config), "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "cnn_train_step" in text and "training arena" in text
+    assert "int cnn_train_step(const int8_t* input, int32_t label, float* loss);" in (out / "include" / "cnn.h").read_text()
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["training"]["config"]["weights"] == [-1]
+    # a bad configuration is a usage error (status 2), before anything is written
+    config.write_text('{"biases": "all", "learning_rate": 0}')
+    assert main(["train-compile", str(model), "--config", str(config), "-o", str(tmp_path / "other")]) == 2
+    assert "learning_rate" in capsys.readouterr().err and not (tmp_path / "other").exists()
+    assert main(["train-compile", str(model), "--config", str(config), "-o", str(out), "--sram-budget", "64"]) == 2
