@@ -283,7 +283,8 @@ def test_fc_weights_and_biases_match_reference(cnn):
     cfg = TrainingConfig(biases="all", weights=[-1], learning_rate=0.5)
     compiled, host, checked, x, label = check_one_step(cnn, cfg, seed=1)
     names = step_names(compiled)
-    assert [n for n in names if n.endswith(".grad_weight")] == [f"{compiled.metadata['training']['layers'][-1]['name']}.grad_weight"]
+    fc = compiled.metadata["training"]["layers"][-1]["name"]
+    assert [n for n in names if n.endswith(".grad_weight")] == [f"{fc}.grad_weight"]
     # fused update: each gradient is immediately followed by its update
     for k, n in enumerate(names):
         if n.endswith((".grad_weight", ".grad_bias")):
@@ -294,9 +295,8 @@ def test_fc_weights_and_biases_match_reference(cnn):
     # invoke shares the trained parameters: the next step's forward equals invoke's output
     probs = host.invoke(x)
     host.train_step(x, label)
-    np.testing.assert_array_equal(host.trace[compiled.metadata["training"]["steps"][compiled.metadata["training"]
-                                                                                     ["forward_steps"] - 1]["name"]],
-                                  probs)
+    training = compiled.metadata["training"]
+    np.testing.assert_array_equal(host.trace[training["steps"][training["forward_steps"] - 1]["name"]], probs)
 
 
 def test_last_two_layers_with_channel_ratio_match_reference(cnn):
@@ -313,7 +313,8 @@ def test_last_two_layers_with_channel_ratio_match_reference(cnn):
     assert [c["disabled"] for c in forward if c["chosen"]] == [[]]
     assert any(s.notes.get("patch_of") for s in compiled.graph.steps[:compiled.training.forward_steps])
     params = {p["name"]: p for p in compiled.metadata["training"]["parameters"]}
-    assert params[f"{layers[2]}.weight"]["trained_channels"] == 4 and params[f"{layers[3]}.weight"]["trained_channels"] == 1
+    assert params[f"{layers[2]}.weight"]["trained_channels"] == 4
+    assert params[f"{layers[3]}.weight"]["trained_channels"] == 1
     # the FC's weight gradient covers the trained rows only
     fc_grad = next(s for s in compiled.metadata["training"]["steps"] if s["name"] == f"{layers[3]}.grad_weight")
     assert fc_grad["shape"] == [1, 8]
@@ -616,7 +617,8 @@ def test_tvmc_train_compile(cnn, tmp_path, capsys):
     assert main(["train-compile", str(model), "--config", str(config), "-o", str(out)]) == 0
     text = capsys.readouterr().out
     assert "cnn_train_step" in text and "training arena" in text
-    assert "int cnn_train_step(const int8_t* input, int32_t label, float* loss);" in (out / "include" / "cnn.h").read_text()
+    header = (out / "include" / "cnn.h").read_text()
+    assert "int cnn_train_step(const int8_t* input, int32_t label, float* loss);" in header
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["training"]["config"]["weights"] == [-1]
     # a bad configuration is a usage error (status 2), before anything is written

@@ -71,7 +71,8 @@ TRAINING_KERNELS: Dict[str, KernelSpec] = {
                                                  ["p", "in0", "in1", "in2", "out", "null"], _DW),
     # db only: inputs [dY, filter scales]; neither the forward input nor dW is touched (NULL).
     "te_fully_connected_grad_bias_s8": _spec("FULLY_CONNECTED_GRAD_BIAS", "te_fully_connected_grad_weights_s8",
-                                             ["p", "in0", "null", "in1", "null", "out"], _prod("batch", "output_depth")),
+                                             ["p", "in0", "null", "in1", "null", "out"],
+                                             _prod("batch", "output_depth")),
     "te_conv2d_grad_bias_s8": _spec("CONV_2D_GRAD_BIAS", "te_conv2d_grad_weights_s8",
                                     ["p", "in0", "null", "in1", "null", "out"], _BIAS),
     "te_depthwise_conv2d_grad_bias_s8": _spec("DEPTHWISE_CONV_2D_GRAD_BIAS", "te_depthwise_conv2d_grad_weights_s8",

@@ -46,7 +46,7 @@ class TrainingCWriter(CWriter):
         n, N, t = self.name, self.name.upper(), self.training
         params = t.parameters
         trainable = sum(self.graph.tensors[p.tensor].nbytes for p in params)
-        text = [f"/* ---- On-device training (tinyengine_tvm.training) ---- */\n",
+        text = ["/* ---- On-device training (tinyengine_tvm.training) ---- */\n",
                 f"/** Steps of {n}_train_step(): forward, loss, backward and updates. */\n"
                 f"#define {N}_NUM_TRAIN_STEPS {len(self.graph.steps)}\n",
                 f"/** Classes of the label (the logits' length). */\n"
