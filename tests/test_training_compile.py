@@ -626,3 +626,97 @@ def test_tvmc_train_compile(cnn, tmp_path, capsys):
     assert main(["train-compile", str(model), "--config", str(config), "-o", str(tmp_path / "other")]) == 2
     assert "learning_rate" in capsys.readouterr().err and not (tmp_path / "other").exists()
     assert main(["train-compile", str(model), "--config", str(config), "-o", str(out), "--sram-budget", "64"]) == 2
+
+
+def residual_cnn(seed=0) -> bytes:
+    """conv 3x3 -> ReLU (h0) -> conv 1x1 -> ReLU -> conv 1x1 -> ADD h0 -> MEAN -> FC -> SOFTMAX."""
+    g = QuantizedGraph(seed=seed, samples=16)
+    x = g.input((1, 6, 6, 2))
+    h0 = g.conv2d(x, 4, (3, 3), (1, 1), (1, 1), "SAME", "RELU", True, prefix="conv1")
+    h1 = g.conv2d(h0, 6, (1, 1), (1, 1), (1, 1), "SAME", "RELU", True, prefix="expand")
+    h2 = g.conv2d(h1, 4, (1, 1), (1, 1), (1, 1), "SAME", "NONE", True, prefix="project")
+    h3 = g.add(h2, h0, prefix="add")
+    m = g.mean(h3, (1, 2), keep_dims=False, prefix="mean")
+    y = g.fully_connected(m, 3, "NONE", prefix="fc", qparams=choose_qparams(-4.0, 4.0))
+    return g.finish([g.softmax(y, prefix="softmax")])
+
+
+def test_residual_gradients_add_up():
+    """Through a residual ADD the skip input receives dY (masked by the ADD's clamp) and the branch's
+    first layer adds its input gradient into it: the sum, and every gradient, match the reference."""
+    data = residual_cnn()
+    cfg = TrainingConfig(biases="all", weights=[0], learning_rate=0.5)
+    compiled = compile_training(data, cfg, name="res")
+    host = compiled.host(debug=True)
+    x = np.random.default_rng(3).integers(-128, 128, size=(1, 6, 6, 2), dtype=np.int8)
+    loss = host.train_step(x, 1)
+    tr = host.trace
+    ops = read_model(data)
+    conv1, expand, project, add, mean, fc = ops[:6]
+    assert [o["op"] for o in (conv1, expand, project, add, mean, fc)] == \
+        ["CONV_2D", "CONV_2D", "CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED"]
+    act = {o["name"]: tr[o["name"]] for o in ops}
+
+    def q(o):
+        return o["out_q"][0][0], int(o["out_q"][1][0])
+
+    def mask(o, dy, kind):
+        lo, hi = ref.activation_range(kind, *q(o))
+        return ref.activation_grad(act[o["name"]], dy.reshape(act[o["name"]].shape), lo, hi)
+
+    want_loss, dz = ref.softmax_cross_entropy(act[fc["name"]], *q(fc), np.array([1]))
+    assert loss == pytest.approx(want_loss, rel=1e-5)
+    s_fc = np.repeat(fc["w_scale"], 3) if fc["w_scale"].size == 1 else fc["w_scale"]
+    dy = mask(fc, dz, "none")
+    d_mean = ref.fully_connected_grad_input(dy, fc["w"], s_fc)
+    d_h3 = ref.mean_grad(d_mean, 36).reshape(1, 6, 6, 4)
+    d_add = mask(add, d_h3, "none")
+    exp = {f"{add['name']}.activation_grad": d_add, f"{mean['name']}.grad_input": d_h3,
+           f"{fc['name']}.grad_input": d_mean}
+    zero = (0, 0)
+    dy_p = mask(project, d_add, "none")
+    d_h1 = ref.conv2d_grad_input(dy_p, project["w"], project["w_scale"], (1, 6, 6, 6), (1, 1), zero, (1, 1))
+    dy_e = mask(expand, d_h1, "relu")
+    d_h0 = d_add + ref.conv2d_grad_input(dy_e, expand["w"], expand["w_scale"], (1, 6, 6, 4), (1, 1), zero, (1, 1))
+    exp[f"{project['name']}.grad_input"] = d_h1
+    exp[f"{expand['name']}.grad_input"] = d_h0  # the skip's share plus the branch's
+    dy_c = mask(conv1, d_h0, "relu")
+    exp[f"{conv1['name']}.activation_grad"] = dy_c
+    gw, gb = ref.conv2d_grad_weights(dy_c, x, conv1["in_q"][0][0], int(conv1["in_q"][1][0]), conv1["w_scale"],
+                                     (3, 3), (1, 1), (1, 1), (1, 1))
+    exp[f"{conv1['name']}.grad_weight"], exp[f"{conv1['name']}.grad_bias"] = gw, gb
+    for name, want in exp.items():
+        got = tr[name]
+        np.testing.assert_allclose(got.reshape(-1), np.asarray(want).reshape(-1), rtol=1e-4,
+                                   atol=1e-5 * np.abs(want).max(), err_msg=name)
+    # the accumulating step writes into the skip's gradient buffer, which lives until then
+    steps = compiled.graph.steps
+    acc = next(k for k, s in enumerate(steps) if s.name == f"{expand['name']}.grad_input")
+    assert steps[acc].attrs["accumulate"] == 1
+    skip = next(k for k, s in enumerate(steps) if s.name == f"{add['name']}.activation_grad")  # h0's share
+    assert compiled.graph.root(steps[acc].output) == compiled.graph.root(steps[skip].output)
+    # and the first conv's weights move by the reference's update
+    new, _ = ref.qas_sgd(conv1["w"], gw, conv1["w_scale"], 0.5, 18)
+    assert_update(tr[f"{conv1['name']}.weight.update"], (new, conv1["w"], gw, conv1["w_scale"], None, 18), 0.5,
+                  "conv1.weight.update")
+
+
+def test_mcunet_style_model_trains_its_last_layers():
+    """The zoo's MCUNet-style VWW stand-in (float input QUANTIZEd, inverted residuals, global pooling,
+    SOFTMAX then DEQUANTIZE): its last layers train on the host, repeated steps on one sample lower its
+    loss, and the frozen first stages keep the inference memory passes that are safe."""
+    from tinyengine_tvm.modelgen import zoo
+
+    data = zoo.mcunet_vww(resolution=48, width=0.5, classes=2)
+    compiled = compile_training(data, {"biases": [-3, -2, -1], "weights": [-1], "learning_rate": 0.05})
+    assert "const float* input" in compiled.files[f"include/{compiled.name}.h"]
+    chosen = next(c for c in compiled.metadata["training"]["forward_passes"] if c["chosen"])
+    assert len(chosen["disabled"]) < 3, chosen  # some memory pass that can be unsafe was kept
+    host = compiled.host()
+    x = np.random.default_rng(0).uniform(-1, 1, size=(1, 48, 48, 3)).astype(np.float32)
+    losses = [host.train_step(x, 1) for _ in range(4)]
+    # (the int8 logits of this random model saturate near ln 2, where the clamp mask stops the gradient)
+    assert losses[-1] < 0.75 * losses[0] and all(b <= a + 1e-6 for a, b in zip(losses, losses[1:])), losses
+    names = step_names(compiled, "backward")
+    layers = [L["name"] for L in compiled.metadata["training"]["layers"]]
+    assert not any(n.startswith(tuple(f"{L}." for L in layers[:-3])) for n in names)

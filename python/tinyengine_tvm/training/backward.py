@@ -55,6 +55,7 @@ LAYER_KERNELS = {"te_conv2d_s8": "conv2d", "te_depthwise_conv2d_s8": "depthwise_
                  # _Builder.check_overwrites refuses wherever the backward pass reads that input
                  "te_depthwise_conv2d_inplace_s8": "depthwise_conv2d"}
 _PASS_THROUGH = ("te_mean_s8", "te_avg_pool_s8", "te_max_pool_s8")
+_ADD = ("te_add_s8", "te_add_inplace_s8")
 
 
 @dataclasses.dataclass
@@ -230,10 +231,13 @@ class _Builder:
                 var_of[tensor] = len(g.variables)
                 g.variables.append((t.name, tensor, None))
 
-        # The loss on the logits: the input of a final SOFTMAX, else the output itself.
-        out = g.outputs[0]
-        producer = next((s for s in self.steps if g.root(s.output) == g.root(out)), None)
-        logits = producer.inputs[0] if producer is not None and producer.kernel == "te_softmax_s8" else out
+        # The loss on the logits: the input of a final SOFTMAX (behind a DEQUANTIZE to a float
+        # output, if any), else the output itself.
+        logits = g.outputs[0]
+        for kernel in ("te_dequantize_s8_f32", "te_softmax_s8"):
+            producer = next((s for s in self.steps if g.root(s.output) == g.root(logits)), None)
+            if producer is not None and producer.kernel == kernel:
+                logits = producer.inputs[0]
         lt = g.tensors[logits]
         if lt.dtype != "int8":
             raise UnsupportedModelError([("TRAINING", lt.name, "the logits must be int8")])
@@ -274,11 +278,14 @@ class _Builder:
                     continue
                 dy = self.mask(step, dy)
                 if need_input:
-                    self.put(grads, x, self.grad_input(layer, step, dy))
+                    self.grad_input(layer, step, dy, grads)
                 if k in weight_layers:
                     self.update_weights(layer, step, dy, var_of[layer.weight], params)
                 if k in bias_layers:
                     self.update_bias(layer, step, dy, var_of[layer.bias], params)
+                continue
+            if step.kernel in _ADD:
+                self.add_grad(step, dy, grads, below)
                 continue
             if not need_input:
                 continue
@@ -324,12 +331,34 @@ class _Builder:
                                             f"step '{self.steps[later[0]].name}' overwrites in place")
 
     def put(self, grads: Dict[int, int], x: int, dx: int) -> None:
+        """Record ``dx`` as the gradient of ``x`` (a first contribution: written, not added)."""
         root = self.g.root(x)
         if root in grads:
             raise UnsupportedModelError([("TRAINING", self.g.tensors[x].name, "this activation feeds several "
-                                          "operators (a residual or branch): gradient accumulation is not built "
-                                          "yet")])
+                                          "operators and the last one's gradient kernel cannot add into an "
+                                          "existing gradient")])
         grads[root] = dx
+
+    def add_grad(self, step: Step, dy: int, grads: Dict[int, int], below: Set[int]) -> None:
+        """ADD: y = a + b in real values (the int8 kernel rescales both onto y's scale), so each
+        activation input receives dY, masked where y sits at its clamp.  A residual's skip input
+        gets its copy first; the branch's first layer then adds into it (``accumulate``)."""
+        g = self.g
+        needs = [i for i in step.inputs[:2] if g.tensors[i].kind != "constant" and g.root(i) in below]
+        if not needs:
+            return
+        size = int(np.prod(g.tensors[step.output].shape))
+        if any(int(np.prod(g.tensors[i].shape)) != size for i in needs):
+            raise UnsupportedModelError([("ADD", step.name, "broadcasting ADD on the gradient path (its gradient "
+                                          "is a reduction)")])
+        attrs = dict(size=size, act_min=int(step.attrs.get("act_min", -128)),
+                     act_max=int(step.attrs.get("act_max", 127)))
+        for k, x in enumerate(needs[:-1]):
+            dx = self.grad_tensor(x, f"{step.name}.grad_input{k}")
+            self.step("te_activation_grad_s8", [step.output, dy], dx, attrs, f"{step.name}.grad_input{k}")
+            self.put(grads, x, dx)
+        # The last input takes dY itself, masked in place (dY dies here).
+        self.put(grads, needs[-1], self.mask(step, dy))
 
     # ------------------------------------------------------------------ rules
     def mask(self, step: Step, dy: int) -> int:
@@ -363,11 +392,22 @@ class _Builder:
                 "kernel_w", "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_top", "pad_left")
         return dict({k: int(a[k]) for k in keys}, **common)
 
-    def grad_input(self, layer: Layer, step: Step, dy: int) -> int:
+    def grad_input(self, layer: Layer, step: Step, dy: int, grads: Dict[int, int]) -> None:
+        """dX of a layer; added into the gradient already there when its input feeds several
+        operators (the skip of a residual got its share first, in reverse order)."""
         x = step.inputs[0]
-        dx = self.grad_tensor(x, f"{layer.name}.grad_input")
-        return self.step(f"te_{layer.family}_grad_input_s8", [dy, layer.weight, self.scales(layer)], dx,
-                         self.grad_params(layer, step), f"{layer.name}.grad_input")
+        root = self.g.root(x)
+        params = self.grad_params(layer, step)
+        existing = grads.get(root)
+        if existing is None:
+            dx = self.grad_tensor(x, f"{layer.name}.grad_input")
+        else:  # the kernel adds into the existing buffer: a view of it, which keeps it alive until here
+            dx = self.tensor(f"{layer.name}.grad_input", self.g.tensors[existing].shape, "float32",
+                             view_of=existing)
+            params["accumulate"] = 1
+        self.step(f"te_{layer.family}_grad_input_s8", [dy, layer.weight, self.scales(layer)], dx, params,
+                  f"{layer.name}.grad_input")
+        grads[root] = dx
 
     def qas(self, param: int, grad: int, scales: int, size: int, channels: int, inner: int,
             input_scale: float, dtype: str, name: str) -> int:
