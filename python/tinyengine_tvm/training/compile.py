@@ -9,6 +9,7 @@ the project's C writer emits it (:mod:`.codegen`).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -19,6 +20,7 @@ import numpy as np
 
 from ..compiler import CompiledModel, _metadata, _read
 from ..errors import MemoryBudgetError, UnsupportedModelError
+from ..kernel_graph import KernelGraph
 from ..kernels import kernel_dir, kernel_sources_for, steps_scratch
 from ..output_paths import GENERATOR
 from ..planner import plan_arena
@@ -81,7 +83,7 @@ def compile_training(model: Union[str, bytes], config: Union[TrainingConfig, Dic
     """
     t0 = time.perf_counter()
     config = load_config(config)
-    fwd, training, plan, candidates = _smallest_safe_training(model, name, config)
+    fwd, training, plan, candidates = ForwardVariants(model, name).training(config)
     imported = fwd.imported
     graph = training.graph
     initial = trainable_initial(training)
@@ -113,35 +115,58 @@ def compile_training(model: Union[str, bytes], config: Union[TrainingConfig, Dic
 CANDIDATES = ((), ("PatchBasedInference",), UNSAFE_FOR_TRAINING)
 
 
-def _smallest_safe_training(model, name, config):
-    """The forward variant (CANDIDATES) whose training step is safe and plans the smallest arena:
-    (forward, training graph, plan, what each candidate gave).  The variant without any unsafe
-    pass is built first: its errors (configuration, unsupported operator) are the model's."""
-    base = lower_forward(model, name, UNSAFE_FOR_TRAINING)
-    names = layer_names(base.graph)
-    results, report = [], []
-    for disabled in reversed(CANDIDATES):
-        entry = {"disabled": list(disabled)}
-        report.append(entry)
-        try:
-            fwd = base if disabled == UNSAFE_FOR_TRAINING else lower_forward(model, name, disabled)
-            training = build_training_graph(fwd.graph, fwd.quant, config, names)
-        except (UnsafeForTraining, UnsupportedModelError) as e:
-            if disabled == UNSAFE_FOR_TRAINING:  # the model's own limits: nothing left to turn off
-                if isinstance(e, UnsupportedModelError):
-                    raise
-                raise UnsupportedModelError([("TRAINING", base.imported.name, str(e))]) from None
-            # The model trains without these passes: what failed here is what they rewrote.
-            entry.update(safe=False, reason=str(e).strip().splitlines()[-1].strip())
-            continue
-        plan = plan_arena(training.graph, steps_scratch(training.graph.steps))
-        entry.update(safe=True, arena_bytes=int(plan.arena_bytes))
-        results.append((plan.arena_bytes, len(disabled), fwd, training, plan, entry))
-    # smallest arena; on a tie, the variant with more passes kept (the faster forward)
-    _, _, fwd, training, plan, entry = min(results, key=lambda r: (r[0], r[1]))
-    for r in report:
-        r["chosen"] = r is entry
-    return fwd, training, plan, report
+class ForwardVariants:
+    """The forward graph of a model lowered with each set of CANDIDATES passes turned off (each
+    lowered once, on first use), and the training step of a configuration on the best of them.
+
+    The variant without any unsafe pass comes first: its errors (configuration, unsupported
+    operator) are the model's own.
+    """
+
+    def __init__(self, model, name: Optional[str] = None):
+        self.model, self.name = model, name
+        self._forwards: Dict[tuple, object] = {}
+        self.base = self.forward(UNSAFE_FOR_TRAINING)
+        self.layer_names = layer_names(self.base.graph)
+
+    def forward(self, disabled: tuple):
+        """The (cached) forward lowered with ``disabled`` passes off."""
+        if disabled not in self._forwards:
+            self._forwards[disabled] = lower_forward(self.model, self.name, disabled)
+        return self._forwards[disabled]
+
+    def training(self, config: TrainingConfig):
+        """(forward, training graph, plan, report): the safe variant with the smallest arena (on a
+        tie, the one keeping more passes); the report says what each variant gave."""
+        results, report = [], []
+        for disabled in reversed(CANDIDATES):
+            entry = {"disabled": list(disabled)}
+            report.append(entry)
+            try:
+                fwd = self.forward(disabled)
+                training = build_training_graph(_copy_graph(fwd.graph), fwd.quant, config, self.layer_names)
+            except (UnsafeForTraining, UnsupportedModelError) as e:
+                if disabled == UNSAFE_FOR_TRAINING:  # the model's own limits: nothing left to turn off
+                    if isinstance(e, UnsupportedModelError):
+                        raise
+                    raise UnsupportedModelError([("TRAINING", self.base.imported.name, str(e))]) from None
+                # The model trains without these passes: what failed here is what they rewrote.
+                entry.update(safe=False, reason=str(e).strip().splitlines()[-1].strip())
+                continue
+            plan = plan_arena(training.graph, steps_scratch(training.graph.steps))
+            entry.update(safe=True, arena_bytes=int(plan.arena_bytes))
+            results.append((plan.arena_bytes, len(disabled), fwd, training, plan, entry))
+        _, _, fwd, training, plan, entry = min(results, key=lambda r: (r[0], r[1]))
+        for r in report:
+            r["chosen"] = r is entry
+        return fwd, training, plan, report
+
+
+def _copy_graph(graph: KernelGraph) -> KernelGraph:
+    """A copy the training builder may extend and modify (it appends tensors and steps, and turns
+    trained constants into variables) without touching the cached forward."""
+    return KernelGraph([dataclasses.replace(t) for t in graph.tensors], list(graph.steps), list(graph.inputs),
+                       list(graph.outputs), list(graph.variables))
 
 
 def _phase(kernel: str, index: int, forward_steps: int) -> str:
