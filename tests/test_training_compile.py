@@ -720,3 +720,28 @@ def test_mcunet_style_model_trains_its_last_layers():
     names = step_names(compiled, "backward")
     layers = [L["name"] for L in compiled.metadata["training"]["layers"]]
     assert not any(n.startswith(tuple(f"{L}." for L in layers[:-3])) for n in names)
+
+
+def test_choose_under_sram_budget():
+    """"sram_budget" instead of named parts: every scheme is planned for real, the chosen one fits, a
+    larger budget never buys less (by the search's contribution), and too small a budget is refused."""
+    data = small_cnn(c1=8, c2=96, classes=16, stride1=2)
+    chosen = []
+    for budget in (1500, 3000, 6000, 12000):
+        compiled = compile_training(data, {"sram_budget": budget, "learning_rate": 0.05})
+        sel = compiled.metadata["training"]["selection"]
+        assert compiled.metadata["training"]["memory"]["arena_bytes"] <= budget
+        final = next(t for t in sel["tried"] if t["config"] == sel["chosen"])
+        assert final["fits"] and final["arena_bytes"] == compiled.metadata["training"]["memory"]["arena_bytes"]
+        # no scheme it planned that fits and extends the choice was left out: the choice is maximal
+        assert all(t["contribution"] <= final["contribution"] or not t["fits"] or
+                   not set(sel["chosen"]["biases"]) <= set(t["config"]["biases"]) for t in sel["tried"])
+        chosen.append(final["contribution"])
+    assert chosen == sorted(chosen) and chosen[-1] > chosen[0]
+    # the largest budget trains everything; the project runs
+    assert compiled.metadata["training"]["config"]["weights"] == [0, 1, 2, 3]
+    assert np.isfinite(compiled.train_step(np.zeros((1, 8, 8, 1), np.int8), 3))
+    with pytest.raises(te.errors.MemoryBudgetError, match="not even the last layer's bias"):
+        compile_training(data, {"sram_budget": 256})
+    with pytest.raises(UsageError, match="not both"):
+        load_config({"sram_budget": 4096, "biases": "all"})

@@ -9,7 +9,8 @@ int8 TFLite model and a :class:`TrainingConfig` (:mod:`.config`) into
 generated C with ``<name>_train_step`` next to ``<name>_invoke``:
 :mod:`.forward` lowers the forward pass, :mod:`.backward` appends the loss,
 the pruned backward pass and the fused QAS updates to its KernelGraph,
-:mod:`.codegen` writes it, :mod:`.host` runs it on this machine.
+:mod:`.codegen` writes it, :mod:`.host` runs it on this machine, :mod:`.qemu` on an
+emulated Cortex-M; :mod:`.budget` chooses the trainable parts under an SRAM budget.
 """
 from . import reference
 from .compile import CompiledTraining, compile_training

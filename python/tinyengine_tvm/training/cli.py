@@ -13,7 +13,8 @@ def register(sub, int_option) -> None:
     t.add_argument("--config", required=True, metavar="TRAIN.json",
                    help="what to train: {\"biases\": \"all\" | [layers], \"weights\": [layers], "
                         "\"channel_ratio\": {layer: ratio}, \"learning_rate\": LR, \"momentum\": M}; layers by index "
-                        "(negative from the last) or output tensor name")
+                        "(negative from the last) or output tensor name; or {\"sram_budget\": BYTES} to let the "
+                        "compiler choose them")
     t.add_argument("-o", "--output", required=True, help="output directory, or OUT.tar for a tarball")
     t.add_argument("--model-name", default=None, help="C identifier prefix (default: file name)")
     t.add_argument("--sram-budget", type=int_option(1, 1 << 31), default=None, metavar="BYTES",

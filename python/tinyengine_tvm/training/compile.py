@@ -83,7 +83,16 @@ def compile_training(model: Union[str, bytes], config: Union[TrainingConfig, Dic
     """
     t0 = time.perf_counter()
     config = load_config(config)
-    fwd, training, plan, candidates = ForwardVariants(model, name).training(config)
+    variants = ForwardVariants(model, name)
+    selection = None
+    if config.sram_budget is not None:  # choose the trainable parts so the arena fits
+        from .budget import choose_under_budget
+
+        asked = config
+        config, tried = choose_under_budget(variants, config.sram_budget, config.learning_rate, config.momentum)
+        selection = {"sram_budget": asked.sram_budget, "chosen": config.to_dict(), "tried": tried}
+        sram_budget = asked.sram_budget if sram_budget is None else min(sram_budget, asked.sram_budget)
+    fwd, training, plan, candidates = variants.training(config)
     imported = fwd.imported
     graph = training.graph
     initial = trainable_initial(training)
@@ -100,6 +109,8 @@ def compile_training(model: Union[str, bytes], config: Union[TrainingConfig, Dic
     metadata = _metadata(imported, graph, plan, [])
     metadata["training"] = _training_metadata(training, config, plan)
     metadata["training"]["forward_passes"] = candidates
+    if selection is not None:
+        metadata["training"]["selection"] = selection
     if sram_budget is not None and plan.arena_bytes > sram_budget:
         raise MemoryBudgetError(f"{imported.name}: the training step needs an arena of {plan.arena_bytes:,} B, "
                                 f"over the SRAM budget of {sram_budget:,} B")

@@ -16,6 +16,9 @@ JSON form (every key optional except that something must be trained)::
      "channel_ratio": {"<layer>": 0.5, ...},
      "learning_rate": 0.05,
      "momentum": 0.0}
+
+or, instead of naming the trainable parts, ``{"sram_budget": 65536, ...}``:
+the compiler chooses them so the training arena fits (:mod:`.budget`).
 """
 from __future__ import annotations
 
@@ -23,13 +26,13 @@ import dataclasses
 import json
 import math
 import os
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import UsageError
 
 Layer = Union[int, str]
 
-_KEYS = ("biases", "weights", "channel_ratio", "learning_rate", "momentum")
+_KEYS = ("biases", "weights", "channel_ratio", "learning_rate", "momentum", "sram_budget")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +42,8 @@ class TrainingConfig:
     ``biases``: "all" or a list of layers; ``weights``: a list of layers;
     ``channel_ratio``: {layer: fraction in (0, 1]} of output channels whose
     weights are trained (only for layers in ``weights``); ``learning_rate``
-    (> 0) and ``momentum`` (in [0, 1)) of the QAS SGD update.
+    (> 0) and ``momentum`` (in [0, 1)) of the QAS SGD update.  ``sram_budget`` (bytes), given
+    instead of biases and weights, asks the compiler to choose them (:mod:`.budget`).
     """
 
     biases: Union[str, Tuple[Layer, ...]] = ()
@@ -47,6 +51,7 @@ class TrainingConfig:
     channel_ratio: Tuple[Tuple[Layer, float], ...] = ()
     learning_rate: float = 0.01
     momentum: float = 0.0
+    sram_budget: Optional[int] = None
 
     def __post_init__(self):
         biases = self.biases
@@ -74,8 +79,16 @@ class TrainingConfig:
             raise UsageError(f"training config: momentum must be a number in [0, 1), not {m!r}")
         object.__setattr__(self, "learning_rate", float(lr))
         object.__setattr__(self, "momentum", float(m))
-        if not self.biases and not self.weights:
-            raise UsageError("training config trains nothing: give 'biases' and/or 'weights'")
+        budget = self.sram_budget
+        if budget is not None:
+            if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
+                raise UsageError(f"training config: sram_budget must be a positive number of bytes, not {budget!r}")
+            if self.biases or self.weights or self.channel_ratio:
+                raise UsageError("training config: give either the trainable parts ('biases', 'weights', "
+                                 "'channel_ratio') or an 'sram_budget' to choose them under, not both")
+        elif not self.biases and not self.weights:
+            raise UsageError("training config trains nothing: give 'biases' and/or 'weights' (or an "
+                             "'sram_budget' to choose them under)")
 
     @staticmethod
     def from_dict(data: Dict[str, Any]) -> "TrainingConfig":
@@ -92,13 +105,14 @@ class TrainingConfig:
         ratios = {_json_layer(k): v for k, v in ratios.items()}
         return TrainingConfig(biases=data.get("biases", ()), weights=data.get("weights", ()),
                               channel_ratio=ratios, learning_rate=data.get("learning_rate", 0.01),
-                              momentum=data.get("momentum", 0.0))
+                              momentum=data.get("momentum", 0.0), sram_budget=data.get("sram_budget"))
 
     def to_dict(self) -> Dict[str, Any]:
         """The JSON object of this configuration."""
         return {"biases": self.biases if isinstance(self.biases, str) else list(self.biases),
                 "weights": list(self.weights), "channel_ratio": {str(k): v for k, v in self.channel_ratio},
-                "learning_rate": self.learning_rate, "momentum": self.momentum}
+                "learning_rate": self.learning_rate, "momentum": self.momentum,
+                **({"sram_budget": self.sram_budget} if self.sram_budget is not None else {})}
 
 
 def load_config(config: Union[str, os.PathLike, Dict[str, Any], TrainingConfig]) -> TrainingConfig:
