@@ -745,3 +745,58 @@ def test_choose_under_sram_budget():
         compile_training(data, {"sram_budget": 256})
     with pytest.raises(UsageError, match="not both"):
         load_config({"sram_budget": 4096, "biases": "all"})
+
+
+def pooling_cnn(seed=0) -> bytes:
+    """conv 3x3 -> ReLU -> MAX_POOL 2x2 -> conv 1x1 -> global AVERAGE_POOL_2D -> RESHAPE -> FC (logits out:
+    no SOFTMAX, so the loss takes the model's output itself)."""
+    g = QuantizedGraph(seed=seed, samples=16)
+    x = g.input((1, 8, 8, 1))
+    h0 = g.conv2d(x, 4, (3, 3), (1, 1), (1, 1), "SAME", "RELU", True, prefix="conv1")
+    p = g.max_pool(h0, (2, 2), (2, 2), "VALID", prefix="maxpool")
+    h1 = g.conv2d(p, 6, (1, 1), (1, 1), (1, 1), "SAME", "RELU", True, prefix="pw")
+    a = g.avg_pool(h1, (4, 4), (1, 1), "VALID", prefix="gap")
+    r = g.reshape(a, (1, 6), prefix="flatten")
+    return g.finish([g.fully_connected(r, 3, "NONE", prefix="fc", qparams=choose_qparams(-4.0, 4.0))])
+
+
+def test_pooling_gradients_match_reference():
+    data = pooling_cnn()
+    compiled = compile_training(data, TrainingConfig(biases="all", learning_rate=0.5), name="pool")
+    host = compiled.host(debug=True)
+    x = np.random.default_rng(6).integers(-128, 128, size=(1, 8, 8, 1), dtype=np.int8)
+    loss = host.train_step(x, 0)
+    tr = host.trace
+    ops = {o["op"]: o for o in read_model(data)}
+    conv1 = read_model(data)[0]
+    pw = [o for o in read_model(data) if o["op"] == "CONV_2D"][1]
+    mp, gap, fc = ops["MAX_POOL_2D"], ops["AVERAGE_POOL_2D"], ops["FULLY_CONNECTED"]
+
+    def q(o):
+        return o["out_q"][0][0], int(o["out_q"][1][0])
+
+    def mask(o, dy, kind):
+        lo, hi = ref.activation_range(kind, *q(o))
+        return ref.activation_grad(tr[o["name"]], dy.reshape(tr[o["name"]].shape), lo, hi)
+
+    logits = tr[fc["name"]]
+    want_loss, dz = ref.softmax_cross_entropy(logits, *q(fc), np.array([0]))
+    assert loss == pytest.approx(want_loss, rel=1e-5)
+    s_fc = np.repeat(fc["w_scale"], 3) if fc["w_scale"].size == 1 else fc["w_scale"]
+    d_fc = mask(fc, dz, "none")
+    d_gap = ref.fully_connected_grad_input(d_fc, fc["w"], s_fc).reshape(1, 1, 1, 6)
+    d_h1 = ref.avg_pool_grad(mask(gap, d_gap, "none"), (1, 4, 4, 6), (4, 4), (1, 1), (0, 0))
+    dy_pw = mask(pw, d_h1, "relu")
+    d_p = ref.conv2d_grad_input(dy_pw, pw["w"], pw["w_scale"], (1, 4, 4, 4), (1, 1), (0, 0), (1, 1))
+    d_h0 = ref.max_pool_grad(tr[conv1["name"]], mask(mp, d_p, "none"), (2, 2), (2, 2), (0, 0))
+    dy_c = mask(conv1, d_h0, "relu")
+    _, gb = ref.conv2d_grad_weights(dy_c, x, conv1["in_q"][0][0], int(conv1["in_q"][1][0]), conv1["w_scale"],
+                                    (3, 3), (1, 1), (1, 1), (1, 1))
+    exp = {f"{gap['name']}.grad_input": d_h1, f"{pw['name']}.grad_input": d_p,
+           f"{mp['name']}.grad_input": d_h0, f"{conv1['name']}.activation_grad": dy_c,
+           f"{conv1['name']}.grad_bias": gb}
+    assert {f"{gap['name']}.grad_input", f"{mp['name']}.grad_input"} <= set(step_names(compiled, "backward"))
+    for name, want in exp.items():
+        np.testing.assert_allclose(tr[name].reshape(-1), np.asarray(want).reshape(-1), rtol=1e-4,
+                                   atol=1e-5 * np.abs(want).max(), err_msg=name)
+    assert np.abs(dy_c).max() > 0  # the gradient reached the first layer through both pools
