@@ -800,3 +800,25 @@ def test_pooling_gradients_match_reference():
         np.testing.assert_allclose(tr[name].reshape(-1), np.asarray(want).reshape(-1), rtol=1e-4,
                                    atol=1e-5 * np.abs(want).max(), err_msg=name)
     assert np.abs(dy_c).max() > 0  # the gradient reached the first layer through both pools
+
+
+def test_learning_rate_is_set_at_run_time(cnn):
+    """<name>_train_set_learning_rate: 0 freezes every parameter; another rate gives the reference's
+    update at that rate."""
+    compiled = compile_training(cnn, {"biases": [-1], "learning_rate": 0.5}, name="cnn")
+    assert "void cnn_train_set_learning_rate(float learning_rate);" in compiled.files["include/cnn.h"]
+    host = compiled.host(debug=True)
+    x = np.random.default_rng(8).integers(-128, 128, size=(1, 8, 8, 1), dtype=np.int8)
+    host.train_init()  # the parameters are in the arena from here on
+    before = host.parameter(0)
+    host.set_learning_rate(0.0)
+    host.train_step(x, 1)
+    np.testing.assert_array_equal(host.parameter(0), before)
+    host.set_learning_rate(3.0)
+    host.train_step(x, 1)
+    fc = [o for o in read_model(cnn) if o["op"] == "FULLY_CONNECTED"][0]
+    s = np.repeat(fc["w_scale"], 3) if fc["w_scale"].size == 1 else fc["w_scale"]
+    gb = host.trace[f"{fc['name']}.grad_bias"]
+    want, _ = ref.qas_sgd(before, gb, s, 3.0, 1, input_scale=fc["in_q"][0][0])
+    assert_update(host.parameter(0), (want, before, gb, s, fc["in_q"][0][0], 1), 3.0, "fc.bias.update")
+    assert np.abs(host.parameter(0).astype(np.int64) - before).max() > 0

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codegen.c_writer import _C_TYPES, CWriter, comment_text
+from ..codegen.c_writer import _C_TYPES, CWriter, _c_float, comment_text
+from ..kernels import spec as kernel_spec
 from .backward import TrainingGraph
 
 TRACE_HOOK = """
@@ -37,6 +38,19 @@ class TrainingCWriter(CWriter):
         super().__init__(name, training.graph, plan, inputs, outputs, initial)
         self.training = training
         self.invoke_steps = training.forward_steps
+
+    def _learning_rate(self) -> float:
+        return float(next((s.attrs["learning_rate"] for s in self.graph.steps if "learning_rate" in s.attrs), 0.0))
+
+    def _step(self, s: int, step) -> str:
+        """An update step reads the learning rate set at run time (its struct is then not const)."""
+        text = super()._step(s, step)
+        if "learning_rate" not in step.attrs:
+            return text
+        const = f"    static const {kernel_spec(step.kernel).struct} p = {{"
+        text = text.replace(const, const.replace("static const ", ""))
+        line_end = text.index("\n", text.index(f"    {kernel_spec(step.kernel).struct} p = {{"))
+        return text[:line_end + 1] + f"    p.learning_rate = {self.name}_learning_rate;\n" + text[line_end + 1:]
 
     def _input_ctype(self) -> str:
         return _C_TYPES[self.inputs[0].dtype]
@@ -72,6 +86,9 @@ class TrainingCWriter(CWriter):
                     f"int {n}_train_step(const {self._input_ctype()}* input, int32_t label, float* loss);\n\n")
         text.append(f"/** Where trainable parameter i is (inside the arena), or NULL. */\n"
                     f"void* {n}_train_parameter(int32_t index);\n\n")
+        text.append(f"/** The SGD learning rate of the next train steps (a schedule sets it between\n"
+                    f" * steps; the compile-time value is {float(np.float32(self._learning_rate()))!r}). */\n"
+                    f"void {n}_train_set_learning_rate(float learning_rate);\n\n")
         text.append("#ifdef __cplusplus\n}\n#endif\n\n")
         base = super().header()
         at = base.rindex(f"#endif /* {N}_H_ */")
@@ -80,8 +97,12 @@ class TrainingCWriter(CWriter):
     def source(self) -> str:
         """src/<name>.c: the inference schedule, then the training entry points."""
         n, t = self.name, self.training
-        out = [super().source(), TRACE_HOOK, "\n"]
+        base = super().source()
+        # The run-time learning rate is read by the update steps of train_step, defined below it.
+        out = [base, TRACE_HOOK, f"\n/* Learning rate of the updates (<name>_train_set_learning_rate). */\n"
+                                 f"static float {n}_learning_rate = {_c_float(self._learning_rate())};\n\n"]
         out.append(f"void {n}_train_init(void) {{ {n}_reset(); }}\n\n")
+        out.append(f"void {n}_train_set_learning_rate(float learning_rate) {{ {n}_learning_rate = learning_rate; }}\n\n")
         out.append(f"void* {n}_train_parameter(int32_t index) {{\n  switch (index) {{\n")
         for k, p in enumerate(t.parameters):
             out.append(f"    case {k}: return {n}_arena + {self._offset(p.tensor)};\n")

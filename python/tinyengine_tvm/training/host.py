@@ -67,6 +67,12 @@ class TrainingHost:
         getattr(lib, f"{n}_train_init").restype = None
         self.trace: Dict[str, np.ndarray] = {}
 
+    def set_learning_rate(self, learning_rate: float) -> None:
+        """``<name>_train_set_learning_rate``: the rate of the next train steps."""
+        fn = getattr(self._lib, f"{self.name}_train_set_learning_rate")
+        fn.restype, fn.argtypes = None, [ctypes.c_float]
+        fn(float(learning_rate))
+
     def train_init(self) -> None:
         """``<name>_train_init()``: parameters back to the model file's, momentum zeroed."""
         getattr(self._lib, f"{self.name}_train_init")()
