@@ -37,8 +37,8 @@ import numpy as np
 import pytest
 
 from tinyengine_tvm.kernels import header
-from tinyengine_tvm.kernels import (FUNCTIONS, KERNELS, STRUCTS, buffer_size_function, c_function, kernel_dir,
-                                    scratch_bytes)
+from tinyengine_tvm.kernels import (FUNCTIONS, KERNELS, STRUCTS, TRAINING_KERNELS, buffer_size_function, c_function,
+                                    kernel_dir, scratch_bytes)
 
 SRC = kernel_dir()
 HEADER = os.path.join(SRC, "include", "tinyengine_kernels.h")
@@ -125,11 +125,14 @@ _ARG_KIND = {
     "inputs": lambda t: t in ("const int8_t* const*", "const int16_t* const*"),
     "scratch": lambda t: t == "void*",
     "state": lambda t: t.endswith("*") and not t.startswith("const"),
+    "null": lambda t: t.endswith("*"),  # a NULL pointer: the function must take a pointer there
 }
 
 
 def test_kernel_specs_call_their_functions_right():
-    for kernel, spec in KERNELS.items():
+    # The training kernels' table (kept apart from KERNELS) obeys the same rules.
+    assert not set(KERNELS) & set(TRAINING_KERNELS)
+    for kernel, spec in {**KERNELS, **TRAINING_KERNELS}.items():
         fn_name = c_function(kernel)
         if fn_name == "":
             assert not spec.args

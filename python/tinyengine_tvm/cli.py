@@ -461,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .tune.cli import register as register_tune  # tvmc tune ...
 
     register_tune(sub, int_option)
+    from .training.cli import register as register_training  # tvmc train-compile ...
+
+    register_training(sub, int_option)
     return parser
 
 

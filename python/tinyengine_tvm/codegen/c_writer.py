@@ -91,6 +91,9 @@ class CWriter:
         self.inputs = inputs
         self.outputs = outputs
         self.initial = initial or {}  # variable name -> its raw values at start-up
+        #: <name>_invoke() runs the first ``invoke_steps`` steps (a training graph appends its
+        #: backward steps after the forward pass, which invoke alone runs).
+        self.invoke_steps = len(graph.steps)
         self.const_names: Dict[int, str] = {
             t.index: f"{name}_w{k}" for k, t in enumerate(graph.constants)
         }
@@ -104,7 +107,7 @@ class CWriter:
                    f"#define {N}_ARENA_BYTES {self.plan.arena_bytes}\n")
         out.append(f"#define {N}_NUM_INPUTS {len(self.inputs)}\n#define {N}_NUM_OUTPUTS {len(self.outputs)}\n")
         out.append(f"/** Steps of {n}_invoke() (metadata.json \"ops\", in order): what a profile build times. */\n"
-                   f"#define {N}_NUM_STEPS {len(self.graph.steps)}\n\n")
+                   f"#define {N}_NUM_STEPS {self.invoke_steps}\n\n")
         for kind, descs in (("INPUT", self.inputs), ("OUTPUT", self.outputs)):
             for i, d in enumerate(descs):
                 p = f"{N}_{kind}_{i}"
@@ -169,7 +172,7 @@ class CWriter:
         out.append(PROFILE_HOOK)
         out.append(f"\n/* Activations, inputs, outputs and scratch: {self.plan.arena_bytes} bytes. */\n"
                    f"static uint8_t {n}_arena[{max(self.plan.arena_bytes, ALIGNMENT)}] __attribute__((aligned({ALIGNMENT})));\n\n")
-        for kind, tensors in (("input", self.graph.inputs), ("output", self.graph.outputs)):
+        for kind, tensors in (("input", self._api_inputs()), ("output", self._api_outputs())):
             const = "const " if kind == "output" else ""
             out.append(f"{const}void* {n}_{kind}(int32_t index) {{\n  switch (index) {{\n")
             for i, t in enumerate(tensors):
@@ -202,7 +205,7 @@ class CWriter:
         out.append(f"int {n}_invoke(void) {{\n")
         if states or variables:
             out.append(f"  if (!{n}_state_ready) {n}_reset();\n")
-        for s, step in enumerate(self.graph.steps):
+        for s, step in enumerate(self.graph.steps[:self.invoke_steps]):
             out.append(f"  TE_PROFILE_MARK({s}u);\n")
             out.append(self._step(s, step))
         for name, value, assigned in self.graph.variables:
@@ -211,17 +214,25 @@ class CWriter:
                 out.append(f"  memmove({n}_arena + {self._offset(value)}, "
                            f"{n}_arena + {self._offset(assigned)}, "
                            f"{self.graph.tensors[value].nbytes});  /* ASSIGN_VARIABLE '{comment_text(name)}' */\n")
-        out.append(f"  TE_PROFILE_MARK({len(self.graph.steps)}u);\n  return 0;\n}}\n\n")
+        out.append(f"  TE_PROFILE_MARK({self.invoke_steps}u);\n  return 0;\n}}\n\n")
         out.append(f"int {n}_run({self._signature()}) {{\n")
-        for i, t in enumerate(self.graph.inputs):
+        for i, t in enumerate(self._api_inputs()):
             out.append(f"  memcpy({n}_input({i}), input_{i}, {self.graph.tensors[t].nbytes});\n")
         out.append(f"  const int status = {n}_invoke();\n")
-        for j, t in enumerate(self.graph.outputs):
+        for j, t in enumerate(self._api_outputs()):
             out.append(f"  memcpy(output_{j}, {n}_output({j}), {self.graph.tensors[t].nbytes});\n")
         out.append("  return status;\n}\n")
         return "".join(out)
 
     # -------------------------------------------------------------- helpers
+    def _api_inputs(self) -> List[int]:
+        """The graph inputs of the model's own API (a training graph adds its label after them)."""
+        return self.graph.inputs[:len(self.inputs)]
+
+    def _api_outputs(self) -> List[int]:
+        """The graph outputs of the model's own API (a training graph adds its loss after them)."""
+        return self.graph.outputs[:len(self.outputs)]
+
     def _offset(self, index: int) -> int:
         """Arena offset of a tensor (its root's buffer plus a slice view's offset)."""
         return self.plan.offset_of(self.graph.root(index)) + self.graph.offset(index)
@@ -293,6 +304,8 @@ class CWriter:
                 args.append(f"(void*)({self.name}_arena + {self.plan.offset_of(('scratch', s))})")
             elif word == "state":
                 args.append(f"({ctype})({self.name}_arena + {self.plan.offset_of(('state', s))})")
+            elif word == "null":  # an optional pointer the step does not use
+                args.append("NULL")
             else:
                 raise ValueError(f"{step.kernel}: unknown argument {word!r} in its KernelSpec")
         lines.append(f"    {c_function(step.kernel)}({', '.join(args)});\n  }}\n")

@@ -14,6 +14,7 @@ passes, KernelGraph, kernel selection and the C writer:
 ``arm``             the Cortex-M kernels (src/kernels/arm/) and their layouts
 ``arm_packing``     packing of the Cortex-M kernels' constants
 ``registry``        KERNELS and the lookups (scratch_bytes, state_bytes, macs, ...)
+``training``        TRAINING_KERNELS: the backward and update kernels (te_training.cc)
 ``sources``         which files of src/ a model needs
 ==================  ===========================================================
 """
@@ -23,8 +24,9 @@ from .registry import (KERNELS, buffer_size_function, c_function, inplace_kernel
 from .header import kernel_dir
 from .sources import COMMON_SOURCES, SOURCE_HEADERS, kernel_sources_for
 from .spec import KernelSpec
+from .training import TRAINING_KERNELS
 
 __all__ = ["CDecl", "CFunction", "COMMON_SOURCES", "FUNCTIONS", "KERNELS", "KernelSpec", "SOURCE_HEADERS",
-           "STRUCTS", "buffer_size_function", "c_function", "inplace_kernels", "is_inplace", "kernel_dir",
+           "STRUCTS", "TRAINING_KERNELS", "buffer_size_function", "c_function", "inplace_kernels", "is_inplace", "kernel_dir",
            "kernel_sources_for", "macs", "op_type", "scratch_bytes", "spec", "state_bytes", "steps_scratch",
            "steps_state"]

@@ -13,16 +13,18 @@ from .abi import FUNCTIONS
 from .arm import ARM
 from .portable import PORTABLE
 from .spec import KernelSpec
+from .training import TRAINING_KERNELS
 
 KERNELS: Dict[str, KernelSpec] = {**PORTABLE, **ARM}
 
 
 def spec(kernel: str) -> KernelSpec:
-    """The KernelSpec of ``kernel`` (TinyEngineError for an unknown symbol)."""
-    try:
-        return KERNELS[kernel]
-    except KeyError:
-        raise TinyEngineError(f"unknown kernel '{kernel}'") from None
+    """The KernelSpec of ``kernel``, an inference or a training kernel (TinyEngineError
+    for an unknown symbol)."""
+    found = KERNELS.get(kernel) or TRAINING_KERNELS.get(kernel)
+    if found is None:
+        raise TinyEngineError(f"unknown kernel '{kernel}'")
+    return found
 
 
 def c_function(kernel: str) -> str:

@@ -5,7 +5,7 @@ from typing import Iterable, List
 
 from .arm import ARM_HEADERS
 from .header import kernel_dir
-from .registry import KERNELS
+from .registry import KERNELS, spec
 
 #: Files every generated project gets (besides tinyengine_kernels.h).
 COMMON_SOURCES = ["fixed_point.h"]
@@ -19,6 +19,6 @@ SOURCE_HEADERS["arm/arm_lstm.cc"].append("lstm_cell.h")
 
 def kernel_sources_for(kernels: Iterable[str]) -> List[str]:
     """Sorted kernel source files (relative to kernels/) that define ``kernels``."""
-    files = {KERNELS[k].source for k in kernels}
+    files = {spec(k).source for k in kernels}
     files |= {h for f in files for h in SOURCE_HEADERS.get(f, ())}
     return sorted(files) + list(COMMON_SOURCES)

@@ -7,7 +7,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from .abi import STRUCTS
 
 #: Argument words of :attr:`KernelSpec.args` (see there).
-ARG_WORDS = ("p", "inputs", "out", "scratch", "inout", "state")
+ARG_WORDS = ("p", "inputs", "out", "scratch", "inout", "state", "null")
 
 
 def _zero(attrs: Dict) -> int:
@@ -23,7 +23,8 @@ class KernelSpec:
     argument, "inputs" the array of all tensor inputs, "out" the output,
     "scratch" the step's arena scratch, "inout" input 0 as a writable buffer
     (in-place kernels), "state" the step's persistent state (kept in the arena
-    from one invocation to the next, e.g. SVDF's activation history).  Pointer arguments honour the byte offsets in the
+    from one invocation to the next, e.g. SVDF's activation history), "null" a NULL
+    pointer (an optional output or input the step does not use).  Pointer arguments honour the byte offsets in the
     notes ``in_offsets`` (per tensor input) and ``inout_offset`` (kernel_call).
 
     The struct's fields are read from the step attributes of the same name,

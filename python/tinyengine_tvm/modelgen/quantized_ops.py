@@ -271,19 +271,19 @@ class QuantizedGraph:
         idx = self.writer.tensor(self._name(prefix), [n], dtype=dtype, scale=scale_arg, data=bq)
         return idx, bq * bscale
 
-    def _maybe_bias(self, prefix, use_bias, x, w_scales, n, dtype=None):
+    def _maybe_bias(self, prefix, use_bias, x, w_scales, n, dtype=None, values=None):
         """Bias input for conv/depthwise/FC: returns (tensor index or -1, dequantized bias).
 
         ``use_bias`` is True (random bias), False (an all-zero int32 bias, which
-        is what the TFLite converter emits for a bias-free layer), ``"absent"``
-        (the optional input marked -1), or a float array (a trained bias).
+        is what the TFLite converter emits for a bias-free layer), or
+        ``"absent"`` (the optional input marked -1).
         """
         if isinstance(use_bias, str):
             if use_bias != "absent":
                 raise ValueError(f"use_bias must be True, False or 'absent', got {use_bias!r}")
             return -1, np.zeros(n)
-        if isinstance(use_bias, np.ndarray):  # trained values
-            b = np.asarray(use_bias, np.float64).reshape(n)
+        if values is not None:  # trained float values (quantized here like the converter does)
+            b = np.asarray(values, dtype=np.float64).reshape(n)
         else:
             b = self.rng.normal(0.0, 0.1, size=n) if use_bias else np.zeros(n)
         return self._bias(prefix + "_b", b, x.scale, w_scales, n,
@@ -292,12 +292,13 @@ class QuantizedGraph:
     # ---------------------------------------------------------------- graph IO
     def input(self, shape, low=-1.0, high=1.0, dtype="int8", name="input", values=None) -> QTensor:
         """A model input (int8, int16 or float32) whose calibration data is uniform in ``[low, high]``,
-        or ``values`` ([samples, *shape] real data, e.g. a training set's images)."""
+        or ``values`` ([samples, *shape] real data, e.g. a dataset's images) while its quantization
+        still covers ``[low, high]``."""
         shape = tuple(int(d) for d in shape)
-        if values is None:
-            values = self.rng.uniform(low, high, size=(self.samples,) + shape)
+        if values is not None:
+            values = np.asarray(values, dtype=np.float64).reshape((self.samples,) + shape)
         else:
-            values = np.asarray(values, np.float64).reshape((self.samples,) + shape)
+            values = self.rng.uniform(low, high, size=(self.samples,) + shape)
         if dtype == "float32":
             idx = self.writer.tensor(name, shape, dtype="float32")
             t = QTensor(idx, shape, "float32", None, None, values)
@@ -385,14 +386,15 @@ class QuantizedGraph:
         bias_dtype=None,
         prefix="conv",
         weights=None,
+        bias=None,
     ) -> QTensor:
-        """CONV_2D with He-initialised weights whose magnitude varies per channel, or the float
-        OHWI ``weights`` given (a trained layer; ``use_bias`` may then be its float bias)."""
+        """CONV_2D with He-initialised weights whose magnitude varies per channel, or the given
+        float ``weights`` [out, kh, kw, in] and ``bias`` (a trained model)."""
         kh, kw = _pair(kernel)
         cin = x.shape[3]
         fan_in = kh * kw * cin
         if weights is not None:
-            w = np.asarray(weights, np.float64).reshape(out_channels, kh, kw, cin)
+            w = np.asarray(weights, dtype=np.float64).reshape(out_channels, kh, kw, cin)
         else:
             w = self.rng.normal(0.0, math.sqrt(2.0 / fan_in), size=(out_channels, kh, kw, cin))
             # Uneven channel magnitudes give per-channel quantization something to do.
@@ -407,7 +409,7 @@ class QuantizedGraph:
             quantized_dimension=0,
         )
         wdeq = wq * np.broadcast_to(wscales, (out_channels,)).reshape(-1, 1, 1, 1)
-        bidx, bdeq = self._maybe_bias(prefix, use_bias, x, wscales, out_channels, bias_dtype)
+        bidx, bdeq = self._maybe_bias(prefix, use_bias, x, wscales, out_channels, bias_dtype, bias)
         s, d = _pair(stride), _pair(dilation)
         y = self._per_sample(lambda v: conv2d_ref(v, wdeq, bdeq, s, d, padding), x)
         y = _apply_activation(y, activation)
@@ -437,13 +439,14 @@ class QuantizedGraph:
         use_bias=True,
         prefix="dwconv",
         weights=None,
+        bias=None,
     ) -> QTensor:
-        """DEPTHWISE_CONV_2D; weights are 1 x KH x KW x (C*M), quantized along dim 3 (random,
-        or the float ``weights`` given)."""
+        """DEPTHWISE_CONV_2D; weights are 1 x KH x KW x (C*M), quantized along dim 3 (random, or the
+        given float ``weights`` and ``bias``)."""
         kh, kw = _pair(kernel)
         cout = x.shape[3] * depth_multiplier
         if weights is not None:
-            w = np.asarray(weights, np.float64).reshape(1, kh, kw, cout)
+            w = np.asarray(weights, dtype=np.float64).reshape(1, kh, kw, cout)
         else:
             w = self.rng.normal(0.0, math.sqrt(2.0 / (kh * kw)), size=(1, kh, kw, cout))
             w *= self.rng.uniform(0.3, 1.5, size=(1, 1, 1, cout))
@@ -457,7 +460,7 @@ class QuantizedGraph:
             quantized_dimension=3,
         )
         wdeq = wq.astype(np.float64) * np.broadcast_to(wscales, (cout,))
-        bidx, bdeq = self._maybe_bias(prefix, use_bias, x, wscales, cout)
+        bidx, bdeq = self._maybe_bias(prefix, use_bias, x, wscales, cout, values=bias)
         s, d = _pair(stride), _pair(dilation)
         y = self._per_sample(
             lambda v: depthwise_conv2d_ref(v, wdeq, bdeq, s, d, padding, depth_multiplier), x
@@ -620,14 +623,18 @@ class QuantizedGraph:
         keep_num_dims=False,
         bias_dtype=None,
         prefix="fc",
+        qparams=None,
         weights=None,
+        bias=None,
     ) -> QTensor:
-        """FULLY_CONNECTED over the last axis; weights are (units, in_features), random or the
-        float ``weights`` given. ``bias_dtype`` overrides the bias type (e.g. an int32 bias on
-        a 16x8 layer)."""
+        """FULLY_CONNECTED over the last axis; weights are (units, in_features).
+        ``bias_dtype`` overrides the bias type (e.g. an int32 bias on a 16x8 layer);
+        ``qparams`` (scale, zero point) fixes the output's quantization instead of
+        calibrating it (e.g. logits with room to grow while a model is trained); ``weights``
+        [units, in] and ``bias`` give trained float values instead of random ones."""
         fin = x.shape[-1]
         if weights is not None:
-            w = np.asarray(weights, np.float64).reshape(units, fin)
+            w = np.asarray(weights, dtype=np.float64).reshape(units, fin)
         else:
             w = self.rng.normal(0.0, math.sqrt(2.0 / fin), size=(units, fin))
             w *= self.rng.uniform(0.3, 1.5, size=(units, 1))
@@ -641,14 +648,14 @@ class QuantizedGraph:
             quantized_dimension=0,
         )
         wdeq = wq.astype(np.float64) * np.broadcast_to(wscales, (units,)).reshape(-1, 1)
-        bidx, bdeq = self._maybe_bias(prefix, use_bias, x, wscales, units, bias_dtype)
+        bidx, bdeq = self._maybe_bias(prefix, use_bias, x, wscales, units, bias_dtype, bias)
         flat = x.values.reshape(self.samples, -1, fin)
         y = _apply_activation(flat @ wdeq.T + bdeq, activation)
         if keep_num_dims:
             out_shape = x.shape[:-1] + (units,)
         else:
             out_shape = (int(np.prod(x.shape[:-1])), units)
-        out = self._emit_act(prefix, y, out_shape, activation, dtype=x.dtype)
+        out = self._emit_act(prefix, y, out_shape, activation, qparams=qparams, dtype=x.dtype)
         self.writer.op(
             "FULLY_CONNECTED",
             [x.index, widx, bidx],

@@ -9,12 +9,16 @@ transfer learning:
 2. :func:`export_int8` quantizes it to an int8 TFLite model with the project's
    writer, its classifier replaced by a new, untrained head over all ten
    digits (what gets deployed);
-3. the device fine-tunes that model on all ten digits, and is judged on test
-   images it never trained on (:func:`splits`).
+3. the device fine-tunes that model on all ten digits (the compiled training
+   step, :func:`finetune` on the host build), and is judged on test images it
+   never trained on (:func:`splits`, :func:`accuracy`).
 
 The network is shaped like the MCUNet / MobileNet blocks the compiler serves:
 a 3x3 convolution, then depthwise 3x3 (stride 2) and pointwise 1x1 pairs, a
-flatten and a fully connected classifier. The float trainer here is plain
+flatten and a fully connected classifier (a flatten rather than a global
+average: on 8x8 digits where a stroke is matters, and a float head retrained
+on the flattened features of the 0-4 backbone reaches ~95% on all ten digits,
+against ~78% over averaged ones). The float trainer here is plain
 NumPy (im2col convolutions, hand-written backward passes, Adam): the issue asks
 for no framework download, and the network is small enough that a few seconds
 of NumPy train it.
@@ -202,36 +206,71 @@ def pretrain(data: Split, classes: int = 5, epochs: int = 30, batch: int = 32, l
 
 
 def export_int8(net: DigitsNet, calibration: np.ndarray, head_classes: Optional[int] = None, seed: int = 0,
-                softmax: bool = True) -> bytes:
+                softmax: bool = True, logits_range: Optional[Tuple[float, float]] = None,
+                head_std: Optional[float] = None) -> bytes:
     """The network as an int8 TFLite model (per-channel weights, activations calibrated on
     ``calibration`` images [N, 8, 8, 1]). With ``head_classes`` the trained head is replaced
-    by a new ``head_classes``-way one (He-initialised, zero bias): the model to fine-tune."""
-    from ..modelgen.quantized_ops import QuantizedGraph
+    by a new ``head_classes``-way one (zero bias; weights of deviation ``head_std``, He's by
+    default): the model to fine-tune. ``logits_range`` fixes the logits' quantization instead
+    of calibrating it: a model that will be trained needs room there, since a logit at its
+    clamp passes no gradient."""
+    from ..modelgen.quantized_ops import QuantizedGraph, choose_qparams
 
     calibration = np.asarray(calibration, np.float64)
     g = QuantizedGraph(seed=seed, samples=len(calibration), description="tinyengine-tvm digits demo")
-    x = g.input((1, 8, 8, 1), dtype="int8", name="image", values=calibration.reshape(-1, 1, 8, 8, 1),
-                low=-1.0, high=1.0)
+    x = g.input((1, 8, 8, 1), -1.0, 1.0, dtype="int8", name="image",
+                values=calibration.reshape(-1, 1, 8, 8, 1))
     names = iter(("stem", "dw1", "pw1", "dw2", "pw2"))
     for layer in net.layers[:-1]:
         p = layer.params
         if layer.dw:
             x = g.depthwise_conv2d(x, (layer.k, layer.k), (layer.s, layer.s), (1, 1), "SAME", 1, "RELU",
-                                   use_bias=p["b"], prefix=next(names), weights=p["w"])
+                                   prefix=next(names), weights=p["w"], bias=p["b"])
         else:
             x = g.conv2d(x, p["w"].shape[0], (layer.k, layer.k), (layer.s, layer.s), (1, 1), "SAME", "RELU",
-                         use_bias=p["b"], prefix=next(names), weights=p["w"])
+                         prefix=next(names), weights=p["w"], bias=p["b"])
     x = g.reshape(x, (1, net.features), prefix="flatten")
     head = net.layers[-1].params
     if head_classes is None:
         w, b = head["w"], head["b"]
     else:
-        rng = np.random.default_rng(seed + 7)
-        w, b = rng.normal(0.0, np.sqrt(2.0 / net.features), size=(head_classes, net.features)), np.zeros(head_classes)
-    x = g.fully_connected(x, w.shape[0], per_channel=True, use_bias=b, prefix="head", weights=w)
+        std = head_std if head_std is not None else np.sqrt(2.0 / net.features)
+        w = np.random.default_rng(seed + 7).normal(0.0, std, size=(head_classes, net.features))
+        b = np.zeros(head_classes)
+    qparams = choose_qparams(*logits_range) if logits_range is not None else None
+    x = g.fully_connected(x, w.shape[0], per_channel=True, prefix="head", qparams=qparams, weights=w, bias=b)
     if softmax:
-        x = g.softmax(x)
+        x = g.softmax(x, prefix="probs")
     return g.finish([x])
 
 
-__all__ = ["BACKBONE", "DigitsNet", "Split", "export_int8", "load_digits_data", "pretrain", "splits"]
+def to_int8(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Images quantized like the model's input."""
+    return np.clip(np.round(x / scale) + zero_point, -128, 127).astype(np.int8)
+
+
+def finetune(compiled, data: Split, epochs: int, seed: int = 0, evaluate=None) -> List[float]:
+    """SGD one sample at a time through a compiled training step's ``train_step`` (host build,
+    :class:`~.compile.CompiledTraining`); returns each epoch's mean loss; ``evaluate()`` (if
+    given) is called after every epoch."""
+    d = compiled.metadata["inputs"][0]
+    xq = to_int8(data.x, d["scale"], d["zero_point"])
+    rng = np.random.default_rng(seed)
+    losses = []
+    for _ in range(epochs):
+        order = rng.permutation(len(data.y))
+        losses.append(float(np.mean([compiled.train_step(xq[i], int(data.y[i])) for i in order])))
+        if evaluate is not None:
+            evaluate()
+    return losses
+
+
+def accuracy(compiled, data: Split) -> float:
+    """Accuracy of a compiled model's ``invoke`` (its current parameters) on a split."""
+    d = compiled.metadata["inputs"][0]
+    xq = to_int8(data.x, d["scale"], d["zero_point"])
+    return float(np.mean([int(np.argmax(compiled.invoke(xq[i]))) == int(data.y[i]) for i in range(len(data.y))]))
+
+
+__all__ = ["BACKBONE", "DigitsNet", "Split", "accuracy", "export_int8", "finetune", "load_digits_data", "pretrain",
+           "splits", "to_int8"]
