@@ -269,3 +269,33 @@ def test_earlier_layer_costs_count_only_in_the_unit_measured(runner_unit, tmp_pa
         assert all(known[s] == 5.0 for s in default_sigs)  # this run's measurement wins over the records'
     else:
         assert known["sig-in-instructions"] == 1e12 and "sig-in-cycles" not in known
+
+
+@needs_qemu
+def test_tvmc_tune_runner_serial_with_a_flash_command(zephyr_workspace, tmp_path, capsys):
+    """The command line end to end: --flash-command (here a script that restarts QEMU on {elf})
+    and --port as a socket:// URL."""
+    import signal
+    import sys
+
+    tcp_port = _free_port()
+    pidfile = tmp_path / "qemu.pid"
+    script = os.path.join(os.path.dirname(__file__), "emulated_board_flash.py")
+    out = tmp_path / "records.json"
+    try:
+        assert cli.main(["tune", MODEL, "--target-tinyengine-board", "mps2-an500", "-o", str(out), "--runner",
+                         "serial", "--port", f"socket://127.0.0.1:{tcp_port}", "--zephyr-workspace",
+                         zephyr_workspace, "--flash-command", f"{sys.executable} {script} {{elf}} {tcp_port} {pidfile}",
+                         "--trials", "2", "--pool", "4", "--strategy", "random", "--seed", "1",
+                         "--no-kernel-search", "--no-progress"]) == 0
+    finally:
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    text = capsys.readouterr().out
+    assert "on serial:mps2/an500" in text and "zephyr_ticks" in text
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(recs) == 2 and all(r["runner"] == "serial:mps2/an500" and r["unit"] == "zephyr_ticks"
+                                  and r["latency"] > 0 and r["error"] is None for r in recs)
