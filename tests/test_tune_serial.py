@@ -299,3 +299,32 @@ def test_tvmc_tune_runner_serial_with_a_flash_command(zephyr_workspace, tmp_path
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(recs) == 2 and all(r["runner"] == "serial:mps2/an500" and r["unit"] == "zephyr_ticks"
                                   and r["latency"] > 0 and r["error"] is None for r in recs)
+
+
+def test_west_flasher_gives_west_the_candidates_images(tmp_path):
+    """The default flash step's command line, run by a stand-in for west (a real `west flash`
+    needs a probe): the board's build directory, no rebuild, the candidate's own files."""
+    import sys
+
+    from tinyengine_tvm.micro.zephyr_flash import FirmwareImage, west_flasher
+    from tinyengine_tvm.micro.zephyr_workspace import ZephyrWorkspace
+
+    fake = tmp_path / "west.py"
+    fake.write_text("import sys\nopen(sys.argv[0] + '.args', 'w').write('\\n'.join(sys.argv[1:]))\n"
+                    "sys.exit(7 if 'fail' in sys.argv[-1] else 0)\n")
+    build = tmp_path / "build"
+    img = FirmwareImage("/c/k.elf", "/c/k.hex", "/c/k.bin", str(build), "nucleo_f746zg")
+    ws = ZephyrWorkspace(str(tmp_path), str(tmp_path / "zephyr"), dict(os.environ), [sys.executable, str(fake)])
+    with pytest.raises(TinyEngineError, match="no zephyr/runners.yaml"):
+        west_flasher(ws)(img)  # not a configured build directory: said, west not run
+    (build / "zephyr").mkdir(parents=True)
+    (build / "zephyr" / "runners.yaml").write_text("runners: [openocd]\n")
+    west_flasher(ws, "openocd")(img)
+    assert open(f"{fake}.args").read().split("\n") == [
+        "flash", "-d", str(build), "--no-rebuild", "--elf-file", "/c/k.elf", "--hex-file", "/c/k.hex",
+        "--bin-file", "/c/k.bin", "--runner", "openocd"]
+    with pytest.raises(TinyEngineError, match=r"west flash failed with status 7 \(log: (\S+)\)") as e:
+        west_flasher(ws, "fail")(img)
+    log = str(e.value).split("(log: ")[1].split(")")[0]
+    assert os.path.isfile(log)  # the error names it: it is kept
+    os.unlink(log)

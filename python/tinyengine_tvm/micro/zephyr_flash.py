@@ -112,10 +112,8 @@ def west_flasher(ws: ZephyrWorkspace, runner: Optional[str] = None) -> FlashFn:
                "--hex-file", image.hex, "--bin-file", image.bin] + (["--runner", runner] if runner else [])
         with tempfile.NamedTemporaryFile("w", prefix="west-flash-", suffix=".log", delete=False) as fh:
             log = fh.name
-        try:
-            run_logged(cmd, ws.env, "west flash", cwd=ws.top, log=log)
-        finally:
-            os.unlink(log)
+        run_logged(cmd, ws.env, "west flash", cwd=ws.top, log=log)  # on failure the error names the log: kept
+        os.unlink(log)
 
     return flash
 
