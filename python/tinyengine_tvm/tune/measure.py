@@ -106,7 +106,8 @@ class RpcMeasurer:
             if r.report.get("rpc", {}).get("device") == "serial":
                 # A board runs the firmware flashed on it, whatever the candidate: its figures are not the plan's.
                 out.append(Measurement(None, r.profile.unit, error="server on a serial board: it runs its flashed "
-                                       "firmware, not the candidate; tune on QEMU servers"))
+                                       "firmware, not the candidate; tune on QEMU servers, or on the board "
+                                       "itself with --runner serial"))
                 continue
             p = r.profile
             out.append(Measurement(p.steps_total, p.unit, [s.cost for s in p.steps], r.report.get("flash_bytes")))
