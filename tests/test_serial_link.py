@@ -248,3 +248,59 @@ def test_time_summary_in_milliseconds(device):
     assert "fake (python, 216 MHz): 216,000 cycles per inference" in text
     assert "Execution time summary (3 repeats of 5 inferences)" in text
     assert "mean (ms)" in text and "1.0000" in text
+
+
+# --------------------------------------------------------------------------- serial URLs
+def _tcp_bridge(dev):
+    """A network serial bridge in front of the fake device: a TCP listener on a free
+    loopback port whose one client's bytes are relayed to the device and back."""
+    import select
+    import socket
+    import threading
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+    stop = threading.Event()
+
+    def relay():
+        lsock.settimeout(5.0)
+        try:
+            conn, _ = lsock.accept()
+        except OSError:
+            return
+        with conn:
+            ends = {conn: dev.host_sock, dev.host_sock: conn}
+            while not stop.is_set():
+                ready, _, _ = select.select(list(ends), [], [], 0.05)
+                for s in ready:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    ends[s].sendall(data)
+
+    t = threading.Thread(target=relay, daemon=True)
+    t.start()
+    return lsock, stop, t
+
+
+def test_a_board_behind_a_network_serial_bridge_opens_by_url(device):
+    """open_serial takes pyserial URLs (socket://HOST:PORT) as well as device paths."""
+    dev = device()
+    lsock, stop, t = _tcp_bridge(dev)
+    url = f"socket://127.0.0.1:{lsock.getsockname()[1]}"
+    try:
+        with client.open_serial(url, 115200, timeout=1.0) as link:
+            assert link.transport.name == url
+            out, rep = client.DeviceModel(link.client, META).run(sample(5), number=2)
+            np.testing.assert_array_equal(out["y"], reference(sample(5))["y"])
+            assert rep["cycles"] == 1000
+    finally:
+        stop.set()
+        t.join(5)
+        lsock.close()
+    # Nothing listens there any more: a LinkError naming the URL, not a traceback from pyserial.
+    with pytest.raises(proto.LinkError, match="cannot open serial port socket://127.0.0.1"):
+        client.open_serial(url, 115200, timeout=0.5)
+    with pytest.raises(proto.LinkError, match="cannot open serial port nosuch://x"):
+        client.open_serial("nosuch://x", 115200, timeout=0.5)

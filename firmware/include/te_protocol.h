@@ -80,6 +80,9 @@ extern "C" {
 /* ---- what the device reports its counter in ------------------------------- */
 #define TE_UNIT_INSTRUCTIONS 1u /* QEMU -icount: executed instructions */
 #define TE_UNIT_CYCLES 2u       /* silicon: DWT->CYCCNT core cycles */
+/* Zephyr's k_cycle_get: the system timer's count, where the core has no DWT
+ * cycle counter (QEMU, Cortex-M0): not core cycles. */
+#define TE_UNIT_TIMER_TICKS 3u
 
 /* ---- tensor element types -------------------------------------------------- */
 #define TE_DTYPE_INT8 1u

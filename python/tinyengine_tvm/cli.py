@@ -488,7 +488,8 @@ def _add_run_parser(sub) -> None:
     r.add_argument("--zephyr-workspace", default=None, metavar="DIR",
                    help="--firmware=zephyr: the Zephyr workspace (directory holding env.sh or zephyr/; "
                         "default: $ZEPHYR_BASE)")
-    r.add_argument("--port", help="serial port of the board for --device=serial (e.g. /dev/ttyACM0)")
+    r.add_argument("--port", help="serial port of the board for --device=serial: a device (e.g. /dev/ttyACM0) "
+                   "or a pyserial URL (socket://HOST:PORT, rfc2217://HOST:PORT: a network serial bridge)")
     r.add_argument("--baud", type=int_option(300, 16_000_000), default=115200,
                    help="baud rate for --device=serial (115200)")
     r.add_argument("--timeout", type=seconds_option, default=60.0, help="seconds before a hung emulator is stopped")

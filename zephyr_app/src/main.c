@@ -8,7 +8,9 @@
  *   - a 64-bit core cycle counter: DWT->CYCCNT, its wraps recovered from
  *     k_uptime_get() (main never sleeps, so CYCCNT counts continuously);
  *     milliseconds = cycles / sys_clock_hw_cycles_per_sec() (the core clock
- *     on STM32: SysTick runs from it);
+ *     on STM32: SysTick runs from it); where there is no DWT (QEMU) the
+ *     system timer's k_cycle_get, reported as TE_UNIT_TIMER_TICKS, never
+ *     as cycles;
  *   - stack painting of the main thread (CONFIG_THREAD_STACK_INFO);
  *   - sys_reboot for RESET, and a FAULT frame then a reboot on fatal errors.
  */
@@ -232,6 +234,9 @@ int main(void)
 		return -1; /* nothing to talk on */
 	}
 	te_cycles_init();
+	/* The host must know what it measures: DWT cycles, or the timer's ticks
+	 * when te_stamp fell back to k_cycle_get. */
+	te_zport.unit = te_have_dwt ? TE_UNIT_CYCLES : TE_UNIT_TIMER_TICKS;
 	const struct k_thread *self = k_current_get();
 
 	te_stack_lo = self->stack_info.start;

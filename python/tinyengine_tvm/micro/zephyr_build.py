@@ -103,8 +103,12 @@ def build_zephyr_elf(compiled: str, board: str, *, workspace: Optional[str] = No
 
     Returns ``(elf path, info)``: info holds the project's ``project.json``
     (its fit prediction under ``requirements``), the measured ``sizes``
-    (:func:`.zephyr_share.measure_build`), the build's ``warnings``, ``cached``
-    and ``key``.
+    (:func:`.zephyr_share.measure_build`), the build's ``warnings``, ``cached``,
+    ``key`` and ``build_dir``: the board's build directory (configured for
+    the board, its ``zephyr/runners.yaml`` what ``west flash -d`` reads; it
+    holds the last app built, not necessarily this ELF's). Zephyr's
+    ``zephyr.hex`` / ``zephyr.bin`` of a build are kept beside the ELF
+    (same name, ``.hex`` / ``.bin``) when the board's build makes them.
     ``options``: create-project options besides the board."""
     from .project import create_project
     from .zephyr_share import measure_build
@@ -127,13 +131,13 @@ def build_zephyr_elf(compiled: str, board: str, *, workspace: Optional[str] = No
                                  "toolchain": ws.env.get("ZEPHYR_TOOLCHAIN_VARIANT", "")})
         store = os.path.join(board_dir, "elf")
         elf, meta_path = os.path.join(store, f"{key[:24]}.elf"), os.path.join(store, f"{key[:24]}.json")
+        build_dir = os.path.join(board_dir, "build")
         if os.path.isfile(elf) and os.path.isfile(meta_path):
             with open(meta_path) as fh:
-                return elf, {**json.load(fh), "cached": True}
+                return elf, {**json.load(fh), "cached": True, "build_dir": build_dir}
         with _locked(os.path.join(board_dir, "lock")):
             work_app = os.path.join(board_dir, "app")
             _sync_tree(app, work_app)
-            build_dir = os.path.join(board_dir, "build")
             log = os.path.join(board_dir, "build.log")
             with open(log, "w"):
                 pass
@@ -143,10 +147,16 @@ def build_zephyr_elf(compiled: str, board: str, *, workspace: Optional[str] = No
             os.makedirs(store, exist_ok=True)
             result = {"project": info, "sizes": sizes, "key": key, "board": zb.zephyr_name,
                       "warnings": build_warnings(log)}
+            # The flash images the board's build made, for flashing a cached ELF later (tvmc tune --runner serial).
+            for ext in (".hex", ".bin"):
+                made = built[:-len(".elf")] + ext
+                if os.path.isfile(made):
+                    shutil.copyfile(made, elf[:-len(".elf")] + ext + ".tmp")
+                    os.replace(elf[:-len(".elf")] + ext + ".tmp", elf[:-len(".elf")] + ext)
             tmp_elf = elf + ".tmp"
             shutil.copyfile(built, tmp_elf)
             with open(meta_path + ".tmp", "w") as fh:
                 json.dump(result, fh, indent=1)
             os.replace(tmp_elf, elf)
             os.replace(meta_path + ".tmp", meta_path)
-    return elf, {**result, "cached": False}
+    return elf, {**result, "cached": False, "build_dir": build_dir}

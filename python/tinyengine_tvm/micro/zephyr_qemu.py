@@ -10,7 +10,8 @@
    real board (:class:`~tinyengine_tvm.runtime.device.ProtocolRunner`).
 
 Timings: QEMU models no DWT, so the firmware (``zephyr_app/src/main.c``)
-falls back to Zephyr's cycle counter, ``k_cycle_get``: SysTick ticks of
+falls back to Zephyr's cycle counter, ``k_cycle_get``, and reports the unit
+as timer ticks (older builds of the app said "cycles"): SysTick ticks of
 QEMU's virtual clock. QEMU runs with ``-icount shift=6`` (every instruction
 advances the virtual clock by 64 ns, as Zephyr's own QEMU targets do), so the
 ticks are reproducible, but they are not the cycles of any real core. The
@@ -94,7 +95,8 @@ class ZephyrQemuRunner(ProtocolRunner):
 
 
 def relabel_ticks(report: dict) -> dict:
-    """A device report whose timings are Zephyr cycle-counter ticks under QEMU: no "cycles", no ms."""
+    """A device report whose timings are Zephyr cycle-counter ticks under QEMU: no "cycles", no ms
+    (the firmware reports them as ``zephyr_ticks``; an older build of it called them "cycles")."""
     unit = report.get("unit")
     out = dict(report)
     if unit == "cycles":

@@ -41,8 +41,9 @@ ERROR_NAMES = {ERR_CRC: "CRC error", ERR_LENGTH: "bad length", ERR_UNKNOWN: "unk
                ERR_RUN: "inference failed", ERR_STACK: "stack overflow", ERR_TIMEOUT: "frame timeout"}
 #: Errors caused by the link, not the request: the request is sent again.
 LINK_ERRORS = (ERR_CRC, ERR_TIMEOUT, ERR_LENGTH)
-UNIT_INSTRUCTIONS, UNIT_CYCLES = 1, 2
-UNIT_NAMES = {UNIT_INSTRUCTIONS: "instructions", UNIT_CYCLES: "cycles"}
+UNIT_INSTRUCTIONS, UNIT_CYCLES, UNIT_TIMER_TICKS = 1, 2, 3
+#: UNIT_TIMER_TICKS: the Zephyr firmware's k_cycle_get where the core has no DWT (QEMU): not cycles.
+UNIT_NAMES = {UNIT_INSTRUCTIONS: "instructions", UNIT_CYCLES: "cycles", UNIT_TIMER_TICKS: "zephyr_ticks"}
 DTYPES = {1: "int8", 2: "uint8", 3: "int16", 4: "int32", 5: "float32"}
 
 # --------------------------------------------------------------------------- errors

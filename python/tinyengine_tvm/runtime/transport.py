@@ -1,5 +1,7 @@
 """Byte pipes to a device: a TCP socket (QEMU's UART) and a serial port
-through pyserial (a board's USB virtual COM port, or QEMU's UART as a pty).
+through pyserial (a board's USB virtual COM port, or QEMU's UART as a pty),
+or any of pyserial's URLs (``socket://HOST:PORT`` for a network serial
+bridge such as ser2net or QEMU's TCP serial, ``rfc2217://HOST:PORT``).
 
 A transport only moves bytes; framing is ``protocol.py``, requests and
 resends are ``client.py``. Test doubles that damage the bytes are
@@ -69,7 +71,9 @@ class SocketTransport(Transport):
 
 
 class SerialTransport(Transport):
-    """A serial port through pyserial (a board's USB virtual COM port, or a pty)."""
+    """A serial port through pyserial: a device path (a board's USB virtual COM
+    port, a pty) or a pyserial URL (``socket://HOST:PORT``, ``rfc2217://HOST:PORT``,
+    ...: a board behind a network serial bridge, or QEMU's TCP serial)."""
 
     def __init__(self, port: str, baud: int = 115200):
         try:
@@ -78,10 +82,11 @@ class SerialTransport(Transport):
             raise TinyEngineError("--device=serial needs pyserial: pip install pyserial") from None
         self._serial_mod = serial
         try:
-            self.ser = serial.Serial(port, baudrate=baud, timeout=0, write_timeout=10)
-        except (serial.SerialException, OSError) as exc:
+            # serial_for_url opens a plain device path as serial.Serial would, and URLs through their handlers.
+            self.ser = serial.serial_for_url(port, baudrate=baud, timeout=0, write_timeout=10)
+        except (serial.SerialException, OSError, ValueError) as exc:
             raise LinkError(f"cannot open serial port {port}: {exc}") from None
-        self.name = f"{port} @ {baud} baud"
+        self.name = f"{port} @ {baud} baud" if not is_url(port) else port
 
     def read(self, timeout: float) -> bytes:
         s = self._serial_mod
@@ -108,3 +113,8 @@ class SerialTransport(Transport):
             self.ser.close()
         except Exception:
             pass
+
+
+def is_url(port: str) -> bool:
+    """Whether ``port`` is one of pyserial's URLs (``scheme://...``) rather than a device path."""
+    return "://" in port

@@ -1,9 +1,10 @@
 """``tvmc tune``: memory and speed chosen together for one board.
 
-The search space (:mod:`.space`), measurements on QEMU or an RPC farm
-(:mod:`.measure`), tuning records (:mod:`.records`), the per-layer features
-(:mod:`.features`) and XGBoost cost model (:mod:`.cost_model`), the tuner
-(:mod:`.tuner`) and applying records at compile time (:mod:`.apply`).
+The search space (:mod:`.space`), measurements on QEMU, an RPC farm or a
+board on a serial port (:mod:`.measure`), tuning records (:mod:`.records`),
+the per-layer features (:mod:`.features`) and XGBoost cost model
+(:mod:`.cost_model`), the tuner (:mod:`.tuner`) and applying records at
+compile time (:mod:`.apply`).
 """
 from .cost_model import LayerCostModel, shipped, spearman
 from .features import graph_layers, layer_features, layer_signature

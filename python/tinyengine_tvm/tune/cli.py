@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import os
 
-from ..errors import UsageError
+from ..errors import TinyEngineError, UsageError
+from ..micro.zephyr_flash import PLACEHOLDERS as FLASH_PLACEHOLDERS
 
 #: Runners tvmc tune measures on.
-RUNNERS = ("qemu", "rpc")
+RUNNERS = ("qemu", "rpc", "serial")
 
 
 def register(sub, int_option) -> None:
@@ -18,10 +19,23 @@ def register(sub, int_option) -> None:
     t.add_argument("--sram-budget", type=int_option(1024, 1 << 31), default=None, metavar="BYTES",
                    help="largest arena (default: the board's RAM less the firmware's allowance)")
     t.add_argument("--runner", default="qemu", choices=RUNNERS,
-                   help="where configurations are measured: the QEMU board of the core (instructions), or "
-                        "the servers of an RPC tracker (--rpc-tracker, --rpc-key)")
+                   help="where configurations are measured: the QEMU board of the core (instructions), "
+                        "the servers of an RPC tracker (--rpc-tracker, --rpc-key), or the board itself on a "
+                        "serial port (--port; every configuration's Zephyr app is built and flashed)")
     t.add_argument("--rpc-tracker", default=None, metavar="HOST:PORT", help="TVM RPC tracker (--runner rpc)")
     t.add_argument("--rpc-key", default=None, metavar="KEY", help="device key the servers registered under")
+    t.add_argument("--port", default=None, metavar="PORT",
+                   help="--runner serial: the board's serial port, a device (/dev/ttyACM0) or a pyserial URL "
+                        "(socket://HOST:PORT, rfc2217://HOST:PORT)")
+    t.add_argument("--baud", type=int_option(300, 16_000_000), default=None, metavar="N",
+                   help="--runner serial: baud rate, built into the firmware too (115200)")
+    t.add_argument("--flash-command", default=None, metavar="CMD",
+                   help="--runner serial: how to flash a candidate instead of 'west flash', e.g. "
+                        "\"st-flash --reset write {bin} 0x8000000\"; placeholders: "
+                        + "; ".join("{%s} %s" % kv for kv in FLASH_PLACEHOLDERS.items()))
+    t.add_argument("--zephyr-workspace", default=None, metavar="DIR",
+                   help="--runner serial: the Zephyr workspace the candidates are built in (the directory "
+                        "holding env.sh or zephyr/; default: $ZEPHYR_BASE)")
     t.add_argument("--trials", type=int_option(1, 100_000), default=16, help="measurements at most (16)")
     t.add_argument("--strategy", default="xgb", choices=["xgb", "random"],
                    help="measurement order: the XGBoost cost model's ranking (default) or random")
@@ -56,6 +70,29 @@ def check_records_path(path: str, keep) -> str:
     return check_output_file(path, "-o", (".json", ".jsonl"), not_records, keep).path
 
 
+def serial_measurer(args, board):
+    """The --runner serial measurer, every option checked before any work (UsageError, exit 2)."""
+    from ..micro.zephyr_boards import get_zephyr_board
+    from ..micro.zephyr_flash import command_flasher
+    from ..micro.zephyr_workspace import find_workspace
+    from .measure import SerialMeasurer
+
+    if not args.port:
+        raise UsageError("--runner serial needs --port PORT: the board's serial port (e.g. /dev/ttyACM0) or a "
+                         "pyserial URL (socket://HOST:PORT)")
+    try:
+        zb = get_zephyr_board(board.name)
+    except TinyEngineError as exc:
+        raise UsageError(f"--runner serial builds the Zephyr application, and {exc}") from None
+    flash = command_flasher(args.flash_command) if args.flash_command is not None else None
+    try:
+        find_workspace(args.zephyr_workspace)
+    except TinyEngineError as exc:
+        raise UsageError(f"--runner serial builds every configuration with Zephyr: {exc}") from None
+    return SerialMeasurer(zb.zephyr_name, args.port, args.baud or 115200, workspace=args.zephyr_workspace,
+                          flash=flash, seed=args.seed)
+
+
 def _cmd_tune(args) -> int:
     from ..targets import get_board
     from .tuner import format_result, tune
@@ -74,6 +111,13 @@ def _cmd_tune(args) -> int:
         measurer = RpcMeasurer(args.rpc_tracker, args.rpc_key, seed=args.seed)
     elif args.rpc_tracker or args.rpc_key:
         raise UsageError("--rpc-tracker/--rpc-key are for --runner rpc")
+    if args.runner == "serial":
+        measurer = serial_measurer(args, board)
+    else:
+        given = [o for o, v in (("--port", args.port), ("--baud", args.baud), ("--flash-command", args.flash_command),
+                                ("--zephyr-workspace", args.zephyr_workspace)) if v is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)}: for --runner serial")
     from .records import load_records
 
     for prior in args.prior_records:

@@ -183,14 +183,18 @@ def tune(model_path: str, board: str, *, sram_budget: Optional[int] = None, tria
     # a variant's configuration and the combination at least
     reserve = min(len(SWEEP_VARIANTS) + 1, trials // 3) if search_kernels else 0
     reserve = reserve if reserve >= 2 else 0
-    known = _known_costs([*prior_records, *([records_path] if records_path and os.path.isfile(records_path)
-                                            and os.path.getsize(records_path) else [])], b.core)
+    known_paths = [*prior_records, *([records_path] if records_path and os.path.isfile(records_path)
+                                     and os.path.getsize(records_path) else [])]
     bar = _progress(progress, pool_n + trials, f"tune {name}")
     with tempfile.TemporaryDirectory(prefix="tvmc-tune-") as work:
         if measurer is None:
             from .measure import QemuMeasurer
 
             measurer = QemuMeasurer(qemu_board_for(b).name, work)
+        # Earlier layer costs count only in the unit this runner measures in; a measurer whose
+        # unit is known only once it has measured (a board: DWT cycles or timer ticks) says None.
+        unit = getattr(measurer, "unit", "instructions")
+        known = _known_costs(known_paths, b.core, unit) if unit else {}
         bar.set_description(f"compile {name}")
         cands = compile_candidates(model_path, configs, b.core, on_compiled=lambda: bar.update(1))
         default = cands[0]
@@ -243,6 +247,12 @@ def tune(model_path: str, board: str, *, sram_budget: Optional[int] = None, tria
         run([default])
         if default.latency is None:
             raise TinyEngineError(f"measuring the default compile failed: {default.error}")
+        if unit is None:
+            earlier = _known_costs(known_paths, b.core, default.unit)
+            for sig, cost in earlier.items():
+                known.setdefault(sig, cost)  # this run's own measurement of a layer wins
+            if strategy == "xgb" and earlier:
+                model = _learn_known(model, cands, earlier, b.core)
         explore(trials - reserve)
         summary = None
         if search_kernels and trials - len(measured) >= 1:
@@ -263,12 +273,12 @@ def _fitting(measured: List[Candidate], board, budget: int, flash_budget: int) -
             and c.weights_bytes <= flash_budget and (c.flash_bytes or 0) <= board.flash_bytes]
 
 
-def _known_costs(paths: Sequence[str], core: str) -> Dict[str, float]:
-    """Layer costs measured in earlier runs (records files of any model), by signature."""
+def _known_costs(paths: Sequence[str], core: str, unit: str = "instructions") -> Dict[str, float]:
+    """Layer costs measured in ``unit`` in earlier runs (records files of any model), by signature."""
     from .records import known_layer_costs, load_records
 
     records = [r for p in paths for r in load_records(p)]
-    return known_layer_costs(records, core, "instructions")
+    return known_layer_costs(records, core, unit)
 
 
 #: The per-layer kernel variants the kernel search tries, one configuration each.
