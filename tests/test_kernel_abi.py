@@ -267,7 +267,14 @@ def _lstm_sweep():
                    hidden_shift=-22, cell_scale_power=-11, cell_clip=0, cell_gate_tanh=1)
 
 
+def _fc_sgd_sweep():
+    for depth in (1, 3, 8, 17, 64, 128, 255, 1000):
+        yield dict(batch=1, input_depth=depth, output_depth=3, input_offset=5, input_scale=0.1, learning_rate=0.01)
+
+
 def _sweep_for(kernel):
+    if kernel == "te_fully_connected_sgd_s8":
+        return list(_fc_sgd_sweep())
     if "svdf" in kernel:
         return list(_svdf_sweep())
     if "lstm" in kernel:
@@ -293,18 +300,18 @@ def _c_field(Params, field, value):
 
 
 def _sized_kernels():
-    return sorted(k for k in KERNELS if buffer_size_function(k) is not None)
+    return sorted(k for k in {**KERNELS, **TRAINING_KERNELS} if buffer_size_function(k) is not None)
 
 
 def test_every_buffer_size_function_is_checked():
-    """Every *_get_buffer_size() of the header is reached from some KERNELS entry."""
+    """Every *_get_buffer_size() of the header is reached from some KERNELS or TRAINING_KERNELS entry."""
     reached = {buffer_size_function(k) for k in _sized_kernels()}
     assert reached == {f for f in FUNCTIONS if f.endswith("_get_buffer_size")}
 
 
 @pytest.mark.parametrize("kernel", _sized_kernels())
 def test_buffer_size_matches_python(lib, kernel):
-    spec = KERNELS[kernel]
+    spec = {**KERNELS, **TRAINING_KERNELS}[kernel]
     Params = ctypes_struct(spec.struct)
     fn = getattr(lib, buffer_size_function(kernel))
     fn.argtypes = [ctypes.POINTER(Params)]

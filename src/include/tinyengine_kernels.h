@@ -2561,6 +2561,41 @@ void te_qas_sgd_s8(const te_qas_sgd_params* p, int8_t* weights,
 void te_qas_sgd_s32(const te_qas_sgd_params* p, int32_t* bias,
                     const float* grad, const float* scale, float* velocity);
 
+/** A fully connected layer's weight gradient fused with its QAS SGD update
+ *  (te_fully_connected_sgd_s8; one sample, no momentum). */
+typedef struct {
+  int32_t batch;         /**< Rows of the input: must be 1. */
+  int32_t input_depth;   /**< Input features. */
+  int32_t output_depth;  /**< Filter rows updated: the first output_depth. */
+  int32_t input_offset;  /**< -input_zero_point. */
+  float input_scale;     /**< Scale of the int8 input. */
+  float learning_rate;   /**< Step size on the real weights. */
+} te_fc_sgd_params;
+
+/** Scratch of te_fully_connected_sgd_s8: one filter row's gradient. */
+int32_t te_fully_connected_sgd_s8_get_buffer_size(const te_fc_sgd_params* p);
+
+/**
+ * The weight update of a fully connected layer, one filter row at a time:
+ * each row's gradient (te_fully_connected_grad_weights_s8) goes to scratch
+ * and is applied at once (te_qas_sgd_s8), so the training arena holds one
+ * row's gradient instead of the whole filter's (the Tiny Training Engine's
+ * "apply and free" at row granularity).  The result equals the two kernels
+ * called on the whole filter.  Momentum needs every row's velocity kept
+ * anyway, so it is not offered here.
+ * @param p            shape, input quantization, learning rate.
+ * @param filter       [output_depth(all), input_depth] int8, rows
+ *                     0..p->output_depth-1 updated in place.
+ * @param grad_output  [output_depth(all)] float dY of the one sample.
+ * @param input        [input_depth] int8: the forward input.
+ * @param filter_scale [output_depth(all)] float scales of the filter.
+ * @param scratch      te_fully_connected_sgd_s8_get_buffer_size() bytes,
+ *                     4-byte aligned (one row's float gradient).
+ */
+void te_fully_connected_sgd_s8(const te_fc_sgd_params* p, int8_t* filter,
+                               const float* grad_output, const int8_t* input,
+                               const float* filter_scale, void* scratch);
+
 #ifdef __cplusplus
 }  /* extern "C" */
 #endif

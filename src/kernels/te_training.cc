@@ -462,3 +462,33 @@ extern "C" void te_qas_sgd_s32(const te_qas_sgd_params* p, int32_t* bias,
     bias[i] = static_cast<int32_t>(v < INT32_MIN ? INT32_MIN : (v > INT32_MAX ? INT32_MAX : v));
   });
 }
+
+extern "C" int32_t te_fully_connected_sgd_s8_get_buffer_size(const te_fc_sgd_params* p) {
+  return p->input_depth * (int32_t)sizeof(float);
+}
+
+extern "C" void te_fully_connected_sgd_s8(const te_fc_sgd_params* p, int8_t* filter,
+                                          const float* grad_output, const int8_t* input,
+                                          const float* filter_scale, void* scratch) {
+  // One row at a time through the two public kernels: the fused form must stay
+  // exactly what the separate steps compute, only with a row of scratch.
+  te_fc_grad_params g;
+  g.batch = 1;
+  g.input_depth = p->input_depth;
+  g.output_depth = 1;
+  g.input_offset = p->input_offset;
+  g.input_scale = p->input_scale;
+  g.accumulate = 0;
+  te_qas_sgd_params q;
+  q.size = p->input_depth;
+  q.channels = 1;
+  q.inner = p->input_depth;
+  q.learning_rate = p->learning_rate;
+  q.momentum = 0.0f;
+  q.input_scale = 0.0f;
+  float* row = static_cast<float*>(scratch);
+  for (int32_t o = 0; o < p->output_depth; ++o) {
+    te_fully_connected_grad_weights_s8(&g, grad_output + o, input, filter_scale + o, row, nullptr);
+    te_qas_sgd_s8(&q, filter + (size_t)o * (size_t)p->input_depth, row, filter_scale + o, nullptr);
+  }
+}

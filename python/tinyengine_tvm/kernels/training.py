@@ -90,6 +90,10 @@ TRAINING_KERNELS: Dict[str, KernelSpec] = {
     "te_softmax_cross_entropy_s8": _spec("SOFTMAX_CROSS_ENTROPY", "te_softmax_cross_entropy_s8",
                                          ["p", "in0", "in1", "out", "in2"], _prod("batch", "classes")),
     # inputs [parameter (updated in place), gradient, weight scales]
+    # dW computed and applied one filter row at a time: inputs [filter (in place), dY, forward input, scales].
+    "te_fully_connected_sgd_s8": _spec("FULLY_CONNECTED_SGD", "te_fully_connected_sgd_s8",
+                                       ["p", "inout", "in1", "in2", "in3", "scratch"], _FC_IN,
+                                       scratch=lambda a: 4 * int(a["input_depth"]), inplace=True),
     "te_qas_sgd_s8": _spec("QAS_SGD", "te_qas_sgd_s8", ["p", "inout", "in1", "in2", "null"], _prod("size"),
                            inplace=True),
     "te_qas_sgd_s32": _spec("QAS_SGD", "te_qas_sgd_s32", ["p", "inout", "in1", "in2", "null"], _prod("size"),

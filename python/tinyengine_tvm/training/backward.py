@@ -438,6 +438,16 @@ class _Builder:
             channels, inner_q = layer.channels, 1
         else:
             channels, inner_q = n, inner
+        if layer.family == "fully_connected" and self.config.momentum == 0:
+            # Row by row: one row's gradient in the arena instead of the whole filter's.
+            new = self.tensor(f"{layer.name}.weight.updated", self.g.tensors[self.g.root(layer.weight)].shape,
+                              self.g.tensors[self.g.root(layer.weight)].dtype, view_of=layer.weight)
+            attrs["learning_rate"] = self.config.learning_rate
+            self.step("te_fully_connected_sgd_s8", [layer.weight, dy, step.inputs[0], self.scales(layer)], new,
+                      attrs, f"{layer.name}.weight.update")
+            name, value, _ = self.g.variables[var]
+            self.g.variables[var] = (name, value, new)
+            return
         dw = self.tensor(f"{layer.name}.grad_weight", shape, "float32")
         self.step(f"te_{layer.family}_grad_weights_s8", [dy, step.inputs[0], self.scales(layer)], dw, attrs,
                   f"{layer.name}.grad_weight")

@@ -183,7 +183,7 @@ def _copy_graph(graph: KernelGraph) -> KernelGraph:
 def _phase(kernel: str, index: int, forward_steps: int) -> str:
     if index < forward_steps:
         return "forward"
-    if kernel.startswith("te_qas_sgd"):
+    if kernel.startswith("te_qas_sgd") or kernel == "te_fully_connected_sgd_s8":
         return "update"
     if kernel in ("te_buffer", "te_softmax_cross_entropy_s8"):
         return "loss"
