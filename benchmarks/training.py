@@ -39,6 +39,9 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs on the device (4)")
     ap.add_argument("--pretrain-epochs", type=int, default=30)
     ap.add_argument("--config", default=None, metavar="TRAIN.json", help="sparse-update configuration (JSON)")
+    ap.add_argument("--sram-budget", type=int, default=None, metavar="BYTES",
+                    help="let the compiler choose what to train within BYTES of arena, by MCUNetV3's contribution "
+                         "analysis measured on the training split (training/budget.py)")
     ap.add_argument("--host", action="store_true", help="fine-tune the host build instead of QEMU")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -54,8 +57,24 @@ def main(argv=None) -> int:
           f"{pre:.3f} on held-out 0-4 ({time.monotonic() - t0:.0f} s)")
     model = digits.export_int8(net, data["train"].x[:200], head_classes=10, logits_range=(-24.0, 24.0),
                                head_std=0.1, seed=args.seed)
-    config = json.load(open(args.config)) if args.config else SPARSE
-    sparse = compile_training(model, config, name="digits")
+    config = json.load(open(args.config)) if args.config else dict(SPARSE)
+    contribution = None
+    if args.sram_budget:
+        from tinyengine_tvm.training.budget import accuracy_contribution
+
+        probe = compile_training(model, {"biases": [-1]}, name="probe")
+        d = probe.metadata["inputs"][0]
+        xq, y = digits.to_int8(data["train"].x, d["scale"], d["zero_point"]), data["train"].y
+        # scored on the training split only: 400 images to fine-tune, the last 300 to validate
+        contribution = accuracy_contribution(model, (xq[:400], y[:400]), (xq[-300:], y[-300:]),
+                                             learning_rate=config.get("learning_rate", 0.01))
+        config = {"sram_budget": args.sram_budget, "learning_rate": config.get("learning_rate", 0.01)}
+    sparse = compile_training(model, config, name="digits", contribution=contribution)
+    if args.sram_budget:
+        sel = sparse.metadata["training"]["selection"]
+        print(f"chosen within {args.sram_budget:,} B from {len(sel['tried'])} planned schemes: "
+              f"{json.dumps(sel['chosen'])}")
+        config = sel["chosen"]
     full = compile_training(model, {"biases": "all", "weights": list(range(len(digits.BACKBONE) + 1)),
                                     "learning_rate": config.get("learning_rate", 0.01)}, name="digits_full")
     ms, mf = sparse.metadata["training"]["memory"], full.metadata["training"]["memory"]

@@ -129,3 +129,31 @@ def test_finetuning_on_qemu_follows_the_host_build(data, finetune_model):
     assert r["accuracy"][1] == pytest.approx(host_after, abs=2 / len(data["test"].y))
     assert r["losses"][0] == pytest.approx(host_losses[0], rel=1e-3)
     assert r["accuracy"][1] > r["accuracy"][0] + 0.4 and r["instructions"] > 0
+
+
+def test_the_scheme_chosen_under_an_sram_budget_by_measured_contribution(data, finetune_model):
+    """MCUNetV3's contribution analysis on the digits: schemes scored by the validation accuracy a
+    short fine-tune reaches (validation images come from the training split), grown greedily within
+    the budget. The new head's weights are what pays, once they fit."""
+    from tinyengine_tvm.training import compile_training
+    from tinyengine_tvm.training.budget import accuracy_contribution
+
+    probe = compile_training(finetune_model, {"biases": [-1]}, name="probe")
+    d = probe.metadata["inputs"][0]
+    xq = digits.to_int8(data["train"].x, d["scale"], d["zero_point"])
+    y = data["train"].y
+    score = accuracy_contribution(finetune_model, (xq[:300], y[:300]), (xq[-200:], y[-200:]))
+    head_weights = compile_training(finetune_model, {"biases": [-1], "weights": [-1]}, name="probe")
+    need = head_weights.metadata["training"]["memory"]["arena_bytes"]
+    small = compile_training(finetune_model, {"sram_budget": need - 1}, name="digits", contribution=score)
+    roomy = compile_training(finetune_model, {"sram_budget": need + 600}, name="digits", contribution=score)
+    for c, budget in ((small, need - 1), (roomy, need + 600)):
+        sel = c.metadata["training"]["selection"]
+        assert c.metadata["training"]["memory"]["arena_bytes"] <= budget
+        assert all(t["fits"] == (t["arena_bytes"] <= budget) for t in sel["tried"])
+    assert 5 not in small.metadata["training"]["selection"]["chosen"]["weights"]
+    chosen = roomy.metadata["training"]["selection"]
+    assert 5 in chosen["chosen"]["weights"]
+    best = max(t["contribution"] for t in chosen["tried"] if t["fits"])
+    mine = next(t["contribution"] for t in chosen["tried"] if t["config"] == chosen["chosen"])
+    assert mine >= 0.6 and mine >= best - 0.05

@@ -72,13 +72,16 @@ class CompiledTraining(CompiledModel):
 
 
 def compile_training(model: Union[str, bytes], config: Union[TrainingConfig, Dict[str, Any], str],
-                     name: Optional[str] = None, sram_budget: Optional[int] = None) -> CompiledTraining:
+                     name: Optional[str] = None, sram_budget: Optional[int] = None,
+                     contribution=None) -> CompiledTraining:
     """Compile the training step of an int8 TFLite model (path or bytes) for ``config``
     (a :class:`TrainingConfig`, its JSON dict or a JSON file path).
 
     The generated project has ``<name>_train_init()``, ``<name>_train_step(input, label, &loss)``,
     ``<name>_train_parameter(i)`` and the usual inference API on the same arena.  With
-    ``sram_budget`` an arena above it raises MemoryBudgetError.  Raises UsageError for a bad
+    ``sram_budget`` an arena above it raises MemoryBudgetError.  A config with ``sram_budget``
+    lets the compiler choose what to train (:mod:`.budget`); ``contribution`` then scores the
+    schemes (e.g. :func:`.budget.accuracy_contribution`; default: data-free).  Raises UsageError for a bad
     configuration and UnsupportedModelError for a model the training rules do not cover.
     """
     t0 = time.perf_counter()
@@ -89,7 +92,8 @@ def compile_training(model: Union[str, bytes], config: Union[TrainingConfig, Dic
         from .budget import choose_under_budget
 
         asked = config
-        config, tried = choose_under_budget(variants, config.sram_budget, config.learning_rate, config.momentum)
+        config, tried = choose_under_budget(variants, config.sram_budget, config.learning_rate, config.momentum,
+                                            contribution=contribution)
         selection = {"sram_budget": asked.sram_budget, "chosen": config.to_dict(), "tried": tried}
         sram_budget = asked.sram_budget if sram_budget is None else min(sram_budget, asked.sram_budget)
     fwd, training, plan, candidates = variants.training(config)
