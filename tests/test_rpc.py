@@ -274,6 +274,10 @@ def test_pool_batch_runs_on_both_servers_in_job_order(farm, project, host, tmp_p
         assert r.ok, r.error
         assert _same(r.outputs, host(_inputs(meta, seed))), f"job of seed {seed}"
         assert r.report["rpc"]["server"] == r.server and len(r.attempts) == 1
+        phases = r.report["rpc"]["phases"]
+        assert [p["phase"] for p in phases] == ["unpack", "build", "boot", "run", "close"]
+        assert all(p["wall_s"] >= 0 and p["cpu_s"] >= 0 and p["child_cpu_s"] >= 0 for p in phases)
+        assert r.report["rpc"]["call_wall_s"] >= sum(p["wall_s"] for p in phases) > 0
     assert {r.server for r in results} == set(farm.servers)
 
 

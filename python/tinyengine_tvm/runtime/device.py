@@ -80,14 +80,20 @@ class QemuUartRunner(ProtocolRunner):
                  profile: bool = False):
         # micro/ builds on runtime/; imported here only, where the server firmware is needed.
         from ..micro.baremetal import build_serial_firmware
+        from .runner import PhaseClock
 
+        clock = PhaseClock()
         board = emulated_board(board)
         meta = read_metadata(project_dir)
         elf = build_serial_firmware(project_dir, board, build_dir, profile=profile)
         sizes = {**elf_sizes(elf), "model_flash_bytes": group_sizes(elf)["model"]["flash_bytes"],
                  "core": board.core, "qemu_machine": board.qemu_machine, "elf": elf}
+        clock.lap("build")
         super().__init__(QemuSerial(elf, board.name, link=link, timeout=link_timeout, boot_timeout=boot_timeout),
                          meta, sizes)
+        clock.lap("boot")
+        #: Where opening went (firmware build, emulator start to the device's description), for farm reports.
+        self.open_phases = clock.phases
 
 
 def format_time(r: dict) -> str:

@@ -188,10 +188,14 @@ def serve_run(server: dict, project_tar: bytes, inputs_npz: bytes, options_json:
     ``options_json``: ``{"number", "repeat", "profile"}``. Returns the reply npz:
     ``output_<i>`` in the model's output order and a record with ``report``,
     ``time_summary``, ``profile`` (:meth:`~.profile.StepProfile.to_json`, or
-    null) and ``server`` (name, key, device, board).
+    null) and ``server`` (name, key, device, board). The report's ``rpc`` entry also holds
+    ``phases``: wall and CPU seconds of unpack, build, boot, run, profile and close (a
+    :class:`~.runner.PhaseClock`), so a slow farm says where its time goes.
     """
     from .opener import open_runner
+    from .runner import PhaseClock
 
+    clock = PhaseClock()
     opts = json.loads(options_json)
     number, repeat, profile = int(opts.get("number", 1)), int(opts.get("repeat", 1)), bool(opts.get("profile"))
     check_counts(number, repeat)
@@ -201,13 +205,25 @@ def serve_run(server: dict, project_tar: bytes, inputs_npz: bytes, options_json:
     inputs = [arrays[f"input_{i}"] for i in range(len(meta["inputs"]))]
     runner_opts = {k: server[k] for k in ("board", "qemu_link", "port", "baud", "timeout", "link_timeout",
                                           "firmware", "zephyr_workspace") if server.get(k) is not None}
-    with open_runner(project, server["device"], build_dir=os.path.join(server["cache_dir"], "build"),
-                     profile=profile, **runner_opts) as runner:
+    clock.lap("unpack")
+    runner = open_runner(project, server["device"], build_dir=os.path.join(server["cache_dir"], "build"),
+                         profile=profile, **runner_opts)
+    try:
+        if getattr(runner, "open_phases", None):
+            clock.extend(runner.open_phases)
+        else:
+            clock.lap("open")
         outputs, report = runner.run(inputs, number=number, repeat=repeat)
         summary = runner.format_time(report)
+        clock.lap("run")
         steps = runner.profile().to_json() if profile else None
+        if profile:
+            clock.lap("profile")
+    finally:
+        runner.close()
+    clock.lap("close")
     who = _server_identity(server)
-    report["rpc"] = {"server": who["name"], "key": who["key"], "device": who["device"]}
+    report["rpc"] = {"server": who["name"], "key": who["key"], "device": who["device"], "phases": clock.phases}
     record = {"outputs": list(outputs), "report": report, "time_summary": summary, "profile": steps, "server": who}
     return _pack({f"output_{i}": a for i, a in enumerate(outputs.values())}, record)
 
@@ -310,10 +326,13 @@ def _call(session, project_tar: bytes, inputs_npz: bytes, meta: dict, number: in
     """One :data:`RUN_FUNC` call on an open session."""
     from .profile import StepCost, StepProfile
 
+    start = time.perf_counter()
     run = session.get_function(RUN_FUNC)
     blob = run(bytearray(project_tar), bytearray(inputs_npz),
                json.dumps({"number": number, "repeat": repeat, "profile": profile}))
     arrays, record = _unpack(blob)
+    # The client's view of the call: less the server's phases, what the upload and RPC itself cost.
+    record["report"].setdefault("rpc", {})["call_wall_s"] = round(time.perf_counter() - start, 4)
     names = [m["name"] for m in meta["outputs"]]
     if record["outputs"] != names:
         raise TinyEngineError(f"the server answered outputs {record['outputs']}, the model has {names}")
