@@ -305,6 +305,33 @@ def test_tvmc_tune_measures_on_the_farm(farm, tmp_path, capsys):
 
 
 @needs_farm
+def test_tracker_questions_are_answered_without_a_nagle_stall(farm):
+    """TVM's tracker messages are a length and a body in two writes: with Nagle's algorithm and a
+    delayed ACK each question waited ~40 ms per direction. Now a summary and a grant take milliseconds."""
+    from tinyengine_tvm.runtime.rpc import _tracker_socket, count_servers, request_session
+
+    tracker = parse_tracker(farm.tracker)
+    sock = _tracker_socket(tracker)
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        sock.close()
+    summaries, grants = [], []
+    for _ in range(5):
+        t = time.perf_counter()
+        count_servers(tracker, farm.key)
+        summaries.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        session = request_session(tracker, farm.key, timeout=30)
+        grants.append(time.perf_counter() - t)
+        del session
+        deadline = time.monotonic() + 10
+        while free_servers(tracker, farm.key) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the server registers again once the session is over
+    assert sorted(summaries)[2] < 0.04 and sorted(grants)[2] < 0.04, (summaries, grants)
+
+
+@needs_farm
 def test_a_server_killed_mid_batch_costs_its_job_one_retry(farm, project, host):
     """SIGKILL one server's process while it measures: the batch completes on the other server,
     the job it was running is retried once there, and its emulator does not outlive it."""
