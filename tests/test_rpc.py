@@ -206,6 +206,33 @@ def _same(a, b):
     return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
+def test_servers_sharing_a_cache_folder_unpack_a_project_once(project, tmp_path):
+    """Servers on one machine may share --cache-dir: racing to unpack the same upload, each gets the
+    one unpacked folder (no error for the ones that lost), and no temporary folder is left."""
+    from tinyengine_tvm.runtime.rpc import _cached_project, project_tar_bytes
+
+    tar = project_tar_bytes(project[0])
+    cache = str(tmp_path / "shared")
+    start = threading.Barrier(6)
+    got, errors = [], []
+
+    def server():
+        start.wait()
+        try:
+            got.append(_cached_project(cache, tar))
+        except Exception as exc:  # noqa: BLE001 - the test reports whatever a loser raised
+            errors.append(exc)
+
+    threads = [threading.Thread(target=server) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(set(got)) == 1 and len(got) == 6
+    assert os.listdir(os.path.join(cache, "projects")) == [os.path.basename(got[0])]
+    assert os.path.isfile(os.path.join(got[0], "metadata.json"))
+
+
 def test_pool_raises_when_the_tracker_is_unreachable(project):
     """No tracker is a mistake of the whole batch, said at once; a bad job alone still fails alone."""
     from tinyengine_tvm.errors import TinyEngineError

@@ -171,14 +171,20 @@ def _cached_project(cache_dir: str, project_tar: bytes) -> str:
     digest = hashlib.sha256(project_tar).hexdigest()[:20]
     path = os.path.join(cache_dir, "projects", digest)
     if not os.path.isdir(path):
-        tmp = f"{path}.tmp-{os.getpid()}"
+        tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
         try:
             with tarfile.open(fileobj=io.BytesIO(project_tar)) as tar:
                 tar.extractall(tmp, filter="data")
         except (tarfile.TarError, OSError, EOFError) as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise TinyEngineError(f"the uploaded project is not a readable tar ({exc})") from None
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            # Servers sharing a cache folder: another one unpacked the same content first.
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not os.path.isdir(path):
+                raise
     return path
 
 
