@@ -149,6 +149,7 @@ def register_server_functions(options: dict) -> None:
     # The worker is TVM's Popen child of the rpc_server command: it must not outlive it.
     _set_parent_death_signal(signal.SIGKILL)
     guarded = []
+    _tracker_link_without_stalls()
 
     @tvm_ffi.register_global_func(INFO_FUNC, override=True)
     def _info():
@@ -160,6 +161,31 @@ def register_server_functions(options: dict) -> None:
             _guard_session_process()
             guarded.append(True)
         return bytearray(serve_run(options, bytes(project_tar), bytes(inputs_npz), str(options_json)))
+
+
+def _tracker_link_without_stalls() -> None:
+    """Give TVM's server loop in this process the client's tracker socket options (TCP_NODELAY,
+    quick ACKs): after every session it registers again with the tracker, and Nagle's algorithm
+    against a delayed ACK kept it from being granted for ~0.1 s each time. TVM's loop opens and
+    reads that socket through ``tvm.rpc.base``; its functions are wrapped here, in the server's
+    worker only."""
+    from tvm.rpc import base
+
+    if getattr(base.connect_with_retry, "_tinyengine", False):
+        return
+    connect, recvjson = base.connect_with_retry, base.recvjson
+
+    def connect_with_retry(*args, **kwargs):
+        sock = connect(*args, **kwargs)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def recvjson_quick(sock):
+        _quick_ack(sock)
+        return recvjson(sock)
+
+    connect_with_retry._tinyengine = True  # type: ignore[attr-defined]
+    base.connect_with_retry, base.recvjson = connect_with_retry, recvjson_quick
 
 
 def _server_identity(server: dict) -> dict:
