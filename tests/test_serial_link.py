@@ -3,6 +3,7 @@ resynchronisation, resends, resets, crashes, silence and fault injection.
 
 No board, QEMU or cross compiler needed (tests/test_serial_qemu.py runs the
 same client against the C firmware on QEMU)."""
+import os
 import random
 import struct
 import time
@@ -116,6 +117,17 @@ def test_describe_run_and_read_back(device):
     assert rep["ms_summary"]["mean"] == pytest.approx(0.01)
     assert rep["link"]["progress_frames"] >= 9 and rep["link"]["resends"] == 0
     assert c.echo(b"hello") == b"hello"
+
+
+def test_a_board_without_host_files_gets_its_inputs_over_the_link(device, tmp_path):
+    """An input directory is only used when HELLO says the device reads host files (a board cannot):
+    otherwise the inputs go over the link as always, and nothing is written there."""
+    c = client_for(device())
+    model = client.DeviceModel(c, META, input_dir=str(tmp_path))
+    assert c.describe()["host_files"] is False and model.input_dir is None
+    out, _ = model.run(sample(1))
+    np.testing.assert_array_equal(out["y"], reference(sample(1))["y"])
+    assert os.listdir(tmp_path) == []
 
 
 def test_device_errors_are_reported(device):

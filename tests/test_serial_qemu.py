@@ -204,6 +204,55 @@ def test_device_side_checks(default, build):
             c.run(1, zlib.crc32(bytes(nbytes)))
 
 
+def test_load_input_reads_a_host_file_like_write_input(default, build, tmp_path):
+    """LOAD_INPUT (semihosting): the firmware says it reads host files, and an input read from one
+    runs exactly like the same bytes sent over the UART (same outputs, same count); a file it cannot
+    use is refused and leaves the input unloaded."""
+    project, meta, _ = default
+    x = _inputs(meta, 4)
+    blob = b"".join(np.ascontiguousarray(a).tobytes() for a in x.values())
+    with emulator.QemuSerial(_elf(project, build), "mps2-an500", timeout=3) as q:
+        c = q.client
+        assert c.hello().host_files
+        c.write_input(0, blob)
+        over_uart = c.run(2, zlib.crc32(blob))
+        (tmp_path / "in.bin").write_bytes(blob)
+        assert c.load_input(0, str(tmp_path / "in.bin")) == len(blob)
+        from_file = c.run(2, zlib.crc32(blob))
+        assert from_file.output_crc == over_uart.output_crc
+        assert abs(from_file.mean - over_uart.mean) < 64  # the counter's granularity, as between repeats
+        (tmp_path / "short.bin").write_bytes(blob[:-1])
+        for bad in (tmp_path / "short.bin", tmp_path / "missing.bin"):
+            with pytest.raises(proto.DeviceError, match="cannot read the input"):
+                c.load_input(0, str(bad))
+            with pytest.raises(proto.DeviceError, match="not ready"):
+                c.run(1, zlib.crc32(blob))
+        with pytest.raises(proto.DeviceError, match="no such input"):
+            c.load_input(5, str(tmp_path / "in.bin"))
+        with pytest.raises(TinyEngineError, match="path too long"):
+            c.load_input(0, "/" + "x" * 300)
+
+
+def test_qemu_runner_loads_inputs_from_files_and_removes_them(default, build):
+    project, meta, _ = default
+    host = HostModel(project, build_dir=os.path.join(build, "host"))
+    from tinyengine_tvm.runtime.device import QemuUartRunner
+
+    runner = QemuUartRunner(project, "mps2-an500", build)
+    try:
+        where = runner.model.input_dir
+        assert where and os.path.isdir(where)
+        x = _inputs(meta, 5)
+        out, rep = runner.run(x)
+        assert os.listdir(where) == ["input_0.bin"]
+        for k, v in host.run(x).items():
+            np.testing.assert_array_equal(out[k], v)
+    finally:
+        runner.close()
+    assert not os.path.exists(where)
+    assert [p["phase"] for p in runner.open_phases] == ["build", "boot"]
+
+
 def test_noisy_link_on_qemu_gives_exact_results(default, build):
     project, meta, _ = default
     host = HostModel(project, build_dir=os.path.join(build, "host"))

@@ -56,6 +56,8 @@ extern "C" {
 #define TE_CMD_ECHO 0x07u        /* payload -> the same payload */
 #define TE_CMD_RESET 0x08u       /* -> empty response, then the device resets (a BOOT frame follows) */
 #define TE_CMD_PROFILE 0x09u     /* {u16 first, u16 max} -> per-step counters of the last RUN (profile builds) */
+#define TE_CMD_LOAD_INPUT 0x0Au  /* {u8 index, host file path} -> as WRITE_INPUT, the whole input read from
+                                   the file (an emulator with semihosting: HELLO flags bit 2) */
 #define TE_RSP 0x80u
 
 /* ---- device -> host messages outside a response ------------------------- */
@@ -140,6 +142,9 @@ typedef struct {
   uint32_t stack_size;
   /** Reset the device (optional: NULL = TE_CMD_RESET unsupported). */
   void (*reset)(void);
+  /** Read exactly `bytes` bytes of the host file `path` into dst; 0 on success (optional: NULL =
+   *  TE_CMD_LOAD_INPUT unsupported). Only an emulator can: a board has no host file system. */
+  int (*load_file)(const char* path, uint8_t* dst, uint32_t bytes);
 } te_port;
 
 /** Timings of the last RUN. */

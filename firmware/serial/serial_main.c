@@ -61,6 +61,15 @@ static __attribute__((noreturn)) void bm_reset(void) {
 }
 static void bm_reset_void(void) { bm_reset(); }
 
+/* QEMU runs this firmware with semihosting on: the host's files are one trap away. */
+static int bm_load_file(const char* path, uint8_t* dst, uint32_t bytes) {
+  const int32_t fd = te_sh_open(path, 1 /* "rb" */);
+  if (fd < 0) return -1;
+  const int ok = te_sh_flen(fd) == (int32_t)bytes && te_sh_read(fd, dst, bytes) == 0;
+  te_sh_close(fd);
+  return ok ? 0 : -1;
+}
+
 #if defined(TE_TEST_HANG_IN_RUN)
 static int te_test_invoke(void) {
   for (;;) __asm__ volatile("");
@@ -109,6 +118,7 @@ int main(void) {
       .stack_broken = te_stack_guard_broken,
       .stack_size = te_stack_size_bytes(),
       .reset = bm_reset_void,
+      .load_file = bm_load_file,
   };
   te_model_desc model = te_model;
 #if defined(TE_TEST_HANG_IN_RUN) || defined(TE_TEST_FAULT_IN_RUN) || defined(TE_TEST_RESET_IN_RUN) || \

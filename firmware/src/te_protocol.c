@@ -97,6 +97,7 @@ static void te_send_error(const te_port* port, uint8_t seq, uint8_t cmd, uint32_
 static uint8_t te_rx[TE_PROTO_HEADER_BYTES + TE_PROTO_MAX_PAYLOAD + 4u];
 static uint8_t te_tx[256];
 static uint32_t te_loaded[TE_PROTO_MAX_INPUTS];
+static char te_path[256];
 static te_run_stats te_last;
 static int te_have_run;
 
@@ -108,7 +109,8 @@ static uint32_t te_hello_payload(const te_model_desc* model, const te_port* port
   p[8] = port->icount_shift;
   p[9] = (uint8_t)model->num_inputs;
   p[10] = (uint8_t)model->num_outputs;
-  p[11] = (uint8_t)((port->reset != 0 ? 1u : 0u) | (model->profile != 0 ? 2u : 0u));
+  p[11] = (uint8_t)((port->reset != 0 ? 1u : 0u) | (model->profile != 0 ? 2u : 0u) |
+                    (port->load_file != 0 ? 4u : 0u));
   put_u32(p + 12, model->arena_bytes);
   put_u32(p + 16, port->stack_size);
   uint32_t n = 20;
@@ -319,6 +321,38 @@ static void te_handle(const te_model_desc* model, const te_port* port, uint8_t c
       te_tx[0] = (uint8_t)index;
       put_u32(te_tx + 1, offset);
       put_u32(te_tx + 5, te_loaded[index]);
+      te_proto_send(port, rsp, seq, te_tx, 9, 0, 0);
+      return;
+    }
+    case TE_CMD_LOAD_INPUT: {
+      /* QEMU's UART takes one byte per main-loop round trip: loading an image over it costs far more
+       * host CPU than the inference. Under semihosting the host's file system is one call away. */
+      if (len < 2u) break;
+      const uint32_t index = p[0], path_len = len - 1u;
+      if (port->load_file == 0) {
+        te_send_error(port, seq, cmd, TE_ERR_UNKNOWN, "this device cannot read host files");
+        return;
+      }
+      if (index >= model->num_inputs || index >= TE_PROTO_MAX_INPUTS) {
+        te_send_error(port, seq, cmd, TE_ERR_ARG, "no such input");
+        return;
+      }
+      if (path_len >= sizeof te_path) {
+        te_send_error(port, seq, cmd, TE_ERR_ARG, "file path too long");
+        return;
+      }
+      memcpy(te_path, p + 1, path_len);
+      te_path[path_len] = '\0';
+      const uint32_t bytes = model->inputs[index].bytes;
+      te_loaded[index] = 0u;
+      if (port->load_file(te_path, model->staging[index], bytes) != 0) {
+        te_send_error(port, seq, cmd, TE_ERR_ARG, "cannot read the input's bytes from that file");
+        return;
+      }
+      te_loaded[index] = bytes;
+      te_tx[0] = (uint8_t)index;
+      put_u32(te_tx + 1, 0u);
+      put_u32(te_tx + 5, bytes);
       te_proto_send(port, rsp, seq, te_tx, 9, 0, 0);
       return;
     }

@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address to report to the tracker (default: the one the tracker sees)")
     p.add_argument("--name", default=None, help="this server's name in reports (default HOSTNAME:PID)")
     p.add_argument("--cache-dir", default=None, metavar="DIR",
-                   help="where uploaded projects and their builds are kept (default: a temporary directory)")
+                   help="where uploaded projects and their builds are kept (default: a temporary directory); "
+                        "servers on one machine may share one, so the kernels compile once for all of them")
     return p
 
 

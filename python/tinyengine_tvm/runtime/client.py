@@ -20,6 +20,7 @@ QEMU's UART as a link: ``runtime/emulator.QemuSerial``.
 """
 from __future__ import annotations
 
+import os
 import statistics
 import struct
 import time
@@ -31,8 +32,8 @@ import numpy as np
 
 from ..errors import TinyEngineError
 from .project import match_inputs
-from .protocol import (CMD_ECHO, CMD_HELLO, CMD_PROFILE, CMD_READ_OUTPUT, CMD_RESET, CMD_RUN, CMD_TENSOR, CMD_TIMINGS,
-                       CMD_WRITE_INPUT, COMMAND_NAMES, LINK_ERRORS, MSG_BOOT, MSG_FAULT, MSG_PROGRESS, OVERHEAD, RSP,
+from .protocol import (CMD_ECHO, CMD_HELLO, CMD_LOAD_INPUT, CMD_PROFILE, CMD_READ_OUTPUT, CMD_RESET, CMD_RUN,
+                       CMD_TENSOR, CMD_TIMINGS, CMD_WRITE_INPUT, COMMAND_NAMES, LINK_ERRORS, MSG_BOOT, MSG_FAULT, MSG_PROGRESS, OVERHEAD, RSP,
                        RSP_ERROR, RUN_FLAG_PROGRESS, UNIT_NAMES, DeviceError, DeviceFault, DeviceGone, DeviceInfo,
                        DeviceReset, Frame, FrameDecoder, LinkError, LinkTimeout, ProfilePage, RunStats, TensorInfo,
                        encode_frame)
@@ -228,7 +229,8 @@ class DeviceClient:
         info = self.hello()
         desc = {"model": info.model, "board": info.board, "platform": info.platform, "unit": info.unit_name,
                 "counter_hz": info.counter_hz, "icount_shift": info.icount_shift, "arena_bytes": info.arena_bytes,
-                "stack_size_bytes": info.stack_size, "max_payload": info.max_payload, "profile": info.profile}
+                "stack_size_bytes": info.stack_size, "max_payload": info.max_payload, "profile": info.profile,
+                "host_files": info.host_files}
         for kind, n in (("input", info.num_inputs), ("output", info.num_outputs)):
             desc[kind + "s"] = [vars(self.tensor(kind, i)) for i in range(n)]
             for t in desc[kind + "s"]:
@@ -278,6 +280,16 @@ class DeviceClient:
             return off + n
 
         self._chunked(make, len(data), done)
+
+    def load_input(self, index: int, path: str) -> int:
+        """LOAD_INPUT: the device reads input ``index`` whole from the host file ``path`` (absolute:
+        the emulator's working directory is not ours); returns the bytes it holds. Only a device whose
+        HELLO says ``host_files`` (QEMU with semihosting) can."""
+        raw = path.encode()
+        if len(raw) + 1 > min(self.max_payload, 256):
+            raise TinyEngineError(f"input file path too long for LOAD_INPUT ({len(raw)} bytes): {path}")
+        _, _, loaded = struct.unpack_from("<BII", self.request(CMD_LOAD_INPUT, struct.pack("<B", index) + raw))
+        return loaded
 
     def run(self, count: int, inputs_crc: int, *, progress: bool = True,
             on_progress: Optional[Callable[[int], None]] = None) -> RunStats:
@@ -352,10 +364,12 @@ class DeviceModel:
     """A model running on a device: checked against the project's metadata,
     run with inputs by name, outputs read back and verified."""
 
-    def __init__(self, client: DeviceClient, meta: Optional[dict] = None):
+    def __init__(self, client: DeviceClient, meta: Optional[dict] = None, input_dir: Optional[str] = None):
         self.client = client
         self.meta = meta
         self.device = client.describe()
+        #: Where inputs go as files for a device that reads host files (LOAD_INPUT); None: over the link.
+        self.input_dir = input_dir if self.device.get("host_files") else None
         if meta is not None:
             check_device_matches(self.device, meta)
 
@@ -385,7 +399,15 @@ class DeviceModel:
         c = self.client
         t0 = time.perf_counter()
         for i, b in enumerate(blobs):
-            c.write_input(i, b)
+            if self.input_dir:
+                path = os.path.join(self.input_dir, f"input_{i}.bin")
+                with open(path, "wb") as f:
+                    f.write(b)
+                loaded = c.load_input(i, path)
+                if loaded != len(b):
+                    raise LinkError(f"input {i}: the device holds {loaded} bytes of {len(b)} after LOAD_INPUT")
+            else:
+                c.write_input(i, b)
         crc = zlib.crc32(b"".join(blobs))
         runs = [c.run(number, crc) for _ in range(repeat)]
         outputs, raw = {}, []

@@ -119,6 +119,44 @@ def headers_digest(dirs: Sequence[str], exclude: Sequence[str] = ()) -> str:
     return build_key(*parts)
 
 
+_INCLUDE = re.compile(rb"^[ \t]*#[ \t]*include\b[ \t]*(.*)$", re.MULTILINE)
+
+
+def included_headers_digest(src: str, dirs: Sequence[str]) -> Optional[str]:
+    """Digest of the names and texts of the headers ``src`` includes from its own folder or ``dirs``,
+    directly or through each other; toolchain headers are left to the compiler in the key. None when
+    an include cannot be followed (a macro, a quoted name found nowhere, ``__has_include``): the
+    caller then keys on every header of the project.
+
+    A model's weights include no header of the project: keyed this way, candidates of one model
+    whose weights are the same share that object (the largest source) though their headers differ."""
+    found: Dict[str, str] = {}
+    todo = [os.path.abspath(src)]
+    while todo:
+        path = todo.pop()
+        text = _file_bytes(path)
+        if b"__has_include" in text:
+            return None
+        for m in _INCLUDE.finditer(text):
+            arg = m.group(1).strip()
+            quoted = arg[:1] == b'"' and arg.count(b'"') >= 2
+            if not quoted and not (arg[:1] == b"<" and b">" in arg):
+                return None
+            name = arg[1:arg.index(b'"' if quoted else b">", 1)].decode(errors="replace")
+            # "..." is looked for beside the including file first; <...> in the -I folders too.
+            where = ([os.path.dirname(path)] if quoted else []) + list(dirs)
+            hit = next((os.path.join(d, name) for d in where if os.path.isfile(os.path.join(d, name))), None)
+            if hit is None:
+                if quoted:
+                    return None
+                continue
+            hit = os.path.realpath(hit)
+            if hit not in found:
+                found[hit] = name
+                todo.append(hit)
+    return build_key(*[part for h in sorted(found, key=lambda h: (found[h], h)) for part in (found[h], _file_bytes(h))])
+
+
 def run_tool(cmd: List[str], what: str, cwd: Optional[str] = None) -> subprocess.CompletedProcess:
     """Run a build tool; its output becomes a TinyEngineError when it fails."""
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
@@ -208,8 +246,10 @@ class FirmwareBuild:
         jobs_list = []
         for f in sorted(os.listdir(os.path.join(project_dir, "src"))):
             if f.endswith(".c"):
-                jobs_list.append((os.path.join(project_dir, "src", f), self.cc, [*C_FLAGS, *common, *model_defines],
-                                  inc_project, model_headers, "model"))
+                src = os.path.join(project_dir, "src", f)
+                headers = included_headers_digest(src, [p_inc_dir, k_inc_dir])
+                jobs_list.append((src, self.cc, [*C_FLAGS, *common, *model_defines], inc_project,
+                                  model_headers if headers is None else headers, "model"))
         if os.path.isdir(k_inc_dir):
             for f in sorted(os.listdir(k_inc_dir)):
                 if f.endswith(".cc"):

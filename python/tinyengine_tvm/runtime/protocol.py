@@ -26,14 +26,14 @@ MAX_FRAME_PAYLOAD = 65535
 
 CMD_HELLO, CMD_TENSOR, CMD_WRITE_INPUT, CMD_RUN = 0x01, 0x02, 0x03, 0x04
 CMD_READ_OUTPUT, CMD_TIMINGS, CMD_ECHO, CMD_RESET = 0x05, 0x06, 0x07, 0x08
-CMD_PROFILE = 0x09
+CMD_PROFILE, CMD_LOAD_INPUT = 0x09, 0x0A
 RSP = 0x80
 MSG_FAULT, MSG_PROGRESS, MSG_BOOT, RSP_ERROR = 0x7C, 0x7D, 0x7E, 0xFF
 RUN_FLAG_PROGRESS = 0x01
 
 COMMAND_NAMES = {CMD_HELLO: "HELLO", CMD_TENSOR: "TENSOR", CMD_WRITE_INPUT: "WRITE_INPUT", CMD_RUN: "RUN",
                  CMD_READ_OUTPUT: "READ_OUTPUT", CMD_TIMINGS: "TIMINGS", CMD_ECHO: "ECHO", CMD_RESET: "RESET",
-                 CMD_PROFILE: "PROFILE"}
+                 CMD_PROFILE: "PROFILE", CMD_LOAD_INPUT: "LOAD_INPUT"}
 ERR_CRC, ERR_LENGTH, ERR_UNKNOWN, ERR_ARG, ERR_NOT_READY = 1, 2, 3, 4, 5
 ERR_INPUT_CRC, ERR_RUN, ERR_STACK, ERR_TIMEOUT = 6, 7, 8, 9
 ERROR_NAMES = {ERR_CRC: "CRC error", ERR_LENGTH: "bad length", ERR_UNKNOWN: "unknown command",
@@ -179,6 +179,7 @@ class DeviceInfo:
     board: str
     platform: str
     profile: bool = False  #: a profile build: PROFILE answers with per-step counters
+    host_files: bool = False  #: LOAD_INPUT reads inputs from host files (an emulator with semihosting)
 
     @property
     def unit_name(self) -> str:
@@ -196,7 +197,7 @@ class DeviceInfo:
             strings.append(p[pos + 1:pos + 1 + n].decode("utf-8", "replace"))
             pos += 1 + n
         return cls(version, unit, max_payload, hz, shift, n_in, n_out, bool(flags & 1), arena, stack, *strings,
-                   profile=bool(flags & 2))
+                   profile=bool(flags & 2), host_files=bool(flags & 4))
 
 
 @dataclass

@@ -149,6 +149,7 @@ def register_server_functions(options: dict) -> None:
     # The worker is TVM's Popen child of the rpc_server command: it must not outlive it.
     _set_parent_death_signal(signal.SIGKILL)
     guarded = []
+    _tracker_link_without_stalls()
 
     @tvm_ffi.register_global_func(INFO_FUNC, override=True)
     def _info():
@@ -162,6 +163,31 @@ def register_server_functions(options: dict) -> None:
         return bytearray(serve_run(options, bytes(project_tar), bytes(inputs_npz), str(options_json)))
 
 
+def _tracker_link_without_stalls() -> None:
+    """Give TVM's server loop in this process the client's tracker socket options (TCP_NODELAY,
+    quick ACKs): after every session it registers again with the tracker, and Nagle's algorithm
+    against a delayed ACK kept it from being granted for ~0.1 s each time. TVM's loop opens and
+    reads that socket through ``tvm.rpc.base``; its functions are wrapped here, in the server's
+    worker only."""
+    from tvm.rpc import base
+
+    if getattr(base.connect_with_retry, "_tinyengine", False):
+        return
+    connect, recvjson = base.connect_with_retry, base.recvjson
+
+    def connect_with_retry(*args, **kwargs):
+        sock = connect(*args, **kwargs)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def recvjson_quick(sock):
+        _quick_ack(sock)
+        return recvjson(sock)
+
+    connect_with_retry._tinyengine = True  # type: ignore[attr-defined]
+    base.connect_with_retry, base.recvjson = connect_with_retry, recvjson_quick
+
+
 def _server_identity(server: dict) -> dict:
     return {k: server.get(k) for k in ("name", "key", "device", "board")}
 
@@ -171,14 +197,20 @@ def _cached_project(cache_dir: str, project_tar: bytes) -> str:
     digest = hashlib.sha256(project_tar).hexdigest()[:20]
     path = os.path.join(cache_dir, "projects", digest)
     if not os.path.isdir(path):
-        tmp = f"{path}.tmp-{os.getpid()}"
+        tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
         try:
             with tarfile.open(fileobj=io.BytesIO(project_tar)) as tar:
                 tar.extractall(tmp, filter="data")
         except (tarfile.TarError, OSError, EOFError) as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise TinyEngineError(f"the uploaded project is not a readable tar ({exc})") from None
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            # Servers sharing a cache folder: another one unpacked the same content first.
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not os.path.isdir(path):
+                raise
     return path
 
 
@@ -188,10 +220,14 @@ def serve_run(server: dict, project_tar: bytes, inputs_npz: bytes, options_json:
     ``options_json``: ``{"number", "repeat", "profile"}``. Returns the reply npz:
     ``output_<i>`` in the model's output order and a record with ``report``,
     ``time_summary``, ``profile`` (:meth:`~.profile.StepProfile.to_json`, or
-    null) and ``server`` (name, key, device, board).
+    null) and ``server`` (name, key, device, board). The report's ``rpc`` entry also holds
+    ``phases``: wall and CPU seconds of unpack, build, boot, run, profile and close (a
+    :class:`~.runner.PhaseClock`), so a slow farm says where its time goes.
     """
     from .opener import open_runner
+    from .runner import PhaseClock
 
+    clock = PhaseClock()
     opts = json.loads(options_json)
     number, repeat, profile = int(opts.get("number", 1)), int(opts.get("repeat", 1)), bool(opts.get("profile"))
     check_counts(number, repeat)
@@ -201,13 +237,25 @@ def serve_run(server: dict, project_tar: bytes, inputs_npz: bytes, options_json:
     inputs = [arrays[f"input_{i}"] for i in range(len(meta["inputs"]))]
     runner_opts = {k: server[k] for k in ("board", "qemu_link", "port", "baud", "timeout", "link_timeout",
                                           "firmware", "zephyr_workspace") if server.get(k) is not None}
-    with open_runner(project, server["device"], build_dir=os.path.join(server["cache_dir"], "build"),
-                     profile=profile, **runner_opts) as runner:
+    clock.lap("unpack")
+    runner = open_runner(project, server["device"], build_dir=os.path.join(server["cache_dir"], "build"),
+                         profile=profile, **runner_opts)
+    try:
+        if getattr(runner, "open_phases", None):
+            clock.extend(runner.open_phases)
+        else:
+            clock.lap("open")
         outputs, report = runner.run(inputs, number=number, repeat=repeat)
         summary = runner.format_time(report)
+        clock.lap("run")
         steps = runner.profile().to_json() if profile else None
+        if profile:
+            clock.lap("profile")
+    finally:
+        runner.close()
+    clock.lap("close")
     who = _server_identity(server)
-    report["rpc"] = {"server": who["name"], "key": who["key"], "device": who["device"]}
+    report["rpc"] = {"server": who["name"], "key": who["key"], "device": who["device"], "phases": clock.phases}
     record = {"outputs": list(outputs), "report": report, "time_summary": summary, "profile": steps, "server": who}
     return _pack({f"output_{i}": a for i, a in enumerate(outputs.values())}, record)
 
@@ -235,6 +283,7 @@ def request_session(tracker: Tuple[str, int], key: str, *, priority: int = 1,
                     raise TinyEngineError(f"no server with key '{key}' was free on tracker "
                                           f"{tracker[0]}:{tracker[1]} within {timeout:g} s")
                 sock.settimeout(min(left, 0.25))
+                _quick_ack(sock)
                 try:
                     first = sock.recv(1, socket.MSG_PEEK)
                 except socket.timeout:
@@ -242,6 +291,7 @@ def request_session(tracker: Tuple[str, int], key: str, *, priority: int = 1,
                 if not first:
                     raise TinyEngineError(f"tracker {tracker[0]}:{tracker[1]} closed the connection")
                 sock.settimeout(None)
+                _quick_ack(sock)
                 answer = base.recvjson(sock)
                 break
         finally:
@@ -263,6 +313,10 @@ def _tracker_socket(tracker: Tuple[str, int]) -> socket.socket:
 
     try:
         sock = socket.create_connection(tracker, timeout=10)
+        # TVM's messages go out as a length then a body, two small writes each way: with Nagle's
+        # algorithm against delayed ACKs every request stalled ~40 ms per direction (a grant took
+        # 85 ms with a server free, paid by every thread of every batch).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.sendall(struct.pack("<i", base.RPC_TRACKER_MAGIC))
         magic = struct.unpack("<i", base.recvall(sock, 4))[0]
     except (OSError, RuntimeError) as exc:
@@ -273,6 +327,17 @@ def _tracker_socket(tracker: Tuple[str, int]) -> socket.socket:
     return sock
 
 
+def _quick_ack(sock: socket.socket) -> None:
+    """Acknowledge what arrives at once (Linux; the kernel drops the mode again after a while, so
+    call it before every read): the tracker's reply is two writes and its second waits for our
+    ACK of the first, which a delayed ACK holds back ~40 ms."""
+    if hasattr(socket, "TCP_QUICKACK"):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        except OSError:
+            pass
+
+
 def count_servers(tracker: Tuple[str, int], key: str) -> Tuple[int, int]:
     """(registered, free) servers of ``key`` on the tracker now (its summary)."""
     from tvm.rpc import base
@@ -280,6 +345,7 @@ def count_servers(tracker: Tuple[str, int], key: str) -> Tuple[int, int]:
     sock = _tracker_socket(tracker)
     try:
         base.sendjson(sock, [base.TrackerCode.SUMMARY])
+        _quick_ack(sock)
         answer = base.recvjson(sock)
     finally:
         sock.close()
@@ -310,10 +376,13 @@ def _call(session, project_tar: bytes, inputs_npz: bytes, meta: dict, number: in
     """One :data:`RUN_FUNC` call on an open session."""
     from .profile import StepCost, StepProfile
 
+    start = time.perf_counter()
     run = session.get_function(RUN_FUNC)
     blob = run(bytearray(project_tar), bytearray(inputs_npz),
                json.dumps({"number": number, "repeat": repeat, "profile": profile}))
     arrays, record = _unpack(blob)
+    # The client's view of the call: less the server's phases, what the upload and RPC itself cost.
+    record["report"].setdefault("rpc", {})["call_wall_s"] = round(time.perf_counter() - start, 4)
     names = [m["name"] for m in meta["outputs"]]
     if record["outputs"] != names:
         raise TinyEngineError(f"the server answered outputs {record['outputs']}, the model has {names}")

@@ -67,3 +67,36 @@ def check_counts(number: int, repeat: int) -> None:
     """Refuse fewer than one inference or measurement."""
     if number < 1 or repeat < 1:
         raise TinyEngineError("--number and --repeat must be at least 1")
+
+
+class PhaseClock:
+    """Wall and CPU seconds of the consecutive phases of one piece of work (a farm server's
+    measurement: unpack, build, boot, run, ...), so a slow measurement says where its time went.
+
+    CPU is this process's (all threads) and its reaped children's: a compiler counts in the phase
+    that ran it, an emulator only in the phase that stopped it (its CPU is known once it exits)."""
+
+    def __init__(self):
+        self.phases: list = []
+        self._last = self._now()
+
+    @staticmethod
+    def _now() -> Tuple[float, float, float]:
+        import resource
+        import time
+
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.perf_counter(), me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+    def lap(self, name: str) -> None:
+        """End the phase ``name`` now (it began where the previous one ended)."""
+        now = self._now()
+        self.phases.append({"phase": name, "wall_s": round(now[0] - self._last[0], 4),
+                            "cpu_s": round(now[1] - self._last[1], 4),
+                            "child_cpu_s": round(now[2] - self._last[2], 4)})
+        self._last = now
+
+    def extend(self, phases: list) -> None:
+        """Take phases another clock of this process measured (they end at its last lap)."""
+        self.phases.extend(phases)
+        self._last = self._now()
