@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     config = json.load(open(args.config)) if args.config else dict(SPARSE)
     contribution = None
     if args.sram_budget:
-        from tinyengine_tvm.training.budget import accuracy_contribution
+        from tinyengine_tvm.training.contribution import accuracy_contribution
 
         probe = compile_training(model, {"biases": [-1]}, name="probe")
         d = probe.metadata["inputs"][0]

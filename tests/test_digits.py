@@ -136,7 +136,7 @@ def test_the_scheme_chosen_under_an_sram_budget_by_measured_contribution(data, f
     short fine-tune reaches (validation images come from the training split), grown greedily within
     the budget. The new head's weights are what pays, once they fit."""
     from tinyengine_tvm.training import compile_training
-    from tinyengine_tvm.training.budget import accuracy_contribution
+    from tinyengine_tvm.training.contribution import accuracy_contribution
 
     probe = compile_training(finetune_model, {"biases": [-1]}, name="probe")
     d = probe.metadata["inputs"][0]

@@ -6,7 +6,7 @@ channels, adds (measured on a dataset), against the memory it costs,
 maximised under the memory budget.  This module does the memory side
 exactly: every candidate scheme is planned by the project's planner on the
 real training graph.  The contribution is a callable: with a dataset,
-:func:`accuracy_contribution` measures it (the validation accuracy a short
+:func:`.contribution.accuracy_contribution` measures it (the validation accuracy a short
 fine-tune of the scheme reaches through the compiled step on the host);
 without one the default is a data-free stand-in, the number of trained
 parameter values, each layer's counted more the later it is (the paper finds
@@ -72,34 +72,6 @@ def trained_values(layers: List[LayerInfo], scheme: Scheme) -> float:
         per_channel = layers[i].weight_elements // layers[i].channels
         total += max(1, int(ratio * layers[i].channels)) * per_channel * (i + 1) / n
     return total
-
-
-def accuracy_contribution(model, train: Tuple[np.ndarray, np.ndarray], val: Tuple[np.ndarray, np.ndarray],
-                          learning_rate: float = 0.01, epochs: int = 1, seed: int = 0,
-                          ) -> Callable[[List[LayerInfo], Scheme], float]:
-    """MCUNetV3's contribution analysis, measured: a scheme's contribution is the validation
-    accuracy its sparse update reaches after ``epochs`` of fine-tuning on ``train`` (quantized
-    inputs [N, ...] and labels), through the compiled training step on the host. ``val`` must not
-    be the test set. Cached per scheme; the search asks for each scheme it plans once or twice."""
-    from .compile import compile_training
-
-    cache: Dict[Scheme, float] = {}
-    xs, ys = train
-    vx, vy = val
-
-    def contribution(layers: List[LayerInfo], scheme: Scheme) -> float:
-        if scheme not in cache:
-            config = scheme_config(layers, scheme, learning_rate, 0.0)
-            compiled = compile_training(model, config, name="contribution")
-            rng = np.random.default_rng(seed)
-            for _ in range(epochs):
-                for i in rng.permutation(len(ys)):
-                    compiled.train_step(xs[i], int(ys[i]))
-            hits = sum(int(np.argmax(compiled.invoke(x))) == int(y) for x, y in zip(vx, vy))
-            cache[scheme] = hits / len(vy)
-        return cache[scheme]
-
-    return contribution
 
 
 def scheme_config(layers: List[LayerInfo], scheme: Scheme, learning_rate: float, momentum: float) -> TrainingConfig:

@@ -81,7 +81,7 @@ def compile_training(model: Union[str, bytes], config: Union[TrainingConfig, Dic
     ``<name>_train_parameter(i)`` and the usual inference API on the same arena.  With
     ``sram_budget`` an arena above it raises MemoryBudgetError.  A config with ``sram_budget``
     lets the compiler choose what to train (:mod:`.budget`); ``contribution`` then scores the
-    schemes (e.g. :func:`.budget.accuracy_contribution`; default: data-free).  Raises UsageError for a bad
+    schemes (e.g. :func:`.contribution.accuracy_contribution`; default: data-free).  Raises UsageError for a bad
     configuration and UnsupportedModelError for a model the training rules do not cover.
     """
     t0 = time.perf_counter()
