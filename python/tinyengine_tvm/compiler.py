@@ -178,15 +178,7 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     _fill_io_from_graph(imported, graph)
     writer = CWriter(imported.name, graph, plan, imported.inputs, imported.outputs,
                      {v.name: v.initial for v in imported.variables})
-    files = {
-        f"include/{imported.name}.h": writer.header(),
-        f"src/{imported.name}.c": writer.source(),
-        f"src/{imported.name}_weights.c": writer.weights(),
-    }
-    kdir = kernel_dir()
-    files["include/tinyengine_kernels.h"] = _read(os.path.join(kdir, "include", "tinyengine_kernels.h"))
-    for src in kernel_sources_for(s.kernel for s in graph.steps):
-        files[f"src/kernels/{os.path.basename(src)}"] = _read(os.path.join(kdir, "kernels", src))
+    files = project_files(imported.name, writer, graph)
     metadata = _metadata(imported, graph, plan, reports)
     if selection is not None:
         metadata["kernel_selection"] = selection
@@ -242,6 +234,21 @@ def _apply_boundary(imported: ImportedModel, report: Dict[str, Any]) -> None:
                 descs[k] = TensorDesc(change["name"], list(d.shape), "int8", change["scale"], change["zero_point"])
             else:  # NHWCInput
                 descs[k] = TensorDesc(change["name"], list(change["shape"]), d.dtype, d.scale, d.zero_point)
+
+
+def project_files(name: str, writer, graph: KernelGraph) -> Dict[str, str]:
+    """The generated project's sources: the model's header, schedule and weights from
+    ``writer`` (a CWriter), the kernels' header and the kernel sources ``graph``'s steps call."""
+    files = {
+        f"include/{name}.h": writer.header(),
+        f"src/{name}.c": writer.source(),
+        f"src/{name}_weights.c": writer.weights(),
+    }
+    kdir = kernel_dir()
+    files["include/tinyengine_kernels.h"] = _read(os.path.join(kdir, "include", "tinyengine_kernels.h"))
+    for src in kernel_sources_for(s.kernel for s in graph.steps):
+        files[f"src/kernels/{os.path.basename(src)}"] = _read(os.path.join(kdir, "kernels", src))
+    return files
 
 
 def _read(path: str) -> str:

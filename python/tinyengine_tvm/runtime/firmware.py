@@ -214,6 +214,11 @@ class FirmwareBuild:
         self.cc, self.cxx = p + "gcc", p + "g++"
         self.arch = list(self.board.gcc_flags())
 
+    def measurement_sources(self) -> List[Tuple[str, str]]:
+        """The measurement firmware's sources (``firmware/src/*.c``), as :meth:`build` takes them."""
+        fw_src = os.path.join(self.firmware_dir, "src")
+        return [(os.path.join(fw_src, f), "firmware") for f in sorted(os.listdir(fw_src)) if f.endswith(".c")]
+
     def board_defines(self) -> List[str]:
         """The -D flags every firmware source gets for this board."""
         b = self.board

@@ -110,9 +110,7 @@ def build_firmware(project_dir: str, board: Union[str, Board] = DEFAULT_BOARD, b
     variant = build_key(*extra_cflags, stack_bytes)[:8] if (extra_cflags or stack_bytes != DEFAULT_STACK_BYTES) else ""
     fb = FirmwareBuild(project_dir, board, build_dir, variant)
     glue = write_glue(fb.project_dir, fb.out_dir)
-    fw_src = os.path.join(fb.firmware_dir, "src")
-    sources = [(os.path.join(fw_src, f), "firmware") for f in sorted(os.listdir(fw_src)) if f.endswith(".c")]
-    return fb.build(sources, (glue, "firmware"), [*fb.board_defines(), *extra_cflags], stack_bytes=stack_bytes,
+    return fb.build(fb.measurement_sources(), (glue, "firmware"), [*fb.board_defines(), *extra_cflags], stack_bytes=stack_bytes,
                     jobs=jobs, what="firmware")
 
 

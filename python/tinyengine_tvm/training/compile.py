@@ -18,10 +18,10 @@ from typing import Any, Dict, Optional, Union
 
 import numpy as np
 
-from ..compiler import CompiledModel, _metadata, _read
+from ..compiler import CompiledModel, _metadata, project_files
 from ..errors import MemoryBudgetError, UnsupportedModelError
 from ..kernel_graph import KernelGraph
-from ..kernels import kernel_dir, kernel_sources_for, steps_scratch
+from ..kernels import steps_scratch
 from ..output_paths import GENERATOR
 from ..planner import plan_arena
 from .backward import UnsafeForTraining, build_training_graph, layer_names
@@ -101,15 +101,7 @@ def compile_training(model: Union[str, bytes], config: Union[TrainingConfig, Dic
     graph = training.graph
     initial = trainable_initial(training)
     writer = TrainingCWriter(imported.name, training, plan, imported.inputs, imported.outputs, initial)
-    files = {
-        f"include/{imported.name}.h": writer.header(),
-        f"src/{imported.name}.c": writer.source(),
-        f"src/{imported.name}_weights.c": writer.weights(),
-    }
-    kdir = kernel_dir()
-    files["include/tinyengine_kernels.h"] = _read(os.path.join(kdir, "include", "tinyengine_kernels.h"))
-    for src in kernel_sources_for(s.kernel for s in graph.steps):
-        files[f"src/kernels/{os.path.basename(src)}"] = _read(os.path.join(kdir, "kernels", src))
+    files = project_files(imported.name, writer, graph)
     metadata = _metadata(imported, graph, plan, [])
     metadata["training"] = _training_metadata(training, config, plan)
     metadata["training"]["forward_passes"] = candidates

@@ -23,7 +23,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ..runtime.firmware import DEFAULT_BOARD, FirmwareBuild, firmware_dir, write_if_changed
+from ..runtime.firmware import DEFAULT_BOARD, FirmwareBuild, write_if_changed
 from ..runtime.qemu import run_firmware
 
 _C_TYPES = {"int8": "int8_t", "int16": "int16_t", "float32": "float", "uint8": "uint8_t"}
@@ -59,12 +59,15 @@ def train_glue_source(meta: dict) -> str:
 
 def build_train_firmware(project_dir: str, board: str = DEFAULT_BOARD, build_dir: Optional[str] = None) -> str:
     """Build the semihosting firmware running one training step of ``project_dir``; returns the ELF."""
-    fb = FirmwareBuild(project_dir, board, build_dir, "train")
-    glue = os.path.join(fb.out_dir, "train_glue.c")
-    write_if_changed(glue, train_glue_source(fb.meta))
-    fw_src = os.path.join(firmware_dir(), "src")
-    sources = [(os.path.join(fw_src, f), "firmware") for f in sorted(os.listdir(fw_src)) if f.endswith(".c")]
-    return fb.build(sources, (glue, "firmware"), fb.board_defines(), what="training firmware")
+    return _build_with_glue(project_dir, board, build_dir, "train", train_glue_source)
+
+
+def _build_with_glue(project_dir: str, board: str, build_dir: Optional[str], variant: str, glue_text) -> str:
+    """The measurement firmware of ``project_dir`` with the glue ``glue_text(metadata)``; returns the ELF."""
+    fb = FirmwareBuild(project_dir, board, build_dir, variant)
+    glue = os.path.join(fb.out_dir, f"{variant}_glue.c")
+    write_if_changed(glue, glue_text(fb.meta))
+    return fb.build(fb.measurement_sources(), (glue, "firmware"), fb.board_defines(), what="training firmware")
 
 
 def train_step_on_qemu(compiled, x: np.ndarray, label: int, board: str = DEFAULT_BOARD,
@@ -173,12 +176,8 @@ def train_on_qemu(compiled, train: Tuple[np.ndarray, np.ndarray], test: Tuple[np
         raise ValueError("epochs must be at least 1")
     work = tempfile.mkdtemp(prefix=f"tinyengine-train-loop-{compiled.name}-")
     project = compiled.export(os.path.join(work, "project"))
-    fb = FirmwareBuild(project, board, os.path.join(work, "build"), f"train-loop-{epochs}")
-    glue = os.path.join(fb.out_dir, "train_loop_glue.c")
-    write_if_changed(glue, train_loop_glue_source(fb.meta, epochs))
-    fw_src = os.path.join(firmware_dir(), "src")
-    sources = [(os.path.join(fw_src, f), "firmware") for f in sorted(os.listdir(fw_src)) if f.endswith(".c")]
-    elf = fb.build(sources, (glue, "firmware"), fb.board_defines(), what="training firmware")
+    elf = _build_with_glue(project, board, os.path.join(work, "build"), f"train-loop-{epochs}",
+                           lambda meta: train_loop_glue_source(meta, epochs))
     dtype = compiled.metadata["inputs"][0]["dtype"]
     (xq, y), (tq, ty) = train, test
     rng = np.random.default_rng(seed)

@@ -320,13 +320,15 @@ def _search_kernels(model_path: str, base: Candidate, core: str, budget: int, fl
                       compile_candidates(model_path, [cfg for _, cfg in configs], core, lambda: bar.update(1))))
     base_sigs = _layer_sigs(base)
     base_cost = _layer_costs(base, base.step_costs)
+    sweep_sigs = {v: _layer_sigs(s) for v, s in sweeps.items() if not s.error}
+    pred_b = _layer_costs(base, model.predict([f for _, f in base.layers])) if model is not None else None
     summary = {"variants": {}, "measured": 0}
     to_measure = []
     for v, s in sweeps.items():
         if s.error:
             summary["variants"][v] = f"does not compile: {s.error}"
             continue
-        sigs = _layer_sigs(s)
+        sigs = sweep_sigs[v]
         changed = [layer for layer in sigs if sigs[layer] != base_sigs.get(layer)]
         if not changed:
             summary["variants"][v] = "every layer already has it"
@@ -336,8 +338,7 @@ def _search_kernels(model_path: str, base: Candidate, core: str, budget: int, fl
             summary["variants"][v] = f"{len(changed)} layers, costs known from earlier measurements"
             continue
         if model is not None:
-            pred_s = _layer_costs(s, model.predict([s.layers[k][1] for k in range(len(s.layers))]))
-            pred_b = _layer_costs(base, model.predict([f for _, f in base.layers]))
+            pred_s = _layer_costs(s, model.predict([f for _, f in s.layers]))
             if all(pred_s[layer] >= SKIP_IF_PREDICTED_SLOWER * pred_b[layer] for layer in changed):
                 summary["variants"][v] = f"{len(changed)} layers, all predicted >= 10% slower: not measured"
                 continue
@@ -358,7 +359,7 @@ def _search_kernels(model_path: str, base: Candidate, core: str, budget: int, fl
         costs = s.step_costs if s.latency is not None else [known.get(sig) for sig, _ in s.layers]
         per_layer = _layer_costs(s, costs)
         for layer, cost in per_layer.items():
-            if cost is None or base_cost.get(layer) is None or _layer_sigs(s)[layer] == base_sigs.get(layer):
+            if cost is None or base_cost.get(layer) is None or sweep_sigs[v][layer] == base_sigs.get(layer):
                 continue
             gain = base_cost[layer] - cost
             if gain > 0:
