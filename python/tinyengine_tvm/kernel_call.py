@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tvm
@@ -24,7 +24,8 @@ KERNEL_PREFIX = "te_"
 
 def make_kernel_call(kernel: str, tensors: Sequence[relax.Expr], attrs: Dict[str, Any],
                      out_shape: Sequence[int], out_dtype: str,
-                     notes: Optional[Dict[str, Any]] = None) -> relax.Call:
+                     notes: Optional[Dict[str, Any]] = None,
+                   extra_outputs: Sequence[Tuple[Sequence[int], str]] = ()) -> relax.Call:
     """Build the Relax call of an integer kernel.
 
     ``attrs`` are the kernel's parameters (its C struct fields and geometry).
@@ -32,7 +33,8 @@ def make_kernel_call(kernel: str, tensors: Sequence[relax.Expr], attrs: Dict[str
     call (operator type, operand offsets, why a kernel was chosen); they are
     encoded apart from the parameters, so the two never mix on the way back
     (:func:`parse_kernel_call`).  ValueError when an integer parameter does not
-    fit the kernel ABI's int32.
+    fit the kernel ABI's int32.  ``extra_outputs`` ((shape, dtype) each) make a kernel with
+    several outputs (written in that order after the first): the call's value is then a tuple.
     """
     params = {k: v for k, v in attrs.items() if not k.startswith("_")}
     merged = {k[1:]: v for k, v in attrs.items() if k.startswith("_")}
@@ -44,10 +46,9 @@ def make_kernel_call(kernel: str, tensors: Sequence[relax.Expr], attrs: Dict[str
     strings = [tvm.ir.StringImm(json.dumps(params, sort_keys=True, separators=(",", ":")))]
     if merged:
         strings.append(tvm.ir.StringImm(json.dumps(merged, sort_keys=True, separators=(",", ":"))))
-    return relax.call_dps_packed(
-        kernel, list(tensors) + strings,
-        relax.TensorType([int(d) for d in out_shape], out_dtype),
-    )
+    out = [relax.TensorType([int(d) for d in shape], dtype)
+           for shape, dtype in [(out_shape, out_dtype), *extra_outputs]]
+    return relax.call_dps_packed(kernel, list(tensors) + strings, out if extra_outputs else out[0])
 
 
 @dataclasses.dataclass

@@ -33,7 +33,8 @@ class Tensor:
     kind: str
     data: Optional[np.ndarray] = None
     view_of: Optional[int] = None  # shares the memory of this tensor (reshape, slice view, in-place op)
-    # The Relax Var holding it (inputs and bound values), for passes that rewrite the function.
+    # The Relax Var holding it (inputs and bound values) or the Constant it is, for passes that
+    # rewrite the function.
     var: Optional[Any] = dataclasses.field(default=None, repr=False, compare=False)
     offset: int = 0  # bytes into the memory of ``view_of`` where this view starts (a slice view)
 
@@ -106,7 +107,7 @@ class KernelGraph:
 
         def add(key, name, ty, kind, data=None, view_of=None, offset=0):
             t = Tensor(len(tensors), name, [int(d) for d in ty.shape], str(ty.dtype), kind, data, view_of,
-                       key if isinstance(key, relax.Var) else None, offset)
+                       key if isinstance(key, (relax.Var, tvm.ir.Constant)) else None, offset)
             tensors.append(t)
             index_of[key] = t.index
             return t.index
@@ -124,6 +125,7 @@ class KernelGraph:
         inplace_kernels = _inplace_kernels()
         inputs = [add(p, p.name, p.ty, "input") for p in func.params]
         steps: List[Step] = []
+        multi_output = set()  # Vars bound to a kernel call with several outputs
         body = func.body
         for block in body.blocks:
             for binding in block.bindings:
@@ -133,8 +135,30 @@ class KernelGraph:
                     ins = [tensor_of(a) for a in call.tensors]
                     # An in-place kernel's output occupies its input's memory.
                     alias = ins[0] if call.kernel in inplace_kernels else None
+                    if isinstance(var.ty, tvm.ir.TupleType):
+                        # A kernel with several outputs: the first is the step's; the others are
+                        # declared by te_buffer steps before it and written through its last operands.
+                        types = list(var.ty.fields)
+                        extra = []
+                        for k, ty in enumerate(types[1:], 1):
+                            t = add(("output", var, k), f"{var.name}.out{k}", ty, "activation")
+                            steps.append(Step("te_buffer", [], t, {}, tensors[t].name, dict(call.notes)))
+                            extra.append(t)
+                        out = add(var, var.name, types[0], "activation", view_of=alias)
+                        steps.append(Step(call.kernel, ins + extra, out, call.attrs, var.name, call.notes))
+                        index_of[var] = [out] + extra
+                        multi_output.add(var)
+                        continue
                     out = add(var, var.name, var.ty, "activation", view_of=alias)
                     steps.append(Step(call.kernel, ins, out, call.attrs, var.name, call.notes))
+                elif isinstance(value, relax.TupleGetItem):
+                    index = tensor_of(value.tuple_value)[int(value.index)]
+                    index_of[var] = index
+                    if value.tuple_value in multi_output:  # the output takes the name it is bound to
+                        tensors[index].name, tensors[index].var = var.name, var
+                        for st in steps:
+                            if st.output == index and st.kernel == "te_buffer":
+                                st.name = var.name
                 elif isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and value.op.name in _VIEW_OPS:
                     add(var, var.name, var.ty, "activation", view_of=tensor_of(value.args[0]))
                 elif is_slice_view(value):

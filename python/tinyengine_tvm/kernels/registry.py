@@ -71,8 +71,8 @@ def is_inplace(kernel: str) -> bool:
 
 
 def inplace_kernels() -> Set[str]:
-    """Every kernel whose output aliases its input 0."""
-    return {k for k, s in KERNELS.items() if s.inplace}
+    """Every kernel (inference or training) whose output aliases its input 0."""
+    return {k for k, s in {**KERNELS, **TRAINING_KERNELS}.items() if s.inplace}
 
 
 def op_type(kernel: str, notes: Dict[str, Any]) -> str:

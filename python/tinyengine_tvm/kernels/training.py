@@ -15,12 +15,13 @@ each gradient is produced right before its update and dies there, and a
 bias-only layer does not keep its forward input alive.  The "null" argument
 word passes NULL for an optional pointer.
 
-Multi-output calls are expressed with single-output steps: the loss of
-softmax cross-entropy is written through a tensor argument (a ``te_buffer``
-step declares it, as patch-based inference declares its stage buffers), and
-the QAS updates write the parameter in place ("inout"), with the momentum
-velocity as the step's persistent state (kept in the arena between steps,
-zeroed by the reset function).
+Softmax cross-entropy has two outputs (dL/dlogits and the loss): a Relax call
+with a tuple of outputs, which ``KernelGraph.from_relax`` turns into
+single-output steps (a ``te_buffer`` step declares the loss's buffer, as
+patch-based inference declares its stage buffers, and the kernel writes it
+through its last operand).  The QAS updates write the parameter in place
+("inout"), with the momentum velocity as the step's persistent state (kept
+in the arena between steps, zeroed by the reset function).
 """
 from __future__ import annotations
 
@@ -61,6 +62,15 @@ TRAINING_KERNELS: Dict[str, KernelSpec] = {
                                      ["p", "in0", "in1", "in2", "out"], _CONV),
     "te_depthwise_conv2d_grad_input_s8": _spec("DEPTHWISE_CONV_2D_GRAD_INPUT", "te_depthwise_conv2d_grad_input_s8",
                                                ["p", "in0", "in1", "in2", "out"], _DW),
+    # The same, added into the gradient an earlier step gave that input (a residual's skip):
+    # inputs [that gradient (written in place), dY, filter, filter scales]; attrs accumulate = 1.
+    "te_fully_connected_grad_input_acc_s8": _spec("FULLY_CONNECTED_GRAD_INPUT", "te_fully_connected_grad_input_s8",
+                                                  ["p", "in1", "in2", "in3", "inout"], _FC_IN, inplace=True),
+    "te_conv2d_grad_input_acc_s8": _spec("CONV_2D_GRAD_INPUT", "te_conv2d_grad_input_s8",
+                                         ["p", "in1", "in2", "in3", "inout"], _CONV, inplace=True),
+    "te_depthwise_conv2d_grad_input_acc_s8": _spec("DEPTHWISE_CONV_2D_GRAD_INPUT",
+                                                   "te_depthwise_conv2d_grad_input_s8",
+                                                   ["p", "in1", "in2", "in3", "inout"], _DW, inplace=True),
     # dW only: inputs [dY, forward input, filter scales]; the bias gradient pointer is NULL.
     "te_fully_connected_grad_weights_s8": _spec("FULLY_CONNECTED_GRAD_WEIGHTS", "te_fully_connected_grad_weights_s8",
                                                 ["p", "in0", "in1", "in2", "out", "null"], _FC_IN),
@@ -86,7 +96,8 @@ TRAINING_KERNELS: Dict[str, KernelSpec] = {
     # inputs [dY, forward output]: dX written over dY, which dies there.
     "te_activation_grad_inplace_s8": _spec("ACTIVATION_GRAD", "te_activation_grad_s8",
                                            ["p", "in1", "inout", "inout"], inplace=True),
-    # inputs [int8 logits, int32 label, float loss buffer] -> dL/dlogits; the loss is written into input 2.
+    # inputs [int8 logits, int32 label] -> (dL/dlogits, loss): a call with two outputs in Relax; the
+    # loss's buffer is the step's input 2 (KernelGraph.from_relax declares it with te_buffer).
     "te_softmax_cross_entropy_s8": _spec("SOFTMAX_CROSS_ENTROPY", "te_softmax_cross_entropy_s8",
                                          ["p", "in0", "in1", "out", "in2"], _prod("batch", "classes")),
     # inputs [parameter (updated in place), gradient, weight scales]

@@ -125,4 +125,4 @@ class TrainingCWriter(CWriter):
 
 def trainable_initial(training: TrainingGraph) -> dict:
     """{parameter name: its initial raw values} (the flash copy the reset function reads)."""
-    return {p.name: np.asarray(training.graph.tensors[p.tensor].data) for p in training.parameters}
+    return {p.name: np.asarray(p.initial) for p in training.parameters}

@@ -1,15 +1,16 @@
 """compile_training(): an int8 TFLite model and a training configuration -> generated C.
 
-The forward pass is lowered as for inference (:mod:`.forward`), the loss,
-pruned backward pass and fused updates are appended to its KernelGraph
-(:mod:`.backward`), the project's planner places every buffer of the whole
-training step in one arena (activations kept for the backward pass,
-gradients, the trainable parameters and the momentum are all counted), and
-the project's C writer emits it (:mod:`.codegen`).
+The forward pass is lowered as for inference (:mod:`.forward`); the training
+step is built in Relax as a function ``train_step`` of the same module: the
+forward calls, the loss, the pruned backward pass and the fused updates
+(:mod:`.backward`).  Its KernelGraph goes to the project's planner, which
+places every buffer of the whole training step in one arena (activations
+kept for the backward pass, gradients, the trainable parameters and the
+momentum are all counted), and the project's C writer emits it
+(:mod:`.codegen`).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import tempfile
@@ -20,11 +21,10 @@ import numpy as np
 
 from ..compiler import CompiledModel, _metadata, project_files
 from ..errors import MemoryBudgetError, UnsupportedModelError
-from ..kernel_graph import KernelGraph
 from ..kernels import steps_scratch
 from ..output_paths import GENERATOR
 from ..planner import plan_arena
-from .backward import UnsafeForTraining, build_training_graph, layer_names
+from .backward import PHASE, UnsafeForTraining, build_training_graph, layer_names
 from .codegen import TrainingCWriter, trainable_initial
 from .config import TrainingConfig, load_config
 from .forward import UNSAFE_FOR_TRAINING, lower_forward
@@ -113,7 +113,7 @@ def compile_training(model: Union[str, bytes], config: Union[TrainingConfig, Dic
     metadata["generator"] = GENERATOR
     metadata["files"] = sorted([*files, "metadata.json"])
     files["metadata.json"] = json.dumps(metadata, indent=2, sort_keys=False) + "\n"
-    compiled = CompiledTraining(imported.name, files, metadata, fwd.lowered, training, plan)
+    compiled = CompiledTraining(imported.name, files, metadata, training.module, training, plan)
     compiled.compile_seconds = time.perf_counter() - t0
     return compiled
 
@@ -151,7 +151,7 @@ class ForwardVariants:
             report.append(entry)
             try:
                 fwd = self.forward(disabled)
-                training = build_training_graph(_copy_graph(fwd.graph), fwd.quant, config, self.layer_names)
+                training = build_training_graph(fwd.lowered["main"], fwd.quant, config, self.layer_names)
             except (UnsafeForTraining, UnsupportedModelError) as e:
                 if disabled == UNSAFE_FOR_TRAINING:  # the model's own limits: nothing left to turn off
                     if isinstance(e, UnsupportedModelError):
@@ -169,21 +169,9 @@ class ForwardVariants:
         return fwd, training, plan, report
 
 
-def _copy_graph(graph: KernelGraph) -> KernelGraph:
-    """A copy the training builder may extend and modify (it appends tensors and steps, and turns
-    trained constants into variables) without touching the cached forward."""
-    return KernelGraph([dataclasses.replace(t) for t in graph.tensors], list(graph.steps), list(graph.inputs),
-                       list(graph.outputs), list(graph.variables))
-
-
-def _phase(kernel: str, index: int, forward_steps: int) -> str:
-    if index < forward_steps:
-        return "forward"
-    if kernel.startswith("te_qas_sgd") or kernel == "te_fully_connected_sgd_s8":
-        return "update"
-    if kernel in ("te_buffer", "te_softmax_cross_entropy_s8"):
-        return "loss"
-    return "backward"
+def _phase(step) -> str:
+    """forward, loss, backward or update: the phase note of the calls train_step adds."""
+    return step.notes.get(PHASE, "forward")
 
 
 def _training_metadata(training, config: TrainingConfig, plan) -> dict:
@@ -196,7 +184,7 @@ def _training_metadata(training, config: TrainingConfig, plan) -> dict:
     steps = []
     for s, step in enumerate(g.steps):
         t = g.tensors[step.output]
-        steps.append({"name": step.name, "kernel": step.kernel, "phase": _phase(step.kernel, s, training.forward_steps),
+        steps.append({"name": step.name, "kernel": step.kernel, "phase": _phase(step),
                       "shape": list(t.shape), "dtype": t.dtype, "bytes": t.nbytes})
     trainable = sum(p["bytes"] for p in params)
     return {
