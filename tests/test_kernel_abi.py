@@ -275,6 +275,8 @@ def _fc_sgd_sweep():
 def _sweep_for(kernel):
     if kernel == "te_fully_connected_sgd_s8":
         return list(_fc_sgd_sweep())
+    if kernel == "te_conv2d_sgd_s8":
+        return [dict(a, input_scale=0.1, learning_rate=0.01, channels=a["output_c"]) for a in _conv_sweep()]
     if "svdf" in kernel:
         return list(_svdf_sweep())
     if "lstm" in kernel:

@@ -531,6 +531,41 @@ def test_fused_fc_update_equals_the_two_kernels_on_the_whole_filter(lib, in_d, o
     assert (got[:rows] != w[:rows]).any()  # the case moved something
 
 
+@pytest.mark.parametrize("geom", [
+    dict(h=5, w=5, ic=3, oc=4, k=3, s=1, d=1, pad=1, rows=4),
+    dict(h=8, w=7, ic=8, oc=6, k=3, s=2, d=1, pad=1, rows=3),
+    dict(h=6, w=6, ic=5, oc=7, k=1, s=1, d=1, pad=0, rows=7),
+    dict(h=9, w=9, ic=2, oc=3, k=3, s=1, d=2, pad=2, rows=2),
+], ids=["3x3", "stride2-ratio", "1x1", "dilated-ratio"])
+def test_fused_conv_update_equals_the_two_kernels_on_the_whole_filter(lib, geom):
+    """te_conv2d_sgd_s8 (one output channel's filter gradient at a time) leaves exactly the weights
+    that te_conv2d_grad_weights_s8 then te_qas_sgd_s8 leave, and touches only the first ``rows``."""
+    g = geom
+    rng = np.random.default_rng(g["h"] * 100 + g["oc"])
+    k = g["k"]
+    oh = (g["h"] + 2 * g["pad"] - g["d"] * (k - 1) - 1) // g["s"] + 1
+    ow = (g["w"] + 2 * g["pad"] - g["d"] * (k - 1) - 1) // g["s"] + 1
+    geo = dict(batch=1, input_h=g["h"], input_w=g["w"], input_c=g["ic"], output_h=oh, output_w=ow,
+               output_c=g["oc"], kernel_h=k, kernel_w=k, stride_h=g["s"], stride_w=g["s"], dilation_h=g["d"],
+               dilation_w=g["d"], pad_top=g["pad"], pad_left=g["pad"], input_offset=-3, input_scale=0.03)
+    w = rand_int8(rng, (g["oc"], k, k, g["ic"]))
+    x = rand_int8(rng, (1, g["h"], g["w"], g["ic"]))
+    dy = rand_f32(rng, (1, oh, ow, g["oc"]), 0.5)
+    scale = rng.uniform(0.002, 0.02, g["oc"]).astype(np.float32)
+    lr, rows, f_size = 0.05, g["rows"], k * k * g["ic"]
+    grad = np.zeros(w.shape, np.float32)
+    call(lib, "te_conv2d_grad_weights_s8", dict(geo, accumulate=0), dy, x, scale, grad, None)
+    want = w.copy()
+    call(lib, "te_qas_sgd_s8", dict(size=rows * f_size, channels=rows, inner=f_size, learning_rate=lr,
+                                    momentum=0.0, input_scale=0.0), want, grad, scale, None)
+    got = w.copy()
+    scratch = np.zeros(f_size, np.float32)
+    call(lib, "te_conv2d_sgd_s8", dict(geo, learning_rate=lr, channels=rows), got, dy, x, scale, scratch)
+    np.testing.assert_array_equal(got, want)
+    assert (got[:rows] != w[:rows]).any()  # the case moved something
+    np.testing.assert_array_equal(got[rows:], w[rows:])
+
+
 def _near_tie(delta):
     frac = np.abs(delta - np.trunc(delta))
     return np.abs(frac - 0.5) < 1e-4 * np.maximum(1.0, np.abs(delta))

@@ -2596,6 +2596,56 @@ void te_fully_connected_sgd_s8(const te_fc_sgd_params* p, int8_t* filter,
                                const float* grad_output, const int8_t* input,
                                const float* filter_scale, void* scratch);
 
+/** A convolution's weight gradient fused with its QAS SGD update
+ *  (te_conv2d_sgd_s8; no momentum). */
+typedef struct {
+  int32_t batch;         /**< N of input and output. */
+  int32_t input_h;       /**< Input height. */
+  int32_t input_w;       /**< Input width. */
+  int32_t input_c;       /**< Input channels. */
+  int32_t output_h;      /**< Output height. */
+  int32_t output_w;      /**< Output width. */
+  int32_t output_c;      /**< Output channels: the row length of dY. */
+  int32_t kernel_h;      /**< Filter height. */
+  int32_t kernel_w;      /**< Filter width. */
+  int32_t stride_h;      /**< Vertical stride. */
+  int32_t stride_w;      /**< Horizontal stride. */
+  int32_t dilation_h;    /**< Vertical dilation (1 = dense). */
+  int32_t dilation_w;    /**< Horizontal dilation (1 = dense). */
+  int32_t pad_top;       /**< Implicit zero-point rows above the input. */
+  int32_t pad_left;      /**< Implicit zero-point columns left of it. */
+  int32_t input_offset;  /**< -input_zero_point. */
+  float input_scale;     /**< Scale of the int8 input. */
+  float learning_rate;   /**< Step size on the real weights. */
+  int32_t channels;      /**< Filters updated: the first channels of output_c. */
+} te_conv_sgd_params;
+
+/** Scratch of te_conv2d_sgd_s8: one filter's gradient
+ *  (kernel_h * kernel_w * input_c floats). */
+int32_t te_conv2d_sgd_s8_get_buffer_size(const te_conv_sgd_params* p);
+
+/**
+ * The weight update of a convolution, one output channel's filter at a
+ * time: its gradient (as te_conv2d_grad_weights_s8 computes it) goes to
+ * scratch and is applied at once (as te_qas_sgd_s8), so the training arena
+ * holds one filter's gradient instead of all output_c of them.  Each
+ * element's gradient is summed over the pixels in the same order as the
+ * two-kernel path, so the result equals it exactly.  Momentum needs every
+ * filter's velocity kept anyway, so it is not offered here.
+ * @param p            geometry, input quantization, learning rate.
+ * @param filter       [output_c, kernel_h, kernel_w, input_c] int8, filters
+ *                     0..p->channels-1 updated in place.
+ * @param grad_output  [batch, output_h, output_w, output_c] float dY.
+ * @param input        [batch, input_h, input_w, input_c] int8: the forward
+ *                     input.
+ * @param filter_scale [output_c] float scales of the filter.
+ * @param scratch      te_conv2d_sgd_s8_get_buffer_size() bytes, 4-byte
+ *                     aligned (one filter's float gradient).
+ */
+void te_conv2d_sgd_s8(const te_conv_sgd_params* p, int8_t* filter,
+                      const float* grad_output, const int8_t* input,
+                      const float* filter_scale, void* scratch);
+
 #ifdef __cplusplus
 }  /* extern "C" */
 #endif

@@ -492,3 +492,51 @@ extern "C" void te_fully_connected_sgd_s8(const te_fc_sgd_params* p, int8_t* fil
     te_qas_sgd_s8(&q, filter + (size_t)o * (size_t)p->input_depth, row, filter_scale + o, nullptr);
   }
 }
+
+extern "C" int32_t te_conv2d_sgd_s8_get_buffer_size(const te_conv_sgd_params* p) {
+  return p->kernel_h * p->kernel_w * p->input_c * (int32_t)sizeof(float);
+}
+
+extern "C" void te_conv2d_sgd_s8(const te_conv_sgd_params* p, int8_t* filter,
+                                 const float* grad_output, const int8_t* input,
+                                 const float* filter_scale, void* scratch) {
+  // Filter o's gradient takes the same sums in the same pixel order as
+  // conv_grad_weights, so the update is bit for bit the two-kernel path's.
+  const int32_t ic = p->input_c;
+  const int32_t oc_n = p->output_c;
+  const int32_t f_size = p->kernel_h * p->kernel_w * ic;
+  te_qas_sgd_params q;
+  q.size = f_size;
+  q.channels = 1;
+  q.inner = f_size;
+  q.learning_rate = p->learning_rate;
+  q.momentum = 0.0f;
+  q.input_scale = 0.0f;
+  float* row = static_cast<float*>(scratch);
+  for (int32_t o = 0; o < p->channels; ++o) {
+    zero(row, f_size);
+    for (int32_t b = 0; b < p->batch; ++b) {
+      const int8_t* in_b = input + b * p->input_h * p->input_w * ic;
+      for (int32_t oy = 0; oy < p->output_h; ++oy) {
+        for (int32_t ox = 0; ox < p->output_w; ++ox) {
+          const float g = grad_output[((b * p->output_h + oy) * p->output_w + ox) * oc_n + o] *
+                          filter_scale[o] * p->input_scale;
+          for (int32_t ky = 0; ky < p->kernel_h; ++ky) {
+            const int32_t iy = tap(oy, ky, p->stride_h, p->dilation_h, p->pad_top);
+            if (iy < 0 || iy >= p->input_h) continue;  // padding: (x + input_offset) == 0
+            for (int32_t kx = 0; kx < p->kernel_w; ++kx) {
+              const int32_t ix = tap(ox, kx, p->stride_w, p->dilation_w, p->pad_left);
+              if (ix < 0 || ix >= p->input_w) continue;
+              const int8_t* x = in_b + (iy * p->input_w + ix) * ic;
+              float* d = row + (ky * p->kernel_w + kx) * ic;
+              for (int32_t c = 0; c < ic; ++c) {
+                d[c] += g * static_cast<float>(x[c] + p->input_offset);
+              }
+            }
+          }
+        }
+      }
+    }
+    te_qas_sgd_s8(&q, filter + (size_t)o * (size_t)f_size, row, filter_scale + o, nullptr);
+  }
+}

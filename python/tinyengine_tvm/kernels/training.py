@@ -105,6 +105,11 @@ TRAINING_KERNELS: Dict[str, KernelSpec] = {
     "te_fully_connected_sgd_s8": _spec("FULLY_CONNECTED_SGD", "te_fully_connected_sgd_s8",
                                        ["p", "inout", "in1", "in2", "in3", "scratch"], _FC_IN,
                                        scratch=lambda a: 4 * int(a["input_depth"]), inplace=True),
+    # The same for a convolution, one output channel's filter at a time.
+    "te_conv2d_sgd_s8": _spec("CONV_2D_SGD", "te_conv2d_sgd_s8", ["p", "inout", "in1", "in2", "in3", "scratch"],
+                              _prod("batch", "output_h", "output_w", "channels", "kernel_h", "kernel_w", "input_c"),
+                              scratch=lambda a: 4 * int(a["kernel_h"]) * int(a["kernel_w"]) * int(a["input_c"]),
+                              inplace=True),
     "te_qas_sgd_s8": _spec("QAS_SGD", "te_qas_sgd_s8", ["p", "inout", "in1", "in2", "null"], _prod("size"),
                            inplace=True),
     "te_qas_sgd_s32": _spec("QAS_SGD", "te_qas_sgd_s32", ["p", "inout", "in1", "in2", "null"], _prod("size"),

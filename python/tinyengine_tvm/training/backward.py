@@ -33,8 +33,10 @@ What the rules produce, in reverse step order from the loss:
 * per layer (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED) whose output has a
   gradient: the fused clamp's mask (in place over dY), the input gradient
   only if a trained layer lies below (pruning), then for trained weights the
-  weight gradient immediately followed by its QAS update, then likewise the
-  bias: each gradient value dies at its update, and the planner reuses it;
+  weight gradient immediately followed by its QAS update (without momentum,
+  a CONV_2D's or FULLY_CONNECTED's fused into one call that computes and
+  applies one filter's gradient at a time), then likewise the bias: each
+  gradient value dies at its update, and the planner reuses it;
 * MEAN, AVERAGE_POOL_2D and MAX_POOL_2D pass gradients through (with their
   clamp's mask); ADD gives dY to both inputs (a residual's skip input first,
   the branch then adds into it: an in-place accumulating input gradient);
@@ -118,6 +120,17 @@ class TrainingGraph:
     loss: int
     logits: int
     logits_scale: float
+
+
+@dataclasses.dataclass
+class _Selection:
+    """What the configuration trains, resolved on the forward graph."""
+
+    found: List[Layer]  # every layer step of the forward
+    trained_steps: Set[int]
+    weight_layers: Set[int]  # model layer indices
+    bias_layers: Set[int]
+    params: List[TrainableParameter]
 
 
 class UnsafeForTraining(TinyEngineError):
@@ -205,7 +218,6 @@ class _Builder:
     # ------------------------------------------------------------------ build
     def build(self) -> TrainingGraph:
         g, cfg = self.g, self.config
-        forward_steps = len(self.steps)
         if len(g.inputs) != 1 or len(g.outputs) != 1 or g.variables:
             raise UnsupportedModelError([("TRAINING", "model", "training needs one input and one output (the "
                                           "class scores), and no resource variables")])
@@ -275,26 +287,19 @@ class _Builder:
         lt = g.tensors[logits]
         if lt.dtype != "int8":
             raise UnsupportedModelError([("TRAINING", lt.name, "the logits must be int8")])
-        classes = int(lt.shape[-1])
-        batch = int(np.prod(lt.shape[:-1]))
         logits_scale = self.scale_of(logits)
 
         x = self.func.params[0]
         inputs = [relax.Var(x.name, x.ty), relax.Var("label", relax.TensorType([1], "int32"))]
         self.remap[x] = inputs[0]
         trainables = [self.param_of[p.tensor] for p in params]
+        sel = _Selection(found, trained_steps, weight_layers, bias_layers, params)
         with self.bb.function(TRAIN_STEP, inputs + trainables, pure=False, private=True):
-            self.emit_forward()
-            ce = self.emit("te_softmax_cross_entropy_s8", [self.value(logits), inputs[1]],
-                           dict(batch=batch, classes=classes, input_scale=logits_scale), self.grad_shape(logits),
-                           "float32", "softmax_cross_entropy", "loss", outputs=[([1], "float32")])
-            dz = self.bind(f"{lt.name}.grad", relax.TupleGetItem(ce, 0))
-            loss = self.bind("loss", relax.TupleGetItem(ce, 1))
-            self.emit_backward(forward_steps, {g.root(logits): dz}, layers, found, trained_steps, weight_layers,
-                               bias_layers, params)
-            out = self.value(g.outputs[0])
-            updated = [self.updated.get(p.tensor, self.param_of[p.tensor]) for p in params]
-            self.bb.emit_func_output(relax.Tuple([out, loss, *updated]))
+            try:
+                loss = self.emit_body(inputs[1], logits, logits_scale, sel)
+            except Exception:
+                self.bb.emit_func_output(relax.Tuple([]))  # close the scope: the error leaves no open block
+                raise
         # Parameter 2 + k (after input and label) is read, output 2 + k (after the model's output
         # and the loss) assigned: resource variables.
         func = self.bb.get()[TRAIN_STEP].with_attr(
@@ -302,6 +307,22 @@ class _Builder:
         module = tvm.IRModule({"main": self.func, TRAIN_STEP: func})
         return _read_back(module, names, [layers[k] for k in sorted(layers)], params, self.value(logits), loss,
                           logits_scale)
+
+    def emit_body(self, label: relax.Var, logits: int, logits_scale: float, sel: "_Selection") -> relax.Var:
+        """The bindings and the return of train_step (inside its scope); returns the loss."""
+        g = self.g
+        lt = g.tensors[logits]
+        self.emit_forward()
+        ce = self.emit("te_softmax_cross_entropy_s8", [self.value(logits), label],
+                       dict(batch=int(np.prod(lt.shape[:-1])), classes=int(lt.shape[-1]), input_scale=logits_scale),
+                       self.grad_shape(logits), "float32", "softmax_cross_entropy", "loss",
+                       outputs=[([1], "float32")])
+        dz = self.bind(f"{lt.name}.grad", relax.TupleGetItem(ce, 0))
+        loss = self.bind("loss", relax.TupleGetItem(ce, 1))
+        self.emit_backward({g.root(logits): dz}, sel)
+        updated = [self.updated.get(p.tensor, self.param_of[p.tensor]) for p in sel.params]
+        self.bb.emit_func_output(relax.Tuple([self.value(g.outputs[0]), loss, *updated]))
+        return loss
 
     def emit_forward(self) -> None:
         """The forward bindings, as deployed, with the trained constants replaced by parameters."""
@@ -316,10 +337,11 @@ class _Builder:
                 value = relax.Call(value.op, [value.args[0], tvm.ir.Tuple(fields)], value.attrs, value.ty_args)
             self.remap[b.var] = self.bind(b.var.name, substitute(value, self.remap))
 
-    def emit_backward(self, forward_steps: int, grads: Dict[int, relax.Var], layers: Dict[int, Layer],
-                      found: List[Layer], trained_steps: Set[int], weight_layers: Set[int], bias_layers: Set[int],
-                      params: List[TrainableParameter]) -> None:
+    def emit_backward(self, grads: Dict[int, relax.Var], sel: "_Selection") -> None:
         g = self.g
+        forward_steps = len(self.steps)
+        found, trained_steps = sel.found, sel.trained_steps
+        weight_layers, bias_layers, params = sel.weight_layers, sel.bias_layers, sel.params
         # Which activations depend on a trained layer: only those need a gradient (pruning).
         below: Set[int] = set()  # roots of activations computed from a trained layer's output
         for s in range(forward_steps):
@@ -477,13 +499,15 @@ class _Builder:
             channels, inner_q = layer.channels, 1
         else:
             channels, inner_q = n, inner
-        if layer.family == "fully_connected" and self.config.momentum == 0:
-            # Row by row: one row's gradient in the arena instead of the whole filter's.
+        fused = {"fully_connected": "te_fully_connected_sgd_s8", "conv2d": "te_conv2d_sgd_s8"}.get(layer.family)
+        if fused is not None and self.config.momentum == 0:
+            # Filter row by filter row: one row's gradient in the arena instead of the whole filter's.
             attrs["learning_rate"] = self.config.learning_rate
+            if layer.family == "conv2d":
+                attrs["channels"] = n  # the filters updated (an FC's are its output_depth, set above)
             self.updated[layer.weight] = self.emit(
-                "te_fully_connected_sgd_s8", [self.param_of[layer.weight], dy, self.value(step.inputs[0]),
-                                              self.scales(layer)], attrs, w.shape, w.dtype,
-                f"{layer.name}.weight.update", "update")
+                fused, [self.param_of[layer.weight], dy, self.value(step.inputs[0]), self.scales(layer)], attrs,
+                w.shape, w.dtype, f"{layer.name}.weight.update", "update")
             return
         dw = self.emit(f"te_{layer.family}_grad_weights_s8", [dy, self.value(step.inputs[0]), self.scales(layer)],
                        attrs, shape, "float32", f"{layer.name}.grad_weight", "backward")
