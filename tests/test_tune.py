@@ -257,3 +257,41 @@ def test_the_cost_model_learns_the_known_layers_of_the_pool():
     after = float(learned.predict([layer])[0])
     assert abs(after - 5_000.0) < abs(before - 5_000.0) and len(learned.rows) == len(rows) + 1
     assert _learn_known(model, pool, {"absent": 1.0}, "cortex-m7") is model  # nothing of the pool known
+
+
+class _FarmOf:
+    """A measurer that runs ``parallel`` measurements at once: every step costs its MACs + 100
+    (no device); it records the batches it was given."""
+
+    unit = None
+
+    def __init__(self, parallel=None):
+        if parallel is not None:
+            self.parallel = parallel
+        self.batches = []
+
+    name = "fake-farm"
+
+    def measure_many(self, dirs):
+        from tinyengine_tvm.tune.measure import Measurement
+
+        self.batches.append(list(dirs))
+        out = []
+        for d in dirs:
+            ops = json.load(open(os.path.join(d, "metadata.json")))["ops"]
+            costs = [float(o["macs"] + 100) for o in ops]
+            out.append(Measurement(sum(costs), "fake_cycles", costs))
+        return out
+
+
+@pytest.mark.parametrize("parallel", [None, 3])
+def test_a_farm_measures_the_best_ranked_plans_beside_the_default(parallel):
+    """One measurer: the default alone first (the cost model learns from it before ranking the
+    rest); a farm of three: the default and the two best-ranked plans in one round."""
+    from tinyengine_tvm.tune.tuner import tune
+
+    farm = _FarmOf(parallel)
+    r = tune(MODEL, "NUCLEO-F746ZG", trials=6, pool_size=10, measurer=farm, progress=False, kernel_search=False)
+    assert len(farm.batches[0]) == (1 if parallel is None else 3)
+    assert farm.batches[0][0].endswith(r.default.config.key)
+    assert sum(len(b) for b in farm.batches) == len(r.measured) <= 6 and r.unit == "fake_cycles"

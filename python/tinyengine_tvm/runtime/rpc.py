@@ -617,7 +617,7 @@ class RpcPool:
 
         # An unreachable tracker is the batch's problem, not a job's: it raises here.
         threads_wanted = len(payloads) and min(len(payloads), self.max_sessions or 1 << 30,
-                                               max(1, self._servers()))
+                                               max(1, self.servers()))
         threads = [threading.Thread(target=worker, daemon=True, name=f"tinyengine-rpc-{n}")
                    for n in range(threads_wanted)]
         for t in threads:
@@ -631,7 +631,8 @@ class RpcPool:
                 results[i] = MeasureResult(error=reason, attempts=list(tries[i]))
         return results  # type: ignore[return-value]
 
-    def _servers(self) -> int:
+    def servers(self) -> int:
+        """The servers registered under the key (at least 1: an odd summary leaves it to the tracker)."""
         # Registered, not only free: a server that just ended a session is busy for a moment before
         # it registers again, and a thread waiting for it costs nothing (it is cancelled when done).
         try:

@@ -25,7 +25,7 @@ class Measurement:
     """What one run of a configuration gave (``error`` set when it failed)."""
 
     latency: Optional[float]             #: per inference, in ``unit``
-    unit: str
+    unit: Optional[str]                  #: None when it failed before any figure came back
     step_costs: List[float] = field(default_factory=list)  #: per step, in ``unit``
     flash_bytes: Optional[int] = None    #: the firmware's flash (model, server, start-up)
     error: Optional[str] = None
@@ -83,8 +83,15 @@ class RpcMeasurer:
         self.key = key
         self.seed = seed
 
-    #: Its servers run QEMU (a server on a serial board is refused, see measure_many).
-    unit = "instructions"
+    #: Its servers run QEMU (a server on a serial board is refused, see measure_many), with the
+    #: bare-metal firmware (instructions) or the Zephyr application (timer ticks): the unit is
+    #: known once a measurement comes back.
+    unit = None
+
+    @property
+    def parallel(self) -> int:
+        """How many measurements the farm runs at once: its registered servers (at least one)."""
+        return self.pool.servers()
 
     @property
     def name(self) -> str:
@@ -101,7 +108,7 @@ class RpcMeasurer:
         out = []
         for r in self.pool.measure_many(jobs):
             if not r.ok or r.profile is None:
-                out.append(Measurement(None, "instructions", error=r.error or "no profile came back"))
+                out.append(Measurement(None, None, error=r.error or "no profile came back"))
                 continue
             if r.report.get("rpc", {}).get("device") == "serial":
                 # A board runs the firmware flashed on it, whatever the candidate: its figures are not the plan's.

@@ -6,7 +6,9 @@
    Configurations whose plan exceeds the SRAM budget or the flash are dropped,
    as are those whose generated code is identical to one already kept.
 2. The default compile is measured first, so the result is never slower
-   than it. The rest are measured in the order the strategy gives:
+   than it (on a farm that measures several at once, the best-ranked plans
+   share its round; the variants of step 3 are one batch too). The rest are
+   measured in the order the strategy gives:
    ``random`` (seeded), or ``xgb``: the per-layer XGBoost cost model
    (:mod:`.cost_model`; the one shipped for the core, else fitted on the first
    measurements) predicts each configuration's latency as the sum of its
@@ -244,7 +246,13 @@ def tune(model_path: str, board: str, *, sram_budget: Optional[int] = None, tria
                 todo, queue = queue[:min(batch, room)], queue[min(batch, room):]
                 run(todo)
 
-        run([default])
+        # The default opens the first round; a farm measuring several at once gets the best-ranked
+        # plans beside it (one measurer measures it alone, and the cost model learns from it first).
+        together = max(0, min(int(getattr(measurer, "parallel", 1)), batch, trials - reserve) - 1)
+        if together and strategy == "xgb":
+            _rank(queue, model, known)
+        run([default] + queue[:together])
+        queue = queue[together:]
         if default.latency is None:
             raise TinyEngineError(f"measuring the default compile failed: {default.error}")
         if unit is None:
@@ -343,9 +351,12 @@ def _search_kernels(model_path: str, base: Candidate, core: str, budget: int, fl
                 summary["variants"][v] = f"{len(changed)} layers, all predicted >= 10% slower: not measured"
                 continue
         to_measure.append((v, s))
-    # Leave one measurement for the combination.
-    for v, s in to_measure[:max(0, room - 1)]:
-        run([s])
+    # Leave one measurement for the combination; the variants are independent: one batch (a
+    # farm measures them at once).
+    batch_ = to_measure[:max(0, room - 1)]
+    if batch_:
+        run([s for _, s in batch_])
+    for v, s in batch_:
         seen.add(s.code_digest)
         summary["measured"] += 1
         summary["variants"][v] = ("measured" if s.latency is not None else f"failed: {s.error}")
@@ -406,7 +417,8 @@ def _measure(cands: List[Candidate], measurer, work: str, bar) -> None:
             c.compiled.export(d)
         dirs.append(d)
     for c, m in zip(cands, measurer.measure_many(dirs)):
-        c.latency, c.flash_bytes, c.error, c.unit, c.step_costs = m.latency, m.flash_bytes, m.error, m.unit, m.step_costs
+        c.latency, c.flash_bytes, c.error, c.step_costs = m.latency, m.flash_bytes, m.error, m.step_costs
+        c.unit = m.unit or c.unit  # a run that failed before any figure has no unit of its own
         c.compiled = None  # the code is exported; free the graph's constants
         bar.update(1)
 
