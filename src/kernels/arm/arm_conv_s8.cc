@@ -17,7 +17,7 @@
 //
 // te_arm_conv2d_narrow_s8 / te_arm_conv2d_narrow_w16_s8 (same packed
 // filters): one output pixel at a time, im2col into ONE int16 column whose
-// groups are contiguous, computed by gemm_column -- less scratch (2 * k4
+// groups are contiguous, computed two output channels at a time -- less scratch (2 * k4
 // bytes plus the stage), more instructions (each filter word is loaded and
 // unpacked once per pixel instead of once per four).
 //
@@ -514,6 +514,99 @@ void gemm_column(const int8_t* w, int32_t groups, const int16_t* col, int8_t* ou
   }
 }
 
+// All output channels of the narrow kernel's column (groups contiguous), written
+// contiguously to out: two channels per pass over the column, so each column
+// word loaded serves two filter rows; a last odd channel by gemm_column.
+template <bool kW16>
+void gemm_narrow(const int8_t* packed, int32_t groups, int32_t cout, const int16_t* col, int8_t* out,
+                 int32_t out_offset) {
+  const int32_t rec = (kW16 ? 8 * groups : 4 * groups) + 16;  // bytes per output channel record
+  const int8_t* wa = packed;
+  for (int32_t o = 0; o + 1 < cout; o += 2, wa += 2 * rec) {
+    const int8_t* wb = wa + rec;
+    int32_t acc0, acc1;
+    memcpy(&acc0, wa, 4);
+    memcpy(&acc1, wb, 4);
+    const int8_t* pa = wa + 4;
+    const int8_t* pb = wb + 4;
+    const word_t* c = reinterpret_cast<const word_t*>(col);
+#if TE_ARM_DSP
+    int32_t n = groups;
+    uint32_t va, ua, vb, ub, x0, x1;
+    if (kW16) {
+      __asm__ volatile(
+          "1:\n\t"
+          "ldrd %[ua], %[va], [%[pa]], #8\n\t"
+          "ldrd %[ub], %[vb], [%[pb]], #8\n\t"
+          "ldrd %[x0], %[x1], [%[c]], #8\n\t"
+          "smlad %[acc0], %[x0], %[ua], %[acc0]\n\t"
+          "smlad %[acc0], %[x1], %[va], %[acc0]\n\t"
+          "smlad %[acc1], %[x0], %[ub], %[acc1]\n\t"
+          "smlad %[acc1], %[x1], %[vb], %[acc1]\n\t"
+          "subs %[n], %[n], #1\n\t"
+          "bne 1b\n\t"
+          : [acc0] "+r"(acc0), [acc1] "+r"(acc1), [pa] "+r"(pa), [pb] "+r"(pb), [c] "+r"(c), [n] "+r"(n),
+            [va] "=&r"(va), [ua] "=&r"(ua), [vb] "=&r"(vb), [ub] "=&r"(ub), [x0] "=&r"(x0), [x1] "=&r"(x1)
+          :
+          : "cc", "memory");
+    } else {
+      __asm__ volatile(
+          "1:\n\t"
+          "ldr %[va], [%[pa]], #4\n\t"
+          "ldr %[vb], [%[pb]], #4\n\t"
+          "ldrd %[x0], %[x1], [%[c]], #8\n\t"
+          "sxtb16 %[ua], %[va]\n\t"
+          "sxtb16 %[va], %[va], ror #8\n\t"
+          "smlad %[acc0], %[x0], %[ua], %[acc0]\n\t"
+          "smlad %[acc0], %[x1], %[va], %[acc0]\n\t"
+          "sxtb16 %[ub], %[vb]\n\t"
+          "sxtb16 %[vb], %[vb], ror #8\n\t"
+          "smlad %[acc1], %[x0], %[ub], %[acc1]\n\t"
+          "smlad %[acc1], %[x1], %[vb], %[acc1]\n\t"
+          "subs %[n], %[n], #1\n\t"
+          "bne 1b\n\t"
+          : [acc0] "+r"(acc0), [acc1] "+r"(acc1), [pa] "+r"(pa), [pb] "+r"(pb), [c] "+r"(c), [n] "+r"(n),
+            [va] "=&r"(va), [ua] "=&r"(ua), [vb] "=&r"(vb), [ub] "=&r"(ub), [x0] "=&r"(x0), [x1] "=&r"(x1)
+          :
+          : "cc", "memory");
+    }
+#else
+    for (int32_t g = 0; g < groups; ++g, c += kNarrowStep) {
+      int32_t a0, a1, b0, b1;
+      if (kW16) {
+        a0 = static_cast<int32_t>(te_arm::load32(pa));
+        a1 = static_cast<int32_t>(te_arm::load32(pa + 4));
+        b0 = static_cast<int32_t>(te_arm::load32(pb));
+        b1 = static_cast<int32_t>(te_arm::load32(pb + 4));
+        pa += 8;
+        pb += 8;
+      } else {
+        const uint32_t va = te_arm::load32(pa), vb = te_arm::load32(pb);
+        a0 = te_arm::sxtb16(va);
+        a1 = te_arm::sxtb16_ror8(va);
+        b0 = te_arm::sxtb16(vb);
+        b1 = te_arm::sxtb16_ror8(vb);
+        pa += 4;
+        pb += 4;
+      }
+      acc0 = te_arm::smlad(static_cast<int32_t>(c[0]), a0, acc0);
+      acc0 = te_arm::smlad(static_cast<int32_t>(c[1]), a1, acc0);
+      acc1 = te_arm::smlad(static_cast<int32_t>(c[0]), b0, acc1);
+      acc1 = te_arm::smlad(static_cast<int32_t>(c[1]), b1, acc1);
+    }
+#endif
+    int32_t q[3];
+    memcpy(q, pa, sizeof q);
+    out[o] = te_arm::finish<true>(te_arm::requantize(acc0, q[0], q[1], q[2]), out_offset, 0, 0);
+    memcpy(q, pb, sizeof q);
+    out[o + 1] = te_arm::finish<true>(te_arm::requantize(acc1, q[0], q[1], q[2]), out_offset, 0, 0);
+  }
+  if (cout & 1) {
+    gemm_column<kW16, kNarrowStep>(packed + (cout - 1) * rec, groups, col, out + cout - 1, packed + cout * rec,
+                                   out_offset);
+  }
+}
+
 // The fused activation, when narrower than int8 (the GEMMs saturate to int8):
 // clamp(saturate8(v), lo, hi) == clamp(v, lo, hi) for -128 <= lo <= hi <= 127.
 void clamp_outputs(const te_conv_params* p, int8_t* output) {
@@ -584,7 +677,7 @@ void conv(const te_conv_params* p, const int8_t* input, const int8_t* packed, in
 
 // The narrow kernel (te_arm_conv2d_narrow_s8): one output pixel at a time,
 // im2col into a single int16 column (groups contiguous, 2 words each) and
-// gemm_column over every output channel.  Scratch: that column, then the
+// gemm_narrow over every output channel.  Scratch: that column, then the
 // stage when input_c % 4 != 0 -- no block of four columns, no partial block.
 template <bool kW16>
 void conv_narrow(const te_conv_params* p, const int8_t* input, const int8_t* packed, int8_t* output,
@@ -598,7 +691,6 @@ void conv_narrow(const te_conv_params* p, const int8_t* input, const int8_t* pac
   const Geom geom = {p->input_c, -p->input_offset, p->kernel_h, p->kernel_w, p->stride_h, p->stride_w,
                      p->dilation_h, p->dilation_w, p->pad_top, p->pad_left, p->input_h, p->input_w, k4,
                      p->output_w};
-  const int8_t* w_end = packed + cout * ((kW16 ? 2 * k4 : k4) + 16);
   const bool small = (p->input_c & 3) != 0;
   if (small) {
     for (int32_t i = 0; i < k4; ++i) stage[i] = 0;  // the K padding of the stage stays zero
@@ -613,7 +705,7 @@ void conv_narrow(const te_conv_params* p, const int8_t* input, const int8_t* pac
         } else {
           fill_block<kNarrowStep>(geom, in, oy, ox, 1, col, stage);
         }
-        gemm_column<kW16, kNarrowStep>(packed, groups, col, out, w_end, p->output_offset);
+        gemm_narrow<kW16>(packed, groups, cout, col, out, p->output_offset);
       }
     }
   }
