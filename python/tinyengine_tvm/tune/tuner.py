@@ -3,6 +3,10 @@
 1. A pool of configurations (:func:`~.space.search_space`; the default compile
    first, then a seeded sample) is compiled: compiling is cheap next to a
    measurement, and it gives each configuration's arena, flash and layers.
+   On a core with DSP kernels, a configuration whose plan exceeds the SRAM
+   budget is compiled once more with ``narrow_at_peak`` (its convolutions at
+   the arena peak im2col one column at a time: less scratch, more
+   instructions), so that a fast plan just over the budget can still fit.
    Configurations whose plan exceeds the SRAM budget or the flash are dropped,
    as are those whose generated code is identical to one already kept.
 2. The default compile is measured first, so the result is never slower
@@ -38,7 +42,7 @@ import hashlib
 import os
 import random
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import TinyEngineError, UsageError
@@ -152,7 +156,7 @@ def _budgets(board, sram_budget: Optional[int]):
 def tune(model_path: str, board: str, *, sram_budget: Optional[int] = None, trials: int = 16,
          strategy: str = "xgb", measurer=None, records_path: Optional[str] = None, pool_size: Optional[int] = None,
          batch: int = 4, seed: int = 0, progress: bool = True, cost_model=None, kernel_search: bool = True,
-         prior_records: Sequence[str] = ()) -> TuneResult:
+         prior_records: Sequence[str] = (), narrow: bool = True) -> TuneResult:
     """Tune ``model_path`` for ``board`` (a board-table name); see the module docstring.
 
     ``measurer``: an object with ``name`` and ``measure_many(project_dirs)``
@@ -164,7 +168,9 @@ def tune(model_path: str, board: str, *, sram_budget: Optional[int] = None, tria
     ``kernel_search``: choose per-layer kernel variants for the best plan (cores
     with DSP; it takes a few of the ``trials``).
     ``prior_records``: records files (of any models) whose measured layer costs
-    the ranking and the kernel search reuse, besides ``records_path``."""
+    the ranking and the kernel search reuse, besides ``records_path``.
+    ``narrow``: compile the ``narrow_at_peak`` twin of every pool configuration whose
+    plan is over the SRAM budget (DSP cores)."""
     from ..targets.boards import get_board, qemu_board_for
 
     if strategy not in STRATEGIES:
@@ -197,6 +203,11 @@ def tune(model_path: str, board: str, *, sram_budget: Optional[int] = None, tria
         known = _known_costs(known_paths, b.core, unit) if unit else {}
         bar.set_description(f"compile {name}")
         cands = compile_candidates(model_path, configs, b.core, on_compiled=lambda: bar.update(1))
+        if narrow and b.core_info.dsp:
+            over = [c.config for c in cands if not c.error and c.arena_bytes > budget and not c.config.narrow_at_peak]
+            bar.total += len(over)
+            cands += compile_candidates(model_path, [replace(cfg, narrow_at_peak=True) for cfg in over], b.core,
+                                        on_compiled=lambda: bar.update(1))
         default = cands[0]
         if default.error:
             raise TinyEngineError(f"the default compile of {name} fails: {default.error}")
