@@ -51,6 +51,12 @@ def test_records_round_trip_through_tvmc_compile(model, tmp_path):
     assert meta["kernel_selection"]["narrowed"] == ["stem_4"]
     assert meta["memory"]["arena_bytes"] == 32_352
     assert any(op["kernel"] == "te_arm_conv2d_narrow_w16_s8" for op in meta["ops"])
+    # the same plan from the command line's own option
+    out2 = tmp_path / "out2"
+    assert cli.main(["compile", model, "-o", str(out2), "--target-tinyengine-mcpu", "cortex-m7",
+                     "--disable-pass", "PatchBasedInference", "--narrow-at-peak"]) == 0
+    assert (out2 / "src" / "mcunet48.c").read_text() == (out / "src" / "mcunet48.c").read_text()
+    assert cli.main(["compile", model, "-o", str(tmp_path / "out3"), "--narrow-at-peak"]) == 2
 
 
 class _Measurer:
