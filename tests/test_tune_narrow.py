@@ -90,3 +90,14 @@ def test_a_plan_over_the_budget_fits_narrowed(model, monkeypatch, narrow):
         assert r.best.config == twin and r.best.arena_bytes == 33_016 and r.best.latency == 100.0
     else:
         assert r.pool == 2 and r.feasible == 1 and r.best.config == base
+
+
+def test_a_plan_kept_portable_for_its_scratch_gets_a_narrow_twin(model, monkeypatch):
+    """keep_portable_arena keeps portable kernels where the DSP scratch would raise the
+    arena; its narrow twin (the one-column kernel where that suffices) is compiled too."""
+    base, portable = TuningConfig(patches=2), TuningConfig(keep_portable_arena=True)
+    twin = replace(portable, narrow_at_peak=True)
+    monkeypatch.setattr(tuner, "search_space", lambda dsp: [base, portable])
+    r = tuner.tune(model, "NUCLEO-F746ZG", sram_budget=40_000, trials=3, strategy="random", progress=False,
+                   kernel_search=False, measurer=_Measurer(twin.key))
+    assert r.pool == 3 and r.best.config == twin

@@ -6,7 +6,9 @@
    On a core with DSP kernels, a configuration whose plan exceeds the SRAM
    budget is compiled once more with ``narrow_at_peak`` (its convolutions at
    the arena peak im2col one column at a time: less scratch, more
-   instructions), so that a fast plan just over the budget can still fit.
+   instructions), so that a fast plan just over the budget can still fit; so
+   is a ``keep_portable_arena`` configuration that kept portable kernels for
+   their scratch (the narrow kernel may fit there, much faster).
    Configurations whose plan exceeds the SRAM budget or the flash are dropped,
    as are those whose generated code is identical to one already kept.
 2. The default compile is measured first, so the result is never slower
@@ -204,7 +206,7 @@ def tune(model_path: str, board: str, *, sram_budget: Optional[int] = None, tria
         bar.set_description(f"compile {name}")
         cands = compile_candidates(model_path, configs, b.core, on_compiled=lambda: bar.update(1))
         if narrow and b.core_info.dsp:
-            over = [c.config for c in cands if not c.error and c.arena_bytes > budget and not c.config.narrow_at_peak]
+            over = [c.config for c in cands if _narrow_may_help(c, budget)]
             bar.total += len(over)
             cands += compile_candidates(model_path, [replace(cfg, narrow_at_peak=True) for cfg in over], b.core,
                                         on_compiled=lambda: bar.update(1))
@@ -276,6 +278,18 @@ def tune(model_path: str, board: str, *, sram_budget: Optional[int] = None, tria
     best = min(_fitting(measured, b, budget, flash_budget), key=lambda c: c.latency)
     return TuneResult(name, b.name, measurer.name, _unit(measured), budget, default, best, measured, len(cands),
                       len(feasible), records_path, summary)
+
+
+def _narrow_may_help(c: Candidate, budget: int) -> bool:
+    """Whether ``c``'s ``narrow_at_peak`` twin is worth compiling: its plan is over the SRAM
+    budget, or it kept portable kernels where the DSP kernels' scratch would raise the arena
+    (``keep_portable_arena``: the narrow kernel, much faster than the portable one, may fit there)."""
+    if c.error or c.config.narrow_at_peak:
+        return False
+    if c.arena_bytes > budget:
+        return True
+    refused = (c.compiled.metadata.get("kernel_selection") or {}).get("refused", []) if c.compiled else []
+    return c.config.keep_portable_arena and any("scratch would raise the arena" in why for _, _, why in refused)
 
 
 def _fitting(measured: List[Candidate], board, budget: int, flash_budget: int) -> List[Candidate]:
