@@ -101,3 +101,18 @@ def test_a_plan_kept_portable_for_its_scratch_gets_a_narrow_twin(model, monkeypa
     r = tuner.tune(model, "NUCLEO-F746ZG", sram_budget=40_000, trials=3, strategy="random", progress=False,
                    kernel_search=False, measurer=_Measurer(twin.key))
     assert r.pool == 3 and r.best.config == twin
+
+
+def test_a_default_compile_over_the_budget_is_replaced_by_its_narrow_twin(model, monkeypatch):
+    """33,224 B default compile, 33,100 B budget: its narrow twin (33,016 B) is the baseline;
+    without narrowing there is nothing to tune."""
+    monkeypatch.setattr(tuner, "search_space", lambda dsp: [TuningConfig()])
+    twin = TuningConfig(narrow_at_peak=True)
+    kw = dict(sram_budget=33_100, trials=2, strategy="random", progress=False, kernel_search=False,
+              measurer=_Measurer(twin.key))
+    r = tuner.tune(model, "NUCLEO-F746ZG", **kw)
+    assert r.default.config == twin == r.best.config and r.default.arena_bytes == 33_016
+    from tinyengine_tvm.errors import TinyEngineError
+
+    with pytest.raises(TinyEngineError, match="33,224 B arena, over the 33,100 B SRAM budget: nothing to tune"):
+        tuner.tune(model, "NUCLEO-F746ZG", narrow=False, **kw)

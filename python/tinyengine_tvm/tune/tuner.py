@@ -12,7 +12,8 @@
    Configurations whose plan exceeds the SRAM budget or the flash are dropped,
    as are those whose generated code is identical to one already kept.
 2. The default compile is measured first, so the result is never slower
-   than it. The rest are measured in the order the strategy gives:
+   than it (when it is over the SRAM budget but its ``narrow_at_peak`` twin
+   fits, the twin takes its place). The rest are measured in the order the strategy gives:
    ``random`` (seeded), or ``xgb``: the per-layer XGBoost cost model
    (:mod:`.cost_model`; the one shipped for the core, else fitted on the first
    measurements) predicts each configuration's latency as the sum of its
@@ -220,8 +221,14 @@ def tune(model_path: str, board: str, *, sram_budget: Optional[int] = None, tria
             seen.add(c.code_digest)
             feasible.append(c)
         if default not in feasible:
-            raise TinyEngineError(f"{name}'s default compile needs a {default.arena_bytes:,} B arena, over the "
-                                  f"{budget:,} B SRAM budget: nothing to tune within it")
+            # Over the budget, the default compile's narrow twin (if it fits) is the baseline.
+            twin = replace(default.config, narrow_at_peak=True)
+            default = next((c for c in feasible if c.config == twin), None)
+            if default is None:
+                raise TinyEngineError(f"{name}'s default compile needs a {cands[0].arena_bytes:,} B arena, over the "
+                                      f"{budget:,} B SRAM budget" + (", even with narrow_at_peak" if narrow and
+                                                                     b.core_info.dsp else "")
+                                      + ": nothing to tune within it")
         model = cost_model
         if strategy == "xgb" and model is None:
             from .cost_model import shipped
