@@ -75,44 +75,45 @@ class _Measurer:
 
 @pytest.mark.parametrize("narrow", [True, False])
 def test_a_plan_over_the_budget_fits_narrowed(model, monkeypatch, narrow):
-    """The first configuration stands for the default compile (arena 32,552 B); the
-    second (arena 33,224 B, over a 33,100 B budget) is the fast one: only its narrow
-    twin (33,016 B) fits."""
-    base, fast = TuningConfig(patches=2), TuningConfig()
+    """The first configuration stands for the default compile (arena 32,256 B); the
+    second (arena 32,552 B, over a 32,400 B budget) is the fast one: only its narrow
+    twin (32,352 B) fits. (Patch-based inference off: quick compiles.)"""
+    base, fast = TuningConfig(patch=False, keep_portable_arena=True), TuningConfig(patch=False)
     twin = replace(fast, narrow_at_peak=True)
     monkeypatch.setattr(tuner, "search_space", lambda dsp: [base, fast])
-    r = tuner.tune(model, "NUCLEO-F746ZG", sram_budget=33_100, trials=3, strategy="random", progress=False,
+    r = tuner.tune(model, "NUCLEO-F746ZG", sram_budget=32_400, trials=4, strategy="random", progress=False,
                    kernel_search=False, measurer=_Measurer(twin.key), narrow=narrow)
     arenas = {c.config: c.arena_bytes for c in r.measured}
-    assert arenas[base] == 32_552
+    assert arenas[base] == 32_256 and r.default.config == base
     if narrow:
-        assert r.pool == 3 and r.feasible == 2
-        assert r.best.config == twin and r.best.arena_bytes == 33_016 and r.best.latency == 100.0
+        assert twin in arenas and r.best.config == twin and r.best.arena_bytes == 32_352 and r.best.latency == 100.0
     else:
         assert r.pool == 2 and r.feasible == 1 and r.best.config == base
 
 
 def test_a_plan_kept_portable_for_its_scratch_gets_a_narrow_twin(model, monkeypatch):
     """keep_portable_arena keeps portable kernels where the DSP scratch would raise the
-    arena; its narrow twin (the one-column kernel where that suffices) is compiled too."""
-    base, portable = TuningConfig(patches=2), TuningConfig(keep_portable_arena=True)
+    arena; its narrow twin (the one-column kernel where that suffices) is compiled too.
+    Here narrowing the stem does not bring the arena within the portable plan's, so the
+    twin's code is the portable plan's and it is not measured twice."""
+    base, portable = TuningConfig(patch=False), TuningConfig(patch=False, keep_portable_arena=True)
     twin = replace(portable, narrow_at_peak=True)
     monkeypatch.setattr(tuner, "search_space", lambda dsp: [base, portable])
     r = tuner.tune(model, "NUCLEO-F746ZG", sram_budget=40_000, trials=3, strategy="random", progress=False,
                    kernel_search=False, measurer=_Measurer(twin.key))
-    assert r.pool == 3 and r.best.config == twin
+    assert r.pool == 3 and r.feasible == 2 and [c.config for c in r.measured] == [base, portable]
 
 
 def test_a_default_compile_over_the_budget_is_replaced_by_its_narrow_twin(model, monkeypatch):
-    """33,224 B default compile, 33,100 B budget: its narrow twin (33,016 B) is the baseline;
+    """32,552 B default compile, 32,400 B budget: its narrow twin (32,352 B) is the baseline;
     without narrowing there is nothing to tune."""
-    monkeypatch.setattr(tuner, "search_space", lambda dsp: [TuningConfig()])
-    twin = TuningConfig(narrow_at_peak=True)
-    kw = dict(sram_budget=33_100, trials=2, strategy="random", progress=False, kernel_search=False,
+    monkeypatch.setattr(tuner, "search_space", lambda dsp: [TuningConfig(patch=False)])
+    twin = TuningConfig(patch=False, narrow_at_peak=True)
+    kw = dict(sram_budget=32_400, trials=2, strategy="random", progress=False, kernel_search=False,
               measurer=_Measurer(twin.key))
     r = tuner.tune(model, "NUCLEO-F746ZG", **kw)
-    assert r.default.config == twin == r.best.config and r.default.arena_bytes == 33_016
+    assert r.default.config == twin == r.best.config and r.default.arena_bytes == 32_352
     from tinyengine_tvm.errors import TinyEngineError
 
-    with pytest.raises(TinyEngineError, match="33,224 B arena, over the 33,100 B SRAM budget: nothing to tune"):
+    with pytest.raises(TinyEngineError, match="32,552 B arena, over the 32,400 B SRAM budget: nothing to tune"):
         tuner.tune(model, "NUCLEO-F746ZG", narrow=False, **kw)
