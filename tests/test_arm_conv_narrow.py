@@ -109,9 +109,10 @@ def test_narrow_matches_portable_on_host(tmp_path, which):
 
 
 @requires_arm
-def test_narrow_matches_portable_on_qemu_m7(tmp_path):
-    """On the emulated Cortex-M7 (the DSP path): portable == block == narrow, and the
-    narrow kernels run more instructions than the block ones for less scratch."""
+@pytest.mark.parametrize("board", ["mps2-an500", "mps2-an386"])  # Cortex-M7, Cortex-M4
+def test_narrow_matches_portable_on_qemu(tmp_path, board):
+    """On the emulated Cortex-M7 and M4 (the DSP path): portable == block == narrow, and
+    the narrow kernels run more instructions than the block ones for less scratch."""
     dirs, meta, block, narrow = _projects(str(tmp_path))
     build = str(tmp_path / "build")
     reports = []
@@ -119,14 +120,14 @@ def test_narrow_matches_portable_on_qemu_m7(tmp_path):
         x = random_inputs(meta["inputs"], seed)
         outs = []
         for d in dirs:
-            out, rep = qemu.QemuModel(d, "mps2-an500", build).run(x)
+            out, rep = qemu.QemuModel(d, board, build).run(x)
             outs.append(out)
             reports.append(rep)
         for k in outs[0]:
             np.testing.assert_array_equal(outs[1][k], outs[0][k], err_msg=f"block kernel: output {k} differs")
             np.testing.assert_array_equal(outs[2][k], outs[0][k], err_msg=f"narrow kernel: output {k} differs")
     portable, blk, nar = (r["instructions"] for r in reports[:3])
-    print(f"cortex-m7: portable {portable:,}, block of four {blk:,}, narrow {nar:,} instructions")
+    print(f"{board}: portable {portable:,}, block of four {blk:,}, narrow {nar:,} instructions")
     assert blk < nar < portable
     sb = [scratch_bytes(s.kernel, s.attrs) for s in block.steps]
     sn = [scratch_bytes(s.kernel, s.attrs) for s in narrow.steps]
