@@ -663,7 +663,8 @@ void conv(const te_conv_params* p, const int8_t* input, const int8_t* packed, in
       }
       if (ncols <= 2) {  // one or two columns: cheaper one at a time than as a block of four
         for (int32_t n = 0; n < ncols; ++n) {
-          gemm_column<kW16, kGroupWords>(packed, groups, cols + 4 * n, out + (pix + n) * cout, ctx.w_end, p->output_offset);
+          gemm_column<kW16, kGroupWords>(packed, groups, cols + 4 * n, out + (pix + n) * cout, ctx.w_end,
+                                         p->output_offset);
         }
         continue;
       }
