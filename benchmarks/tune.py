@@ -125,6 +125,9 @@ def main(argv=None) -> int:
     ap.add_argument("--curves", action="store_true", help="also compare the cost model's order with random order")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", default=None)
+    ap.add_argument("--no-narrow", action="store_true",
+                    help="tune without narrow_at_peak twins of the plans over budget")
+    ap.add_argument("--tight-only", action="store_true", help="only the tight-budget run (its best plan checked)")
     args = ap.parse_args(argv)
 
     from tinyengine_tvm.targets import get_board
@@ -137,11 +140,23 @@ def main(argv=None) -> int:
         for model in _models(args):
             name = os.path.splitext(os.path.basename(model))[0]
             t0 = time.monotonic()
-            r = tune(model, board.name, trials=args.trials, pool_size=args.pool, seed=args.seed, progress=False,
-                     strategy="xgb")
-            tight = tune(model, board.name, sram_budget=r.default.arena_bytes, trials=args.trials,
-                         pool_size=args.pool, seed=args.seed, progress=False, strategy="xgb")
+            narrow = not args.no_narrow
+            if args.tight_only:
+                from tinyengine_tvm import compile as compile_model
+
+                arena = compile_model(model, core=board.core).metadata["memory"]["arena_bytes"]
+                tight = tune(model, board.name, sram_budget=arena, trials=args.trials, pool_size=args.pool,
+                             seed=args.seed, progress=False, strategy="xgb", narrow=narrow)
+                r = tight
+            else:
+                r = tune(model, board.name, trials=args.trials, pool_size=args.pool, seed=args.seed, progress=False,
+                         strategy="xgb", narrow=narrow)
+                tight = tune(model, board.name, sram_budget=r.default.arena_bytes, trials=args.trials,
+                             pool_size=args.pool, seed=args.seed, progress=False, strategy="xgb", narrow=narrow)
             exact = _check_tflm(model, r.best.config, board.core)
+            print(f"  tight: {tight.pool} compiled, {tight.feasible} fit; best {tight.best.config.describe()}: "
+                  f"{tight.best.latency:,.0f} instr, arena {tight.best.arena_bytes:,} B (budget "
+                  f"{tight.sram_budget:,}); default {tight.default.latency:,.0f}", flush=True)
             rows.append((name, r, tight, exact, time.monotonic() - t0))
             print(f"{name}: {time.monotonic() - t0:.0f} s", flush=True)
             if args.curves:

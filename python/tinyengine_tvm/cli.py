@@ -158,7 +158,11 @@ def _cmd_compile(args) -> int:
     kwargs = dict(name=args.model_name, disabled_passes=args.disable_pass, pass_config=pass_config,
                   sram_budget=args.sram_budget, int8_io=args.int8_io, nhwc_input=args.nhwc_input,
                   tuning_records=args.tuning_records)
-    compiled = compile_model(args.model, core=core, keep_portable_arena=args.keep_portable_arena, **kwargs)
+    if args.narrow_at_peak and core is None:
+        raise UsageError("--narrow-at-peak chooses among a core's convolution kernels: give "
+                         "--target-tinyengine-board or --target-tinyengine-mcpu")
+    compiled = compile_model(args.model, core=core, keep_portable_arena=args.keep_portable_arena,
+                             narrow_at_peak=args.narrow_at_peak, **kwargs)
     tuning = compiled.metadata.get("tuning")
     if tuning is not None:
         if tuning["record"] is None:
@@ -439,6 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="take an NHWC image where the model transposes an NCHW input first (PyTorch exports)")
     c.add_argument("--keep-portable-arena", action="store_true",
                    help="never let the Cortex-M kernels' scratch grow the arena (keeps portable kernels there)")
+    c.add_argument("--narrow-at-peak", action="store_true",
+                   help="convolutions whose im2col scratch is live at the arena peak im2col one pixel at a time "
+                        "(a smaller arena, slower layers)")
     c.add_argument("--disable-pass", action="append", default=[], metavar="PASS",
                    help="turn off one optimization pass (repeatable): FoldPadIntoConv, PatchBasedInference, "
                         "InplaceDepthwise, InplaceElementwise, MemoryAwareSchedule, SliceViews")

@@ -110,7 +110,8 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
             disabled_passes: Sequence[str] = (), pass_config: Optional[Dict[str, Any]] = None,
             sram_budget: Optional[int] = None, core: Optional[str] = None,
             keep_portable_arena: bool = False, int8_io: bool = False, nhwc_input: bool = False,
-            tuning_records: Optional[str] = None, kernel_variants: Optional[Dict[str, str]] = None) -> CompiledModel:
+            tuning_records: Optional[str] = None, kernel_variants: Optional[Dict[str, str]] = None,
+            narrow_at_peak: bool = False) -> CompiledModel:
     """Compile an int8 TFLite/ONNX model (path or bytes) or a QDQ Relax IRModule to C.
 
     After integer lowering the default memory passes run (see
@@ -127,6 +128,10 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     ``kernel_variants`` ({layer name: variant}, see
     ``codegen.kernel_selection.VARIANTS``) overrides the kernel choice per layer
     (what ``tvmc tune`` searches); it needs a core with DSP.
+    ``narrow_at_peak`` gives the convolutions whose im2col scratch is live at the
+    arena peak the one-column kernel ("narrow"/"narrow_w16" variants: about a
+    quarter of the scratch, more instructions), as long as that lowers the arena;
+    metadata's ``kernel_selection["narrowed"]`` lists them.
     With ``int8_io`` float32 inputs/outputs quantized/dequantized at the
     boundary become the int8 tensors around them (``transform.int8_io``); the
     header and metadata give their scale and zero point.  With ``nhwc_input``
@@ -148,6 +153,7 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
         pass_config = {**tuned["pass_config"], **(pass_config or {})}
         keep_portable_arena = keep_portable_arena or tuned["keep_portable_arena"]
         kernel_variants = {**tuned.get("kernel_variants", {}), **(kernel_variants or {})}
+        narrow_at_peak = narrow_at_peak or tuned.get("narrow_at_peak", False)
     if kernel_variants and core is None:
         raise UsageError("kernel variants choose among a core's optimized kernels: give a core "
                          "(cortex-m4, cortex-m7 or cortex-m55)")
@@ -174,7 +180,7 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
     plan = plan_arena(graph, steps_scratch(graph.steps))
     if core is not None:  # Cortex-M optimized kernels (codegen/kernel_selection.py)
         limit = plan.arena_bytes if keep_portable_arena else None
-        graph, plan, selection = _select_within_arena(lowered, core, limit, kernel_variants)
+        graph, plan, selection = _select_within_arena(lowered, core, limit, kernel_variants, narrow_at_peak)
     _fill_io_from_graph(imported, graph)
     writer = CWriter(imported.name, graph, plan, imported.inputs, imported.outputs,
                      {v.name: v.initial for v in imported.variables})
@@ -196,15 +202,22 @@ def compile(model: Union[str, bytes, tvm.IRModule], name: Optional[str] = None, 
 
 
 def _select_within_arena(lowered: tvm.IRModule, core: str, arena_limit: Optional[int],
-                         variants: Optional[Dict[str, str]] = None):
-    """Optimized kernels for ``core``; with ``arena_limit``, the steps whose
-    scratch would push the arena above it keep their portable kernel."""
+                         variants: Optional[Dict[str, str]] = None, narrow_at_peak: bool = False):
+    """Optimized kernels for ``core``; with ``narrow_at_peak``, the convolutions whose
+    scratch is live at the peak take their one-column kernel while that lowers the
+    arena; then, with ``arena_limit``, the steps whose scratch would push the arena
+    above it keep their portable kernel."""
     from .codegen.kernel_selection import select_kernels
 
     keep: set = set()
+    given = dict(variants or {})
+    variants = dict(given)
     while True:
         graph, selection = select_kernels(KernelGraph.from_relax(lowered["main"]), core, keep, variants)
         plan = plan_arena(graph, steps_scratch(graph.steps))
+        if narrow_at_peak:
+            graph, plan, selection, variants = _narrow_at_peak(lowered, core, keep, variants, graph, plan, selection)
+            selection["narrowed"] = sorted(k for k, v in variants.items() if given.get(k) != v)
         if arena_limit is None or plan.arena_bytes <= arena_limit:
             return graph, plan, selection
         scratch_steps = [s for s in range(len(graph.steps)) if ("scratch", s) in plan.buffers and s not in keep]
@@ -212,6 +225,27 @@ def _select_within_arena(lowered: tvm.IRModule, core: str, arena_limit: Optional
         if not scratch_steps:
             return graph, plan, selection  # not caused by scratch: keep the faster kernels
         keep.update(over or scratch_steps)
+
+
+def _narrow_at_peak(lowered: tvm.IRModule, core: str, keep: set, variants: Dict[str, str], graph, plan, selection):
+    """(graph, plan, selection, variants) with the one-column convolution kernel for
+    every layer whose block kernel's scratch is live at the live-set peak, repeated
+    while the arena shrinks (a change that does not lower it is not made)."""
+    from .codegen.kernel_selection import NARROW_KERNELS, layer_name, select_kernels
+
+    while True:
+        peak = plan.live_peak
+        more = {layer_name(st.name): NARROW_KERNELS[st.kernel] for s, st in enumerate(graph.steps)
+                if st.kernel in NARROW_KERNELS and ("scratch", s) in plan.buffers and plan.live_bytes(s) == peak}
+        if not more:
+            break
+        trial = {**variants, **more}
+        g2, sel2 = select_kernels(KernelGraph.from_relax(lowered["main"]), core, keep, trial)
+        p2 = plan_arena(g2, steps_scratch(g2.steps))
+        if p2.arena_bytes >= plan.arena_bytes:
+            break
+        graph, plan, selection, variants = g2, p2, sel2, trial
+    return graph, plan, selection, variants
 
 
 def _fill_io_from_graph(imported: ImportedModel, graph: KernelGraph) -> None:

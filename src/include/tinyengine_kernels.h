@@ -1835,6 +1835,46 @@ void te_arm_conv2d_w16_s8(const te_conv_params* p, const int8_t* input,
 int32_t te_arm_conv2d_w16_s8_get_buffer_size(const te_conv_params* p);
 
 /**
+ * te_arm_conv2d_s8 computing one output pixel at a time (the "narrow"
+ * kernel variant): its im2col holds a single int16 column instead of a
+ * block of four, so its scratch is about a quarter (no partial block of
+ * outputs either), for more instructions (each filter word is loaded and
+ * unpacked once per pixel instead of once per four pixels).  Same results.
+ * @param p       as for te_arm_conv2d_s8.
+ * @param input   as for te_arm_conv2d_s8.
+ * @param packed  as for te_arm_conv2d_s8 (the same records).
+ * @param output  as for te_arm_conv2d_s8.
+ * @param scratch te_arm_conv2d_narrow_s8_get_buffer_size(p) bytes.
+ */
+void te_arm_conv2d_narrow_s8(const te_conv_params* p, const int8_t* input,
+                             const int8_t* packed, int8_t* output,
+                             void* scratch);
+
+/**
+ * Scratch of te_arm_conv2d_narrow_s8 (k4 as defined at te_arm_conv2d_s8):
+ * 2 * k4 (one int16 im2col column) + (input_c % 4 != 0 ?
+ * round_up4(k4 + kernel_w * input_c) : 0) (the int8 staging of the column)
+ * bytes.
+ */
+int32_t te_arm_conv2d_narrow_s8_get_buffer_size(const te_conv_params* p);
+
+/**
+ * te_arm_conv2d_w16_s8 computing one output pixel at a time (see
+ * te_arm_conv2d_narrow_s8).
+ * @param p       as for te_arm_conv2d_s8.
+ * @param input   as for te_arm_conv2d_s8.
+ * @param packed  as for te_arm_conv2d_w16_s8 (int16 filter records).
+ * @param output  as for te_arm_conv2d_s8.
+ * @param scratch te_arm_conv2d_narrow_w16_s8_get_buffer_size(p) bytes.
+ */
+void te_arm_conv2d_narrow_w16_s8(const te_conv_params* p, const int8_t* input,
+                                 const int8_t* packed, int8_t* output,
+                                 void* scratch);
+
+/** Scratch of te_arm_conv2d_narrow_w16_s8: the same as te_arm_conv2d_narrow_s8's. */
+int32_t te_arm_conv2d_narrow_w16_s8_get_buffer_size(const te_conv_params* p);
+
+/**
  * = te_depthwise_conv2d_s8 with depth_multiplier 1 and dilation 1 (any
  * kernel, stride and padding); also = te_depthwise_conv2d_inplace_s8 when
  * output == input (same in-place contract).

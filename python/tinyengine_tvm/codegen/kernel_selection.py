@@ -107,8 +107,9 @@ def _conv_constants(ed: _Editor, step: Step):
 
 
 def _select_conv(ed: _Editor, step: Step, variant: str = "dsp") -> None:
-    wide = {"w8": False, "w16": True}.get(variant)
-    kernel, packed, attrs = pack_conv(step.attrs, *_conv_constants(ed, step), wide=wide)
+    wide = {"w8": False, "w16": True, "narrow": False, "narrow_w16": True}.get(variant)
+    kernel, packed, attrs = pack_conv(step.attrs, *_conv_constants(ed, step), wide=wide,
+                                      narrow=variant in NARROW_VARIANTS)
     ed.rewrite(step, kernel, [0], [packed], ["packed"], attrs)
 
 
@@ -209,8 +210,15 @@ _HANDLERS: Dict[str, Callable[..., None]] = {
 #: "dsp" the default choice; "portable" the portable kernel; "w8"/"w16" a convolution's
 #: filter stored int8 or widened to int16 (more flash, fewer instructions) whatever its
 #: size; "generic" a depthwise convolution's generic entry point instead of its shape's
-#: specialized one.
-VARIANTS = ("dsp", "portable", "w8", "w16", "generic")
+#: specialized one; "narrow"/"narrow_w16" a convolution's one-column kernel
+#: (te_arm_conv2d_narrow_s8 / _w16_s8: im2col of one output pixel at a time, about a
+#: quarter of the scratch, more instructions) with its filter stored int8 or int16 (the
+#: memory variants: what ``compile(narrow_at_peak=True)`` gives the layers at the arena peak).
+VARIANTS = ("dsp", "portable", "w8", "w16", "generic", "narrow", "narrow_w16")
+
+#: The one-column convolution variants; the one for a layer whose kernel is now the block one.
+NARROW_VARIANTS = ("narrow", "narrow_w16")
+NARROW_KERNELS = {"te_arm_conv2d_s8": "narrow", "te_arm_conv2d_w16_s8": "narrow_w16"}
 
 
 def layer_name(step_name: str) -> str:
@@ -229,7 +237,7 @@ def _step_variants(step: Step) -> Tuple[str, ...]:
     if kernel not in _HANDLERS:
         return ()
     if kernel == "te_conv2d_s8":
-        return ("dsp", "portable", "w8", "w16")
+        return ("dsp", "portable", "w8", "w16", "narrow", "narrow_w16")
     if kernel in ("te_depthwise_conv2d_s8", "te_depthwise_conv2d_inplace_s8"):
         from ..kernels.arm import dw_specialized
 

@@ -136,6 +136,14 @@ def arm_conv_scratch(a: Dict) -> int:
     return 8 * k4 + (4 * a["output_c"] + 3) // 4 * 4 + stage
 
 
+def arm_conv_narrow_scratch(a: Dict) -> int:
+    """te_arm_conv2d_narrow_s8_get_buffer_size(): one int16 im2col column, the int8
+    staging of it (input_c % 4 != 0); no partial block."""
+    k4 = conv_k4(a)
+    stage = (k4 + a["kernel_w"] * a["input_c"] + 3) // 4 * 4 if a["input_c"] % 4 else 0
+    return 2 * k4 + stage
+
+
 def _arm_depthwise_specs() -> Dict[str, KernelSpec]:
     specs = {}
     for shape in ARM_DW_SHAPES:
@@ -193,4 +201,10 @@ ARM: Dict[str, KernelSpec] = {
         TAGGED["te_transpose_conv2d_s16"].macs, scratch=TAGGED["te_transpose_conv2d_s16"].scratch),
     "te_arm_conv2d_w16_s8": KernelSpec("CONV_2D", "arm/arm_conv_s8.cc", ["p", "in0", "in1", "out", "scratch"],
                                        "te_conv_params", conv_macs, scratch=arm_conv_scratch),
+    # the "narrow" kernel variant: one output pixel's im2col column at a time (less scratch, slower)
+    "te_arm_conv2d_narrow_s8": KernelSpec("CONV_2D", "arm/arm_conv_s8.cc", ["p", "in0", "in1", "out", "scratch"],
+                                          "te_conv_params", conv_macs, scratch=arm_conv_narrow_scratch),
+    "te_arm_conv2d_narrow_w16_s8": KernelSpec("CONV_2D", "arm/arm_conv_s8.cc",
+                                              ["p", "in0", "in1", "out", "scratch"], "te_conv_params", conv_macs,
+                                              scratch=arm_conv_narrow_scratch),
 }

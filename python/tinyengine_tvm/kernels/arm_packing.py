@@ -118,12 +118,14 @@ def fast_output(mult: int, shift: int, what: str) -> Tuple[int, int, int]:
 
 # --------------------------------------------------------------------------- per kernel family
 def pack_conv(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray,
-              wide: Optional[bool] = None) -> Packed:
+              wide: Optional[bool] = None, narrow: bool = False) -> Packed:
     """te_arm_conv2d_s8 (or its int16-filter variant te_arm_conv2d_w16_s8) for a te_conv2d_s8 step.
 
     ``wide``: store the filter widened to int16 (twice the flash, one unpacking
     instruction less per four multiply-accumulates); None: only filters of at
-    most W16_MAX_BYTES widened."""
+    most W16_MAX_BYTES widened. ``narrow``: the one-column entry point
+    (te_arm_conv2d_narrow_s8 / te_arm_conv2d_narrow_w16_s8: the same records,
+    a quarter of the im2col scratch, more instructions)."""
     cout = a["output_c"]
     k = a["kernel_h"] * a["kernel_w"] * a["input_c"]
     k4 = conv_k4(a)
@@ -144,6 +146,8 @@ def pack_conv(a: Dict, w: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift:
         # (k0, k2, k1, k3) per group, so the GEMM loads it without unpacking
         wide = rows.astype("<i2").reshape(cout, k4 // 4, 4)[:, :, [0, 2, 1, 3]].reshape(cout, k4)
         rows, kernel = np.ascontiguousarray(wide).view(np.int8), "te_arm_conv2d_w16_s8"
+    if narrow:
+        kernel = kernel.replace("te_arm_conv2d_", "te_arm_conv2d_narrow_")
     return kernel, pack_rows(q, rows), attrs
 
 

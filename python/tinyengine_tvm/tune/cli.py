@@ -49,6 +49,8 @@ def register(sub, int_option) -> None:
                         "(repeatable; the -o file's own records are always used)")
     t.add_argument("--no-kernel-search", action="store_true",
                    help="keep the default kernel of every layer (no per-layer variant search)")
+    t.add_argument("--no-narrow", action="store_true",
+                   help="do not try the one-column im2col at the arena peak for plans over the SRAM budget")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_tune)
 
@@ -126,6 +128,6 @@ def _cmd_tune(args) -> int:
     result = tune(args.model, board.name, sram_budget=args.sram_budget, trials=args.trials, strategy=args.strategy,
                   measurer=measurer, records_path=path, pool_size=args.pool, seed=args.seed,
                   progress=not args.no_progress, kernel_search=not args.no_kernel_search,
-                  prior_records=args.prior_records)
+                  prior_records=args.prior_records, narrow=not args.no_narrow)
     print(format_result(result))
     return 0

@@ -13,6 +13,11 @@ knob at a time, made explicit:
 - the kernel variants: the Cortex-M DSP kernels wherever the shapes allow, or
   the portable kernel wherever an optimized kernel's scratch would raise the
   arena (``keep_portable_arena``);
+- the im2col width at the peak (``narrow_at_peak``): the convolutions whose
+  im2col scratch is live at the arena peak take the one-column kernel (a
+  smaller arena, more instructions) while that lowers the arena. The pool does
+  not sample it: the tuner compiles a plan's narrow twin when the plan is over
+  the SRAM budget (:mod:`.tuner`);
 - per layer, a kernel variant (``kernels``: int8 or int16-widened filter,
   specialized or generic depthwise, portable; see
   ``codegen.kernel_selection.VARIANTS``). The pool samples only the plan-level
@@ -53,6 +58,7 @@ class TuningConfig:
     inplace_elementwise: bool = True
     memory_schedule: bool = True        #: memory-aware operator order (else the model's)
     keep_portable_arena: bool = False   #: portable kernels where DSP scratch would raise the arena
+    narrow_at_peak: bool = False        #: one-column im2col for the convolutions at the arena peak
     kernels: Tuple[Tuple[str, str], ...] = ()  #: (layer name, kernel variant), sorted; others default
 
     def __post_init__(self):
@@ -83,15 +89,18 @@ class TuningConfig:
             disabled.append("InplaceElementwise")
         if not self.memory_schedule:
             disabled.append("MemoryAwareSchedule")
-        return {"disabled_passes": disabled, "pass_config": config, "keep_portable_arena": self.keep_portable_arena,
-                "kernel_variants": dict(self.kernels)}
+        kwargs = {"disabled_passes": disabled, "pass_config": config, "keep_portable_arena": self.keep_portable_arena,
+                  "kernel_variants": dict(self.kernels)}
+        if self.narrow_at_peak:
+            kwargs["narrow_at_peak"] = True
+        return kwargs
 
     def to_json(self) -> Dict[str, Any]:
         """A JSON-able dict (every field; ``kernels`` as {layer: variant}, left out when empty
         so the keys of plan-only configurations stay what they were)."""
         d = asdict(self)
         d["kernels"] = dict(self.kernels)
-        for name in ("kernels", "stages"):  # newer knobs: absent at their default, so older keys hold
+        for name in ("kernels", "stages", "narrow_at_peak"):  # newer knobs: absent at their default, so older keys hold
             if not d[name]:
                 del d[name]
         return d
@@ -133,15 +142,19 @@ class TuningConfig:
         return replace(self, kernels=tuple((k, v) for k, v in kernels.items() if v != "dsp"))
 
 
-def search_space(dsp: bool = True) -> List[TuningConfig]:
+def search_space(dsp: bool = True, narrow: bool = False) -> List[TuningConfig]:
     """Every configuration, the default first. ``dsp``: the core has DSP kernels whose
-    scratch the portable fallback can avoid (else that knob is left out)."""
+    scratch the portable fallback can avoid (else that knob is left out). ``narrow``:
+    with the ``narrow_at_peak`` knob as well (DSP cores only; it doubles the space; the
+    tuner samples the space without it and adds narrow twins of the plans over budget)."""
     patch_plans = [(False, None, "auto", None)] + [(True, n, h, st) for n in PATCH_COUNTS for h in HALO_CACHE_FORMS
                                                    for st in STAGE_LIMITS]
     out = []
     for (patch, n, halo, st), dw, ew, sched, portable in itertools.product(
             patch_plans, (True, False), (True, False), (True, False), (False, True) if dsp else (False,)):
         out.append(TuningConfig(patch, n, halo, st, dw, ew, sched, portable))
+        if narrow and dsp:
+            out.append(TuningConfig(patch, n, halo, st, dw, ew, sched, portable, True))
     default = TuningConfig()
     out.remove(default)
     return [default] + out

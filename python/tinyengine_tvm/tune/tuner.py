@@ -3,12 +3,19 @@
 1. A pool of configurations (:func:`~.space.search_space`; the default compile
    first, then a seeded sample) is compiled: compiling is cheap next to a
    measurement, and it gives each configuration's arena, flash and layers.
+   On a core with DSP kernels, a configuration whose plan exceeds the SRAM
+   budget is compiled once more with ``narrow_at_peak`` (its convolutions at
+   the arena peak im2col one column at a time: less scratch, more
+   instructions), so that a fast plan just over the budget can still fit; so
+   is a ``keep_portable_arena`` configuration that kept portable kernels for
+   their scratch (the narrow kernel may fit there, much faster).
    Configurations whose plan exceeds the SRAM budget or the flash are dropped,
    as are those whose generated code is identical to one already kept.
 2. The default compile is measured first, so the result is never slower
-   than it (on a farm that measures several at once, the best-ranked plans
-   share its round; the variants of step 3 are one batch too). The rest are
-   measured in the order the strategy gives:
+   than it (when it is over the SRAM budget but its ``narrow_at_peak`` twin
+   fits, the twin takes its place; on a farm that measures several at once,
+   the best-ranked plans share its round, and the variants of step 3 are one
+   batch too). The rest are measured in the order the strategy gives:
    ``random`` (seeded), or ``xgb``: the per-layer XGBoost cost model
    (:mod:`.cost_model`; the one shipped for the core, else fitted on the first
    measurements) predicts each configuration's latency as the sum of its
@@ -40,7 +47,7 @@ import hashlib
 import os
 import random
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import TinyEngineError, UsageError
@@ -154,7 +161,7 @@ def _budgets(board, sram_budget: Optional[int]):
 def tune(model_path: str, board: str, *, sram_budget: Optional[int] = None, trials: int = 16,
          strategy: str = "xgb", measurer=None, records_path: Optional[str] = None, pool_size: Optional[int] = None,
          batch: int = 4, seed: int = 0, progress: bool = True, cost_model=None, kernel_search: bool = True,
-         prior_records: Sequence[str] = ()) -> TuneResult:
+         prior_records: Sequence[str] = (), narrow: bool = True) -> TuneResult:
     """Tune ``model_path`` for ``board`` (a board-table name); see the module docstring.
 
     ``measurer``: an object with ``name`` and ``measure_many(project_dirs)``
@@ -166,7 +173,9 @@ def tune(model_path: str, board: str, *, sram_budget: Optional[int] = None, tria
     ``kernel_search``: choose per-layer kernel variants for the best plan (cores
     with DSP; it takes a few of the ``trials``).
     ``prior_records``: records files (of any models) whose measured layer costs
-    the ranking and the kernel search reuse, besides ``records_path``."""
+    the ranking and the kernel search reuse, besides ``records_path``.
+    ``narrow``: compile the ``narrow_at_peak`` twin of every pool configuration whose
+    plan is over the SRAM budget (DSP cores)."""
     from ..targets.boards import get_board, qemu_board_for
 
     if strategy not in STRATEGIES:
@@ -199,6 +208,11 @@ def tune(model_path: str, board: str, *, sram_budget: Optional[int] = None, tria
         known = _known_costs(known_paths, b.core, unit) if unit else {}
         bar.set_description(f"compile {name}")
         cands = compile_candidates(model_path, configs, b.core, on_compiled=lambda: bar.update(1))
+        if narrow and b.core_info.dsp:
+            over = [c.config for c in cands if _narrow_may_help(c, budget)]
+            bar.total += len(over)
+            cands += compile_candidates(model_path, [replace(cfg, narrow_at_peak=True) for cfg in over], b.core,
+                                        on_compiled=lambda: bar.update(1))
         default = cands[0]
         if default.error:
             raise TinyEngineError(f"the default compile of {name} fails: {default.error}")
@@ -209,8 +223,14 @@ def tune(model_path: str, board: str, *, sram_budget: Optional[int] = None, tria
             seen.add(c.code_digest)
             feasible.append(c)
         if default not in feasible:
-            raise TinyEngineError(f"{name}'s default compile needs a {default.arena_bytes:,} B arena, over the "
-                                  f"{budget:,} B SRAM budget: nothing to tune within it")
+            # Over the budget, the default compile's narrow twin (if it fits) is the baseline.
+            twin = replace(default.config, narrow_at_peak=True)
+            default = next((c for c in feasible if c.config == twin), None)
+            if default is None:
+                raise TinyEngineError(f"{name}'s default compile needs a {cands[0].arena_bytes:,} B arena, over the "
+                                      f"{budget:,} B SRAM budget" + (", even with narrow_at_peak" if narrow and
+                                                                     b.core_info.dsp else "")
+                                      + ": nothing to tune within it")
         model = cost_model
         if strategy == "xgb" and model is None:
             from .cost_model import shipped
@@ -273,6 +293,18 @@ def tune(model_path: str, board: str, *, sram_budget: Optional[int] = None, tria
     best = min(_fitting(measured, b, budget, flash_budget), key=lambda c: c.latency)
     return TuneResult(name, b.name, measurer.name, _unit(measured), budget, default, best, measured, len(cands),
                       len(feasible), records_path, summary)
+
+
+def _narrow_may_help(c: Candidate, budget: int) -> bool:
+    """Whether ``c``'s ``narrow_at_peak`` twin is worth compiling: its plan is over the SRAM
+    budget, or it kept portable kernels where the DSP kernels' scratch would raise the arena
+    (``keep_portable_arena``: the narrow kernel, much faster than the portable one, may fit there)."""
+    if c.error or c.config.narrow_at_peak:
+        return False
+    if c.arena_bytes > budget:
+        return True
+    refused = (c.compiled.metadata.get("kernel_selection") or {}).get("refused", []) if c.compiled else []
+    return c.config.keep_portable_arena and any("scratch would raise the arena" in why for _, _, why in refused)
 
 
 def _fitting(measured: List[Candidate], board, budget: int, flash_budget: int) -> List[Candidate]:

@@ -15,6 +15,12 @@
 // stored widened to int16, in the lane order of the columns ((k0, k2), (k1,
 // k3) per group), 2 * k4 bytes per row, so nothing is unpacked.
 //
+// te_arm_conv2d_narrow_s8 / te_arm_conv2d_narrow_w16_s8 (same packed
+// filters): one output pixel at a time, im2col into ONE int16 column whose
+// groups are contiguous, computed two output channels at a time -- less scratch (2 * k4
+// bytes plus the stage), more instructions (each filter word is loaded and
+// unpacked once per pixel instead of once per four).
+//
 // Scratch: four int16 im2col columns (8 * k4 bytes), interleaved per group of
 // four K values -- [col0 g0][col1 g0][col2 g0][col3 g0][col0 g1]... (8 bytes
 // each), lanes (k0, k2, k1, k3) as SXTB16 makes them of four int8 values --
@@ -43,6 +49,9 @@ inline int32_t conv_k4(const te_conv_params* p) {
 // Bytes of the three scratch areas conv() carves (see the top of the file).
 inline int32_t cols_bytes(int32_t k4) { return kCols * k4 * 2; }
 inline int32_t partial_bytes(const te_conv_params* p) { return (4 * p->output_c + 3) & ~3; }
+// The narrow kernel's one column (groups of 2 words, contiguous).
+constexpr int32_t kNarrowStep = 2;
+inline int32_t narrow_col_bytes(int32_t k4) { return 2 * k4; }
 inline int32_t stage_bytes(const te_conv_params* p, int32_t k4) {
   return (p->input_c & 3) ? ((k4 + p->kernel_w * p->input_c + 3) & ~3) : 0;
 }
@@ -62,13 +71,17 @@ inline void put_group(word_t* dst, uint32_t v) {
   *reinterpret_cast<dword_t*>(dst) = lo | (hi << 32);  // one STRD (dst is 8-byte aligned)
 }
 
-// Widen `groups` words of int8 (four values each) into a column.
+// Widen `groups` words of int8 (four values each) into a column whose
+// groups are kStep words apart (kGroupWords in the interleaved block of four
+// columns, 2 in the narrow kernel's single column).
+template <int32_t kStep>
 inline void widen(const word_t* src, word_t* dst, int32_t groups) {
-  for (; groups > 0; --groups, dst += kGroupWords) put_group(dst, *src++);
+  for (; groups > 0; --groups, dst += kStep) put_group(dst, *src++);
 }
 
 // A column whose filter window lies partly outside the input (padding):
 // taps outside read the zero point.
+template <int32_t kStep>
 __attribute__((noinline)) void fill_border_column(const Geom& g, const int8_t* in, int32_t y0, int32_t x0,
                                                   word_t* dst, int8_t* stage) {
   if ((g.ic & 3) == 0) {
@@ -80,9 +93,9 @@ __attribute__((noinline)) void fill_border_column(const Geom& g, const int8_t* i
         const int32_t ix = x0 + kx * g.dw;
         if (row_in && ix >= 0 && ix < g.w) {
           const int8_t* s = in + (iy * g.w + ix) * g.ic;
-          for (int32_t c = g.ic >> 2; c > 0; --c, s += 4, dst += kGroupWords) put_group(dst, te_arm::load32(s));
+          for (int32_t c = g.ic >> 2; c > 0; --c, s += 4, dst += kStep) put_group(dst, te_arm::load32(s));
         } else {
-          for (int32_t c = g.ic >> 2; c > 0; --c, dst += kGroupWords) {
+          for (int32_t c = g.ic >> 2; c > 0; --c, dst += kStep) {
             dst[0] = pad;
             dst[1] = pad;
           }
@@ -120,11 +133,13 @@ __attribute__((noinline)) void fill_border_column(const Geom& g, const int8_t* i
     lin += a4;
     for (int32_t j = 0; j < b; ++j) *tail++ = rowbuf[a4 + j];
   }
-  widen(reinterpret_cast<const word_t*>(stage), dst, g.k4 >> 2);
+  widen<kStep>(reinterpret_cast<const word_t*>(stage), dst, g.k4 >> 2);
 }
 
 // Columns 0 .. ncols-1 of the interleaved buffer for ncols consecutive output
-// pixels from (oy, ox), input_c % 4 == 0.
+// pixels from (oy, ox), input_c % 4 == 0 (groups kStep words apart, see
+// widen; the narrow kernel fills one column, ncols == 1).
+template <int32_t kStep>
 void fill_block(const Geom& gm, const int8_t* in, int32_t oy, int32_t ox, int32_t ncols, int16_t* cols,
                 int8_t* stage) {
   const Geom g = gm;
@@ -141,7 +156,7 @@ void fill_block(const Geom& gm, const int8_t* in, int32_t oy, int32_t ox, int32_
     }
     word_t* dst = reinterpret_cast<word_t*>(cols) + 2 * n;
     if (y0 < 0 || x0 < 0 || y0 + y_last >= g.h || x0 + x_last >= g.w) {
-      fill_border_column(g, in, y0, x0, dst, stage);
+      fill_border_column<kStep>(g, in, y0, x0, dst, stage);
       continue;
     }
     const int8_t* row = in + (y0 * g.w + x0) * g.ic;
@@ -149,7 +164,7 @@ void fill_block(const Geom& gm, const int8_t* in, int32_t oy, int32_t ox, int32_
       const int8_t* tap = row;
       for (int32_t kx = g.kw; kx > 0; --kx, tap += tap_step) {
         const int8_t* s = tap;
-        for (int32_t c = words; c > 0; --c, s += 4, dst += kGroupWords) put_group(dst, te_arm::load32(s));
+        for (int32_t c = words; c > 0; --c, s += 4, dst += kStep) put_group(dst, te_arm::load32(s));
       }
     }
   }
@@ -169,6 +184,7 @@ struct SmallFill {
 // is 1) are groups of their own: for each row its 4a leading bytes, then the
 // b trailing bytes of all rows together, then zeros (the conv K order of
 // tinyengine_kernels.h); the stage holds the trailing bytes (zero beyond).
+template <int32_t kStep>
 void fill_block_small(const Geom& gm, const int8_t* in, int32_t oy, int32_t ox, int32_t ncols, int16_t* cols,
                       int8_t* stage) {
   const Geom g = gm;
@@ -189,7 +205,7 @@ void fill_block_small(const Geom& gm, const int8_t* in, int32_t oy, int32_t ox, 
     }
     word_t* dst = reinterpret_cast<word_t*>(cols) + 2 * n;
     if (g.dw != 1 || y0 < 0 || x0 < 0 || y0 + (g.kh - 1) * g.dh >= g.h || x0 + g.kw > g.w) {
-      fill_border_column(g, in, y0, x0, dst, stage);
+      fill_border_column<kStep>(g, in, y0, x0, dst, stage);
       continue;
     }
     const int8_t* row = in + (y0 * g.w + x0) * g.ic;
@@ -210,7 +226,7 @@ void fill_block_small(const Geom& gm, const int8_t* in, int32_t oy, int32_t ox, 
         "ldr %[v], [%[s]], #4\n\t"
         "sxtb16 %[t0], %[v]\n\t"
         "sxtb16 %[t1], %[v], ror #8\n\t"
-        "strd %[t0], %[t1], [%[dst]], #32\n\t"
+        "strd %[t0], %[t1], [%[dst]], %[st]\n\t"
         "subs %[n], %[n], #1\n\t"
         "bne 2b\n\t"
         "3:\n\t"
@@ -235,22 +251,22 @@ void fill_block_small(const Geom& gm, const int8_t* in, int32_t oy, int32_t ox, 
         "ldr %[v], [%[s]], #4\n\t"
         "sxtb16 %[t0], %[v]\n\t"
         "sxtb16 %[t1], %[v], ror #8\n\t"
-        "strd %[t0], %[t1], [%[dst]], #32\n\t"
+        "strd %[t0], %[t1], [%[dst]], %[st]\n\t"
         "subs %[n], %[n], #1\n\t"
         "bne 6b\n\t"
         "7:\n\t"
         : [row] "+r"(row), [dst] "+r"(dst), [rows] "+r"(rows), [tl] "=&r"(tail), [s] "=&r"(src),
           [n] "=&r"(cnt), [v] "=&r"(v), [t0] "=&r"(t0), [t1] "=&r"(t1)
-        : [sf] "r"(&sf)
+        : [sf] "r"(&sf), [st] "n"(kStep * 4)
         : "cc", "memory");
 #else
     int8_t* tail = sf.tail;
     for (int32_t ky = g.kh; ky > 0; --ky, row += sf.row_step) {
       const int8_t* s = row;
-      for (int32_t i = sf.words; i > 0; --i, s += 4, dst += kGroupWords) put_group(dst, te_arm::load32(s));
+      for (int32_t i = sf.words; i > 0; --i, s += 4, dst += kStep) put_group(dst, te_arm::load32(s));
       for (int32_t j = 0; j < sf.bytes; ++j) *tail++ = s[j];
     }
-    widen(reinterpret_cast<const word_t*>(sf.tail), dst, sf.tail_groups);
+    widen<kStep>(reinterpret_cast<const word_t*>(sf.tail), dst, sf.tail_groups);
 #endif
   }
 }
@@ -434,9 +450,10 @@ void gemm_block(const int8_t* w, int32_t groups, GemmCtx* ctx) {
 #endif
 }
 
-// All output channels of one column (of the interleaved buffer, starting at
-// `col`), written contiguously to out.
-template <bool kW16>
+// All output channels of one column (groups kStep words apart: of the
+// interleaved buffer, starting at `col`, or the narrow kernel's own column),
+// written contiguously to out.
+template <bool kW16, int32_t kStep>
 void gemm_column(const int8_t* w, int32_t groups, const int16_t* col, int8_t* out, const int8_t* w_end,
                  int32_t out_offset) {
   while (w != w_end) {
@@ -452,32 +469,32 @@ void gemm_column(const int8_t* w, int32_t groups, const int16_t* col, int8_t* ou
         __asm__ volatile(
             "1:\n\t"
             "ldrd %[wa], %[wv], [%[w]], #8\n\t"
-            "ldrd %[x0], %[x1], [%[c]], #32\n\t"
+            "ldrd %[x0], %[x1], [%[c]], %[st]\n\t"
             "smlad %[acc], %[x0], %[wa], %[acc]\n\t"
             "smlad %[acc], %[x1], %[wv], %[acc]\n\t"
             "subs %[n], %[n], #1\n\t"
             "bne 1b\n\t"
             : [acc] "+r"(acc), [w] "+r"(w), [c] "+r"(c), [n] "+r"(n), [wv] "=&r"(wv), [wa] "=&r"(wa),
               [x0] "=&r"(x0), [x1] "=&r"(x1)
-            :
+            : [st] "n"(kStep * 4)
             : "cc", "memory");
       } else __asm__ volatile(
           "1:\n\t"
           "ldr %[wv], [%[w]], #4\n\t"
           "sxtb16 %[wa], %[wv]\n\t"
           "sxtb16 %[wv], %[wv], ror #8\n\t"
-          "ldrd %[x0], %[x1], [%[c]], #32\n\t"
+          "ldrd %[x0], %[x1], [%[c]], %[st]\n\t"
           "smlad %[acc], %[x0], %[wa], %[acc]\n\t"
           "smlad %[acc], %[x1], %[wv], %[acc]\n\t"
           "subs %[n], %[n], #1\n\t"
           "bne 1b\n\t"
           : [acc] "+r"(acc), [w] "+r"(w), [c] "+r"(c), [n] "+r"(n), [wv] "=&r"(wv), [wa] "=&r"(wa),
             [x0] "=&r"(x0), [x1] "=&r"(x1)
-          :
+          : [st] "n"(kStep * 4)
           : "cc", "memory");
     }
 #else
-    for (int32_t g = 0; g < groups; ++g, c += kGroupWords) {
+    for (int32_t g = 0; g < groups; ++g, c += kStep) {
       if (kW16) {
         acc = te_arm::smlad(static_cast<int32_t>(c[0]), static_cast<int32_t>(te_arm::load32(w)), acc);
         acc = te_arm::smlad(static_cast<int32_t>(c[1]), static_cast<int32_t>(te_arm::load32(w + 4)), acc);
@@ -494,6 +511,111 @@ void gemm_column(const int8_t* w, int32_t groups, const int16_t* col, int8_t* ou
     memcpy(q, w, sizeof q);
     w += sizeof q;
     *out++ = te_arm::finish<true>(te_arm::requantize(acc, q[0], q[1], q[2]), out_offset, 0, 0);
+  }
+}
+
+// All output channels of the narrow kernel's column (groups contiguous), written
+// contiguously to out: two channels per pass over the column, so each column
+// word loaded serves two filter rows; a last odd channel by gemm_column.
+template <bool kW16>
+void gemm_narrow(const int8_t* packed, int32_t groups, int32_t cout, const int16_t* col, int8_t* out,
+                 int32_t out_offset) {
+  const int32_t rec = (kW16 ? 8 * groups : 4 * groups) + 16;  // bytes per output channel record
+  const int8_t* wa = packed;
+  for (int32_t o = 0; o + 1 < cout; o += 2, wa += 2 * rec) {
+    const int8_t* wb = wa + rec;
+    int32_t acc0, acc1;
+    memcpy(&acc0, wa, 4);
+    memcpy(&acc1, wb, 4);
+    const int8_t* pa = wa + 4;
+    const int8_t* pb = wb + 4;
+    const word_t* c = reinterpret_cast<const word_t*>(col);
+#if TE_ARM_DSP
+    int32_t n = groups;
+    uint32_t va, ua, vb, ub, x0, x1;
+    if (kW16) {
+      __asm__ volatile(
+          "1:\n\t"
+          "ldrd %[ua], %[va], [%[pa]], #8\n\t"
+          "ldrd %[ub], %[vb], [%[pb]], #8\n\t"
+          "ldrd %[x0], %[x1], [%[c]], #8\n\t"
+          "smlad %[acc0], %[x0], %[ua], %[acc0]\n\t"
+          "smlad %[acc0], %[x1], %[va], %[acc0]\n\t"
+          "smlad %[acc1], %[x0], %[ub], %[acc1]\n\t"
+          "smlad %[acc1], %[x1], %[vb], %[acc1]\n\t"
+          "subs %[n], %[n], #1\n\t"
+          "bne 1b\n\t"
+          : [acc0] "+r"(acc0), [acc1] "+r"(acc1), [pa] "+r"(pa), [pb] "+r"(pb), [c] "+r"(c), [n] "+r"(n),
+            [va] "=&r"(va), [ua] "=&r"(ua), [vb] "=&r"(vb), [ub] "=&r"(ub), [x0] "=&r"(x0), [x1] "=&r"(x1)
+          :
+          : "cc", "memory");
+    } else {
+      __asm__ volatile(
+          "1:\n\t"
+          "ldr %[va], [%[pa]], #4\n\t"
+          "ldr %[vb], [%[pb]], #4\n\t"
+          "ldrd %[x0], %[x1], [%[c]], #8\n\t"
+          "sxtb16 %[ua], %[va]\n\t"
+          "sxtb16 %[va], %[va], ror #8\n\t"
+          "smlad %[acc0], %[x0], %[ua], %[acc0]\n\t"
+          "smlad %[acc0], %[x1], %[va], %[acc0]\n\t"
+          "sxtb16 %[ub], %[vb]\n\t"
+          "sxtb16 %[vb], %[vb], ror #8\n\t"
+          "smlad %[acc1], %[x0], %[ub], %[acc1]\n\t"
+          "smlad %[acc1], %[x1], %[vb], %[acc1]\n\t"
+          "subs %[n], %[n], #1\n\t"
+          "bne 1b\n\t"
+          : [acc0] "+r"(acc0), [acc1] "+r"(acc1), [pa] "+r"(pa), [pb] "+r"(pb), [c] "+r"(c), [n] "+r"(n),
+            [va] "=&r"(va), [ua] "=&r"(ua), [vb] "=&r"(vb), [ub] "=&r"(ub), [x0] "=&r"(x0), [x1] "=&r"(x1)
+          :
+          : "cc", "memory");
+    }
+#else
+    for (int32_t g = 0; g < groups; ++g, c += kNarrowStep) {
+      int32_t a0, a1, b0, b1;
+      if (kW16) {
+        a0 = static_cast<int32_t>(te_arm::load32(pa));
+        a1 = static_cast<int32_t>(te_arm::load32(pa + 4));
+        b0 = static_cast<int32_t>(te_arm::load32(pb));
+        b1 = static_cast<int32_t>(te_arm::load32(pb + 4));
+        pa += 8;
+        pb += 8;
+      } else {
+        const uint32_t va = te_arm::load32(pa), vb = te_arm::load32(pb);
+        a0 = te_arm::sxtb16(va);
+        a1 = te_arm::sxtb16_ror8(va);
+        b0 = te_arm::sxtb16(vb);
+        b1 = te_arm::sxtb16_ror8(vb);
+        pa += 4;
+        pb += 4;
+      }
+      acc0 = te_arm::smlad(static_cast<int32_t>(c[0]), a0, acc0);
+      acc0 = te_arm::smlad(static_cast<int32_t>(c[1]), a1, acc0);
+      acc1 = te_arm::smlad(static_cast<int32_t>(c[0]), b0, acc1);
+      acc1 = te_arm::smlad(static_cast<int32_t>(c[1]), b1, acc1);
+    }
+#endif
+    int32_t q[3];
+    memcpy(q, pa, sizeof q);
+    out[o] = te_arm::finish<true>(te_arm::requantize(acc0, q[0], q[1], q[2]), out_offset, 0, 0);
+    memcpy(q, pb, sizeof q);
+    out[o + 1] = te_arm::finish<true>(te_arm::requantize(acc1, q[0], q[1], q[2]), out_offset, 0, 0);
+  }
+  if (cout & 1) {
+    gemm_column<kW16, kNarrowStep>(packed + (cout - 1) * rec, groups, col, out + cout - 1, packed + cout * rec,
+                                   out_offset);
+  }
+}
+
+// The fused activation, when narrower than int8 (the GEMMs saturate to int8):
+// clamp(saturate8(v), lo, hi) == clamp(v, lo, hi) for -128 <= lo <= hi <= 127.
+void clamp_outputs(const te_conv_params* p, int8_t* output) {
+  if (p->act_min == -128 && p->act_max == 127) return;
+  const int32_t n = p->batch * p->output_h * p->output_w * p->output_c;
+  for (int32_t i = 0; i < n; ++i) {
+    int32_t v = output[i];
+    v = v < p->act_min ? p->act_min : v;
+    output[i] = static_cast<int8_t>(v > p->act_max ? p->act_max : v);
   }
 }
 
@@ -530,9 +652,9 @@ void conv(const te_conv_params* p, const int8_t* input, const int8_t* packed, in
     for (int32_t pix = 0; pix < pixels; pix += kCols) {
       const int32_t ncols = pixels - pix < kCols ? pixels - pix : kCols;
       if (p->input_c & 3) {
-        fill_block_small(geom, in, oy, ox, ncols, cols, stage);
+        fill_block_small<kGroupWords>(geom, in, oy, ox, ncols, cols, stage);
       } else {
-        fill_block(geom, in, oy, ox, ncols, cols, stage);
+        fill_block<kGroupWords>(geom, in, oy, ox, ncols, cols, stage);
       }
       ox += ncols;
       while (ox >= p->output_w) {
@@ -541,7 +663,8 @@ void conv(const te_conv_params* p, const int8_t* input, const int8_t* packed, in
       }
       if (ncols <= 2) {  // one or two columns: cheaper one at a time than as a block of four
         for (int32_t n = 0; n < ncols; ++n) {
-          gemm_column<kW16>(packed, groups, cols + 4 * n, out + (pix + n) * cout, ctx.w_end, p->output_offset);
+          gemm_column<kW16, kGroupWords>(packed, groups, cols + 4 * n, out + (pix + n) * cout, ctx.w_end,
+                                         p->output_offset);
         }
         continue;
       }
@@ -550,15 +673,44 @@ void conv(const te_conv_params* p, const int8_t* input, const int8_t* packed, in
       if (ncols < kCols) memcpy(out + pix * cout, partial, static_cast<size_t>(ncols * cout));
     }
   }
-  if (p->act_min > -128 || p->act_max < 127) {
-    // clamp(saturate8(v), lo, hi) == clamp(v, lo, hi) for -128 <= lo <= hi <= 127.
-    const int32_t n = p->batch * pixels * cout;
-    for (int32_t i = 0; i < n; ++i) {
-      int32_t v = output[i];
-      v = v < p->act_min ? p->act_min : v;
-      output[i] = static_cast<int8_t>(v > p->act_max ? p->act_max : v);
+  clamp_outputs(p, output);
+}
+
+// The narrow kernel (te_arm_conv2d_narrow_s8): one output pixel at a time,
+// im2col into a single int16 column (groups contiguous, 2 words each) and
+// gemm_narrow over every output channel.  Scratch: that column, then the
+// stage when input_c % 4 != 0 -- no block of four columns, no partial block.
+template <bool kW16>
+void conv_narrow(const te_conv_params* p, const int8_t* input, const int8_t* packed, int8_t* output,
+                 void* scratch) {
+  const int32_t cout = p->output_c;
+  const int32_t k4 = conv_k4(p);
+  const int32_t groups = k4 >> 2;
+  const int32_t in_batch = p->input_h * p->input_w * p->input_c;
+  int16_t* col = static_cast<int16_t*>(scratch);
+  int8_t* stage = static_cast<int8_t*>(scratch) + narrow_col_bytes(k4);
+  const Geom geom = {p->input_c, -p->input_offset, p->kernel_h, p->kernel_w, p->stride_h, p->stride_w,
+                     p->dilation_h, p->dilation_w, p->pad_top, p->pad_left, p->input_h, p->input_w, k4,
+                     p->output_w};
+  const bool small = (p->input_c & 3) != 0;
+  if (small) {
+    for (int32_t i = 0; i < k4; ++i) stage[i] = 0;  // the K padding of the stage stays zero
+  }
+  int8_t* out = output;
+  for (int32_t b = 0; b < p->batch; ++b) {
+    const int8_t* in = input + b * in_batch;
+    for (int32_t oy = 0; oy < p->output_h; ++oy) {
+      for (int32_t ox = 0; ox < p->output_w; ++ox, out += cout) {
+        if (small) {
+          fill_block_small<kNarrowStep>(geom, in, oy, ox, 1, col, stage);
+        } else {
+          fill_block<kNarrowStep>(geom, in, oy, ox, 1, col, stage);
+        }
+        gemm_narrow<kW16>(packed, groups, cout, col, out, p->output_offset);
+      }
     }
   }
+  clamp_outputs(p, output);
 }
 
 }  // namespace
@@ -580,4 +732,23 @@ extern "C" int32_t te_arm_conv2d_s8_get_buffer_size(const te_conv_params* p) {
 
 extern "C" int32_t te_arm_conv2d_w16_s8_get_buffer_size(const te_conv_params* p) {
   return te_arm_conv2d_s8_get_buffer_size(p);
+}
+
+extern "C" void te_arm_conv2d_narrow_s8(const te_conv_params* p, const int8_t* input, const int8_t* packed,
+                                        int8_t* output, void* scratch) {
+  conv_narrow<false>(p, input, packed, output, scratch);
+}
+
+extern "C" void te_arm_conv2d_narrow_w16_s8(const te_conv_params* p, const int8_t* input, const int8_t* packed,
+                                            int8_t* output, void* scratch) {
+  conv_narrow<true>(p, input, packed, output, scratch);
+}
+
+extern "C" int32_t te_arm_conv2d_narrow_s8_get_buffer_size(const te_conv_params* p) {
+  const int32_t k4 = conv_k4(p);
+  return narrow_col_bytes(k4) + stage_bytes(p, k4);
+}
+
+extern "C" int32_t te_arm_conv2d_narrow_w16_s8_get_buffer_size(const te_conv_params* p) {
+  return te_arm_conv2d_narrow_s8_get_buffer_size(p);
 }
