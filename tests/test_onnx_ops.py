@@ -319,9 +319,23 @@ def _random_inputs(model_bytes, seed):
     return feeds
 
 
+def reference_session(model_bytes):
+    """onnxruntime executing the QDQ graph as written: basic graph optimizations only.
+
+    onnxruntime 1.32's extended optimizations (ORT_ENABLE_ALL, its default) rewrite some
+    float-I/O QDQ graphs into fused kernels that differ from its own unoptimized run of the
+    same graph by up to 12 output steps (measured on the float-I/O ``conv`` case, which this
+    compiler matches exactly at ORT_DISABLE_ALL and ORT_ENABLE_BASIC); the QDQ semantics is
+    the reference, not one release's fusion.
+    """
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+
+
 def compare_with_onnxruntime(compiled, model_bytes, seeds=SEEDS):
     """(share of exactly equal elements, largest difference in output steps) over ``seeds``."""
-    sess = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    sess = reference_session(model_bytes)
     equal = total = 0
     worst = 0.0
     for seed in seeds:
@@ -580,7 +594,7 @@ def test_tvmc_compile_and_run_onnx(tmp_path, capsys, int8_io):
     assert cli.main(["run", str(out), "--inputs", str(tmp_path / "in.npz"),
                      "--outputs", str(tmp_path / "out.npz")]) == 0
     got = np.load(tmp_path / "out.npz")["output"]
-    ref = ort.InferenceSession(buf, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    ref = reference_session(buf).run(None, feeds)[0]
     assert got.shape == ref.shape == (1, 10)
 
 
