@@ -96,6 +96,30 @@ void conv_grad_input(const te_conv_grad_params* p, const float* dy,
   }
 }
 
+// Adds g * (x + input_offset) over output pixel (oy, ox)'s receptive field
+// into one filter's gradient dw_oc [kernel_h, kernel_w, input_c].  Padding
+// taps are skipped: they hold the zero point, where (x + input_offset) == 0.
+// P is te_conv_grad_params or te_conv_sgd_params (the same geometry fields),
+// so the two weight-gradient paths take the same sums in the same order.
+template <typename P>
+inline void add_pixel_taps(const P* p, const int8_t* in_b, int32_t oy,
+                           int32_t ox, float g, float* dw_oc) {
+  const int32_t ic = p->input_c;
+  for (int32_t ky = 0; ky < p->kernel_h; ++ky) {
+    const int32_t iy = tap(oy, ky, p->stride_h, p->dilation_h, p->pad_top);
+    if (iy < 0 || iy >= p->input_h) continue;
+    for (int32_t kx = 0; kx < p->kernel_w; ++kx) {
+      const int32_t ix = tap(ox, kx, p->stride_w, p->dilation_w, p->pad_left);
+      if (ix < 0 || ix >= p->input_w) continue;
+      const int8_t* x = in_b + (iy * p->input_w + ix) * ic;
+      float* d = dw_oc + (ky * p->kernel_w + kx) * ic;
+      for (int32_t c = 0; c < ic; ++c) {
+        d[c] += g * static_cast<float>(x[c] + p->input_offset);
+      }
+    }
+  }
+}
+
 void conv_grad_weights(const te_conv_grad_params* p, const float* dy,
                        const int8_t* input, const float* scale, float* dw,
                        float* db) {
@@ -115,22 +139,7 @@ void conv_grad_weights(const te_conv_grad_params* p, const float* dy,
         for (int32_t oc = 0; oc < oc_n; ++oc) {
           const float g = dy_px[oc] * scale[oc] * p->input_scale;
           if (db) db[oc] += g;
-          if (!dw) continue;
-          float* dw_oc = dw + oc * f_size;
-          for (int32_t ky = 0; ky < p->kernel_h; ++ky) {
-            const int32_t iy = tap(oy, ky, p->stride_h, p->dilation_h, p->pad_top);
-            // Padding holds the zero point: (x + input_offset) == 0 there.
-            if (iy < 0 || iy >= p->input_h) continue;
-            for (int32_t kx = 0; kx < p->kernel_w; ++kx) {
-              const int32_t ix = tap(ox, kx, p->stride_w, p->dilation_w, p->pad_left);
-              if (ix < 0 || ix >= p->input_w) continue;
-              const int8_t* x = in_b + (iy * p->input_w + ix) * ic;
-              float* d = dw_oc + (ky * p->kernel_w + kx) * ic;
-              for (int32_t c = 0; c < ic; ++c) {
-                d[c] += g * static_cast<float>(x[c] + p->input_offset);
-              }
-            }
-          }
+          if (dw) add_pixel_taps(p, in_b, oy, ox, g, dw + oc * f_size);
         }
       }
     }
@@ -501,7 +510,8 @@ extern "C" void te_conv2d_sgd_s8(const te_conv_sgd_params* p, int8_t* filter,
                                  const float* grad_output, const int8_t* input,
                                  const float* filter_scale, void* scratch) {
   // Filter o's gradient takes the same sums in the same pixel order as
-  // conv_grad_weights, so the update is bit for bit the two-kernel path's.
+  // conv_grad_weights (add_pixel_taps), so the update is bit for bit the
+  // two-kernel path's.
   const int32_t ic = p->input_c;
   const int32_t oc_n = p->output_c;
   const int32_t f_size = p->kernel_h * p->kernel_w * ic;
@@ -521,19 +531,7 @@ extern "C" void te_conv2d_sgd_s8(const te_conv_sgd_params* p, int8_t* filter,
         for (int32_t ox = 0; ox < p->output_w; ++ox) {
           const float g = grad_output[((b * p->output_h + oy) * p->output_w + ox) * oc_n + o] *
                           filter_scale[o] * p->input_scale;
-          for (int32_t ky = 0; ky < p->kernel_h; ++ky) {
-            const int32_t iy = tap(oy, ky, p->stride_h, p->dilation_h, p->pad_top);
-            if (iy < 0 || iy >= p->input_h) continue;  // padding: (x + input_offset) == 0
-            for (int32_t kx = 0; kx < p->kernel_w; ++kx) {
-              const int32_t ix = tap(ox, kx, p->stride_w, p->dilation_w, p->pad_left);
-              if (ix < 0 || ix >= p->input_w) continue;
-              const int8_t* x = in_b + (iy * p->input_w + ix) * ic;
-              float* d = row + (ky * p->kernel_w + kx) * ic;
-              for (int32_t c = 0; c < ic; ++c) {
-                d[c] += g * static_cast<float>(x[c] + p->input_offset);
-              }
-            }
-          }
+          add_pixel_taps(p, in_b, oy, ox, g, row);
         }
       }
     }
