@@ -13,9 +13,6 @@ may be shared: a ratio means little without them.
 """
 import argparse
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +23,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "python"))
 import tinyengine_tvm as te  # noqa: E402
 from tinyengine_tvm.modelgen.default_model import default_model_path  # noqa: E402
 from tinyengine_tvm.runtime.project import random_inputs  # noqa: E402
-from tinyengine_tvm.runtime.rpc import MeasureJob, RpcPool, free_servers  # noqa: E402
+from tinyengine_tvm.runtime.rpc import MeasureJob, RpcPool  # noqa: E402
+from tinyengine_tvm.testing.local_farm import local_farm  # noqa: E402
 
 
 def main() -> int:
@@ -38,36 +36,12 @@ def main() -> int:
     ap.add_argument("--model", default=None, help="the model to measure (default: the built-in default model)")
     ap.add_argument("--profile", action="store_true", help="profile builds, as tvmc tune measures")
     args = ap.parse_args()
-    env = dict(os.environ, PYTHONPATH=os.path.join(HERE, "..", "python"))
     with tempfile.TemporaryDirectory(prefix="rpc-speedup-") as tmp:
         project = os.path.join(tmp, "project")
         te.compile(args.model or str(default_model_path())).export(project)
         meta = te.runtime.project.read_metadata(project)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        tracker, key = f"127.0.0.1:{port}", "speedup"
-        log = open(os.path.join(tmp, "farm.log"), "wb")
-        procs = [subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port",
-                                   str(port), "--port-end", str(port + 1), "--silent"],
-                                  stdout=log, stderr=log, env=env, start_new_session=True)]
-        try:
-            for n in range(args.servers):
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "tinyengine_tvm.rpc_server", "--tracker", tracker, "--key", key,
-                     "--device", "qemu", "--host", "127.0.0.1", "--name", f"s{n}",
-                     "--cache-dir", os.path.join(tmp, f"s{n}")], stdout=log, stderr=log, env=env,
-                    start_new_session=True))
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if free_servers(("127.0.0.1", port), key) == args.servers:
-                        break
-                except Exception:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("the servers did not register within 120 s")
-                time.sleep(0.3)
+        key = "speedup"
+        with local_farm(args.servers, key, tmp, os.path.join(tmp, "farm.log")) as tracker:
             jobs = [MeasureJob(project, random_inputs(meta["inputs"], i), number=args.number, profile=args.profile)
                     for i in range(args.jobs)]
             pool = RpcPool(tracker, key)
@@ -102,14 +76,6 @@ def main() -> int:
                                                              for k, (w, c) in phases.items()), flush=True)
             print(f"ratio {args.servers} vs 1 server(s): {times[args.servers] / times[1]:.2f}x "
                   f"(load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)")
-        finally:
-            for p in procs:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.wait()
-            log.close()
     return 0
 
 

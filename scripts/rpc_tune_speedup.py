@@ -16,9 +16,6 @@ a second, so the tuner's own compile of the pool dominates.
 """
 import argparse
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,60 +23,27 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))
 
-from tinyengine_tvm.runtime.rpc import free_servers  # noqa: E402
+from tinyengine_tvm.testing.local_farm import local_farm  # noqa: E402
 from tinyengine_tvm.tune import tune  # noqa: E402
 from tinyengine_tvm.tune.measure import RpcMeasurer  # noqa: E402
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_farm(servers: int, args, tmp: str) -> dict:
     """Start a farm of ``servers`` servers, tune through it, stop it; the run's figures."""
-    env = dict(os.environ, PYTHONPATH=os.path.join(HERE, "..", "python"))
-    port = _free_port()
-    tracker, key = f"127.0.0.1:{port}", f"farm{servers}"
-    log = open(os.path.join(tmp, f"farm{servers}.log"), "wb")
-    procs = [subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port",
-                               str(port), "--port-end", str(port + 1), "--silent"],
-                              stdout=log, stderr=log, env=env, start_new_session=True)]
-    try:
-        for n in range(servers):
-            cmd = [sys.executable, "-m", "tinyengine_tvm.rpc_server", "--tracker", tracker, "--key", key,
-                   "--device", "qemu", "--host", "127.0.0.1", "--name", f"s{n}", "--firmware", args.firmware,
-                   "--cache-dir", os.path.join(tmp, f"farm{servers}-s{n}")]
-            if args.firmware == "zephyr":
-                cmd += ["--zephyr-workspace", args.zephyr_workspace]
-            procs.append(subprocess.Popen(cmd, stdout=log, stderr=log, env=env, start_new_session=True))
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if free_servers(("127.0.0.1", port), key) == servers:
-                    break
-            except Exception:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the {servers} server(s) did not register within 180 s (log: {log.name})")
-            time.sleep(0.3)
+    extra = ["--firmware", args.firmware]
+    if args.firmware == "zephyr":
+        extra += ["--zephyr-workspace", args.zephyr_workspace]
+    key = f"farm{servers}"
+    with local_farm(servers, key, os.path.join(tmp, key), os.path.join(tmp, f"{key}.log"), extra,
+                    register_timeout=180) as tracker:
         load0 = os.getloadavg()[0]
         t = time.perf_counter()
         result = tune(args.model, args.board, trials=args.trials, pool_size=args.pool, seed=args.seed,
                       measurer=RpcMeasurer(tracker, key, seed=args.seed), progress=False,
-                      records_path=os.path.join(tmp, f"farm{servers}.jsonl"))
+                      records_path=os.path.join(tmp, f"{key}.jsonl"))
         wall = time.perf_counter() - t
-        return dict(servers=servers, wall=wall, measured=len(result.measured), best=result.best.latency,
-                    default=result.default.latency, unit=result.unit, load=(load0, os.getloadavg()[0]))
-    finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait()
-        log.close()
+    return dict(servers=servers, wall=wall, measured=len(result.measured), best=result.best.latency,
+                default=result.default.latency, unit=result.unit, load=(load0, os.getloadavg()[0]))
 
 
 def main() -> int:
